@@ -1,0 +1,85 @@
+/**
+ * The one test command (`npm test`, also what .ci/run calls): lint, type-check, bundle, then every
+ * unit and integration test with coverage, against a real local world — moto (AWS wire endpoint) and
+ * the test bed (etcd + kube-apiserver + kube-controller-manager) — started once for the whole run.
+ *   npm test                 everything (what CI runs)
+ *   npm test -- --unit       lint, type-check and unit tests only (no servers)
+ *   npm test -- FILE...      the given test files, with the world started
+ * A component that cannot start fails the run: integration tests never skip.
+ */
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+
+const { values, positionals } = parseArgs({
+  options: {
+    unit: { type: 'boolean', default: false },
+    'no-checks': { type: 'boolean', default: false },
+  },
+  allowPositionals: true,
+});
+
+const root = new URL('..', import.meta.url).pathname;
+
+function run(
+  command: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: root, env, stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+async function step(title: string, command: string, args: readonly string[]): Promise<void> {
+  process.stderr.write(`\n== ${title}\n`);
+  const code = await run(command, args);
+  if (code !== 0) {
+    process.stderr.write(`\n${title} failed (exit ${code})\n`);
+    process.exit(code);
+  }
+}
+
+const bin = (name: string): string => `${root}node_modules/.bin/${name}`;
+
+if (!values['no-checks']) {
+  await step('lint (biome)', bin('biome'), ['check', '.']);
+  await step('type-check (tsc)', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']);
+  await step('bundle (esbuild)', process.execPath, ['scripts/build.ts']);
+}
+
+const unitFiles = ['src/**/*.test.ts'];
+const allFiles = [...unitFiles, 'test/**/*.test.ts'];
+const files = positionals.length > 0 ? positionals : values.unit ? unitFiles : allFiles;
+const needsWorld = !values.unit && files.some((file) => !file.startsWith('src/'));
+
+const env: NodeJS.ProcessEnv = { ...process.env };
+const stops: Array<() => Promise<void>> = [];
+let exitCode = 1;
+try {
+  if (needsWorld) {
+    process.stderr.write('\n== starting the local world (moto + Kubernetes test bed)\n');
+    const { startWorld } = await import('../test/harness/world.ts');
+    const world = await startWorld();
+    stops.push(world.stop);
+    Object.assign(env, world.env);
+  }
+  process.stderr.write(`\n== tests: ${files.join(' ')}\n`);
+  exitCode = await run(
+    process.execPath,
+    [
+      '--test',
+      '--experimental-test-coverage',
+      '--test-coverage-include=src/**',
+      '--test-coverage-exclude=**/*.test.ts',
+      '--test-concurrency=2',
+      '--test-timeout=180000',
+      ...files,
+    ],
+    env,
+  );
+} finally {
+  for (const stop of stops.reverse()) await stop();
+}
+process.exit(exitCode);

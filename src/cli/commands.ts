@@ -1,0 +1,23 @@
+/** The command table: name, one-line summary, and a lazy import of the module that runs it. */
+export interface CommandModule {
+  /** Runs the command with its own arguments; resolves to the process exit code. */
+  run(args: readonly string[]): Promise<number>;
+}
+
+interface CommandEntry {
+  readonly summary: string;
+  readonly load: () => Promise<CommandModule>;
+}
+
+export const commands = {
+  fetch: {
+    summary: 'fetch the secrets of an objects spec and write them as files (atomically)',
+    load: () => import('./fetch.ts'),
+  },
+  version: {
+    summary: 'print the version',
+    load: () => import('./version.ts'),
+  },
+} satisfies Record<string, CommandEntry>;
+
+export type CommandName = keyof typeof commands;

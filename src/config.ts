@@ -1,0 +1,44 @@
+/**
+ * All environment and flag input, parsed once with zod at the edge and passed down as plain
+ * typed values. Nothing below src/cli reads process.env or argv.
+ */
+import { z } from 'zod';
+import { InvalidInputError } from './core/errors.ts';
+
+const nonEmpty = z.string().trim().min(1);
+
+const environmentSchema = z.object({
+  AWS_REGION: nonEmpty.optional(),
+  AWS_DEFAULT_REGION: nonEmpty.optional(),
+  AWS_ENDPOINT_URL: z.url().optional(),
+  SMK_OBJECTS: nonEmpty.optional(),
+  SMK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+});
+
+export interface Environment {
+  /** AWS_REGION, else AWS_DEFAULT_REGION. */
+  readonly region: string | undefined;
+  readonly awsEndpoint: string | undefined;
+  /** An objects spec given through the environment (the injected agent receives it this way). */
+  readonly objects: string | undefined;
+  readonly logLevel: string;
+}
+
+export function parseEnvironment(env: NodeJS.ProcessEnv): Environment {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = issue?.path.join('.') ?? 'environment';
+    throw new InvalidInputError(`environment variable ${name}: ${issue?.message ?? 'invalid'}`, {
+      subject: 'environment',
+      field: name,
+    });
+  }
+  const e = parsed.data;
+  return {
+    region: e.AWS_REGION ?? e.AWS_DEFAULT_REGION,
+    awsEndpoint: e.AWS_ENDPOINT_URL,
+    objects: e.SMK_OBJECTS,
+    logLevel: e.SMK_LOG_LEVEL ?? 'info',
+  };
+}

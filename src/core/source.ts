@@ -1,0 +1,56 @@
+/**
+ * The port through which the core reads secrets. src/aws implements it (with its cache, batching
+ * and identity handling); the core's payload pipeline only sees this interface, so the core
+ * stays free of AWS I/O and every role fetches the same way.
+ */
+import type { SmkError } from './errors.ts';
+
+export type ObjectType = 'secretsmanager' | 'ssmparameter';
+
+/** One thing to read: a secret or SSM parameter, in one region, at one version. */
+export interface SecretRequest {
+  readonly objectType: ObjectType;
+  /** Name or ARN, as the user wrote it. */
+  readonly id: string;
+  readonly region: string;
+  /** Secrets Manager VersionId, or the SSM parameter version number. */
+  readonly versionId?: string;
+  /** Secrets Manager VersionStage (default AWSCURRENT, always sent explicitly), or the SSM label. */
+  readonly versionStage?: string;
+}
+
+export interface SecretValue {
+  readonly request: SecretRequest;
+  /** Full ARN of the secret or parameter as AWS reports it. */
+  readonly arn: string;
+  readonly name: string;
+  /** Secrets Manager VersionId, or the SSM parameter version as a string. */
+  readonly versionId: string;
+  /** SecretString as UTF-8 bytes, or SecretBinary as raw bytes. */
+  readonly bytes: Uint8Array;
+  /** True when the value came from SecretBinary. */
+  readonly binary: boolean;
+}
+
+export type ReadResult =
+  | { readonly ok: true; readonly value: SecretValue }
+  | { readonly ok: false; readonly error: SmkError };
+
+/** What one secret's versions look like now, without reading its value. */
+export interface SecretVersions {
+  readonly arn: string;
+  readonly name: string;
+  /** VersionId → stages, as DescribeSecret/ListSecrets report them. */
+  readonly versionsToStages: ReadonlyMap<string, readonly string[]>;
+  /** Set when the secret is scheduled for deletion. */
+  readonly deletedDate?: Date;
+}
+
+/**
+ * Reads on behalf of one identity (already bound: the aws layer builds one reader per
+ * identity). Results come back in request order; one failing request never fails the others.
+ */
+export interface SecretReader {
+  read(requests: readonly SecretRequest[]): Promise<ReadResult[]>;
+  describe(request: SecretRequest): Promise<SecretVersions>;
+}

@@ -1,0 +1,80 @@
+/**
+ * ServiceAccount identity: which IAM role a ServiceAccount names (IRSA annotation) and a
+ * projected token for it (TokenRequest). The sync controller and the CSI provider both act as a
+ * namespace's ServiceAccount through these two calls.
+ */
+import { CoreV1Api } from '@kubernetes/client-node';
+import { InvalidInputError } from '../core/errors.ts';
+import { type KubeConfig, kubeError } from './client.ts';
+
+export const irsaRoleAnnotation = 'eks.amazonaws.com/role-arn';
+export const stsAudience = 'sts.amazonaws.com';
+const roleArnPattern = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+
+export interface ServiceAccountRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export interface ServiceAccounts {
+  /** The role ARN in the account's `eks.amazonaws.com/role-arn` annotation; InvalidInputError when absent or malformed. */
+  roleArn(ref: ServiceAccountRef): Promise<string>;
+  /** A short-lived projected token for the account with the given audience. */
+  token(
+    ref: ServiceAccountRef,
+    audience?: string,
+    expirationSeconds?: number,
+  ): Promise<{ token: string; expiresAt: Date }>;
+}
+
+export function createServiceAccounts(kubeConfig: KubeConfig): ServiceAccounts {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  return {
+    async roleArn(ref) {
+      const what = `ServiceAccount ${ref.namespace}/${ref.name}`;
+      const account = await core
+        .readNamespacedServiceAccount({ name: ref.name, namespace: ref.namespace })
+        .catch((error: unknown) => {
+          throw kubeError(error, what);
+        });
+      const roleArn = account.metadata?.annotations?.[irsaRoleAnnotation];
+      if (roleArn === undefined || roleArn.trim() === '') {
+        throw new InvalidInputError(
+          `${what} has no ${irsaRoleAnnotation} annotation naming the IAM role to assume`,
+          {
+            subject: what,
+            field: `metadata.annotations["${irsaRoleAnnotation}"]`,
+          },
+        );
+      }
+      if (!roleArnPattern.test(roleArn.trim())) {
+        throw new InvalidInputError(
+          `${what}: annotation ${irsaRoleAnnotation} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)`,
+          {
+            subject: what,
+            field: `metadata.annotations["${irsaRoleAnnotation}"]`,
+          },
+        );
+      }
+      return roleArn.trim();
+    },
+    async token(ref, audience = stsAudience, expirationSeconds = 3600) {
+      const what = `ServiceAccount ${ref.namespace}/${ref.name}`;
+      const request = await core
+        .createNamespacedServiceAccountToken({
+          name: ref.name,
+          namespace: ref.namespace,
+          body: { spec: { audiences: [audience], expirationSeconds } },
+        })
+        .catch((error: unknown) => {
+          throw kubeError(error, `TokenRequest for ${what}`);
+        });
+      const token = request.status?.token;
+      if (!token) throw kubeError(new Error('empty TokenRequest status'), `TokenRequest for ${what}`);
+      return {
+        token,
+        expiresAt: new Date(request.status?.expirationTimestamp ?? Date.now() + expirationSeconds * 1000),
+      };
+    },
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * The whole local world for one integration run: moto (AWS wire endpoint for Secrets Manager, SSM,
+ * STS, SQS) and the Kubernetes test bed. Started once by scripts/test.ts (and `npm run testbed`);
+ * the environment it returns is what every integration test process inherits.
+ */
+import { startTestBed } from '../testbed/index.ts';
+import { startMoto } from './moto.ts';
+
+export interface World {
+  /** Variables for child processes: AWS endpoint and dummy credentials, the bed's kubeconfig and info file. */
+  readonly env: Readonly<Record<string, string>>;
+  stop(): Promise<void>;
+}
+
+export async function startWorld(): Promise<World> {
+  const moto = await startMoto();
+  let bed: Awaited<ReturnType<typeof startTestBed>>;
+  try {
+    bed = await startTestBed();
+  } catch (error) {
+    await moto.stop();
+    throw error;
+  }
+  return {
+    env: {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      KUBECONFIG: bed.kubeConfigPath,
+      SMK_TEST_BED: bed.infoPath,
+    },
+    async stop() {
+      await bed.stop();
+      await moto.stop();
+    },
+  };
+}

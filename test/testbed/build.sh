@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds the test bed's real Kubernetes control plane (kube-apiserver, kube-controller-manager)
+# and etcd from the Go module proxy, and caches them outside the repo. Reuses a finished cache.
+#   usage: test/testbed/build.sh            -> prints the bin directory on its last line
+# Env: SMK_K8S_VERSION (default below), SMK_ETCD_VERSION, SMK_TESTBED_CACHE, SMK_GO_BUILD_PARALLEL.
+set -euo pipefail
+
+k8s_version="${SMK_K8S_VERSION:-v1.35.4}"
+etcd_version="${SMK_ETCD_VERSION:-v3.6.16}"
+cache_root="${SMK_TESTBED_CACHE:-$HOME/.cache/smk-testbed}"
+parallel="${SMK_GO_BUILD_PARALLEL:-2}"
+bin_dir="$cache_root/$k8s_version-etcd-$etcd_version/bin"
+stamp="$bin_dir/.complete"
+
+log() { printf '[testbed-build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+if [ -f "$stamp" ] && [ -x "$bin_dir/kube-apiserver" ] && [ -x "$bin_dir/kube-controller-manager" ] && [ -x "$bin_dir/etcd" ]; then
+  log "reusing cached binaries in $bin_dir"
+  echo "$bin_dir"
+  exit 0
+fi
+
+command -v go >/dev/null || { log "FATAL: go is not installed; the test bed is built from source with Go"; exit 1; }
+mkdir -p "$bin_dir"
+work="$cache_root/src"
+mkdir -p "$work"
+# Go's caches are kept (default locations) so a rebuild after a cache wipe of bin/ is fast.
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+export CGO_ENABLED=0
+
+# Progress while the long build runs: the Go toolchain prints nothing for minutes.
+heartbeat() { while sleep 30; do log "still building ($1)…"; done; }
+
+build_kubernetes() {
+  local dir="$work/kubernetes-$k8s_version"
+  mkdir -p "$dir"
+  cd "$dir"
+  log "resolving k8s.io/kubernetes@$k8s_version"
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@$k8s_version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  [ -n "$gomod" ] || { log "FATAL: could not download k8s.io/kubernetes@$k8s_version"; exit 1; }
+  local go_directive staging_version
+  go_directive=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod" | head -1)
+  # k8s.io/kubernetes requires its staging modules at v0.0.0 and points them at ./staging with
+  # replace lines that only apply inside its own repo. v1.X.Y pairs with staging v0.X.Y.
+  staging_version="v0.${k8s_version#v1.}"
+  {
+    echo "module smk.dev/testbed/kubernetes"
+    echo
+    echo "go $go_directive"
+    echo
+    echo "require k8s.io/kubernetes $k8s_version"
+    echo
+    echo "replace ("
+    sed -n 's/^[[:space:]]*\(k8s\.io\/[a-z0-9.\/-]*\) v0\.0\.0$/\1/p' "$gomod" | sort -u | while read -r module; do
+      echo "	$module => $module $staging_version"
+    done
+    echo ")"
+  } > go.mod
+  log "go.mod has $(grep -c '=>' go.mod) replace lines derived from k8s.io/kubernetes' go.mod"
+  cat > tools.go <<'GO'
+//go:build tools
+
+// Pins the commands' packages so `go mod tidy` records every dependency they need.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+GO
+  log "go mod tidy (downloads modules on the first run)"
+  go mod tidy
+  local minor="${k8s_version#v1.}"; minor="${minor%%.*}"
+  local ldflags="-s -w"
+  ldflags+=" -X k8s.io/component-base/version.gitVersion=$k8s_version"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
+  ldflags+=" -X k8s.io/component-base/version.gitMinor=$minor"
+  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  ldflags+=" -X k8s.io/component-base/version.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version"
+  log "compiling kube-apiserver and kube-controller-manager (-p $parallel; 10-30 minutes on 2 cores the first time)"
+  heartbeat kubernetes & local hb=$!
+  go build -p "$parallel" -trimpath -ldflags "$ldflags" -o "$bin_dir/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  kill "$hb" 2>/dev/null || true
+}
+
+build_etcd() {
+  local dir="$work/etcd-$etcd_version"
+  mkdir -p "$dir"
+  cd "$dir"
+  cat > go.mod <<GOMOD
+module smk.dev/testbed/etcd
+
+go 1.24
+
+require go.etcd.io/etcd/server/v3 $etcd_version
+GOMOD
+  cat > tools.go <<'GO'
+//go:build tools
+
+// The go.etcd.io/etcd/server/v3 module root is the etcd main package.
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+  log "resolving go.etcd.io/etcd/server/v3@$etcd_version"
+  go mod tidy
+  log "compiling etcd"
+  heartbeat etcd & local hb=$!
+  go build -p "$parallel" -trimpath -ldflags "-s -w" -o "$bin_dir/etcd" go.etcd.io/etcd/server/v3
+  kill "$hb" 2>/dev/null || true
+}
+
+started=$(date +%s)
+build_etcd
+build_kubernetes
+"$bin_dir/kube-apiserver" --version >&2
+"$bin_dir/etcd" --version | head -1 >&2
+touch "$stamp"
+log "done in $(( $(date +%s) - started ))s: $bin_dir"
+echo "$bin_dir"
