@@ -1,0 +1,528 @@
+/**
+ * Parses an objects spec in exactly the AWS Secrets Store CSI provider's (ASCP) `objects` format
+ * and validates it once, so every role gets a MountSpec it can trust.
+ *
+ * Rules are ASCP's (provider/secret_descriptor.go) or stricter:
+ * - ASCP's duplicate check looks at objectName/objectAlias/objectVersionLabel; we check the file
+ *   names actually produced (after pathTranslation), which also catches `a/b` vs `a_b` and a
+ *   name used as a file and as a directory.
+ * - An ARN's region wins over `region` for that object (ASCP refuses a mismatch; we read it
+ *   where it lives). A failover read of an ARN object needs a failoverObject.
+ * - filePermission may not set setuid/setgid/sticky bits; unquoted numbers are refused because
+ *   YAML reads `0644` as decimal 644.
+ */
+import { compile } from '@jmespath-community/jmespath';
+import { parse as parseYaml } from 'yaml';
+import * as z from 'zod';
+import { InvalidInputError } from './errors.ts';
+import {
+  jmesPathFileName,
+  type NamedFile,
+  nameConflicts,
+  objectFileName,
+  unsafeNameReason,
+} from './naming.ts';
+import type { ObjectType } from './source.ts';
+import type {
+  FailoverObject,
+  FileMode,
+  JmesPathEntry,
+  MountSpec,
+  ObjectSpec,
+  PathTranslation,
+} from './spec-types.ts';
+
+/** SecretProviderClass-style parameters; callers pass only these fields of their input. */
+export interface MountParams {
+  readonly objects: string | readonly unknown[];
+  readonly region?: string | undefined;
+  readonly failoverRegion?: string | undefined;
+  readonly pathTranslation?: string | undefined;
+}
+
+/** At most this many problems are listed in one error; the rest are counted. */
+const maxReportedProblems = 10;
+
+const regionPattern = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+const secretsManagerArnPattern = /^arn:(aws(?:-[a-z]+)*):secretsmanager:([^:]*):([^:]+):secret:([^:]+)$/;
+const ssmArnPattern = /^arn:(aws(?:-[a-z]+)*):ssm:([^:]*):([^:]+):parameter(\/.+)$/;
+const secretNamePattern = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+const parameterNamePattern = /^[A-Za-z0-9/_.-]{1,2048}$/;
+const secretVersionIdPattern = /^[A-Za-z0-9-]{32,64}$/;
+const parameterVersionPattern = /^[1-9][0-9]*$/;
+
+export interface ParsedArn {
+  readonly partition: string;
+  readonly objectType: ObjectType;
+  readonly region: string;
+  /** Kept as written: the account is not checked (docs print placeholders like `[111122223333]`). */
+  readonly account: string;
+  /** Secret name (with its random suffix), or parameter name (`/prod/db` for `parameter/prod/db`). */
+  readonly resourceName: string;
+}
+
+/** A Secrets Manager secret or SSM parameter ARN, or undefined when `text` is neither. */
+export function parseArn(text: string): ParsedArn | undefined {
+  const secret = secretsManagerArnPattern.exec(text);
+  if (secret) {
+    const [, partition = '', region = '', account = '', resourceName = ''] = secret;
+    if (!regionPattern.test(region)) return undefined;
+    return { partition, objectType: 'secretsmanager', region, account, resourceName };
+  }
+  const parameter = ssmArnPattern.exec(text);
+  if (parameter) {
+    const [, partition = '', region = '', account = '', path = ''] = parameter;
+    if (!regionPattern.test(region)) return undefined;
+    // `parameter/db` names the parameter `db`; `parameter/prod/db` names `/prod/db`.
+    const resourceName = path.indexOf('/', 1) === -1 ? path.slice(1) : path;
+    return { partition, objectType: 'ssmparameter', region, account, resourceName };
+  }
+  return undefined;
+}
+
+function typeName(input: unknown): string {
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'a list';
+  if (typeof input === 'object') return 'a mapping';
+  return `a ${typeof input}`;
+}
+
+/**
+ * YAML or JSON text → the list it holds. JSON is tried first (tabs and all); YAML errors are
+ * reduced to their first line (the text is a spec, never a secret value).
+ */
+export function parseObjectsText(text: string, subject: string): unknown[] {
+  const fail = (what: string): never => {
+    throw new InvalidInputError(`${subject}: objects ${what}`, { subject, field: 'objects' });
+  };
+  if (text.trim() === '') fail('is empty; expected a YAML or JSON list of objects');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    try {
+      parsed = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 });
+    } catch (error) {
+      const reason = error instanceof Error ? (error.message.split('\n')[0] ?? '') : 'unreadable';
+      fail(`is not valid YAML or JSON: ${reason}`);
+    }
+  }
+  if (!Array.isArray(parsed)) {
+    return fail(`must be a list (YAML sequence or JSON array) of objects, got ${typeName(parsed)}`);
+  }
+  return parsed;
+}
+
+// ---- shape and types (zod) -------------------------------------------------------------------
+
+const text = z
+  .string({
+    error: (issue) =>
+      issue.input === undefined ? 'is required' : `must be a string, got ${typeName(issue.input)}`,
+  })
+  .min(1, 'must not be empty');
+
+/** SSM parameter versions are numbers; YAML users write them unquoted. */
+const version = z.union([text, z.int().positive().transform(String)], {
+  error: (issue) => `must be a string or a whole number, got ${typeName(issue.input)}`,
+});
+
+const filePermission = z.unknown().transform((input, context): FileMode => {
+  const fail = (message: string): never => {
+    context.issues.push({ code: 'custom', message, input });
+    return z.NEVER;
+  };
+  if (typeof input === 'number') {
+    return fail('must be a quoted string like "0640" (an unquoted number loses its leading zero)');
+  }
+  if (typeof input !== 'string' || !/^[0-7]{4}$/.test(input)) {
+    return fail('must be four octal digits like "0640"');
+  }
+  if (input[0] !== '0')
+    return fail('must not set setuid, setgid or sticky bits; expected "0" as first digit');
+  return Number.parseInt(input, 8);
+});
+
+const objectTypeField = z.enum(['secretsmanager', 'ssmparameter'], {
+  error: (issue) =>
+    typeof issue.input === 'string'
+      ? `must be "secretsmanager" or "ssmparameter", got ${JSON.stringify(issue.input)}`
+      : `must be "secretsmanager" or "ssmparameter", got ${typeName(issue.input)}`,
+});
+
+const jmesPathEntryKeys = ['path', 'objectAlias', 'filePermission'] as const;
+const failoverObjectKeys = ['objectName', 'objectVersion', 'objectVersionLabel'] as const;
+const objectKeys = [
+  'objectName',
+  'objectType',
+  'objectAlias',
+  'objectVersion',
+  'objectVersionLabel',
+  'filePermission',
+  'jmesPath',
+  'failoverObject',
+] as const;
+
+const mappingError = (keys: readonly string[]) => (issue: { input: unknown }) =>
+  `must be a mapping with ${keys.join(', ')}; got ${typeName(issue.input)}`;
+
+const jmesPathEntrySchema = z.strictObject(
+  { path: text, objectAlias: text, filePermission: filePermission.optional() },
+  { error: mappingError(jmesPathEntryKeys) },
+);
+
+const failoverObjectSchema = z.strictObject(
+  { objectName: text, objectVersion: version.nullish(), objectVersionLabel: text.nullish() },
+  { error: mappingError(failoverObjectKeys) },
+);
+
+const objectSchema = z.strictObject(
+  {
+    objectName: text,
+    objectType: objectTypeField.nullish(),
+    objectAlias: text.nullish(),
+    objectVersion: version.nullish(),
+    objectVersionLabel: text.nullish(),
+    filePermission: filePermission.optional(),
+    jmesPath: z.array(jmesPathEntrySchema, { error: 'must be a list of {path, objectAlias}' }).nullish(),
+    failoverObject: failoverObjectSchema.nullish(),
+  },
+  { error: mappingError(objectKeys) },
+);
+
+type RawObject = z.infer<typeof objectSchema>;
+
+function fieldName(path: readonly PropertyKey[]): string {
+  let name = '';
+  for (const part of path) {
+    name += typeof part === 'number' ? `[${part}]` : `${name === '' ? '' : '.'}${String(part)}`;
+  }
+  return name;
+}
+
+function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
+  if (path[0] === 'jmesPath') return jmesPathEntryKeys;
+  if (path[0] === 'failoverObject') return failoverObjectKeys;
+  return objectKeys;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): { field: string; message: string } {
+  const field = fieldName(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    const names = issue.keys.map((key) => JSON.stringify(key)).join(', ');
+    const where = field === '' ? '' : `${field}: `;
+    return {
+      field: field === '' ? (issue.keys[0] ?? '') : field,
+      message: `${where}unknown field${issue.keys.length > 1 ? 's' : ''} ${names}; expected only ${allowedKeysAt(issue.path).join(', ')}`,
+    };
+  }
+  return { field, message: field === '' ? issue.message : `${field} ${issue.message}` };
+}
+
+// ---- meaning (what zod cannot say) -------------------------------------------------------------
+
+interface Problem {
+  readonly field: string;
+  readonly message: string;
+}
+
+interface TopLevel {
+  readonly region: string | undefined;
+  readonly failoverRegion: string | undefined;
+}
+
+function objectLabel(index: number, raw: unknown): string {
+  const name =
+    typeof raw === 'object' && raw !== null && 'objectName' in raw && typeof raw.objectName === 'string'
+      ? raw.objectName
+      : '';
+  return name === '' ? `objects[${index}]` : `objects[${index}] (${name})`;
+}
+
+function checkName(
+  name: string,
+  objectType: ObjectType,
+  field: string,
+  problems: Problem[],
+): ParsedArn | undefined {
+  if (name.startsWith('arn:')) {
+    const arn = parseArn(name);
+    if (!arn) {
+      problems.push({
+        field,
+        message: `${field} looks like an ARN but is not arn:<partition>:secretsmanager:<region>:<account>:secret:<name> or arn:<partition>:ssm:<region>:<account>:parameter/<name>`,
+      });
+    } else if (arn.objectType !== objectType) {
+      problems.push({
+        field,
+        message: `${field} is an ARN of a ${arn.objectType === 'secretsmanager' ? 'Secrets Manager secret' : 'SSM parameter'}, but the object is of type ${objectType}`,
+      });
+    }
+    return arn;
+  }
+  if (objectType === 'secretsmanager' && !secretNamePattern.test(name)) {
+    problems.push({
+      field,
+      message: `${field} must be a secret name (1–512 of A–Z a–z 0–9 / _ + = . @ -) or an ARN`,
+    });
+  }
+  if (objectType === 'ssmparameter' && !parameterNamePattern.test(name)) {
+    problems.push({
+      field,
+      message: `${field} must be a parameter name (1–2048 of A–Z a–z 0–9 / _ . -) or an ARN`,
+    });
+  }
+  return undefined;
+}
+
+function checkVersions(
+  objectType: ObjectType,
+  prefix: string,
+  versionId: string | null | undefined,
+  label: string | null | undefined,
+  problems: Problem[],
+): void {
+  if (versionId != null) {
+    if (objectType === 'ssmparameter' && !parameterVersionPattern.test(versionId)) {
+      problems.push({
+        field: `${prefix}objectVersion`,
+        message: `${prefix}objectVersion must be a parameter version number like "3" for an ssmparameter object`,
+      });
+    }
+    if (objectType === 'secretsmanager' && !secretVersionIdPattern.test(versionId)) {
+      problems.push({
+        field: `${prefix}objectVersion`,
+        message: `${prefix}objectVersion must be a secret VersionId (32–64 letters, digits or -)`,
+      });
+    }
+  }
+  // SSM addresses a parameter as name:version or name:label, never both.
+  if (objectType === 'ssmparameter' && versionId != null && label != null) {
+    problems.push({
+      field: `${prefix}objectVersion`,
+      message: `${prefix}objectVersion and ${prefix}objectVersionLabel cannot both be set for an ssmparameter object; expected one of them`,
+    });
+  }
+}
+
+function buildObject(
+  index: number,
+  raw: RawObject,
+  top: TopLevel,
+  problems: Problem[],
+): ObjectSpec | undefined {
+  const arnGuess = raw.objectName.startsWith('arn:') ? parseArn(raw.objectName) : undefined;
+  const objectType = raw.objectType ?? arnGuess?.objectType;
+  if (objectType === undefined) {
+    if (raw.objectName.startsWith('arn:'))
+      checkName(raw.objectName, 'secretsmanager', 'objectName', problems);
+    else {
+      problems.push({
+        field: 'objectType',
+        message:
+          'objectType is required unless objectName is an ARN; expected "secretsmanager" or "ssmparameter"',
+      });
+    }
+    return undefined;
+  }
+  const arn = checkName(raw.objectName, objectType, 'objectName', problems);
+  checkVersions(objectType, '', raw.objectVersion, raw.objectVersionLabel, problems);
+
+  const jmesPath: JmesPathEntry[] = [];
+  for (const [position, entry] of (raw.jmesPath ?? []).entries()) {
+    try {
+      compile(entry.path);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : 'unreadable';
+      problems.push({
+        field: `jmesPath[${position}].path`,
+        message: `jmesPath[${position}].path is not a valid JMESPath expression: ${reason}`,
+      });
+    }
+    jmesPath.push({
+      path: entry.path,
+      objectAlias: entry.objectAlias,
+      ...(entry.filePermission === undefined ? {} : { filePermission: entry.filePermission }),
+    });
+  }
+
+  let failoverObject: FailoverObject | undefined;
+  const failover = raw.failoverObject;
+  if (failover != null) {
+    if (top.failoverRegion === undefined) {
+      problems.push({
+        field: 'failoverObject',
+        message:
+          'failoverObject is set but the spec has no failoverRegion; expected failoverRegion next to region',
+      });
+    }
+    if (raw.objectAlias == null) {
+      problems.push({
+        field: 'objectAlias',
+        message:
+          'objectAlias is required when failoverObject is set, so the file name does not depend on the region that answered',
+      });
+    }
+    const failoverArn = checkName(failover.objectName, objectType, 'failoverObject.objectName', problems);
+    if (failoverArn && top.failoverRegion !== undefined && failoverArn.region !== top.failoverRegion) {
+      problems.push({
+        field: 'failoverObject.objectName',
+        message: `failoverObject.objectName is an ARN in ${failoverArn.region}; expected one in failoverRegion ${top.failoverRegion}`,
+      });
+    }
+    checkVersions(
+      objectType,
+      'failoverObject.',
+      failover.objectVersion,
+      failover.objectVersionLabel,
+      problems,
+    );
+    if ((failover.objectVersion ?? undefined) !== (raw.objectVersion ?? undefined)) {
+      problems.push({
+        field: 'failoverObject.objectVersion',
+        message:
+          'failoverObject.objectVersion must equal objectVersion (replicas share version ids); expected both unset or the same',
+      });
+    }
+    failoverObject = {
+      objectName: failover.objectName,
+      ...(failover.objectVersion == null ? {} : { objectVersion: failover.objectVersion }),
+      ...(failover.objectVersionLabel == null ? {} : { objectVersionLabel: failover.objectVersionLabel }),
+    };
+  } else if (arn && top.failoverRegion !== undefined) {
+    problems.push({
+      field: 'failoverObject',
+      message: `objectName is an ARN in ${arn.region}, which cannot be read in failoverRegion ${top.failoverRegion}; expected a failoverObject naming the failover copy`,
+    });
+  }
+  if (arn && top.failoverRegion !== undefined && arn.region === top.failoverRegion) {
+    problems.push({
+      field: 'objectName',
+      message: `objectName is an ARN in failoverRegion ${top.failoverRegion}; expected the primary copy in another region`,
+    });
+  }
+
+  return {
+    index,
+    objectName: raw.objectName,
+    objectType,
+    ...(arn ? { arnRegion: arn.region } : {}),
+    ...(raw.objectAlias == null ? {} : { objectAlias: raw.objectAlias }),
+    ...(raw.objectVersion == null ? {} : { objectVersion: raw.objectVersion }),
+    ...(raw.objectVersionLabel == null ? {} : { objectVersionLabel: raw.objectVersionLabel }),
+    ...(raw.filePermission === undefined ? {} : { filePermission: raw.filePermission }),
+    jmesPath,
+    ...(failoverObject ? { failoverObject } : {}),
+  };
+}
+
+function parsePathTranslation(value: string | undefined, problems: Problem[]): PathTranslation {
+  if (value === undefined || value === '') return '_';
+  const lower = value.toLowerCase();
+  if (lower === 'false') return false;
+  if (lower === 'true') return '_';
+  const characters = [...value];
+  if (characters.length !== 1 || value === '.' || value === '/' || value === '\0') {
+    problems.push({
+      field: 'pathTranslation',
+      message: `pathTranslation must be "False", "True" or one character other than ".", "/" and NUL, got ${JSON.stringify(value)}`,
+    });
+    return '_';
+  }
+  return value;
+}
+
+function parseRegion(field: string, value: string | undefined, problems: Problem[]): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!regionPattern.test(value)) {
+    problems.push({
+      field,
+      message: `${field} must be an AWS region like "us-east-1", got ${JSON.stringify(value)}`,
+    });
+    return undefined;
+  }
+  return value;
+}
+
+function fail(subject: string, problems: readonly Problem[]): never {
+  const shown = problems.slice(0, maxReportedProblems).map((problem) => problem.message);
+  if (problems.length > maxReportedProblems) shown.push(`and ${problems.length - maxReportedProblems} more`);
+  throw new InvalidInputError(`${subject}: ${shown.join('; ')}`, {
+    subject,
+    ...(problems[0] ? { field: problems[0].field } : {}),
+  });
+}
+
+/**
+ * Validates a whole mount spec. Throws one InvalidInputError listing every problem, each naming
+ * the object (`objects[1] (db)`), the field and what was expected; never a secret value.
+ */
+export function parseMountSpec(params: MountParams, subject: string): MountSpec {
+  const rawObjects =
+    typeof params.objects === 'string' ? parseObjectsText(params.objects, subject) : params.objects;
+  const problems: Problem[] = [];
+  const region = parseRegion('region', params.region, problems);
+  const failoverRegion = parseRegion('failoverRegion', params.failoverRegion, problems);
+  if (region !== undefined && region === failoverRegion) {
+    problems.push({
+      field: 'failoverRegion',
+      message: `failoverRegion must differ from region (both are ${region})`,
+    });
+  }
+  const pathTranslation = parsePathTranslation(params.pathTranslation, problems);
+  if (rawObjects.length === 0) {
+    problems.push({ field: 'objects', message: 'objects lists no objects; expected at least one' });
+  }
+  if (problems.length > 0) fail(subject, problems);
+
+  const top: TopLevel = { region, failoverRegion };
+  const objects: ObjectSpec[] = [];
+  for (const [index, raw] of rawObjects.entries()) {
+    const label = objectLabel(index, raw);
+    const here: Problem[] = [];
+    const result = objectSchema.safeParse(raw);
+    const object = result.success ? buildObject(index, result.data, top, here) : undefined;
+    if (!result.success) here.push(...result.error.issues.map(describeIssue));
+    for (const problem of here)
+      problems.push({ field: problem.field, message: `${label}: ${problem.message}` });
+    if (object && here.length === 0) objects.push(object);
+  }
+  if (problems.length > 0) fail(subject, problems);
+
+  const files: NamedFile[] = [];
+  for (const object of objects) {
+    const origin = objectLabel(object.index, object);
+    files.push({
+      name: objectFileName(object, pathTranslation),
+      origin,
+      field: object.objectAlias === undefined ? 'objectName' : 'objectAlias',
+    });
+    for (const [position, entry] of object.jmesPath.entries()) {
+      files.push({
+        name: jmesPathFileName(entry, pathTranslation),
+        origin,
+        field: `jmesPath[${position}].objectAlias`,
+      });
+    }
+  }
+  for (const file of files) {
+    const reason = unsafeNameReason(file.name);
+    if (reason !== undefined) {
+      problems.push({
+        field: file.field,
+        message: `${file.origin}: ${file.field} gives file name ${JSON.stringify(file.name)}, which ${reason}; expected a relative name inside the target directory`,
+      });
+    }
+  }
+  if (problems.length === 0) {
+    problems.push(...nameConflicts(files));
+  }
+  if (problems.length > 0) fail(subject, problems);
+
+  return {
+    objects,
+    ...(region === undefined ? {} : { region }),
+    ...(failoverRegion === undefined ? {} : { failoverRegion }),
+    pathTranslation,
+  };
+}
