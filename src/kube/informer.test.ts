@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createInformer, type ListResult, type ListWatchSource, type WatchEventType } from './informer.ts';
+import type { Clock } from './queue.ts';
+
+interface Thing {
+  metadata: { name: string; namespace: string; resourceVersion: string };
+  value?: string;
+}
+
+function thing(name: string, resourceVersion: string, value = ''): Thing {
+  return { metadata: { name, namespace: 'ns', resourceVersion }, value };
+}
+
+interface OpenWatch {
+  readonly from: string;
+  send(type: WatchEventType, object: Thing | { code: number }): void;
+  end(error?: unknown): void;
+  aborted: boolean;
+}
+
+/** A source whose list answers and watch streams the test drives by hand. */
+function scriptedSource() {
+  const lists: Array<ListResult<Thing> | Error> = [];
+  const watches: OpenWatch[] = [];
+  let listCalls = 0;
+  const source: ListWatchSource<Thing> = {
+    async list() {
+      listCalls += 1;
+      const next = lists.shift();
+      if (next === undefined) throw new Error('no list scripted');
+      if (next instanceof Error) throw next;
+      return next;
+    },
+    async watch(from, onEvent, onDone) {
+      const open: OpenWatch = {
+        from,
+        aborted: false,
+        send: (type, object) => onEvent(type, object),
+        end: (error) => onDone(error ?? null),
+      };
+      watches.push(open);
+      return {
+        abort() {
+          open.aborted = true;
+        },
+      };
+    },
+  };
+  return {
+    source,
+    lists,
+    watches,
+    get listCalls() {
+      return listCalls;
+    },
+  };
+}
+
+function manualClock(): Clock & { advance(ms: number): void } {
+  let now = 0;
+  let timers: Array<{ at: number; callback: () => void; live: boolean }> = [];
+  return {
+    now: () => now,
+    schedule(callback, ms) {
+      const timer = { at: now + ms, callback, live: true };
+      timers.push(timer);
+      return () => {
+        timer.live = false;
+      };
+    },
+    advance(ms) {
+      const until = now + ms;
+      for (;;) {
+        const next = timers.filter((t) => t.live && t.at <= until).sort((a, b) => a.at - b.at)[0];
+        if (!next) break;
+        now = next.at;
+        next.live = false;
+        next.callback();
+      }
+      timers = timers.filter((t) => t.live);
+      now = until;
+    },
+  };
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function recorder() {
+  const events: string[] = [];
+  return {
+    events,
+    handlers: {
+      add: (t: Thing) => events.push(`add ${t.metadata.name}@${t.metadata.resourceVersion}`),
+      update: (t: Thing, old: Thing) =>
+        events.push(
+          `update ${t.metadata.name}@${old.metadata.resourceVersion}->${t.metadata.resourceVersion}`,
+        ),
+      delete: (t: Thing) => events.push(`delete ${t.metadata.name}`),
+    },
+  };
+}
+
+describe('supervised informer', () => {
+  it('lists, then watches from the list resourceVersion and keeps the cache', async () => {
+    const script = scriptedSource();
+    script.lists.push({ items: [thing('a', '1'), thing('b', '2')], resourceVersion: '10' });
+    const clock = manualClock();
+    const informer = createInformer(script.source, { name: 't', clock });
+    const seen = recorder();
+    informer.addHandlers(seen.handlers);
+    await informer.start();
+    await settle();
+    assert.equal(informer.synced, true);
+    assert.equal(script.watches[0]?.from, '10');
+    script.watches[0]?.send('MODIFIED', thing('a', '11', 'x'));
+    script.watches[0]?.send('MODIFIED', thing('a', '11', 'x'));
+    script.watches[0]?.send('DELETED', thing('b', '12'));
+    script.watches[0]?.send('ADDED', thing('c', '13'));
+    assert.deepEqual(seen.events, ['add a@1', 'add b@2', 'update a@1->11', 'delete b', 'add c@13']);
+    assert.equal(informer.get('ns', 'a')?.value, 'x');
+    assert.deepEqual(
+      informer.list().map((t) => t.metadata.name),
+      ['a', 'c'],
+    );
+    informer.stop();
+  });
+
+  it('resumes the watch from the last resourceVersion after a clean close', async () => {
+    const script = scriptedSource();
+    script.lists.push({ items: [], resourceVersion: '5' });
+    const informer = createInformer(script.source, { name: 't', clock: manualClock() });
+    await informer.start();
+    await settle();
+    script.watches[0]?.send('ADDED', thing('a', '7'));
+    script.watches[0]?.send('BOOKMARK', { metadata: { name: '', namespace: '', resourceVersion: '9' } });
+    script.watches[0]?.end();
+    await settle();
+    assert.equal(script.listCalls, 1, 'a clean close must not relist');
+    assert.equal(script.watches[1]?.from, '9');
+    informer.stop();
+  });
+
+  it('relists at once on 410 Gone, diffing the cache (deletes missed while away)', async () => {
+    const script = scriptedSource();
+    script.lists.push({ items: [thing('a', '1'), thing('b', '2')], resourceVersion: '10' });
+    script.lists.push({ items: [thing('a', '20')], resourceVersion: '21' });
+    const informer = createInformer(script.source, { name: 't', clock: manualClock() });
+    const seen = recorder();
+    informer.addHandlers(seen.handlers);
+    await informer.start();
+    await settle();
+    script.watches[0]?.send('ERROR', { code: 410 });
+    script.watches[0]?.end();
+    await settle();
+    assert.equal(script.listCalls, 2);
+    assert.deepEqual(seen.events.slice(2), ['update a@1->20', 'delete b']);
+    assert.equal(script.watches[1]?.from, '21');
+    informer.stop();
+  });
+
+  it('restarts with backoff after a watch error and reports unhealthy meanwhile', async () => {
+    const script = scriptedSource();
+    script.lists.push({ items: [], resourceVersion: '1' });
+    script.lists.push(new Error('connection refused'));
+    script.lists.push({ items: [thing('a', '3')], resourceVersion: '3' });
+    const clock = manualClock();
+    const informer = createInformer(script.source, {
+      name: 't',
+      clock,
+      restartBackoff: { baseMs: 100, maxMs: 1000, jitter: 0 },
+    });
+    await informer.start();
+    await settle();
+    script.watches[0]?.end(Object.assign(new Error('reset'), { statusCode: 500 }));
+    assert.equal(informer.healthy, false);
+    clock.advance(100);
+    await settle();
+    assert.equal(script.listCalls, 2, 'first retry lists and fails');
+    assert.equal(informer.healthy, false);
+    clock.advance(150);
+    await settle();
+    assert.equal(script.listCalls, 2, 'second retry waits twice as long');
+    clock.advance(50);
+    await settle();
+    assert.equal(script.listCalls, 3);
+    assert.equal(informer.healthy, true);
+    assert.ok(informer.get('ns', 'a'));
+    informer.stop();
+  });
+
+  it('relists periodically even when the watch looks fine', async () => {
+    const script = scriptedSource();
+    script.lists.push({ items: [thing('a', '1')], resourceVersion: '1' });
+    script.lists.push({ items: [thing('a', '1'), thing('z', '4')], resourceVersion: '4' });
+    const clock = manualClock();
+    const informer = createInformer(script.source, { name: 't', clock, relistIntervalMs: 1000 });
+    const seen = recorder();
+    informer.addHandlers(seen.handlers);
+    await informer.start();
+    await settle();
+    clock.advance(1000);
+    await settle();
+    assert.equal(script.watches[0]?.aborted, true, 'the old stream is closed');
+    assert.deepEqual(seen.events, ['add a@1', 'add z@4'], 'an unchanged object is not re-announced');
+    informer.stop();
+  });
+
+  it('the watchdog restarts a stream that went silent', async () => {
+    const script = scriptedSource();
+    script.lists.push({ items: [], resourceVersion: '1' });
+    script.lists.push({ items: [], resourceVersion: '2' });
+    const clock = manualClock();
+    const informer = createInformer(script.source, { name: 't', clock, silenceMs: 1000 });
+    await informer.start();
+    await settle();
+    clock.advance(500);
+    script.watches[0]?.send('BOOKMARK', { metadata: { name: '', namespace: '', resourceVersion: '1' } });
+    clock.advance(1000);
+    await settle();
+    assert.equal(script.listCalls, 1, 'a bookmark is a sign of life');
+    clock.advance(1000);
+    await settle();
+    assert.equal(script.listCalls, 2);
+    assert.equal(script.watches[0]?.aborted, true);
+    informer.stop();
+  });
+
+  it('a failing handler does not stop the others', async () => {
+    const script = scriptedSource();
+    script.lists.push({ items: [thing('a', '1')], resourceVersion: '1' });
+    const informer = createInformer(script.source, { name: 't', clock: manualClock() });
+    const seen = recorder();
+    informer.addHandlers({
+      add() {
+        throw new Error('boom');
+      },
+    });
+    informer.addHandlers(seen.handlers);
+    await informer.start();
+    assert.deepEqual(seen.events, ['add a@1']);
+    informer.stop();
+  });
+});
