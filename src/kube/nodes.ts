@@ -1,0 +1,26 @@
+/**
+ * Node facts read through the API: the region a node runs in, from its well-known topology
+ * label (set by the cloud provider on EKS), for roles that must pick a default AWS region.
+ */
+import { CoreV1Api } from '@kubernetes/client-node';
+import { type KubeConfig, kubeError } from './client.ts';
+
+export const regionLabel = 'topology.kubernetes.io/region';
+
+export interface Nodes {
+  /** The node's `topology.kubernetes.io/region` label, or undefined when it has none. */
+  region(nodeName: string): Promise<string | undefined>;
+}
+
+export function createNodes(kubeConfig: KubeConfig): Nodes {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  return {
+    async region(nodeName) {
+      const node = await core.readNode({ name: nodeName }).catch((error: unknown) => {
+        throw kubeError(error, `Node ${nodeName}`);
+      });
+      const region = node.metadata?.labels?.[regionLabel]?.trim();
+      return region ? region : undefined;
+    },
+  };
+}
