@@ -1,0 +1,57 @@
+/**
+ * `npm run testbed`: the whole local world (moto + the Kubernetes test bed) for a person or a
+ * script. Once everything is ready it prints `export NAME=value` lines on stdout in one write
+ * (progress goes to stderr), e.g. for a script:
+ *   npm run -s testbed > world.env &   until grep -q SMK_TEST_BED world.env; do sleep 1; done; . ./world.env
+ * It stays up until Ctrl-C / SIGTERM, then stops what it started and removes its temp dir.
+ */
+import { startWorld, type World } from '../harness/world.ts';
+
+function shellQuote(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+let world: World;
+try {
+  world = await startWorld();
+} catch (error) {
+  process.stderr.write(
+    `[testbed] could not start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+}
+
+process.stdout.write(
+  Object.entries(world.env)
+    .map(([name, value]) => `export ${name}=${shellQuote(value)}\n`)
+    .join(''),
+);
+process.stderr.write('[testbed] up; press Ctrl-C (or send SIGTERM) to stop and clean up\n');
+
+// Child processes keep the event loop alive too, but the wait must not depend on them.
+const keepAlive = setInterval(() => {}, 1 << 30);
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) {
+    process.stderr.write(`[testbed] ${signal} again: exiting without cleanup\n`);
+    process.exit(130);
+  }
+  stopping = true;
+  process.stderr.write(`[testbed] ${signal}: stopping\n`);
+  clearInterval(keepAlive);
+  try {
+    await world.stop();
+    process.stderr.write('[testbed] stopped\n');
+    process.exit(0);
+  } catch (error) {
+    process.stderr.write(
+      `[testbed] cleanup failed: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    process.exit(1);
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, (received) => {
+    void shutdown(received);
+  });
+}
