@@ -1,0 +1,500 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  AccessDeniedError,
+  InvalidInputError,
+  NotFoundError,
+  type SmkError,
+  ThrottledError,
+  TooLargeError,
+  TransientError,
+} from './errors.ts';
+import { planRequests, resolvePayloads } from './payloads.ts';
+import type { ReadResult, SecretReader, SecretRequest, SecretValue, SecretVersions } from './source.ts';
+import { parseMountSpec } from './spec.ts';
+import type { MountSpec } from './spec-types.ts';
+
+const S = 'SecretProviderClass default/aws-secrets';
+const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+
+interface StoredVersion {
+  readonly versionId: string;
+  readonly stages: readonly string[];
+  readonly bytes: Uint8Array;
+  readonly binary: boolean;
+}
+
+/** A test double for the SecretReader port: secrets by region and id, failures injected per secret. */
+class MemoryReader implements SecretReader {
+  readonly calls: SecretRequest[][] = [];
+  readonly #secrets = new Map<string, StoredVersion[]>();
+  readonly #failures = new Map<string, SmkError>();
+
+  put(
+    region: string,
+    id: string,
+    value: string | Uint8Array,
+    versionId = 'v1',
+    stages = ['AWSCURRENT'],
+  ): this {
+    const binary = typeof value !== 'string';
+    const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : value;
+    const versions = this.#secrets.get(`${region}|${id}`) ?? [];
+    versions.push({ versionId, stages, bytes, binary });
+    this.#secrets.set(`${region}|${id}`, versions);
+    return this;
+  }
+
+  fail(region: string, id: string, error: SmkError): this {
+    this.#failures.set(`${region}|${id}`, error);
+    return this;
+  }
+
+  async read(requests: readonly SecretRequest[]): Promise<ReadResult[]> {
+    this.calls.push([...requests]);
+    return requests.map((request): ReadResult => {
+      const key = `${request.region}|${request.id}`;
+      const failure = this.#failures.get(key);
+      if (failure) return { ok: false, error: failure };
+      const version = this.#secrets
+        .get(key)
+        ?.find((v) =>
+          request.versionId !== undefined
+            ? v.versionId === request.versionId
+            : v.stages.includes(request.versionStage ?? 'AWSCURRENT'),
+        );
+      if (!version)
+        return { ok: false, error: new NotFoundError(`secret ${request.id} not found in ${request.region}`) };
+      const value: SecretValue = {
+        request,
+        arn: request.id.startsWith('arn:')
+          ? request.id
+          : `arn:aws:secretsmanager:${request.region}:1:secret:${request.id}`,
+        name: request.id,
+        versionId: version.versionId,
+        bytes: version.bytes,
+        binary: version.binary,
+      };
+      return { ok: true, value };
+    });
+  }
+
+  async describe(): Promise<SecretVersions> {
+    throw new Error('not used by the payload pipeline');
+  }
+}
+
+const spec = (
+  objects: string | unknown[],
+  top: Partial<Record<'region' | 'failoverRegion' | 'pathTranslation', string>> = {},
+): MountSpec => parseMountSpec({ objects, ...top }, S);
+
+const seedArn = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:MySecret-00AACC';
+const seedArn2 = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:MySecret2-00AABB';
+
+describe('resolvePayloads', () => {
+  test('the ASCP README example: whole value + jmesPath files, one read for all', async () => {
+    const reader = new MemoryReader()
+      .put('eu-west-1', seedArn, JSON.stringify({ username: 'john.doe', password: '123456' }), 'ver-1')
+      .put('eu-west-1', seedArn2, 'whole value, any format', 'ver-2');
+    const payloads = await resolvePayloads(
+      spec([
+        {
+          objectName: seedArn,
+          jmesPath: [
+            { path: 'username', objectAlias: 'dbusername' },
+            { path: 'password', objectAlias: 'dbpassword', filePermission: '0400' },
+          ],
+        },
+        { objectName: seedArn2, objectAlias: 'foobar', filePermission: '0640' },
+      ]),
+      reader,
+      { subject: S },
+    );
+    assert.deepEqual(
+      payloads.map((p) => [
+        p.name,
+        text(p.bytes),
+        p.mode.toString(8),
+        p.objectVersion.id,
+        p.objectVersion.version,
+      ]),
+      [
+        [
+          'arn:aws:secretsmanager:eu-west-1:111122223333:secret:MySecret-00AACC',
+          '{"username":"john.doe","password":"123456"}',
+          '644',
+          'arn:aws:secretsmanager:eu-west-1:111122223333:secret:MySecret-00AACC',
+          'ver-1',
+        ],
+        ['dbusername', 'john.doe', '644', 'dbusername', 'ver-1'],
+        ['dbpassword', '123456', '400', 'dbpassword', 'ver-1'],
+        ['foobar', 'whole value, any format', '640', 'foobar', 'ver-2'],
+      ],
+    );
+    assert.deepEqual(reader.calls, [
+      [
+        { objectType: 'secretsmanager', id: seedArn, region: 'eu-west-1', versionStage: 'AWSCURRENT' },
+        { objectType: 'secretsmanager', id: seedArn2, region: 'eu-west-1', versionStage: 'AWSCURRENT' },
+      ],
+    ]);
+  });
+
+  test('SecretBinary bytes are written raw', async () => {
+    const raw = Uint8Array.from([0, 255, 1, 128]);
+    const reader = new MemoryReader().put('us-east-1', 'bin', raw);
+    const [payload] = await resolvePayloads(
+      spec([{ objectName: 'bin', objectType: 'secretsmanager' }]),
+      reader,
+      {
+        defaultRegion: 'us-east-1',
+      },
+    );
+    assert.deepEqual(payload?.bytes, raw);
+  });
+
+  test('modes: entry filePermission, then object filePermission, then defaultFileMode, then 0644', async () => {
+    const reader = new MemoryReader().put('us-east-1', 'a', '{"x":"1","y":"2"}').put('us-east-1', 'b', 'b');
+    const objects = [
+      {
+        objectName: 'a',
+        objectType: 'secretsmanager',
+        filePermission: '0600',
+        jmesPath: [
+          { path: 'x', objectAlias: 'x', filePermission: '0400' },
+          { path: 'y', objectAlias: 'y' },
+        ],
+      },
+      { objectName: 'b', objectType: 'secretsmanager' },
+    ];
+    const withDefault = await resolvePayloads(spec(objects, { region: 'us-east-1' }), reader, {
+      defaultFileMode: 0o440,
+    });
+    assert.deepEqual(
+      withDefault.map((p) => [p.name, p.mode]),
+      [
+        ['a', 0o600],
+        ['x', 0o400],
+        ['y', 0o600],
+        ['b', 0o440],
+      ],
+    );
+    const plain = await resolvePayloads(spec(objects, { region: 'us-east-1' }), reader);
+    assert.equal(plain.find((p) => p.name === 'b')?.mode, 0o644);
+  });
+
+  test('identical requests are read once and fan out', async () => {
+    const reader = new MemoryReader().put('us-east-1', 'db', '{"u":"x"}');
+    const payloads = await resolvePayloads(
+      spec(
+        [
+          { objectName: 'db', objectType: 'secretsmanager', objectAlias: 'one' },
+          {
+            objectName: 'db',
+            objectType: 'secretsmanager',
+            objectAlias: 'two',
+            jmesPath: [{ path: 'u', objectAlias: 'u' }],
+          },
+        ],
+        { region: 'us-east-1' },
+      ),
+      reader,
+    );
+    assert.deepEqual(
+      payloads.map((p) => p.name),
+      ['one', 'two', 'u'],
+    );
+    assert.equal(reader.calls.length, 1);
+    assert.equal(reader.calls[0]?.length, 1);
+  });
+
+  test('failover: only the object whose primary failed is read again, in the failover region', async () => {
+    const reader = new MemoryReader()
+      .put('us-east-1', 'ok', 'primary value')
+      .put('us-east-2', 'ok', 'failover value (must not be read)')
+      .fail('us-east-1', 'down', new TransientError('Secrets Manager in us-east-1 unavailable'))
+      .put('us-east-2', 'down-replica', 'from the replica', 'r1');
+    const payloads = await resolvePayloads(
+      spec(
+        [
+          { objectName: 'ok', objectType: 'secretsmanager' },
+          {
+            objectName: 'down',
+            objectType: 'secretsmanager',
+            objectAlias: 'down',
+            failoverObject: { objectName: 'down-replica' },
+          },
+        ],
+        { region: 'us-east-1', failoverRegion: 'us-east-2' },
+      ),
+      reader,
+    );
+    assert.deepEqual(
+      payloads.map((p) => [p.name, text(p.bytes), p.objectVersion.version]),
+      [
+        ['ok', 'primary value', 'v1'],
+        ['down', 'from the replica', 'r1'],
+      ],
+    );
+    assert.deepEqual(reader.calls, [
+      [
+        { objectType: 'secretsmanager', id: 'ok', region: 'us-east-1', versionStage: 'AWSCURRENT' },
+        { objectType: 'secretsmanager', id: 'down', region: 'us-east-1', versionStage: 'AWSCURRENT' },
+      ],
+      [{ objectType: 'secretsmanager', id: 'down-replica', region: 'us-east-2', versionStage: 'AWSCURRENT' }],
+    ]);
+  });
+
+  for (const error of [
+    new NotFoundError('secret down not found'),
+    new ThrottledError('throttled'),
+    new AccessDeniedError('access denied'),
+  ]) {
+    test(`failover after ${error.kind}, with the object's own name when there is no failoverObject`, async () => {
+      const reader = new MemoryReader().fail('us-east-1', 'down', error).put('us-east-2', 'down', 'replica');
+      const payloads = await resolvePayloads(
+        spec([{ objectName: 'down', objectType: 'secretsmanager' }], {
+          region: 'us-east-1',
+          failoverRegion: 'us-east-2',
+        }),
+        reader,
+      );
+      assert.equal(text(payloads[0]?.bytes ?? new Uint8Array()), 'replica');
+      assert.equal(reader.calls.length, 2);
+    });
+  }
+
+  test('no failover for an invalid-input or too-large answer', async () => {
+    for (const error of [new InvalidInputError('bad id'), new TooLargeError('too large')]) {
+      const reader = new MemoryReader().fail('us-east-1', 'db', error).put('us-east-2', 'db', 'replica');
+      await assert.rejects(
+        resolvePayloads(
+          spec([{ objectName: 'db', objectType: 'secretsmanager' }], {
+            region: 'us-east-1',
+            failoverRegion: 'us-east-2',
+          }),
+          reader,
+          { subject: S },
+        ),
+        (thrown: unknown) =>
+          thrown instanceof error.constructor &&
+          (thrown as Error).message === `${S}: objects[0] (db): ${error.message}`,
+      );
+      assert.equal(reader.calls.length, 1);
+    }
+  });
+
+  test('an extraction error is never hidden behind a failover', async () => {
+    const reader = new MemoryReader()
+      .put('us-east-1', 'db', '{"user":"u"}')
+      .put('us-east-2', 'db', '{"password":"p"}');
+    await assert.rejects(
+      resolvePayloads(
+        spec(
+          [
+            {
+              objectName: 'db',
+              objectType: 'secretsmanager',
+              jmesPath: [{ path: 'password', objectAlias: 'pw' }],
+            },
+          ],
+          {
+            region: 'us-east-1',
+            failoverRegion: 'us-east-2',
+          },
+        ),
+        reader,
+        { subject: S },
+      ),
+      {
+        name: 'InvalidInputError',
+        message: `${S}: objects[0] (db): jmesPath[0] (password) selects nothing; expected a path to a string in the JSON value`,
+      },
+    );
+    assert.equal(reader.calls.length, 1);
+  });
+
+  test('both regions failing: the transient failure is reported, naming both regions', async () => {
+    const reader = new MemoryReader()
+      .fail('us-east-1', 'db', new NotFoundError('secret db not found'))
+      .fail('us-east-2', 'db', new ThrottledError('rate exceeded'));
+    await assert.rejects(
+      resolvePayloads(
+        spec([{ objectName: 'db', objectType: 'secretsmanager' }], {
+          region: 'us-east-1',
+          failoverRegion: 'us-east-2',
+        }),
+        reader,
+        { subject: S },
+      ),
+      (thrown: unknown) =>
+        thrown instanceof ThrottledError &&
+        thrown.message ===
+          `${S}: objects[0] (db): both regions failed: us-east-1 (primary): secret db not found; us-east-2 (failover): rate exceeded`,
+    );
+  });
+
+  test('both regions failing permanently: the primary error class', async () => {
+    const reader = new MemoryReader()
+      .fail('us-east-1', 'db', new AccessDeniedError('access denied'))
+      .fail('us-east-2', 'db', new NotFoundError('not found'));
+    await assert.rejects(
+      resolvePayloads(
+        spec([{ objectName: 'db', objectType: 'secretsmanager' }], {
+          region: 'us-east-1',
+          failoverRegion: 'us-east-2',
+        }),
+        reader,
+      ),
+      AccessDeniedError,
+    );
+  });
+
+  test('the first failing object is thrown with its class; the others are counted; nothing is returned', async () => {
+    const reader = new MemoryReader()
+      .put('us-east-1', 'a', 'a')
+      .fail('us-east-1', 'b', new AccessDeniedError('not authorised to read b'))
+      .fail('us-east-1', 'c', new NotFoundError('secret c not found'));
+    const objects = ['a', 'b', 'c'].map((objectName) => ({ objectName, objectType: 'secretsmanager' }));
+    await assert.rejects(
+      resolvePayloads(spec(objects, { region: 'us-east-1' }), reader, { subject: S }),
+      (thrown: unknown) => {
+        assert.ok(thrown instanceof AccessDeniedError);
+        assert.equal(
+          thrown.message,
+          `${S}: objects[1] (b): not authorised to read b (and 1 more object failed)`,
+        );
+        assert.equal(thrown.subject, `${S}: objects[1] (b)`);
+        assert.ok(thrown.cause instanceof AccessDeniedError);
+        return true;
+      },
+    );
+  });
+
+  test('a value over 64 KiB fails the whole set', async () => {
+    const reader = new MemoryReader()
+      .put('us-east-1', 'big', new Uint8Array(65_537))
+      .put('us-east-1', 'small', 's');
+    await assert.rejects(
+      resolvePayloads(
+        spec(
+          ['small', 'big'].map((objectName) => ({ objectName, objectType: 'secretsmanager' })),
+          { region: 'us-east-1' },
+        ),
+        reader,
+        {
+          subject: S,
+        },
+      ),
+      {
+        name: 'TooLargeError',
+        message: `${S}: objects[1] (big): value is 65537 bytes; expected at most 65536 (the Secrets Manager limit)`,
+      },
+    );
+  });
+
+  test('a reader that answers fewer results than asked is an error, not a partial set', async () => {
+    const reader: SecretReader = {
+      read: async () => [],
+      describe: async () => Promise.reject(new Error('unused')),
+    };
+    await assert.rejects(
+      resolvePayloads(
+        spec([{ objectName: 'a', objectType: 'secretsmanager' }], { region: 'us-east-1' }),
+        reader,
+      ),
+      TransientError,
+    );
+  });
+});
+
+describe('planRequests', () => {
+  const objects = [
+    { objectName: 'arn:aws:secretsmanager:eu-west-1:1:secret:arn-wins-AbCdEf' },
+    { objectName: 'named', objectType: 'secretsmanager' },
+    {
+      objectName: 'pinned',
+      objectType: 'secretsmanager',
+      objectVersion: 'EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE',
+    },
+    { objectName: 'staged', objectType: 'secretsmanager', objectVersionLabel: 'AWSPREVIOUS' },
+    { objectName: '/prod/param', objectType: 'ssmparameter' },
+    { objectName: 'param-v', objectType: 'ssmparameter', objectVersion: 3 },
+    { objectName: 'param-l', objectType: 'ssmparameter', objectVersionLabel: 'blue' },
+  ];
+
+  test('regions (ARN, then spec, then default) and explicit stages', () => {
+    const plans = planRequests(spec(objects, { region: 'us-east-1' }), 'ap-south-1');
+    assert.deepEqual(
+      plans.map((plan) => plan.primary),
+      [
+        {
+          objectType: 'secretsmanager',
+          id: 'arn:aws:secretsmanager:eu-west-1:1:secret:arn-wins-AbCdEf',
+          region: 'eu-west-1',
+          versionStage: 'AWSCURRENT',
+        },
+        { objectType: 'secretsmanager', id: 'named', region: 'us-east-1', versionStage: 'AWSCURRENT' },
+        {
+          objectType: 'secretsmanager',
+          id: 'pinned',
+          region: 'us-east-1',
+          versionId: 'EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE',
+        },
+        { objectType: 'secretsmanager', id: 'staged', region: 'us-east-1', versionStage: 'AWSPREVIOUS' },
+        { objectType: 'ssmparameter', id: '/prod/param', region: 'us-east-1' },
+        { objectType: 'ssmparameter', id: 'param-v', region: 'us-east-1', versionId: '3' },
+        { objectType: 'ssmparameter', id: 'param-l', region: 'us-east-1', versionStage: 'blue' },
+      ],
+    );
+    assert.ok(plans.every((plan) => plan.failover === undefined));
+  });
+
+  test('the default region fills in when the spec names none', () => {
+    const [plan] = planRequests(spec([{ objectName: 'named', objectType: 'secretsmanager' }]), 'ap-south-1');
+    assert.equal(plan?.primary.region, 'ap-south-1');
+  });
+
+  test('no region anywhere is an InvalidInputError naming the object and field', () => {
+    assert.throws(
+      () => planRequests(spec([{ objectName: 'named', objectType: 'secretsmanager' }]), undefined, S),
+      (error: unknown) =>
+        error instanceof InvalidInputError &&
+        error.field === 'region' &&
+        error.message ===
+          `${S}: objects[0] (named): no region; expected region in the spec, an ARN objectName, or a default region (AWS_REGION)`,
+    );
+  });
+
+  test('failover requests carry the failoverObject name and version', () => {
+    const [plan] = planRequests(
+      spec(
+        [
+          {
+            objectName: 'db',
+            objectType: 'secretsmanager',
+            objectAlias: 'db',
+            objectVersionLabel: 'AWSPREVIOUS',
+            failoverObject: { objectName: 'db-replica', objectVersionLabel: 'AWSCURRENT' },
+          },
+        ],
+        { failoverRegion: 'us-west-2' },
+      ),
+      'us-east-1',
+    );
+    assert.deepEqual(plan?.failover, {
+      objectType: 'secretsmanager',
+      id: 'db-replica',
+      region: 'us-west-2',
+      versionStage: 'AWSCURRENT',
+    });
+  });
+
+  test('no failover request when the object already lives in the failover region', () => {
+    const [plan] = planRequests(
+      spec([{ objectName: 'db', objectType: 'secretsmanager' }], { failoverRegion: 'us-west-2' }),
+      'us-west-2',
+    );
+    assert.equal(plan?.failover, undefined);
+  });
+});
