@@ -1,0 +1,226 @@
+/**
+ * SDK v3 clients, built once per (identity, region) with adaptive retries, bounded attempts,
+ * connection/socket timeouts and an overall deadline per call. `AWS_ENDPOINT_URL` is read by
+ * the SDK itself (that is how tests reach moto); `endpoint` overrides it (tests' fault proxy).
+ * Every call goes through `call()`: one place for the deadline, the metric and error mapping.
+ */
+
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import { isSmkError, type SmkError, TransientError } from '../core/errors.ts';
+import { type AwsErrorContext, mapAwsError, outcomeLabel } from './errors.ts';
+import {
+  type CredentialProvider,
+  cachedCredentials,
+  fetchPodIdentityCredentials,
+  type Identity,
+  identityKey,
+  podIdentityAgentUrl,
+} from './identity.ts';
+import { awsCallSeconds, awsCalls } from './metrics.ts';
+
+export interface AwsClientsOptions {
+  /** Endpoint for every service; default: what the SDK reads (AWS_ENDPOINT_URL, else AWS). */
+  readonly endpoint?: string;
+  /** Attempts per call including the first (default 3). */
+  readonly maxAttempts?: number;
+  /** TCP connect timeout (default 3 s). */
+  readonly connectionTimeoutMs?: number;
+  /** Socket idle timeout per attempt (default 5 s). */
+  readonly requestTimeoutMs?: number;
+  /** Deadline for one call including retries (default 15 s). */
+  readonly callTimeoutMs?: number;
+  /** Region of the STS endpoint used for AssumeRoleWithWebIdentity (default AWS_REGION, else us-east-1). */
+  readonly stsRegion?: string;
+  /** Refresh assumed credentials this long before they expire (default 5 min). */
+  readonly credentialRefreshMarginMs?: number;
+}
+
+interface ResolvedOptions {
+  readonly endpoint: string | undefined;
+  readonly maxAttempts: number;
+  readonly connectionTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly callTimeoutMs: number;
+  readonly stsRegion: string;
+  readonly credentialRefreshMarginMs: number;
+}
+
+/** Which token function and settings an identity key currently uses (the latest one given wins). */
+type TokenIdentity = Extract<Identity, { kind: 'webIdentity' | 'podIdentity' }>;
+
+export class AwsClients {
+  readonly options: ResolvedOptions;
+  readonly #secretsManager = new Map<string, SecretsManagerClient>();
+  readonly #ssm = new Map<string, SSMClient>();
+  readonly #credentials = new Map<string, CredentialProvider>();
+  readonly #tokenIdentities = new Map<string, TokenIdentity>();
+  #sts: STSClient | undefined;
+
+  constructor(options: AwsClientsOptions = {}) {
+    this.options = {
+      endpoint: options.endpoint,
+      maxAttempts: options.maxAttempts ?? 3,
+      connectionTimeoutMs: options.connectionTimeoutMs ?? 3_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
+      callTimeoutMs: options.callTimeoutMs ?? 15_000,
+      stsRegion: options.stsRegion ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      credentialRefreshMarginMs: options.credentialRefreshMarginMs ?? 5 * 60_000,
+    };
+  }
+
+  secretsManager(identity: Identity, region: string): SecretsManagerClient {
+    const key = `${identityKey(identity)}\0${region}`;
+    let client = this.#secretsManager.get(key);
+    if (!client) {
+      client = new SecretsManagerClient(this.#config(region, this.credentials(identity)));
+      this.#secretsManager.set(key, client);
+    }
+    return client;
+  }
+
+  ssm(identity: Identity, region: string): SSMClient {
+    const key = `${identityKey(identity)}\0${region}`;
+    let client = this.#ssm.get(key);
+    if (!client) {
+      client = new SSMClient(this.#config(region, this.credentials(identity)));
+      this.#ssm.set(key, client);
+    }
+    return client;
+  }
+
+  /** One caching credential provider per identity key, shared by all of its clients. */
+  credentials(identity: Identity): CredentialProvider {
+    const key = identityKey(identity);
+    if (identity.kind === 'webIdentity' || identity.kind === 'podIdentity') {
+      this.#tokenIdentities.set(key, identity);
+    }
+    let provider = this.#credentials.get(key);
+    if (!provider) {
+      provider = this.#buildProvider(identity, key);
+      this.#credentials.set(key, provider);
+    }
+    return provider;
+  }
+
+  /**
+   * Run one AWS call with the deadline, count it in `smk_aws_calls_total{api,outcome}` and map
+   * any failure to a sentinel error (thrown).
+   */
+  async call<T>(context: AwsErrorContext, run: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    const stop = awsCallSeconds.startTimer({ api: context.api });
+    let failure: SmkError | undefined;
+    try {
+      return await run(AbortSignal.timeout(this.options.callTimeoutMs));
+    } catch (error) {
+      failure = mapAwsError(error, context);
+      throw failure;
+    } finally {
+      stop();
+      awsCalls.inc({ api: context.api, outcome: outcomeLabel(failure) });
+    }
+  }
+
+  /** Close every client's sockets (process shutdown, tests). */
+  destroy(): void {
+    for (const client of [...this.#secretsManager.values(), ...this.#ssm.values()]) client.destroy();
+    this.#sts?.destroy();
+    this.#secretsManager.clear();
+    this.#ssm.clear();
+    this.#sts = undefined;
+  }
+
+  #config(region: string, credentials: CredentialProvider | undefined) {
+    return {
+      region,
+      retryMode: 'adaptive' as const,
+      maxAttempts: this.options.maxAttempts,
+      requestHandler: {
+        connectionTimeout: this.options.connectionTimeoutMs,
+        requestTimeout: this.options.requestTimeoutMs,
+      },
+      ...(credentials ? { credentials } : {}),
+      ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}),
+    };
+  }
+
+  #buildProvider(identity: Identity, key: string): CredentialProvider {
+    const margin = this.options.credentialRefreshMarginMs;
+    switch (identity.kind) {
+      case 'default':
+        return defaultProvider();
+      case 'static': {
+        const credentials = {
+          accessKeyId: identity.accessKeyId,
+          secretAccessKey: identity.secretAccessKey,
+          ...(identity.sessionToken ? { sessionToken: identity.sessionToken } : {}),
+        };
+        return () => Promise.resolve(credentials);
+      }
+      case 'webIdentity':
+        return cachedCredentials(() => this.#assumeRoleWithWebIdentity(key), margin);
+      case 'podIdentity':
+        return cachedCredentials(async () => {
+          const current = this.#tokenIdentities.get(key);
+          if (current?.kind !== 'podIdentity') throw new Error('pod identity vanished');
+          const endpoint =
+            current.endpoint ?? process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI ?? podIdentityAgentUrl;
+          return fetchPodIdentityCredentials(endpoint, await current.token(), this.options.callTimeoutMs);
+        }, margin);
+    }
+  }
+
+  async #assumeRoleWithWebIdentity(key: string) {
+    const current = this.#tokenIdentities.get(key);
+    if (current?.kind !== 'webIdentity') throw new Error('web identity vanished');
+    const context = {
+      api: 'AssumeRoleWithWebIdentity',
+      subject: current.roleArn,
+      region: this.options.stsRegion,
+    };
+    let token: string;
+    try {
+      token = await current.token();
+    } catch (error) {
+      if (isSmkError(error)) throw error;
+      throw new TransientError(`web identity token for ${current.roleArn}: could not be obtained`, {
+        subject: current.roleArn,
+      });
+    }
+    const answer = await this.call(context, (abortSignal) =>
+      this.#stsClient().send(
+        new AssumeRoleWithWebIdentityCommand({
+          RoleArn: current.roleArn,
+          RoleSessionName: current.sessionName,
+          WebIdentityToken: token,
+          ...(current.durationSeconds ? { DurationSeconds: current.durationSeconds } : {}),
+        }),
+        { abortSignal },
+      ),
+    );
+    const issued = answer.Credentials;
+    if (!issued?.AccessKeyId || !issued.SecretAccessKey) {
+      throw new TransientError(`AssumeRoleWithWebIdentity ${current.roleArn}: answer without credentials`, {
+        subject: current.roleArn,
+      });
+    }
+    return {
+      accessKeyId: issued.AccessKeyId,
+      secretAccessKey: issued.SecretAccessKey,
+      ...(issued.SessionToken ? { sessionToken: issued.SessionToken } : {}),
+      ...(issued.Expiration ? { expiration: issued.Expiration } : {}),
+    };
+  }
+
+  /** AssumeRoleWithWebIdentity is unsigned: this client has no credentials and must not need any. */
+  #stsClient(): STSClient {
+    this.#sts ??= new STSClient(
+      this.#config(this.options.stsRegion, () =>
+        Promise.reject(new Error('AssumeRoleWithWebIdentity must be sent unsigned')),
+      ),
+    );
+    return this.#sts;
+  }
+}

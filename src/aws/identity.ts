@@ -1,0 +1,141 @@
+/**
+ * Who a reader acts as. Each identity has a stable `key` for the cache's authorisation records,
+ * and a credential provider that caches credentials until shortly before they expire.
+ */
+import { z } from 'zod';
+import { AccessDeniedError, TransientError } from '../core/errors.ts';
+
+export type Identity =
+  /** The SDK's default chain: env, IRSA web identity token file, EKS Pod Identity / container credentials. */
+  | { readonly kind: 'default' }
+  /** Fixed keys (tests, local use). */
+  | {
+      readonly kind: 'static';
+      readonly accessKeyId: string;
+      readonly secretAccessKey: string;
+      readonly sessionToken?: string;
+    }
+  /**
+   * AssumeRoleWithWebIdentity with a token we obtain (e.g. a TokenRequest for a pod's service
+   * account). `sessionName` must name the principal (namespace/service account): it is part of
+   * the cache key, so two principals must never share one.
+   */
+  | {
+      readonly kind: 'webIdentity';
+      readonly roleArn: string;
+      readonly token: () => Promise<string>;
+      readonly sessionName: string;
+      readonly durationSeconds?: number;
+    }
+  /**
+   * EKS Pod Identity with an explicit service account token sent to the Pod Identity agent.
+   * `subject` names the principal (namespace/service account) for the cache key.
+   */
+  | {
+      readonly kind: 'podIdentity';
+      readonly token: () => Promise<string>;
+      readonly subject: string;
+      /** Agent URL; default AWS_CONTAINER_CREDENTIALS_FULL_URI, else the EKS agent address. */
+      readonly endpoint?: string;
+    };
+
+/** A stable cache key per principal; never contains a token or a secret key. */
+export function identityKey(identity: Identity): string {
+  switch (identity.kind) {
+    case 'default':
+      return 'default';
+    case 'static':
+      return `static:${identity.accessKeyId}`;
+    case 'webIdentity':
+      return `webIdentity:${identity.roleArn}:${identity.sessionName}`;
+    case 'podIdentity':
+      return `podIdentity:${identity.endpoint ?? ''}:${identity.subject}`;
+  }
+}
+
+export interface Credentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+  readonly expiration?: Date;
+}
+
+/** Structurally what the SDK accepts as `credentials`. */
+export type CredentialProvider = () => Promise<Credentials>;
+
+/**
+ * Cache credentials until `refreshMarginMs` before they expire; concurrent callers share one
+ * fetch; a failed fetch is not cached.
+ */
+export function cachedCredentials(
+  fetch: () => Promise<Credentials>,
+  refreshMarginMs = 5 * 60_000,
+  now: () => number = Date.now,
+): CredentialProvider {
+  let current: Credentials | undefined;
+  let pending: Promise<Credentials> | undefined;
+  const fresh = (credentials: Credentials): boolean =>
+    credentials.expiration === undefined || credentials.expiration.getTime() - refreshMarginMs > now();
+  return () => {
+    if (current && fresh(current)) return Promise.resolve(current);
+    pending ??= fetch()
+      .then((credentials) => {
+        current = credentials;
+        return credentials;
+      })
+      .finally(() => {
+        pending = undefined;
+      });
+    return pending;
+  };
+}
+
+const podIdentityAnswer = z.object({
+  AccessKeyId: z.string().min(1),
+  SecretAccessKey: z.string().min(1),
+  Token: z.string().min(1),
+  Expiration: z.string().min(1),
+});
+
+/** The EKS Pod Identity agent's address inside a pod. */
+export const podIdentityAgentUrl = 'http://169.254.170.23/v1/credentials';
+
+/** Credentials from the Pod Identity agent (or any container credentials endpoint) for an explicit token. */
+export async function fetchPodIdentityCredentials(
+  endpoint: string,
+  token: string,
+  timeoutMs: number,
+): Promise<Credentials> {
+  const subject = 'Pod Identity credentials';
+  let response: Response;
+  try {
+    response = await fetch(endpoint, {
+      headers: { Authorization: token, Accept: 'application/json' },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch {
+    throw new TransientError(`${subject}: agent unreachable or timed out`, { subject });
+  }
+  if (response.status === 401 || response.status === 403) {
+    await response.body?.cancel();
+    throw new AccessDeniedError(`${subject}: token refused (HTTP ${response.status})`, { subject });
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    const kind = response.status >= 500 || response.status === 429 ? TransientError : AccessDeniedError;
+    throw new kind(`${subject}: agent answered HTTP ${response.status}`, { subject });
+  }
+  let parsed: z.infer<typeof podIdentityAnswer>;
+  try {
+    parsed = podIdentityAnswer.parse(await response.json());
+  } catch {
+    throw new TransientError(`${subject}: answer is not the expected JSON credentials document`, { subject });
+  }
+  const expiration = new Date(parsed.Expiration);
+  return {
+    accessKeyId: parsed.AccessKeyId,
+    secretAccessKey: parsed.SecretAccessKey,
+    sessionToken: parsed.Token,
+    ...(Number.isNaN(expiration.getTime()) ? {} : { expiration }),
+  };
+}

@@ -1,0 +1,7 @@
+/** The aws layer's public surface: what roles and the CLI import. */
+export { SecretCache, type SecretCacheOptions } from './cache.ts';
+export { AwsClients, type AwsClientsOptions } from './clients.ts';
+export { mapAwsError } from './errors.ts';
+export { type Credentials, type Identity, identityKey } from './identity.ts';
+export { type AwsSecretReader, createSecretReader, type SecretReaderDeps } from './reader.ts';
+export type { ListSecretVersionsOptions } from './secrets-manager.ts';
