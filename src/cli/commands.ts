@@ -14,6 +14,10 @@ export const commands = {
     summary: 'fetch the secrets of an objects spec and write them as files (atomically)',
     load: () => import('./fetch.ts'),
   },
+  'csi-provider': {
+    summary: 'serve the Secrets Store CSI provider socket (drop-in for the AWS provider, one cache per node)',
+    load: () => import('./csi-provider.ts'),
+  },
   version: {
     summary: 'print the version',
     load: () => import('./version.ts'),

@@ -1,0 +1,155 @@
+/**
+ * One Mount: attributes → spec → the pod's identity → the core's payloads → the driver's reply.
+ * Nothing here fetches, extracts or names: the core's pipeline does, over the aws layer's reader
+ * (one cache for the node), so a mount reads exactly as the agent and the sync controller do.
+ */
+import type { Identity } from '../aws/identity.ts';
+import { describeError, InvalidInputError, isSmkError, TooLargeError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { resolvePayloads } from '../core/payloads.ts';
+import type { SecretReader } from '../core/source.ts';
+import { parseMountSpec } from '../core/spec.ts';
+import type { MountSpec, Payload } from '../core/spec-types.ts';
+import { parseDefaultMode, parseMountAttributes } from './attributes.ts';
+import { type IdentityResolver, identityFor } from './identity.ts';
+import type { MountRequest, MountResponse, ObjectVersion } from './protocol.ts';
+import type { MountHandler } from './server.ts';
+
+/** The driver's default limit on a reply (its --max-call-recv-msg-size), with room for framing. */
+export const defaultMaxReplyBytes = 4 * 1024 * 1024 - 64 * 1024;
+
+export interface MountOptions {
+  /** A reader acting as `identity`, over the process's one shared cache. */
+  readonly readerFor: (identity: Identity) => SecretReader;
+  readonly identities: IdentityResolver;
+  /** The provider's AWS_REGION, if set: the default when the SecretProviderClass names none. */
+  readonly environmentRegion?: string | undefined;
+  /** The node's `topology.kubernetes.io/region` label: the last resort, as ASCP does. */
+  readonly nodeRegion?: (() => Promise<string | undefined>) | undefined;
+  readonly maxReplyBytes?: number;
+  readonly logger: Logger;
+}
+
+/** Looks a value up until it is found once, then keeps it (a node's region does not change). */
+export function rememberOnceFound(
+  lookup: () => Promise<string | undefined>,
+): () => Promise<string | undefined> {
+  let found: string | undefined;
+  let pending: Promise<string | undefined> | undefined;
+  return async () => {
+    if (found !== undefined) return found;
+    pending ??= lookup().finally(() => {
+      pending = undefined;
+    });
+    found = await pending;
+    return found;
+  };
+}
+
+function objectVersions(payloads: readonly Payload[]): ObjectVersion[] {
+  const byId = new Map<string, ObjectVersion>();
+  for (const payload of payloads) byId.set(payload.objectVersion.id, payload.objectVersion);
+  return [...byId.values()];
+}
+
+function checkReplySize(payloads: readonly Payload[], limit: number, subject: string): void {
+  let total = 0;
+  for (const payload of payloads) total += payload.bytes.byteLength + Buffer.byteLength(payload.name) + 16;
+  if (total <= limit) return;
+  const largest = [...payloads]
+    .sort((a, b) => b.bytes.byteLength - a.bytes.byteLength)
+    .slice(0, 3)
+    .map((payload) => `${payload.name} (${payload.bytes.byteLength} bytes)`);
+  throw new TooLargeError(
+    `${subject}: the mount's files total ${total} bytes, over the ${limit} bytes the driver accepts in one reply ` +
+      `(largest: ${largest.join(', ')}); split the objects over several SecretProviderClasses or raise the driver's --max-call-recv-msg-size`,
+    { subject, field: 'objects' },
+  );
+}
+
+export function createMountHandler(options: MountOptions): MountHandler {
+  const maxReplyBytes = options.maxReplyBytes ?? defaultMaxReplyBytes;
+  const { logger } = options;
+
+  /** The default region, required only when some object is not an ARN (an ARN names its own). */
+  async function regionFor(subject: string, spec: MountSpec): Promise<string | undefined> {
+    const region = spec.region ?? options.environmentRegion ?? (await options.nodeRegion?.());
+    if (region !== undefined || spec.objects.every((object) => object.arnRegion !== undefined)) return region;
+    throw new InvalidInputError(
+      `${subject}: no AWS region: set parameters.region in the SecretProviderClass, AWS_REGION on the provider, or the node label topology.kubernetes.io/region`,
+      { subject, field: 'region' },
+    );
+  }
+
+  async function mount(request: MountRequest, context: { subject?: string }): Promise<MountResponse> {
+    const attributes = parseMountAttributes(request.attributes);
+    const { subject } = attributes;
+    context.subject = subject;
+    const defaultFileMode = parseDefaultMode(request.permission);
+    const { objects, region, failoverRegion, pathTranslation } = attributes.parameters;
+    if (objects === undefined || objects.trim() === '') {
+      throw new InvalidInputError(
+        `${subject}: parameters.objects is missing or empty; expected a YAML list of objects in the SecretProviderClass`,
+        { subject, field: 'objects' },
+      );
+    }
+    const spec = parseMountSpec({ objects, region, failoverRegion, pathTranslation }, subject);
+    const defaultRegion = await regionFor(subject, spec);
+    if (spec.failoverRegion !== undefined && spec.failoverRegion === defaultRegion) {
+      throw new InvalidInputError(
+        `${subject}: failoverRegion must differ from the primary region (both are ${defaultRegion}${spec.region ? '' : ', the primary taken from the provider or node'})`,
+        { subject, field: 'failoverRegion' },
+      );
+    }
+    const identity = await identityFor(attributes, options.identities);
+    const payloads = await resolvePayloads(spec, options.readerFor(identity), {
+      ...(defaultRegion === undefined ? {} : { defaultRegion }),
+      defaultFileMode,
+    });
+    checkReplySize(payloads, maxReplyBytes, subject);
+    const versions = objectVersions(payloads);
+    if (versions.length === 0) {
+      // The driver refuses a reply without object versions; the spec parser makes this unreachable.
+      throw new InvalidInputError(`${subject}: the objects produced no files`, { subject, field: 'objects' });
+    }
+    return {
+      object_version: versions,
+      files: payloads.map((payload) => ({ path: payload.name, mode: payload.mode, contents: payload.bytes })),
+    };
+  }
+
+  return async (request) => {
+    const started = performance.now();
+    const context: { subject?: string } = {};
+    try {
+      const response = await mount(request, context);
+      logger.info(
+        {
+          mount: context.subject,
+          objects: response.object_version.length,
+          files: response.files.length,
+          ms: elapsed(started),
+        },
+        'mounted',
+      );
+      return response;
+    } catch (error) {
+      logger.warn(
+        {
+          mount: context.subject,
+          errorKind: isSmkError(error) ? error.kind : 'Internal',
+          subject: isSmkError(error) ? error.subject : undefined,
+          field: isSmkError(error) ? error.field : undefined,
+          error: describeError(error),
+          ms: elapsed(started),
+        },
+        'mount refused',
+      );
+      throw error;
+    }
+  };
+}
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 10) / 10;
+}
