@@ -1,5 +1,5 @@
 /**
- * Where the control-plane binaries are: `SMK_TESTBED_BIN` if set, else whatever build.sh prints
+ * Where the control-plane binaries are: the dir the caller names, else whatever build.sh prints
  * (it reuses its cache and only builds the first time, streaming its progress to us).
  */
 import { spawn } from 'node:child_process';
@@ -15,8 +15,11 @@ export interface Binaries {
 
 const buildScript = fileURLToPath(new URL('./build.sh', import.meta.url));
 
-export async function resolveBinaries(progress: (line: string) => void): Promise<Binaries> {
-  const binDir = process.env.SMK_TESTBED_BIN ?? (await runBuildScript(progress));
+export async function resolveBinaries(
+  progress: (line: string) => void,
+  givenDir?: string,
+): Promise<Binaries> {
+  const binDir = givenDir ?? (await runBuildScript(progress));
   const binaries = {
     etcd: join(binDir, 'etcd'),
     kubeApiserver: join(binDir, 'kube-apiserver'),
@@ -27,15 +30,11 @@ export async function resolveBinaries(progress: (line: string) => void): Promise
       accessSync(path, constants.X_OK);
     } catch {
       throw new Error(
-        `test bed binary ${path} is missing or not executable (bin dir from ${binDirSource()})`,
+        `test bed binary ${path} is missing or not executable (bin dir from ${givenDir === undefined ? buildScript : 'binDir / SMK_TESTBED_BIN'})`,
       );
     }
   }
   return binaries;
-}
-
-function binDirSource(): string {
-  return process.env.SMK_TESTBED_BIN === undefined ? buildScript : 'SMK_TESTBED_BIN';
 }
 
 async function runBuildScript(progress: (line: string) => void): Promise<string> {

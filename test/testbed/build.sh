@@ -14,7 +14,9 @@ stamp="$bin_dir/.complete"
 
 log() { printf '[testbed-build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-if [ -f "$stamp" ] && [ -x "$bin_dir/kube-apiserver" ] && [ -x "$bin_dir/kube-controller-manager" ] && [ -x "$bin_dir/etcd" ]; then
+cached() { [ -f "$stamp" ] && [ -x "$bin_dir/kube-apiserver" ] && [ -x "$bin_dir/kube-controller-manager" ] && [ -x "$bin_dir/etcd" ]; }
+
+if cached; then
   log "reusing cached binaries in $bin_dir"
   echo "$bin_dir"
   exit 0
@@ -22,6 +24,19 @@ fi
 
 command -v go >/dev/null || { log "FATAL: go is not installed; the test bed is built from source with Go"; exit 1; }
 mkdir -p "$bin_dir"
+# One build at a time (two test runs starting together): the second waits, then reuses the first's.
+exec 9>"$cache_root/.build.lock"
+if ! flock -n 9; then
+  log "another build is running; waiting for it"
+  flock 9
+fi
+if cached; then
+  log "reusing binaries just built by another run in $bin_dir"
+  echo "$bin_dir"
+  exit 0
+fi
+# Heartbeats run in the background; never leave one behind, whichever way the script ends.
+trap 'jobs -p | xargs -r kill 2>/dev/null || true' EXIT
 work="$cache_root/src"
 mkdir -p "$work"
 # Go's caches are kept (default locations) so a rebuild after a cache wipe of bin/ is fast.

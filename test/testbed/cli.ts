@@ -50,6 +50,12 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
     process.exit(1);
   }
 }
+// `npm run` passes SIGTERM to its shell, which may exit without passing it on: we then become an
+// orphan, and stop as if we had been told to.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void shutdown('SIGTERM');
+}, 1000).unref();
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, (received) => {
     void shutdown(received);

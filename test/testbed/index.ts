@@ -66,6 +66,8 @@ export interface TestBedOptions {
   readonly progress?: (line: string) => void;
   /** Keep the temp dir after stop() for inspection (also `SMK_TEST_BED_KEEP=1`). */
   readonly keepDir?: boolean;
+  /** Dir holding etcd, kube-apiserver, kube-controller-manager; default `SMK_TESTBED_BIN`, else build.sh's cache. */
+  readonly binDir?: string;
   /** Limit for the control plane to become ready once the binaries are there. */
   readonly readyTimeoutMs?: number;
 }
@@ -92,8 +94,8 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
   const progress = options.progress ?? defaultProgress;
   const keepDir = options.keepDir ?? process.env.SMK_TEST_BED_KEEP === '1';
   const began = performance.now();
-  const [binaries, [etcdClientPort, etcdPeerPort, apiserverPort], dir] = await Promise.all([
-    resolveBinaries(progress),
+  const binaries = await resolveBinaries(progress, options.binDir ?? process.env.SMK_TESTBED_BIN);
+  const [[etcdClientPort, etcdPeerPort, apiserverPort], dir] = await Promise.all([
     freePorts(3),
     mkdtemp(join(tmpdir(), 'smk-testbed-')),
   ]);
@@ -178,7 +180,7 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
       ),
     );
     progress(`starting etcd and kube-apiserver on ${serverUrl} (dir ${dir})`);
-    await untilExit(processes, waitForReadyz(serverUrl, adminTls, readyBy));
+    await untilExit(processes, (signal) => waitForReadyz(serverUrl, adminTls, readyBy, signal));
     progress(`kube-apiserver ready after ${seconds(startedAt)}; starting kube-controller-manager`);
     // The controller manager gives up if the API server is not healthy within 10s, so it starts now.
     processes.push(
@@ -189,7 +191,9 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
         join(logsDir, 'kube-controller-manager.log'),
       ),
     );
-    await untilExit(processes, waitForServiceAccount(kubeConfig, 'default', 'default', readyBy));
+    await untilExit(processes, (signal) =>
+      waitForServiceAccount(kubeConfig, 'default', 'default', readyBy, signal),
+    );
   } catch (error) {
     await stopAll();
     const logs = processes.map(
@@ -352,14 +356,23 @@ function createBed(
   };
 }
 
-/** Resolves with `waiting`, or rejects as soon as one of the processes exits. */
-async function untilExit<T>(processes: readonly ManagedProcess[], waiting: Promise<T>): Promise<T> {
+/** Resolves with the wait, or rejects as soon as one of the processes exits; either way the wait stops. */
+async function untilExit<T>(
+  processes: readonly ManagedProcess[],
+  wait: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const abort = new AbortController();
+  const waiting = wait(abort.signal);
   const exits = processes.map((child) =>
     child.exited.then((how) => {
       throw new Error(`${child.name} exited (${how})`);
     }),
   );
-  return Promise.race([waiting, ...exits]);
+  try {
+    return await Promise.race([waiting, ...exits]);
+  } finally {
+    abort.abort();
+  }
 }
 
 interface ClientTls {
@@ -368,9 +381,14 @@ interface ClientTls {
   readonly key: string;
 }
 
-async function waitForReadyz(serverUrl: string, tls: ClientTls, readyBy: number): Promise<void> {
+async function waitForReadyz(
+  serverUrl: string,
+  tls: ClientTls,
+  readyBy: number,
+  signal: AbortSignal,
+): Promise<void> {
   let last = 'no answer yet';
-  while (Date.now() < readyBy) {
+  while (Date.now() < readyBy && !signal.aborted) {
     try {
       const { status, body } = await httpsGet(`${serverUrl}/readyz?verbose`, tls);
       if (status === 200) return;
@@ -391,10 +409,11 @@ async function waitForServiceAccount(
   namespace: string,
   name: string,
   readyBy: number,
+  signal?: AbortSignal,
 ): Promise<void> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   let last = 'not found';
-  while (Date.now() < readyBy) {
+  while (Date.now() < readyBy && signal?.aborted !== true) {
     try {
       await core.readNamespacedServiceAccount({ namespace, name });
       return;
