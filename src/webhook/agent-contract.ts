@@ -1,0 +1,25 @@
+/**
+ * What the injected containers receive: their names, the command they run and the environment
+ * that carries references (objects spec, region, directory) — never a secret value. The
+ * webhook writes this contract; `smk agent` (src/cli/agent.ts) reads it.
+ */
+export const agentEnv = {
+  /** The objects list (AWS CSI provider `objects` format) as JSON. */
+  objects: 'SMK_OBJECTS',
+  /** Default region for objects whose name is not an ARN. */
+  region: 'SMK_REGION',
+  /** pathTranslation, only when the pod set one. */
+  pathTranslation: 'SMK_PATH_TRANSLATION',
+  /** Directory the files go to: the shared volume's mount path. */
+  dir: 'SMK_DIR',
+  /** Seconds between version checks (refresh sidecar only). */
+  refreshInterval: 'SMK_REFRESH_INTERVAL',
+} as const;
+
+export const initContainerName = 'smk-agent-init';
+export const refreshContainerName = 'smk-agent-refresh';
+export const volumeName = 'smk-secrets';
+
+export const injectedContainerNames: readonly string[] = [initContainerName, refreshContainerName];
+
+export type AgentMode = 'init' | 'refresh';

@@ -1,0 +1,310 @@
+/**
+ * Pod annotations → an injection plan. Two dialects reach the same plan: the seed PoC's
+ * `secrets.k8s.aws/*` (one secret ARN, one file) and smk's own `smk.dev/*` (a whole objects spec
+ * in the AWS CSI provider format). Every rejection names the annotation and what was expected;
+ * values of the annotations are references (ARNs, names), never secret material.
+ */
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { isSmkError } from '../core/errors.ts';
+import { unsafeNameReason } from '../core/naming.ts';
+import { parseMountSpec, parseObjectsText } from '../core/spec.ts';
+
+export const annotations = {
+  seedEnabled: 'secrets.k8s.aws/sidecarInjectorWebhook',
+  seedSecretArn: 'secrets.k8s.aws/secret-arn',
+  seedMountPath: 'secrets.k8s.aws/mount-path',
+  seedFileName: 'secrets.k8s.aws/secret-filename',
+  inject: 'smk.dev/inject',
+  objects: 'smk.dev/objects',
+  region: 'smk.dev/region',
+  mountPath: 'smk.dev/mount-path',
+  containers: 'smk.dev/containers',
+  refreshInterval: 'smk.dev/refresh-interval',
+  resources: 'smk.dev/resources',
+  status: 'smk.dev/status',
+} as const;
+
+export const injectedStatus = 'injected';
+export const seedDefaultMountPath = '/tmp';
+export const seedDefaultFileName = 'secret';
+export const defaultMountPath = '/var/run/secrets/smk';
+
+const smkPrefix = 'smk.dev/';
+const knownSmkAnnotations = new Set<string>(
+  Object.values(annotations).filter((name) => name.startsWith(smkPrefix)),
+);
+
+const minRefreshSeconds = 10;
+const maxRefreshSeconds = 24 * 60 * 60;
+
+export type ResourceList = Readonly<Record<string, string>>;
+export interface Resources {
+  readonly requests?: ResourceList;
+  readonly limits?: ResourceList;
+}
+
+export interface InjectionPlan {
+  /** The objects list as JSON, for the agent's SMK_OBJECTS. */
+  readonly objectsJson: string;
+  readonly region?: string;
+  /** Absolute, normalised (no trailing slash). */
+  readonly mountPath: string;
+  /** Containers (or user init containers) to mount the volume into; undefined means all of them. */
+  readonly containers?: readonly string[];
+  readonly refreshIntervalSeconds?: number;
+  /** Overrides of the configured defaults, per list. */
+  readonly resources?: Resources;
+  /** The pod carries the injected-status marker (reinvocation, or an already injected manifest). */
+  readonly alreadyInjected: boolean;
+}
+
+export type PlanResult =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'plan'; readonly plan: InjectionPlan }
+  | { readonly kind: 'invalid'; readonly message: string };
+
+/** Cheap test for the fast path: does any annotation ask for injection at all? */
+export function mentionsInjection(raw: Readonly<Record<string, unknown>> | undefined): boolean {
+  if (raw === undefined) return false;
+  return raw[annotations.seedEnabled] !== undefined || raw[annotations.inject] !== undefined;
+}
+
+class AnnotationProblem extends Error {}
+
+function problem(annotation: string, message: string): never {
+  throw new AnnotationProblem(`annotation ${annotation}: ${message}`);
+}
+
+function optional(values: Readonly<Record<string, string>>, name: string): string | undefined {
+  const value = values[name];
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  if (trimmed === '') problem(name, 'is empty; remove it or give a value');
+  return trimmed;
+}
+
+function parseSwitch(
+  values: Readonly<Record<string, string>>,
+  name: string,
+  on: string,
+  off: string,
+): boolean {
+  const value = values[name];
+  if (value === undefined) return false;
+  const normalised = value.trim().toLowerCase();
+  if (normalised === on) return true;
+  if (normalised === off) return false;
+  return problem(name, `expected "${on}" or "${off}"`);
+}
+
+/** An absolute directory, normalised; `..`, `.`, NUL and `:` are refused (kubelet refuses them too). */
+export function parseMountPath(name: string, value: string): string {
+  if (!value.startsWith('/')) problem(name, 'expected an absolute directory path like /var/run/secrets/smk');
+  const trimmed = value.replace(/\/+$/, '');
+  if (trimmed === '') problem(name, 'must not be the root directory /');
+  const segments = trimmed.slice(1).split('/');
+  for (const segment of segments) {
+    if (segment === '' || segment === '.' || segment === '..') {
+      problem(name, 'must be a normalised absolute path without empty, "." or ".." segments');
+    }
+  }
+  if (/[\0:\n]/.test(trimmed)) problem(name, 'must not contain NUL, ":" or a newline');
+  if (trimmed.length > 1024) problem(name, 'is longer than 1024 characters');
+  return trimmed;
+}
+
+/** `90s`, `5m`, `1h30m` → seconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
+  if (!match || text === '') return undefined;
+  const [, hours = '0', minutes = '0', seconds = '0'] = match;
+  return Number(hours) * 3600 + Number(minutes) * 60 + Number(seconds);
+}
+
+function parseRefreshInterval(name: string, value: string): number {
+  const seconds = parseDuration(value);
+  if (seconds === undefined) problem(name, 'expected a duration like 60s, 5m or 1h30m');
+  if (seconds < minRefreshSeconds || seconds > maxRefreshSeconds) {
+    problem(name, `must be between ${minRefreshSeconds}s and 24h`);
+  }
+  return seconds;
+}
+
+const quantityPattern = /^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+const quantity = z.union([
+  z.string().regex(quantityPattern, 'expected a Kubernetes quantity like 50m, 64Mi or 1'),
+  z
+    .number()
+    .nonnegative()
+    .transform((n) => String(n)),
+]);
+const resourceListSchema = z.strictObject({
+  cpu: quantity.optional(),
+  memory: quantity.optional(),
+  'ephemeral-storage': quantity.optional(),
+});
+const resourcesSchema = z.strictObject({
+  requests: resourceListSchema.optional(),
+  limits: resourceListSchema.optional(),
+});
+
+function parseResources(name: string, value: string): Resources {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(value, { maxAliasCount: 10 });
+  } catch {
+    problem(name, 'is not valid YAML or JSON; expected {requests: {cpu, memory}, limits: {cpu, memory}}');
+  }
+  const result = resourcesSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue?.path.join('.') ?? '';
+    const what =
+      issue?.code === 'unrecognized_keys'
+        ? `unknown field ${issue.keys.map((key) => JSON.stringify(key)).join(', ')}; expected requests/limits with cpu, memory, ephemeral-storage`
+        : (issue?.message ?? 'invalid');
+    problem(name, where === '' ? what : `${where}: ${what}`);
+  }
+  const resources: { requests?: ResourceList; limits?: ResourceList } = {};
+  if (result.data.requests) resources.requests = definedEntries(result.data.requests);
+  if (result.data.limits) resources.limits = definedEntries(result.data.limits);
+  return resources;
+}
+
+function definedEntries(list: Record<string, string | undefined>): ResourceList {
+  return Object.fromEntries(
+    Object.entries(list).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}
+
+function parseContainerList(name: string, value: string): string[] {
+  const names = value.split(',').map((part) => part.trim());
+  if (names.some((part) => part === '')) problem(name, 'expected a comma-separated list of container names');
+  return [...new Set(names)];
+}
+
+const regionPattern = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+const seedArnPattern =
+  /^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+
+function objectsFromSeed(values: Readonly<Record<string, string>>): unknown[] {
+  const arn = optional(values, annotations.seedSecretArn);
+  if (arn === undefined) {
+    problem(
+      annotations.seedSecretArn,
+      `is required when ${annotations.seedEnabled} is "enabled"; expected a Secrets Manager secret ARN`,
+    );
+  }
+  if (!seedArnPattern.test(arn)) {
+    problem(
+      annotations.seedSecretArn,
+      'expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)',
+    );
+  }
+  const fileName = optional(values, annotations.seedFileName) ?? seedDefaultFileName;
+  const reason = unsafeNameReason(fileName);
+  if (reason !== undefined || fileName.includes('/')) {
+    problem(annotations.seedFileName, `${reason ?? 'contains "/"'}; expected a plain file name`);
+  }
+  return [{ objectName: arn, objectAlias: fileName }];
+}
+
+/** Reads the annotations of a pod (or template). Pure; no AWS or Kubernetes call. */
+export function planFromAnnotations(values: Readonly<Record<string, string>> | undefined): PlanResult {
+  if (values === undefined || !mentionsInjection(values)) return { kind: 'none' };
+  try {
+    const seed = parseSwitch(values, annotations.seedEnabled, 'enabled', 'disabled');
+    const own = parseSwitch(values, annotations.inject, 'true', 'false');
+    if (!seed && !own) return { kind: 'none' };
+    return { kind: 'plan', plan: buildPlan(values, seed) };
+  } catch (error) {
+    if (error instanceof AnnotationProblem) return { kind: 'invalid', message: error.message };
+    throw error;
+  }
+}
+
+function buildPlan(values: Readonly<Record<string, string>>, seed: boolean): InjectionPlan {
+  for (const name of Object.keys(values)) {
+    if (name.startsWith(smkPrefix) && !knownSmkAnnotations.has(name)) {
+      problem(name, `unknown smk annotation; expected one of ${[...knownSmkAnnotations].join(', ')}`);
+    }
+  }
+  const ownObjects = optional(values, annotations.objects);
+  const seedArn = values[annotations.seedSecretArn];
+  if (ownObjects !== undefined && seedArn !== undefined && seed) {
+    problem(
+      annotations.objects,
+      `cannot be combined with ${annotations.seedSecretArn}; expected one source of objects`,
+    );
+  }
+
+  const region = optional(values, annotations.region);
+  if (region !== undefined && !regionPattern.test(region)) {
+    problem(annotations.region, 'expected an AWS region like us-east-1');
+  }
+
+  let objects: unknown[];
+  let objectsAnnotation: string;
+  if (ownObjects !== undefined) {
+    objectsAnnotation = annotations.objects;
+    objects = relabel(() => parseObjectsText(ownObjects, `annotation ${annotations.objects}`));
+  } else if (seed) {
+    objectsAnnotation = annotations.seedSecretArn;
+    objects = objectsFromSeed(values);
+  } else {
+    return problem(annotations.objects, `is required when ${annotations.inject} is "true"`);
+  }
+  relabel(() =>
+    parseMountSpec(
+      { objects, ...(region === undefined ? {} : { region }) },
+      `annotation ${objectsAnnotation}`,
+    ),
+  );
+
+  const seedPath = optional(values, annotations.seedMountPath);
+  const ownPath = optional(values, annotations.mountPath);
+  const seedMountPath =
+    seedPath === undefined ? undefined : parseMountPath(annotations.seedMountPath, seedPath);
+  const ownMountPath = ownPath === undefined ? undefined : parseMountPath(annotations.mountPath, ownPath);
+  if (seedMountPath !== undefined && ownMountPath !== undefined && seedMountPath !== ownMountPath) {
+    problem(annotations.mountPath, `differs from ${annotations.seedMountPath}; expected one mount path`);
+  }
+  const mountPath =
+    ownMountPath ??
+    seedMountPath ??
+    (objectsAnnotation === annotations.seedSecretArn ? seedDefaultMountPath : defaultMountPath);
+
+  const containersValue = optional(values, annotations.containers);
+  const refreshValue = optional(values, annotations.refreshInterval);
+  const resourcesValue = optional(values, annotations.resources);
+  const status = values[annotations.status];
+  if (status !== undefined && status !== injectedStatus) {
+    problem(annotations.status, `is set by the injector; expected "${injectedStatus}" or no annotation`);
+  }
+  return {
+    objectsJson: JSON.stringify(objects),
+    ...(region === undefined ? {} : { region }),
+    mountPath,
+    ...(containersValue === undefined
+      ? {}
+      : { containers: parseContainerList(annotations.containers, containersValue) }),
+    ...(refreshValue === undefined
+      ? {}
+      : { refreshIntervalSeconds: parseRefreshInterval(annotations.refreshInterval, refreshValue) }),
+    ...(resourcesValue === undefined
+      ? {}
+      : { resources: parseResources(annotations.resources, resourcesValue) }),
+    alreadyInjected: status === injectedStatus,
+  };
+}
+
+/** Runs a core parser (whose subject already names the annotation) and turns its rejection into a denial. */
+function relabel<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (isSmkError(error)) throw new AnnotationProblem(error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * The one pod mutation, shared by the admission webhook and `smk inject`: pod in → pod out (or a
+ * denial naming the annotation or field at fault). Pure: it edits a copy and never calls AWS or
+ * Kubernetes, so the admission path stays fast and the CLI prints exactly what the webhook does.
+ *
+ * Idempotent by construction: a pod that carries the injected-status marker keeps its injected
+ * containers and only has their identity env/mounts brought in line with the app containers
+ * (that is what a reinvocation after the EKS identity webhook needs); applying twice is a no-op.
+ */
+import { agentEnv, initContainerName, refreshContainerName, volumeName } from './agent-contract.ts';
+import {
+  annotations,
+  type InjectionPlan,
+  injectedStatus,
+  planFromAnnotations,
+  type Resources,
+} from './annotations.ts';
+import { podIdentity } from './identity.ts';
+import {
+  type Container,
+  describeSchemaError,
+  type EnvVar,
+  type Pod,
+  podSchema,
+  rawAnnotations,
+  type VolumeMount,
+} from './pod.ts';
+
+export interface InjectorConfig {
+  /** The smk image (the injected containers run `smk agent …` from it). */
+  readonly agentImage: string;
+  /** How the image starts smk; the mode (`agent init`/`agent refresh`) is appended. */
+  readonly agentCommand: readonly string[];
+  readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  /** Default resources of the injected containers; `smk.dev/resources` overrides per list. */
+  readonly resources: Resources;
+  /** sizeLimit of the memory emptyDir. */
+  readonly volumeSizeLimit: string;
+  /** Native sidecar (init container with restartPolicy Always, Kubernetes ≥ 1.29), else a regular container. */
+  readonly nativeSidecar: boolean;
+  /** UID/GID of the agent when the app sets none (or root). */
+  readonly agentUser: number;
+}
+
+export const defaultInjectorConfig: InjectorConfig = {
+  agentImage: 'ghcr.io/smk-dev/smk:latest',
+  agentCommand: ['smk'],
+  imagePullPolicy: 'IfNotPresent',
+  resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } },
+  volumeSizeLimit: '4Mi',
+  nativeSidecar: true,
+  agentUser: 65532,
+};
+
+export type MutationResult =
+  /** `changed` is false when the pod did not ask for injection or was already in its injected form. */
+  { readonly pod: Pod; readonly changed: boolean } | { readonly denied: string };
+
+class Denial extends Error {}
+
+function deny(message: string): never {
+  throw new Denial(message);
+}
+
+/**
+ * Applies the injection that the pod's annotations ask for. `input` is a Pod or a pod template
+ * (`{metadata, spec}`) as plain JSON; it is not modified.
+ */
+export function mutatePod(input: unknown, config: InjectorConfig): MutationResult {
+  const raw = rawAnnotations(input);
+  if (
+    raw === undefined ||
+    (raw[annotations.seedEnabled] === undefined && raw[annotations.inject] === undefined)
+  ) {
+    return { pod: input as Pod, changed: false };
+  }
+  const parsed = podSchema.safeParse(input);
+  if (!parsed.success) return { denied: `pod ${describeSchemaError(parsed.error)}` };
+  // The schema has no transforms, so the validated input is a Pod; working on it (not on zod's
+  // output) keeps the caller's key order, which `smk inject` prints.
+  const original = input as Pod;
+  const planned = planFromAnnotations(original.metadata?.annotations);
+  if (planned.kind === 'none') return { pod: original, changed: false };
+  if (planned.kind === 'invalid') return { denied: planned.message };
+  const pod = structuredClone(original);
+  try {
+    inject(pod, planned.plan, config);
+  } catch (error) {
+    if (error instanceof Denial) return { denied: error.message };
+    throw error;
+  }
+  return { pod, changed: !sameJson(original, pod) };
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
+  const spec = pod.spec;
+  const ours = new Set([initContainerName, refreshContainerName]);
+  const initContainers = spec.initContainers ?? [];
+  const userInit = initContainers.filter((container) => !ours.has(container.name));
+  const appContainers = spec.containers.filter((container) => !ours.has(container.name));
+
+  if (!plan.alreadyInjected) {
+    for (const container of [...spec.containers, ...initContainers]) {
+      if (ours.has(container.name)) {
+        deny(`pod already has a container named "${container.name}", which the injector reserves; rename it`);
+      }
+    }
+    if ((spec.volumes ?? []).some((volume) => volume.name === volumeName)) {
+      deny(`pod already has a volume named "${volumeName}", which the injector reserves; rename it`);
+    }
+  }
+
+  const targets = targetContainers(plan, appContainers, userInit);
+  for (const container of targets) mountInto(container, plan.mountPath);
+
+  const identity = podIdentity([...appContainers, ...userInit]);
+  const runAs = agentRunAs(spec, targets, config);
+  const agentMounts: VolumeMount[] = [{ name: volumeName, mountPath: plan.mountPath }];
+  for (const mount of identity.mounts) {
+    if (mount.mountPath !== plan.mountPath) agentMounts.push(mount);
+  }
+  const baseEnv: EnvVar[] = [
+    { name: agentEnv.objects, value: plan.objectsJson },
+    { name: agentEnv.dir, value: plan.mountPath },
+    ...(plan.region === undefined ? [] : [{ name: agentEnv.region, value: plan.region }]),
+  ];
+  const initEnv = [...baseEnv, ...identity.env];
+  const build = (name: string, mode: 'init' | 'refresh', env: EnvVar[]): Container => ({
+    name,
+    image: config.agentImage,
+    imagePullPolicy: config.imagePullPolicy,
+    command: [...config.agentCommand, 'agent', mode],
+    env: structuredClone(env),
+    resources: mergeResources(config.resources, plan.resources),
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: runAs.user,
+      runAsGroup: runAs.group,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: structuredClone(agentMounts),
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  });
+
+  const init = build(initContainerName, 'init', initEnv);
+  const refresh =
+    plan.refreshIntervalSeconds === undefined
+      ? undefined
+      : build(refreshContainerName, 'refresh', [
+          ...baseEnv,
+          { name: agentEnv.refreshInterval, value: String(plan.refreshIntervalSeconds) },
+          ...identity.env,
+        ]);
+
+  const nextInit = [...initContainers];
+  place(nextInit, init, 0);
+  if (refresh && config.nativeSidecar) {
+    removeByName(spec.containers, refreshContainerName);
+    place(nextInit, { ...refresh, restartPolicy: 'Always' }, 1);
+  } else if (refresh) {
+    removeByName(nextInit, refreshContainerName);
+    place(spec.containers, refresh, spec.containers.length);
+  } else {
+    removeByName(nextInit, refreshContainerName);
+    removeByName(spec.containers, refreshContainerName);
+  }
+  spec.initContainers = nextInit;
+
+  const volumes = spec.volumes ?? [];
+  const volume = { name: volumeName, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } };
+  const existing = volumes.findIndex((candidate) => candidate.name === volumeName);
+  if (existing === -1) volumes.push(volume);
+  else volumes[existing] = { ...volumes[existing], ...volume };
+  spec.volumes = volumes;
+
+  const metadata = pod.metadata ?? {};
+  metadata.annotations = { ...metadata.annotations, [annotations.status]: injectedStatus };
+  pod.metadata = metadata;
+}
+
+function targetContainers(plan: InjectionPlan, app: Container[], userInit: Container[]): Container[] {
+  if (plan.containers === undefined) return [...app, ...userInit];
+  const byName = new Map([...app, ...userInit].map((container) => [container.name, container]));
+  return plan.containers.map((name) => {
+    const container = byName.get(name);
+    if (container === undefined) {
+      const known = [...byName.keys()].map((known) => `"${known}"`).join(', ');
+      deny(`annotation ${annotations.containers}: no container named "${name}"; the pod has ${known}`);
+    }
+    return container;
+  });
+}
+
+function mountInto(container: Container, mountPath: string): void {
+  const mounts = container.volumeMounts ?? [];
+  const atPath = mounts.find((mount) => mount.mountPath.replace(/(.)\/+$/, '$1') === mountPath);
+  if (atPath !== undefined && atPath.name !== volumeName) {
+    deny(
+      `container "${container.name}" already mounts volume "${atPath.name}" at ${mountPath}; choose another directory with ${annotations.mountPath}`,
+    );
+  }
+  const ours = mounts.find((mount) => mount.name === volumeName);
+  if (ours === undefined) {
+    mounts.push({ name: volumeName, mountPath, readOnly: true });
+  } else {
+    ours.mountPath = mountPath;
+    ours.readOnly = true;
+  }
+  container.volumeMounts = mounts;
+}
+
+/** Runs the agent as the app's (non-root) user so files with restrictive modes stay readable by it. */
+function agentRunAs(
+  spec: Pod['spec'],
+  targets: readonly Container[],
+  config: InjectorConfig,
+): { user: number; group: number } {
+  const nonRoot = (id: number | undefined): number | undefined =>
+    id === undefined || id === 0 ? undefined : id;
+  const first = targets[0]?.securityContext;
+  const user = nonRoot(first?.runAsUser) ?? nonRoot(spec.securityContext?.runAsUser) ?? config.agentUser;
+  const group = nonRoot(first?.runAsGroup) ?? nonRoot(spec.securityContext?.runAsGroup) ?? user;
+  return { user, group };
+}
+
+function mergeResources(defaults: Resources, overrides: Resources | undefined): Resources {
+  const requests = { ...defaults.requests, ...overrides?.requests };
+  const limits = { ...defaults.limits, ...overrides?.limits };
+  return {
+    ...(Object.keys(requests).length > 0 ? { requests } : {}),
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
+  };
+}
+
+/**
+ * Puts `container` at `index`, or — when a container of that name is already there (an injected
+ * pod) — updates only what depends on the app containers and the plan, leaving fields the API
+ * server defaulted alone.
+ */
+function place(list: Container[], container: Container, index: number): void {
+  const at = list.findIndex((candidate) => candidate.name === container.name);
+  if (at === -1) {
+    list.splice(Math.min(index, list.length), 0, container);
+    return;
+  }
+  const current = list[at];
+  if (current === undefined) return;
+  list[at] = { ...current, ...container };
+}
+
+function removeByName(list: Container[], name: string): void {
+  const at = list.findIndex((candidate) => candidate.name === name);
+  if (at !== -1) list.splice(at, 1);
+}

@@ -1,0 +1,256 @@
+/**
+ * The admission webhook's HTTPS server: `/mutate/pods`, `/healthz`, `/readyz`, `/metrics`.
+ * Certificates are re-read when their files change (a rotated Secret mount), bodies are capped,
+ * slow or broken clients time out, and malformed input gets a 400 — the process never crashes or
+ * hangs on input. No AWS call happens here: the mutation is pure.
+ */
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import type { Logger } from '../core/log.ts';
+import { counter, histogram, registry } from '../core/metrics.ts';
+import { reviewAdmission } from './admission.ts';
+import type { InjectorConfig } from './mutate.ts';
+
+const requests = counter('smk_webhook_admission_requests_total', 'Admission requests, by outcome.', [
+  'outcome',
+]);
+const latency = histogram(
+  'smk_webhook_admission_duration_seconds',
+  'Time to answer an admission request, by outcome.',
+  ['outcome'],
+  [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+);
+
+export interface WebhookServerOptions {
+  readonly tlsCertFile: string;
+  readonly tlsKeyFile: string;
+  readonly injector: InjectorConfig;
+  readonly log: Logger;
+  /** 0 picks a free port. */
+  readonly port?: number;
+  readonly host?: string;
+  /** Largest request body accepted; the API server sends pods well under this. */
+  readonly maxBodyBytes?: number;
+  /** How often the certificate files are checked for a change. */
+  readonly certCheckIntervalMs?: number;
+  /** A request (headers and body) must arrive within this time. */
+  readonly requestTimeoutMs?: number;
+}
+
+export interface WebhookServer {
+  readonly port: number;
+  /** True while serving with a loaded certificate and not draining. */
+  readonly ready: boolean;
+  /** Re-reads the certificate files now; true when a new certificate was taken into use. */
+  reloadCertificates(): Promise<boolean>;
+  /**
+   * Turns /readyz to 503 and keeps serving for `delayMs` (so endpoints drop this pod before it
+   * stops answering), then stops accepting, lets in-flight requests finish (up to `graceMs`) and
+   * closes every connection.
+   */
+  close(options?: { readonly delayMs?: number; readonly graceMs?: number }): Promise<void>;
+}
+
+interface KeyPair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+class RequestTooLarge extends Error {}
+
+async function readKeyPair(options: WebhookServerOptions): Promise<KeyPair> {
+  const [cert, key] = await Promise.all([
+    readFile(options.tlsCertFile, 'utf8'),
+    readFile(options.tlsKeyFile, 'utf8'),
+  ]);
+  // Throws on unreadable PEM or a key that does not match the certificate.
+  createSecureContext({ cert, key });
+  return { cert, key };
+}
+
+function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(request.headers['content-length'] ?? '0');
+    if (declared > limit) {
+      reject(new RequestTooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        request.removeAllListeners('data');
+        reject(new RequestTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(Buffer.concat(chunks, size)));
+    request.on('error', reject);
+  });
+}
+
+function send(response: ServerResponse, status: number, contentType: string, body: string): void {
+  response.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+  });
+  response.end(body);
+}
+
+export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+  const log = options.log;
+  const maxBodyBytes = options.maxBodyBytes ?? 3 * 1024 * 1024;
+  let keyPair = await readKeyPair(options);
+  let draining = false;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
+  async function admit(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    let outcome = 'invalid';
+    try {
+      let body: unknown;
+      try {
+        body = JSON.parse((await readBody(request, maxBodyBytes)).toString('utf8'));
+      } catch (error) {
+        if (error instanceof RequestTooLarge) {
+          outcome = 'too_large';
+          response.setHeader('connection', 'close');
+          send(response, 413, 'text/plain', `request body larger than ${maxBodyBytes} bytes\n`);
+          return;
+        }
+        send(response, 400, 'text/plain', 'request body is not JSON\n');
+        return;
+      }
+      const result = reviewAdmission(body, options.injector);
+      outcome = result.outcome;
+      if (result.status === 400) {
+        log.warn({ outcome }, result.message);
+        send(response, 400, 'text/plain', `${result.message}\n`);
+        return;
+      }
+      if (result.outcome === 'denied') {
+        log.info({ outcome, uid: result.body.response.uid }, result.message ?? 'denied');
+      } else if (log.isLevelEnabled('debug')) {
+        log.debug({ outcome, uid: result.body.response.uid }, 'admission reviewed');
+      }
+      send(response, 200, 'application/json', JSON.stringify(result.body));
+    } catch (error) {
+      outcome = 'error';
+      log.error({ err: error instanceof Error ? error.name : 'unknown' }, 'admission review failed');
+      if (!response.headersSent) send(response, 500, 'text/plain', 'internal error\n');
+    } finally {
+      requests.inc({ outcome });
+      latency.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
+  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?', 1)[0];
+    if (path === '/mutate/pods') {
+      if (request.method !== 'POST') {
+        send(response, 405, 'text/plain', 'POST an AdmissionReview\n');
+        return;
+      }
+      await admit(request, response);
+      return;
+    }
+    if (request.method !== 'GET') {
+      send(response, 405, 'text/plain', 'method not allowed\n');
+      return;
+    }
+    if (path === '/healthz') send(response, 200, 'text/plain', 'ok\n');
+    else if (path === '/readyz') {
+      if (draining) send(response, 503, 'text/plain', 'draining\n');
+      else send(response, 200, 'text/plain', 'ok\n');
+    } else if (path === '/metrics') send(response, 200, registry.contentType, await registry.metrics());
+    else send(response, 404, 'text/plain', 'not found\n');
+  }
+
+  const server: Server = createServer(
+    { cert: keyPair.cert, key: keyPair.key, minVersion: 'TLSv1.2' },
+    (request, response) => {
+      inFlight += 1;
+      response.on('close', () => {
+        inFlight -= 1;
+        if (inFlight === 0) drained?.();
+      });
+      route(request, response).catch(() => {
+        if (!response.headersSent) send(response, 500, 'text/plain', 'internal error\n');
+      });
+    },
+  );
+  server.requestTimeout = options.requestTimeoutMs ?? 10_000;
+  server.headersTimeout = Math.min(server.requestTimeout, 10_000);
+  server.keepAliveTimeout = 30_000;
+  server.on('tlsClientError', (error) => log.debug({ err: error.message }, 'TLS handshake failed'));
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8443, options.host ?? '0.0.0.0', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port }, 'webhook listening');
+
+  async function reloadCertificates(): Promise<boolean> {
+    let next: KeyPair;
+    try {
+      next = await readKeyPair(options);
+    } catch (error) {
+      log.warn(
+        { err: error instanceof Error ? error.name : 'unknown' },
+        'certificate files unreadable or mismatched; keeping the current certificate',
+      );
+      return false;
+    }
+    if (next.cert === keyPair.cert && next.key === keyPair.key) return false;
+    server.setSecureContext({ cert: next.cert, key: next.key, minVersion: 'TLSv1.2' });
+    keyPair = next;
+    log.info('serving certificate reloaded');
+    return true;
+  }
+
+  const certTimer = setInterval(() => {
+    reloadCertificates().catch(() => undefined);
+  }, options.certCheckIntervalMs ?? 10_000);
+  certTimer.unref();
+
+  return {
+    port,
+    get ready() {
+      return !draining && server.listening;
+    },
+    reloadCertificates,
+    async close({ delayMs = 0, graceMs = 10_000 } = {}) {
+      if (draining) return;
+      draining = true;
+      clearInterval(certTimer);
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            drained = resolve;
+          }),
+          new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
+        ]);
+      }
+      server.closeAllConnections();
+      await closed;
+      log.info('webhook stopped');
+    },
+  };
+}
