@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { AuthenticationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { connectTestBed, serviceAccountIssuer, type TestBed } from '../testbed/index.ts';
+import { eventually } from './wait.ts';
 
 const claimsSchema = z.object({
   aud: z.array(z.string()),
@@ -116,5 +117,29 @@ describe('service account tokens', () => {
     assert.notEqual(wrong.status?.authenticated, true);
     assert.equal(wrong.status?.user?.username, undefined);
     assert.match(wrong.status?.error ?? '', /audience/);
+  });
+
+  it('has the token controller fill a service-account-token Secret', async () => {
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name: 'app-token', annotations: { 'kubernetes.io/service-account.name': 'app' } },
+        type: 'kubernetes.io/service-account-token',
+      },
+    });
+    const secret = await eventually('the token controller to fill the Secret', async () => {
+      const current = await core.readNamespacedSecret({ namespace, name: 'app-token' });
+      return current.data?.token === undefined ? undefined : current;
+    });
+    const token = Buffer.from(secret.data?.token ?? '', 'base64').toString('utf8');
+    const claims = z.object({ sub: z.string() }).parse(decodePart(token.split('.')[1]));
+    assert.equal(claims.sub, `system:serviceaccount:${namespace}:app`);
+    assert.equal(
+      Buffer.from(secret.data?.['ca.crt'] ?? '', 'base64')
+        .toString('utf8')
+        .trim(),
+      bed.caPem.trim(),
+    );
   });
 });
