@@ -34,6 +34,8 @@ export interface StatusRef {
 export interface ApplyOptions {
   /** Take over fields another manager owns (only for objects smk owns, or an explicit merge). */
   readonly force?: boolean;
+  /** Field manager; default `smk`. Only sources that share an object with other smk sources need their own. */
+  readonly manager?: string;
 }
 
 export interface Objects {
@@ -73,7 +75,7 @@ export function createObjects(kubeConfig: KubeConfig): Objects {
           object,
           undefined,
           undefined,
-          fieldManager,
+          options.manager ?? fieldManager,
           options.force ?? false,
           PatchStrategy.ServerSideApply,
         );

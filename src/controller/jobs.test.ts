@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { InvalidInputError } from '../core/errors.ts';
+import { parseDuration, secretSyncJob, spcJob, spcOptedIn } from './jobs.ts';
+
+const seedSpc = parse(
+  readFileSync(new URL('../../test/controller/fixtures/seed-004-spc.yaml', import.meta.url), 'utf8'),
+) as { metadata: { annotations: Record<string, string> }; spec: Record<string, unknown> };
+
+function secretSync(spec: Record<string, unknown>): unknown {
+  return {
+    apiVersion: 'smk.dev/v1alpha1',
+    kind: 'SecretSync',
+    metadata: { name: 'db', namespace: 'team-a', uid: 'u-1', generation: 3 },
+    spec: {
+      serviceAccountName: 'app',
+      objects: [{ objectName: 'db-creds', objectType: 'secretsmanager' }],
+      ...spec,
+    },
+  };
+}
+
+describe('SecretSync → job', () => {
+  it('applies the defaults', () => {
+    const job = secretSyncJob(secretSync({}));
+    assert.equal(job.serviceAccountName, 'app');
+    assert.equal(job.creationPolicy, 'Owner');
+    assert.equal(job.deletionPolicy, 'Retain');
+    assert.equal(job.refreshIntervalMs, 3_600_000);
+    assert.deepEqual(job.targets, [{ name: 'db', type: 'Opaque', labels: {}, annotations: {} }]);
+    assert.deepEqual(job.source, {
+      kind: 'SecretSync',
+      apiVersion: 'smk.dev/v1alpha1',
+      namespace: 'team-a',
+      name: 'db',
+      uid: 'u-1',
+      generation: 3,
+    });
+  });
+
+  it('takes target, refresh and policies as given', () => {
+    const job = secretSyncJob(
+      secretSync({
+        region: 'eu-west-1',
+        refreshInterval: '1m30s',
+        creationPolicy: 'Merge',
+        deletionPolicy: 'Delete',
+        target: {
+          name: 'app-env',
+          type: 'kubernetes.io/basic-auth',
+          data: [{ objectName: 'db-creds', key: 'password' }],
+        },
+      }),
+    );
+    assert.equal(job.refreshIntervalMs, 90_000);
+    assert.equal(job.params.region, 'eu-west-1');
+    assert.equal(job.creationPolicy, 'Merge');
+    assert.equal(job.targets[0]?.name, 'app-env');
+    assert.deepEqual(job.targets[0]?.data, [{ objectName: 'db-creds', key: 'password' }]);
+  });
+
+  const refusals: Array<[string, Record<string, unknown>, RegExp]> = [
+    [
+      'no service account',
+      { serviceAccountName: undefined },
+      /SecretSync team-a\/db: spec\.serviceAccountName/,
+    ],
+    [
+      'bad service account name',
+      { serviceAccountName: 'Not_A_Name' },
+      /spec\.serviceAccountName: expected a DNS subdomain/,
+    ],
+    ['no objects', { objects: [] }, /spec\.objects: expected at least one object/],
+    [
+      'refresh too short',
+      { refreshInterval: '10ms' },
+      /spec\.refreshInterval: expected a duration of at least 1s/,
+    ],
+    ['refresh not a duration', { refreshInterval: 'hourly' }, /spec\.refreshInterval/],
+    ['unknown policy', { creationPolicy: 'Adopt' }, /spec\.creationPolicy/],
+    [
+      'bad key',
+      { target: { data: [{ objectName: 'x', key: 'a/b' }] } },
+      /spec\.target\.data\[0\]\.key: expected a Secret key/,
+    ],
+  ];
+  for (const [title, spec, expected] of refusals) {
+    it(`refuses: ${title}`, () => {
+      assert.throws(
+        () => secretSyncJob(secretSync(spec)),
+        (error: unknown) => error instanceof InvalidInputError && expected.test(error.message),
+      );
+    });
+  }
+});
+
+describe('SecretProviderClass drop-in → job', () => {
+  it('seed 004 plus the opt-in annotations gives foosecret with SECRET_API_KEY', () => {
+    const object = { ...seedSpc, metadata: { ...seedSpc.metadata, namespace: 'default', uid: 'spc-1' } };
+    assert.equal(spcOptedIn(object), true);
+    const job = spcJob(object);
+    assert.equal(job.serviceAccountName, 'nginx-deployment-sa');
+    assert.equal(job.creationPolicy, 'Owner');
+    assert.equal(job.deletionPolicy, 'Delete');
+    assert.deepEqual(job.targets, [
+      {
+        name: 'foosecret',
+        type: 'Opaque',
+        labels: {},
+        annotations: {},
+        data: [{ key: 'SECRET_API_KEY', objectName: 'CSI-driver-test-secret' }],
+      },
+    ]);
+    assert.match(String(job.params.objects), /CSI-driver-test-secret/);
+  });
+
+  it('is not opted in without smk.dev/sync: "true"', () => {
+    assert.equal(spcOptedIn({ metadata: { annotations: { 'smk.dev/sync': 'false' } } }), false);
+    assert.equal(spcOptedIn({ metadata: {} }), false);
+  });
+
+  it('names the missing service-account annotation', () => {
+    const object = {
+      ...seedSpc,
+      metadata: { name: 'spc', namespace: 'default', annotations: { 'smk.dev/sync': 'true' } },
+    };
+    assert.throws(
+      () => spcJob(object),
+      (error: unknown) =>
+        error instanceof InvalidInputError &&
+        /SecretProviderClass default\/spc: annotations: .*smk\.dev\/service-account/.test(error.message),
+    );
+  });
+
+  it('refuses another provider and an empty secretObjects', () => {
+    const base = { ...seedSpc, metadata: { ...seedSpc.metadata, namespace: 'default' } };
+    const spec = base.spec;
+    assert.throws(
+      () => spcJob({ ...base, spec: { ...spec, provider: 'vault' } }),
+      /smk syncs only provider "aws"/,
+    );
+    assert.throws(
+      () => spcJob({ ...base, spec: { ...spec, secretObjects: [] } }),
+      /spec\.secretObjects is empty/,
+    );
+  });
+});
+
+describe('durations', () => {
+  it('reads Go-style durations', () => {
+    assert.equal(parseDuration('30s'), 30_000);
+    assert.equal(parseDuration('1h30m'), 5_400_000);
+    assert.equal(parseDuration('1.5s'), 1500);
+    assert.equal(parseDuration('250ms'), 250);
+    assert.equal(parseDuration('10'), undefined);
+    assert.equal(parseDuration(''), undefined);
+    assert.equal(parseDuration('1d'), undefined);
+  });
+});

@@ -1,0 +1,322 @@
+/**
+ * What the sync controller is asked to do, from either source, as one shape (a SyncJob):
+ *   - a `SecretSync` (smk.dev/v1alpha1), smk's own resource;
+ *   - a `SecretProviderClass` (secrets-store.csi.x-k8s.io/v1) opted in with `smk.dev/sync: "true"`,
+ *     whose `secretObjects` are synced without any pod mounting it (the seeds' drop-in).
+ * Both are parsed here once, with zod, into plain values; errors name the object and field.
+ */
+import { z } from 'zod';
+import { InvalidInputError } from '../core/errors.ts';
+import type { MountParams } from '../core/spec.ts';
+
+export const group = 'smk.dev';
+export const version = 'v1alpha1';
+export const secretSyncKind = 'SecretSync';
+export const secretSyncPlural = 'secretsyncs';
+export const spcGroup = 'secrets-store.csi.x-k8s.io';
+export const spcVersion = 'v1';
+export const spcKind = 'SecretProviderClass';
+export const spcPlural = 'secretproviderclasses';
+
+/** Opt-in and settings of the SecretProviderClass drop-in. */
+export const annotations = {
+  sync: 'smk.dev/sync',
+  serviceAccount: 'smk.dev/service-account',
+  refreshInterval: 'smk.dev/refresh-interval',
+  creationPolicy: 'smk.dev/creation-policy',
+  deletionPolicy: 'smk.dev/deletion-policy',
+  /** On a Secret smk writes: which object it was synced from (`SecretSync/name`). */
+  owner: 'smk.dev/owner',
+} as const;
+
+export const managedByLabel = 'app.kubernetes.io/managed-by';
+export const managedByValue = 'smk';
+/** Holds a SecretSync until its deletionPolicy has been carried out. */
+export const finalizer = 'smk.dev/secret-sync';
+
+export type CreationPolicy = 'Owner' | 'Orphan' | 'Merge';
+export type DeletionPolicy = 'Retain' | 'Delete';
+export type SourceKind = typeof secretSyncKind | typeof spcKind;
+
+export interface SyncTarget {
+  /** Secret name. */
+  readonly name: string;
+  readonly type: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** Which produced file goes under which key; undefined: one key per file, named as the file. */
+  readonly data?: readonly { readonly objectName: string; readonly key: string }[];
+}
+
+export interface SyncSource {
+  readonly kind: SourceKind;
+  readonly apiVersion: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly generation: number;
+}
+
+export interface SyncJob {
+  readonly source: SyncSource;
+  readonly serviceAccountName: string;
+  /** The objects spec and its region settings, for core's parseMountSpec. */
+  readonly params: MountParams;
+  readonly targets: readonly SyncTarget[];
+  readonly refreshIntervalMs: number;
+  readonly creationPolicy: CreationPolicy;
+  readonly deletionPolicy: DeletionPolicy;
+}
+
+export const defaultRefreshIntervalMs = 60 * 60 * 1000;
+/** Refreshing more often than this would only burn API calls. */
+export const minRefreshIntervalMs = 1000;
+
+const durationPattern = /^(\d+(\.\d+)?(ms|s|m|h))+$/;
+const durationPart = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go-style durations as Kubernetes users write them: `30s`, `1h30m`, `500ms`. */
+export function parseDuration(text: string): number | undefined {
+  if (!durationPattern.test(text)) return undefined;
+  let total = 0;
+  for (const match of text.matchAll(durationPart)) {
+    total += Number(match[1]) * (unitMs[match[2] ?? ''] ?? 0);
+  }
+  return Math.round(total);
+}
+
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const secretKeyPattern = /^[-._a-zA-Z0-9]+$/;
+
+const name = z
+  .string()
+  .max(253)
+  .regex(dnsSubdomain, 'expected a DNS subdomain name (lower case, digits, "-", ".")');
+const stringMap = z.record(z.string(), z.string());
+const secretKey = z
+  .string()
+  .max(253)
+  .regex(secretKeyPattern, 'expected a Secret key (letters, digits, "-", "_", ".")');
+const dataEntry = z.object({ objectName: z.string().min(1), key: secretKey });
+const duration = z.string().refine(
+  (text) => {
+    const ms = parseDuration(text);
+    return ms !== undefined && ms >= minRefreshIntervalMs;
+  },
+  `expected a duration of at least ${minRefreshIntervalMs / 1000}s like "30s", "15m" or "1h"`,
+);
+
+const metadataSchema = z.object({
+  name: z.string().min(1),
+  namespace: z.string().min(1),
+  uid: z.string().default(''),
+  generation: z.number().int().default(0),
+  annotations: stringMap.optional(),
+  deletionTimestamp: z.unknown().optional(),
+  finalizers: z.array(z.string()).optional(),
+});
+
+const secretSyncSchema = z.object({
+  metadata: metadataSchema,
+  spec: z.object({
+    serviceAccountName: name,
+    region: z.string().optional(),
+    failoverRegion: z.string().optional(),
+    pathTranslation: z.string().optional(),
+    objects: z.array(z.unknown()).min(1, 'expected at least one object'),
+    target: z
+      .object({
+        name: name.optional(),
+        type: z.string().min(1).default('Opaque'),
+        labels: stringMap.default({}),
+        annotations: stringMap.default({}),
+        data: z.array(dataEntry).min(1).optional(),
+      })
+      .default({ type: 'Opaque', labels: {}, annotations: {} }),
+    refreshInterval: duration.optional(),
+    creationPolicy: z.enum(['Owner', 'Orphan', 'Merge']).default('Owner'),
+    deletionPolicy: z.enum(['Retain', 'Delete']).default('Retain'),
+  }),
+});
+
+export type SecretSyncObject = z.input<typeof secretSyncSchema>;
+
+function describeIssues(subject: string, error: z.ZodError): InvalidInputError {
+  const issues = error.issues.slice(0, 5).map((issue) => {
+    const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`));
+    return `${path.join('').replace(/^\./, '') || 'object'}: ${issue.message}`;
+  });
+  const first = error.issues[0];
+  return new InvalidInputError(`${subject}: ${issues.join('; ')}`, {
+    subject,
+    ...(first ? { field: first.path.join('.') } : {}),
+  });
+}
+
+/** A SecretSync as the API server stores it → a SyncJob. Throws InvalidInputError naming the field. */
+export function secretSyncJob(object: unknown): SyncJob {
+  const label = labelOf(secretSyncKind, object);
+  const parsed = secretSyncSchema.safeParse(object);
+  if (!parsed.success) throw describeIssues(label, parsed.error);
+  const { metadata, spec } = parsed.data;
+  const target: SyncTarget = {
+    name: spec.target.name ?? metadata.name,
+    type: spec.target.type,
+    labels: spec.target.labels,
+    annotations: spec.target.annotations,
+    ...(spec.target.data ? { data: spec.target.data } : {}),
+  };
+  return {
+    source: {
+      kind: secretSyncKind,
+      apiVersion: `${group}/${version}`,
+      namespace: metadata.namespace,
+      name: metadata.name,
+      uid: metadata.uid,
+      generation: metadata.generation,
+    },
+    serviceAccountName: spec.serviceAccountName,
+    params: {
+      objects: spec.objects,
+      region: spec.region,
+      failoverRegion: spec.failoverRegion,
+      pathTranslation: spec.pathTranslation,
+    },
+    targets: [target],
+    refreshIntervalMs: spec.refreshInterval
+      ? (parseDuration(spec.refreshInterval) ?? 0)
+      : defaultRefreshIntervalMs,
+    creationPolicy: spec.creationPolicy,
+    deletionPolicy: spec.deletionPolicy,
+  };
+}
+
+const spcSchema = z.object({
+  metadata: metadataSchema,
+  spec: z.object({
+    provider: z.string().optional(),
+    parameters: z.record(z.string(), z.string()).default({}),
+    secretObjects: z
+      .array(
+        z.object({
+          secretName: name,
+          type: z.string().min(1).default('Opaque'),
+          labels: stringMap.default({}),
+          annotations: stringMap.default({}),
+          data: z.array(dataEntry).min(1, 'expected at least one data entry'),
+        }),
+      )
+      .default([]),
+  }),
+});
+
+const spcAnnotations = z.object({
+  [annotations.serviceAccount]: name,
+  [annotations.refreshInterval]: duration.optional(),
+  [annotations.creationPolicy]: z.enum(['Owner', 'Orphan', 'Merge']).default('Owner'),
+  [annotations.deletionPolicy]: z.enum(['Retain', 'Delete']).default('Delete'),
+});
+
+/** True when a SecretProviderClass asks smk to sync it. */
+export function spcOptedIn(object: { metadata?: { annotations?: Record<string, string> } }): boolean {
+  return object.metadata?.annotations?.[annotations.sync]?.trim().toLowerCase() === 'true';
+}
+
+/**
+ * An opted-in SecretProviderClass → a SyncJob: its `parameters.objects` (+ region settings) are
+ * the objects spec, each `secretObjects` entry one target Secret. Defaults differ from SecretSync
+ * where the CSI driver's behaviour suggests: the driver deletes the Secrets it made, so does this
+ * (deletionPolicy Delete) unless the annotation says Retain.
+ */
+export function spcJob(object: unknown): SyncJob {
+  const label = labelOf(spcKind, object);
+  const parsed = spcSchema.safeParse(object);
+  if (!parsed.success) throw describeIssues(label, parsed.error);
+  const { metadata, spec } = parsed.data;
+  const settings = spcAnnotations.safeParse(metadata.annotations ?? {});
+  if (!settings.success) {
+    const problem = describeIssues(`${label}: annotations`, settings.error);
+    throw new InvalidInputError(problem.message, { subject: label, field: `metadata.annotations` });
+  }
+  if (spec.provider !== undefined && spec.provider !== 'aws') {
+    throw new InvalidInputError(
+      `${label}: spec.provider is "${spec.provider}"; smk syncs only provider "aws"`,
+      {
+        subject: label,
+        field: 'spec.provider',
+      },
+    );
+  }
+  const objects = spec.parameters.objects;
+  if (objects === undefined || objects.trim() === '') {
+    throw new InvalidInputError(`${label}: spec.parameters.objects is empty; expected the objects to sync`, {
+      subject: label,
+      field: 'spec.parameters.objects',
+    });
+  }
+  if (spec.secretObjects.length === 0) {
+    throw new InvalidInputError(
+      `${label}: spec.secretObjects is empty; expected at least one Secret to sync`,
+      {
+        subject: label,
+        field: 'spec.secretObjects',
+      },
+    );
+  }
+  const seen = new Set<string>();
+  for (const [index, target] of spec.secretObjects.entries()) {
+    if (seen.has(target.secretName)) {
+      throw new InvalidInputError(
+        `${label}: spec.secretObjects[${index}].secretName "${target.secretName}" is listed twice`,
+        { subject: label, field: `spec.secretObjects[${index}].secretName` },
+      );
+    }
+    seen.add(target.secretName);
+  }
+  const refresh = settings.data[annotations.refreshInterval];
+  return {
+    source: {
+      kind: spcKind,
+      apiVersion: `${spcGroup}/${spcVersion}`,
+      namespace: metadata.namespace,
+      name: metadata.name,
+      uid: metadata.uid,
+      generation: metadata.generation,
+    },
+    serviceAccountName: settings.data[annotations.serviceAccount],
+    params: {
+      objects,
+      region: spec.parameters.region,
+      failoverRegion: spec.parameters.failoverRegion,
+      pathTranslation: spec.parameters.pathTranslation,
+    },
+    targets: spec.secretObjects.map((target) => ({
+      name: target.secretName,
+      type: target.type,
+      labels: target.labels,
+      annotations: target.annotations,
+      data: target.data,
+    })),
+    refreshIntervalMs: refresh ? (parseDuration(refresh) ?? 0) : defaultRefreshIntervalMs,
+    creationPolicy: settings.data[annotations.creationPolicy],
+    deletionPolicy: settings.data[annotations.deletionPolicy],
+  };
+}
+
+/** `SecretSync team-a/db` — how messages name a source object. */
+export function labelOf(kind: string, object: unknown): string {
+  const metadata = (object as { metadata?: { namespace?: unknown; name?: unknown } } | null)?.metadata;
+  const namespace = typeof metadata?.namespace === 'string' ? metadata.namespace : '?';
+  const objectName = typeof metadata?.name === 'string' ? metadata.name : '?';
+  return `${kind} ${namespace}/${objectName}`;
+}
+
+export function sourceLabel(source: Pick<SyncSource, 'kind' | 'namespace' | 'name'>): string {
+  return `${source.kind} ${source.namespace}/${source.name}`;
+}
+
+/** The value of the owner annotation smk puts on every Secret it writes for this source. */
+export function ownerMarker(source: Pick<SyncSource, 'kind' | 'name'>): string {
+  return `${source.kind}/${source.name}`;
+}

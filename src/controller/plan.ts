@@ -1,0 +1,214 @@
+/**
+ * The decision at the heart of a sync, as a pure function: given what we want a Secret to hold and
+ * the Secret as it is now, do we create it, update it, leave it, or refuse? Refusal protects data
+ * we do not own: a Secret without smk's owner marker for this source is never written unless the
+ * source says `creationPolicy: Merge`, and then only its own keys.
+ */
+import type { V1ManagedFieldsEntry, V1OwnerReference, V1Secret } from '@kubernetes/client-node';
+import { fieldManager } from '../kube/apply.ts';
+import {
+  annotations,
+  type CreationPolicy,
+  managedByLabel,
+  managedByValue,
+  ownerMarker,
+  type SyncSource,
+  type SyncTarget,
+} from './jobs.ts';
+
+export type RefusalReason = 'SecretNotOwned' | 'SecretMissing' | 'SecretTypeMismatch';
+
+export type WritePlan =
+  | {
+      readonly action: 'create' | 'update';
+      readonly body: V1Secret;
+      readonly force: boolean;
+      readonly manager: string;
+    }
+  | { readonly action: 'unchanged' }
+  | { readonly action: 'refuse'; readonly reason: RefusalReason; readonly message: string };
+
+export interface DesiredSecret {
+  readonly source: SyncSource;
+  readonly target: SyncTarget;
+  readonly creationPolicy: CreationPolicy;
+  readonly data: Readonly<Record<string, string>>;
+}
+
+/**
+ * The field manager a source applies with. Owner and Orphan Secrets have exactly one source (the
+ * owner marker says which), so they share `smk`. Several sources may merge into one Secret, and
+ * apply replaces everything a manager applied before, so each merging source needs its own name.
+ */
+export function managerFor(source: SyncSource, creationPolicy: CreationPolicy): string {
+  if (creationPolicy !== 'Merge') return fieldManager;
+  return `${fieldManager}-merge-${source.uid || `${source.kind}/${source.name}`}`.slice(0, 128);
+}
+
+export function ownerReference(source: SyncSource): V1OwnerReference {
+  return {
+    apiVersion: source.apiVersion,
+    kind: source.kind,
+    name: source.name,
+    uid: source.uid,
+    controller: true,
+  };
+}
+
+/** The apply configuration: exactly the fields this source owns on the Secret. */
+export function desiredBody(desired: DesiredSecret): V1Secret {
+  const { source, target } = desired;
+  if (desired.creationPolicy === 'Merge') {
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: target.name,
+        namespace: source.namespace,
+        ...(Object.keys(target.labels).length > 0 ? { labels: { ...target.labels } } : {}),
+        ...(Object.keys(target.annotations).length > 0 ? { annotations: { ...target.annotations } } : {}),
+      },
+      data: { ...desired.data },
+    };
+  }
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: target.name,
+      namespace: source.namespace,
+      labels: { ...target.labels, [managedByLabel]: managedByValue },
+      annotations: { ...target.annotations, [annotations.owner]: ownerMarker(source) },
+      ...(desired.creationPolicy === 'Owner' ? { ownerReferences: [ownerReference(source)] } : {}),
+    },
+    type: target.type,
+    data: { ...desired.data },
+  };
+}
+
+/** True when `secret` carries this source's owner marker. */
+export function ownedBy(secret: V1Secret, source: SyncSource): boolean {
+  return secret.metadata?.annotations?.[annotations.owner] === ownerMarker(source);
+}
+
+type FieldSet = Record<string, unknown>;
+
+/** The names under `f:metadata.f:<section>` / `f:<section>` that `manager` applied. */
+function appliedNames(
+  entries: readonly V1ManagedFieldsEntry[] | undefined,
+  manager: string,
+  path: string[],
+): Set<string> {
+  const names = new Set<string>();
+  for (const entry of entries ?? []) {
+    if (entry.manager !== manager || entry.operation !== 'Apply') continue;
+    let node: unknown = entry.fieldsV1;
+    for (const step of path) node = (node as FieldSet | undefined)?.[step];
+    if (node && typeof node === 'object') {
+      for (const field of Object.keys(node)) if (field.startsWith('f:')) names.add(field.slice(2));
+    }
+  }
+  return names;
+}
+
+function sameSection(
+  want: Readonly<Record<string, string>> | undefined,
+  have: Readonly<Record<string, string>> | undefined,
+  applied: ReadonlySet<string>,
+): boolean {
+  const wanted = want ?? {};
+  for (const [key, value] of Object.entries(wanted)) if (have?.[key] !== value) return false;
+  for (const key of applied)
+    if (!Object.hasOwn(wanted, key) && have && Object.hasOwn(have, key)) return false;
+  return true;
+}
+
+/** True when applying `body` with `manager` would change nothing on `existing`. */
+export function appliesCleanly(body: V1Secret, existing: V1Secret, manager: string): boolean {
+  const managed = existing.metadata?.managedFields;
+  if (body.type !== undefined && body.type !== existing.type) return false;
+  if (!sameSection(body.data, existing.data, appliedNames(managed, manager, ['f:data']))) return false;
+  const labels = appliedNames(managed, manager, ['f:metadata', 'f:labels']);
+  if (!sameSection(body.metadata?.labels, existing.metadata?.labels, labels)) return false;
+  const notes = appliedNames(managed, manager, ['f:metadata', 'f:annotations']);
+  if (!sameSection(body.metadata?.annotations, existing.metadata?.annotations, notes)) return false;
+  const wantRefs = (body.metadata?.ownerReferences ?? []).map((ref) => ref.uid).sort();
+  const appliedRefs = appliedRefUids(managed, manager);
+  const haveRefs = new Set((existing.metadata?.ownerReferences ?? []).map((ref) => ref.uid));
+  for (const uid of wantRefs) if (!haveRefs.has(uid)) return false;
+  for (const uid of appliedRefs) if (!wantRefs.includes(uid) && haveRefs.has(uid)) return false;
+  return true;
+}
+
+function appliedRefUids(entries: readonly V1ManagedFieldsEntry[] | undefined, manager: string): string[] {
+  const uids: string[] = [];
+  for (const entry of entries ?? []) {
+    if (entry.manager !== manager || entry.operation !== 'Apply') continue;
+    const refs = ((entry.fieldsV1 as FieldSet | undefined)?.['f:metadata'] as FieldSet | undefined)?.[
+      'f:ownerReferences'
+    ];
+    if (!refs || typeof refs !== 'object') continue;
+    for (const key of Object.keys(refs)) {
+      const match = /^k:(\{.*\})$/.exec(key);
+      if (!match?.[1]) continue;
+      try {
+        const uid = (JSON.parse(match[1]) as { uid?: unknown }).uid;
+        if (typeof uid === 'string') uids.push(uid);
+      } catch {
+        // A key we cannot read is not ours to judge.
+      }
+    }
+  }
+  return uids;
+}
+
+/** Decides what to do with one target Secret. `existing` is the Secret as read just now (or undefined). */
+export function planSecretWrite(desired: DesiredSecret, existing: V1Secret | undefined): WritePlan {
+  const { source, target } = desired;
+  const manager = managerFor(source, desired.creationPolicy);
+  const body = desiredBody(desired);
+  const secret = `Secret ${source.namespace}/${target.name}`;
+  if (desired.creationPolicy === 'Merge') {
+    if (!existing) {
+      return {
+        action: 'refuse',
+        reason: 'SecretMissing',
+        message: `${secret} does not exist; creationPolicy Merge only adds keys to an existing Secret`,
+      };
+    }
+    if (appliesCleanly(body, existing, manager)) return { action: 'unchanged' };
+    return { action: 'update', body, force: true, manager };
+  }
+  if (!existing) return { action: 'create', body, force: false, manager };
+  if (!ownedBy(existing, source)) {
+    const other = existing.metadata?.annotations?.[annotations.owner];
+    return {
+      action: 'refuse',
+      reason: 'SecretNotOwned',
+      message: other
+        ? `${secret} is synced by ${other}; not overwriting it`
+        : `${secret} exists and was not created by smk; not overwriting it (use creationPolicy: Merge to add keys to it)`,
+    };
+  }
+  if ((existing.type ?? 'Opaque') !== target.type) {
+    return {
+      action: 'refuse',
+      reason: 'SecretTypeMismatch',
+      message: `${secret} has type ${existing.type ?? 'Opaque'} but the target asks for ${target.type}; a Secret's type cannot change (delete the Secret to recreate it)`,
+    };
+  }
+  if (appliesCleanly(body, existing, manager)) return { action: 'unchanged' };
+  // Ours: take back any field someone else changed by hand, and refuse to write over a newer version.
+  return {
+    action: 'update',
+    body: {
+      ...body,
+      metadata: {
+        ...body.metadata,
+        ...(existing.metadata?.resourceVersion ? { resourceVersion: existing.metadata.resourceVersion } : {}),
+      },
+    },
+    force: true,
+    manager,
+  };
+}
