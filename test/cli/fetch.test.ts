@@ -1,0 +1,150 @@
+/**
+ * `smk fetch` as a user runs it: a separate process, the real AWS SDK against moto, files on disk.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { connectMoto } from '../harness/moto.ts';
+
+const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function smk(
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...options.env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+describe('smk fetch', () => {
+  const moto = connectMoto();
+  const client = new SecretsManagerClient({ endpoint: moto.endpoint });
+  const prefix = `fetch-${randomUUID().slice(0, 8)}`;
+  const dbValue = JSON.stringify({ user: { username: 'john.doe', password: `pw-${randomUUID()}` } });
+  const apiKey = `key-${randomUUID()}`;
+  let dbArn = '';
+  let work = '';
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'smk-fetch-'));
+    const db = await client.send(new CreateSecretCommand({ Name: `${prefix}/db`, SecretString: dbValue }));
+    dbArn = db.ARN ?? '';
+    await client.send(new CreateSecretCommand({ Name: `${prefix}-api`, SecretString: apiKey }));
+  });
+  after(async () => {
+    client.destroy();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('writes the whole value and jmesPath keys, with modes, and prints no value', async () => {
+    const spec = join(work, 'objects.yaml');
+    await writeFile(
+      spec,
+      [
+        `- objectName: "${dbArn}"`,
+        '  jmesPath:',
+        '    - path: user.username',
+        '      objectAlias: dbusername',
+        '    - path: user.password',
+        '      objectAlias: dbpassword',
+        '      filePermission: "0600"',
+        `- objectName: "${prefix}-api"`,
+        '  objectType: secretsmanager',
+        '  objectAlias: foobar',
+      ].join('\n'),
+    );
+    const dir = join(work, 'out');
+    const result = await smk(['fetch', '--objects', spec, '--dir', dir]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(await readFile(join(dir, 'dbusername'), 'utf8'), 'john.doe');
+    assert.equal(await readFile(join(dir, 'foobar'), 'utf8'), apiKey);
+    // The whole-value file is named after the ARN, with '/' translated to '_' (ASCP's default).
+    assert.equal(await readFile(join(dir, dbArn.replaceAll('/', '_')), 'utf8'), dbValue);
+    assert.equal((await stat(join(dir, 'dbpassword'))).mode & 0o777, 0o600);
+    assert.equal((await stat(join(dir, 'foobar'))).mode & 0o777, 0o644);
+    assert.ok((await lstat(join(dir, 'foobar'))).isSymbolicLink(), 'visible names point into ..data');
+    assert.ok(!result.stderr.includes(apiKey) && !result.stderr.includes('pw-'), 'no value in the output');
+    assert.match(result.stderr, /4 file\(s\)/);
+
+    const again = await smk(['fetch', '--objects', spec, '--dir', dir]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /unchanged/);
+  });
+
+  test('reads the spec from stdin and from SMK_OBJECTS', async () => {
+    const json = JSON.stringify([{ objectName: `${prefix}-api`, objectType: 'secretsmanager' }]);
+    const fromStdin = join(work, 'stdin');
+    const viaStdin = await smk(['fetch', '--objects', '-', '--dir', fromStdin], { input: json });
+    assert.equal(viaStdin.code, 0, viaStdin.stderr);
+    assert.equal(await readFile(join(fromStdin, `${prefix}-api`), 'utf8'), apiKey);
+
+    const fromEnv = join(work, 'env');
+    const viaEnv = await smk(['fetch', '--dir', fromEnv, '--quiet'], { env: { SMK_OBJECTS: json } });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    assert.equal(viaEnv.stderr, '');
+    assert.equal(await readFile(join(fromEnv, `${prefix}-api`), 'utf8'), apiKey);
+  });
+
+  test('a missing secret fails the whole fetch, names the object, and writes nothing', async () => {
+    const dir = join(work, 'missing');
+    const spec = JSON.stringify([
+      { objectName: `${prefix}-api`, objectType: 'secretsmanager' },
+      { objectName: `${prefix}-nope`, objectType: 'secretsmanager' },
+    ]);
+    const result = await smk(['fetch', '--objects', '-', '--dir', dir], { input: spec });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, new RegExp(`objects\\[1\\] \\(${prefix}-nope\\)`));
+    assert.match(result.stderr, /not found/i);
+    assert.ok(!result.stderr.includes(apiKey));
+    await assert.rejects(readdir(dir), { code: 'ENOENT' });
+  });
+
+  test('bad input is refused with the field named', async () => {
+    const badMode = JSON.stringify([
+      { objectName: 'x', objectType: 'secretsmanager', filePermission: '644' },
+    ]);
+    const result = await smk(['fetch', '--objects', '-', '--dir', join(work, 'bad')], { input: badMode });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /objects\[0\] \(x\).*filePermission/);
+
+    const noDir = await smk(['fetch', '--objects', '-'], { input: badMode });
+    assert.equal(noDir.code, 1);
+    assert.match(noDir.stderr, /--dir is required/);
+
+    const unknown = await smk(['fetch', '--bogus']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /bogus/);
+  });
+});
+
+test('smk --help lists the commands and smk version prints one', async () => {
+  const help = await smk(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /fetch/);
+  const version = await smk(['version']);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^smk \d+\.\d+\.\d+/);
+});
