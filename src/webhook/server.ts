@@ -172,8 +172,17 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     else send(response, 404, 'text/plain', 'not found\n');
   }
 
+  const requestTimeout = options.requestTimeoutMs ?? 10_000;
   const server: Server = createServer(
-    { cert: keyPair.cert, key: keyPair.key, minVersion: 'TLSv1.2' },
+    {
+      cert: keyPair.cert,
+      key: keyPair.key,
+      minVersion: 'TLSv1.2',
+      requestTimeout,
+      headersTimeout: Math.min(requestTimeout, 10_000),
+      // How often request deadlines are checked (Node's default is 30 s).
+      connectionsCheckingInterval: Math.min(1_000, requestTimeout / 2),
+    },
     (request, response) => {
       inFlight += 1;
       response.on('close', () => {
@@ -185,13 +194,15 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       });
     },
   );
-  server.requestTimeout = options.requestTimeoutMs ?? 10_000;
-  server.headersTimeout = Math.min(server.requestTimeout, 10_000);
   server.keepAliveTimeout = 30_000;
   server.on('tlsClientError', (error) => log.debug({ err: error.message }, 'TLS handshake failed'));
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { silentLogger } from '../core/log.ts';
+import {
+  type CertificateAuthority,
+  createCertificateAuthority,
+  issueServingCertificate,
+} from '../kube/pki.ts';
+import { defaultInjectorConfig } from './mutate.ts';
+import { startWebhookServer, type WebhookServer } from './server.ts';
+
+interface Reply {
+  readonly status: number;
+  readonly body: string;
+  readonly certificate: PeerCertificate;
+}
+
+let dir: string;
+let ca: CertificateAuthority;
+let certFile: string;
+let keyFile: string;
+let server: WebhookServer;
+const review = (): Promise<string> =>
+  readFile(new URL('./fixtures/admission-review-3-containers.json', import.meta.url), 'utf8');
+
+function call(path: string, options: { method?: string; body?: string | Buffer } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path,
+        method: options.method ?? 'GET',
+        ca: ca.certPem,
+        servername: 'localhost',
+        agent: false,
+        headers: options.body === undefined ? {} : { 'content-type': 'application/json' },
+      },
+      (response) => {
+        const certificate = (response.socket as TLSSocket).getPeerCertificate();
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            certificate,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+async function writeServingCertificate(): Promise<void> {
+  const serving = await issueServingCertificate(ca, {
+    commonName: 'smk-webhook',
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+  });
+  await writeFile(certFile, serving.certPem);
+  await writeFile(keyFile, serving.keyPem);
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'smk-webhook-'));
+  ca = await createCertificateAuthority({ commonName: 'smk test CA' });
+  certFile = join(dir, 'tls.crt');
+  keyFile = join(dir, 'tls.key');
+  await writeServingCertificate();
+  server = await startWebhookServer({
+    tlsCertFile: certFile,
+    tlsKeyFile: keyFile,
+    injector: { ...defaultInjectorConfig, agentImage: 'registry.example/smk:test' },
+    log: silentLogger(),
+    port: 0,
+    host: '127.0.0.1',
+    maxBodyBytes: 64 * 1024,
+    requestTimeoutMs: 500,
+  });
+});
+
+after(async () => {
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('webhook server', () => {
+  test('health, readiness, metrics and unknown paths', async () => {
+    assert.equal((await call('/healthz')).status, 200);
+    assert.equal((await call('/readyz')).status, 200);
+    assert.equal(server.ready, true);
+    assert.equal((await call('/nope')).status, 404);
+    assert.equal((await call('/mutate/pods')).status, 405);
+    assert.equal((await call('/healthz', { method: 'POST', body: '{}' })).status, 405);
+  });
+
+  test('a pod review is answered with a patch and counted', async () => {
+    const reply = await call('/mutate/pods', { method: 'POST', body: await review() });
+    assert.equal(reply.status, 200);
+    const body = JSON.parse(reply.body);
+    assert.equal(body.kind, 'AdmissionReview');
+    assert.equal(body.response.allowed, true);
+    assert.equal(body.response.patchType, 'JSONPatch');
+    const metrics = await call('/metrics');
+    assert.match(metrics.body, /smk_webhook_admission_requests_total\{outcome="mutated"\} [1-9]/);
+    assert.match(
+      metrics.body,
+      /smk_webhook_admission_duration_seconds_bucket\{le="0.002",outcome="mutated"\}/,
+    );
+  });
+
+  test('malformed input gets a clean 400 or 413 and the server keeps serving', async () => {
+    const notJson = await call('/mutate/pods', { method: 'POST', body: '{"apiVersion": ' });
+    assert.deepEqual([notJson.status, notJson.body], [400, 'request body is not JSON\n']);
+    const wrongShape = await call('/mutate/pods', { method: 'POST', body: '{"kind": "AdmissionReview"}' });
+    assert.equal(wrongShape.status, 400);
+    assert.match(wrongShape.body, /^AdmissionReview apiVersion: /);
+    const tooLarge = await call('/mutate/pods', { method: 'POST', body: Buffer.alloc(200 * 1024, 0x20) });
+    assert.equal(tooLarge.status, 413);
+    assert.equal((await call('/healthz')).status, 200);
+  });
+
+  test('a client that stops sending mid-request is cut off, not waited for', async () => {
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect({
+        host: '127.0.0.1',
+        port: server.port,
+        ca: ca.certPem,
+        servername: 'localhost',
+      });
+      let text = '';
+      socket.on('secureConnect', () => {
+        socket.write('POST /mutate/pods HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"apiVersion"');
+      });
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('utf8');
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 408/);
+    assert.ok(Date.now() - started < 5_000);
+  });
+
+  test('a rotated certificate is served to new connections; a broken pair is refused', async () => {
+    const before = (await call('/healthz')).certificate.fingerprint256;
+    assert.equal(await server.reloadCertificates(), false);
+    await writeServingCertificate();
+    assert.equal(await server.reloadCertificates(), true);
+    const rotated = (await call('/healthz')).certificate.fingerprint256;
+    assert.notEqual(rotated, before);
+
+    const other = await issueServingCertificate(ca, { commonName: 'other', dnsNames: ['localhost'] });
+    await writeFile(keyFile, other.keyPem);
+    assert.equal(await server.reloadCertificates(), false);
+    assert.equal((await call('/healthz')).certificate.fingerprint256, rotated);
+    await writeServingCertificate();
+  });
+});
+
+describe('webhook server shutdown', () => {
+  test('readiness turns 503 while draining, then the port closes', async () => {
+    const draining = await startWebhookServer({
+      tlsCertFile: certFile,
+      tlsKeyFile: keyFile,
+      injector: defaultInjectorConfig,
+      log: silentLogger(),
+      port: 0,
+      host: '127.0.0.1',
+    });
+    const previous = server;
+    server = draining;
+    try {
+      const closing = draining.close({ delayMs: 300, graceMs: 1_000 });
+      assert.equal(draining.ready, false);
+      assert.equal((await call('/readyz')).status, 503);
+      assert.equal((await call('/mutate/pods', { method: 'POST', body: await review() })).status, 200);
+      await closing;
+      await assert.rejects(call('/healthz'), { code: 'ECONNREFUSED' });
+    } finally {
+      server = previous;
+    }
+  });
+});
