@@ -34,7 +34,7 @@ export interface AwsClientsOptions {
   readonly callTimeoutMs?: number;
   /** Region of the STS endpoint used for AssumeRoleWithWebIdentity (default AWS_REGION, else us-east-1). */
   readonly stsRegion?: string;
-  /** Refresh assumed credentials this long before they expire (default 5 min). */
+  /** Refresh assumed credentials this long before they expire (default 10 min; at least the SDK's 5). */
   readonly credentialRefreshMarginMs?: number;
 }
 
@@ -67,7 +67,7 @@ export class AwsClients {
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       callTimeoutMs: options.callTimeoutMs ?? 15_000,
       stsRegion: options.stsRegion ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
-      credentialRefreshMarginMs: options.credentialRefreshMarginMs ?? 5 * 60_000,
+      credentialRefreshMarginMs: options.credentialRefreshMarginMs ?? 10 * 60_000,
     };
   }
 
@@ -140,6 +140,8 @@ export class AwsClients {
       requestHandler: {
         connectionTimeout: this.options.connectionTimeoutMs,
         requestTimeout: this.options.requestTimeoutMs,
+        // Without it a request past requestTimeout only logs a warning and keeps waiting.
+        throwOnRequestTimeout: true,
       },
       ...(credentials ? { credentials } : {}),
       ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}),

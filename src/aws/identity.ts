@@ -63,25 +63,40 @@ export interface Credentials {
 /** Structurally what the SDK accepts as `credentials`. */
 export type CredentialProvider = () => Promise<Credentials>;
 
+/** The SDK refreshes memoized credentials this long before their `expiration`. */
+const sdkRefreshWindowMs = 5 * 60_000;
+/** Fresh credentials are used at least this long, whatever the margin (no STS call per request). */
+const minimumUseMs = 60_000;
+
 /**
  * Cache credentials until `refreshMarginMs` before they expire; concurrent callers share one
- * fetch; a failed fetch is not cached.
+ * fetch; a failed fetch is not cached. The SDK memoizes credentials too and asks again only
+ * within 5 minutes of `expiration`, so the expiration we report is moved earlier by what our
+ * margin exceeds that window: both caches then refresh at the same moment. Credentials that
+ * would be due at once (margin ≥ lifetime) are still used for a minute.
  */
 export function cachedCredentials(
   fetch: () => Promise<Credentials>,
-  refreshMarginMs = 5 * 60_000,
+  refreshMarginMs = 10 * 60_000,
   now: () => number = Date.now,
 ): CredentialProvider {
+  const shift = Math.max(0, refreshMarginMs - sdkRefreshWindowMs);
   let current: Credentials | undefined;
   let pending: Promise<Credentials> | undefined;
   const fresh = (credentials: Credentials): boolean =>
-    credentials.expiration === undefined || credentials.expiration.getTime() - refreshMarginMs > now();
+    credentials.expiration === undefined || credentials.expiration.getTime() - sdkRefreshWindowMs > now();
   return () => {
     if (current && fresh(current)) return Promise.resolve(current);
     pending ??= fetch()
       .then((credentials) => {
-        current = credentials;
-        return credentials;
+        const expires = credentials.expiration?.getTime();
+        if (expires === undefined) {
+          current = credentials;
+        } else {
+          const floor = Math.min(expires, now() + sdkRefreshWindowMs + minimumUseMs);
+          current = { ...credentials, expiration: new Date(Math.max(expires - shift, floor)) };
+        }
+        return current;
       })
       .finally(() => {
         pending = undefined;

@@ -64,13 +64,12 @@ async function getParameters(
   const api = 'GetParameters';
   const names = targets.map(sentName);
   let answer: { Parameters?: Parameter[]; InvalidParameters?: string[] };
+  const subject = names.length === 1 ? (names[0] ?? '') : `${names.length} parameters`;
   try {
-    answer = await context.clients.call(
-      { api, subject: `${names.length} parameters`, region },
-      (abortSignal) =>
-        context.clients
-          .ssm(context.identity, region)
-          .send(new GetParametersCommand({ Names: names, WithDecryption: true }), { abortSignal }),
+    answer = await context.clients.call({ api, subject, region }, (abortSignal) =>
+      context.clients
+        .ssm(context.identity, region)
+        .send(new GetParametersCommand({ Names: names, WithDecryption: true }), { abortSignal }),
     );
   } catch (error) {
     for (const target of targets)
