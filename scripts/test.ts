@@ -56,6 +56,7 @@ const needsWorld = !values.unit && files.some((file) => !file.startsWith('src/')
 
 const env: NodeJS.ProcessEnv = { ...process.env };
 const stops: Array<() => Promise<void>> = [];
+let worldLogs: (() => string) | undefined;
 let exitCode = 1;
 try {
   if (needsWorld) {
@@ -63,6 +64,7 @@ try {
     const { startWorld } = await import('../test/harness/world.ts');
     const world = await startWorld();
     stops.push(world.stop);
+    worldLogs = world.logs;
     Object.assign(env, world.env);
   }
   process.stderr.write(`\n== tests: ${files.join(' ')}\n`);
@@ -79,6 +81,9 @@ try {
     ],
     env,
   );
+  if (exitCode !== 0 && worldLogs) {
+    process.stderr.write(`\n== tests failed: the local world's logs (last lines)\n${worldLogs()}\n`);
+  }
 } finally {
   for (const stop of stops.reverse()) await stop();
 }

@@ -9,6 +9,8 @@ import { startMoto } from './moto.ts';
 export interface World {
   /** Variables for child processes: AWS endpoint and dummy credentials, the bed's kubeconfig and info file. */
   readonly env: Readonly<Record<string, string>>;
+  /** The last lines of every server's log (the bed's processes and moto), for failure reports. */
+  logs(): string;
   stop(): Promise<void>;
 }
 
@@ -29,6 +31,9 @@ export async function startWorld(): Promise<World> {
       AWS_SECRET_ACCESS_KEY: 'testing',
       KUBECONFIG: bed.kubeConfigPath,
       SMK_TEST_BED: bed.infoPath,
+    },
+    logs() {
+      return `${bed.logs()}\n--- moto ---\n${moto.log().split('\n').slice(-40).join('\n')}`;
     },
     async stop() {
       await bed.stop();

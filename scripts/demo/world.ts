@@ -1,0 +1,73 @@
+/**
+ * What the demo's scenarios run against: the local world (moto + the Kubernetes test bed, the same
+ * one the integration tests use), an AWS client for setting up demo secrets, and a way to run the
+ * `smk` binary as a user would.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { startWorld } from '../../test/harness/world.ts';
+
+export interface CommandResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface DemoWorld {
+  readonly env: Readonly<Record<string, string>>;
+  readonly secretsManager: SecretsManagerClient;
+  /** A fresh directory under the demo's temp root. */
+  tempDir(name: string): Promise<string>;
+  /** Runs the bundled `smk` (dist/smk.mjs) with the world's environment. */
+  smk(
+    args: readonly string[],
+    options?: { input?: string; env?: Record<string, string> },
+  ): Promise<CommandResult>;
+  stop(): Promise<void>;
+}
+
+const smkBinary = new URL('../../dist/smk.mjs', import.meta.url).pathname;
+
+export async function startDemoWorld(): Promise<DemoWorld> {
+  process.stdout.write('Starting the local world: moto (AWS endpoint) and the Kubernetes test bed…\n');
+  const world = await startWorld();
+  const root = await mkdtemp(join(tmpdir(), 'smk-demo-'));
+  const secretsManager = new SecretsManagerClient({
+    endpoint: world.env.AWS_ENDPOINT_URL,
+    region: world.env.AWS_REGION,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
+  return {
+    env: world.env,
+    secretsManager,
+    async tempDir(name) {
+      return mkdtemp(join(root, `${name}-`));
+    },
+    smk(args, options = {}) {
+      return new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, [smkBinary, ...args], {
+          env: { ...process.env, ...world.env, ...options.env },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+        });
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+        });
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+        child.stdin.end(options.input ?? '');
+      });
+    },
+    async stop() {
+      secretsManager.destroy();
+      await world.stop();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
