@@ -4,7 +4,14 @@
  * (one cache for the node), so a mount reads exactly as the agent and the sync controller do.
  */
 import type { Identity } from '../aws/identity.ts';
-import { describeError, InvalidInputError, isSmkError, TooLargeError } from '../core/errors.ts';
+import {
+  describeError,
+  InvalidInputError,
+  isSmkError,
+  type SmkError,
+  type SmkErrorOptions,
+  TooLargeError,
+} from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import type { SecretReader } from '../core/source.ts';
@@ -73,12 +80,26 @@ export function createMountHandler(options: MountOptions): MountHandler {
 
   /** The default region, required only when some object is not an ARN (an ARN names its own). */
   async function regionFor(subject: string, spec: MountSpec): Promise<string | undefined> {
-    const region = spec.region ?? options.environmentRegion ?? (await options.nodeRegion?.());
-    if (region !== undefined || spec.objects.every((object) => object.arnRegion !== undefined)) return region;
-    throw new InvalidInputError(
-      `${subject}: no AWS region: set parameters.region in the SecretProviderClass, AWS_REGION on the provider, or the node label topology.kubernetes.io/region`,
-      { subject, field: 'region' },
-    );
+    const needed = spec.objects.some((object) => object.arnRegion === undefined);
+    const advice =
+      'set parameters.region in the SecretProviderClass, AWS_REGION on the provider, or the node label topology.kubernetes.io/region';
+    let region = spec.region ?? options.environmentRegion;
+    if (region === undefined && needed && options.nodeRegion) {
+      region = await options.nodeRegion().catch((error: unknown) => {
+        if (!isSmkError(error)) throw error;
+        const Kind = error.constructor as new (message: string, options: SmkErrorOptions) => SmkError;
+        throw new Kind(
+          `${subject}: no AWS region (${advice}); the node's label could not be read: ${error.message}`,
+          {
+            subject,
+            field: 'region',
+            cause: error,
+          },
+        );
+      });
+    }
+    if (region !== undefined || !needed) return region;
+    throw new InvalidInputError(`${subject}: no AWS region: ${advice}`, { subject, field: 'region' });
   }
 
   async function mount(request: MountRequest, context: { subject?: string }): Promise<MountResponse> {

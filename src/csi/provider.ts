@@ -37,6 +37,8 @@ export interface CsiProviderConfig {
   readonly stageTtlMs?: number | undefined;
   readonly cacheMaxBytes?: number | undefined;
   readonly maxReplyBytes?: number | undefined;
+  /** Pod Identity agent URL; default chosen per mount by preferredAddressType, as ASCP does. */
+  readonly podIdentityEndpoint?: string | undefined;
   readonly logger: Logger;
 }
 
@@ -66,7 +68,10 @@ export async function startCsiProvider(config: CsiProviderConfig): Promise<CsiPr
   const nodes = nodeName === undefined ? undefined : createNodes(config.kubeConfig);
   const mount = createMountHandler({
     readerFor: (identity) => createSecretReader(identity, { cache, clients }),
-    identities: { roleArn: (ref) => serviceAccounts.roleArn(ref) },
+    identities: {
+      roleArn: (ref) => serviceAccounts.roleArn(ref),
+      podIdentityEndpoint: config.podIdentityEndpoint,
+    },
     environmentRegion: config.environmentRegion,
     nodeRegion: nodes && nodeName ? rememberOnceFound(() => nodes.region(nodeName)) : undefined,
     maxReplyBytes: config.maxReplyBytes,

@@ -159,8 +159,12 @@ export type ProviderWorldOptions = Partial<
     | 'nodeName'
     | 'maxReplyBytes'
     | 'cacheMaxBytes'
+    | 'podIdentityEndpoint'
   >
->;
+> & {
+  /** Something in front of the counting proxy (it gets the proxy's endpoint, returns its own). */
+  readonly inFront?: (proxyEndpoint: string) => string;
+};
 
 export async function startProviderWorld(options: ProviderWorldOptions = {}): Promise<ProviderWorld> {
   const bed = await connectTestBed();
@@ -182,13 +186,14 @@ export async function startProviderWorld(options: ProviderWorldOptions = {}): Pr
     providerVolume: join(directory, 'providers'),
     providerName: 'aws',
     kubeConfig: await bed.kubeConfigFor(rbacName),
-    awsEndpoint: proxy.endpoint,
-    environmentRegion: options.environmentRegion ?? 'us-east-1',
+    awsEndpoint: options.inFront ? options.inFront(proxy.endpoint) : proxy.endpoint,
+    environmentRegion: 'environmentRegion' in options ? options.environmentRegion : 'us-east-1',
     nodeName: options.nodeName,
     authorizationWindowMs: options.authorizationWindowMs,
     stageTtlMs: options.stageTtlMs,
     maxReplyBytes: options.maxReplyBytes,
     cacheMaxBytes: options.cacheMaxBytes,
+    podIdentityEndpoint: options.podIdentityEndpoint,
     logger: silentLogger(),
   });
   const client = connectProvider(provider.socketPath);
