@@ -1,0 +1,65 @@
+/**
+ * Reads from many reconciles that run at the same moment go to AWS as one read: every read()
+ * arriving within `windowMs` of the first is joined into one call of the underlying reader,
+ * which merges duplicates and batches (BatchGetSecretValue, 20 a call). After a restart this
+ * turns thousands of per-object reads into a few batch calls.
+ */
+import type { ReadResult, SecretReader, SecretRequest } from '../core/source.ts';
+
+interface Waiting {
+  readonly requests: readonly SecretRequest[];
+  resolve(results: ReadResult[]): void;
+  reject(error: unknown): void;
+}
+
+export interface CoalesceOptions {
+  /** How long the first read of a round waits for others (default 5 ms). */
+  readonly windowMs?: number;
+  /** A round is sent at once when it holds this many requests (default 400). */
+  readonly maxRequests?: number;
+}
+
+export function coalescingReader(reader: SecretReader, options: CoalesceOptions = {}): SecretReader {
+  const windowMs = options.windowMs ?? 5;
+  const maxRequests = options.maxRequests ?? 400;
+  let waiting: Waiting[] = [];
+  let pendingRequests = 0;
+  let timer: NodeJS.Timeout | undefined;
+
+  function flush(): void {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    const round = waiting;
+    waiting = [];
+    pendingRequests = 0;
+    if (round.length === 0) return;
+    const all = round.flatMap((entry) => entry.requests);
+    reader.read(all).then(
+      (results) => {
+        let offset = 0;
+        for (const entry of round) {
+          entry.resolve(results.slice(offset, offset + entry.requests.length));
+          offset += entry.requests.length;
+        }
+      },
+      (error: unknown) => {
+        for (const entry of round) entry.reject(error);
+      },
+    );
+  }
+
+  return {
+    read(requests) {
+      if (requests.length === 0) return Promise.resolve([]);
+      return new Promise<ReadResult[]>((resolve, reject) => {
+        waiting.push({ requests, resolve, reject });
+        pendingRequests += requests.length;
+        if (pendingRequests >= maxRequests) flush();
+        else timer ??= setTimeout(flush, windowMs);
+      });
+    },
+    describe(request) {
+      return reader.describe(request);
+    },
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * Per-namespace identity: a sync acts as the ServiceAccount its object names, in the object's own
+ * namespace. The account's `eks.amazonaws.com/role-arn` annotation picks the IAM role; a
+ * TokenRequest (audience sts.amazonaws.com) is the web identity the role is assumed with. So a
+ * namespace reaches only what its own role may read, and the AWS layer's cache keys every value
+ * by this identity (the session name names namespace and account).
+ */
+import { createHash } from 'node:crypto';
+import type { Identity } from '../aws/identity.ts';
+import { NotFoundError } from '../core/errors.ts';
+import type { SecretReader } from '../core/source.ts';
+import type { ServiceAccountRef, ServiceAccounts } from '../kube/service-accounts.ts';
+
+export interface ResolvedIdentity {
+  readonly reader: SecretReader;
+  readonly roleArn: string;
+  readonly sessionName: string;
+}
+
+export interface IdentityResolver {
+  /** The reader acting as `namespace/serviceAccountName`; throws a sentinel error naming the account. */
+  resolve(namespace: string, serviceAccountName: string): Promise<ResolvedIdentity>;
+}
+
+export interface IdentityResolverOptions {
+  readonly serviceAccounts: ServiceAccounts;
+  /** Builds the reader for an identity (src/aws createSecretReader over the process's one cache). */
+  readonly makeReader: (identity: Identity) => SecretReader;
+  /** How long a looked-up role annotation is trusted before it is read again (default 30 s). */
+  readonly roleTtlMs?: number;
+  /** Token lifetime asked for (default 1 h); a token is reused until 5 minutes before it expires. */
+  readonly tokenSeconds?: number;
+  readonly now?: () => number;
+}
+
+/** AWS RoleSessionName: 2–64 of [\w+=,.@-]; names namespace and account, hashed when too long. */
+export function sessionNameFor(namespace: string, serviceAccountName: string): string {
+  const plain = `smk.${namespace}.${serviceAccountName}`.replace(/[^\w+=,.@-]/g, '-');
+  if (plain.length <= 64) return plain;
+  const digest = createHash('sha256').update(`${namespace}/${serviceAccountName}`).digest('hex').slice(0, 12);
+  return `${plain.slice(0, 64 - digest.length - 1)}-${digest}`;
+}
+
+export function createIdentityResolver(options: IdentityResolverOptions): IdentityResolver {
+  const now = options.now ?? Date.now;
+  const roleTtlMs = options.roleTtlMs ?? 30_000;
+  const tokenSeconds = options.tokenSeconds ?? 3600;
+  const roles = new Map<string, { roleArn: Promise<string>; at: number }>();
+  const tokens = new Map<string, { token: Promise<string>; expiresAt: number }>();
+  const readers = new Map<string, ResolvedIdentity>();
+
+  function roleOf(ref: ServiceAccountRef): Promise<string> {
+    const key = `${ref.namespace}/${ref.name}`;
+    const cached = roles.get(key);
+    if (cached && now() - cached.at < roleTtlMs) return cached.roleArn;
+    const roleArn = options.serviceAccounts.roleArn(ref).catch((error: unknown) => {
+      roles.delete(key);
+      if (error instanceof NotFoundError) {
+        throw new NotFoundError(
+          `ServiceAccount ${ref.namespace}/${ref.name} not found; create it with an ${'eks.amazonaws.com/role-arn'} annotation`,
+          { subject: `ServiceAccount ${ref.namespace}/${ref.name}`, cause: error },
+        );
+      }
+      throw error;
+    });
+    roles.set(key, { roleArn, at: now() });
+    return roleArn;
+  }
+
+  function tokenOf(ref: ServiceAccountRef): Promise<string> {
+    const key = `${ref.namespace}/${ref.name}`;
+    const cached = tokens.get(key);
+    if (cached && cached.expiresAt - now() > 5 * 60_000) return cached.token;
+    const issued = options.serviceAccounts.token(ref, undefined, tokenSeconds);
+    const entry = { token: issued.then((answer) => answer.token), expiresAt: now() + tokenSeconds * 1000 };
+    tokens.set(key, entry);
+    issued.then(
+      (answer) => {
+        if (tokens.get(key) === entry) entry.expiresAt = answer.expiresAt.getTime();
+      },
+      () => {
+        if (tokens.get(key) === entry) tokens.delete(key);
+      },
+    );
+    return entry.token;
+  }
+
+  return {
+    async resolve(namespace, serviceAccountName) {
+      const ref: ServiceAccountRef = { namespace, name: serviceAccountName };
+      const roleArn = await roleOf(ref);
+      const key = `${namespace}/${serviceAccountName}\0${roleArn}`;
+      const known = readers.get(key);
+      if (known) return known;
+      const sessionName = sessionNameFor(namespace, serviceAccountName);
+      const reader = options.makeReader({
+        kind: 'webIdentity',
+        roleArn,
+        sessionName,
+        token: () => tokenOf(ref),
+      });
+      const resolved = { reader, roleArn, sessionName };
+      readers.set(key, resolved);
+      return resolved;
+    },
+  };
+}

@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { V1Secret } from '@kubernetes/client-node';
+import {
+  AccessDeniedError,
+  InvalidInputError,
+  NotFoundError,
+  type SmkError,
+  TransientError,
+} from '../core/errors.ts';
+import type { ReadResult, SecretReader, SecretRequest } from '../core/source.ts';
+import type { IdentityResolver } from './identity.ts';
+import { secretSyncJob } from './jobs.ts';
+import { type SyncDeps, syncJob } from './sync.ts';
+
+/** A reader over a map of secret name → value (or error), counting reads. */
+function fakeReader(values: Record<string, string | SmkError>) {
+  const reads: SecretRequest[][] = [];
+  const reader: SecretReader = {
+    async read(requests) {
+      reads.push([...requests]);
+      return requests.map((request): ReadResult => {
+        const value = values[request.id];
+        if (value === undefined) return { ok: false, error: new NotFoundError(`${request.id}: not found`) };
+        if (typeof value !== 'string') return { ok: false, error: value };
+        return {
+          ok: true,
+          value: {
+            request,
+            arn: `arn:aws:secretsmanager:${request.region}:111122223333:secret:${request.id}-AbCdEf`,
+            name: request.id,
+            versionId: `v-${request.id}`,
+            bytes: new TextEncoder().encode(value),
+            binary: false,
+          },
+        };
+      });
+    },
+    async describe() {
+      throw new Error('not used');
+    },
+  };
+  return { reader, reads };
+}
+
+function deps(reader: SecretReader, secrets = new Map<string, V1Secret>(), identityError?: SmkError) {
+  const applied: Array<{ body: V1Secret; force: boolean; manager: string }> = [];
+  const identities: IdentityResolver = {
+    async resolve(namespace, account) {
+      if (identityError) throw identityError;
+      return { reader, roleArn: `arn:aws:iam::111122223333:role/${namespace}-${account}`, sessionName: 's' };
+    },
+  };
+  const value: SyncDeps = {
+    identities,
+    defaultRegion: 'us-east-1',
+    async readSecret(namespace, name) {
+      return secrets.get(`${namespace}/${name}`);
+    },
+    async applySecret(body, options) {
+      applied.push({ body, ...options });
+      secrets.set(`${body.metadata?.namespace}/${body.metadata?.name}`, body);
+      return body;
+    },
+  };
+  return { deps: value, applied, secrets };
+}
+
+function job(spec: Record<string, unknown> = {}) {
+  return secretSyncJob({
+    metadata: { name: 'db', namespace: 'team-a', uid: 'u1', generation: 2 },
+    spec: {
+      serviceAccountName: 'app',
+      objects: [
+        { objectName: 'db-creds', jmesPath: [{ path: 'password', objectAlias: 'password' }] },
+        { objectName: 'api-key', objectType: 'secretsmanager' },
+      ].map((object) => ({ objectType: 'secretsmanager', ...object })),
+      ...spec,
+    },
+  });
+}
+
+describe('syncJob', () => {
+  it('writes every produced file as a key and reports versions and role', async () => {
+    const { reader, reads } = fakeReader({ 'db-creds': '{"password":"pw"}', 'api-key': 'k' });
+    const world = deps(reader);
+    const outcome = await syncJob(job(), world.deps);
+    assert.equal(outcome.ok, true);
+    if (!outcome.ok) return;
+    assert.deepEqual(outcome.targets, [{ name: 'db', action: 'created' }]);
+    assert.equal(outcome.roleArn, 'arn:aws:iam::111122223333:role/team-a-app');
+    assert.deepEqual(outcome.versions.map((v) => `${v.objectName}@${v.versionId}`).sort(), [
+      'api-key@v-api-key',
+      'db-creds@v-db-creds',
+      'password@v-db-creds',
+    ]);
+    assert.equal(reads.length, 1, 'one read for the whole spec');
+    const data = world.applied[0]?.body.data ?? {};
+    assert.deepEqual(Object.keys(data).sort(), ['api-key', 'db-creds', 'password']);
+    assert.equal(Buffer.from(data.password ?? '', 'base64').toString(), 'pw');
+  });
+
+  it('a second sync with nothing changed writes nothing', async () => {
+    const { reader } = fakeReader({ 'db-creds': '{"password":"pw"}', 'api-key': 'k' });
+    const world = deps(reader);
+    await syncJob(job(), world.deps);
+    // What the API server would add: managed fields for what smk applied.
+    const stored = world.secrets.get('team-a/db') as V1Secret;
+    const keys = (record: Record<string, string> | undefined) =>
+      Object.fromEntries(Object.keys(record ?? {}).map((key) => [`f:${key}`, {}]));
+    stored.metadata = {
+      ...stored.metadata,
+      managedFields: [
+        {
+          manager: 'smk',
+          operation: 'Apply',
+          fieldsV1: {
+            'f:data': keys(stored.data),
+            'f:metadata': {
+              'f:labels': keys(stored.metadata?.labels),
+              'f:annotations': keys(stored.metadata?.annotations),
+            },
+          },
+        },
+      ],
+    };
+    const outcome = await syncJob(job(), world.deps);
+    assert.deepEqual(outcome.ok && outcome.targets, [{ name: 'db', action: 'unchanged' }]);
+    assert.equal(world.applied.length, 1);
+  });
+
+  const fetchFailures: Array<[string, SmkError, string]> = [
+    ['refused by AWS', new AccessDeniedError('db-creds: access denied'), 'AccessDenied'],
+    ['AWS unavailable', new TransientError('db-creds: HTTP 503'), 'ProviderUnavailable'],
+  ];
+  for (const [title, error, reason] of fetchFailures) {
+    it(`${title}: nothing is written, the reason is ${reason}`, async () => {
+      const { reader } = fakeReader({ 'db-creds': error, 'api-key': 'k' });
+      const existing: V1Secret = { metadata: { name: 'db', namespace: 'team-a' }, data: { old: 'b2xk' } };
+      const world = deps(reader, new Map([['team-a/db', existing]]));
+      const outcome = await syncJob(job(), world.deps);
+      assert.equal(outcome.ok, false);
+      assert.equal(!outcome.ok && outcome.reason, reason);
+      assert.equal(!outcome.ok && outcome.retry, true);
+      assert.match(!outcome.ok ? outcome.message : '', /SecretSync team-a\/db: objects\[0\] \(db-creds\)/);
+      assert.equal(world.applied.length, 0);
+      assert.equal(world.secrets.get('team-a/db'), existing);
+    });
+  }
+
+  it('a missing AWS secret is SecretNotFound', async () => {
+    const { reader } = fakeReader({ 'api-key': 'k' });
+    const outcome = await syncJob(job(), deps(reader).deps);
+    assert.equal(!outcome.ok && outcome.reason, 'SecretNotFound');
+  });
+
+  const identityFailures: Array<[SmkError, string]> = [
+    [new NotFoundError('ServiceAccount team-a/app not found'), 'ServiceAccountNotFound'],
+    [
+      new InvalidInputError('ServiceAccount team-a/app has no eks.amazonaws.com/role-arn annotation'),
+      'RoleNotConfigured',
+    ],
+    [new TransientError('ServiceAccount team-a/app: HTTP 500'), 'ApiUnavailable'],
+  ];
+  for (const [error, reason] of identityFailures) {
+    it(`identity failure → ${reason}, with the account named`, async () => {
+      const { reader, reads } = fakeReader({});
+      const outcome = await syncJob(job(), deps(reader, new Map(), error).deps);
+      assert.equal(!outcome.ok && outcome.reason, reason);
+      assert.match(!outcome.ok ? outcome.message : '', /ServiceAccount team-a\/app/);
+      assert.equal(reads.length, 0);
+    });
+  }
+
+  it('an invalid objects spec is InvalidSpec and not retried', async () => {
+    const { reader } = fakeReader({});
+    const outcome = await syncJob(
+      job({ objects: [{ objectName: 'x', objectType: 'vault' }] }),
+      deps(reader).deps,
+    );
+    assert.equal(!outcome.ok && outcome.reason, 'InvalidSpec');
+    assert.equal(!outcome.ok && outcome.retry, false);
+    assert.match(!outcome.ok ? outcome.message : '', /objects\[0\] \(x\)/);
+  });
+
+  it('a Secret that is not smk-owned is refused and left alone', async () => {
+    const { reader } = fakeReader({ 'db-creds': '{"password":"pw"}', 'api-key': 'k' });
+    const theirs: V1Secret = {
+      metadata: { name: 'db', namespace: 'team-a' },
+      type: 'Opaque',
+      data: { mine: 'eA==' },
+    };
+    const world = deps(reader, new Map([['team-a/db', theirs]]));
+    const outcome = await syncJob(job(), world.deps);
+    assert.equal(!outcome.ok && outcome.reason, 'SecretNotOwned');
+    assert.match(!outcome.ok ? outcome.message : '', /Secret team-a\/db exists and was not created by smk/);
+    assert.equal(world.applied.length, 0);
+  });
+
+  it('messages never carry a value', async () => {
+    const { reader } = fakeReader({ 'db-creds': '{"user":"hunter2-secret"}', 'api-key': 'k' });
+    const outcome = await syncJob(job(), deps(reader).deps);
+    assert.equal(!outcome.ok && outcome.reason, 'InvalidObject');
+    assert.doesNotMatch(!outcome.ok ? outcome.message : '', /hunter2/);
+  });
+});

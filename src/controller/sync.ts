@@ -1,0 +1,198 @@
+/**
+ * One sync of one job: objects spec + the namespace's identity → payloads (the core pipeline) →
+ * each target Secret's data → create / update / leave / refuse. Every failure becomes an outcome
+ * with a condition reason and a value-free message; nothing is written unless every payload was
+ * produced, so a failing AWS read leaves the existing Secret exactly as it was.
+ */
+import type { V1Secret } from '@kubernetes/client-node';
+import { describeError, isSmkError, type SmkError, TransientError } from '../core/errors.ts';
+import { resolvePayloads } from '../core/payloads.ts';
+import { parseMountSpec } from '../core/spec.ts';
+import type { Payload } from '../core/spec-types.ts';
+import type { IdentityResolver } from './identity.ts';
+import { type SyncJob, sourceLabel } from './jobs.ts';
+import { planSecretWrite } from './plan.ts';
+import { type RenderedSecret, renderSecretData } from './render.ts';
+
+export interface SyncDeps {
+  readonly identities: IdentityResolver;
+  readonly defaultRegion: string | undefined;
+  /** The Secret as it is now (a fresh read or an up-to-date cache), or undefined. */
+  readSecret(namespace: string, name: string): Promise<V1Secret | undefined>;
+  applySecret(body: V1Secret, options: { force: boolean; manager: string }): Promise<unknown>;
+}
+
+export type TargetAction = 'created' | 'updated' | 'unchanged';
+
+export interface SyncedVersion {
+  readonly objectName: string;
+  readonly versionId: string;
+}
+
+export type FailureReason =
+  | 'InvalidSpec'
+  | 'ServiceAccountNotFound'
+  | 'RoleNotConfigured'
+  | 'AccessDenied'
+  | 'SecretNotFound'
+  | 'InvalidObject'
+  | 'TooLarge'
+  | 'ProviderUnavailable'
+  | 'ApiUnavailable'
+  | 'SecretNotOwned'
+  | 'SecretMissing'
+  | 'SecretTypeMismatch'
+  | 'Conflict';
+
+export type SyncOutcome =
+  | {
+      readonly ok: true;
+      readonly targets: readonly { readonly name: string; readonly action: TargetAction }[];
+      readonly versions: readonly SyncedVersion[];
+      readonly roleArn: string;
+      readonly keys: number;
+    }
+  | {
+      readonly ok: false;
+      readonly reason: FailureReason;
+      readonly message: string;
+      /** Worth retrying soon with backoff; false: wait for a change of the object (or a slow retry). */
+      readonly retry: boolean;
+      /** Targets written before a later target was refused. */
+      readonly targets: readonly { readonly name: string; readonly action: TargetAction }[];
+      readonly roleArn?: string;
+    };
+
+/** `error` is described value-free (describeError); a string is our own message, used as is. */
+function fail(
+  reason: FailureReason,
+  error: unknown,
+  retry: boolean,
+  extra: { targets?: { name: string; action: TargetAction }[]; roleArn?: string } = {},
+): SyncOutcome {
+  return {
+    ok: false,
+    reason,
+    message: typeof error === 'string' ? error : describeError(error),
+    retry,
+    targets: extra.targets ?? [],
+    ...(extra.roleArn ? { roleArn: extra.roleArn } : {}),
+  };
+}
+
+function identityFailure(error: unknown): SyncOutcome {
+  if (!isSmkError(error)) return fail('ApiUnavailable', error, true);
+  switch (error.kind) {
+    case 'NotFound':
+      return fail('ServiceAccountNotFound', error, true);
+    case 'InvalidInput':
+      return fail('RoleNotConfigured', error, true);
+    case 'AccessDenied':
+      return fail('AccessDenied', error, true);
+    default:
+      return fail('ApiUnavailable', error, true);
+  }
+}
+
+function fetchFailure(error: SmkError, roleArn: string): SyncOutcome {
+  const extra = { roleArn };
+  switch (error.kind) {
+    case 'AccessDenied':
+      return fail('AccessDenied', error, true, extra);
+    case 'NotFound':
+      return fail('SecretNotFound', error, true, extra);
+    case 'InvalidInput':
+      return fail('InvalidObject', error, true, extra);
+    case 'TooLarge':
+      return fail('TooLarge', error, true, extra);
+    default:
+      return fail('ProviderUnavailable', error, true, extra);
+  }
+}
+
+function versionsOf(payloads: readonly Payload[]): SyncedVersion[] {
+  const seen = new Map<string, string>();
+  for (const payload of payloads) {
+    if (!seen.has(payload.objectVersion.id))
+      seen.set(payload.objectVersion.id, payload.objectVersion.version);
+  }
+  return [...seen].map(([objectName, versionId]) => ({ objectName, versionId }));
+}
+
+export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome> {
+  const label = sourceLabel(job.source);
+  let spec: ReturnType<typeof parseMountSpec>;
+  try {
+    spec = parseMountSpec(job.params, label);
+  } catch (error) {
+    return fail('InvalidSpec', error, false);
+  }
+
+  let identity: Awaited<ReturnType<IdentityResolver['resolve']>>;
+  try {
+    identity = await deps.identities.resolve(job.source.namespace, job.serviceAccountName);
+  } catch (error) {
+    return identityFailure(error);
+  }
+  const roleArn = identity.roleArn;
+
+  let payloads: Payload[];
+  try {
+    payloads = await resolvePayloads(spec, identity.reader, {
+      defaultRegion: deps.defaultRegion,
+      subject: label,
+    });
+  } catch (error) {
+    if (isSmkError(error)) return fetchFailure(error, roleArn);
+    return fail('ProviderUnavailable', new TransientError(`${label}: ${describeError(error)}`), true, {
+      roleArn,
+    });
+  }
+
+  // Render every target before writing any, so a bad mapping writes nothing.
+  const rendered: RenderedSecret[] = [];
+  for (const target of job.targets) {
+    try {
+      rendered.push(renderSecretData(payloads, target, label));
+    } catch (error) {
+      const reason = isSmkError(error) && error.kind === 'TooLarge' ? 'TooLarge' : 'InvalidSpec';
+      return fail(reason, error, reason === 'TooLarge', { roleArn });
+    }
+  }
+
+  const written: { name: string; action: TargetAction }[] = [];
+  let refusal: { reason: FailureReason; message: string } | undefined;
+  let keys = 0;
+  for (const [index, target] of job.targets.entries()) {
+    const data = rendered[index]?.data ?? {};
+    keys += Object.keys(data).length;
+    let existing: V1Secret | undefined;
+    try {
+      existing = await deps.readSecret(job.source.namespace, target.name);
+    } catch (error) {
+      return fail('ApiUnavailable', error, true, { targets: written, roleArn });
+    }
+    const plan = planSecretWrite(
+      { source: job.source, target, creationPolicy: job.creationPolicy, data },
+      existing,
+    );
+    if (plan.action === 'refuse') {
+      // Other targets are still written; the first refusal is what the condition reports.
+      refusal ??= { reason: plan.reason, message: plan.message };
+      continue;
+    }
+    if (plan.action === 'unchanged') {
+      written.push({ name: target.name, action: 'unchanged' });
+      continue;
+    }
+    try {
+      await deps.applySecret(plan.body, { force: plan.force, manager: plan.manager });
+    } catch (error) {
+      const conflict = isSmkError(error) && (error.cause as { code?: number } | undefined)?.code === 409;
+      return fail(conflict ? 'Conflict' : 'ApiUnavailable', error, true, { targets: written, roleArn });
+    }
+    written.push({ name: target.name, action: plan.action === 'create' ? 'created' : 'updated' });
+  }
+  if (refusal) return fail(refusal.reason, refusal.message, true, { targets: written, roleArn });
+  return { ok: true, targets: written, versions: versionsOf(payloads), roleArn, keys };
+}
