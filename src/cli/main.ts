@@ -3,8 +3,13 @@
  * `smk <command>`: one binary for every role. Each command module is imported only when used, so a
  * one-shot command like `smk fetch` does not pay for the Kubernetes client or gRPC at start.
  */
+import { enableCompileCache } from 'node:module';
 import { describeError, isSmkError } from '../core/errors.ts';
 import { type CommandName, commands } from './commands.ts';
+
+// V8's code cache on disk makes every later start skip compiling the bundle (a no-op where the
+// cache directory is not writable, e.g. a read-only root file system without a writable tmp).
+enableCompileCache?.();
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));
