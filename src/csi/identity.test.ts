@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { identityKey } from '../aws/identity.ts';
+import { InvalidInputError } from '../core/errors.ts';
+import { parseMountAttributes } from './attributes.ts';
+import { identityFor, podIdentityAgentUrls, sessionNameFor } from './identity.ts';
+
+const fixture = (name: string): string =>
+  readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
+const roleArn = 'arn:aws:iam::123456789012:role/app';
+
+describe('sessionNameFor', () => {
+  it('names the ServiceAccount readably within 64 characters', () => {
+    assert.equal(sessionNameFor({ namespace: 'team-a', name: 'api' }), 'team-a.api');
+  });
+
+  it('keeps long names unique with a hash and legal for STS', () => {
+    const long = 'x'.repeat(200);
+    const first = sessionNameFor({ namespace: 'ns', name: `${long}a` });
+    const second = sessionNameFor({ namespace: 'ns', name: `${long}b` });
+    assert.equal(first.length, 64);
+    assert.notEqual(first, second);
+    assert.match(first, /^[\w+=,.@-]{2,64}$/);
+  });
+});
+
+describe('identityFor', () => {
+  it("assumes the annotated role with the pod's sts.amazonaws.com token", async () => {
+    const attributes = parseMountAttributes(fixture('attributes-irsa.json'));
+    const asked: string[] = [];
+    const identity = await identityFor(attributes, {
+      roleArn: async (ref) => {
+        asked.push(`${ref.namespace}/${ref.name}`);
+        return roleArn;
+      },
+    });
+    assert.deepEqual(asked, ['default/nginx-deployment-sa']);
+    assert.equal(identity.kind, 'webIdentity');
+    if (identity.kind !== 'webIdentity') return;
+    assert.equal(identity.roleArn, roleArn);
+    assert.equal(await identity.token(), 'header.payload.signature');
+    assert.equal(identity.sessionName, 'default.nginx-deployment-sa');
+    assert.doesNotMatch(identityKey(identity), /signature/);
+  });
+
+  it('uses Pod Identity with the pods.eks.amazonaws.com token at the preferred address', async () => {
+    const attributes = parseMountAttributes(fixture('attributes-pod-identity.json'));
+    const identity = await identityFor(attributes, {
+      roleArn: () => Promise.reject(new Error('IRSA must not be consulted')),
+    });
+    assert.equal(identity.kind, 'podIdentity');
+    if (identity.kind !== 'podIdentity') return;
+    assert.equal(await identity.token(), 'pi.token.value');
+    assert.equal(identity.endpoint, podIdentityAgentUrls.ipv6);
+    assert.equal(identity.subject, 'team-a/api');
+  });
+
+  it('refuses IRSA without a token before looking the role up, saying how to request one', async () => {
+    const base = JSON.parse(fixture('attributes-irsa.json')) as Record<string, string>;
+    delete base['csi.storage.k8s.io/serviceAccount.tokens'];
+    let looked = false;
+    await assert.rejects(
+      identityFor(parseMountAttributes(JSON.stringify(base)), {
+        roleArn: async () => {
+          looked = true;
+          return roleArn;
+        },
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof InvalidInputError);
+        assert.equal(error.field, 'csi.storage.k8s.io/serviceAccount.tokens');
+        assert.match(error.message, /tokenRequests: \[\{audience: "sts\.amazonaws\.com"\}\]/);
+        return true;
+      },
+    );
+    assert.equal(looked, false);
+  });
+});
