@@ -53,6 +53,20 @@ export interface StartMotoOptions {
 
 const maxLogBytes = 256 * 1024;
 
+/**
+ * `python -m moto.server`, plus a watcher: when our end of its stdin closes (this process
+ * exited, even by SIGKILL), moto exits too instead of living on as an orphan.
+ */
+const motoBootstrap = [
+  'import os, runpy, sys, threading',
+  'def watch():',
+  '    sys.stdin.read()',
+  '    os._exit(0)',
+  'threading.Thread(target=watch, daemon=True).start()',
+  "sys.argv[0] = 'moto.server'",
+  "runpy.run_module('moto.server', run_name='__main__', alter_sys=True)",
+].join('\n');
+
 export function motoPython(): string {
   return process.env.SMK_MOTO_PYTHON ?? join(homedir(), '.cache', 'smk-moto-venv', 'bin', 'python');
 }
@@ -80,8 +94,8 @@ export async function startMoto(options: StartMotoOptions = {}): Promise<MotoSer
     log += chunk.toString('utf8');
     if (log.length > maxLogBytes) log = log.slice(log.length - maxLogBytes);
   };
-  const child: ChildProcess = spawn(python, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child: ChildProcess = spawn(python, ['-c', motoBootstrap, '-H', '127.0.0.1', '-p', String(port)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, PYTHONUNBUFFERED: '1' },
   });
   child.stdout?.on('data', append);
@@ -102,6 +116,7 @@ export async function startMoto(options: StartMotoOptions = {}): Promise<MotoSer
 
   const stop = async (): Promise<void> => {
     if (exited) return;
+    child.stdin?.end();
     child.kill('SIGTERM');
     const timer = setTimeout(() => {
       if (!exited) child.kill('SIGKILL');
