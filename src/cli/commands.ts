@@ -18,6 +18,22 @@ export const commands = {
     summary: 'serve the Secrets Store CSI provider socket (drop-in for the AWS provider, one cache per node)',
     load: () => import('./csi-provider.ts'),
   },
+  webhook: {
+    summary: 'serve the admission webhook that injects the secrets agent into annotated pods',
+    load: () => import('./webhook.ts'),
+  },
+  inject: {
+    summary: "print Pods/workloads from YAML with the webhook's injection applied (pipe to kubectl apply)",
+    load: () => import('./inject.ts'),
+  },
+  agent: {
+    summary: 'in an injected pod: `agent init` writes the secrets, `agent refresh` keeps them current',
+    load: () => import('./agent.ts'),
+  },
+  controller: {
+    summary: 'run the sync controller: SecretSync and opted-in SecretProviderClasses → Kubernetes Secrets',
+    load: () => import('./controller.ts'),
+  },
   version: {
     summary: 'print the version',
     load: () => import('./version.ts'),

@@ -7,6 +7,7 @@
  * containers and only has their identity env/mounts brought in line with the app containers
  * (that is what a reinvocation after the EKS identity webhook needs); applying twice is a no-op.
  */
+import { smkVersion } from '../core/version.ts';
 import { agentEnv, initContainerName, refreshContainerName, volumeName } from './agent-contract.ts';
 import {
   annotations,
@@ -43,7 +44,8 @@ export interface InjectorConfig {
 }
 
 export const defaultInjectorConfig: InjectorConfig = {
-  agentImage: 'ghcr.io/smk-dev/smk:latest',
+  // This release's image, so the injected agent speaks the same env contract as the injector.
+  agentImage: `ghcr.io/smk-dev/smk:${smkVersion}`,
   agentCommand: ['smk'],
   imagePullPolicy: 'IfNotPresent',
   resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } },

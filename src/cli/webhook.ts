@@ -1,0 +1,101 @@
+/**
+ * `smk webhook --tls-cert F --tls-key F`: the admission webhook that injects the agent into pods.
+ * Serves HTTPS until SIGTERM, then drains (readiness off first, so endpoints drop this pod
+ * before it stops answering). Makes no AWS call: the mutation only reads the pod.
+ */
+import { z } from 'zod';
+import { parseEnvironment } from '../config.ts';
+import { InvalidInputError } from '../core/errors.ts';
+import { createLogger } from '../core/log.ts';
+import { collectProcessMetrics } from '../core/metrics.ts';
+import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
+import { startWebhookServer } from '../webhook/server.ts';
+import { parseCommandArgs } from './args.ts';
+
+const help = `Usage: smk webhook --tls-cert FILE --tls-key FILE [options]
+
+Serve the mutating admission webhook (POST /mutate/pods, GET /healthz /readyz /metrics) over HTTPS.
+The certificate files are re-read when they change.
+
+Options:
+  --tls-cert FILE           PEM serving certificate (chain)
+  --tls-key FILE            PEM private key
+  --port N                  listen port (default 8443)
+  --host ADDR               listen address (default 0.0.0.0)
+  --agent-image IMAGE       image of the injected agent (default: this release's smk image)
+  --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
+  --volume-size-limit Q     size limit of the memory volume (default 4Mi)
+  --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
+  --shutdown-delay SECONDS  keep serving this long after SIGTERM with /readyz failing (default 5)
+`;
+
+const flagsSchema = z.object({
+  port: z.coerce.number().int().min(0).max(65_535),
+  shutdownDelay: z.coerce.number().min(0).max(300),
+});
+
+export async function run(args: readonly string[]): Promise<number> {
+  const { values } = parseCommandArgs('webhook', args, {
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    port: { type: 'string', default: '8443' },
+    host: { type: 'string', default: '0.0.0.0' },
+    'agent-image': { type: 'string' },
+    'agent-pull-policy': { type: 'string' },
+    'volume-size-limit': { type: 'string' },
+    'no-native-sidecar': { type: 'boolean', default: false },
+    'shutdown-delay': { type: 'string', default: '5' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
+  if (values.help) {
+    process.stdout.write(help);
+    return 0;
+  }
+  const certFile = values['tls-cert'];
+  const keyFile = values['tls-key'];
+  if (certFile === undefined || keyFile === undefined) {
+    throw new InvalidInputError(
+      'smk webhook: --tls-cert and --tls-key are required (see smk webhook --help)',
+      {
+        field: certFile === undefined ? '--tls-cert' : '--tls-key',
+      },
+    );
+  }
+  const flags = flagsSchema.safeParse({ port: values.port, shutdownDelay: values['shutdown-delay'] });
+  if (!flags.success) {
+    const key = String(flags.error.issues[0]?.path[0] ?? '');
+    const flag = key === 'port' ? '--port' : '--shutdown-delay';
+    throw new InvalidInputError(`smk webhook: ${flag} must be a number in range`, { field: flag });
+  }
+  const injector = injectorConfigFromFlags(
+    {
+      agentImage: values['agent-image'],
+      pullPolicy: values['agent-pull-policy'],
+      volumeSizeLimit: values['volume-size-limit'],
+      nativeSidecar: !values['no-native-sidecar'],
+    },
+    'webhook',
+  );
+  const environment = parseEnvironment(process.env);
+  const log = createLogger({ name: 'smk-webhook', level: environment.logLevel });
+  collectProcessMetrics();
+  const server = await startWebhookServer({
+    tlsCertFile: certFile,
+    tlsKeyFile: keyFile,
+    injector,
+    log,
+    port: flags.data.port,
+    host: values.host,
+  });
+  log.info({ agentImage: injector.agentImage, nativeSidecar: injector.nativeSidecar }, 'injector ready');
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      server.close({ delayMs: flags.data.shutdownDelay * 1000 }).then(resolve, resolve);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  return 0;
+}
