@@ -20,6 +20,11 @@ export interface AwsErrorContext {
   /** The secret or parameter id as the user wrote it, when the call is about one. */
   readonly subject?: string;
   readonly region?: string;
+  /**
+   * Codes that mean "not there" for this API beyond the usual ones: Secrets Manager reads
+   * answer InvalidRequestException for a secret scheduled for deletion.
+   */
+  readonly notFoundCodes?: readonly string[];
 }
 
 const notFoundCodes = new Set([
@@ -126,9 +131,14 @@ function httpStatusOf(error: unknown): number | undefined {
 
 type Sentinel = 'NotFound' | 'AccessDenied' | 'Throttled' | 'InvalidInput' | 'Transient';
 
-function classify(code: string | undefined, status: number | undefined, network: boolean): Sentinel {
+function classify(
+  code: string | undefined,
+  status: number | undefined,
+  network: boolean,
+  extraNotFound: readonly string[] = [],
+): Sentinel {
   if (code !== undefined) {
-    if (notFoundCodes.has(code)) return 'NotFound';
+    if (notFoundCodes.has(code) || extraNotFound.includes(code)) return 'NotFound';
     if (accessDeniedCodes.has(code)) return 'AccessDenied';
     if (throttledCodes.has(code)) return 'Throttled';
     if (invalidInputCodes.has(code)) return 'InvalidInput';
@@ -178,7 +188,7 @@ export function mapAwsError(error: unknown, context: AwsErrorContext): SmkError 
   const code = errorCodeOf(error);
   const status = httpStatusOf(error);
   const network = status === undefined && typeof field(error, 'code') === 'string';
-  const kind = classify(code, status, network);
+  const kind = classify(code, status, network, context.notFoundCodes);
   const details = [code, status === undefined ? undefined : `HTTP ${status}`].filter(
     (part): part is string => part !== undefined,
   );
@@ -188,7 +198,7 @@ export function mapAwsError(error: unknown, context: AwsErrorContext): SmkError 
 /** Map a per-item error code from a batch answer (BatchGetSecretValue `Errors[].ErrorCode`). */
 export function mapAwsErrorCode(code: string | undefined, context: AwsErrorContext): SmkError {
   const safe = code !== undefined && codePattern.test(code) ? code : undefined;
-  const kind = safe === undefined ? 'Transient' : classify(safe, undefined, false);
+  const kind = safe === undefined ? 'Transient' : classify(safe, undefined, false, context.notFoundCodes);
   // An unknown per-item code is not a network failure: do not retry it forever.
   const settled =
     safe !== undefined && kind === 'Transient' && !transientCodes.has(safe) ? 'InvalidInput' : kind;

@@ -26,6 +26,8 @@ const listPageSize = 100;
 /** ListSecrets accepts at most this many values per filter. */
 const filterValuesLimit = 10;
 const batchDeniedNote = 'BatchGetSecretValue denied';
+/** What reads answer for a secret scheduled for deletion: for a reader, it is not there. */
+const deletedCodes = ['InvalidRequestException'] as const;
 
 export interface SecretsManagerContext {
   readonly identity: Identity;
@@ -72,7 +74,7 @@ async function getSecretValue(context: SecretsManagerContext, target: Target): P
   const api = 'GetSecretValue';
   try {
     const answer = await context.clients.call(
-      { api, subject: target.id, region: target.region },
+      { api, subject: target.id, region: target.region, notFoundCodes: deletedCodes },
       (abortSignal) =>
         context.clients.secretsManager(context.identity, target.region).send(
           new GetSecretValueCommand({
@@ -139,7 +141,12 @@ async function batchGet(
     }
     const failure = errors.find((entry) => entry.SecretId === target.id);
     if (failure) {
-      const error = mapAwsErrorCode(failure.ErrorCode, { api, subject: target.id, region });
+      const error = mapAwsErrorCode(failure.ErrorCode, {
+        api,
+        subject: target.id,
+        region,
+        notFoundCodes: deletedCodes,
+      });
       settled.set(target, { ok: false, error });
       continue;
     }

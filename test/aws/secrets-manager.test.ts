@@ -6,6 +6,7 @@ import type { SecretRequest } from '../../src/core/source.ts';
 import {
   admin,
   createSecret,
+  expectError,
   expectValue,
   region,
   rotateSecret,
@@ -104,15 +105,25 @@ test('a missing secret fails alone with NotFoundError; the others are read', asy
   assert.equal(missing.error.subject, `${prefix}/gone`);
 });
 
-test('a secret scheduled for deletion is not served', async (t) => {
+test('a secret scheduled for deletion is NotFound, read alone or in a batch', async (t) => {
   const { reader } = await wire(t);
-  const name = uniquePrefix('deleted');
-  await createSecret(name, 'doomed');
-  await admin.secrets.send(new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: 7 }));
-  const [result] = await reader(identity).read([sm(name)]);
-  assert.ok(result && !result.ok, 'no value for a deleted secret');
-  assert.equal(result.error.transient, false);
-  assert.doesNotMatch(result.error.message, /doomed/);
+  const prefix = uniquePrefix('deleted');
+  await createSecret(`${prefix}/doomed`, 'doomed value');
+  await createSecret(`${prefix}/kept`, 'kept');
+  await admin.secrets.send(
+    new DeleteSecretCommand({ SecretId: `${prefix}/doomed`, RecoveryWindowInDays: 7 }),
+  );
+  const alone = await reader(identity).read([sm(`${prefix}/doomed`)]);
+  const batched = await reader(staticIdentity('AKIDSECRETS2')).read([
+    sm(`${prefix}/doomed`),
+    sm(`${prefix}/kept`),
+  ]);
+  for (const result of [alone[0], batched[0]]) {
+    const { error } = expectError(result);
+    assert.ok(error instanceof NotFoundError, `${error.name}: ${error.message}`);
+    assert.doesNotMatch(error.message, /doomed value/);
+  }
+  assert.equal(text(expectValue(batched[1]).bytes), 'kept');
 });
 
 test('requests without a region or with an empty id are refused before any call', async (t) => {
