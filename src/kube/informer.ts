@@ -305,8 +305,10 @@ export interface ApiSourceOptions {
   readonly apiVersion: string;
   /** e.g. `SecretSync`, `Secret`. */
   readonly kind: string;
-  /** Watch URL path for all namespaces, e.g. `/apis/smk.dev/v1alpha1/secretsyncs`, `/api/v1/secrets`. */
+  /** Watch URL path, e.g. `/apis/smk.dev/v1alpha1/secretsyncs`, `/api/v1/namespaces/a/secrets`. */
   readonly path: string;
+  /** Limits the list to one namespace (the path must then be that namespace's too). */
+  readonly namespace?: string;
   readonly labelSelector?: string;
   /** Objects per list page. */
   readonly pageSize?: number;
@@ -332,7 +334,7 @@ export function apiSource<T extends KubernetesObject>(
         const page = await objects.list<T>(
           options.apiVersion,
           options.kind,
-          undefined,
+          options.namespace,
           undefined,
           undefined,
           undefined,
@@ -362,4 +364,10 @@ export function apiSource<T extends KubernetesObject>(
       return { abort: () => controller.abort() };
     },
   };
+}
+
+/** The watch path of a resource, cluster-wide or in one namespace. */
+export function resourcePath(apiVersion: string, plural: string, namespace?: string): string {
+  const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  return namespace ? `${base}/namespaces/${encodeURIComponent(namespace)}/${plural}` : `${base}/${plural}`;
 }

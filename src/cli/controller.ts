@@ -1,0 +1,158 @@
+/**
+ * `smk controller`: the sync controller (SecretSync and the SecretProviderClass drop-in →
+ * Kubernetes Secrets). Works with no flags: kubeconfig from KUBECONFIG or in-cluster, region and
+ * endpoint from the standard AWS environment.
+ *
+ * RBAC it needs (cluster-wide, or per namespace with --namespaces):
+ *   smk.dev secretsyncs: get list watch patch; secretsyncs/status: patch
+ *   secrets-store.csi.x-k8s.io secretproviderclasses: get list watch
+ *   secrets: get list watch create patch delete; serviceaccounts: get; serviceaccounts/token: create
+ *   events: create; coordination.k8s.io leases: get create update (its own namespace)
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
+import { parseEnvironment } from '../config.ts';
+import { coalescingReader } from '../controller/coalesce.ts';
+import { createSyncController } from '../controller/controller.ts';
+import { createIdentityResolver } from '../controller/identity.ts';
+import { startHealthServer } from '../controller/server.ts';
+import { InvalidInputError } from '../core/errors.ts';
+import { createLogger } from '../core/log.ts';
+import { collectProcessMetrics } from '../core/metrics.ts';
+import { loadKubeConfig } from '../kube/client.ts';
+import { createServiceAccounts } from '../kube/service-accounts.ts';
+import { parseCommandArgs } from './args.ts';
+
+const usage = `Usage: smk controller [options]
+
+Syncs AWS Secrets Manager / SSM into Kubernetes Secrets for every SecretSync (smk.dev/v1alpha1)
+and every SecretProviderClass annotated smk.dev/sync: "true", acting as the ServiceAccount each
+object names in its own namespace (IRSA role from eks.amazonaws.com/role-arn).
+
+Options:
+  --namespaces A,B          only these namespaces (default: all)
+  --concurrency N           syncs running at once (default 16)
+  --rate N                  syncs started per second at most (default 200)
+  --secret-provider-classes auto|true|false
+                            watch SecretProviderClasses (default auto: when the CRD is installed)
+  --leader-elect true|false run only while holding the Lease (default true)
+  --lease-namespace NS      namespace of the Lease (default POD_NAMESPACE, else default)
+  --lease-name NAME         (default smk-controller)
+  --health-port PORT        /healthz, /readyz and /metrics (default 8081; 0 picks a free port)
+  -h, --help                show this help
+
+Environment: AWS_REGION (default region), AWS_ENDPOINT_URL, SMK_LOG_LEVEL, KUBECONFIG (else in-cluster),
+POD_NAME and POD_NAMESPACE (leader identity and Lease namespace).
+`;
+
+const flagsSchema = z.object({
+  namespaces: z
+    .string()
+    .optional()
+    .transform((text) =>
+      (text ?? '')
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part !== ''),
+    ),
+  concurrency: z.coerce.number().int().min(1).max(256).default(16),
+  rate: z.coerce.number().positive().max(100_000).default(200),
+  'secret-provider-classes': z.enum(['auto', 'true', 'false']).default('auto'),
+  'leader-elect': z.enum(['true', 'false']).default('true'),
+  'lease-namespace': z.string().min(1).optional(),
+  'lease-name': z.string().min(1).default('smk-controller'),
+  'health-port': z.coerce.number().int().min(0).max(65_535).default(8081),
+});
+
+export async function run(args: readonly string[]): Promise<number> {
+  const { values } = parseCommandArgs('controller', args, {
+    namespaces: { type: 'string' },
+    concurrency: { type: 'string' },
+    rate: { type: 'string' },
+    'secret-provider-classes': { type: 'string' },
+    'leader-elect': { type: 'string' },
+    'lease-namespace': { type: 'string' },
+    'lease-name': { type: 'string' },
+    'health-port': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const parsed = flagsSchema.safeParse(values);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const flag = String(issue?.path[0] ?? 'flags');
+    throw new InvalidInputError(
+      `smk controller: --${flag}: ${issue?.message ?? 'invalid'} (see smk controller --help)`,
+      {
+        subject: 'command line',
+        field: flag,
+      },
+    );
+  }
+  const flags = parsed.data;
+  const env = parseEnvironment(process.env);
+  const logger = createLogger({ level: env.logLevel, name: 'smk-controller' });
+  collectProcessMetrics();
+
+  const kubeConfig = loadKubeConfig();
+  const cache = new SecretCache();
+  const clients = new AwsClients(env.awsEndpoint ? { endpoint: env.awsEndpoint } : {});
+  const identities = createIdentityResolver({
+    serviceAccounts: createServiceAccounts(kubeConfig),
+    makeReader: (identity) => coalescingReader(createSecretReader(identity, { cache, clients })),
+  });
+  const podName = process.env.POD_NAME ?? hostname();
+  let exitCode = 0;
+  let stopping: Promise<void> | undefined;
+  const controller = createSyncController({
+    kubeConfig,
+    identities,
+    defaultRegion: env.region,
+    logger,
+    concurrency: flags.concurrency,
+    rateLimit: { perSecond: flags.rate, burst: Math.max(1, Math.round(flags.rate * 5)) },
+    namespaces: flags.namespaces,
+    secretProviderClasses:
+      flags['secret-provider-classes'] === 'auto' ? 'auto' : flags['secret-provider-classes'] === 'true',
+    ...(flags['leader-elect'] === 'true'
+      ? {
+          leaderElection: {
+            namespace: flags['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
+            name: flags['lease-name'],
+            identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
+          },
+        }
+      : {}),
+    onLostLeadership: () => {
+      logger.error('lost the leader lease; exiting so a fresh process competes again');
+      exitCode = 1;
+      void shutdown();
+    },
+  });
+  const health = await startHealthServer(flags['health-port'], () => controller.ready);
+  logger.info({ healthPort: health.port }, 'health server listening');
+
+  let release: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  function shutdown(): Promise<void> {
+    stopping ??= (async () => {
+      logger.info('shutting down');
+      await controller.stop();
+      await health.close();
+      release();
+    })();
+    return stopping;
+  }
+  process.once('SIGTERM', () => void shutdown());
+  process.once('SIGINT', () => void shutdown());
+
+  await controller.start();
+  await stopped;
+  return exitCode;
+}
