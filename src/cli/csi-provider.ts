@@ -37,6 +37,7 @@ Options:
   --authorization-window DUR   how long an identity's own successful read lets it be served from the
                                node cache, e.g. 60s, 5m (default 5m)
   --stage-ttl DUR              how long AWSCURRENT / a label is trusted to point at one version (default 15s)
+  --role-cache-ttl DUR         how long a ServiceAccount's IRSA role annotation is remembered, 0 = every mount (default 30s)
   --cache-max-bytes N          budget for cached values in bytes (default 33554432)
   --max-reply-bytes N          largest Mount reply; match the driver's --max-call-recv-msg-size (default 4 MiB - 64 KiB)
   --health-port PORT           /healthz and /metrics on this port, 0 to disable (default 8095)
@@ -82,6 +83,7 @@ function readArgs(args: readonly string[]) {
         'node-name': { type: 'string' },
         'authorization-window': { type: 'string', default: '5m' },
         'stage-ttl': { type: 'string', default: '15s' },
+        'role-cache-ttl': { type: 'string', default: '30s' },
         'cache-max-bytes': { type: 'string' },
         'max-reply-bytes': { type: 'string' },
         'health-port': { type: 'string', default: '8095' },
@@ -114,6 +116,7 @@ function parseFlags(args: readonly string[]) {
     ...parsed.data,
     authorizationWindowMs: parseDuration(values['authorization-window'], 'authorization-window'),
     stageTtlMs: parseDuration(values['stage-ttl'], 'stage-ttl'),
+    roleCacheTtlMs: parseDuration(values['role-cache-ttl'], 'role-cache-ttl'),
     probe: values.probe,
     help: values.help,
   };
@@ -175,6 +178,7 @@ export async function run(args: readonly string[]): Promise<number> {
     awsEndpoint: environment.awsEndpoint,
     authorizationWindowMs: flags.authorizationWindowMs,
     stageTtlMs: flags.stageTtlMs,
+    roleCacheTtlMs: flags.roleCacheTtlMs,
     cacheMaxBytes: flags['cache-max-bytes'],
     maxReplyBytes: flags['max-reply-bytes'],
     logger,

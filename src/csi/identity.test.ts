@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { identityKey } from '../aws/identity.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { parseMountAttributes } from './attributes.ts';
-import { identityFor, podIdentityAgentUrls, sessionNameFor } from './identity.ts';
+import { identityFor, podIdentityAgentUrls, rememberRoleArns, sessionNameFor } from './identity.ts';
 
 const fixture = (name: string): string =>
   readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
@@ -75,5 +75,37 @@ describe('identityFor', () => {
       },
     );
     assert.equal(looked, false);
+  });
+});
+
+describe('rememberRoleArns', () => {
+  it('asks once per ServiceAccount within the TTL, shares a running lookup, and keeps no failure', async () => {
+    let clock = 0;
+    const asked: string[] = [];
+    let fail = true;
+    const lookup = rememberRoleArns(
+      async (ref) => {
+        asked.push(ref.name);
+        if (ref.name === 'flaky' && fail) throw new InvalidInputError('no annotation');
+        return `${roleArn}-${ref.name}`;
+      },
+      1000,
+      () => clock,
+    );
+    const [a, b] = await Promise.all([
+      lookup({ namespace: 'n', name: 'a' }),
+      lookup({ namespace: 'n', name: 'a' }),
+    ]);
+    assert.equal(a, `${roleArn}-a`);
+    assert.equal(b, a);
+    await lookup({ namespace: 'n', name: 'a' });
+    assert.deepEqual(asked, ['a']);
+    clock = 1001;
+    await lookup({ namespace: 'n', name: 'a' });
+    assert.deepEqual(asked, ['a', 'a']);
+
+    await assert.rejects(lookup({ namespace: 'n', name: 'flaky' }), InvalidInputError);
+    fail = false;
+    assert.equal(await lookup({ namespace: 'n', name: 'flaky' }), `${roleArn}-flaky`);
   });
 });

@@ -28,6 +28,37 @@ export interface IdentityResolver {
 const maxSessionName = 64;
 
 /**
+ * Remembers each ServiceAccount's role for `ttlMs` (concurrent asks share one lookup; failures are
+ * not kept). The API read costs more than the rest of a cached mount; a changed annotation takes
+ * effect within the TTL, well inside the lifetime of credentials already assumed for the old role.
+ */
+export function rememberRoleArns(
+  lookup: (ref: ServiceAccountRef) => Promise<string>,
+  ttlMs: number,
+  now: () => number = Date.now,
+): (ref: ServiceAccountRef) => Promise<string> {
+  const known = new Map<string, { roleArn: string; expiresAt: number }>();
+  const pending = new Map<string, Promise<string>>();
+  return (ref) => {
+    const key = `${ref.namespace}/${ref.name}`;
+    const entry = known.get(key);
+    if (entry && entry.expiresAt > now()) return Promise.resolve(entry.roleArn);
+    let running = pending.get(key);
+    if (!running) {
+      running = lookup(ref)
+        .then((roleArn) => {
+          if (known.size >= 10_000) known.clear();
+          known.set(key, { roleArn, expiresAt: now() + ttlMs });
+          return roleArn;
+        })
+        .finally(() => pending.delete(key));
+      pending.set(key, running);
+    }
+    return running;
+  };
+}
+
+/**
  * RoleSessionName for a ServiceAccount: readable in CloudTrail and unique per account. Namespaces
  * hold no dots, so `namespace.name` cannot collide; names too long for 64 characters end in a hash.
  */

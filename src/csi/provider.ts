@@ -12,6 +12,7 @@ import { smkVersion } from '../core/version.ts';
 import type { KubeConfig } from '../kube/client.ts';
 import { createNodes } from '../kube/nodes.ts';
 import { createServiceAccounts } from '../kube/service-accounts.ts';
+import { rememberRoleArns } from './identity.ts';
 import { createMountHandler, rememberOnceFound } from './mount.ts';
 import { type ProviderServer, startProviderServer } from './server.ts';
 
@@ -37,6 +38,8 @@ export interface CsiProviderConfig {
   readonly stageTtlMs?: number | undefined;
   readonly cacheMaxBytes?: number | undefined;
   readonly maxReplyBytes?: number | undefined;
+  /** How long a ServiceAccount's IRSA role annotation is remembered (default 30 s; 0 reads it every mount). */
+  readonly roleCacheTtlMs?: number | undefined;
   /** Pod Identity agent URL; default chosen per mount by preferredAddressType, as ASCP does. */
   readonly podIdentityEndpoint?: string | undefined;
   readonly logger: Logger;
@@ -64,12 +67,16 @@ export async function startCsiProvider(config: CsiProviderConfig): Promise<CsiPr
     ...(config.environmentRegion === undefined ? {} : { stsRegion: config.environmentRegion }),
   });
   const serviceAccounts = createServiceAccounts(config.kubeConfig);
+  const roleCacheTtlMs = config.roleCacheTtlMs ?? 30_000;
   const { nodeName } = config;
   const nodes = nodeName === undefined ? undefined : createNodes(config.kubeConfig);
   const mount = createMountHandler({
     readerFor: (identity) => createSecretReader(identity, { cache, clients }),
     identities: {
-      roleArn: (ref) => serviceAccounts.roleArn(ref),
+      roleArn:
+        roleCacheTtlMs > 0
+          ? rememberRoleArns((ref) => serviceAccounts.roleArn(ref), roleCacheTtlMs)
+          : (ref) => serviceAccounts.roleArn(ref),
       podIdentityEndpoint: config.podIdentityEndpoint,
     },
     environmentRegion: config.environmentRegion,
