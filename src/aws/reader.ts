@@ -87,16 +87,17 @@ export function createSecretReader(identity: Identity, deps: SecretReaderDeps): 
             first.target.objectType === 'secretsmanager'
               ? await readSecrets(context, first.target.region, targets)
               : await readParameters(context, first.target.region, targets);
-        } finally {
-          for (const item of items) {
-            const outcome = outcomes.get(item.target) ?? {
-              ok: false,
-              error: new TransientError(`${item.target.id} in ${item.target.region}: read did not complete`, {
-                subject: item.target.id,
-              }),
-            };
-            settle(item, outcome);
-          }
+        } catch {
+          // Reads settle per item and never reject; anything unforeseen leaves the items unsettled below.
+        }
+        for (const item of items) {
+          const outcome = outcomes.get(item.target) ?? {
+            ok: false,
+            error: new TransientError(`${item.target.id} in ${item.target.region}: read did not complete`, {
+              subject: item.target.id,
+            }),
+          };
+          settle(item, outcome);
         }
       }),
     );
