@@ -45,6 +45,10 @@ Options:
   -h, --help                   show this help
 
 Environment: AWS_REGION (default region), AWS_ENDPOINT_URL, SMK_LOG_LEVEL, KUBECONFIG (else in-cluster).
+
+The driver must pass each pod's token: its CSIDriver needs
+  tokenRequests: [{audience: sts.amazonaws.com}]         (IRSA; add pods.eks.amazonaws.com for Pod Identity)
+(driver Helm chart: --set tokenRequests[0].audience=sts.amazonaws.com). RBAC: get serviceaccounts, get nodes.
 `;
 
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;

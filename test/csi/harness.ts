@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CreateSecretCommand,
+  GetSecretValueCommand,
   PutSecretValueCommand,
   ResourceExistsException,
   SecretsManagerClient,
@@ -57,6 +58,15 @@ export async function putSecret(
     return { arn: created.ARN ?? '', versionId: created.VersionId ?? '' };
   } catch (error) {
     if (!(error instanceof ResourceExistsException)) throw error;
+    // Other test files may use the same seed name: leave an equal value alone (no new version).
+    const current = await client.send(
+      new GetSecretValueCommand({ SecretId: name, VersionStage: 'AWSCURRENT' }),
+    );
+    const same =
+      typeof value === 'string'
+        ? current.SecretString === value
+        : current.SecretBinary !== undefined && Buffer.from(current.SecretBinary).equals(Buffer.from(value));
+    if (same) return { arn: current.ARN ?? '', versionId: current.VersionId ?? '' };
     const put = await client.send(new PutSecretValueCommand({ SecretId: name, ...content }));
     return { arn: put.ARN ?? '', versionId: put.VersionId ?? '' };
   } finally {
