@@ -115,3 +115,17 @@ test('describe of a parameter lists versions with labels; the newest carries AWS
   assert.deepEqual(Object.fromEntries(versions.versionsToStages), { '1': ['old'], '2': ['AWSCURRENT'] });
   assert.equal(versions.name, name);
 });
+
+test('when a GetParameters call fails, each parameter of it carries the error with its own subject', async (t) => {
+  const { reader, proxy } = await wire(t);
+  const prefix = `/${uniquePrefix('ssmfail')}`;
+  await put(`${prefix}/a`, 'a', 'String');
+  await put(`${prefix}/b`, 'b', 'String');
+  proxy.addFault({ fault: { kind: 'throttle' }, api: 'GetParameters' });
+  const results = await reader(identity).read([ssm(`${prefix}/a`), ssm(`${prefix}/b`)]);
+  results.forEach((result, at) => {
+    const { error } = expectError(result);
+    assert.equal(error.kind, 'Throttled');
+    assert.equal(error.subject, `${prefix}/${['a', 'b'][at]}`);
+  });
+});
