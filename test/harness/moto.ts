@@ -7,8 +7,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** One request moto recorded (`/moto-api/recorder`), decoded. */
@@ -94,7 +95,10 @@ export async function startMoto(options: StartMotoOptions = {}): Promise<MotoSer
     log += chunk.toString('utf8');
     if (log.length > maxLogBytes) log = log.slice(log.length - maxLogBytes);
   };
+  // moto's recorder writes `moto_recording` into its working directory: keep that out of the repo.
+  const workDir = await mkdtemp(join(tmpdir(), 'smk-moto-'));
   const child: ChildProcess = spawn(python, ['-c', motoBootstrap, '-H', '127.0.0.1', '-p', String(port)], {
+    cwd: workDir,
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, PYTHONUNBUFFERED: '1' },
   });
@@ -115,14 +119,16 @@ export async function startMoto(options: StartMotoOptions = {}): Promise<MotoSer
   });
 
   const stop = async (): Promise<void> => {
-    if (exited) return;
-    child.stdin?.end();
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => {
-      if (!exited) child.kill('SIGKILL');
-    }, 5_000);
-    await exit;
-    clearTimeout(timer);
+    if (!exited) {
+      child.stdin?.end();
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        if (!exited) child.kill('SIGKILL');
+      }, 5_000);
+      await exit;
+      clearTimeout(timer);
+    }
+    await rm(workDir, { recursive: true, force: true });
   };
 
   const deadline = Date.now() + readyTimeoutMs;
