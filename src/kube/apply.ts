@@ -63,6 +63,13 @@ function header(ref: ObjectRef): KubernetesObject & { metadata: { name: string; 
   };
 }
 
+/** The patch with apiVersion, kind, name and namespace filled in (the client builds the URL from them). */
+function withHeader(ref: ObjectRef, patch: Record<string, unknown>): KubernetesObject {
+  const base = header(ref);
+  const metadata = (patch.metadata ?? {}) as Record<string, unknown>;
+  return { ...patch, ...base, metadata: { ...metadata, ...base.metadata } };
+}
+
 export function createObjects(kubeConfig: KubeConfig): Objects {
   const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
@@ -118,7 +125,7 @@ export function createObjects(kubeConfig: KubeConfig): Objects {
     async mergePatch<T extends KubernetesObject>(ref: ObjectRef, patch: Record<string, unknown>): Promise<T> {
       try {
         return await objects.patch<T>(
-          { ...header(ref), ...patch } as T,
+          withHeader(ref, patch) as T,
           undefined,
           undefined,
           fieldManager,

@@ -1,0 +1,225 @@
+/**
+ * What the sync controller's integration tests share: the CRDs installed on the bed, a controller
+ * running in this process against the bed and (through the counting proxy) moto, secrets made in
+ * moto with the SDK, ServiceAccounts with IRSA annotations, and polling with a deadline.
+ */
+import { readFile } from 'node:fs/promises';
+import {
+  CreateSecretCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  loadYaml,
+  PatchStrategy,
+  type V1CustomResourceDefinition,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { AwsClients, createSecretReader, SecretCache } from '../../src/aws/index.ts';
+import { coalescingReader } from '../../src/controller/coalesce.ts';
+import {
+  createSyncController,
+  type SyncController,
+  type SyncControllerOptions,
+} from '../../src/controller/controller.ts';
+import { createIdentityResolver } from '../../src/controller/identity.ts';
+import { createLogger, silentLogger } from '../../src/core/log.ts';
+import { createServiceAccounts } from '../../src/kube/service-accounts.ts';
+
+const root = new URL('../../', import.meta.url);
+export const secretSyncCrdPath = new URL('deploy/crds/smk.dev_secretsyncs.yaml', root);
+export const spcCrdPath = new URL('test/controller/fixtures/secretproviderclass-crd.yaml', root);
+export const seedSpcPath = new URL('test/controller/fixtures/seed-004-spc.yaml', root);
+
+export async function readYaml<T>(url: URL): Promise<T> {
+  return parse(await readFile(url, 'utf8')) as T;
+}
+
+/** Applies the CRDs (idempotent, safe when several test files do it at once) and waits until served. */
+export async function installCrds(kubeConfig: KubeConfig): Promise<void> {
+  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+  const extensions = kubeConfig.makeApiClient(ApiextensionsV1Api);
+  for (const path of [secretSyncCrdPath, spcCrdPath]) {
+    // loadYaml builds the client's model objects: patch() serialises through them, and a plain
+    // object would lose `enum`, `default` and `x-kubernetes-*` (model names `_enum`, …).
+    const crd = loadYaml<V1CustomResourceDefinition>(await readFile(path, 'utf8'));
+    await objects.patch(crd, undefined, undefined, 'smk-tests', true, PatchStrategy.ServerSideApply);
+    const name = crd.metadata?.name ?? '';
+    await waitFor(`CRD ${name} established`, 30_000, async () => {
+      const current = await extensions.readCustomResourceDefinition({ name });
+      return (
+        current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined
+      );
+    });
+  }
+  // Discovery can lag the Established condition a little: wait until a list works.
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  await waitFor('SecretSync served', 30_000, async () =>
+    custom
+      .listClusterCustomObject({ group: 'smk.dev', version: 'v1alpha1', plural: 'secretsyncs', limit: 1 })
+      .then(() => true)
+      .catch(() => undefined),
+  );
+}
+
+/** Polls `probe` until it returns something other than undefined/false; fails with `what` after `ms`. */
+export async function waitFor<T>(
+  what: string,
+  ms: number,
+  probe: () => Promise<T | undefined | false>,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      const why = last instanceof Error ? ` (last error: ${last.message})` : '';
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${why}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export function secretsManager(endpoint: string): SecretsManagerClient {
+  return new SecretsManagerClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
+}
+
+export async function createAwsSecret(
+  client: SecretsManagerClient,
+  name: string,
+  value: string,
+): Promise<string> {
+  const created = await client.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+  return created.ARN ?? '';
+}
+
+export async function putAwsSecret(client: SecretsManagerClient, name: string, value: string): Promise<void> {
+  await client.send(new PutSecretValueCommand({ SecretId: name, SecretString: value }));
+}
+
+export const roleArn = (name: string): string => `arn:aws:iam::123456789012:role/${name}`;
+
+export async function createServiceAccount(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+  role: string | undefined,
+): Promise<void> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  await core.createNamespacedServiceAccount({
+    namespace,
+    body: {
+      metadata: { name, ...(role ? { annotations: { 'eks.amazonaws.com/role-arn': roleArn(role) } } : {}) },
+    },
+  });
+}
+
+export interface RunningController {
+  readonly controller: SyncController;
+  /** The AWS client factory the controller uses (tests read an identity's credentials from it). */
+  readonly clients: AwsClients;
+  stop(): Promise<void>;
+}
+
+/** A controller in this process: AWS through `endpoint` (the counting proxy), fast timings for tests. */
+export async function startController(
+  kubeConfig: KubeConfig,
+  endpoint: string,
+  extra: Partial<SyncControllerOptions> = {},
+): Promise<RunningController> {
+  const cache = new SecretCache();
+  const clients = new AwsClients({ endpoint, maxAttempts: 1, callTimeoutMs: 5_000 });
+  const identities = createIdentityResolver({
+    serviceAccounts: createServiceAccounts(kubeConfig),
+    makeReader: (identity) => coalescingReader(createSecretReader(identity, { cache, clients })),
+    roleTtlMs: 500,
+  });
+  const controller = createSyncController({
+    kubeConfig,
+    identities,
+    defaultRegion: 'us-east-1',
+    // SMK_TEST_LOG=debug shows the controller's log lines while a test runs.
+    logger: process.env.SMK_TEST_LOG ? createLogger({ level: process.env.SMK_TEST_LOG }) : silentLogger(),
+    concurrency: 4,
+    ...extra,
+  });
+  await controller.start();
+  return { controller, clients, stop: () => controller.stop(2_000) };
+}
+
+export async function readSecret(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<V1Secret | undefined> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  return core.readNamespacedSecret({ name, namespace }).catch((error: { code?: number }) => {
+    if (error.code === 404) return undefined;
+    throw error;
+  });
+}
+
+export const decode = (value: string | undefined): string =>
+  Buffer.from(value ?? '', 'base64').toString('utf8');
+
+export interface SecretSyncResource extends KubernetesObject {
+  spec: Record<string, unknown>;
+  status?: {
+    observedGeneration?: number;
+    lastSyncTime?: string;
+    secretName?: string;
+    syncedVersions?: { objectName: string; versionId: string }[];
+    conditions?: { type: string; status: string; reason: string; message: string }[];
+  };
+}
+
+export function secretSyncApi(kubeConfig: KubeConfig) {
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const base = { group: 'smk.dev', version: 'v1alpha1', plural: 'secretsyncs' };
+  return {
+    create: (namespace: string, name: string, spec: Record<string, unknown>) =>
+      custom.createNamespacedCustomObject({
+        ...base,
+        namespace,
+        body: { apiVersion: 'smk.dev/v1alpha1', kind: 'SecretSync', metadata: { name, namespace }, spec },
+      }) as Promise<SecretSyncResource>,
+    get: (namespace: string, name: string) =>
+      custom.getNamespacedCustomObject({ ...base, namespace, name }) as Promise<SecretSyncResource>,
+    delete: (namespace: string, name: string) =>
+      custom.deleteNamespacedCustomObject({ ...base, namespace, name }),
+    /** Bumps an annotation the controller treats as "sync now". */
+    poke: (namespace: string, name: string) =>
+      KubernetesObjectApi.makeApiClient(kubeConfig).patch(
+        {
+          apiVersion: 'smk.dev/v1alpha1',
+          kind: 'SecretSync',
+          metadata: { name, namespace, annotations: { 'smk.dev/force-sync': String(Date.now()) } },
+        },
+        undefined,
+        undefined,
+        'smk-tests',
+        undefined,
+        PatchStrategy.MergePatch,
+      ),
+  };
+}
+
+export function ready(resource: SecretSyncResource | undefined) {
+  return resource?.status?.conditions?.find((condition) => condition.type === 'Ready');
+}

@@ -1,0 +1,433 @@
+/**
+ * The sync controller against the real test bed (kube-apiserver + etcd) and moto, through the
+ * counting/fault proxy: SecretSync → Secret, refresh, refusals, deletion policies, per-namespace
+ * identity, and the seed 004 SecretProviderClass drop-in.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
+import { sessionNameFor } from '../../src/controller/identity.ts';
+import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
+import { connectMoto } from '../harness/moto.ts';
+import { connectTestBed, type TestBed } from '../testbed/index.ts';
+import {
+  createAwsSecret,
+  createServiceAccount,
+  decode,
+  installCrds,
+  putAwsSecret,
+  type RunningController,
+  readSecret,
+  readYaml,
+  ready,
+  roleArn,
+  secretSyncApi,
+  secretsManager,
+  seedSpcPath,
+  startController,
+  waitFor,
+} from './harness.ts';
+
+let bed: TestBed;
+let proxy: AwsProxy;
+let running: RunningController;
+const moto = connectMoto();
+const aws = secretsManager(moto.endpoint);
+
+before(async () => {
+  bed = await connectTestBed();
+  await installCrds(bed.kubeConfig);
+  proxy = await startAwsProxy({ target: moto.endpoint });
+  running = await startController(bed.kubeConfig, proxy.endpoint);
+  await waitFor('controller ready', 30_000, async () => running.controller.ready);
+});
+
+after(async () => {
+  await running?.stop();
+  await proxy?.stop();
+  await bed?.stop();
+});
+
+const api = () => secretSyncApi(bed.kubeConfig);
+
+async function waitReady(namespace: string, name: string, status = 'True', reason?: string) {
+  return waitFor(
+    `SecretSync ${namespace}/${name} Ready=${status}${reason ? ` (${reason})` : ''}`,
+    30_000,
+    async () => {
+      const resource = await api().get(namespace, name);
+      const condition = ready(resource);
+      if (condition?.status !== status) return undefined;
+      if (reason && condition.reason !== reason) return undefined;
+      return resource;
+    },
+  );
+}
+
+async function events(namespace: string, name: string): Promise<string[]> {
+  const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+  const list = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
+  return list.items.map((event) => `${event.type}/${event.reason}`);
+}
+
+describe('SecretSync', () => {
+  it('creates the Secret with the right keys and bytes, owned by the SecretSync, and reports Ready', async () => {
+    const ns = await bed.newNamespace('sync-create');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-a');
+    await createAwsSecret(aws, `${ns}/db`, JSON.stringify({ username: 'admin', password: 's3cr3t!' }));
+    await createAwsSecret(aws, `${ns}/api-key`, 'key-123');
+    await api().create(ns, 'db', {
+      serviceAccountName: 'app',
+      objects: [
+        {
+          objectName: `${ns}/db`,
+          objectType: 'secretsmanager',
+          jmesPath: [
+            { path: 'username', objectAlias: 'DB_USER' },
+            { path: 'password', objectAlias: 'DB_PASSWORD' },
+          ],
+        },
+        { objectName: `${ns}/api-key`, objectType: 'secretsmanager', objectAlias: 'API_KEY' },
+      ],
+      target: { name: 'db-env', labels: { app: 'web' } },
+    });
+    const synced = await waitReady(ns, 'db');
+    const secret = await readSecret(bed.kubeConfig, ns, 'db-env');
+    assert.ok(secret?.data);
+    assert.deepEqual(Object.keys(secret.data).sort(), ['API_KEY', 'DB_PASSWORD', 'DB_USER', `${ns}_db`]);
+    assert.equal(decode(secret.data.DB_PASSWORD), 's3cr3t!');
+    assert.equal(decode(secret.data.DB_USER), 'admin');
+    assert.equal(decode(secret.data.API_KEY), 'key-123');
+    assert.equal(secret.type, 'Opaque');
+    assert.equal(secret.metadata?.labels?.app, 'web');
+    assert.equal(secret.metadata?.labels?.['app.kubernetes.io/managed-by'], 'smk');
+    assert.equal(secret.metadata?.ownerReferences?.[0]?.kind, 'SecretSync');
+    assert.equal(secret.metadata?.ownerReferences?.[0]?.uid, synced.metadata?.uid);
+    assert.ok(secret.metadata?.managedFields?.some((f) => f.manager === 'smk' && f.operation === 'Apply'));
+    assert.equal(synced.status?.secretName, 'db-env');
+    assert.equal(synced.status?.observedGeneration, synced.metadata?.generation);
+    assert.equal(synced.status?.syncedVersions?.length, 4);
+    assert.match(ready(synced)?.message ?? '', /role arn:aws:iam::123456789012:role\/team-a/);
+    assert.ok(synced.metadata?.finalizers?.includes('smk.dev/secret-sync'));
+    await waitFor('Created event', 10_000, async () => (await events(ns, 'db')).includes('Normal/Created'));
+    const printed = JSON.stringify(synced.status);
+    assert.doesNotMatch(printed, /s3cr3t|key-123/, 'status carries no value');
+  });
+
+  it('picks up a change in AWS at the next refresh', async () => {
+    const ns = await bed.newNamespace('sync-refresh');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-r');
+    await createAwsSecret(aws, `${ns}/token`, 'v1');
+    await api().create(ns, 'token', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/token`, objectType: 'secretsmanager', objectAlias: 'TOKEN' }],
+      refreshInterval: '2s',
+    });
+    await waitReady(ns, 'token');
+    assert.equal(decode((await readSecret(bed.kubeConfig, ns, 'token'))?.data?.TOKEN), 'v1');
+    await putAwsSecret(aws, `${ns}/token`, 'v2');
+    // The AWS layer trusts AWSCURRENT for 15 s (stage TTL); the refresh after that sees v2.
+    await waitFor('Secret updated to v2', 40_000, async () => {
+      const secret = await readSecret(bed.kubeConfig, ns, 'token');
+      return decode(secret?.data?.TOKEN) === 'v2' || undefined;
+    });
+    await waitFor('Updated event', 10_000, async () =>
+      (await events(ns, 'token')).includes('Normal/Updated'),
+    );
+  });
+
+  it('the API server refuses a spec its schema forbids', async () => {
+    const ns = await bed.newNamespace('sync-schema');
+    const refusals: Record<string, unknown>[] = [
+      { serviceAccountName: 'app', objects: [{ objectName: 'x' }], creationPolicy: 'Adopt' },
+      { serviceAccountName: 'app', objects: [] },
+      { objects: [{ objectName: 'x' }] },
+      { serviceAccountName: 'app', objects: [{ objectName: 'x', filePermission: '777' }] },
+      { serviceAccountName: 'app', objects: [{ objectName: 'x' }], refreshInterval: 'hourly' },
+    ];
+    for (const spec of refusals) {
+      await assert.rejects(
+        api().create(ns, 'bad', spec),
+        (error: { code?: number }) => error.code === 422,
+        `the API server must refuse ${JSON.stringify(spec)}`,
+      );
+    }
+  });
+
+  it('a spec the schema allows but smk cannot use gets a clear InvalidSpec condition', async () => {
+    const ns = await bed.newNamespace('sync-invalid');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-i');
+    await api().create(ns, 'bad', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: 'plain-name-without-type' }],
+    });
+    const failed = await waitReady(ns, 'bad', 'False', 'InvalidSpec');
+    assert.match(ready(failed)?.message ?? '', /objects\[0\] \(plain-name-without-type\)/);
+    assert.match(ready(failed)?.message ?? '', /objectType/);
+    assert.equal(await readSecret(bed.kubeConfig, ns, 'bad'), undefined);
+  });
+
+  it('a ServiceAccount without a role is a condition, and fixing it syncs', async () => {
+    const ns = await bed.newNamespace('sync-norole');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', undefined);
+    await createAwsSecret(aws, `${ns}/x`, 'x-value');
+    await api().create(ns, 'x', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/x`, objectType: 'secretsmanager', objectAlias: 'X' }],
+    });
+    const failed = await waitReady(ns, 'x', 'False', 'RoleNotConfigured');
+    assert.match(
+      ready(failed)?.message ?? '',
+      new RegExp(`ServiceAccount ${ns}/app has no eks.amazonaws.com/role-arn`),
+    );
+    await waitFor('RoleNotConfigured event', 10_000, async () =>
+      (await events(ns, 'x')).includes('Warning/RoleNotConfigured'),
+    );
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    await core.patchNamespacedServiceAccount({
+      name: 'app',
+      namespace: ns,
+      body: [
+        {
+          op: 'add',
+          path: '/metadata/annotations',
+          value: { 'eks.amazonaws.com/role-arn': roleArn('team-x') },
+        },
+      ],
+    });
+    await waitReady(ns, 'x');
+    assert.equal(decode((await readSecret(bed.kubeConfig, ns, 'x'))?.data?.X), 'x-value');
+  });
+
+  it('a missing ServiceAccount is ServiceAccountNotFound', async () => {
+    const ns = await bed.newNamespace('sync-nosa');
+    await api().create(ns, 'x', {
+      serviceAccountName: 'ghost',
+      objects: [{ objectName: 'a', objectType: 'secretsmanager' }],
+    });
+    const failed = await waitReady(ns, 'x', 'False', 'ServiceAccountNotFound');
+    assert.match(ready(failed)?.message ?? '', new RegExp(`ServiceAccount ${ns}/ghost not found`));
+  });
+
+  it('when AWS fails, the Secret stays exactly as it was and the condition says why', async () => {
+    const ns = await bed.newNamespace('sync-outage');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-o');
+    await createAwsSecret(aws, `${ns}/pw`, 'before');
+    await api().create(ns, 'pw', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/pw`, objectType: 'secretsmanager', objectAlias: 'PW' }],
+      refreshInterval: '1s',
+    });
+    await waitReady(ns, 'pw');
+    const before = await readSecret(bed.kubeConfig, ns, 'pw');
+    await putAwsSecret(aws, `${ns}/pw`, 'after');
+    proxy.addFault({ fault: { kind: 'status', status: 503 }, api: 'BatchGetSecretValue' });
+    proxy.addFault({ fault: { kind: 'status', status: 503 }, api: 'GetSecretValue' });
+    try {
+      const failed = await waitReady(ns, 'pw', 'False', 'ProviderUnavailable');
+      assert.match(ready(failed)?.message ?? '', new RegExp(`objects\\[0\\] \\(${ns}/pw\\)`));
+      const during = await readSecret(bed.kubeConfig, ns, 'pw');
+      assert.equal(
+        during?.metadata?.resourceVersion,
+        before?.metadata?.resourceVersion,
+        'Secret not touched',
+      );
+      assert.equal(decode(during?.data?.PW), 'before');
+    } finally {
+      proxy.clearFaults();
+    }
+    await waitFor('recovered to the new value', 40_000, async () => {
+      const secret = await readSecret(bed.kubeConfig, ns, 'pw');
+      return decode(secret?.data?.PW) === 'after' || undefined;
+    });
+  });
+
+  it('never overwrites a Secret smk does not own', async () => {
+    const ns = await bed.newNamespace('sync-foreign');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-f');
+    await createAwsSecret(aws, `${ns}/v`, 'from-aws');
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: 'theirs' }, stringData: { V: 'hand-made' } },
+    });
+    await api().create(ns, 'v', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/v`, objectType: 'secretsmanager', objectAlias: 'V' }],
+      target: { name: 'theirs' },
+    });
+    const failed = await waitReady(ns, 'v', 'False', 'SecretNotOwned');
+    assert.match(ready(failed)?.message ?? '', /was not created by smk; not overwriting it/);
+    assert.equal(decode((await readSecret(bed.kubeConfig, ns, 'theirs'))?.data?.V), 'hand-made');
+  });
+
+  it('creationPolicy Merge adds its keys to an existing Secret and takes them back on delete', async () => {
+    const ns = await bed.newNamespace('sync-merge');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-m');
+    await createAwsSecret(aws, `${ns}/m`, 'merged');
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: 'shared' }, stringData: { OWN: 'kept' } },
+    });
+    await api().create(ns, 'm', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/m`, objectType: 'secretsmanager', objectAlias: 'M' }],
+      target: { name: 'shared' },
+      creationPolicy: 'Merge',
+      deletionPolicy: 'Delete',
+    });
+    await waitReady(ns, 'm');
+    const merged = await readSecret(bed.kubeConfig, ns, 'shared');
+    assert.equal(decode(merged?.data?.OWN), 'kept');
+    assert.equal(decode(merged?.data?.M), 'merged');
+    await api().delete(ns, 'm');
+    await waitFor('merged key removed', 20_000, async () => {
+      const secret = await readSecret(bed.kubeConfig, ns, 'shared');
+      return (secret && secret.data?.M === undefined && decode(secret.data?.OWN) === 'kept') || undefined;
+    });
+  });
+
+  it('deletionPolicy Delete removes the Secret; Retain keeps it without the owner reference', async () => {
+    const ns = await bed.newNamespace('sync-delete');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-d');
+    await createAwsSecret(aws, `${ns}/d`, 'd');
+    const objects = [{ objectName: `${ns}/d`, objectType: 'secretsmanager', objectAlias: 'D' }];
+    await api().create(ns, 'gone', { serviceAccountName: 'app', objects, deletionPolicy: 'Delete' });
+    await api().create(ns, 'kept', { serviceAccountName: 'app', objects, deletionPolicy: 'Retain' });
+    await waitReady(ns, 'gone');
+    await waitReady(ns, 'kept');
+    await api().delete(ns, 'gone');
+    await api().delete(ns, 'kept');
+    await waitFor('both SecretSyncs gone', 20_000, async () => {
+      const remaining = await Promise.all([
+        api()
+          .get(ns, 'gone')
+          .catch(() => undefined),
+        api()
+          .get(ns, 'kept')
+          .catch(() => undefined),
+      ]);
+      return remaining.every((r) => r === undefined) || undefined;
+    });
+    await waitFor(
+      'Secret of "gone" deleted',
+      10_000,
+      async () => (await readSecret(bed.kubeConfig, ns, 'gone')) === undefined,
+    );
+    const kept = await readSecret(bed.kubeConfig, ns, 'kept');
+    assert.equal(decode(kept?.data?.D), 'd');
+    assert.deepEqual(kept?.metadata?.ownerReferences ?? [], []);
+  });
+
+  it('repairs a managed Secret that was deleted behind its back', async () => {
+    const ns = await bed.newNamespace('sync-drift');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-r2');
+    await createAwsSecret(aws, `${ns}/r`, 'r');
+    await api().create(ns, 'r', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/r`, objectType: 'secretsmanager', objectAlias: 'R' }],
+    });
+    await waitReady(ns, 'r');
+    const first = await readSecret(bed.kubeConfig, ns, 'r');
+    await bed.kubeConfig.makeApiClient(CoreV1Api).deleteNamespacedSecret({ name: 'r', namespace: ns });
+    const back = await waitFor('Secret recreated', 20_000, async () => {
+      const secret = await readSecret(bed.kubeConfig, ns, 'r');
+      return secret && secret.metadata?.uid !== first?.metadata?.uid ? secret : undefined;
+    });
+    assert.equal(decode(back.data?.R), 'r');
+  });
+});
+
+describe('per-namespace identity', () => {
+  it('each namespace assumes its own role; a role AWS refuses gets nothing, even for a cached secret', async () => {
+    const nsA = await bed.newNamespace('tenant-a');
+    const nsB = await bed.newNamespace('tenant-b');
+    await createServiceAccount(bed.kubeConfig, nsA, 'app', 'tenant-a-role');
+    await createServiceAccount(bed.kubeConfig, nsB, 'app', 'tenant-b-role');
+    const shared = `${nsA}/shared`;
+    await createAwsSecret(aws, shared, 'only-for-a');
+    const objects = [{ objectName: shared, objectType: 'secretsmanager', objectAlias: 'S' }];
+
+    // Role selection: which role does each namespace assume? (moto accepts any web identity, moto.md #5.)
+    await moto.recorder.reset();
+    await moto.recorder.start();
+    await api().create(nsA, 's', { serviceAccountName: 'app', objects });
+    const syncedA = await waitReady(nsA, 's');
+    assert.match(ready(syncedA)?.message ?? '', /role\/tenant-a-role/);
+
+    // Learn tenant B's access key as the controller will get it, and have AWS refuse it.
+    const identityB = {
+      kind: 'webIdentity' as const,
+      roleArn: roleArn('tenant-b-role'),
+      sessionName: sessionNameFor(nsB, 'app'),
+      token: () => bed.serviceAccountToken(nsB, 'app', 'sts.amazonaws.com'),
+    };
+    const keyB = (await running.clients.credentials(identityB)()).accessKeyId;
+    proxy.refuseAccessKey(keyB);
+    proxy.resetCounts();
+
+    await api().create(nsB, 's', { serviceAccountName: 'app', objects });
+    const refused = await waitReady(nsB, 's', 'False', 'AccessDenied');
+    assert.match(ready(refused)?.message ?? '', new RegExp(`objects\\[0\\] \\(${shared}\\)`));
+    assert.equal(await readSecret(bed.kubeConfig, nsB, 's'), undefined, 'tenant B got no Secret');
+    assert.ok(
+      proxy.count({ accessKeyId: keyB }) > 0,
+      'tenant B asked AWS itself instead of being served from the cache',
+    );
+    assert.equal(decode((await readSecret(bed.kubeConfig, nsA, 's'))?.data?.S), 'only-for-a');
+
+    const assumed = (await moto.recorder.download())
+      .filter((call) => call.body.includes('AssumeRoleWithWebIdentity'))
+      .map((call) => decodeURIComponent(/RoleArn=([^&]+)/.exec(call.body)?.[1] ?? ''));
+    await moto.recorder.stop();
+    assert.ok(assumed.includes(roleArn('tenant-a-role')), 'tenant A assumed its role');
+    assert.ok(assumed.includes(roleArn('tenant-b-role')), 'tenant B assumed its role');
+    assert.ok(!assumed.some((arn) => !arn.includes('tenant-') && arn !== ''), 'no other role was assumed');
+    proxy.allowAccessKey(keyB);
+  });
+});
+
+describe('SecretProviderClass drop-in', () => {
+  it('seed 004 plus the smk annotations produces foosecret with SECRET_API_KEY, with no pod', async () => {
+    const ns = await bed.newNamespace('seed-004');
+    await createServiceAccount(bed.kubeConfig, ns, 'nginx-deployment-sa', 'nginx-deployment-role');
+    // The seed's secret name is global in moto; create it once for the whole run.
+    await createAwsSecret(aws, 'CSI-driver-test-secret', 'secretkey').catch((error: { name?: string }) => {
+      if (error.name !== 'ResourceExistsException') throw error;
+    });
+    const spc = await readYaml<KubernetesObject>(seedSpcPath);
+    const custom = bed.kubeConfig.makeApiClient(CustomObjectsApi);
+    await custom.createNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace: ns,
+      plural: 'secretproviderclasses',
+      body: { ...spc, metadata: { ...spc.metadata, namespace: ns } },
+    });
+    const secret = await waitFor('foosecret', 30_000, async () =>
+      readSecret(bed.kubeConfig, ns, 'foosecret'),
+    );
+    assert.deepEqual(Object.keys(secret.data ?? {}), ['SECRET_API_KEY']);
+    assert.equal(decode(secret.data?.SECRET_API_KEY), 'secretkey');
+    assert.equal(secret.type, 'Opaque');
+    assert.equal(secret.metadata?.ownerReferences?.[0]?.kind, 'SecretProviderClass');
+    await waitFor('Created event on the SPC', 10_000, async () =>
+      (await events(ns, 'nginx-deployment-aws-secrets')).includes('Normal/Created'),
+    );
+
+    // Deleting the SecretProviderClass removes what it synced (its default deletionPolicy is Delete).
+    await custom.deleteNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace: ns,
+      plural: 'secretproviderclasses',
+      name: 'nginx-deployment-aws-secrets',
+    });
+    await waitFor(
+      'foosecret deleted',
+      20_000,
+      async () => (await readSecret(bed.kubeConfig, ns, 'foosecret')) === undefined,
+    );
+  });
+});
