@@ -101,3 +101,20 @@ test('notes expire', () => {
   advance(50);
   assert.ok(!cache.hasNote('alice', 'batch denied'));
 });
+
+test('after stagesMoved, every identity reads a stage again; pinned versions stay cached', () => {
+  const { cache, advance } = setup();
+  cache.store(slot('alice'), secret('v1'));
+  cache.store(slot('bob'), secret('v1'));
+  cache.store(slot('alice', 'version:v1', true), secret('v1'));
+  advance(1);
+  cache.stagesMoved('us-east-1', arn);
+  assert.equal(cache.get(slot('alice')), undefined);
+  assert.equal(cache.get(slot('bob')), undefined);
+  assert.equal(cache.get(slot('alice', 'version:v1', true))?.versionId, 'v1');
+  advance(1);
+  cache.store(slot('alice'), secret('v2'));
+  assert.equal(cache.get(slot('alice'))?.versionId, 'v2', 'a read after the move is served again');
+  cache.stagesMoved('eu-west-1', arn);
+  assert.equal(cache.get(slot('alice'))?.versionId, 'v2', 'another region is another secret');
+});

@@ -53,6 +53,8 @@ interface Resolution {
   readonly arn: string;
   readonly versionId: string;
   readonly expiresAt: number;
+  /** When it was recorded: a resolution from before its secret's stages moved is stale. */
+  readonly at: number;
 }
 
 /** Bookkeeping bytes counted per value on top of the secret itself. */
@@ -65,6 +67,8 @@ export class SecretCache {
   readonly #values: WeightedLru<string, CachedSecret>;
   readonly #resolutions: WeightedLru<string, Resolution>;
   readonly #authorisations: WeightedLru<string, number>;
+  /** (region, ARN) → when its stages were last seen to move (rotation's change detector). */
+  readonly #moved: WeightedLru<string, number>;
   readonly #flights = new Map<string, Promise<unknown>>();
 
   constructor(options: SecretCacheOptions = {}) {
@@ -78,6 +82,7 @@ export class SecretCache {
     );
     this.#resolutions = new WeightedLru(maxRecords);
     this.#authorisations = new WeightedLru(maxRecords);
+    this.#moved = new WeightedLru(maxRecords);
   }
 
   /** Bytes of values held. */
@@ -90,6 +95,10 @@ export class SecretCache {
     const now = this.#now();
     const resolution = this.#resolutions.get(slotKey(slot));
     if (!resolution || resolution.expiresAt <= now) return undefined;
+    if (!slot.pinned) {
+      const moved = this.#moved.get(valueKey(slot.region, resolution.arn, ''));
+      if (moved !== undefined && resolution.at <= moved) return undefined;
+    }
     if (!this.isAuthorised(slot.identityKey, resolution.arn)) return undefined;
     return this.#values.get(valueKey(slot.region, resolution.arn, resolution.versionId));
   }
@@ -109,6 +118,7 @@ export class SecretCache {
       arn: secret.arn,
       versionId: secret.versionId,
       expiresAt: now + (slot.pinned ? this.authTtlMs : this.stageTtlMs),
+      at: now,
     });
     this.#authorisations.set(authKey(slot.identityKey, secret.arn), now + this.authTtlMs);
   }
@@ -123,10 +133,20 @@ export class SecretCache {
     arn: string,
     pointers: Iterable<readonly [selector: string, versionId: string]>,
   ): void {
-    const expiresAt = this.#now() + this.stageTtlMs;
+    const at = this.#now();
+    const expiresAt = at + this.stageTtlMs;
     for (const [selector, versionId] of pointers) {
-      this.#resolutions.set(slotKey({ ...slot, selector, pinned: false }), { arn, versionId, expiresAt });
+      this.#resolutions.set(slotKey({ ...slot, selector, pinned: false }), { arn, versionId, expiresAt, at });
     }
+  }
+
+  /**
+   * The stages or labels of this secret moved (a change the rotation detector confirmed): every
+   * identity's stage and label resolutions recorded until now are stale, so the re-sync that
+   * follows reads the new version instead of the one cached a few seconds ago.
+   */
+  stagesMoved(region: string, arn: string): void {
+    this.#moved.set(valueKey(region, arn, ''), this.#now());
   }
 
   /** Drop what this identity was trusted with for this slot (after NotFound or AccessDenied). */
@@ -166,6 +186,7 @@ export class SecretCache {
     this.#values.clear();
     this.#resolutions.clear();
     this.#authorisations.clear();
+    this.#moved.clear();
     cacheBytes.set(0);
   }
 }

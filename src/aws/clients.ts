@@ -6,6 +6,7 @@
  */
 
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
@@ -38,6 +39,9 @@ export interface AwsClientsOptions {
   readonly credentialRefreshMarginMs?: number;
 }
 
+/** Socket timeout of SQS clients: a 20 s long poll plus room for the answer. */
+export const longPollTimeoutMs = 25_000;
+
 interface ResolvedOptions {
   readonly endpoint: string | undefined;
   readonly maxAttempts: number;
@@ -55,6 +59,7 @@ export class AwsClients {
   readonly options: ResolvedOptions;
   readonly #secretsManager = new Map<string, SecretsManagerClient>();
   readonly #ssm = new Map<string, SSMClient>();
+  readonly #sqs = new Map<string, SQSClient>();
   readonly #credentials = new Map<string, CredentialProvider>();
   readonly #tokenIdentities = new Map<string, TokenIdentity>();
   #sts: STSClient | undefined;
@@ -91,6 +96,22 @@ export class AwsClients {
     return client;
   }
 
+  /**
+   * SQS for the rotation queue. Long polls hold a request open for up to 20 s, so its socket
+   * timeout is at least `longPollTimeoutMs` (callers pass a matching deadline to `call()`).
+   */
+  sqs(identity: Identity, region: string): SQSClient {
+    const key = `${identityKey(identity)}\0${region}`;
+    let client = this.#sqs.get(key);
+    if (!client) {
+      const config = this.#config(region, this.credentials(identity));
+      const requestTimeout = Math.max(config.requestHandler.requestTimeout, longPollTimeoutMs);
+      client = new SQSClient({ ...config, requestHandler: { ...config.requestHandler, requestTimeout } });
+      this.#sqs.set(key, client);
+    }
+    return client;
+  }
+
   /** One caching credential provider per identity key, shared by all of its clients. */
   credentials(identity: Identity): CredentialProvider {
     const key = identityKey(identity);
@@ -106,14 +127,18 @@ export class AwsClients {
   }
 
   /**
-   * Run one AWS call with the deadline, count it in `smk_aws_calls_total{api,outcome}` and map
-   * any failure to a sentinel error (thrown).
+   * Run one AWS call with the deadline (default callTimeoutMs; a long poll passes its own), count
+   * it in `smk_aws_calls_total{api,outcome}` and map any failure to a sentinel error (thrown).
    */
-  async call<T>(context: AwsErrorContext, run: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  async call<T>(
+    context: AwsErrorContext,
+    run: (abortSignal: AbortSignal) => Promise<T>,
+    timeoutMs = this.options.callTimeoutMs,
+  ): Promise<T> {
     const stop = awsCallSeconds.startTimer({ api: context.api });
     let failure: SmkError | undefined;
     try {
-      return await run(AbortSignal.timeout(this.options.callTimeoutMs));
+      return await run(AbortSignal.timeout(timeoutMs));
     } catch (error) {
       failure = mapAwsError(error, context);
       throw failure;
@@ -125,10 +150,13 @@ export class AwsClients {
 
   /** Close every client's sockets (process shutdown, tests). */
   destroy(): void {
-    for (const client of [...this.#secretsManager.values(), ...this.#ssm.values()]) client.destroy();
+    for (const client of [...this.#secretsManager.values(), ...this.#ssm.values(), ...this.#sqs.values()]) {
+      client.destroy();
+    }
     this.#sts?.destroy();
     this.#secretsManager.clear();
     this.#ssm.clear();
+    this.#sqs.clear();
     this.#sts = undefined;
   }
 

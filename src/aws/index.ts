@@ -1,7 +1,18 @@
 /** The aws layer's public surface: what roles and the CLI import. */
+
+export { secretIdMatches } from './arn.ts';
 export { SecretCache, type SecretCacheOptions } from './cache.ts';
 export { AwsClients, type AwsClientsOptions } from './clients.ts';
 export { mapAwsError } from './errors.ts';
 export { type Credentials, type Identity, identityKey } from './identity.ts';
 export { type AwsSecretReader, createSecretReader, type SecretReaderDeps } from './reader.ts';
 export type { ListSecretVersionsOptions } from './secrets-manager.ts';
+export {
+  createQueueReader,
+  parseQueueUrl,
+  type QueueMessage,
+  type QueueReader,
+  queueRegion,
+  type ReceiveOptions,
+  sqsBatchLimit,
+} from './sqs.ts';

@@ -1,0 +1,877 @@
+/**
+ * The rotation controller: knows what uses which secret (SecretSyncs, opted-in
+ * SecretProviderClasses, SecretsRotationMappings, annotated workloads), runs the change detector
+ * and the SQS consumer in the leader, and acts on each change:
+ *   1. re-syncs every SecretSync / SecretProviderClass that reads the secret (`resync`);
+ *   2. rolls the workloads that follow it, each at most once per debounce window, and only once
+ *      the synced Secrets it consumes carry the new version.
+ * Events on workloads and mappings, status on mappings, metrics for changes and rollouts.
+ */
+import { CustomObjectsApi, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
+import type { QueueReader } from '../../aws/index.ts';
+import { secretIdMatches } from '../../aws/index.ts';
+import { describeError, InvalidInputError } from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
+import { counter, histogram } from '../../core/metrics.ts';
+import { createObjects, type Objects } from '../../kube/apply.ts';
+import { apiStatus, type KubeConfig } from '../../kube/client.ts';
+import { createEventRecorder, type EventRecorder, type InvolvedObject } from '../../kube/events.ts';
+import { apiSource, createInformer, type Informer, resourcePath } from '../../kube/informer.ts';
+import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
+import { createWorkQueue, type WorkQueue } from '../../kube/queue.ts';
+import {
+  managedByLabel,
+  managedByValue,
+  secretSyncKind,
+  secretSyncPlural,
+  spcGroup,
+  spcKind,
+  spcOptedIn,
+  spcPlural,
+  spcVersion,
+  annotations as syncAnnotations,
+  group as syncGroup,
+  version as syncVersion,
+} from '../jobs.ts';
+import { type Consumer, createConsumer } from './consumer.ts';
+import {
+  type ChangeSink,
+  createDetector,
+  type Detector,
+  type SecretChange,
+  type VersionReader,
+  type Watch,
+} from './detector.ts';
+import {
+  mappingGroup,
+  mappingKind,
+  mappingMatches,
+  mappingPlural,
+  mappingVersion,
+  parseMapping,
+  type RotationMapping,
+} from './mapping.ts';
+import { currentStageName, regionOf } from './stages.ts';
+import { type SourceRef, type SourceUsage, sourceUsage } from './usage.ts';
+import {
+  type Dependency,
+  parseWorkload,
+  planRollout,
+  recordKey,
+  type Workload,
+  type WorkloadKind,
+  workloadKinds,
+  workloadPlurals,
+} from './workloads.ts';
+
+export interface RotationLeaderElection {
+  readonly namespace: string;
+  readonly name: string;
+  readonly identity: string;
+}
+
+export interface RotationControllerOptions {
+  readonly kubeConfig: KubeConfig;
+  /** DescribeSecret / ListSecrets as the controller's own identity. */
+  readonly reader: VersionReader;
+  /** The rotation queue; without one, polling alone detects changes. */
+  readonly queue?: Pick<QueueReader, 'receive' | 'delete' | 'queueUrl'>;
+  readonly logger: Logger;
+  readonly defaultRegion: string | undefined;
+  /** Sinks run before re-sync and rollouts (e.g. the AWS cache's `stagesMoved`). */
+  readonly sinks?: readonly ChangeSink[];
+  /**
+   * Makes a sync source sync now. Default: bump its `smk.dev/force-sync` annotation, which the
+   * sync controller treats as "sync now" (works in the same process and across processes).
+   */
+  readonly resync?: (source: SourceRef, change: SecretChange) => Promise<void>;
+  /** Only these namespaces (default: all). */
+  readonly namespaces?: readonly string[];
+  readonly pollIntervalMs?: number;
+  readonly pollJitter?: number;
+  /** Changes within this window after the first make one rollout per workload (default 1 s). */
+  readonly debounceMs?: number;
+  /** How long a rollout waits for its synced Secrets before warning (default 2 min); it never rolls onto the old value. */
+  readonly syncWaitMs?: number;
+  readonly queueWaitSeconds?: number;
+  /** Watch SecretProviderClasses / mappings: true, false, or 'auto' (when the CRD is served; default). */
+  readonly secretProviderClasses?: boolean | 'auto';
+  readonly mappings?: boolean | 'auto';
+  readonly leaderElection?: RotationLeaderElection;
+  readonly onLostLeadership?: () => void;
+  readonly relistIntervalMs?: number;
+  readonly events?: EventRecorder;
+  readonly objects?: Objects;
+  readonly now?: () => number;
+}
+
+export interface RotationController {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly ready: boolean;
+  readonly leading: boolean;
+  /** The detector (tests poll it directly). */
+  readonly detector: Detector;
+  /** The consumer, when a queue is configured. */
+  readonly consumer: Consumer | undefined;
+}
+
+export const rollouts = counter(
+  'smk_rotation_rollouts_total',
+  'Workload rollouts for a secret change, by workload kind and outcome (restarted, adopted, waiting, failed).',
+  ['kind', 'outcome'],
+);
+const rolloutLag = histogram(
+  'smk_rotation_rollout_lag_seconds',
+  'Time from detecting a change to starting the rollout it causes.',
+  [],
+  [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+);
+
+interface Mapped {
+  readonly object: KubernetesObject;
+  readonly mapping: RotationMapping | InvalidInputError;
+}
+
+interface MappingStatus {
+  observedGeneration: number;
+  secretArn?: string;
+  currentVersion?: string;
+  lastChange?: {
+    versionId?: string;
+    previousVersionId?: string;
+    detectedAt: string;
+    source: string;
+    reason: string;
+  };
+  workloadsRolled?: { kind: string; name: string; versionId: string; at: string }[];
+  conditions: {
+    type: string;
+    status: 'True' | 'False';
+    reason: string;
+    message: string;
+    lastTransitionTime: string;
+  }[];
+}
+
+const maxRolledKept = 20;
+
+function workloadKey(kind: WorkloadKind, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`;
+}
+
+export function createRotationController(options: RotationControllerOptions): RotationController {
+  const { kubeConfig, logger } = options;
+  const now = options.now ?? Date.now;
+  const debounceMs = options.debounceMs ?? 1000;
+  const syncWaitMs = options.syncWaitMs ?? 120_000;
+  const objects = options.objects ?? createObjects(kubeConfig);
+  const events = options.events ?? createEventRecorder(kubeConfig, { component: 'smk-rotation', logger });
+  const queue: WorkQueue = createWorkQueue({ backoff: { baseMs: 200, maxMs: 5_000, jitter: 0.2 } });
+  const namespaces = options.namespaces && options.namespaces.length > 0 ? options.namespaces : [undefined];
+
+  function informersFor<T extends KubernetesObject>(
+    apiVersion: string,
+    kind: string,
+    plural: string,
+    labelSelector?: string,
+  ): Informer<T>[] {
+    return namespaces.map((namespace) =>
+      createInformer<T>(
+        apiSource<T>(kubeConfig, {
+          apiVersion,
+          kind,
+          path: resourcePath(apiVersion, plural, namespace),
+          ...(namespace ? { namespace } : {}),
+          ...(labelSelector ? { labelSelector } : {}),
+        }),
+        {
+          name: `rotation/${plural}${namespace ? `/${namespace}` : ''}`,
+          logger,
+          ...(options.relistIntervalMs ? { relistIntervalMs: options.relistIntervalMs } : {}),
+        },
+      ),
+    );
+  }
+
+  const syncInformers = informersFor<KubernetesObject>(
+    `${syncGroup}/${syncVersion}`,
+    secretSyncKind,
+    secretSyncPlural,
+  );
+  const secretInformers = informersFor<V1Secret>(
+    'v1',
+    'Secret',
+    'secrets',
+    `${managedByLabel}=${managedByValue}`,
+  );
+  const workloadInformers = new Map<WorkloadKind, Informer<KubernetesObject>[]>(
+    workloadKinds.map((kind) => [
+      kind,
+      informersFor<KubernetesObject>('apps/v1', kind, workloadPlurals[kind]),
+    ]),
+  );
+  let spcInformers: Informer<KubernetesObject>[] = [];
+  let mappingInformers: Informer<KubernetesObject>[] = [];
+
+  const all = <T>(informers: readonly Informer<T>[]): T[] => informers.flatMap((informer) => informer.list());
+  const lookup = <T>(informers: readonly Informer<T>[], namespace: string, name: string): T | undefined => {
+    for (const informer of informers) {
+      const found = informer.get(namespace, name);
+      if (found) return found;
+    }
+    return undefined;
+  };
+
+  // ---- what uses which secret (memoised per object version) ---------------------------------
+
+  const usageMemo = new Map<string, { version: string; usage: SourceUsage | undefined }>();
+  function usageOf(
+    kind: typeof secretSyncKind | typeof spcKind,
+    object: KubernetesObject,
+  ): SourceUsage | undefined {
+    const key = `${kind}/${object.metadata?.namespace}/${object.metadata?.name}`;
+    const version = object.metadata?.resourceVersion ?? '';
+    const memo = usageMemo.get(key);
+    if (memo && memo.version === version) return memo.usage;
+    const usage = sourceUsage(kind, object, options.defaultRegion);
+    usageMemo.set(key, { version, usage });
+    return usage;
+  }
+  function usages(): SourceUsage[] {
+    const found: SourceUsage[] = [];
+    for (const object of all(syncInformers)) {
+      const usage = usageOf(secretSyncKind, object);
+      if (usage) found.push(usage);
+    }
+    for (const object of all(spcInformers)) {
+      if (!spcOptedIn(object)) continue;
+      const usage = usageOf(spcKind, object);
+      if (usage) found.push(usage);
+    }
+    return found;
+  }
+  function mappings(): Mapped[] {
+    return all(mappingInformers).map((object) => {
+      try {
+        return { object, mapping: parseMapping(object) };
+      } catch (error) {
+        return { object, mapping: error as InvalidInputError };
+      }
+    });
+  }
+  function workloads(): Workload[] {
+    const found: Workload[] = [];
+    for (const [kind, informers] of workloadInformers) {
+      for (const object of all(informers)) {
+        try {
+          found.push(parseWorkload(kind, object));
+        } catch {
+          // Reported when the workload itself is reconciled.
+        }
+      }
+    }
+    return found;
+  }
+  function watchFor(id: string): Watch | undefined {
+    const region = regionOf(id, options.defaultRegion);
+    return region ? { region, id, stage: currentStageName } : undefined;
+  }
+
+  function watches(): Watch[] {
+    const list: Watch[] = [];
+    for (const usage of usages()) for (const use of usage.uses) list.push(use.watch);
+    for (const { mapping } of mappings()) {
+      if (mapping instanceof InvalidInputError) continue;
+      const watch = watchFor(mapping.secretId);
+      if (watch) list.push(watch);
+    }
+    for (const workload of workloads()) {
+      for (const id of workload.rolloutOn) {
+        const watch = watchFor(id);
+        if (watch) list.push(watch);
+      }
+    }
+    return list;
+  }
+
+  /** The sync source that wrote a managed Secret, from its owner marker. */
+  function ownerOf(namespace: string, secretName: string): SourceUsage | undefined {
+    const secret = lookup(secretInformers, namespace, secretName);
+    const marker = secret?.metadata?.annotations?.[syncAnnotations.owner];
+    if (!marker) return undefined;
+    const [kind, name] = marker.split('/');
+    if (!name) return undefined;
+    if (kind === secretSyncKind) {
+      const object = lookup(syncInformers, namespace, name);
+      return object ? usageOf(secretSyncKind, object) : undefined;
+    }
+    if (kind === spcKind) {
+      const object = lookup(spcInformers, namespace, name);
+      return object && spcOptedIn(object) ? usageOf(spcKind, object) : undefined;
+    }
+    return undefined;
+  }
+
+  /** What a workload follows, with where each secret's stage points now. */
+  function dependenciesOf(workload: Workload): { dependencies: Dependency[]; mappings: RotationMapping[] } {
+    const byKey = new Map<string, { name: string; versionId: string | undefined; via: Set<string> }>();
+    const add = (watch: Watch | undefined, via: string): void => {
+      if (!watch || watch.stage === undefined) return;
+      const seen = detector.observed(watch);
+      if (!seen) return;
+      const key = recordKey(seen.arn, watch.stage);
+      const entry = byKey.get(key) ?? {
+        name: seen.name,
+        versionId: seen.deleted ? undefined : seen.stages.get(watch.stage),
+        via: new Set<string>(),
+      };
+      entry.via.add(via);
+      byKey.set(key, entry);
+    };
+    const matched: RotationMapping[] = [];
+    for (const { mapping } of mappings()) {
+      if (mapping instanceof InvalidInputError || !mappingMatches(mapping, workload)) continue;
+      matched.push(mapping);
+      add(watchFor(mapping.secretId), `${mappingKind} ${mapping.namespace}/${mapping.name}`);
+    }
+    for (const id of workload.rolloutOn) add(watchFor(id), 'annotation smk.dev/rollout-on');
+    if (workload.rolloutOnSync) {
+      for (const secretName of workload.consumedSecrets) {
+        const owner = ownerOf(workload.namespace, secretName);
+        for (const use of owner?.uses ?? []) add(use.watch, `Secret ${secretName}`);
+      }
+    }
+    const dependencies = [...byKey].map(([key, entry]) => ({
+      key,
+      name: entry.name,
+      versionId: entry.versionId,
+      via: [...entry.via].sort(),
+    }));
+    return { dependencies, mappings: matched };
+  }
+
+  // ---- waiting for the synced Secrets --------------------------------------------------------
+
+  /** (source key, version) → when we asked it to re-sync, so each change asks once. */
+  const resyncAsked = new Map<string, number>();
+  /** Workload key → when it first had to wait for a sync. */
+  const waitingSince = new Map<string, number>();
+
+  /**
+   * The synced Secrets the workload consumes that do not carry `dependency`'s new version yet.
+   * A SecretSync says which version each file holds in `status.syncedVersions`; a drop-in
+   * SecretProviderClass has no status, so its Secret must carry the `smk.dev/versions` annotation.
+   */
+  function unsyncedSources(workload: Workload, dependency: Dependency): SourceUsage[] {
+    const pending: SourceUsage[] = [];
+    const versionId = dependency.versionId;
+    const arn = dependency.key.split('@')[0] ?? '';
+    for (const secretName of workload.consumedSecrets) {
+      const owner = ownerOf(workload.namespace, secretName);
+      if (!owner) continue;
+      const uses = owner.uses.filter((use) => secretIdMatches(use.watch.id, arn, dependency.name));
+      if (uses.length === 0) continue;
+      const files = new Set(uses.flatMap((use) => use.files));
+      const versions = syncedVersions(owner, secretName);
+      const carried = [...files].every((file) => versions.get(file) === versionId);
+      if (!carried) pending.push(owner);
+    }
+    return pending;
+  }
+
+  function syncedVersions(owner: SourceUsage, secretName: string): Map<string, string> {
+    const { source } = owner;
+    const secret = lookup(secretInformers, source.namespace, secretName);
+    const annotated = secret?.metadata?.annotations?.['smk.dev/versions'];
+    if (annotated) {
+      try {
+        return new Map(Object.entries(JSON.parse(annotated) as Record<string, string>));
+      } catch {
+        // fall through to the status
+      }
+    }
+    if (source.kind !== secretSyncKind) return new Map();
+    const object = lookup(syncInformers, source.namespace, source.name) as
+      | { status?: { syncedVersions?: { objectName?: string; versionId?: string }[] } }
+      | undefined;
+    const entries = object?.status?.syncedVersions ?? [];
+    return new Map(entries.map((entry) => [entry.objectName ?? '', entry.versionId ?? '']));
+  }
+
+  async function defaultResync(source: SourceRef, change: SecretChange): Promise<void> {
+    const apiVersion =
+      source.kind === secretSyncKind ? `${syncGroup}/${syncVersion}` : `${spcGroup}/${spcVersion}`;
+    const stamp = `${new Date(change.detectedAt).toISOString()} ${[...change.secret.stages.values()].join(',')}`;
+    await objects.mergePatch(
+      { apiVersion, kind: source.kind, namespace: source.namespace, name: source.name },
+      { metadata: { annotations: { 'smk.dev/force-sync': stamp } } },
+    );
+  }
+  const resync = options.resync ?? defaultResync;
+
+  async function askResync(
+    source: SourceRef,
+    change: SecretChange | undefined,
+    versionId: string,
+  ): Promise<void> {
+    const key = `${source.kind}/${source.namespace}/${source.name}@${versionId}`;
+    if (resyncAsked.has(key)) return;
+    resyncAsked.set(key, now());
+    if (resyncAsked.size > 10_000) {
+      for (const [old, at] of resyncAsked) if (now() - at > 3_600_000) resyncAsked.delete(old);
+    }
+    try {
+      if (change) await resync(source, change);
+    } catch (error) {
+      resyncAsked.delete(key);
+      logger.warn(
+        { source: `${source.kind} ${source.namespace}/${source.name}`, err: describeError(error) },
+        're-sync request failed',
+      );
+    }
+  }
+
+  // ---- change handling -----------------------------------------------------------------------
+
+  /** The last change per secret ARN (for rollout lag, re-sync requests and mapping status). */
+  const lastChange = new Map<string, SecretChange>();
+
+  const resyncSink: ChangeSink = {
+    async secretChanged(change) {
+      if (!change.previous) return;
+      lastChange.set(change.secret.arn, change);
+      const version = [...change.secret.stages.values()].join(',') || 'deleted';
+      for (const usage of usages()) {
+        const uses = usage.uses.filter(
+          (use) =>
+            use.watch.region === change.secret.region &&
+            secretIdMatches(use.watch.id, change.secret.arn, change.secret.name),
+        );
+        if (uses.length > 0) await askResync(usage.source, change, version);
+      }
+    },
+  };
+
+  const rolloutSink: ChangeSink = {
+    async secretChanged(change) {
+      const { arn, name } = change.secret;
+      const follows = (id: string) => secretIdMatches(id, arn, name);
+      const delay = change.previous ? debounceMs : 0;
+      for (const workload of workloads()) {
+        const { dependencies } = dependenciesOf(workload);
+        if (dependencies.some((dependency) => dependency.key.split('@')[0] === arn)) {
+          queue.addAfter(workloadKey(workload.kind, workload.namespace, workload.name), delay);
+        }
+      }
+      if (!change.previous) return;
+      for (const { mapping } of mappings()) {
+        if (mapping instanceof InvalidInputError || !follows(mapping.secretId)) continue;
+        if (regionOf(mapping.secretId, options.defaultRegion) !== change.secret.region) continue;
+        await writeMappingStatus(mapping, { change });
+      }
+    },
+  };
+
+  const detector = createDetector({
+    reader: options.reader,
+    watches,
+    sinks: [...(options.sinks ?? []), resyncSink, rolloutSink],
+    logger,
+    ...(options.pollIntervalMs ? { intervalMs: options.pollIntervalMs } : {}),
+    ...(options.pollJitter !== undefined ? { jitter: options.pollJitter } : {}),
+    now,
+  });
+  const consumer = options.queue
+    ? createConsumer({
+        queue: options.queue,
+        confirm: (hint) => detector.hint(hint),
+        logger,
+        ...(options.queueWaitSeconds !== undefined ? { waitSeconds: options.queueWaitSeconds } : {}),
+      })
+    : undefined;
+
+  // ---- mapping status ------------------------------------------------------------------------
+
+  const statusWrites = new Map<string, Promise<void>>();
+  /** Status writes of one mapping run one after another, each from the latest cached status. */
+  function writeMappingStatus(
+    mapping: RotationMapping,
+    update: { change?: SecretChange; rolled?: { kind: string; name: string; versionId: string } },
+  ): Promise<void> {
+    const key = `${mapping.namespace}/${mapping.name}`;
+    const previous = statusWrites.get(key) ?? Promise.resolve();
+    const next = previous
+      .then(() => applyMappingStatus(mapping, update))
+      .catch((error: unknown) => {
+        logger.warn({ mapping: key, err: describeError(error) }, 'mapping status not written');
+      });
+    statusWrites.set(key, next);
+    return next;
+  }
+
+  async function applyMappingStatus(
+    mapping: RotationMapping,
+    update: { change?: SecretChange; rolled?: { kind: string; name: string; versionId: string } },
+  ): Promise<void> {
+    const current = lookup(mappingInformers, mapping.namespace, mapping.name) as
+      | (KubernetesObject & { status?: Partial<MappingStatus> })
+      | undefined;
+    const before = current?.status ?? {};
+    const at = new Date(now()).toISOString();
+    const watch = watchFor(mapping.secretId);
+    const seen = watch ? detector.observed(watch) : undefined;
+    const status: MappingStatus = {
+      observedGeneration: mapping.generation,
+      ...(seen ? { secretArn: seen.arn } : before.secretArn ? { secretArn: before.secretArn } : {}),
+      ...(seen?.stages.get(currentStageName)
+        ? { currentVersion: seen.stages.get(currentStageName) as string }
+        : {}),
+      ...(before.lastChange ? { lastChange: before.lastChange } : {}),
+      workloadsRolled: [...(before.workloadsRolled ?? [])],
+      conditions: [
+        {
+          type: 'Ready',
+          status: seen && !seen.deleted ? 'True' : 'False',
+          reason: !seen ? 'SecretNotSeen' : seen.deleted ? 'SecretDeleted' : 'Watching',
+          message: !seen
+            ? `secret ${mapping.secretId} not seen yet (ListSecrets/DescribeSecret)`
+            : seen.deleted
+              ? `secret ${seen.name} is deleted or scheduled for deletion`
+              : `following ${seen.name} at ${currentStageName}`,
+          lastTransitionTime: at,
+        },
+      ],
+    };
+    const beforeReady = before.conditions?.find((condition) => condition.type === 'Ready');
+    const ready = status.conditions[0];
+    if (ready && beforeReady?.status === ready.status && beforeReady.lastTransitionTime) {
+      ready.lastTransitionTime = beforeReady.lastTransitionTime;
+    }
+    if (update.change) {
+      const change = update.change;
+      const versionId = change.secret.stages.get(currentStageName);
+      const previousVersionId = change.previous?.stages.get(currentStageName);
+      status.lastChange = {
+        ...(versionId ? { versionId } : {}),
+        ...(previousVersionId ? { previousVersionId } : {}),
+        detectedAt: new Date(change.detectedAt).toISOString(),
+        source: change.source,
+        reason: change.reason,
+      };
+    }
+    if (update.rolled) {
+      status.workloadsRolled = [...(status.workloadsRolled ?? []), { ...update.rolled, at }].slice(
+        -maxRolledKept,
+      );
+    }
+    await objects.applyStatus(
+      {
+        group: mappingGroup,
+        version: mappingVersion,
+        plural: mappingPlural,
+        kind: mappingKind,
+        namespace: mapping.namespace,
+        name: mapping.name,
+      },
+      status as unknown as Record<string, unknown>,
+    );
+  }
+
+  async function onMapping(object: KubernetesObject): Promise<void> {
+    let mapping: RotationMapping;
+    try {
+      mapping = parseMapping(object);
+    } catch (error) {
+      const involved: InvolvedObject = {
+        apiVersion: `${mappingGroup}/${mappingVersion}`,
+        kind: mappingKind,
+        namespace: object.metadata?.namespace ?? '',
+        name: object.metadata?.name ?? '',
+        ...(object.metadata?.uid ? { uid: object.metadata.uid } : {}),
+      };
+      void events.record(involved, 'Warning', 'InvalidSpec', describeError(error));
+      return;
+    }
+    for (const workload of workloads()) {
+      if (mappingMatches(mapping, workload)) {
+        queue.add(workloadKey(workload.kind, workload.namespace, workload.name));
+      }
+    }
+    if (leading) await writeMappingStatus(mapping, {});
+  }
+
+  // ---- the rollout ---------------------------------------------------------------------------
+
+  async function reconcileWorkload(key: string): Promise<void> {
+    const [kind, namespace, name] = key.split('/') as [WorkloadKind, string, string];
+    const fresh = await objects.read<KubernetesObject>({ apiVersion: 'apps/v1', kind, namespace, name });
+    if (!fresh) {
+      waitingSince.delete(key);
+      return;
+    }
+    let workload: Workload;
+    try {
+      workload = parseWorkload(kind, fresh);
+    } catch (error) {
+      const involved = { apiVersion: 'apps/v1', kind, namespace, name };
+      void events.record(involved, 'Warning', 'InvalidRolloutAnnotation', describeError(error));
+      return;
+    }
+    const { dependencies, mappings: matched } = dependenciesOf(workload);
+    const at = new Date(now());
+    const plan = planRollout(workload, dependencies, at);
+    if (plan.action === 'none') {
+      waitingSince.delete(key);
+      return;
+    }
+    const involved: InvolvedObject = {
+      apiVersion: 'apps/v1',
+      kind,
+      namespace,
+      name,
+      ...(workload.uid ? { uid: workload.uid } : {}),
+    };
+    const ref = { apiVersion: 'apps/v1', kind, namespace, name };
+    if (plan.action === 'adopt') {
+      await objects.mergePatch(ref, plan.patch);
+      rollouts.inc({ kind, outcome: 'adopted' });
+      logger.info({ workload: key }, 'workload adopted: versions recorded without a restart');
+      return;
+    }
+    // Never start pods on the old value: every synced Secret it consumes must hold the new version.
+    const pending = plan.changed.flatMap((dependency) =>
+      unsyncedSources(workload, dependency).map((owner) => ({ owner, dependency })),
+    );
+    if (pending.length > 0) {
+      const since = waitingSince.get(key) ?? now();
+      waitingSince.set(key, since);
+      for (const { owner, dependency } of pending) {
+        const arn = dependency.key.split('@')[0] ?? '';
+        await askResync(owner.source, lastChange.get(arn), dependency.versionId ?? '');
+      }
+      const waited = now() - since;
+      const names = [...new Set(pending.map(({ owner }) => `${owner.source.kind} ${owner.source.name}`))];
+      if (waited >= syncWaitMs) {
+        rollouts.inc({ kind, outcome: 'waiting' });
+        void events.record(
+          involved,
+          'Warning',
+          'WaitingForSync',
+          `Rollout held: ${names.join(', ')} has not synced the new version yet (waited ${Math.round(waited / 1000)}s)`,
+        );
+        queue.addAfter(key, 30_000);
+      } else {
+        queue.addAfter(key, Math.min(2_000, 100 + waited / 4));
+      }
+      return;
+    }
+    waitingSince.delete(key);
+    await objects.mergePatch(ref, plan.patch);
+    rollouts.inc({ kind, outcome: 'restarted' });
+    for (const dependency of plan.changed) {
+      const change = lastChange.get(dependency.key.split('@')[0] ?? '');
+      if (change) rolloutLag.observe(Math.max(0, now() - change.detectedAt) / 1000);
+    }
+    const what = plan.changed
+      .map(
+        (dependency) =>
+          `${dependency.name} (version ${dependency.versionId}, via ${dependency.via.join(', ')})`,
+      )
+      .join('; ');
+    logger.info({ workload: key, secrets: plan.changed.map((d) => d.name) }, 'rollout restarted');
+    void events.record(involved, 'Normal', 'RolloutRestarted', `Restarted for a new secret version: ${what}`);
+    for (const mapping of matched) {
+      const dependency = plan.changed.find((d) =>
+        d.via.includes(`${mappingKind} ${mapping.namespace}/${mapping.name}`),
+      );
+      if (!dependency?.versionId) continue;
+      void events.record(
+        {
+          apiVersion: `${mappingGroup}/${mappingVersion}`,
+          kind: mappingKind,
+          namespace: mapping.namespace,
+          name: mapping.name,
+          ...(mapping.uid ? { uid: mapping.uid } : {}),
+        },
+        'Normal',
+        'WorkloadRestarted',
+        `Restarted ${kind} ${name} for ${dependency.name} version ${dependency.versionId}`,
+      );
+      await writeMappingStatus(mapping, { rolled: { kind, name, versionId: dependency.versionId } });
+    }
+  }
+
+  /** Only workloads that opted in or that a mapping names are ever read or patched. */
+  function followsAnything(kind: WorkloadKind, object: KubernetesObject): boolean {
+    let workload: Workload;
+    try {
+      workload = parseWorkload(kind, object);
+    } catch {
+      return true; // reconcile reports the bad annotation
+    }
+    if (workload.rolloutOn.length > 0 || workload.rolloutOnSync || workload.record.size > 0) return true;
+    return mappings().some(
+      ({ mapping }) => !(mapping instanceof InvalidInputError) && mappingMatches(mapping, workload),
+    );
+  }
+
+  // ---- workers, leadership -------------------------------------------------------------------
+
+  let leader: LeaderElection | undefined;
+  let leading = false;
+  let running = false;
+  let workers: Promise<void>[] = [];
+
+  async function work(): Promise<void> {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      try {
+        if (leading) await reconcileWorkload(key);
+        queue.forget(key);
+      } catch (error) {
+        const conflict = apiStatus((error as { cause?: unknown }).cause) === 409;
+        // A conflict means the workload changed under us: plan again from a fresh read at once.
+        let delay = 0;
+        if (conflict) queue.add(key);
+        else {
+          delay = queue.addRateLimited(key);
+          rollouts.inc({ kind: key.split('/')[0] ?? '', outcome: 'failed' });
+        }
+        logger.warn({ workload: key, err: describeError(error), retryInMs: delay }, 'rollout step failed');
+      } finally {
+        queue.done(key);
+      }
+    }
+  }
+
+  function startLeading(): void {
+    leading = true;
+    detector.start();
+    consumer?.start();
+    workers = Array.from({ length: 4 }, () => work());
+    logger.info(
+      { queue: options.queue?.queueUrl ?? 'none (polling only)' },
+      'rotation leader: detecting changes',
+    );
+  }
+
+  async function stopLeading(): Promise<void> {
+    leading = false;
+    await Promise.all([detector.stop(), consumer?.stop()]);
+  }
+
+  async function served(group: string, version: string, plural: string): Promise<boolean> {
+    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    const namespace = namespaces[0];
+    try {
+      if (namespace) await custom.listNamespacedCustomObject({ group, version, namespace, plural, limit: 1 });
+      else await custom.listClusterCustomObject({ group, version, plural, limit: 1 });
+      return true;
+    } catch (error) {
+      if (apiStatus(error) === 404) return false;
+      throw error;
+    }
+  }
+
+  const allInformers = (): Informer<KubernetesObject>[] => [
+    ...syncInformers,
+    ...(secretInformers as unknown as Informer<KubernetesObject>[]),
+    ...[...workloadInformers.values()].flat(),
+    ...spcInformers,
+    ...mappingInformers,
+  ];
+
+  return {
+    async start() {
+      running = true;
+      const spc =
+        options.secretProviderClasses === 'auto' || options.secretProviderClasses === undefined
+          ? await served(spcGroup, spcVersion, spcPlural)
+          : options.secretProviderClasses;
+      if (spc) spcInformers = informersFor(`${spcGroup}/${spcVersion}`, spcKind, spcPlural);
+      const mapped =
+        options.mappings === 'auto' || options.mappings === undefined
+          ? await served(mappingGroup, mappingVersion, mappingPlural)
+          : options.mappings;
+      if (mapped) {
+        mappingInformers = informersFor(`${mappingGroup}/${mappingVersion}`, mappingKind, mappingPlural);
+        for (const informer of mappingInformers) {
+          informer.addHandlers({
+            add: (object) => void onMapping(object),
+            update: (object, previous) => {
+              if (object.metadata?.generation !== previous.metadata?.generation) void onMapping(object);
+            },
+          });
+        }
+      }
+      for (const [kind, informers] of workloadInformers) {
+        for (const informer of informers) {
+          const enqueue = (object: KubernetesObject) => {
+            if (object.metadata?.namespace && object.metadata.name && followsAnything(kind, object)) {
+              queue.add(workloadKey(kind, object.metadata.namespace, object.metadata.name));
+            }
+          };
+          informer.addHandlers({
+            add: enqueue,
+            update: (object, previous) => {
+              const before = previous.metadata?.annotations ?? {};
+              const after = object.metadata?.annotations ?? {};
+              const opted = (a: Record<string, string>) =>
+                `${a['smk.dev/rollout-on'] ?? ''}|${a['smk.dev/rollout-on-sync'] ?? ''}`;
+              if (
+                opted(before) !== opted(after) ||
+                object.metadata?.generation !== previous.metadata?.generation
+              ) {
+                enqueue(object);
+              }
+            },
+          });
+        }
+      }
+      await Promise.all(allInformers().map((informer) => informer.start()));
+      if (options.leaderElection) {
+        const settings = options.leaderElection;
+        leader = createLeaderElection(apiLeaseStore(kubeConfig, settings.namespace, settings.name), {
+          identity: settings.identity,
+          logger,
+          onStartedLeading: startLeading,
+          onStoppedLeading: () => {
+            void stopLeading();
+            if (running) options.onLostLeadership?.();
+          },
+        });
+        leader.start();
+      } else {
+        startLeading();
+      }
+      logger.info(
+        { namespaces: options.namespaces ?? 'all', mappings: mapped, secretProviderClasses: spc },
+        'rotation controller started',
+      );
+    },
+    async stop() {
+      running = false;
+      queue.shutDown();
+      await stopLeading();
+      await Promise.race([
+        Promise.all(workers),
+        new Promise((resolve) => setTimeout(resolve, 5_000).unref()),
+      ]);
+      await leader?.stop();
+      for (const informer of allInformers()) informer.stop();
+      workers = [];
+    },
+    get ready() {
+      return allInformers().every((informer) => informer.healthy);
+    },
+    get leading() {
+      return leading;
+    },
+    detector,
+    get consumer() {
+      return consumer;
+    },
+  };
+}

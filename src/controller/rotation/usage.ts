@@ -1,0 +1,68 @@
+/**
+ * Which secrets a sync source reads, as watches for the detector, and which files (Secret keys
+ * before mapping) each one produces, so a rollout can check the synced Secret already carries a
+ * new version (SecretSync `status.syncedVersions` is per file). Pure; parsed with the sync
+ * controller's own job parsers so both agree on what a source means.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { jmesPathFileName, objectFileName } from '../../core/naming.ts';
+import { planRequests } from '../../core/payloads.ts';
+import { parseMountSpec } from '../../core/spec.ts';
+import { type SourceKind, type SyncJob, secretSyncJob, secretSyncKind, spcJob } from '../jobs.ts';
+import type { Watch } from './detector.ts';
+import { currentStageName } from './stages.ts';
+
+export interface SourceRef {
+  readonly kind: SourceKind;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export interface SecretUse {
+  readonly watch: Watch;
+  /** Files (payload names) this object produces: the keys of `status.syncedVersions`. */
+  readonly files: readonly string[];
+}
+
+export interface SourceUsage {
+  readonly source: SourceRef;
+  readonly uses: readonly SecretUse[];
+  /** Names of the Secrets the source writes. */
+  readonly targets: readonly string[];
+}
+
+/** A SecretSync or opted-in SecretProviderClass → what it reads; undefined when it does not parse (the sync controller reports that). */
+export function sourceUsage(
+  kind: SourceKind,
+  object: KubernetesObject,
+  defaultRegion: string | undefined,
+): SourceUsage | undefined {
+  let job: SyncJob;
+  try {
+    job = kind === secretSyncKind ? secretSyncJob(object) : spcJob(object);
+    const spec = parseMountSpec(job.params, `${kind} ${job.source.namespace}/${job.source.name}`);
+    const planned = planRequests(spec, defaultRegion);
+    const uses: SecretUse[] = [];
+    for (const { object: spec_object, primary } of planned) {
+      if (primary.objectType !== 'secretsmanager') continue;
+      const stage =
+        primary.versionId !== undefined && primary.versionStage === undefined
+          ? undefined
+          : (primary.versionStage ?? currentStageName);
+      uses.push({
+        watch: { region: primary.region, id: primary.id, stage },
+        files: [
+          objectFileName(spec_object, spec.pathTranslation),
+          ...spec_object.jmesPath.map((entry) => jmesPathFileName(entry, spec.pathTranslation)),
+        ],
+      });
+    }
+    return {
+      source: { kind, namespace: job.source.namespace, name: job.source.name },
+      uses,
+      targets: job.targets.map((target) => target.name),
+    };
+  } catch {
+    return undefined;
+  }
+}
