@@ -5,6 +5,7 @@
  *   npm test                 everything (what CI runs)
  *   npm test -- --unit       lint, type-check and unit tests only (no servers)
  *   npm test -- FILE...      the given test files, with the world started
+ *   npm test -- --fuzz-long  the fuzz suites (test/fuzz) with 50× the cases and a fresh seed
  * A component that cannot start fails the run: integration tests never skip.
  */
 import { spawn } from 'node:child_process';
@@ -14,6 +15,7 @@ const { values, positionals } = parseArgs({
   options: {
     unit: { type: 'boolean', default: false },
     'no-checks': { type: 'boolean', default: false },
+    'fuzz-long': { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
@@ -51,10 +53,15 @@ if (!values['no-checks']) {
 
 const unitFiles = ['src/**/*.test.ts'];
 const allFiles = [...unitFiles, 'test/**/*.test.ts'];
-const files = positionals.length > 0 ? positionals : values.unit ? unitFiles : allFiles;
-const needsWorld = !values.unit && files.some((file) => !file.startsWith('src/'));
+const fuzzFiles = ['test/fuzz/*.test.ts'];
+const files =
+  positionals.length > 0 ? positionals : values['fuzz-long'] ? fuzzFiles : values.unit ? unitFiles : allFiles;
+// The fuzz suites are pure (no moto, no test bed).
+const needsWorld =
+  !values.unit && files.some((file) => !file.startsWith('src/') && !file.startsWith('test/fuzz/'));
 
 const env: NodeJS.ProcessEnv = { ...process.env };
+if (values['fuzz-long']) env.SMK_FUZZ_LONG = '1';
 const stops: Array<() => Promise<void>> = [];
 let worldLogs: (() => string) | undefined;
 let exitCode = 1;

@@ -101,7 +101,8 @@ export function parseObjectsText(text: string, subject: string): unknown[] {
     parsed = JSON.parse(text);
   } catch {
     try {
-      parsed = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 });
+      // logLevel error: the yaml package would otherwise print warnings quoting the spec to stderr.
+      parsed = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100, logLevel: 'error' });
     } catch (error) {
       const reason = error instanceof Error ? (error.message.split('\n')[0] ?? '') : 'unreadable';
       fail(`is not valid YAML or JSON: ${reason}`);
