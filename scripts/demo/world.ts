@@ -3,18 +3,12 @@
  * one the integration tests use), an AWS client for setting up demo secrets, and a way to run the
  * `smk` binary as a user would.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { type CommandResult, runCommand } from '../../test/harness/run.ts';
 import { startWorld } from '../../test/harness/world.ts';
-
-export interface CommandResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 export interface DemoWorld {
   readonly env: Readonly<Record<string, string>>;
@@ -47,21 +41,9 @@ export async function startDemoWorld(): Promise<DemoWorld> {
       return mkdtemp(join(root, `${name}-`));
     },
     smk(args, options = {}) {
-      return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [smkBinary, ...args], {
-          env: { ...process.env, ...world.env, ...options.env },
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk: Buffer) => {
-          stdout += chunk.toString();
-        });
-        child.stderr.on('data', (chunk: Buffer) => {
-          stderr += chunk.toString();
-        });
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-        child.stdin.end(options.input ?? '');
+      return runCommand(process.execPath, [smkBinary, ...args], {
+        env: { ...process.env, ...world.env, ...options.env },
+        ...(options.input === undefined ? {} : { input: options.input }),
       });
     },
     async stop() {

@@ -2,7 +2,6 @@
  * `smk fetch` as a user runs it: a separate process, the real AWS SDK against moto, files on disk.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,32 +9,17 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { connectMoto } from '../harness/moto.ts';
+import { type CommandResult, runCommand } from '../harness/run.ts';
 
 const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-
-interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 function smk(
   args: readonly string[],
   options: { input?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...options.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
+): Promise<CommandResult> {
+  return runCommand(process.execPath, [cli, ...args], {
+    env: { ...process.env, ...options.env },
+    ...(options.input === undefined ? {} : { input: options.input }),
   });
 }
 
