@@ -156,6 +156,12 @@ interface MappingStatus {
 
 const maxRolledKept = 20;
 
+function parseIds(object: KubernetesObject): string[] {
+  return (object.metadata?.annotations?.['smk.dev/rollout-on'] ?? '')
+    .split(/[\s,]+/)
+    .filter((id) => id !== '');
+}
+
 function workloadKey(kind: WorkloadKind, namespace: string, name: string): string {
   return `${kind}/${namespace}/${name}`;
 }
@@ -464,11 +470,10 @@ export function createRotationController(options: RotationControllerOptions): Ro
           queue.addAfter(workloadKey(workload.kind, workload.namespace, workload.name), delay);
         }
       }
-      if (!change.previous) return;
       for (const { mapping } of mappings()) {
         if (mapping instanceof InvalidInputError || !follows(mapping.secretId)) continue;
         if (regionOf(mapping.secretId, options.defaultRegion) !== change.secret.region) continue;
-        await writeMappingStatus(mapping, { change });
+        await writeMappingStatus(mapping, change.previous ? { change } : {});
       }
     },
   };
@@ -799,7 +804,10 @@ export function createRotationController(options: RotationControllerOptions): Ro
         mappingInformers = informersFor(`${mappingGroup}/${mappingVersion}`, mappingKind, mappingPlural);
         for (const informer of mappingInformers) {
           informer.addHandlers({
-            add: (object) => void onMapping(object),
+            add: (object) => {
+              detector.refresh();
+              void onMapping(object);
+            },
             update: (object, previous) => {
               if (object.metadata?.generation !== previous.metadata?.generation) void onMapping(object);
             },
@@ -814,12 +822,16 @@ export function createRotationController(options: RotationControllerOptions): Ro
             }
           };
           informer.addHandlers({
-            add: enqueue,
+            add: (object) => {
+              if (parseIds(object).length > 0) detector.refresh();
+              enqueue(object);
+            },
             update: (object, previous) => {
               const before = previous.metadata?.annotations ?? {};
               const after = object.metadata?.annotations ?? {};
               const opted = (a: Record<string, string>) =>
                 `${a['smk.dev/rollout-on'] ?? ''}|${a['smk.dev/rollout-on-sync'] ?? ''}`;
+              if (opted(before) !== opted(after)) detector.refresh();
               if (
                 opted(before) !== opted(after) ||
                 object.metadata?.generation !== previous.metadata?.generation
@@ -829,6 +841,23 @@ export function createRotationController(options: RotationControllerOptions): Ro
             },
           });
         }
+      }
+      // A new user of a secret needs a baseline before the secret's next change.
+      const refresh = () => detector.refresh();
+      for (const informer of [...syncInformers, ...spcInformers]) {
+        informer.addHandlers({
+          add: refresh,
+          update: (object, previous) => {
+            const smk = (o: KubernetesObject) =>
+              JSON.stringify(o.metadata?.annotations?.['smk.dev/sync'] ?? '');
+            if (
+              object.metadata?.generation !== previous.metadata?.generation ||
+              smk(object) !== smk(previous)
+            ) {
+              refresh();
+            }
+          },
+        });
       }
       await Promise.all(allInformers().map((informer) => informer.start()));
       if (options.leaderElection) {

@@ -85,6 +85,11 @@ export interface Detector {
   stop(): Promise<void>;
   /** One poll now (tests, and the first round after taking the lead). */
   poll(): Promise<void>;
+  /**
+   * The set of watches changed (a source, mapping or workload was added): poll soon, so a new
+   * secret has a baseline before its first change. Bursts (a restart's initial list) make one poll.
+   */
+  refresh(delayMs?: number): void;
   /** Confirms a hint with DescribeSecret; throws on a transient failure (the message is kept). */
   hint(hint: ChangeHint): Promise<HintOutcome>;
   /** The last observation of the secret a watch names, if any. */
@@ -147,6 +152,7 @@ export function createDetector(options: DetectorOptions): Detector {
   /** Pages a full listing took last time, per region. */
   const fullPages = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
+  let soon: NodeJS.Timeout | undefined;
   let running = false;
   let polling: Promise<void> | undefined;
   let lastPollAt: number | undefined;
@@ -303,7 +309,9 @@ export function createDetector(options: DetectorOptions): Detector {
     async stop() {
       running = false;
       if (timer) clearTimeout(timer);
+      if (soon) clearTimeout(soon);
       timer = undefined;
+      soon = undefined;
       await polling;
     },
     poll() {
@@ -311,6 +319,14 @@ export function createDetector(options: DetectorOptions): Detector {
         polling = undefined;
       });
       return polling;
+    },
+    refresh(delayMs = 500) {
+      if (!running || soon) return;
+      soon = setTimeout(() => {
+        soon = undefined;
+        void detector.poll();
+      }, delayMs);
+      soon.unref();
     },
     async hint(hint) {
       const watches = options.watches();

@@ -1,0 +1,447 @@
+/**
+ * What the rotation tests share: CRDs on the bed, a "stack" in this process (sync controller +
+ * rotation controller sharing one AWS cache, as `smk controller` runs them) scoped to the test's
+ * namespaces, an SQS queue in moto, CloudTrail-shaped events, labelled Deployments that read the
+ * synced Secret, and counting ReplicaSets (a rollout shows as a new one).
+ */
+import { readFile } from 'node:fs/promises';
+import {
+  CreateSecretCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import {
+  ApiextensionsV1Api,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type V1CustomResourceDefinition,
+  type V1Deployment,
+} from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import {
+  AwsClients,
+  createQueueReader,
+  createSecretReader,
+  type Identity,
+  SecretCache,
+} from '../../src/aws/index.ts';
+import { coalescingReader } from '../../src/controller/coalesce.ts';
+import { createSyncController, type SyncController } from '../../src/controller/controller.ts';
+import { createIdentityResolver } from '../../src/controller/identity.ts';
+import {
+  createRotationController,
+  type RotationController,
+  type RotationControllerOptions,
+} from '../../src/controller/rotation/controller.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { createServiceAccounts } from '../../src/kube/service-accounts.ts';
+
+const root = new URL('../../', import.meta.url);
+const crdPaths = [
+  new URL('deploy/crds/smk.dev_secretsyncs.yaml', root),
+  new URL('deploy/crds/secretsrotationmapping.yaml', root),
+];
+const eventTemplate = new URL('test/rotation/fixtures/cloudtrail-event.json', root);
+
+export const staticIdentity: Identity = {
+  kind: 'static',
+  accessKeyId: 'testing',
+  secretAccessKey: 'testing',
+};
+
+/** Polls `probe` until it returns something other than undefined/false; fails naming `what` after `ms`. */
+export async function waitFor<T>(
+  what: string,
+  ms: number,
+  probe: () => Promise<T | undefined | false>,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      const why = last instanceof Error ? ` (last error: ${last.message})` : '';
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${why}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function installCrds(kubeConfig: KubeConfig): Promise<void> {
+  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+  const extensions = kubeConfig.makeApiClient(ApiextensionsV1Api);
+  for (const path of crdPaths) {
+    const crd = parse(await readFile(path, 'utf8')) as V1CustomResourceDefinition;
+    await objects.patch(crd, undefined, undefined, 'smk-tests', true, PatchStrategy.ServerSideApply);
+    const name = crd.metadata?.name ?? '';
+    await waitFor(`CRD ${name} established`, 30_000, async () => {
+      const current = await extensions.readCustomResourceDefinition({ name });
+      return (
+        current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined
+      );
+    });
+  }
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  await waitFor('SecretsRotationMapping served', 30_000, async () =>
+    custom
+      .listClusterCustomObject({
+        group: 'awssecretsoperator.secretoperator',
+        version: 'v1',
+        plural: 'secretsrotationmappings',
+        limit: 1,
+      })
+      .then(() => true)
+      .catch(() => undefined),
+  );
+}
+
+export function awsClients(endpoint: string) {
+  const common = {
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
+  return { secrets: new SecretsManagerClient(common), sqs: new SQSClient(common) };
+}
+
+export async function createSecret(
+  client: SecretsManagerClient,
+  name: string,
+  value: string,
+): Promise<string> {
+  const created = await client.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+  return created.ARN ?? '';
+}
+
+/** A new AWSCURRENT version (or only AWSPENDING); returns the version id. */
+export async function putSecret(
+  client: SecretsManagerClient,
+  name: string,
+  value: string,
+  stages?: string[],
+): Promise<string> {
+  const put = await client.send(
+    new PutSecretValueCommand({
+      SecretId: name,
+      SecretString: value,
+      ...(stages ? { VersionStages: stages } : {}),
+    }),
+  );
+  return put.VersionId ?? '';
+}
+
+/** Moves AWSCURRENT to `versionId` (the end of a Lambda rotation). */
+export async function promote(
+  client: SecretsManagerClient,
+  name: string,
+  versionId: string,
+  from: string,
+): Promise<void> {
+  await client.send(
+    new UpdateSecretVersionStageCommand({
+      SecretId: name,
+      VersionStage: 'AWSCURRENT',
+      MoveToVersionId: versionId,
+      RemoveFromVersionId: from,
+    }),
+  );
+}
+
+export async function createQueue(client: SQSClient, name: string): Promise<string> {
+  const created = await client.send(new CreateQueueCommand({ QueueName: name }));
+  if (!created.QueueUrl) throw new Error('CreateQueue answered no URL');
+  return created.QueueUrl;
+}
+
+/** Messages in the queue, visible or in flight. */
+export async function queueDepth(client: SQSClient, queueUrl: string): Promise<number> {
+  const answer = await client.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  const attributes = answer.Attributes ?? {};
+  return (
+    Number(attributes.ApproximateNumberOfMessages ?? 0) +
+    Number(attributes.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
+}
+
+/** The event EventBridge would put in the queue for a Secrets Manager write (CloudTrail, via a rule). */
+export async function cloudTrailEvent(
+  eventName: string,
+  secretId: string,
+  arn: string,
+  time = new Date(),
+): Promise<string> {
+  const event = JSON.parse(await readFile(eventTemplate, 'utf8')) as {
+    time: string;
+    detail: {
+      eventName: string;
+      eventTime: string;
+      requestParameters: { secretId: string };
+      responseElements: { arn: string };
+    };
+  };
+  event.time = time.toISOString();
+  event.detail.eventName = eventName;
+  event.detail.eventTime = time.toISOString();
+  event.detail.requestParameters.secretId = secretId;
+  event.detail.responseElements.arn = arn;
+  return JSON.stringify(event);
+}
+
+export async function send(client: SQSClient, queueUrl: string, body: string): Promise<void> {
+  await client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+}
+
+export const roleArn = (name: string): string => `arn:aws:iam::123456789012:role/${name}`;
+
+export async function createServiceAccount(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  role: string,
+): Promise<void> {
+  await kubeConfig.makeApiClient(CoreV1Api).createNamespacedServiceAccount({
+    namespace,
+    body: { metadata: { name: 'app', annotations: { 'eks.amazonaws.com/role-arn': roleArn(role) } } },
+  });
+}
+
+/** A SecretSync of one AWS secret to Secret `secretName` with key VALUE (as the seed app reads it). */
+export async function createSecretSync(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+  secretId: string,
+  secretName: string,
+): Promise<void> {
+  await kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    group: 'smk.dev',
+    version: 'v1alpha1',
+    plural: 'secretsyncs',
+    namespace,
+    body: {
+      apiVersion: 'smk.dev/v1alpha1',
+      kind: 'SecretSync',
+      metadata: { name, namespace },
+      spec: {
+        serviceAccountName: 'app',
+        objects: [{ objectName: secretId, objectType: 'secretsmanager', objectAlias: 'VALUE' }],
+        target: { name: secretName },
+      },
+    },
+  });
+}
+
+/** Seed 003's mapping, exactly as its sample writes it. */
+export async function createMapping(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+  secretId: string,
+  labels: Record<string, string>,
+): Promise<void> {
+  await kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    group: 'awssecretsoperator.secretoperator',
+    version: 'v1',
+    plural: 'secretsrotationmappings',
+    namespace,
+    body: {
+      apiVersion: 'awssecretsoperator.secretoperator/v1',
+      kind: 'SecretsRotationMapping',
+      metadata: { name, namespace },
+      spec: { SecretID: secretId, Labels: labels },
+    },
+  });
+}
+
+export interface MappingResource {
+  status?: {
+    secretArn?: string;
+    currentVersion?: string;
+    lastChange?: { versionId?: string; previousVersionId?: string; source?: string; reason?: string };
+    workloadsRolled?: { kind: string; name: string; versionId: string }[];
+    conditions?: { type: string; status: string; reason: string }[];
+  };
+}
+
+export async function readMapping(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<MappingResource> {
+  return (await kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+    group: 'awssecretsoperator.secretoperator',
+    version: 'v1',
+    plural: 'secretsrotationmappings',
+    namespace,
+    name,
+  })) as MappingResource;
+}
+
+/** A Deployment like seed 003's nginx sample: labels, one replica, the synced Secret in its env. */
+export async function createDeployment(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+  options: { labels: Record<string, string>; secretName?: string; annotations?: Record<string, string> },
+): Promise<V1Deployment> {
+  const apps = kubeConfig.makeApiClient(AppsV1Api);
+  return apps.createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: {
+        name,
+        labels: options.labels,
+        ...(options.annotations ? { annotations: options.annotations } : {}),
+      },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { ...options.labels, app: name } },
+          spec: {
+            containers: [
+              {
+                name: 'app',
+                image: 'registry.invalid/nginx:1',
+                ...(options.secretName ? { envFrom: [{ secretRef: { name: options.secretName } }] } : {}),
+              },
+            ],
+          },
+        },
+      },
+    },
+  });
+}
+
+export async function readDeployment(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<V1Deployment> {
+  return kubeConfig.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name });
+}
+
+/** ReplicaSets the Deployment owns: one per pod template it has run. */
+export async function replicaSets(kubeConfig: KubeConfig, namespace: string, name: string): Promise<number> {
+  const deployment = await readDeployment(kubeConfig, namespace, name);
+  const list = await kubeConfig.makeApiClient(AppsV1Api).listNamespacedReplicaSet({ namespace });
+  return list.items.filter((rs) =>
+    rs.metadata?.ownerReferences?.some((ref) => ref.uid === deployment.metadata?.uid),
+  ).length;
+}
+
+export async function secretValue(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<string | undefined> {
+  const secret = await kubeConfig
+    .makeApiClient(CoreV1Api)
+    .readNamespacedSecret({ namespace, name })
+    .catch(() => undefined);
+  const data = secret?.data?.VALUE;
+  return data === undefined ? undefined : Buffer.from(data, 'base64').toString('utf8');
+}
+
+export async function eventReasons(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<string[]> {
+  const list = await kubeConfig
+    .makeApiClient(CoreV1Api)
+    .listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
+  return list.items.map((event) => `${event.type}/${event.reason}`);
+}
+
+/** True once the rotation controller has recorded the versions the Deployment runs with. */
+export async function adopted(kubeConfig: KubeConfig, namespace: string, name: string): Promise<boolean> {
+  const deployment = await readDeployment(kubeConfig, namespace, name);
+  return deployment.metadata?.annotations?.['smk.dev/rolled-versions'] !== undefined;
+}
+
+export interface Stack {
+  readonly sync: SyncController;
+  readonly rotation: RotationController;
+  readonly clients: AwsClients;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions extends Partial<Omit<RotationControllerOptions, 'queue'>> {
+  readonly namespaces: readonly string[];
+  readonly queueUrl?: string;
+  /** Start the sync controller too (default true; a second replica in a leader test may skip it). */
+  readonly withSync?: boolean;
+}
+
+/** Sync controller + rotation controller in this process, sharing one AWS cache, AWS through `endpoint`. */
+export async function startStack(
+  kubeConfig: KubeConfig,
+  endpoint: string,
+  options: StackOptions,
+): Promise<Stack> {
+  const cache = new SecretCache();
+  const clients = new AwsClients({ endpoint, maxAttempts: 1, callTimeoutMs: 5_000 });
+  const identities = createIdentityResolver({
+    serviceAccounts: createServiceAccounts(kubeConfig),
+    makeReader: (identity) => coalescingReader(createSecretReader(identity, { cache, clients })),
+    roleTtlMs: 500,
+  });
+  const sync = createSyncController({
+    kubeConfig,
+    identities,
+    defaultRegion: 'us-east-1',
+    logger: silentLogger(),
+    concurrency: 4,
+    namespaces: options.namespaces,
+    secretProviderClasses: false,
+  });
+  const { queueUrl, withSync = true, ...rest } = options;
+  const rotation = createRotationController({
+    kubeConfig,
+    reader: createSecretReader(staticIdentity, { cache, clients }),
+    ...(queueUrl ? { queue: createQueueReader(staticIdentity, { clients }, queueUrl, 'us-east-1') } : {}),
+    logger: silentLogger(),
+    defaultRegion: 'us-east-1',
+    sinks: [{ secretChanged: (change) => cache.stagesMoved(change.secret.region, change.secret.arn) }],
+    secretProviderClasses: false,
+    pollIntervalMs: 3_600_000,
+    debounceMs: 300,
+    queueWaitSeconds: 1,
+    ...rest,
+  });
+  if (withSync) await sync.start();
+  await rotation.start();
+  return {
+    sync,
+    rotation,
+    clients,
+    async stop() {
+      await rotation.stop();
+      if (withSync) await sync.stop(2_000);
+      clients.destroy();
+    },
+  };
+}
