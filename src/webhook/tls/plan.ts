@@ -28,8 +28,8 @@ export type TlsAction =
 
 /** Renew once this fraction of the nominal lifetime is left (a third, as kubelet and cert-manager do). */
 const renewFraction = 1 / 3;
-/** A renewal that would not extend the certificate by at least this much is not worth a rotation. */
-const minGainMs = 60_000;
+/** A renewal that would not extend the certificate by this part of its lifetime is not worth making. */
+const minGainFraction = 1 / 10;
 
 function missing(wanted: readonly string[], present: readonly string[]): string[] {
   return wanted.filter((name) => !present.includes(name));
@@ -60,7 +60,7 @@ export function planTls(
   const achievable = Math.min(now + policy.servingValidityMs, facts.ca.notAfter);
   if (
     serving.notAfter - now < policy.servingValidityMs * renewFraction &&
-    achievable - serving.notAfter > minGainMs
+    achievable - serving.notAfter > policy.servingValidityMs * minGainFraction
   ) {
     return { kind: 'reissue-serving', reason: 'expires soon' };
   }
