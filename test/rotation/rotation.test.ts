@@ -149,3 +149,204 @@ describe('rotation', () => {
     }
   });
 });
+
+describe('rotation: what does not roll, or rolls once', () => {
+  it('duplicate, late and out-of-order events and two changes inside the debounce window make one rollout', async () => {
+    const ns = await bed.newNamespace('rot-dup');
+    const queueUrl = await createQueue(aws.sqs, `${ns}-events`);
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, {
+      namespaces: [ns],
+      queueUrl,
+      debounceMs: 2_000,
+    });
+    try {
+      const { secretName, arn } = await seedScenario(ns, 'rot-dup');
+      const early = new Date(Date.now() - 60_000);
+      await putSecret(aws.secrets, secretName, 'second');
+      const event = await cloudTrailEvent('PutSecretValue', secretName, arn);
+      await send(aws.sqs, queueUrl, event);
+      const third = await putSecret(aws.secrets, secretName, 'third');
+      for (const body of [
+        event,
+        event,
+        await cloudTrailEvent('PutSecretValue', secretName, arn, early),
+        event,
+      ]) {
+        await send(aws.sqs, queueUrl, body);
+      }
+      await waitFor(
+        'a new ReplicaSet',
+        20_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'operatortest')) >= 2,
+      );
+      await waitFor('queue drained', 10_000, async () => (await queueDepth(aws.sqs, queueUrl)) === 0);
+      await sleep(2_500);
+      assert.equal(await replicaSets(bed.kubeConfig, ns, 'operatortest'), 2, 'one rollout for both changes');
+      assert.equal(await secretValue(bed.kubeConfig, ns, 'app-secret'), 'third');
+      const deployment = await readDeployment(bed.kubeConfig, ns, 'operatortest');
+      assert.equal(
+        JSON.parse(deployment.metadata?.annotations?.['smk.dev/rolled-versions'] ?? '{}')[arn],
+        third,
+      );
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('a PutSecretValue that only stages AWSPENDING rolls nothing until AWSCURRENT moves to it', async () => {
+    const ns = await bed.newNamespace('rot-pending');
+    const queueUrl = await createQueue(aws.sqs, `${ns}-events`);
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns], queueUrl });
+    try {
+      const { secretName, arn } = await seedScenario(ns, 'rot-pending');
+      const before = await readDeployment(bed.kubeConfig, ns, 'operatortest');
+      const current = JSON.parse(before.metadata?.annotations?.['smk.dev/rolled-versions'] ?? '{}')[
+        arn
+      ] as string;
+      assert.ok(current);
+      const pending = await putSecret(aws.secrets, secretName, 'rotated', ['AWSPENDING']);
+      await send(aws.sqs, queueUrl, await cloudTrailEvent('PutSecretValue', secretName, arn));
+      await waitFor('queue drained', 10_000, async () => (await queueDepth(aws.sqs, queueUrl)) === 0);
+      await sleep(2_000);
+      assert.equal(await replicaSets(bed.kubeConfig, ns, 'operatortest'), 1, 'AWSPENDING alone: no rollout');
+      assert.equal(await secretValue(bed.kubeConfig, ns, 'app-secret'), 'testsqssec:oldsecret');
+      assert.equal(
+        (await readMapping(bed.kubeConfig, ns, 'secretsrotationmapping-sample')).status?.lastChange,
+        undefined,
+      );
+
+      await promote(aws.secrets, secretName, pending, current);
+      await send(aws.sqs, queueUrl, await cloudTrailEvent('UpdateSecretVersionStage', secretName, arn));
+      await waitFor(
+        'Secret carries the rotated value',
+        15_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'app-secret')) === 'rotated',
+      );
+      await waitFor(
+        'a new ReplicaSet',
+        15_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'operatortest')) === 2,
+      );
+      const status = (await readMapping(bed.kubeConfig, ns, 'secretsrotationmapping-sample')).status;
+      assert.equal(status?.lastChange?.versionId, pending);
+      assert.equal(status?.lastChange?.previousVersionId, current);
+      assert.equal(status?.lastChange?.reason, 'UpdateSecretVersionStage');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('a mapping in namespace A never touches a matching Deployment in namespace B', async () => {
+    const a = await bed.newNamespace('rot-ns-a');
+    const b = await bed.newNamespace('rot-ns-b');
+    const queueUrl = await createQueue(aws.sqs, `${a}-events`);
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [a, b], queueUrl });
+    try {
+      await createDeployment(bed.kubeConfig, b, 'operatortest', { labels: { environment: 'operatortest' } });
+      const { secretName, arn } = await seedScenario(a, 'rot-ns');
+      await putSecret(aws.secrets, secretName, 'new');
+      await send(aws.sqs, queueUrl, await cloudTrailEvent('PutSecretValue', secretName, arn));
+      await waitFor(
+        'rollout in A',
+        15_000,
+        async () => (await replicaSets(bed.kubeConfig, a, 'operatortest')) === 2,
+      );
+      await sleep(1_000);
+      assert.equal(await replicaSets(bed.kubeConfig, b, 'operatortest'), 1, 'B was not restarted');
+      const inB = await readDeployment(bed.kubeConfig, b, 'operatortest');
+      assert.equal(
+        inB.metadata?.annotations?.['smk.dev/rolled-versions'],
+        undefined,
+        'B was not even adopted',
+      );
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
+describe('rotation: detection without events, and across a leader change', () => {
+  it('polling alone (no queue) finds the change with ListSecrets and never reads a value itself', async () => {
+    const ns = await bed.newNamespace('rot-poll');
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, {
+      namespaces: [ns],
+      pollIntervalMs: 1_000,
+    });
+    try {
+      const { secretName } = await seedScenario(ns, 'rot-poll');
+      proxy.resetCounts();
+      await putSecret(aws.secrets, secretName, 'polled');
+      await waitFor(
+        'Secret updated by the poll path',
+        20_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'app-secret')) === 'polled',
+      );
+      await waitFor(
+        'a new ReplicaSet',
+        15_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'operatortest')) === 2,
+      );
+      assert.ok(proxy.count({ api: 'ListSecrets', accessKeyId: 'testing' }) >= 1);
+      for (const api of ['GetSecretValue', 'BatchGetSecretValue', 'DescribeSecret', 'ReceiveMessage']) {
+        assert.equal(proxy.count({ api, accessKeyId: 'testing' }), 0, `the detector made no ${api} call`);
+      }
+      await sleep(1_500);
+      assert.equal(await replicaSets(bed.kubeConfig, ns, 'operatortest'), 2);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('the leader stops between detecting a change and rolling: the next leader rolls once', async () => {
+    const ns = await bed.newNamespace('rot-leader');
+    const queueUrl = await createQueue(aws.sqs, `${ns}-events`);
+    const leaderElection = (identity: string) => ({ namespace: ns, name: 'smk-rotation', identity });
+    const first = await startStack(bed.kubeConfig, proxy.endpoint, {
+      namespaces: [ns],
+      queueUrl,
+      debounceMs: 60_000,
+      leaderElection: leaderElection('replica-a'),
+    });
+    let second: Stack | undefined;
+    try {
+      await waitFor('replica a leads', 15_000, async () => first.rotation.leading);
+      second = await startStack(bed.kubeConfig, proxy.endpoint, {
+        namespaces: [ns],
+        queueUrl,
+        pollIntervalMs: 1_000,
+        leaderElection: leaderElection('replica-b'),
+      });
+      const { secretName, arn } = await seedScenario(ns, 'rot-leader');
+      const version = await putSecret(aws.secrets, secretName, 'after-failover');
+      await send(aws.sqs, queueUrl, await cloudTrailEvent('PutSecretValue', secretName, arn));
+      await waitFor(
+        'replica a saw the change',
+        15_000,
+        async () =>
+          first.rotation.detector
+            .observed({ region: 'us-east-1', id: secretName })
+            ?.stages.get('AWSCURRENT') === version,
+      );
+      assert.equal(
+        await replicaSets(bed.kubeConfig, ns, 'operatortest'),
+        1,
+        'a is still inside its debounce window',
+      );
+      await first.stop();
+      const next = second;
+      await waitFor('replica b leads', 30_000, async () => next.rotation.leading);
+      await waitFor(
+        'a new ReplicaSet',
+        20_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'operatortest')) === 2,
+      );
+      assert.equal(await secretValue(bed.kubeConfig, ns, 'app-secret'), 'after-failover');
+      await send(aws.sqs, queueUrl, await cloudTrailEvent('PutSecretValue', secretName, arn));
+      await sleep(3_000);
+      assert.equal(await replicaSets(bed.kubeConfig, ns, 'operatortest'), 2, 'no second rollout');
+    } finally {
+      await first.stop().catch(() => undefined);
+      await second?.stop();
+    }
+  });
+});

@@ -84,7 +84,7 @@ export interface RotationControllerOptions {
    * Makes a sync source sync now. Default: bump its `smk.dev/force-sync` annotation, which the
    * sync controller treats as "sync now" (works in the same process and across processes).
    */
-  readonly resync?: (source: SourceRef, change: SecretChange) => Promise<void>;
+  readonly resync?: (source: SourceRef, request: ResyncRequest) => Promise<void>;
   /** Only these namespaces (default: all). */
   readonly namespaces?: readonly string[];
   readonly pollIntervalMs?: number;
@@ -103,6 +103,12 @@ export interface RotationControllerOptions {
   readonly events?: EventRecorder;
   readonly objects?: Objects;
   readonly now?: () => number;
+}
+
+/** Why a source is asked to sync now: the version it must pick up. */
+export interface ResyncRequest {
+  readonly versionId: string;
+  readonly at: number;
 }
 
 export interface RotationController {
@@ -405,10 +411,10 @@ export function createRotationController(options: RotationControllerOptions): Ro
     return new Map(entries.map((entry) => [entry.objectName ?? '', entry.versionId ?? '']));
   }
 
-  async function defaultResync(source: SourceRef, change: SecretChange): Promise<void> {
+  async function defaultResync(source: SourceRef, request: ResyncRequest): Promise<void> {
     const apiVersion =
       source.kind === secretSyncKind ? `${syncGroup}/${syncVersion}` : `${spcGroup}/${spcVersion}`;
-    const stamp = `${new Date(change.detectedAt).toISOString()} ${[...change.secret.stages.values()].join(',')}`;
+    const stamp = `${new Date(request.at).toISOString()} ${request.versionId}`;
     await objects.mergePatch(
       { apiVersion, kind: source.kind, namespace: source.namespace, name: source.name },
       { metadata: { annotations: { 'smk.dev/force-sync': stamp } } },
@@ -416,11 +422,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
   }
   const resync = options.resync ?? defaultResync;
 
-  async function askResync(
-    source: SourceRef,
-    change: SecretChange | undefined,
-    versionId: string,
-  ): Promise<void> {
+  async function askResync(source: SourceRef, versionId: string): Promise<void> {
     const key = `${source.kind}/${source.namespace}/${source.name}@${versionId}`;
     if (resyncAsked.has(key)) return;
     resyncAsked.set(key, now());
@@ -428,7 +430,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
       for (const [old, at] of resyncAsked) if (now() - at > 3_600_000) resyncAsked.delete(old);
     }
     try {
-      if (change) await resync(source, change);
+      await resync(source, { versionId, at: now() });
     } catch (error) {
       resyncAsked.delete(key);
       logger.warn(
@@ -454,7 +456,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
             use.watch.region === change.secret.region &&
             secretIdMatches(use.watch.id, change.secret.arn, change.secret.name),
         );
-        if (uses.length > 0) await askResync(usage.source, change, version);
+        if (uses.length > 0) await askResync(usage.source, version);
       }
     },
   };
@@ -652,8 +654,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
       const since = waitingSince.get(key) ?? now();
       waitingSince.set(key, since);
       for (const { owner, dependency } of pending) {
-        const arn = dependency.key.split('@')[0] ?? '';
-        await askResync(owner.source, lastChange.get(arn), dependency.versionId ?? '');
+        await askResync(owner.source, dependency.versionId ?? '');
       }
       const waited = now() - since;
       const names = [...new Set(pending.map(({ owner }) => `${owner.source.kind} ${owner.source.name}`))];
