@@ -46,6 +46,29 @@ describe('reviewAdmission', () => {
     assert.notDeepEqual(b, a1);
   });
 
+  test('pods of one workload share an answer; a different spec gets its own', () => {
+    const first = fixture();
+    const sibling = fixture();
+    (sibling.request.object.metadata as { generateName: string }).generateName = 'checkout-other-';
+    const different = fixture();
+    const spec = different.request.object.spec as { containers: Array<{ volumeMounts: unknown[] }> };
+    spec.containers[0]?.volumeMounts.push({ name: 'cache', mountPath: '/cache' });
+    const a = patchOf(reviewAdmission(first, config));
+    assert.deepEqual(patchOf(reviewAdmission(sibling, config)), a);
+    const b = reviewAdmission(different, config);
+    assert.notDeepEqual(patchOf(b), a);
+    const patched = fastJsonPatch.applyPatch(
+      structuredClone(different.request.object),
+      patchOf(b),
+    ).newDocument;
+    const expected = mutatePod(different.request.object, config);
+    assert.ok('pod' in expected);
+    assert.deepEqual(patched, expected.pod);
+    // Another injector configuration never sees this one's answers.
+    const other = patchOf(reviewAdmission(first, { ...config, agentImage: 'registry.example/smk:other' }));
+    assert.notDeepEqual(other, a);
+  });
+
   test('an injected pod sent again gets no patch', () => {
     const review = fixture();
     const mutated = mutatePod(review.request.object, config);

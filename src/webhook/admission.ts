@@ -4,12 +4,10 @@
  * patch state shared between requests. Input is validated once here; anything malformed is a
  * clean 400 for the caller to report, never an exception escaping to the server.
  */
-import fastJsonPatch from 'fast-json-patch';
 import { z } from 'zod';
+import { injectionKey, mentionsInjection } from './annotations.ts';
 import { type InjectorConfig, mutatePod } from './mutate.ts';
-import { describeSchemaError } from './pod.ts';
-
-const { compare } = fastJsonPatch;
+import { describeSchemaError, podSchema, rawAnnotations } from './pod.ts';
 
 const groupVersionKind = z.object({ group: z.string(), version: z.string(), kind: z.string() });
 
@@ -73,25 +71,68 @@ export function reviewAdmission(body: unknown, config: InjectorConfig): Admissio
   if (!isPod || (request.operation !== undefined && request.operation !== 'CREATE')) {
     return { status: 200, outcome: 'ignored', body: respond(request.uid, true) };
   }
-  const result = mutatePod(request.object, config);
-  if ('denied' in result) {
+  const answer = answerFor(request.object, config);
+  if (answer.outcome === 'denied') {
     return {
       status: 200,
       outcome: 'denied',
-      message: result.denied,
+      message: answer.message,
       body: respond(request.uid, false, {
-        status: { code: 400, reason: 'BadRequest', message: result.denied },
+        status: { code: 400, reason: 'BadRequest', message: answer.message },
       }),
     };
   }
-  if (!result.changed) return { status: 200, outcome: 'unchanged', body: respond(request.uid, true) };
-  const patch = compare(request.object as object, result.pod);
+  if (answer.outcome === 'unchanged')
+    return { status: 200, outcome: 'unchanged', body: respond(request.uid, true) };
   return {
     status: 200,
     outcome: 'mutated',
-    body: respond(request.uid, true, {
-      patchType: 'JSONPatch',
-      patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
-    }),
+    body: respond(request.uid, true, { patchType: 'JSONPatch', patch: answer.patch }),
   };
+}
+
+type Answer =
+  | { readonly outcome: 'mutated'; readonly patch: string }
+  | { readonly outcome: 'unchanged' }
+  | { readonly outcome: 'denied'; readonly message: string };
+
+const answerCacheSize = 256;
+const answerCaches = new WeakMap<InjectorConfig, Map<string, Answer>>();
+
+/**
+ * The answer for one pod. The patch depends only on the injection annotations and the spec (it
+ * adds the status annotation and edits the spec), and the pods of one ReplicaSet share both, so
+ * answers are remembered by those two: a rollout of N pods runs the mutation once. A pod that
+ * fails validation is never answered from (or put in) the cache.
+ */
+function answerFor(object: unknown, config: InjectorConfig): Answer {
+  const raw = rawAnnotations(object);
+  if (!mentionsInjection(raw)) return { outcome: 'unchanged' };
+  const valid = podSchema.safeParse(object);
+  const key = valid.success
+    ? `${injectionKey(valid.data.metadata?.annotations ?? {})}\0${JSON.stringify(valid.data.spec)}`
+    : undefined;
+  let cache = answerCaches.get(config);
+  const cached = key === undefined ? undefined : cache?.get(key);
+  if (cached !== undefined) return cached;
+
+  const result = mutatePod(object, config);
+  const answer: Answer =
+    'denied' in result
+      ? { outcome: 'denied', message: result.denied }
+      : result.changed
+        ? { outcome: 'mutated', patch: Buffer.from(JSON.stringify(result.patch)).toString('base64') }
+        : { outcome: 'unchanged' };
+  if (key !== undefined) {
+    if (cache === undefined) {
+      cache = new Map();
+      answerCaches.set(config, cache);
+    }
+    cache.set(key, answer);
+    if (cache.size > answerCacheSize) {
+      const oldest = cache.keys().next().value;
+      if (oldest !== undefined) cache.delete(oldest);
+    }
+  }
+  return answer;
 }

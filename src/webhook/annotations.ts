@@ -31,6 +31,7 @@ export const seedDefaultFileName = 'secret';
 export const defaultMountPath = '/var/run/secrets/smk';
 
 const smkPrefix = 'smk.dev/';
+const seedPrefix = 'secrets.k8s.aws/';
 const knownSmkAnnotations = new Set<string>(
   Object.values(annotations).filter((name) => name.startsWith(smkPrefix)),
 );
@@ -210,9 +211,39 @@ function objectsFromSeed(values: Readonly<Record<string, string>>): unknown[] {
   return [{ objectName: arn, objectAlias: fileName }];
 }
 
+/**
+ * Plans by the annotations they came from. Pods of one workload carry identical annotations, so
+ * the spec is parsed once per workload, not once per pod (YAML and spec validation dominate the
+ * cost of a review). Results are immutable; the map is bounded (oldest out first).
+ */
+const planCache = new Map<string, PlanResult>();
+const planCacheSize = 512;
+
+/** The injection annotations (smk.dev/*, secrets.k8s.aws/*) as one string: equal keys give equal plans. */
+export function injectionKey(values: Readonly<Record<string, string>>): string {
+  let key = '';
+  for (const name of Object.keys(values)) {
+    if (name.startsWith(smkPrefix) || name.startsWith(seedPrefix)) key += `${name}\0${values[name]}\0`;
+  }
+  return key;
+}
+
 /** Reads the annotations of a pod (or template). Pure; no AWS or Kubernetes call. */
 export function planFromAnnotations(values: Readonly<Record<string, string>> | undefined): PlanResult {
   if (values === undefined || !mentionsInjection(values)) return { kind: 'none' };
+  const key = injectionKey(values);
+  const cached = planCache.get(key);
+  if (cached !== undefined) return cached;
+  const result = computePlan(values);
+  planCache.set(key, result);
+  if (planCache.size > planCacheSize) {
+    const oldest = planCache.keys().next().value;
+    if (oldest !== undefined) planCache.delete(oldest);
+  }
+  return result;
+}
+
+function computePlan(values: Readonly<Record<string, string>>): PlanResult {
   try {
     const seed = parseSwitch(values, annotations.seedEnabled, 'enabled', 'disabled');
     const own = parseSwitch(values, annotations.inject, 'true', 'false');

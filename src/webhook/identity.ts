@@ -64,5 +64,5 @@ export function podIdentity(containers: readonly Container[]): PodIdentity {
           tokenFiles.some((file) => file.startsWith(`${mount.mountPath.replace(/\/+$/, '')}/`))),
     )
     .map((mount) => ({ ...mount, readOnly: true }));
-  return { env: structuredClone(env), mounts };
+  return { env: env.map((variable) => JSON.parse(JSON.stringify(variable)) as EnvVar), mounts };
 }

@@ -69,8 +69,8 @@ describe('mutatePod', () => {
     assert.ok('pod' in result);
     assert.equal(result.pod, pod);
     assert.equal(result.changed, false);
-    assert.deepEqual(mutatePod({ spec: {} }, config), { pod: { spec: {} }, changed: false });
-    assert.deepEqual(mutatePod(null, config), { pod: null, changed: false });
+    assert.deepEqual(mutatePod({ spec: {} }, config), { pod: { spec: {} }, changed: false, patch: [] });
+    assert.deepEqual(mutatePod(null, config), { pod: null, changed: false, patch: [] });
   });
 
   test('the input is never modified', () => {

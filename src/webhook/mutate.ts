@@ -7,6 +7,7 @@
  * containers and only has their identity env/mounts brought in line with the app containers
  * (that is what a reinvocation after the EKS identity webhook needs); applying twice is a no-op.
  */
+import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { smkVersion } from '../core/version.ts';
 import { agentEnv, initContainerName, refreshContainerName, volumeName } from './agent-contract.ts';
 import {
@@ -55,8 +56,14 @@ export const defaultInjectorConfig: InjectorConfig = {
 };
 
 export type MutationResult =
-  /** `changed` is false when the pod did not ask for injection or was already in its injected form. */
-  { readonly pod: Pod; readonly changed: boolean } | { readonly denied: string };
+  /**
+   * `changed` is false when the pod did not ask for injection or was already in its injected
+   * form; `patch` is the JSON patch from the input to `pod` (what the admission response carries).
+   */
+  | { readonly pod: Pod; readonly changed: boolean; readonly patch: readonly Operation[] }
+  | { readonly denied: string };
+
+const { compare } = fastJsonPatch;
 
 class Denial extends Error {}
 
@@ -74,7 +81,7 @@ export function mutatePod(input: unknown, config: InjectorConfig): MutationResul
     raw === undefined ||
     (raw[annotations.seedEnabled] === undefined && raw[annotations.inject] === undefined)
   ) {
-    return { pod: input as Pod, changed: false };
+    return { pod: input as Pod, changed: false, patch: [] };
   }
   const parsed = podSchema.safeParse(input);
   if (!parsed.success) return { denied: `pod ${describeSchemaError(parsed.error)}` };
@@ -82,20 +89,42 @@ export function mutatePod(input: unknown, config: InjectorConfig): MutationResul
   // output) keeps the caller's key order, which `smk inject` prints.
   const original = input as Pod;
   const planned = planFromAnnotations(original.metadata?.annotations);
-  if (planned.kind === 'none') return { pod: original, changed: false };
+  if (planned.kind === 'none') return { pod: original, changed: false, patch: [] };
   if (planned.kind === 'invalid') return { denied: planned.message };
-  const pod = structuredClone(original);
+  const pod = copyForEdit(original);
   try {
     inject(pod, planned.plan, config);
   } catch (error) {
     if (error instanceof Denial) return { denied: error.message };
     throw error;
   }
-  return { pod, changed: !sameJson(original, pod) };
+  const patch = compare(original, pod);
+  return { pod, changed: patch.length > 0, patch };
 }
 
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/**
+ * A copy down to the lists the injection edits; everything below (container fields, volume
+ * sources) is shared with the input and only ever replaced, never changed in place.
+ */
+function copyForEdit(pod: Pod): Pod {
+  const spec = pod.spec;
+  return {
+    ...pod,
+    metadata: { ...pod.metadata },
+    spec: {
+      ...spec,
+      containers: spec.containers.map((container) => ({ ...container })),
+      ...(spec.initContainers
+        ? { initContainers: spec.initContainers.map((container) => ({ ...container })) }
+        : {}),
+      ...(spec.volumes ? { volumes: [...spec.volumes] } : {}),
+    },
+  };
+}
+
+/** A fresh copy of a small JSON value, so no object appears twice in the output (YAML would print an alias). */
+function copyJson<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
 }
 
 function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
@@ -121,22 +150,20 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
 
   const identity = podIdentity([...appContainers, ...userInit]);
   const runAs = agentRunAs(spec, targets, config);
-  const agentMounts: VolumeMount[] = [{ name: volumeName, mountPath: plan.mountPath }];
-  for (const mount of identity.mounts) {
-    if (mount.mountPath !== plan.mountPath) agentMounts.push(mount);
-  }
-  const baseEnv: EnvVar[] = [
-    { name: agentEnv.objects, value: plan.objectsJson },
-    { name: agentEnv.dir, value: plan.mountPath },
-    ...(plan.region === undefined ? [] : [{ name: agentEnv.region, value: plan.region }]),
-  ];
-  const initEnv = [...baseEnv, ...identity.env];
-  const build = (name: string, mode: 'init' | 'refresh', env: EnvVar[]): Container => ({
+  const identityMounts = identity.mounts.filter((mount) => mount.mountPath !== plan.mountPath);
+  // Every container gets its own objects: YAML would print a shared one as an alias.
+  const build = (name: string, mode: 'init' | 'refresh', modeEnv: readonly EnvVar[]): Container => ({
     name,
     image: config.agentImage,
     imagePullPolicy: config.imagePullPolicy,
     command: [...config.agentCommand, 'agent', mode],
-    env: structuredClone(env),
+    env: [
+      { name: agentEnv.objects, value: plan.objectsJson },
+      { name: agentEnv.dir, value: plan.mountPath },
+      ...(plan.region === undefined ? [] : [{ name: agentEnv.region, value: plan.region }]),
+      ...modeEnv,
+      ...identity.env.map(copyJson),
+    ],
     resources: mergeResources(config.resources, plan.resources),
     securityContext: {
       runAsNonRoot: true,
@@ -148,18 +175,19 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    volumeMounts: structuredClone(agentMounts),
+    volumeMounts: [
+      { name: volumeName, mountPath: plan.mountPath },
+      ...identityMounts.map((mount): VolumeMount => ({ ...mount })),
+    ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   });
 
-  const init = build(initContainerName, 'init', initEnv);
+  const init = build(initContainerName, 'init', []);
   const refresh =
     plan.refreshIntervalSeconds === undefined
       ? undefined
       : build(refreshContainerName, 'refresh', [
-          ...baseEnv,
           { name: agentEnv.refreshInterval, value: String(plan.refreshIntervalSeconds) },
-          ...identity.env,
         ]);
 
   const nextInit = [...initContainers];
@@ -209,14 +237,11 @@ function mountInto(container: Container, mountPath: string): void {
       `container "${container.name}" already mounts volume "${atPath.name}" at ${mountPath}; choose another directory with ${annotations.mountPath}`,
     );
   }
-  const ours = mounts.find((mount) => mount.name === volumeName);
-  if (ours === undefined) {
-    mounts.push({ name: volumeName, mountPath, readOnly: true });
-  } else {
-    ours.mountPath = mountPath;
-    ours.readOnly = true;
-  }
-  container.volumeMounts = mounts;
+  const ours = mounts.findIndex((mount) => mount.name === volumeName);
+  const next = [...mounts];
+  if (ours === -1) next.push({ name: volumeName, mountPath, readOnly: true });
+  else next[ours] = { ...mounts[ours], name: volumeName, mountPath, readOnly: true };
+  container.volumeMounts = next;
 }
 
 /** Runs the agent as the app's (non-root) user so files with restrictive modes stay readable by it. */
