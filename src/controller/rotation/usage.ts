@@ -4,7 +4,6 @@
  * new version (SecretSync `status.syncedVersions` is per file). Pure; parsed with the sync
  * controller's own job parsers so both agree on what a source means.
  */
-import type { KubernetesObject } from '@kubernetes/client-node';
 import { jmesPathFileName, objectFileName } from '../../core/naming.ts';
 import { planRequests } from '../../core/payloads.ts';
 import { parseMountSpec } from '../../core/spec.ts';
@@ -34,7 +33,7 @@ export interface SourceUsage {
 /** A SecretSync or opted-in SecretProviderClass → what it reads; undefined when it does not parse (the sync controller reports that). */
 export function sourceUsage(
   kind: SourceKind,
-  object: KubernetesObject,
+  object: unknown,
   defaultRegion: string | undefined,
 ): SourceUsage | undefined {
   let job: SyncJob;
