@@ -1,0 +1,149 @@
+{{/* Names: <release>-smk unless the release name already says smk; 63 characters at most. */}}
+{{- define "smk.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "smk.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Per-role object names. Suffixes are short so the whole name stays under 63 characters. */}}
+{{- define "smk.webhook.name" -}}{{ include "smk.fullname" . | trunc 55 | trimSuffix "-" }}-webhook{{- end -}}
+{{- define "smk.webhook.tlsSecret" -}}{{ include "smk.fullname" . | trunc 51 | trimSuffix "-" }}-webhook-tls{{- end -}}
+{{- define "smk.controller.name" -}}{{ include "smk.fullname" . | trunc 52 | trimSuffix "-" }}-controller{{- end -}}
+{{- define "smk.csi.name" -}}{{ include "smk.fullname" . | trunc 50 | trimSuffix "-" }}-csi-provider{{- end -}}
+
+{{- define "smk.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "smk.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: smk
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Selector labels of one role: pass (dict "ctx" $ "component" "webhook"). Never change after install. */}}
+{{- define "smk.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "smk.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "smk.componentLabels" -}}
+{{ include "smk.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* The one image every role runs (and the injected agent, unless webhook.agent.image says otherwise). */}}
+{{- define "smk.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ServiceAccount name of a role: pass (dict "ctx" $ "role" .Values.webhook "default" name). */}}
+{{- define "smk.serviceAccountName" -}}
+{{- if .role.serviceAccount.create -}}
+{{- default .default .role.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .role.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ServiceAccount annotations as YAML (empty when none): the IRSA role ARN as its own value, then the rest. */}}
+{{- define "smk.serviceAccountAnnotations" -}}
+{{- $annotations := dict -}}
+{{- with .serviceAccount.roleArn }}{{ $_ := set $annotations "eks.amazonaws.com/role-arn" . }}{{ end -}}
+{{- with .serviceAccount.annotations }}{{ $annotations = merge $annotations . }}{{ end -}}
+{{- with $annotations }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+
+{{/* Environment every role shares: log level, AWS region and endpoint. */}}
+{{- define "smk.commonEnv" -}}
+- name: SMK_LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+{{- with .Values.aws.region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.aws.endpointUrl }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Container security context of the non-root roles (the CSI provider documents its exception). */}}
+{{- define "smk.restrictedContainerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+privileged: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "smk.restrictedPodSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Namespaces no smk webhook ever sees: the control plane's and smk's own (it must start without itself). */}}
+{{- define "smk.webhook.excludedNamespaces" -}}
+{{- $excluded := concat .Values.webhook.excludedNamespaces (list .Release.Namespace) | uniq -}}
+{{- toJson $excluded -}}
+{{- end -}}
+
+{{- define "smk.webhook.selfManagedTls" -}}
+{{- if eq .Values.webhook.tls.mode "self" }}true{{ end -}}
+{{- end -}}
+
+{{/* What syncing needs, in the watched namespaces: its sources, the Secrets it writes, the
+ServiceAccounts it acts as (read the IRSA annotation, TokenRequest) and Events. */}}
+{{- define "smk.controller.syncRules" }}
+  - apiGroups: [smk.dev]
+    resources: [secretsyncs]
+    verbs: [get, list, watch, patch, update]
+  - apiGroups: [smk.dev]
+    resources: [secretsyncs/status]
+    verbs: [get, patch, update]
+  # Owner references with blockOwnerDeletion on the Secrets it creates.
+  - apiGroups: [smk.dev]
+    resources: [secretsyncs/finalizers]
+    verbs: [update]
+  - apiGroups: [secrets-store.csi.x-k8s.io]
+    resources: [secretproviderclasses]
+    verbs: [get, list, watch]
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [""]
+    resources: [serviceaccounts]
+    verbs: [get]
+  - apiGroups: [""]
+    resources: [serviceaccounts/token]
+    verbs: [create]
+  - apiGroups: [""]
+    resources: [events]
+    verbs: [create, patch]
+{{- end }}
