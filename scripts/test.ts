@@ -6,9 +6,15 @@
  *   npm test -- --unit       lint, type-check and unit tests only (no servers)
  *   npm test -- FILE...      the given test files, with the world started
  *   npm test -- --fuzz-long  the fuzz suites (test/fuzz) with 50× the cases and a fresh seed
+ * With the world, every Node process of the run has its output captured (test/leak/capture.ts) and
+ * the run ends with the secret-leak scan (test/leak/run.ts): a secret value found anywhere fails it.
+ * `--no-leak-scan` skips the scan.
  * A component that cannot start fails the run: integration tests never skip.
  */
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({
@@ -16,6 +22,7 @@ const { values, positionals } = parseArgs({
     unit: { type: 'boolean', default: false },
     'no-checks': { type: 'boolean', default: false },
     'fuzz-long': { type: 'boolean', default: false },
+    'no-leak-scan': { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
@@ -64,6 +71,7 @@ const env: NodeJS.ProcessEnv = { ...process.env };
 if (values['fuzz-long']) env.SMK_FUZZ_LONG = '1';
 const stops: Array<() => Promise<void>> = [];
 let worldLogs: (() => string) | undefined;
+let leakScan: { captureDir: string; auditLogPath: string } | undefined;
 let exitCode = 1;
 try {
   if (needsWorld) {
@@ -73,6 +81,13 @@ try {
     stops.push(world.stop);
     worldLogs = world.logs;
     Object.assign(env, world.env);
+    if (!values['no-leak-scan']) {
+      const captureDir = await mkdtemp(join(tmpdir(), 'smk-leak-'));
+      stops.push(() => rm(captureDir, { recursive: true, force: true }));
+      leakScan = { captureDir, auditLogPath: world.auditLogPath };
+      env.SMK_LEAK_DIR = captureDir;
+      env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import=${root}test/leak/capture.ts`.trim();
+    }
   }
   process.stderr.write(`\n== tests: ${files.join(' ')}\n`);
   exitCode = await run(
@@ -90,6 +105,13 @@ try {
   );
   if (exitCode !== 0 && worldLogs) {
     process.stderr.write(`\n== tests failed: the local world's logs (last lines)\n${worldLogs()}\n`);
+  }
+  if (leakScan && env.AWS_ENDPOINT_URL) {
+    process.stderr.write('\n== secret-leak scan\n');
+    const { runLeakScan } = await import('../test/leak/run.ts');
+    const result = await runLeakScan({ awsEndpoint: env.AWS_ENDPOINT_URL, ...leakScan });
+    process.stderr.write(`${result.report}\n`);
+    if (result.hits.length > 0) exitCode ||= 1;
   }
 } finally {
   for (const stop of stops.reverse()) await stop();

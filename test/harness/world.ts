@@ -3,12 +3,15 @@
  * STS, SQS) and the Kubernetes test bed. Started once by scripts/test.ts (and `npm run testbed`);
  * the environment it returns is what every integration test process inherits.
  */
+import { auditPaths } from '../testbed/control-plane.ts';
 import { startTestBed } from '../testbed/index.ts';
 import { startMoto } from './moto.ts';
 
 export interface World {
   /** Variables for child processes: AWS endpoint and dummy credentials, the bed's kubeconfig and info file. */
   readonly env: Readonly<Record<string, string>>;
+  /** The API server's audit log (every write, request and response), which the leak scan reads. */
+  readonly auditLogPath: string;
   /** The last lines of every server's log (the bed's processes and moto), for failure reports. */
   logs(): string;
   stop(): Promise<void>;
@@ -32,6 +35,7 @@ export async function startWorld(): Promise<World> {
       KUBECONFIG: bed.kubeConfigPath,
       SMK_TEST_BED: bed.infoPath,
     },
+    auditLogPath: auditPaths(bed.dir).log,
     logs() {
       return `${bed.logs()}\n--- moto ---\n${moto.log().split('\n').slice(-40).join('\n')}`;
     },

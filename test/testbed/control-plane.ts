@@ -14,7 +14,30 @@ export interface ControlPlaneLayout {
   readonly serviceAccountKeyPath: string;
   readonly serviceAccountPublicKeyPath: string;
   readonly controllerManagerKubeConfigPath: string;
+  /** With both set, the API server writes an audit log (what the leak scan reads). */
+  readonly auditPolicyPath?: string;
+  readonly auditLogPath?: string;
 }
+
+/** Where the bed keeps its audit policy and log, under its temp dir. */
+export function auditPaths(dir: string): { readonly policy: string; readonly log: string } {
+  return { policy: `${dir}/audit-policy.yaml`, log: `${dir}/logs/audit.log` };
+}
+
+/**
+ * Every write with its request and response body (reads are left out: what smk puts into an
+ * Event, annotation or status arrives as a write), so the leak scan sees all smk stored.
+ */
+export const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    verbs: [get, list, watch]
+  - level: Metadata
+    resources: [{ group: coordination.k8s.io, resources: [leases] }]
+  - level: RequestResponse
+`;
 
 export const serviceAccountIssuer = 'https://kubernetes.default.svc.cluster.local';
 export const serviceClusterIpRange = '10.0.0.0/24';
@@ -84,6 +107,14 @@ export function kubeApiserverArgs(layout: ControlPlaneLayout): string[] {
     '--allow-privileged=true',
     // The `kubernetes` Service would point at 127.0.0.1, which Endpoints validation refuses.
     '--endpoint-reconciler-type=none',
+    ...(layout.auditPolicyPath && layout.auditLogPath
+      ? [
+          `--audit-policy-file=${layout.auditPolicyPath}`,
+          `--audit-log-path=${layout.auditLogPath}`,
+          '--audit-log-format=json',
+          '--audit-log-maxbackup=0',
+        ]
+      : []),
   ];
 }
 

@@ -20,6 +20,8 @@ import {
 } from '../../src/kube/pki.ts';
 import { resolveBinaries } from './binaries.ts';
 import {
+  auditPaths,
+  auditPolicy,
   type ControlPlaneLayout,
   etcdArgs,
   kubeApiserverArgs,
@@ -117,6 +119,8 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
     serviceAccountKeyPath: join(pkiDir, 'sa.key'),
     serviceAccountPublicKeyPath: join(pkiDir, 'sa.pub'),
     controllerManagerKubeConfigPath: join(dir, 'kube-controller-manager.kubeconfig'),
+    auditPolicyPath: auditPaths(dir).policy,
+    auditLogPath: auditPaths(dir).log,
   };
   const serverUrl = `https://127.0.0.1:${apiserverPort}`;
   const ca = await createCertificateAuthority({ commonName: 'smk-testbed-ca' });
@@ -139,6 +143,7 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
   const caKeyPath = join(pkiDir, 'ca.key');
   const kubeConfigPath = join(dir, 'admin.kubeconfig');
   await Promise.all([
+    writeFile(auditPaths(dir).policy, auditPolicy),
     writeFile(layout.caCertPath, ca.certPem),
     writeSecretFile(caKeyPath, ca.keyPem),
     writeFile(layout.servingCertPath, serving.certPem),
