@@ -8,8 +8,11 @@ import { parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
+import { loadKubeConfig } from '../kube/client.ts';
 import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
 import { startWebhookServer } from '../webhook/server.ts';
+import { startWebhookTls } from '../webhook/tls/bootstrap.ts';
+import { tlsFlagOptions, tlsFlagsHelp, tlsSettingsFromFlags } from '../webhook/tls/flags.ts';
 import { parseCommandArgs } from './args.ts';
 
 const help = `Usage: smk webhook --tls-cert FILE --tls-key FILE [options]
@@ -27,7 +30,7 @@ Options:
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
   --shutdown-delay SECONDS  keep serving this long after SIGTERM with /readyz failing (default 5)
-`;
+${tlsFlagsHelp}`;
 
 const flagsSchema = z.object({
   port: z.coerce.number().int().min(0).max(65_535),
@@ -46,6 +49,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'no-native-sidecar': { type: 'boolean', default: false },
     'shutdown-delay': { type: 'string', default: '5' },
     help: { type: 'boolean', short: 'h', default: false },
+    ...tlsFlagOptions,
   });
   if (values.help) {
     process.stdout.write(help);
@@ -76,9 +80,22 @@ export async function run(args: readonly string[]): Promise<number> {
     },
     'webhook',
   );
+  const tlsSettings = tlsSettingsFromFlags(values, process.env.POD_NAMESPACE);
   const environment = parseEnvironment(process.env);
   const log = createLogger({ name: 'smk-webhook', level: environment.logLevel });
   collectProcessMetrics();
+  // Self-managed TLS writes the certificate files before the server first reads them.
+  let reloadCertificates = (): void => {};
+  const tls = tlsSettings
+    ? await startWebhookTls({
+        ...tlsSettings,
+        kubeConfig: loadKubeConfig(),
+        certFile,
+        keyFile,
+        log,
+        onFilesChanged: () => reloadCertificates(),
+      })
+    : undefined;
   const server = await startWebhookServer({
     tlsCertFile: certFile,
     tlsKeyFile: keyFile,
@@ -87,11 +104,13 @@ export async function run(args: readonly string[]): Promise<number> {
     port: flags.data.port,
     host: values.host,
   });
+  reloadCertificates = () => void server.reloadCertificates();
   log.info({ agentImage: injector.agentImage, nativeSidecar: injector.nativeSidecar }, 'injector ready');
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
+      tls?.stop();
       server.close({ delayMs: flags.data.shutdownDelay * 1000 }).then(resolve, resolve);
     };
     process.on('SIGTERM', stop);
