@@ -9,7 +9,7 @@ import { describeError, InvalidInputError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { counter, gauge, histogram } from '../core/metrics.ts';
 import { createObjects, type Objects } from '../kube/apply.ts';
-import { apiStatus, type KubeConfig } from '../kube/client.ts';
+import { apiStatus, type KubeConfig, withConnectionReuse } from '../kube/client.ts';
 import { createEventRecorder, type EventRecorder, type InvolvedObject } from '../kube/events.ts';
 import { apiSource, createInformer, type Informer, resourcePath } from '../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../kube/lease.ts';
@@ -17,10 +17,12 @@ import { createWorkQueue, type RateLimit, type WorkQueue } from '../kube/queue.t
 import type { IdentityResolver } from './identity.ts';
 import {
   annotations,
+  type DeletionPolicy,
   finalizer,
   group,
   managedByLabel,
   managedByValue,
+  needsFinalizer,
   ownerMarker,
   parseDuration,
   type SourceKind,
@@ -138,7 +140,8 @@ function readyCondition(status: SyncStatus | undefined): Condition | undefined {
 }
 
 export function createSyncController(options: SyncControllerOptions): SyncController {
-  const { kubeConfig, logger } = options;
+  const { logger } = options;
+  const kubeConfig = withConnectionReuse(options.kubeConfig);
   const now = options.now ?? Date.now;
   const random = options.random ?? Math.random;
   const jitter = options.refreshJitter ?? 0.1;
@@ -249,7 +252,6 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     if (
       ready?.status !== 'True' ||
       object.status?.observedGeneration !== object.metadata.generation ||
-      !(object.metadata.finalizers ?? []).includes(finalizer) ||
       Number.isNaN(lastSync) ||
       interval === undefined
     ) {
@@ -289,6 +291,15 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
       (s) => s.metadata?.annotations?.[annotations.owner] === marker,
     );
     if (spcOptedIn(object) || hasSecrets) queue.add(key);
+  }
+
+  function onSecretSyncDeleted(object: SecretSyncObject): void {
+    const { namespace, name } = object.metadata;
+    if (!allowed(namespace)) return;
+    const key = keyOf(secretSyncKind, namespace, name);
+    const { job } = parseSecretSync(object);
+    tombstones.set(key, job);
+    queue.add(key);
   }
 
   function onSpcDeleted(object: KubernetesObject): void {
@@ -528,57 +539,72 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     reconciles.inc({ kind, outcome: action });
   }
 
+  function parseSecretSync(object: SecretSyncObject): { job?: SyncJob; error?: InvalidInputError } {
+    try {
+      return { job: secretSyncJob(object) };
+    } catch (error) {
+      if (error instanceof InvalidInputError) return { error };
+      throw error;
+    }
+  }
+
+  /** The deletion policy of an object, even one whose spec no longer parses. */
+  function deletionPolicyOf(object: SecretSyncObject, job: SyncJob | undefined): DeletionPolicy {
+    if (job) return job.deletionPolicy;
+    const spec = (object as { spec?: { deletionPolicy?: string; creationPolicy?: string } }).spec;
+    if (spec?.deletionPolicy === 'Delete' || spec?.deletionPolicy === 'Retain') return spec.deletionPolicy;
+    return spec?.creationPolicy === 'Orphan' || spec?.creationPolicy === 'Merge' ? 'Retain' : 'Delete';
+  }
+
+  async function setFinalizer(object: SecretSyncObject, present: boolean): Promise<void> {
+    const finalizers = object.metadata.finalizers ?? [];
+    if (finalizers.includes(finalizer) === present) return;
+    const { namespace, name } = object.metadata;
+    await objects.mergePatch(
+      { apiVersion: `${group}/${version}`, kind: secretSyncKind, namespace, name },
+      {
+        metadata: {
+          finalizers: present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer),
+          resourceVersion: object.metadata.resourceVersion,
+        },
+      },
+    );
+  }
+
   async function reconcileSecretSync(key: string, namespace: string, name: string): Promise<void> {
     const object = lookup(syncInformers, namespace, name);
     if (!object) {
+      // Deleted without a finalizer of ours: the owner reference (GC) covers Owner + Delete; do it
+      // now as well, so the Secret does not outlive its SecretSync where no GC runs.
+      const last = tombstones.get(key);
+      tombstones.delete(key);
       queue.remove(key);
+      if (last && last.creationPolicy !== 'Merge' && last.deletionPolicy === 'Delete') {
+        await releaseSecrets(last.source, 'Delete', new Set());
+      }
       return;
     }
     const source = sourceOf(object);
-    const finalizers = object.metadata.finalizers ?? [];
-    const ref = { apiVersion: `${group}/${version}`, kind: secretSyncKind, namespace, name };
+    const parsed = parseSecretSync(object);
     if (object.metadata.deletionTimestamp) {
-      if (!finalizers.includes(finalizer)) return;
-      let job: SyncJob | undefined;
-      try {
-        job = secretSyncJob(object);
-      } catch {
-        job = undefined;
-      }
-      const policy =
-        (object as { spec?: { deletionPolicy?: string } }).spec?.deletionPolicy === 'Delete'
-          ? 'Delete'
-          : 'Retain';
-      await finalize(job, source, policy);
-      await objects.mergePatch(ref, {
-        metadata: {
-          finalizers: finalizers.filter((f) => f !== finalizer),
-          resourceVersion: object.metadata.resourceVersion,
-        },
-      });
+      if (!(object.metadata.finalizers ?? []).includes(finalizer)) return;
+      const policy = deletionPolicyOf(object, parsed.job);
+      await finalize(parsed.job, source, policy);
+      await setFinalizer(object, false);
       queue.remove(key);
       logger.info({ secretSync: `${namespace}/${name}`, deletionPolicy: policy }, 'SecretSync finalized');
       return;
     }
-    if (!finalizers.includes(finalizer)) {
-      await objects.mergePatch(ref, {
-        metadata: {
-          finalizers: [...finalizers, finalizer],
-          resourceVersion: object.metadata.resourceVersion,
-        },
-      });
-    }
-    let job: SyncJob | undefined;
+    const job = parsed.job;
     let outcome: SyncOutcome;
-    try {
-      job = secretSyncJob(object);
+    if (job) {
+      await setFinalizer(object, needsFinalizer(job));
       outcome = await syncJob(job, syncDeps);
-    } catch (error) {
-      if (!(error instanceof InvalidInputError)) throw error;
+    } else {
       outcome = {
         ok: false,
         reason: 'InvalidSpec',
-        message: describeError(error),
+        message: describeError(parsed.error),
         retry: false,
         targets: [],
       };
@@ -716,8 +742,7 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
         informer.addHandlers({
           add: (object) => onSecretSync(object),
           update: (object, previous) => onSecretSync(object, previous),
-          delete: (object) =>
-            queue.remove(keyOf(secretSyncKind, object.metadata.namespace, object.metadata.name)),
+          delete: (object) => onSecretSyncDeleted(object),
         });
       }
       if (await spcInstalled()) {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { InvalidInputError } from '../core/errors.ts';
-import { parseDuration, secretSyncJob, spcJob, spcOptedIn } from './jobs.ts';
+import { needsFinalizer, parseDuration, secretSyncJob, spcJob, spcOptedIn } from './jobs.ts';
 
 const seedSpc = parse(
   readFileSync(new URL('../../test/controller/fixtures/seed-004-spc.yaml', import.meta.url), 'utf8'),
@@ -27,7 +27,8 @@ describe('SecretSync → job', () => {
     const job = secretSyncJob(secretSync({}));
     assert.equal(job.serviceAccountName, 'app');
     assert.equal(job.creationPolicy, 'Owner');
-    assert.equal(job.deletionPolicy, 'Retain');
+    assert.equal(job.deletionPolicy, 'Delete', 'an owned Secret goes with its owner');
+    assert.equal(secretSyncJob(secretSync({ creationPolicy: 'Orphan' })).deletionPolicy, 'Retain');
     assert.equal(job.refreshIntervalMs, 3_600_000);
     assert.deepEqual(job.targets, [{ name: 'db', type: 'Opaque', labels: {}, annotations: {} }]);
     assert.deepEqual(job.source, {
@@ -145,6 +146,17 @@ describe('SecretProviderClass drop-in → job', () => {
       () => spcJob({ ...base, spec: { ...spec, secretObjects: [] } }),
       /spec\.secretObjects is empty/,
     );
+  });
+});
+
+describe('finalizer', () => {
+  it('is needed only where the garbage collector would not carry out the policy', () => {
+    assert.equal(needsFinalizer({ creationPolicy: 'Owner', deletionPolicy: 'Delete' }), false);
+    assert.equal(needsFinalizer({ creationPolicy: 'Owner', deletionPolicy: 'Retain' }), true);
+    assert.equal(needsFinalizer({ creationPolicy: 'Orphan', deletionPolicy: 'Retain' }), false);
+    assert.equal(needsFinalizer({ creationPolicy: 'Orphan', deletionPolicy: 'Delete' }), true);
+    assert.equal(needsFinalizer({ creationPolicy: 'Merge', deletionPolicy: 'Retain' }), false);
+    assert.equal(needsFinalizer({ creationPolicy: 'Merge', deletionPolicy: 'Delete' }), true);
   });
 });
 

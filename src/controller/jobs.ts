@@ -136,7 +136,7 @@ const secretSyncSchema = z.object({
       .default({ type: 'Opaque', labels: {}, annotations: {} }),
     refreshInterval: duration.optional(),
     creationPolicy: z.enum(['Owner', 'Orphan', 'Merge']).default('Owner'),
-    deletionPolicy: z.enum(['Retain', 'Delete']).default('Retain'),
+    deletionPolicy: z.enum(['Retain', 'Delete']).optional(),
   }),
 });
 
@@ -188,8 +188,23 @@ export function secretSyncJob(object: unknown): SyncJob {
       ? (parseDuration(spec.refreshInterval) ?? 0)
       : defaultRefreshIntervalMs,
     creationPolicy: spec.creationPolicy,
-    deletionPolicy: spec.deletionPolicy,
+    deletionPolicy: spec.deletionPolicy ?? defaultDeletionPolicy(spec.creationPolicy),
   };
+}
+
+/** An owned Secret goes with its owner (as an owner reference says); an orphan or merged one stays. */
+export function defaultDeletionPolicy(creationPolicy: CreationPolicy): DeletionPolicy {
+  return creationPolicy === 'Owner' ? 'Delete' : 'Retain';
+}
+
+/**
+ * Whether deleting the source needs smk to act before it is gone (a finalizer): not when the
+ * garbage collector's handling of the owner reference is exactly the policy (Owner + Delete) or
+ * when nothing is to be done (Orphan/Merge + Retain).
+ */
+export function needsFinalizer(job: Pick<SyncJob, 'creationPolicy' | 'deletionPolicy'>): boolean {
+  if (job.creationPolicy === 'Owner') return job.deletionPolicy === 'Retain';
+  return job.deletionPolicy === 'Delete';
 }
 
 const spcSchema = z.object({

@@ -2,7 +2,9 @@
  * Kubernetes client setup: the one place that decides where the API server is and how we
  * authenticate (KUBECONFIG / ~/.kube/config, else in-cluster service account).
  */
-import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import type { RequestOptions } from 'node:https';
+import { ApiException, KubeConfig, type RequestContext } from '@kubernetes/client-node';
 import {
   AccessDeniedError,
   InvalidInputError,
@@ -13,15 +15,62 @@ import {
 
 export { KubeConfig };
 
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+/**
+ * client-node 2.0 builds a new undici Agent for every request, so every call pays a TLS
+ * handshake and leaves an idle socket behind (a controller making thousands of calls grows to
+ * hundreds of MB and crawls). This KubeConfig hands every request the same Agent per
+ * (server, TLS material), so connections are reused.
+ */
+class PooledKubeConfig extends KubeConfig {
+  readonly #dispatchers = new Map<string, Dispatcher>();
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    const fresh = context.getDispatcher();
+    if (!fresh) return;
+    const tls: RequestOptions = {};
+    await this.applyToHTTPSOptions(tls);
+    const key = createHash('sha256')
+      .update(
+        JSON.stringify([
+          this.getCurrentCluster()?.server,
+          String(tls.ca ?? ''),
+          String(tls.cert ?? ''),
+          String(tls.key ?? ''),
+          tls.rejectUnauthorized,
+          tls.servername,
+        ]),
+      )
+      .digest('hex');
+    const pooled = this.#dispatchers.get(key);
+    if (pooled) {
+      context.setDispatcher(pooled);
+      void fresh.close().catch(() => {});
+      return;
+    }
+    this.#dispatchers.set(key, fresh);
+  }
+}
+
+/** The same configuration with connection reuse (see PooledKubeConfig). */
+export function withConnectionReuse(kubeConfig: KubeConfig): KubeConfig {
+  if (kubeConfig instanceof PooledKubeConfig) return kubeConfig;
+  const pooled = new PooledKubeConfig();
+  pooled.loadFromString(kubeConfig.exportConfig());
+  return pooled;
+}
+
 /** KUBECONFIG (or ~/.kube/config) when present, else the in-cluster service account. */
 export function loadKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
+  const kubeConfig = new PooledKubeConfig();
   kubeConfig.loadFromDefault();
   return kubeConfig;
 }
 
 export function kubeConfigFromFile(path: string): KubeConfig {
-  const kubeConfig = new KubeConfig();
+  const kubeConfig = new PooledKubeConfig();
   kubeConfig.loadFromFile(path);
   return kubeConfig;
 }

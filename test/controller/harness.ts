@@ -31,6 +31,7 @@ import {
 } from '../../src/controller/controller.ts';
 import { createIdentityResolver } from '../../src/controller/identity.ts';
 import { createLogger, silentLogger } from '../../src/core/log.ts';
+import { withConnectionReuse } from '../../src/kube/client.ts';
 import { createServiceAccounts } from '../../src/kube/service-accounts.ts';
 
 const root = new URL('../../', import.meta.url);
@@ -146,7 +147,7 @@ export async function startController(
   const cache = new SecretCache();
   const clients = new AwsClients({ endpoint, maxAttempts: 1, callTimeoutMs: 5_000 });
   const identities = createIdentityResolver({
-    serviceAccounts: createServiceAccounts(kubeConfig),
+    serviceAccounts: createServiceAccounts(withConnectionReuse(kubeConfig)),
     makeReader: (identity) => coalescingReader(createSecretReader(identity, { cache, clients })),
     roleTtlMs: 500,
   });

@@ -51,17 +51,23 @@ after(async () => {
 const api = () => secretSyncApi(bed.kubeConfig);
 
 async function waitReady(namespace: string, name: string, status = 'True', reason?: string) {
-  return waitFor(
-    `SecretSync ${namespace}/${name} Ready=${status}${reason ? ` (${reason})` : ''}`,
-    30_000,
-    async () => {
-      const resource = await api().get(namespace, name);
-      const condition = ready(resource);
-      if (condition?.status !== status) return undefined;
-      if (reason && condition.reason !== reason) return undefined;
-      return resource;
-    },
-  );
+  let seen = 'no Ready condition';
+  try {
+    return await waitFor(
+      `SecretSync ${namespace}/${name} Ready=${status}${reason ? ` (${reason})` : ''}`,
+      30_000,
+      async () => {
+        const resource = await api().get(namespace, name);
+        const condition = ready(resource);
+        if (condition) seen = `${condition.status} ${condition.reason}: ${condition.message}`;
+        if (condition?.status !== status) return undefined;
+        if (reason && condition.reason !== reason) return undefined;
+        return resource;
+      },
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last seen: ${seen}`);
+  }
 }
 
 async function events(namespace: string, name: string): Promise<string[]> {
@@ -108,7 +114,8 @@ describe('SecretSync', () => {
     assert.equal(synced.status?.observedGeneration, synced.metadata?.generation);
     assert.equal(synced.status?.syncedVersions?.length, 4);
     assert.match(ready(synced)?.message ?? '', /role arn:aws:iam::123456789012:role\/team-a/);
-    assert.ok(synced.metadata?.finalizers?.includes('smk.dev/secret-sync'));
+    // Owner + (default) Delete is exactly what the owner reference does: no finalizer needed.
+    assert.deepEqual(synced.metadata?.finalizers ?? [], []);
     await waitFor('Created event', 10_000, async () => (await events(ns, 'db')).includes('Normal/Created'));
     const printed = JSON.stringify(synced.status);
     assert.doesNotMatch(printed, /s3cr3t|key-123/, 'status carries no value');
@@ -296,7 +303,12 @@ describe('SecretSync', () => {
     await api().create(ns, 'gone', { serviceAccountName: 'app', objects, deletionPolicy: 'Delete' });
     await api().create(ns, 'kept', { serviceAccountName: 'app', objects, deletionPolicy: 'Retain' });
     await waitReady(ns, 'gone');
-    await waitReady(ns, 'kept');
+    const kept = await waitReady(ns, 'kept');
+    assert.deepEqual(
+      kept.metadata?.finalizers,
+      ['smk.dev/secret-sync'],
+      'Retain must strip the owner reference first',
+    );
     await api().delete(ns, 'gone');
     await api().delete(ns, 'kept');
     await waitFor('both SecretSyncs gone', 20_000, async () => {
@@ -315,9 +327,9 @@ describe('SecretSync', () => {
       10_000,
       async () => (await readSecret(bed.kubeConfig, ns, 'gone')) === undefined,
     );
-    const kept = await readSecret(bed.kubeConfig, ns, 'kept');
-    assert.equal(decode(kept?.data?.D), 'd');
-    assert.deepEqual(kept?.metadata?.ownerReferences ?? [], []);
+    const retained = await readSecret(bed.kubeConfig, ns, 'kept');
+    assert.equal(decode(retained?.data?.D), 'd');
+    assert.deepEqual(retained?.metadata?.ownerReferences ?? [], []);
   });
 
   it('repairs a managed Secret that was deleted behind its back', async () => {

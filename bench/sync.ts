@@ -1,0 +1,419 @@
+/**
+ * `npm run bench:sync`: cold start of the sync controller with N SecretSyncs over M distinct
+ * secrets (each secret belongs to one of K tenant namespaces, each with its own role), against the
+ * real test bed and moto: time until all N are Ready, Secrets Manager calls, peak RSS of the
+ * controller process. Beside it, in the same run, a baseline that syncs as External Secrets
+ * Operator does: one GetSecretValue per referenced object, no shared cache, no batching.
+ *   node bench/sync.ts                   CI size: N=1,000, M=100
+ *   node bench/sync.ts --large           N=10,000, M=1,000 (goals: ≤ 60 s, ≤ 1,100 calls, RSS ≤ 250 MB)
+ *   node bench/sync.ts --n N --m M --namespaces K --concurrency C
+ * Uses the world from SMK_TEST_BED / AWS_ENDPOINT_URL when set (npm run testbed), else starts one.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import {
+  CreateSecretCommand,
+  GetSecretValueCommand,
+  ResourceExistsException,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  KubernetesObjectApi,
+  loadYaml,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1CustomResourceDefinition,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import { loadKubeConfig } from '../src/kube/client.ts';
+import { startAwsProxy } from '../test/harness/aws-proxy.ts';
+import { printTable } from './table.ts';
+
+const root = new URL('..', import.meta.url).pathname;
+const group = { group: 'smk.dev', version: 'v1alpha1', plural: 'secretsyncs' };
+
+// ---- baseline worker (a child process of this file) ---------------------------------------------
+
+interface SyncObject {
+  metadata: { name: string; namespace: string };
+  spec: { objects: { objectName: string; objectAlias?: string }[] };
+}
+
+async function baselineWorker(namespaces: readonly string[], concurrency: number): Promise<void> {
+  const kubeConfig = loadKubeConfig();
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+  const aws = new SecretsManagerClient({});
+  const applyContentType = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+  const work: SyncObject[] = [];
+  for (const namespace of namespaces) {
+    const list = (await custom.listNamespacedCustomObject({ ...group, namespace })) as {
+      items: SyncObject[];
+    };
+    work.push(...list.items);
+  }
+  const sync = async (item: SyncObject): Promise<void> => {
+    const data: Record<string, string> = {};
+    for (const object of item.spec.objects) {
+      const answer = await aws.send(
+        new GetSecretValueCommand({ SecretId: object.objectName, VersionStage: 'AWSCURRENT' }),
+      );
+      data[object.objectAlias ?? 'value'] = Buffer.from(answer.SecretString ?? '').toString('base64');
+    }
+    const secret: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: item.metadata.name, namespace: item.metadata.namespace },
+      data,
+    };
+    await objects.patch(secret, undefined, undefined, 'bench-baseline', true, PatchStrategy.ServerSideApply);
+    await custom.patchNamespacedCustomObjectStatus(
+      {
+        ...group,
+        namespace: item.metadata.namespace,
+        name: item.metadata.name,
+        fieldManager: 'bench-baseline',
+        force: true,
+        body: {
+          apiVersion: 'smk.dev/v1alpha1',
+          kind: 'SecretSync',
+          metadata: { name: item.metadata.name, namespace: item.metadata.namespace },
+          status: {
+            conditions: [
+              {
+                type: 'Ready',
+                status: 'True',
+                reason: 'Synced',
+                message: 'baseline',
+                lastTransitionTime: new Date().toISOString(),
+              },
+            ],
+          },
+        },
+      },
+      applyContentType,
+    );
+  };
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let item = work[next++]; item; item = work[next++]) await sync(item);
+    }),
+  );
+}
+
+// ---- the benchmark ------------------------------------------------------------------------------
+
+const { values } = parseArgs({
+  options: {
+    large: { type: 'boolean', default: false },
+    n: { type: 'string' },
+    m: { type: 'string' },
+    namespaces: { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '32' },
+    'baseline-worker': { type: 'string' },
+  },
+});
+
+if (values['baseline-worker'] !== undefined) {
+  await baselineWorker(values['baseline-worker'].split(','), Number(values.concurrency));
+  process.exit(0);
+}
+
+const n = Number(values.n ?? (values.large ? 10_000 : 1_000));
+const m = Number(values.m ?? (values.large ? 1_000 : 100));
+const tenants = Math.min(Number(values.namespaces), m);
+const concurrency = Number(values.concurrency);
+const runId = Date.now().toString(36);
+
+async function world(): Promise<{ stop: () => Promise<void> }> {
+  if (process.env.SMK_TEST_BED && process.env.AWS_ENDPOINT_URL) return { stop: async () => {} };
+  process.stderr.write('starting moto and the test bed…\n');
+  const { startWorld } = await import('../test/harness/world.ts');
+  const started = await startWorld();
+  Object.assign(process.env, started.env);
+  return started;
+}
+
+async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const item = items[next++] as T;
+        await work(item);
+      }
+    }),
+  );
+}
+
+async function installCrd(kubeConfig: KubeConfig): Promise<void> {
+  const crd = loadYaml<V1CustomResourceDefinition>(
+    await readFile(new URL('deploy/crds/smk.dev_secretsyncs.yaml', `file://${root}`), 'utf8'),
+  );
+  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+  await objects.patch(crd, undefined, undefined, 'smk-bench', true, PatchStrategy.ServerSideApply);
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  for (let i = 0; i < 100; i += 1) {
+    try {
+      await custom.listClusterCustomObject({ ...group, limit: 1 });
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  throw new Error('SecretSync CRD not served');
+}
+
+/** K namespaces, each with ServiceAccount `app` whose role is the tenant's own. */
+async function createTenants(kubeConfig: KubeConfig, label: string): Promise<string[]> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const names = Array.from({ length: tenants }, (_, k) => `bench-${label}-${runId}-${k}`);
+  for (const [k, name] of names.entries()) {
+    await core.createNamespace({ body: { metadata: { name } } });
+    await core.createNamespacedServiceAccount({
+      namespace: name,
+      body: {
+        metadata: {
+          name: 'app',
+          annotations: { 'eks.amazonaws.com/role-arn': `arn:aws:iam::123456789012:role/bench-tenant-${k}` },
+        },
+      },
+    });
+  }
+  return names;
+}
+
+/** SecretSync i lives in tenant i mod K and reads one of that tenant's M/K secrets. */
+async function createSecretSyncs(kubeConfig: KubeConfig, namespaces: readonly string[]): Promise<void> {
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const perTenant = Math.ceil(m / tenants);
+  const indices = Array.from({ length: n }, (_, i) => i);
+  await pool(indices, 16, async (i) => {
+    const k = i % tenants;
+    const secret = (Math.floor(i / tenants) % perTenant) * tenants + k;
+    const namespace = namespaces[k] as string;
+    await custom.createNamespacedCustomObject({
+      ...group,
+      namespace,
+      body: {
+        apiVersion: 'smk.dev/v1alpha1',
+        kind: 'SecretSync',
+        metadata: { name: `sync-${i}`, namespace },
+        spec: {
+          serviceAccountName: 'app',
+          objects: [
+            { objectName: `bench/sync/secret-${secret}`, objectType: 'secretsmanager', objectAlias: 'value' },
+          ],
+        },
+      },
+    });
+  });
+}
+
+async function countReady(kubeConfig: KubeConfig, namespaces: readonly string[]): Promise<number> {
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  let ready = 0;
+  for (const namespace of namespaces) {
+    let token: string | undefined;
+    do {
+      const page = (await custom.listNamespacedCustomObject({
+        ...group,
+        namespace,
+        limit: 2000,
+        ...(token ? { _continue: token } : {}),
+      })) as {
+        items: { status?: { conditions?: { type: string; status: string }[] } }[];
+        metadata?: { _continue?: string; continue?: string };
+      };
+      for (const item of page.items) {
+        if (item.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ready += 1;
+      }
+      token = page.metadata?.continue || page.metadata?._continue || undefined;
+    } while (token);
+  }
+  return ready;
+}
+
+function peakRssMb(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
+    return kb / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface RunResult {
+  readonly seconds: number;
+  readonly secretsManagerCalls: number;
+  readonly stsCalls: number;
+  readonly calls: string;
+  readonly rssMb: number;
+}
+
+/** Starts `child`, waits until all N SecretSyncs of `namespaces` are Ready, samples its peak RSS. */
+async function measure(
+  kubeConfig: KubeConfig,
+  namespaces: readonly string[],
+  proxy: Awaited<ReturnType<typeof startAwsProxy>>,
+  start: () => ChildProcess,
+): Promise<RunResult> {
+  proxy.resetCounts();
+  const started = performance.now();
+  const child = start();
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  let rssMb = 0;
+  try {
+    for (;;) {
+      rssMb = Math.max(rssMb, peakRssMb(child.pid) || 0);
+      const ready = await countReady(kubeConfig, namespaces);
+      if (ready >= n) break;
+      if (exited && ready < n) throw new Error(`the process exited with ${ready}/${n} Ready:\n${stderr}`);
+      if (performance.now() - started > 15 * 60_000) throw new Error(`only ${ready}/${n} Ready after 15 min`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    rssMb = Math.max(rssMb, peakRssMb(child.pid) || 0);
+    const byApi = proxy.countsByApi();
+    return {
+      seconds,
+      secretsManagerCalls: proxy.count({ service: 'secretsmanager' }),
+      stsCalls: byApi.AssumeRoleWithWebIdentity ?? 0,
+      calls: Object.entries(byApi)
+        .map(([api, count]) => `${count} ${api}`)
+        .join(', '),
+      rssMb,
+    };
+  } finally {
+    if (!exited) {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+  }
+}
+
+const running = await world();
+const kubeConfig = loadKubeConfig();
+const proxy = await startAwsProxy({ target: process.env.AWS_ENDPOINT_URL ?? '' });
+const created: string[] = [];
+try {
+  process.stderr.write('building dist/ (the controller runs as shipped)…\n');
+  await new Promise<void>((resolve, reject) => {
+    const build = spawn(process.execPath, [`${root}scripts/build.ts`], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    build.once('error', reject);
+    build.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`build exited ${code}`))));
+  });
+  await installCrd(kubeConfig);
+  process.stderr.write(`creating ${m} secrets in moto…\n`);
+  const aws = new SecretsManagerClient({ endpoint: process.env.AWS_ENDPOINT_URL, region: 'us-east-1' });
+  await pool(
+    Array.from({ length: m }, (_, j) => j),
+    16,
+    async (j) => {
+      await aws
+        .send(
+          new CreateSecretCommand({
+            Name: `bench/sync/secret-${j}`,
+            SecretString: `value-${j}-${'x'.repeat(64)}`,
+          }),
+        )
+        .catch((error: unknown) => {
+          if (!(error instanceof ResourceExistsException)) throw error;
+        });
+    },
+  );
+  aws.destroy();
+
+  const env = { ...process.env, AWS_ENDPOINT_URL: proxy.endpoint, SMK_LOG_LEVEL: 'warn' };
+
+  process.stderr.write(`smk: creating ${n} SecretSyncs in ${tenants} namespaces…\n`);
+  const smkNamespaces = await createTenants(kubeConfig, 'smk');
+  created.push(...smkNamespaces);
+  await createSecretSyncs(kubeConfig, smkNamespaces);
+  process.stderr.write('smk: starting the controller (cold start)…\n');
+  const smk = await measure(kubeConfig, smkNamespaces, proxy, () =>
+    spawn(
+      process.execPath,
+      [
+        `${root}dist/smk.mjs`,
+        'controller',
+        '--health-port',
+        '0',
+        '--leader-elect',
+        'false',
+        '--namespaces',
+        smkNamespaces.join(','),
+        '--concurrency',
+        String(concurrency),
+        '--rate',
+        '100000',
+      ],
+      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+    ),
+  );
+
+  process.stderr.write(`baseline: creating ${n} SecretSyncs in ${tenants} namespaces…\n`);
+  const baseNamespaces = await createTenants(kubeConfig, 'base');
+  created.push(...baseNamespaces);
+  await createSecretSyncs(kubeConfig, baseNamespaces);
+  process.stderr.write('baseline: GetSecretValue per referenced object…\n');
+  const baseline = await measure(kubeConfig, baseNamespaces, proxy, () =>
+    spawn(
+      process.execPath,
+      [
+        new URL(import.meta.url).pathname,
+        '--baseline-worker',
+        baseNamespaces.join(','),
+        '--concurrency',
+        String(concurrency),
+      ],
+      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+    ),
+  );
+
+  const goals = values.large ? ' (goals: ≤ 60 s, ≤ 1,100 calls, RSS ≤ 250 MB)' : '';
+  printTable(
+    `sync cold start: ${n} SecretSyncs over ${m} secrets in ${tenants} tenant namespaces, concurrency ${concurrency}${goals}`,
+    [
+      'variant',
+      'time to all Ready (s)',
+      'Secrets Manager calls',
+      'STS calls',
+      'peak RSS (MB)',
+      'calls by API',
+    ],
+    [
+      ['smk controller', smk.seconds, smk.secretsManagerCalls, smk.stsCalls, smk.rssMb, smk.calls],
+      [
+        'baseline: GetSecretValue per object (ESO)',
+        baseline.seconds,
+        baseline.secretsManagerCalls,
+        baseline.stsCalls,
+        baseline.rssMb,
+        baseline.calls,
+      ],
+    ],
+  );
+} finally {
+  await proxy.stop();
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  await Promise.all(created.map((name) => core.deleteNamespace({ name }).catch(() => undefined)));
+  await running.stop();
+}
