@@ -1,0 +1,332 @@
+/**
+ * deploy/helm/smk rendered by a real helm, for the default values and an all-on values file: every
+ * rendered object is applied with server-side dry-run to the test bed's API server (its schemas,
+ * defaulting and admission decide, not a linter); the CRDs are deploy/crds unchanged; nothing
+ * secret is generated at render time; and the security posture of every pod template holds.
+ */
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import { ApiException, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import { connectTestBed, type TestBed } from '../testbed/index.ts';
+import {
+  crdDir,
+  find,
+  fixtures,
+  helm,
+  objectName,
+  type RenderedObject,
+  readYamlObjects,
+  renderChart,
+  serverSideApply,
+} from './helm.ts';
+
+interface PodTemplate {
+  spec: {
+    securityContext?: Record<string, unknown>;
+    containers: Array<{ name: string; args?: string[]; securityContext?: Record<string, unknown> }>;
+    automountServiceAccountToken?: boolean;
+    volumes?: Array<{ name: string; hostPath?: unknown }>;
+  };
+}
+
+function podTemplate(object: RenderedObject): PodTemplate {
+  return (object.spec as { template: PodTemplate }).template;
+}
+
+function workloads(objects: readonly RenderedObject[]): RenderedObject[] {
+  return objects.filter((object) => ['Deployment', 'DaemonSet', 'StatefulSet'].includes(object.kind));
+}
+
+function kinds(objects: readonly RenderedObject[]): string[] {
+  return objects.map((object) => `${object.kind}/${object.metadata.name}`).sort();
+}
+
+/** Namespaced objects first need their namespace; CRDs before anything else (dry-run order does not matter otherwise). */
+async function dryRunAll(bed: TestBed, objects: readonly RenderedObject[]): Promise<string[]> {
+  const failures: string[] = [];
+  for (const object of objects) {
+    try {
+      await serverSideApply(bed.kubeConfig, object, { dryRun: true });
+    } catch (error) {
+      const body = error instanceof ApiException ? String(error.body).slice(0, 400) : String(error);
+      failures.push(`${objectName(object)}: ${body}`);
+    }
+  }
+  return failures;
+}
+
+describe('Helm chart deploy/helm/smk', () => {
+  let bed: TestBed;
+  const clusterScoped: RenderedObject[] = [];
+
+  before(
+    async () => {
+      await helm();
+      bed = await connectTestBed();
+      // cert-manager and Prometheus Operator kinds exist only as stand-ins (see the fixture).
+      const client = KubernetesObjectApi.makeApiClient(bed.kubeConfig);
+      for (const crd of await readYamlObjects(`${fixtures}third-party-crds.yaml`)) {
+        await client.patch(crd, undefined, undefined, 'smk-chart-test', true, PatchStrategy.ServerSideApply);
+      }
+    },
+    { timeout: 15 * 60_000 },
+  );
+
+  after(async () => {
+    const client = bed ? KubernetesObjectApi.makeApiClient(bed.kubeConfig) : undefined;
+    for (const object of clusterScoped) await client?.delete(object).catch(() => undefined);
+    await bed?.stop();
+  });
+
+  test('default values: the expected objects, every one accepted by the API server (dry-run)', async () => {
+    const namespace = await bed.newNamespace('chart-default');
+    const { objects } = await renderChart({ release: 'smk', namespace });
+    assert.deepEqual(kinds(objects), [
+      'ClusterRole/smk-controller',
+      'ClusterRole/smk-webhook',
+      'ClusterRoleBinding/smk-controller',
+      'ClusterRoleBinding/smk-webhook',
+      'CustomResourceDefinition/secretsrotationmappings.awssecretsoperator.secretoperator',
+      'CustomResourceDefinition/secretsyncs.smk.dev',
+      'Deployment/smk-controller',
+      'Deployment/smk-webhook',
+      'MutatingWebhookConfiguration/smk-webhook',
+      'PodDisruptionBudget/smk-webhook',
+      'Role/smk-controller-leader-election',
+      'Role/smk-webhook',
+      'RoleBinding/smk-controller-leader-election',
+      'RoleBinding/smk-webhook',
+      'Secret/smk-webhook-tls',
+      'Service/smk-controller-metrics',
+      'Service/smk-webhook',
+      'ServiceAccount/smk-controller',
+      'ServiceAccount/smk-webhook',
+    ]);
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+  });
+
+  test('all-on values: every role, write-through, cert-manager, ServiceMonitors — all accepted (dry-run)', async () => {
+    const namespace = await bed.newNamespace('chart-all-on');
+    const watched = [await bed.newNamespace('chart-team-a'), await bed.newNamespace('chart-team-b')];
+    const { objects } = await renderChart({
+      release: 'platform',
+      namespace,
+      valuesFiles: [`${fixtures}values-all-on.yaml`],
+      setJson: { 'controller.namespaces': watched },
+    });
+    const names = kinds(objects);
+    for (const expected of [
+      'DaemonSet/platform-smk-csi-provider',
+      'Certificate/platform-smk-webhook',
+      'Certificate/platform-smk-webhook-ca',
+      'Issuer/platform-smk-webhook-ca',
+      'Issuer/platform-smk-webhook-selfsigned',
+      'ServiceMonitor/platform-smk-webhook',
+      'ServiceMonitor/platform-smk-controller',
+      'PodMonitor/platform-smk-csi-provider',
+      'PodDisruptionBudget/platform-smk-controller',
+    ]) {
+      assert.ok(names.includes(expected), `${expected} rendered`);
+    }
+    // Scoped controller: Roles in the watched namespaces, no ClusterRole for syncing.
+    const roles = objects.filter((o) => o.kind === 'Role' && o.metadata.name === 'platform-smk-controller');
+    assert.deepEqual(roles.map((role) => role.metadata.namespace).sort(), [...watched].sort());
+    assert.ok(!names.includes('ClusterRole/platform-smk-controller'));
+    // cert-manager mode: no self-managed TLS rights, no empty Secret, the CA injector annotation.
+    assert.ok(
+      !names.includes('Role/platform-smk-webhook') && !names.includes('Secret/platform-smk-webhook-tls'),
+    );
+    const configuration = find(objects, 'MutatingWebhookConfiguration');
+    assert.equal(
+      (configuration.metadata.annotations as Record<string, string>)['cert-manager.io/inject-ca-from'],
+      `${namespace}/platform-smk-webhook`,
+    );
+    // Every ServiceAccount carries its IRSA role from the values.
+    for (const account of objects.filter((o) => o.kind === 'ServiceAccount')) {
+      assert.match(
+        String(
+          (account.metadata.annotations as Record<string, string> | undefined)?.[
+            'eks.amazonaws.com/role-arn'
+          ],
+        ),
+        /^arn:aws:iam::123456789012:role\/smk-/,
+        objectName(account),
+      );
+    }
+    for (const object of objects) if (!object.metadata.namespace) clusterScoped.push(object);
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+  });
+
+  test('the CRDs are the files in deploy/crds, unchanged but for labels and the keep annotation', async () => {
+    const { objects } = await renderChart({ release: 'smk', namespace: 'smk' });
+    const rendered = objects.filter((object) => object.kind === 'CustomResourceDefinition');
+    const files = (await readdir(crdDir)).filter((name) => name.endsWith('.yaml'));
+    assert.equal(rendered.length, files.length, 'one CRD per file in deploy/crds');
+    for (const file of files) {
+      const [source] = await readYamlObjects(`${crdDir}/${file}`);
+      assert.ok(source);
+      const crd = find(rendered, 'CustomResourceDefinition', source.metadata.name);
+      assert.deepEqual(crd.spec, source.spec, `${file}: spec`);
+      const annotations = crd.metadata.annotations as Record<string, string>;
+      assert.equal(annotations['helm.sh/resource-policy'], 'keep');
+    }
+    const without = await renderChart({
+      release: 'smk',
+      namespace: 'smk',
+      setJson: { 'crds.install': false },
+    });
+    assert.equal(without.objects.filter((object) => object.kind === 'CustomResourceDefinition').length, 0);
+  });
+
+  test('nothing is generated at render time: two renders are identical, no certificate or key anywhere', async () => {
+    const first = await renderChart({ release: 'smk', namespace: 'smk' });
+    const second = await renderChart({ release: 'smk', namespace: 'smk' });
+    assert.equal(first.text, second.text);
+    assert.doesNotMatch(first.text, /-----BEGIN/);
+    const configuration = find(first.objects, 'MutatingWebhookConfiguration');
+    for (const webhook of configuration.webhooks as Array<{ clientConfig: Record<string, unknown> }>) {
+      assert.equal(
+        webhook.clientConfig.caBundle,
+        undefined,
+        'caBundle is patched in at run time, never rendered',
+      );
+    }
+    const secret = find(first.objects, 'Secret', 'smk-webhook-tls');
+    assert.equal(secret.data, undefined);
+    assert.equal(secret.stringData, undefined);
+  });
+
+  test('pods: non-root, read-only root, no capabilities, no escalation — the CSI provider is the one documented exception', async () => {
+    const { objects } = await renderChart({
+      release: 'platform',
+      namespace: 'smk',
+      valuesFiles: [`${fixtures}values-all-on.yaml`],
+    });
+    const defaults = await renderChart({ release: 'smk', namespace: 'smk' });
+    for (const workload of [...workloads(objects), ...workloads(defaults.objects)]) {
+      const pod = podTemplate(workload);
+      const csi = workload.kind === 'DaemonSet';
+      for (const container of pod.spec.containers) {
+        const context = container.securityContext ?? {};
+        const what = `${objectName(workload)} ${container.name}`;
+        assert.equal(context.allowPrivilegeEscalation, false, `${what}: allowPrivilegeEscalation`);
+        assert.equal(context.readOnlyRootFilesystem, true, `${what}: readOnlyRootFilesystem`);
+        assert.deepEqual(context.capabilities, { drop: ['ALL'] }, `${what}: capabilities`);
+        assert.equal(context.privileged, false, `${what}: privileged`);
+      }
+      if (csi) {
+        assert.deepEqual(pod.spec.securityContext, {
+          runAsUser: 0,
+          runAsGroup: 0,
+          runAsNonRoot: false,
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+        assert.ok(pod.spec.volumes?.some((volume) => volume.hostPath));
+      } else {
+        assert.equal(pod.spec.securityContext?.runAsNonRoot, true, objectName(workload));
+        assert.equal(pod.spec.securityContext?.runAsUser, 65532, objectName(workload));
+        assert.ok(
+          !pod.spec.volumes?.some((volume) => volume.hostPath),
+          `${objectName(workload)}: no hostPath`,
+        );
+      }
+    }
+  });
+
+  test('webhook: 2 replicas spread across zones and nodes, a PDB, and probes on the HTTPS port', async () => {
+    const { objects } = await renderChart({ release: 'smk', namespace: 'smk' });
+    const deployment = find(objects, 'Deployment', 'smk-webhook');
+    const spec = deployment.spec as {
+      replicas: number;
+      strategy: { rollingUpdate: { maxUnavailable: number } };
+      template: {
+        spec: {
+          topologySpreadConstraints: Array<{ topologyKey: string }>;
+          containers: Array<Record<string, { httpGet?: { scheme: string } }>>;
+        };
+      };
+    };
+    assert.equal(spec.replicas, 2);
+    assert.equal(spec.strategy.rollingUpdate.maxUnavailable, 0);
+    assert.deepEqual(
+      spec.template.spec.topologySpreadConstraints.map((constraint) => constraint.topologyKey),
+      ['topology.kubernetes.io/zone', 'kubernetes.io/hostname'],
+    );
+    const [container] = spec.template.spec.containers;
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+      assert.equal(container?.[probe]?.httpGet?.scheme, 'HTTPS', probe);
+    }
+    const budget = find(objects, 'PodDisruptionBudget', 'smk-webhook');
+    assert.equal((budget.spec as { minAvailable: number }).minAvailable, 1);
+  });
+
+  test('webhook configuration: Fail, only pods that asked (matchConditions), system and own namespaces out, no caBundle', async () => {
+    const { objects } = await renderChart({ release: 'smk', namespace: 'smk-system' });
+    const configuration = find(objects, 'MutatingWebhookConfiguration', 'smk-webhook');
+    const webhooks = configuration.webhooks as Array<Record<string, unknown>>;
+    assert.equal(webhooks.length, 1, 'write-through is off by default');
+    const [pods] = webhooks;
+    assert.deepEqual(
+      {
+        name: pods?.name,
+        failurePolicy: pods?.failurePolicy,
+        sideEffects: pods?.sideEffects,
+        reinvocationPolicy: pods?.reinvocationPolicy,
+        timeoutSeconds: pods?.timeoutSeconds,
+        clientConfig: pods?.clientConfig,
+      },
+      {
+        name: 'inject.smk.dev',
+        failurePolicy: 'Fail',
+        sideEffects: 'None',
+        reinvocationPolicy: 'IfNeeded',
+        timeoutSeconds: 5,
+        clientConfig: {
+          service: { namespace: 'smk-system', name: 'smk-webhook', path: '/mutate/pods', port: 443 },
+        },
+      },
+    );
+    assert.deepEqual(pods?.namespaceSelector, {
+      matchExpressions: [
+        {
+          key: 'kubernetes.io/metadata.name',
+          operator: 'NotIn',
+          values: ['kube-system', 'kube-node-lease', 'kube-public', 'smk-system'],
+        },
+        { key: 'smk.dev/injection', operator: 'NotIn', values: ['disabled'] },
+      ],
+    });
+    const [condition] = (pods?.matchConditions ?? []) as Array<{ expression: string }>;
+    assert.match(condition?.expression ?? '', /'smk\.dev\/inject' in object\.metadata\.annotations/);
+    assert.match(condition?.expression ?? '', /'secrets\.k8s\.aws\/sidecarInjectorWebhook' in/);
+
+    const allOn = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      valuesFiles: [`${fixtures}values-all-on.yaml`],
+    });
+    const writeThrough = (
+      find(allOn.objects, 'MutatingWebhookConfiguration').webhooks as Array<Record<string, unknown>>
+    )[1];
+    assert.equal(writeThrough?.name, 'write-through.smk.dev');
+    assert.deepEqual(writeThrough?.objectSelector, { matchLabels: { 'smk.dev/write-through': 'true' } });
+    assert.equal(writeThrough?.sideEffects, 'NoneOnDryRun');
+    assert.equal(writeThrough?.failurePolicy, 'Fail');
+  });
+
+  test('invalid combinations fail the render with a message', async () => {
+    await assert.rejects(
+      renderChart({ release: 'smk', namespace: 'smk', setJson: { 'webhook.tls.mode': 'openssl' } }),
+      /webhook\.tls\.mode must be self or cert-manager/,
+    );
+    await assert.rejects(
+      renderChart({
+        release: 'smk',
+        namespace: 'smk',
+        setJson: { 'controller.leaderElection.enabled': false },
+      }),
+      /controller\.replicas > 1 needs controller\.leaderElection\.enabled/,
+    );
+  });
+});
