@@ -30,6 +30,8 @@ export interface ReceiveOptions {
   readonly maxMessages?: number;
   /** Seconds a received message stays hidden from other receivers (default: the queue's). */
   readonly visibilityTimeoutSeconds?: number;
+  /** Ends a long poll early (shutdown). */
+  readonly signal?: AbortSignal;
 }
 
 export interface QueueReader {
@@ -99,7 +101,7 @@ export function createQueueReader(
                 ? {}
                 : { VisibilityTimeout: options.visibilityTimeoutSeconds }),
             }),
-            { abortSignal },
+            { abortSignal: options.signal ? AbortSignal.any([abortSignal, options.signal]) : abortSignal },
           ),
         waitSeconds * 1000 + longPollTimeoutMs,
       );

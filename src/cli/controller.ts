@@ -8,14 +8,27 @@
  *   secrets-store.csi.x-k8s.io secretproviderclasses: get list watch
  *   secrets: get list watch create patch delete; serviceaccounts: get; serviceaccounts/token: create
  *   events: create; coordination.k8s.io leases: get create update (its own namespace)
+ * and for rotation (--rotation true, the default):
+ *   apps deployments, statefulsets, daemonsets: get list watch patch
+ *   awssecretsoperator.secretoperator secretsrotationmappings: get list watch; …/status: patch
+ *   smk.dev secretsyncs and secrets-store.csi.x-k8s.io secretproviderclasses: patch (re-sync request)
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
+import {
+  AwsClients,
+  createQueueReader,
+  createSecretReader,
+  parseQueueUrl,
+  queueRegion,
+  SecretCache,
+} from '../aws/index.ts';
 import { parseEnvironment } from '../config.ts';
 import { coalescingReader } from '../controller/coalesce.ts';
 import { createSyncController } from '../controller/controller.ts';
 import { createIdentityResolver } from '../controller/identity.ts';
+import { parseDuration } from '../controller/jobs.ts';
+import { createRotationController } from '../controller/rotation/controller.ts';
 import { startHealthServer } from '../controller/server.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
@@ -40,6 +53,11 @@ Options:
   --lease-namespace NS      namespace of the Lease (default POD_NAMESPACE, else default)
   --lease-name NAME         (default smk-controller)
   --health-port PORT        /healthz, /readyz and /metrics (default 8081; 0 picks a free port)
+  --rotation true|false     detect secret changes, re-sync and roll workloads (default true)
+  --rotation-queue-url URL  SQS queue of Secrets Manager events (deploy/aws/rotation.yaml);
+                            without it, polling alone detects changes
+  --rotation-poll-interval D  ListSecrets poll of the secrets in use (default 60s, jittered)
+  --rotation-debounce D     changes within D make one rollout per workload (default 1s)
   -h, --help                show this help
 
 Environment: AWS_REGION (default region), AWS_ENDPOINT_URL, SMK_LOG_LEVEL, KUBECONFIG (else in-cluster),
@@ -63,7 +81,34 @@ const flagsSchema = z.object({
   'lease-namespace': z.string().min(1).optional(),
   'lease-name': z.string().min(1).default('smk-controller'),
   'health-port': z.coerce.number().int().min(0).max(65_535).default(8081),
+  rotation: z.enum(['true', 'false']).default('true'),
+  'rotation-queue-url': z
+    .string()
+    .optional()
+    .refine((url) => url === undefined || isQueueUrl(url), 'expected an SQS queue URL'),
+  'rotation-poll-interval': durationFlag('60s', 10_000),
+  'rotation-debounce': durationFlag('1s', 0),
 });
+
+function isQueueUrl(url: string): boolean {
+  try {
+    parseQueueUrl(url);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function durationFlag(fallback: string, minimumMs: number) {
+  return z
+    .string()
+    .default(fallback)
+    .transform((text) => parseDuration(text) ?? Number.NaN)
+    .refine(
+      (ms) => Number.isFinite(ms) && ms >= minimumMs,
+      `expected a duration of at least ${minimumMs / 1000}s like "30s" or "2m"`,
+    );
+}
 
 export async function run(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs('controller', args, {
@@ -75,6 +120,10 @@ export async function run(args: readonly string[]): Promise<number> {
     'lease-namespace': { type: 'string' },
     'lease-name': { type: 'string' },
     'health-port': { type: 'string' },
+    rotation: { type: 'string' },
+    'rotation-queue-url': { type: 'string' },
+    'rotation-poll-interval': { type: 'string' },
+    'rotation-debounce': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -133,7 +182,54 @@ export async function run(args: readonly string[]): Promise<number> {
       void shutdown();
     },
   });
-  const health = await startHealthServer(flags['health-port'], () => controller.ready);
+  const queueUrl = flags['rotation-queue-url'];
+  const rotation =
+    flags.rotation === 'true'
+      ? createRotationController({
+          kubeConfig,
+          // Change detection (ListSecrets, DescribeSecret) acts as the controller's own role.
+          reader: createSecretReader({ kind: 'default' }, { cache, clients }),
+          ...(queueUrl
+            ? {
+                queue: createQueueReader(
+                  { kind: 'default' },
+                  { clients },
+                  queueUrl,
+                  queueRegion(queueUrl) ?? env.region ?? 'us-east-1',
+                ),
+              }
+            : {}),
+          logger: logger.child({ component: 'rotation' }),
+          defaultRegion: env.region,
+          // A confirmed change makes every identity's cached stage stale before the re-sync reads.
+          sinks: [{ secretChanged: (change) => cache.stagesMoved(change.secret.region, change.secret.arn) }],
+          namespaces: flags.namespaces,
+          pollIntervalMs: flags['rotation-poll-interval'],
+          debounceMs: flags['rotation-debounce'],
+          secretProviderClasses:
+            flags['secret-provider-classes'] === 'auto'
+              ? 'auto'
+              : flags['secret-provider-classes'] === 'true',
+          ...(flags['leader-elect'] === 'true'
+            ? {
+                leaderElection: {
+                  namespace: flags['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
+                  name: `${flags['lease-name']}-rotation`,
+                  identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
+                },
+              }
+            : {}),
+          onLostLeadership: () => {
+            logger.error('lost the rotation lease; exiting so a fresh process competes again');
+            exitCode = 1;
+            void shutdown();
+          },
+        })
+      : undefined;
+  const health = await startHealthServer(
+    flags['health-port'],
+    () => controller.ready && (rotation?.ready ?? true),
+  );
   logger.info({ healthPort: health.port }, 'health server listening');
 
   let release: () => void = () => {};
@@ -143,7 +239,7 @@ export async function run(args: readonly string[]): Promise<number> {
   function shutdown(): Promise<void> {
     stopping ??= (async () => {
       logger.info('shutting down');
-      await controller.stop();
+      await Promise.all([controller.stop(), rotation?.stop()]);
       await health.close();
       release();
     })();
@@ -153,6 +249,7 @@ export async function run(args: readonly string[]): Promise<number> {
   process.once('SIGINT', () => void shutdown());
 
   await controller.start();
+  await rotation?.start();
   await stopped;
   return exitCode;
 }

@@ -25,7 +25,7 @@ export interface ConsumerOptions {
 
 export interface Consumer {
   start(): void;
-  /** Ends the loop after the current receive (at most one long poll). */
+  /** Ends the loop, cutting a long poll in progress short. */
   stop(): Promise<void>;
   /** One receive-handle-delete round; returns how many messages it received. */
   round(waitSeconds?: number): Promise<number>;
@@ -46,6 +46,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
+  let polling: AbortController | undefined;
 
   async function handle(message: QueueMessage): Promise<MessageOutcome> {
     const parsed = parseQueueMessage(message.body);
@@ -69,7 +70,13 @@ export function createConsumer(options: ConsumerOptions): Consumer {
   }
 
   async function round(wait = waitSeconds): Promise<number> {
-    const messages = await queue.receive({ waitSeconds: wait });
+    polling = new AbortController();
+    let messages: QueueMessage[];
+    try {
+      messages = await queue.receive({ waitSeconds: wait, signal: polling.signal });
+    } finally {
+      polling = undefined;
+    }
     if (messages.length === 0) return 0;
     // Messages of one batch are confirmed one after another: a burst for one secret costs one
     // DescribeSecret that changes something and cheap no-ops after it.
@@ -98,6 +105,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
         await round();
         failures = 0;
       } catch (error) {
+        if (!running) return;
         failures += 1;
         const delay = Math.min(baseDelay * 2 ** Math.min(failures - 1, 6), 60_000);
         logger.warn(
@@ -125,6 +133,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     async stop() {
       running = false;
       wake?.();
+      polling?.abort();
       await loop;
       loop = undefined;
     },
