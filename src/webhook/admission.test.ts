@@ -69,6 +69,15 @@ describe('reviewAdmission', () => {
     assert.notDeepEqual(other, a);
   });
 
+  test('a denial for a malformed pod is not remembered for a valid pod with the same spec', () => {
+    const malformed = fixture();
+    (malformed.request.object.metadata as { generateName: unknown }).generateName = 42;
+    const denied = reviewAdmission(malformed, config);
+    assert.equal(denied.outcome, 'denied');
+    assert.match(denied.status === 200 ? (denied.message ?? '') : '', /^pod metadata\.generateName: /);
+    assert.equal(reviewAdmission(fixture(), config).outcome, 'mutated');
+  });
+
   test('an injected pod sent again gets no patch', () => {
     const review = fixture();
     const mutated = mutatePod(review.request.object, config);

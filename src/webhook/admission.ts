@@ -5,7 +5,7 @@
  * clean 400 for the caller to report, never an exception escaping to the server.
  */
 import { z } from 'zod';
-import { injectionKey, mentionsInjection } from './annotations.ts';
+import { isInjectionAnnotation, mentionsInjection } from './annotations.ts';
 import { type InjectorConfig, mutatePod } from './mutate.ts';
 import { describeSchemaError, podSchema, rawAnnotations } from './pod.ts';
 
@@ -99,19 +99,26 @@ type Answer =
 const answerCacheSize = 256;
 const answerCaches = new WeakMap<InjectorConfig, Map<string, Answer>>();
 
+/** Equal keys mean equal injection annotations (types included) and an equal spec. */
+function answerKey(annotations: Readonly<Record<string, unknown>>, spec: unknown): string {
+  const relevant: unknown[] = [];
+  for (const name of Object.keys(annotations)) {
+    if (isInjectionAnnotation(name)) relevant.push(name, annotations[name]);
+  }
+  return JSON.stringify([relevant, spec]);
+}
+
 /**
- * The answer for one pod. The patch depends only on the injection annotations and the spec (it
+ * The answer for one pod. The mutation reads only the injection annotations and the spec (it
  * adds the status annotation and edits the spec), and the pods of one ReplicaSet share both, so
- * answers are remembered by those two: a rollout of N pods runs the mutation once. A pod that
- * fails validation is never answered from (or put in) the cache.
+ * answers for valid pods are remembered by those two: a rollout of N pods runs the mutation once.
+ * Every pod is validated, so a malformed one is denied whatever came before it.
  */
 function answerFor(object: unknown, config: InjectorConfig): Answer {
   const raw = rawAnnotations(object);
-  if (!mentionsInjection(raw)) return { outcome: 'unchanged' };
-  const valid = podSchema.safeParse(object);
-  const key = valid.success
-    ? `${injectionKey(valid.data.metadata?.annotations ?? {})}\0${JSON.stringify(valid.data.spec)}`
-    : undefined;
+  if (raw === undefined || !mentionsInjection(raw)) return { outcome: 'unchanged' };
+  const cacheable = podSchema.safeParse(object).success;
+  const key = cacheable ? answerKey(raw, (object as { spec?: unknown }).spec) : undefined;
   let cache = answerCaches.get(config);
   const cached = key === undefined ? undefined : cache?.get(key);
   if (cached !== undefined) return cached;

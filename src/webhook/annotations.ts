@@ -219,11 +219,16 @@ function objectsFromSeed(values: Readonly<Record<string, string>>): unknown[] {
 const planCache = new Map<string, PlanResult>();
 const planCacheSize = 512;
 
-/** The injection annotations (smk.dev/*, secrets.k8s.aws/*) as one string: equal keys give equal plans. */
-export function injectionKey(values: Readonly<Record<string, string>>): string {
+/** smk.dev/* and secrets.k8s.aws/*: the annotations a plan is made from. */
+export function isInjectionAnnotation(name: string): boolean {
+  return name.startsWith(smkPrefix) || name.startsWith(seedPrefix);
+}
+
+/** The injection annotations as one string: equal keys give equal plans. */
+function injectionKey(values: Readonly<Record<string, string>>): string {
   let key = '';
   for (const name of Object.keys(values)) {
-    if (name.startsWith(smkPrefix) || name.startsWith(seedPrefix)) key += `${name}\0${values[name]}\0`;
+    if (isInjectionAnnotation(name)) key += `${name}\0${values[name]}\0`;
   }
   return key;
 }
