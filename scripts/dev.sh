@@ -5,7 +5,8 @@
 #   bash scripts/dev.sh setup    # set up only
 # Setup: Node 24 from the npm registry when the machine's Node is older, `npm ci`, a Python venv
 # with moto (the AWS endpoint), and the test bed's Kubernetes/etcd binaries (built from the Go
-# module proxy once, then cached in ~/.cache/smk-testbed). Every step fails loudly.
+# module proxy once, then cached in ~/.cache/smk-testbed) and helm for the chart tests (likewise, in
+# ~/.cache/smk-tools). Every step fails loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:-setup}"
@@ -42,6 +43,9 @@ if [ "$target" != "build" ]; then
 
   say "Kubernetes test bed binaries"
   bash test/testbed/build.sh >/dev/null
+
+  say "helm (chart tests; built from the Go module proxy once, cached in ~/.cache/smk-tools)"
+  bash test/tools/build-helm.sh >/dev/null
 fi
 
 case "$target" in
