@@ -83,7 +83,9 @@ try {
     Object.assign(env, world.env);
     if (!values['no-leak-scan']) {
       const captureDir = await mkdtemp(join(tmpdir(), 'smk-leak-'));
-      stops.push(() => rm(captureDir, { recursive: true, force: true }));
+      // SMK_LEAK_KEEP=1 keeps the captured output for a look at a hit (with SMK_TEST_BED_KEEP=1, the audit log too).
+      if (process.env.SMK_LEAK_KEEP === '1') process.stderr.write(`captured output kept in ${captureDir}\n`);
+      else stops.push(() => rm(captureDir, { recursive: true, force: true }));
       leakScan = { captureDir, auditLogPath: world.auditLogPath };
       env.SMK_LEAK_DIR = captureDir;
       env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import=${root}test/leak/capture.ts`.trim();

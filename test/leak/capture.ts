@@ -19,7 +19,9 @@ function install(captureDir: string): void {
   const file = join(captureDir, `${process.pid}-${process.hrtime.bigint()}.log`);
   const fd = fs.openSync(file, 'a');
   // Names the process in hits: its command line (long -e scripts shortened), paths shortened.
-  const argv = [process.argv[0] ?? 'node', ...process.execArgv, ...process.argv.slice(1)]
+  // Node flags only matter for `node -e …` (the script is among them); else the script names it.
+  const flags = process.argv.length > 1 ? [] : process.execArgv;
+  const argv = [process.argv[0] ?? 'node', ...flags, ...process.argv.slice(1)]
     .filter((arg) => !arg.includes('capture.ts'))
     .map((arg) =>
       arg

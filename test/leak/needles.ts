@@ -1,8 +1,8 @@
 /**
  * What the leak scan looks for. Each registered secret value becomes a set of needles: the value,
  * its JSON-escaped and base64 forms, and the same for every string leaf of a JSON value and every
- * long line of a multi-line value (a PEM key leaks line by line). Short strings are left out: a
- * 5-character leaf would match ordinary words and drown real hits.
+ * long line of a multi-line value (a PEM key leaks line by line). Short and ordinary strings
+ * are left out (see `distinctive`): they would match ordinary output and drown real hits.
  */
 
 /** A secret value and where it came from (`secretsmanager us-east-1 team-a/db @ <versionId>`). */
@@ -23,6 +23,20 @@ export interface NeedleOptions {
   readonly minLength?: number;
   /** Shortest line of a multi-line value registered on its own (default 24). */
   readonly minLineLength?: number;
+}
+
+/**
+ * Whether a string could only appear in output by leaking: ordinary words and phrases
+ * ("password", "john.doe", "not asked", a date) turn up in test names, paths and messages by
+ * themselves, so only values with letters and digits, or long mixed ones, are registered.
+ */
+export function distinctive(text: string, minLength: number): boolean {
+  const trimmed = text.trim();
+  if (trimmed.length < minLength || (trimmed.match(/[A-Za-z]/g) ?? []).length < 3) return false;
+  const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9\s]/].filter((pattern) =>
+    pattern.test(trimmed),
+  ).length;
+  return /[0-9]/.test(trimmed) ? classes >= 2 : classes >= 3 && trimmed.length >= 12;
 }
 
 function leaves(value: unknown): string[] {
@@ -51,7 +65,7 @@ export function needlesFor(records: readonly SecretRecord[], options: NeedleOpti
     byText.set(text, { text, source, form });
   };
   const addForms = (text: string, source: string, what: string): void => {
-    if (text.trim().length < minLength) return;
+    if (!distinctive(text, minLength)) return;
     add(text, source, what);
     add(JSON.stringify(text).slice(1, -1), source, `${what}, JSON-escaped`);
     add(Buffer.from(text, 'utf8').toString('base64'), source, `${what}, base64`);
@@ -61,7 +75,10 @@ export function needlesFor(records: readonly SecretRecord[], options: NeedleOpti
     for (const leaf of jsonLeaves(record.value)) addForms(leaf, record.source, 'JSON field of the value');
     if (record.value.includes('\n')) {
       for (const line of record.value.split(/\r?\n/)) {
-        if (line.trim().length >= minLineLength) add(line.trim(), record.source, 'line of the value');
+        const trimmed = line.trim();
+        if (trimmed.length >= minLineLength && distinctive(trimmed, minLength)) {
+          add(trimmed, record.source, 'line of the value');
+        }
       }
     }
   }

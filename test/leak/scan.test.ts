@@ -28,14 +28,21 @@ const matcher = new NeedleMatcher(
   ]),
 );
 
-test('needles: the value, its JSON leaves and lines, in raw, JSON-escaped and base64 form; short ones left out', () => {
-  const needles = needlesFor([{ source: 's', value: '{"user":"app","password":"pa\\"ss-word-1"}' }]);
+test('needles: the value, its JSON leaves and lines, in raw, JSON-escaped and base64 form; ordinary ones left out', () => {
+  const needles = needlesFor([
+    { source: 's', value: '{"user":"john.doe","password":"password","key":"pa\\"ss-word-1"}' },
+  ]);
   const texts = needles.map((needle) => needle.text);
   assert.ok(texts.includes('pa"ss-word-1'));
   assert.ok(texts.includes('pa\\"ss-word-1'));
   assert.ok(texts.includes(Buffer.from('pa"ss-word-1').toString('base64')));
-  assert.ok(!texts.includes('app'), 'a 3-character leaf would match ordinary words');
-  assert.deepEqual(needlesFor([{ source: 's', value: 'short' }]), []);
+  for (const ordinary of ['john.doe', 'password']) assert.ok(!texts.includes(ordinary), ordinary);
+  for (const value of ['short', 'not asked', 'plain text, whatever the format', '2024-03-08', '12345678']) {
+    assert.deepEqual(needlesFor([{ source: 's', value }]), [], value);
+  }
+  for (const value of ['sup3r-s3cret-value', 'hunter22', 'Correct-Horse-Battery']) {
+    assert.ok(needlesFor([{ source: 's', value }]).length > 0, value);
+  }
 });
 
 test('text: a planted value is found in any form and named by line, without quoting it', () => {
