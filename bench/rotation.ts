@@ -12,7 +12,7 @@
  *    Goal (issue 6): smk ≤ 1/100 of (a).
  * 2. Change → synced Secret updated, and change → rollout started, p50/p95, through the real
  *    path on the test bed: PutSecretValue, the CloudTrail event in SQS, detector, re-sync,
- *    rollout (default 1 s debounce). Goal: p95 ≤ 2 s. The baselines' figures are their polling
+ *    rollout (default 500 ms debounce). Goal: p95 ≤ 2 s. The baselines' figures are their polling
  *    periods (modelled, not measured: neither restarts workloads at all).
  *
  *   node bench/rotation.ts [--secrets N] [--pods N] [--per-pod K] [--sample F] [--trials N]
@@ -239,7 +239,7 @@ try {
   const stack = await startStack(bed.kubeConfig, proxy.endpoint, {
     namespaces: [ns],
     queueUrl,
-    debounceMs: 1_000,
+    debounceMs: 500,
     pollIntervalMs: 60_000,
     queueWaitSeconds: 20,
   });
@@ -291,7 +291,7 @@ try {
   }
   const ms = (value: number): string => `${(value / 1000).toFixed(2)} s`;
   printTable(
-    `Change → effect latency (${trials} changes; smk via SQS events, 1 s rollout debounce)`,
+    `Change → effect latency (${trials} changes; smk via SQS events, 500 ms rollout debounce)`,
     ['pattern', 'Secret/file updated p50', 'p95', 'rollout started p50', 'p95'],
     [
       [

@@ -57,7 +57,7 @@ Options:
   --rotation-queue-url URL  SQS queue of Secrets Manager events (deploy/aws/rotation.yaml);
                             without it, polling alone detects changes
   --rotation-poll-interval D  ListSecrets poll of the secrets in use (default 60s, jittered)
-  --rotation-debounce D     changes within D make one rollout per workload (default 1s)
+  --rotation-debounce D     changes within D make one rollout per workload (default 500ms)
   -h, --help                show this help
 
 Environment: AWS_REGION (default region), AWS_ENDPOINT_URL, SMK_LOG_LEVEL, KUBECONFIG (else in-cluster),
@@ -87,7 +87,7 @@ const flagsSchema = z.object({
     .optional()
     .refine((url) => url === undefined || isQueueUrl(url), 'expected an SQS queue URL'),
   'rotation-poll-interval': durationFlag('60s', 10_000),
-  'rotation-debounce': durationFlag('1s', 0),
+  'rotation-debounce': durationFlag('500ms', 0),
 });
 
 function isQueueUrl(url: string): boolean {

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { AppsV1Api } from '@kubernetes/client-node';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
@@ -287,7 +288,7 @@ describe('rotation: detection without events, and across a leader change', () =>
         async () => (await replicaSets(bed.kubeConfig, ns, 'operatortest')) === 2,
       );
       assert.ok(proxy.count({ api: 'ListSecrets', accessKeyId: 'testing' }) >= 1);
-      for (const api of ['GetSecretValue', 'BatchGetSecretValue', 'DescribeSecret', 'ReceiveMessage']) {
+      for (const api of ['GetSecretValue', 'BatchGetSecretValue', 'DescribeSecret']) {
         assert.equal(proxy.count({ api, accessKeyId: 'testing' }), 0, `the detector made no ${api} call`);
       }
       await sleep(1_500);
@@ -347,6 +348,122 @@ describe('rotation: detection without events, and across a leader change', () =>
     } finally {
       await first.stop().catch(() => undefined);
       await second?.stop();
+    }
+  });
+});
+
+describe('rotation: opt-in by annotation', () => {
+  it('rollout-on-sync follows the smk-synced Secret a Deployment reads; rollout-on names secrets for a StatefulSet', async () => {
+    const ns = await bed.newNamespace('rot-annot');
+    const queueUrl = await createQueue(aws.sqs, `${ns}-events`);
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns], queueUrl });
+    try {
+      const secretName = `${ns}/db`;
+      const arn = await createSecret(aws.secrets, secretName, 'db-1');
+      await createServiceAccount(bed.kubeConfig, ns, 'rot-annot');
+      await createSecretSync(bed.kubeConfig, ns, 'db', secretName, 'db-env');
+      await waitFor(
+        'Secret db-env synced',
+        30_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'db-env')) === 'db-1',
+      );
+      await createDeployment(bed.kubeConfig, ns, 'reader', {
+        labels: { app: 'reader' },
+        secretName: 'db-env',
+        annotations: { 'smk.dev/rollout-on-sync': 'true' },
+      });
+      await createDeployment(bed.kubeConfig, ns, 'bystander', {
+        labels: { app: 'bystander' },
+        secretName: 'db-env',
+      });
+      const apps = bed.kubeConfig.makeApiClient(AppsV1Api);
+      await apps.createNamespacedStatefulSet({
+        namespace: ns,
+        body: {
+          metadata: { name: 'store', annotations: { 'smk.dev/rollout-on': secretName } },
+          spec: {
+            serviceName: 'store',
+            replicas: 0,
+            selector: { matchLabels: { app: 'store' } },
+            template: {
+              metadata: { labels: { app: 'store' } },
+              spec: { containers: [{ name: 'store', image: 'registry.invalid/store:1' }] },
+            },
+          },
+        },
+      });
+      await waitFor('both adopted', 30_000, async () => {
+        const store = await apps.readNamespacedStatefulSet({ namespace: ns, name: 'store' });
+        return (
+          (await adopted(bed.kubeConfig, ns, 'reader')) &&
+          store.metadata?.annotations?.['smk.dev/rolled-versions'] !== undefined
+        );
+      });
+      await putSecret(aws.secrets, secretName, 'db-2');
+      await send(aws.sqs, queueUrl, await cloudTrailEvent('PutSecretValue', secretName, arn));
+      await waitFor(
+        'reader rolled',
+        15_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'reader')) === 2,
+      );
+      assert.equal(
+        await secretValue(bed.kubeConfig, ns, 'db-env'),
+        'db-2',
+        'the Secret was updated before the rollout',
+      );
+      await waitFor('StatefulSet template restarted', 15_000, async () => {
+        const store = await apps.readNamespacedStatefulSet({ namespace: ns, name: 'store' });
+        return store.spec?.template?.metadata?.annotations?.['smk.dev/restartedAt'] !== undefined;
+      });
+      await sleep(1_000);
+      assert.equal(
+        await replicaSets(bed.kubeConfig, ns, 'bystander'),
+        1,
+        'a workload that did not opt in is left alone',
+      );
+      await waitFor('RolloutRestarted event on the StatefulSet', 10_000, async () =>
+        (await eventReasons(bed.kubeConfig, ns, 'store')).includes('Normal/RolloutRestarted'),
+      );
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
+describe('rotation: never onto the old value', () => {
+  it('while the re-sync fails the rollout waits (and warns); it happens once the Secret carries the new version', async () => {
+    const ns = await bed.newNamespace('rot-wait');
+    const queueUrl = await createQueue(aws.sqs, `${ns}-events`);
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, {
+      namespaces: [ns],
+      queueUrl,
+      syncWaitMs: 1_500,
+    });
+    try {
+      const { secretName, arn } = await seedScenario(ns, 'rot-wait');
+      for (const api of ['GetSecretValue', 'BatchGetSecretValue'])
+        proxy.addFault({ fault: { kind: 'deny' }, api });
+      await putSecret(aws.secrets, secretName, 'testsqssec:blocked');
+      await send(aws.sqs, queueUrl, await cloudTrailEvent('PutSecretValue', secretName, arn));
+      await waitFor('WaitingForSync warning', 15_000, async () =>
+        (await eventReasons(bed.kubeConfig, ns, 'operatortest')).includes('Warning/WaitingForSync'),
+      );
+      assert.equal(await replicaSets(bed.kubeConfig, ns, 'operatortest'), 1, 'no rollout onto the old value');
+      assert.equal(await secretValue(bed.kubeConfig, ns, 'app-secret'), 'testsqssec:oldsecret');
+      proxy.clearFaults();
+      await waitFor(
+        'Secret carries the new value',
+        30_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'app-secret')) === 'testsqssec:blocked',
+      );
+      await waitFor(
+        'then the rollout',
+        45_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'operatortest')) === 2,
+      );
+    } finally {
+      proxy.clearFaults();
+      await stack.stop();
     }
   });
 });

@@ -89,7 +89,7 @@ export interface RotationControllerOptions {
   readonly namespaces?: readonly string[];
   readonly pollIntervalMs?: number;
   readonly pollJitter?: number;
-  /** Changes within this window after the first make one rollout per workload (default 1 s). */
+  /** Changes within this window after the first make one rollout per workload (default 500 ms). */
   readonly debounceMs?: number;
   /** How long a rollout waits for its synced Secrets before warning (default 2 min); it never rolls onto the old value. */
   readonly syncWaitMs?: number;
@@ -175,7 +175,7 @@ function workloadKey(kind: WorkloadKind, namespace: string, name: string): strin
 export function createRotationController(options: RotationControllerOptions): RotationController {
   const { kubeConfig, logger } = options;
   const now = options.now ?? Date.now;
-  const debounceMs = options.debounceMs ?? 1000;
+  const debounceMs = options.debounceMs ?? 500;
   const syncWaitMs = options.syncWaitMs ?? 120_000;
   const objects = options.objects ?? createObjects(kubeConfig);
   const events = options.events ?? createEventRecorder(kubeConfig, { component: 'smk-rotation', logger });
@@ -386,10 +386,36 @@ export function createRotationController(options: RotationControllerOptions): Ro
       if (uses.length === 0) continue;
       const files = new Set(uses.flatMap((use) => use.files));
       const versions = syncedVersions(owner, secretName);
-      const carried = [...files].every((file) => versions.get(file) === versionId);
+      const carried =
+        versions.size > 0
+          ? [...files].every((file) => versions.get(file) === versionId)
+          : rewrittenSince(workload.namespace, secretName, versionId ?? '');
       if (!carried) pending.push(owner);
     }
     return pending;
+  }
+
+  /**
+   * Where no version is recorded (a drop-in SecretProviderClass Secret without `smk.dev/versions`):
+   * the Secret counts as synced once smk rewrote it after the change was seen. A new version with
+   * the very same bytes never rewrites it, so such a rollout waits and then warns; it never rolls early.
+   */
+  const baselines = new Map<string, string>();
+  function rememberBaseline(namespace: string, secretName: string, versionId: string): void {
+    const key = `${namespace}/${secretName}@${versionId}`;
+    if (baselines.has(key)) return;
+    baselines.set(key, lookup(secretInformers, namespace, secretName)?.metadata?.resourceVersion ?? '');
+    if (baselines.size > 10_000) baselines.delete(baselines.keys().next().value ?? '');
+  }
+  function rewrittenSince(namespace: string, secretName: string, versionId: string): boolean {
+    const key = `${namespace}/${secretName}@${versionId}`;
+    const baseline = baselines.get(key);
+    if (baseline === undefined) {
+      rememberBaseline(namespace, secretName, versionId);
+      return false;
+    }
+    const current = lookup(secretInformers, namespace, secretName)?.metadata?.resourceVersion ?? '';
+    return current !== '' && current !== baseline;
   }
 
   function syncedVersions(owner: SourceUsage, secretName: string): Map<string, string> {
@@ -456,7 +482,11 @@ export function createRotationController(options: RotationControllerOptions): Ro
             use.watch.region === change.secret.region &&
             secretIdMatches(use.watch.id, change.secret.arn, change.secret.name),
         );
-        if (uses.length > 0) await askResync(usage.source, version);
+        if (uses.length === 0) continue;
+        if (usage.source.kind !== secretSyncKind) {
+          for (const target of usage.targets) rememberBaseline(usage.source.namespace, target, version);
+        }
+        await askResync(usage.source, version);
       }
     },
   };
@@ -842,6 +872,19 @@ export function createRotationController(options: RotationControllerOptions): Ro
             },
           });
         }
+      }
+      // A workload waiting for its synced Secrets is looked at again as soon as one of them moves.
+      const wakeWaiting = (object: KubernetesObject) => {
+        for (const key of waitingSince.keys()) {
+          if (key.split('/')[1] === object.metadata?.namespace) queue.add(key);
+        }
+      };
+      for (const informer of [
+        ...syncInformers,
+        ...spcInformers,
+        ...secretInformers,
+      ] as Informer<KubernetesObject>[]) {
+        informer.addHandlers({ update: wakeWaiting });
       }
       // A new user of a secret needs a baseline before the secret's next change.
       const refresh = () => detector.refresh();
