@@ -7,7 +7,12 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { ApiException, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import {
+  ApiException,
+  ApiextensionsV1Api,
+  KubernetesObjectApi,
+  PatchStrategy,
+} from '@kubernetes/client-node';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import {
   crdDir,
@@ -58,7 +63,6 @@ async function dryRunAll(bed: TestBed, objects: readonly RenderedObject[]): Prom
 
 describe('Helm chart deploy/helm/smk', () => {
   let bed: TestBed;
-  const clusterScoped: RenderedObject[] = [];
 
   before(
     async () => {
@@ -66,16 +70,28 @@ describe('Helm chart deploy/helm/smk', () => {
       bed = await connectTestBed();
       // cert-manager and Prometheus Operator kinds exist only as stand-ins (see the fixture).
       const client = KubernetesObjectApi.makeApiClient(bed.kubeConfig);
-      for (const crd of await readYamlObjects(`${fixtures}third-party-crds.yaml`)) {
+      const crds = await readYamlObjects(`${fixtures}third-party-crds.yaml`);
+      for (const crd of crds) {
         await client.patch(crd, undefined, undefined, 'smk-chart-test', true, PatchStrategy.ServerSideApply);
+      }
+      // Objects of a new kind are accepted once its CRD is Established.
+      const extensions = bed.kubeConfig.makeApiClient(ApiextensionsV1Api);
+      for (const crd of crds) {
+        for (let established = false; !established; ) {
+          const { status } = await extensions.readCustomResourceDefinition({ name: crd.metadata.name });
+          established = (status?.conditions ?? []).some(
+            (c) => c.type === 'Established' && c.status === 'True',
+          );
+          if (!established) await new Promise((resolve) => setTimeout(resolve, 100));
+        }
       }
     },
     { timeout: 15 * 60_000 },
   );
 
+  // Dry-run creates nothing, so nothing cluster-scoped to clean up (the CRDs may be in real use by
+  // other tests on the bed); the stand-in CRDs stay for the bed's lifetime.
   after(async () => {
-    const client = bed ? KubernetesObjectApi.makeApiClient(bed.kubeConfig) : undefined;
-    for (const object of clusterScoped) await client?.delete(object).catch(() => undefined);
     await bed?.stop();
   });
 
@@ -154,7 +170,6 @@ describe('Helm chart deploy/helm/smk', () => {
         objectName(account),
       );
     }
-    for (const object of objects) if (!object.metadata.namespace) clusterScoped.push(object);
     assert.deepEqual(await dryRunAll(bed, objects), []);
   });
 
