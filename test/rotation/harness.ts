@@ -51,6 +51,8 @@ const root = new URL('../../', import.meta.url);
 const crdPaths = [
   new URL('deploy/crds/smk.dev_secretsyncs.yaml', root),
   new URL('deploy/crds/secretsrotationmapping.yaml', root),
+  // The sync controller's tests keep a minimal SecretProviderClass CRD; the drop-in needs it.
+  new URL('test/controller/fixtures/secretproviderclass-crd.yaml', root),
 ];
 const eventTemplate = new URL('test/rotation/fixtures/cloudtrail-event.json', root);
 
@@ -253,6 +255,38 @@ export async function createSecretSync(
   });
 }
 
+/** A SecretProviderClass opted in to smk's sync (seed 004's shape): one secret → Secret key VALUE. */
+export async function createSyncedSpc(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+  secretId: string,
+  secretName: string,
+): Promise<void> {
+  await kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    group: 'secrets-store.csi.x-k8s.io',
+    version: 'v1',
+    plural: 'secretproviderclasses',
+    namespace,
+    body: {
+      apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+      kind: 'SecretProviderClass',
+      metadata: {
+        name,
+        namespace,
+        annotations: { 'smk.dev/sync': 'true', 'smk.dev/service-account': 'app' },
+      },
+      spec: {
+        provider: 'aws',
+        secretObjects: [{ secretName, type: 'Opaque', data: [{ objectName: 'VALUE', key: 'VALUE' }] }],
+        parameters: {
+          objects: `- objectName: "${secretId}"\n  objectType: "secretsmanager"\n  objectAlias: "VALUE"\n`,
+        },
+      },
+    },
+  });
+}
+
 /** Seed 003's mapping, exactly as its sample writes it. */
 export async function createMapping(
   kubeConfig: KubeConfig,
@@ -394,6 +428,8 @@ export interface StackOptions extends Partial<Omit<RotationControllerOptions, 'q
   readonly queueUrl?: string;
   /** Start the sync controller too (default true; a second replica in a leader test may skip it). */
   readonly withSync?: boolean;
+  /** Sync and follow opted-in SecretProviderClasses (default false). */
+  readonly spc?: boolean;
 }
 
 /** Sync controller + rotation controller in this process, sharing one AWS cache, AWS through `endpoint`. */
@@ -416,9 +452,9 @@ export async function startStack(
     logger: silentLogger(),
     concurrency: 4,
     namespaces: options.namespaces,
-    secretProviderClasses: false,
+    secretProviderClasses: options.spc ?? false,
   });
-  const { queueUrl, withSync = true, ...rest } = options;
+  const { queueUrl, withSync = true, spc = false, ...rest } = options;
   const rotation = createRotationController({
     kubeConfig,
     reader: createSecretReader(staticIdentity, { cache, clients }),
@@ -426,7 +462,7 @@ export async function startStack(
     logger: silentLogger(),
     defaultRegion: 'us-east-1',
     sinks: [{ secretChanged: (change) => cache.stagesMoved(change.secret.region, change.secret.arn) }],
-    secretProviderClasses: false,
+    secretProviderClasses: spc,
     pollIntervalMs: 3_600_000,
     debounceMs: 300,
     queueWaitSeconds: 1,

@@ -21,6 +21,7 @@ import {
   createSecret,
   createSecretSync,
   createServiceAccount,
+  createSyncedSpc,
   eventReasons,
   promote,
   putSecret,
@@ -463,6 +464,52 @@ describe('rotation: never onto the old value', () => {
       );
     } finally {
       proxy.clearFaults();
+      await stack.stop();
+    }
+  });
+});
+
+describe('rotation: the SecretProviderClass drop-in', () => {
+  it('a Deployment reading an SPC-synced Secret rolls once, after smk rewrote that Secret', async () => {
+    const ns = await bed.newNamespace('rot-spc');
+    const queueUrl = await createQueue(aws.sqs, `${ns}-events`);
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns], queueUrl, spc: true });
+    try {
+      const secretName = `${ns}/csi-secret`;
+      const arn = await createSecret(aws.secrets, secretName, 'spc-1');
+      await createServiceAccount(bed.kubeConfig, ns, 'rot-spc');
+      await createSyncedSpc(bed.kubeConfig, ns, 'aws-secrets', secretName, 'spc-env');
+      await waitFor(
+        'Secret spc-env synced',
+        30_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'spc-env')) === 'spc-1',
+      );
+      await createDeployment(bed.kubeConfig, ns, 'web', {
+        labels: { app: 'web' },
+        secretName: 'spc-env',
+        annotations: { 'smk.dev/rollout-on-sync': 'true' },
+      });
+      await waitFor('adopted', 30_000, () => adopted(bed.kubeConfig, ns, 'web'));
+      await waitFor(
+        'first ReplicaSet',
+        30_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'web')) === 1,
+      );
+      await putSecret(aws.secrets, secretName, 'spc-2');
+      await send(aws.sqs, queueUrl, await cloudTrailEvent('PutSecretValue', secretName, arn));
+      await waitFor(
+        'Secret rewritten',
+        15_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'spc-env')) === 'spc-2',
+      );
+      await waitFor(
+        'a new ReplicaSet',
+        15_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'web')) === 2,
+      );
+      await sleep(1_500);
+      assert.equal(await replicaSets(bed.kubeConfig, ns, 'web'), 2);
+    } finally {
       await stack.stop();
     }
   });
