@@ -11,7 +11,15 @@ import { counter, gauge, histogram } from '../core/metrics.ts';
 import { createObjects, type Objects } from '../kube/apply.ts';
 import { apiStatus, type KubeConfig, withConnectionReuse } from '../kube/client.ts';
 import { createEventRecorder, type EventRecorder, type InvolvedObject } from '../kube/events.ts';
-import { apiSource, createInformer, type Informer, resourcePath } from '../kube/informer.ts';
+import {
+  apiSource,
+  createInformer,
+  customObjectLister,
+  type Informer,
+  type Lister,
+  resourcePath,
+  secretLister,
+} from '../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../kube/lease.ts';
 import { createWorkQueue, type RateLimit, type WorkQueue } from '../kube/queue.ts';
 import type { IdentityResolver } from './identity.ts';
@@ -164,17 +172,15 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
 
   function informersFor<T extends KubernetesObject>(
     apiVersion: string,
-    kind: string,
     plural: string,
+    lister: (namespace: string | undefined) => Lister<T>,
     labelSelector?: string,
   ): Informer<T>[] {
     return namespaces.map((namespace) =>
       createInformer<T>(
         apiSource<T>(kubeConfig, {
-          apiVersion,
-          kind,
           path: resourcePath(apiVersion, plural, namespace),
-          ...(namespace ? { namespace } : {}),
+          list: lister(namespace),
           ...(labelSelector ? { labelSelector } : {}),
         }),
         informerOptions(`${plural}${namespace ? `/${namespace}` : ''}`),
@@ -182,15 +188,13 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     );
   }
 
-  const syncInformers = informersFor<SecretSyncObject>(
-    `${group}/${version}`,
-    secretSyncKind,
-    secretSyncPlural,
+  const syncInformers = informersFor<SecretSyncObject>(`${group}/${version}`, secretSyncPlural, (namespace) =>
+    customObjectLister(kubeConfig, { group, version, plural: secretSyncPlural, namespace }),
   );
   const secretInformers = informersFor<V1Secret>(
     'v1',
-    'Secret',
     'secrets',
+    (namespace) => secretLister(kubeConfig, namespace),
     `${managedByLabel}=${managedByValue}`,
   );
   let spcInformers: Informer<KubernetesObject>[] = [];
@@ -746,7 +750,14 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
         });
       }
       if (await spcInstalled()) {
-        spcInformers = informersFor<KubernetesObject>(`${spcGroup}/${spcVersion}`, spcKind, spcPlural);
+        spcInformers = informersFor<KubernetesObject>(`${spcGroup}/${spcVersion}`, spcPlural, (namespace) =>
+          customObjectLister(kubeConfig, {
+            group: spcGroup,
+            version: spcVersion,
+            plural: spcPlural,
+            namespace,
+          }),
+        );
         for (const informer of spcInformers) {
           informer.addHandlers({
             add: (object) => onSpc(object),

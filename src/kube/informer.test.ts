@@ -242,3 +242,33 @@ describe('supervised informer', () => {
     informer.stop();
   });
 });
+
+describe('apiSource', () => {
+  it('follows continue tokens until the last page', async () => {
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const { apiSource } = await import('./informer.ts');
+    const pages = new Map<string | undefined, { items: Thing[]; next?: string }>([
+      [undefined, { items: [thing('a', '1'), thing('b', '1')], next: 't1' }],
+      ['t1', { items: [thing('c', '1')], next: 't2' }],
+      ['t2', { items: [thing('d', '1')] }],
+    ]);
+    const asked: Array<string | undefined> = [];
+    const source = apiSource<Thing>(new KubeConfig(), {
+      path: '/apis/x/v1/things',
+      labelSelector: 'app=x',
+      list: async (request) => {
+        asked.push(request.continueToken);
+        assert.equal(request.labelSelector, 'app=x');
+        const page = pages.get(request.continueToken);
+        return { items: page?.items ?? [], resourceVersion: '42', continueToken: page?.next };
+      },
+    });
+    const listed = await source.list();
+    assert.deepEqual(
+      listed.items.map((t) => t.metadata.name),
+      ['a', 'b', 'c', 'd'],
+    );
+    assert.equal(listed.resourceVersion, '42');
+    assert.deepEqual(asked, [undefined, 't1', 't2']);
+  });
+});
