@@ -118,9 +118,11 @@ seccompProfile:
 {{- if eq .Values.webhook.tls.mode "self" }}true{{ end -}}
 {{- end -}}
 
-{{/* What syncing needs, in the watched namespaces: its sources, the Secrets it writes, the
-ServiceAccounts it acts as (read the IRSA annotation, TokenRequest) and Events. */}}
-{{- define "smk.controller.syncRules" }}
+{{/* What the controller needs in the namespaces it watches. Syncing: its sources, the Secrets it
+writes, the ServiceAccounts it acts as (IRSA annotation, TokenRequest) and Events. Rotation: the
+mappings, the workloads it rolls (patch of the pod template annotation) and a re-sync request on
+SecretSyncs/SecretProviderClasses (patch). */}}
+{{- define "smk.controller.rules" }}
   - apiGroups: [smk.dev]
     resources: [secretsyncs]
     verbs: [get, list, watch, patch, update]
@@ -133,7 +135,7 @@ ServiceAccounts it acts as (read the IRSA annotation, TokenRequest) and Events. 
     verbs: [update]
   - apiGroups: [secrets-store.csi.x-k8s.io]
     resources: [secretproviderclasses]
-    verbs: [get, list, watch]
+    verbs: [get, list, watch{{ if .Values.controller.rotation.enabled }}, patch{{ end }}]
   - apiGroups: [""]
     resources: [secrets]
     verbs: [get, list, watch, create, update, patch, delete]
@@ -146,4 +148,15 @@ ServiceAccounts it acts as (read the IRSA annotation, TokenRequest) and Events. 
   - apiGroups: [""]
     resources: [events]
     verbs: [create, patch]
+{{- if .Values.controller.rotation.enabled }}
+  - apiGroups: [awssecretsoperator.secretoperator]
+    resources: [secretsrotationmappings]
+    verbs: [get, list, watch]
+  - apiGroups: [awssecretsoperator.secretoperator]
+    resources: [secretsrotationmappings/status]
+    verbs: [get, patch, update]
+  - apiGroups: [apps]
+    resources: [deployments, statefulsets, daemonsets]
+    verbs: [get, list, watch, patch]
+{{- end }}
 {{- end }}
