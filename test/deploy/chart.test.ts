@@ -5,8 +5,10 @@
  * secret is generated at render time; and the security posture of every pod template holds.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import {
   ApiException,
   ApiextensionsV1Api,
@@ -15,6 +17,7 @@ import {
 } from '@kubernetes/client-node';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import {
+  chartDir,
   crdDir,
   find,
   fixtures,
@@ -60,6 +63,8 @@ async function dryRunAll(bed: TestBed, objects: readonly RenderedObject[]): Prom
   }
   return failures;
 }
+
+const run = promisify(execFile);
 
 describe('Helm chart deploy/helm/smk', () => {
   let bed: TestBed;
@@ -330,10 +335,18 @@ describe('Helm chart deploy/helm/smk', () => {
     assert.equal(writeThrough?.failurePolicy, 'Fail');
   });
 
-  test('invalid combinations fail the render with a message', async () => {
+  test('helm lint --strict passes for the default and the all-on values', async () => {
+    const binary = await helm();
+    for (const values of [[], ['--values', `${fixtures}values-all-on.yaml`]]) {
+      const { stdout } = await run(binary, ['lint', '--strict', chartDir, ...values]);
+      assert.match(stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+
+  test('invalid values and combinations fail the render with a message', async () => {
     await assert.rejects(
       renderChart({ release: 'smk', namespace: 'smk', setJson: { 'webhook.tls.mode': 'openssl' } }),
-      /webhook\.tls\.mode must be self or cert-manager/,
+      /at '\/webhook\/tls\/mode': value must be one of 'self', 'cert-manager'/,
     );
     await assert.rejects(
       renderChart({
@@ -342,6 +355,19 @@ describe('Helm chart deploy/helm/smk', () => {
         setJson: { 'controller.leaderElection.enabled': false },
       }),
       /controller\.replicas > 1 needs controller\.leaderElection\.enabled/,
+    );
+    // values.schema.json: a typo is an error, not a silently ignored key.
+    await assert.rejects(
+      renderChart({ release: 'smk', namespace: 'smk', setJson: { 'webhook.replica': 3 } }),
+      /at '\/webhook': additional properties 'replica' not allowed/,
+    );
+    await assert.rejects(
+      renderChart({
+        release: 'smk',
+        namespace: 'smk',
+        setJson: { 'controller.serviceAccount.roleArn': 'my-role' },
+      }),
+      /at '\/controller\/serviceAccount\/roleArn'/,
     );
   });
 });
