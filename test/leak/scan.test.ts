@@ -63,7 +63,7 @@ test('text: a planted value is found in any form and named by line, without quot
   assert.deepEqual(scanText('nothing to see\n', 'clean', matcher), []);
 });
 
-test('audit log: Event message, denial and status are hits; the Secret data and stringData are not', async () => {
+test('audit log: Event message, denial, status and a ConfigMap are hits; Secret data (alone or listed) is not', async () => {
   const hits = await scanAuditLog(
     fileURLToPath(new URL('./fixtures/audit-planted.jsonl', import.meta.url)),
     matcher,
@@ -74,6 +74,7 @@ test('audit log: Event message, denial and status are hits; the Secret data and 
       'audit: create events team-a/db.17a by system:serviceaccount:smk:smk-controller [a-event] requestObject.message',
       'audit: patch secretsyncs/status team-a/db by system:serviceaccount:smk:smk-controller [a-status] requestObject.status.data.note',
       'audit: create pods team-a/api by tester [a-pod-denied] responseStatus.message',
+      'audit: deletecollection configmaps team-a by system:serviceaccount:kube-system:namespace-controller [a-configmap-list] responseObject.items[0].data.copied',
     ],
   );
 });

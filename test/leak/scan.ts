@@ -75,16 +75,20 @@ interface AuditEvent {
   readonly annotations?: unknown;
 }
 
-/** Drops `data` and `stringData` of every Secret in `value` (a Secret, a list, a patch of one). */
+/**
+ * Drops `data` and `stringData` of every Secret in `value`: a Secret, a patch of one (no `kind`),
+ * or a SecretList (its items carry no `kind`).
+ */
 function withoutSecretData(value: unknown, isSecret: boolean): unknown {
-  if (Array.isArray(value)) return value.map((item) => withoutSecretData(item, false));
+  if (Array.isArray(value)) return value.map((item) => withoutSecretData(item, isSecret));
   if (typeof value !== 'object' || value === null) return value;
   const record = value as Record<string, unknown>;
-  const secret = isSecret || record.kind === 'Secret';
+  const secret = record.kind === 'Secret' || (isSecret && record.kind === undefined);
+  const list = record.kind === 'SecretList' || (isSecret && Array.isArray(record.items));
   const kept: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(record)) {
     if (secret && (key === 'data' || key === 'stringData')) continue;
-    kept[key] = withoutSecretData(item, false);
+    kept[key] = withoutSecretData(item, list && key === 'items');
   }
   return kept;
 }
