@@ -39,7 +39,9 @@ LABEL org.opencontainers.image.title="smk" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/ /
-ENV NODE_ENV=production
+# `smk` resolves through PATH for exec probes and the injected agent's `command: [smk, …]`.
+ENV NODE_ENV=production \
+    PATH=/usr/local/bin:/nodejs/bin:/usr/bin:/bin
 # uid/gid 65532 ("nonroot"); the Helm chart runs it with a read-only root file system and an
 # emptyDir on /tmp (Node's compile cache). The CSI provider alone runs as root (hostPath socket).
 USER 65532:65532

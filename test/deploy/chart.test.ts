@@ -12,8 +12,10 @@ import { promisify } from 'node:util';
 import {
   ApiException,
   ApiextensionsV1Api,
+  CoreV1Api,
   KubernetesObjectApi,
   PatchStrategy,
+  setHeaderOptions,
 } from '@kubernetes/client-node';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import {
@@ -250,6 +252,52 @@ describe('Helm chart deploy/helm/smk', () => {
           !pod.spec.volumes?.some((volume) => volume.hostPath),
           `${objectName(workload)}: no hostPath`,
         );
+      }
+    }
+  });
+
+  test('Pod Security: webhook and controller pods pass "restricted"; the CSI provider needs "privileged"', async () => {
+    const { objects } = await renderChart({
+      release: 'platform',
+      namespace: 'smk',
+      valuesFiles: [`${fixtures}values-all-on.yaml`],
+    });
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    const level = async (name: string): Promise<string> => {
+      const namespace = await bed.newNamespace(`chart-psa-${name}`);
+      await core.patchNamespace(
+        {
+          name: namespace,
+          body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': name } } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      return namespace;
+    };
+    const restricted = await level('restricted');
+    const baseline = await level('baseline');
+    const privileged = await level('privileged');
+    // The pods the workloads would create (PodSecurity judges pods; the default ServiceAccount
+    // stands in for the chart's, which PodSecurity does not look at).
+    const create = (workload: RenderedObject, namespace: string) => {
+      const template = structuredClone(podTemplate(workload)) as PodTemplate & { metadata?: object };
+      return core.createNamespacedPod({
+        namespace,
+        dryRun: 'All',
+        body: {
+          metadata: { name: `${workload.metadata.name}-pod` },
+          spec: { ...(template.spec as object), serviceAccountName: 'default' } as never,
+        },
+      });
+    };
+    for (const workload of workloads(objects)) {
+      if (workload.kind === 'DaemonSet') {
+        for (const namespace of [restricted, baseline]) {
+          await assert.rejects(create(workload, namespace), /violates PodSecurity/, objectName(workload));
+        }
+        await create(workload, privileged);
+      } else {
+        await create(workload, restricted);
       }
     }
   });
