@@ -263,24 +263,44 @@ export function createRotationController(options: RotationControllerOptions): Ro
     }
     return found;
   }
+  /** Parsing is memoised per object version: polls, hints and rollouts ask for these often. */
+  const parsed = new Map<string, { version: string; value: unknown }>();
+  function memo<T>(key: string, object: KubernetesObject, parse: () => T): T {
+    const version = object.metadata?.resourceVersion ?? '';
+    const known = parsed.get(key);
+    if (known && known.version === version) return known.value as T;
+    const value = parse();
+    if (parsed.size > 50_000) parsed.clear(); // deleted objects' entries, eventually
+    parsed.set(key, { version, value });
+    return value;
+  }
   function mappings(): Mapped[] {
-    return all(mappingInformers).map((object) => {
-      try {
-        return { object, mapping: parseMapping(object) };
-      } catch (error) {
-        return { object, mapping: error as InvalidInputError };
-      }
-    });
+    return all(mappingInformers).map((object) =>
+      memo(`${mappingKind}/${object.metadata?.namespace}/${object.metadata?.name}`, object, () => {
+        try {
+          return { object, mapping: parseMapping(object) };
+        } catch (error) {
+          return { object, mapping: error as InvalidInputError };
+        }
+      }),
+    );
   }
   function workloads(): Workload[] {
     const found: Workload[] = [];
     for (const [kind, informers] of workloadInformers) {
       for (const object of all(informers)) {
-        try {
-          found.push(parseWorkload(kind, object));
-        } catch {
-          // Reported when the workload itself is reconciled.
-        }
+        const workload = memo(
+          `${kind}/${object.metadata?.namespace}/${object.metadata?.name}`,
+          object,
+          () => {
+            try {
+              return parseWorkload(kind, object);
+            } catch {
+              return undefined; // reported when the workload itself is reconciled
+            }
+          },
+        );
+        if (workload) found.push(workload);
       }
     }
     return found;
