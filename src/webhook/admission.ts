@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { isInjectionAnnotation, mentionsInjection } from './annotations.ts';
 import { type InjectorConfig, mutatePod } from './mutate.ts';
-import { describeSchemaError, podSchema, rawAnnotations } from './pod.ts';
+import { describeSchemaError, podMetadataSchema, podSchema, rawAnnotations } from './pod.ts';
 
 const groupVersionKind = z.object({ group: z.string(), version: z.string(), kind: z.string() });
 
@@ -112,17 +112,23 @@ function answerKey(annotations: Readonly<Record<string, unknown>>, spec: unknown
  * The answer for one pod. The mutation reads only the injection annotations and the spec (it
  * adds the status annotation and edits the spec), and the pods of one ReplicaSet share both, so
  * answers for valid pods are remembered by those two: a rollout of N pods runs the mutation once.
- * Every pod is validated, so a malformed one is denied whatever came before it.
+ * A hit's spec equals one that was validated; its metadata is still checked, so a malformed pod
+ * is denied whatever came before it.
  */
 function answerFor(object: unknown, config: InjectorConfig): Answer {
   const raw = rawAnnotations(object);
   if (raw === undefined || !mentionsInjection(raw)) return { outcome: 'unchanged' };
-  const cacheable = podSchema.safeParse(object).success;
-  const key = cacheable ? answerKey(raw, (object as { spec?: unknown }).spec) : undefined;
+  const key = answerKey(raw, (object as { spec?: unknown }).spec);
   let cache = answerCaches.get(config);
-  const cached = key === undefined ? undefined : cache?.get(key);
-  if (cached !== undefined) return cached;
+  const cached = cache?.get(key);
+  if (
+    cached !== undefined &&
+    podMetadataSchema.safeParse((object as { metadata?: unknown }).metadata).success
+  ) {
+    return cached;
+  }
 
+  const cacheable = podSchema.safeParse(object).success;
   const result = mutatePod(object, config);
   const answer: Answer =
     'denied' in result
@@ -130,7 +136,7 @@ function answerFor(object: unknown, config: InjectorConfig): Answer {
       : result.changed
         ? { outcome: 'mutated', patch: Buffer.from(JSON.stringify(result.patch)).toString('base64') }
         : { outcome: 'unchanged' };
-  if (key !== undefined) {
+  if (cacheable) {
     if (cache === undefined) {
       cache = new Map();
       answerCaches.set(config, cache);
