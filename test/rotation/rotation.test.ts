@@ -267,6 +267,28 @@ describe('rotation: what does not roll, or rolls once', () => {
   });
 });
 
+describe('rotation: a mapping smk cannot use', () => {
+  it('empty Labels (the seed would restart every workload) is refused with a condition and an event', async () => {
+    const ns = await bed.newNamespace('rot-badmap');
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns] });
+    try {
+      await createDeployment(bed.kubeConfig, ns, 'web', { labels: { app: 'web' } });
+      await createMapping(bed.kubeConfig, ns, 'everything', 'some-secret', {});
+      const status = await waitFor('InvalidSpec condition', 15_000, async () => {
+        const current = (await readMapping(bed.kubeConfig, ns, 'everything')).status;
+        return current?.conditions?.[0]?.reason === 'InvalidSpec' ? current : undefined;
+      });
+      assert.equal(status.conditions?.[0]?.status, 'False');
+      await waitFor('Warning event', 10_000, async () =>
+        (await eventReasons(bed.kubeConfig, ns, 'everything')).includes('Warning/InvalidSpec'),
+      );
+      assert.equal(await adopted(bed.kubeConfig, ns, 'web'), false);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
 describe('rotation: detection without events, and across a leader change', () => {
   it('polling alone (no queue) finds the change with ListSecrets and never reads a value itself', async () => {
     const ns = await bed.newNamespace('rot-poll');

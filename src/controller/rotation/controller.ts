@@ -647,7 +647,34 @@ export function createRotationController(options: RotationControllerOptions): Ro
         name: object.metadata?.name ?? '',
         ...(object.metadata?.uid ? { uid: object.metadata.uid } : {}),
       };
+      if (!leading) return;
       void events.record(involved, 'Warning', 'InvalidSpec', describeError(error));
+      await objects
+        .applyStatus(
+          {
+            group: mappingGroup,
+            version: mappingVersion,
+            plural: mappingPlural,
+            kind: mappingKind,
+            namespace: involved.namespace,
+            name: involved.name,
+          },
+          {
+            observedGeneration: object.metadata?.generation ?? 0,
+            conditions: [
+              {
+                type: 'Ready',
+                status: 'False',
+                reason: 'InvalidSpec',
+                message: describeError(error),
+                lastTransitionTime: new Date(now()).toISOString(),
+              },
+            ],
+          },
+        )
+        .catch((failure: unknown) => {
+          logger.warn({ mapping: involved.name, err: describeError(failure) }, 'mapping status not written');
+        });
       return;
     }
     for (const workload of workloads()) {
@@ -806,7 +833,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
     leading = true;
     detector.start();
     consumer?.start();
-    workers = Array.from({ length: 4 }, () => work());
+    if (workers.length === 0) workers = Array.from({ length: 4 }, () => work());
     logger.info(
       { queue: options.queue?.queueUrl ?? 'none (polling only)' },
       'rotation leader: detecting changes',
