@@ -374,7 +374,7 @@ describe('webhook TLS bootstrap on the API server', () => {
       await new Promise((resolve) => setTimeout(resolve, 150));
     }
     assert.deepEqual(failures, [], 'every admission call passed TLS');
-    assert.ok(admitted > 50, `admitted ${admitted}`);
+    assert.ok(admitted > 20, `admitted ${admitted}`);
     assert.ok(
       handshakes() >= admitted,
       `every call was a new TLS handshake (${handshakes()} for ${admitted})`,
