@@ -51,7 +51,9 @@ try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   // Our own errors are value-free by construction; anything else is reduced to its class name.
-  process.stderr.write(`smk: ${describeError(error)}\n`);
+  const message = describeError(error);
+  // Command errors already start with "smk <command>:"; others get the program name.
+  process.stderr.write(message.startsWith('smk ') ? `${message}\n` : `smk: ${message}\n`);
   if (!isSmkError(error) && process.env.SMK_DEBUG === '1' && error instanceof Error) {
     process.stderr.write(`${error.stack ?? ''}\n`);
   }
