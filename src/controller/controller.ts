@@ -206,8 +206,34 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     }
     return undefined;
   };
-  const managedSecrets = (namespace: string): V1Secret[] =>
-    secretInformers.flatMap((informer) => informer.list()).filter((s) => s.metadata?.namespace === namespace);
+  /** `namespace/owner marker` → the managed Secrets carrying it, kept by the Secret informers. */
+  const secretsByOwner = new Map<string, Map<string, V1Secret>>();
+  /** `namespace/name` of a managed Secret → the owner key it is filed under. */
+  const ownerOfSecret = new Map<string, string>();
+  const ownerKey = (namespace: string, marker: string): string => `${namespace}/${marker}`;
+  function indexSecret(secret: V1Secret, present: boolean): void {
+    const namespace = secret.metadata?.namespace;
+    const name = secret.metadata?.name;
+    if (!namespace || !name) return;
+    const id = `${namespace}/${name}`;
+    const marker = secret.metadata?.annotations?.[annotations.owner];
+    const previous = ownerOfSecret.get(id);
+    if (previous !== undefined) {
+      const secrets = secretsByOwner.get(previous);
+      secrets?.delete(name);
+      if (secrets?.size === 0) secretsByOwner.delete(previous);
+      ownerOfSecret.delete(id);
+    }
+    if (!present || !marker) return;
+    const key = ownerKey(namespace, marker);
+    const secrets = secretsByOwner.get(key) ?? new Map<string, V1Secret>();
+    secrets.set(name, secret);
+    secretsByOwner.set(key, secrets);
+    ownerOfSecret.set(id, key);
+  }
+  const secretsOwnedBy = (namespace: string, marker: string): V1Secret[] => [
+    ...(secretsByOwner.get(ownerKey(namespace, marker))?.values() ?? []),
+  ];
 
   /** Last resourceVersion smk itself wrote per Secret: its own write is no drift. */
   const ownWrites = new Map<string, string>();
@@ -291,9 +317,7 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
       return;
     }
     const marker = ownerMarker({ kind: spcKind, name });
-    const hasSecrets = managedSecrets(namespace).some(
-      (s) => s.metadata?.annotations?.[annotations.owner] === marker,
-    );
+    const hasSecrets = secretsOwnedBy(namespace, marker).length > 0;
     if (spcOptedIn(object) || hasSecrets) queue.add(key);
   }
 
@@ -372,9 +396,9 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     keep: ReadonlySet<string>,
   ): Promise<void> {
     const marker = ownerMarker(source);
-    for (const secret of managedSecrets(source.namespace)) {
+    for (const secret of secretsOwnedBy(source.namespace, marker)) {
       const name = secret.metadata?.name;
-      if (!name || keep.has(name) || secret.metadata?.annotations?.[annotations.owner] !== marker) continue;
+      if (!name || keep.has(name)) continue;
       const ref = { apiVersion: 'v1', kind: 'Secret', namespace: source.namespace, name };
       if (deletionPolicy === 'Delete') {
         await objects.delete(ref, secret.metadata?.uid);
@@ -737,8 +761,15 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
       running = true;
       for (const informer of secretInformers) {
         informer.addHandlers({
-          update: (secret) => onManagedSecret(secret, false),
-          delete: (secret) => onManagedSecret(secret, true),
+          add: (secret) => indexSecret(secret, true),
+          update: (secret) => {
+            indexSecret(secret, true);
+            onManagedSecret(secret, false);
+          },
+          delete: (secret) => {
+            indexSecret(secret, false);
+            onManagedSecret(secret, true);
+          },
         });
       }
       await Promise.all(secretInformers.map((informer) => informer.start()));

@@ -55,10 +55,13 @@ export function createEventRecorderWith(create: CreateEvent, options: EventRecor
   const now = options.now ?? Date.now;
   const windowMs = options.repeatWindowMs ?? 10 * 60 * 1000;
   const lastSent = new Map<string, number>();
+  // Sweep expired entries when the map has doubled since the last sweep: amortised O(1) a call.
+  let sweepAt = 10_000;
 
   function prune(at: number): void {
-    if (lastSent.size < 10_000) return;
+    if (lastSent.size < sweepAt) return;
     for (const [key, sentAt] of lastSent) if (at - sentAt >= windowMs) lastSent.delete(key);
+    sweepAt = Math.max(10_000, lastSent.size * 2);
   }
 
   return {

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Identity } from '../aws/identity.ts';
+import { InvalidInputError, NotFoundError } from '../core/errors.ts';
+import type { SecretReader } from '../core/source.ts';
+import type { ServiceAccounts } from '../kube/service-accounts.ts';
+import { createIdentityResolver, sessionNameFor } from './identity.ts';
+
+function accounts(roles: Record<string, string | Error>) {
+  const calls = { roleArn: 0, token: 0 };
+  const serviceAccounts: ServiceAccounts = {
+    async roleArn(ref) {
+      calls.roleArn += 1;
+      const role = roles[`${ref.namespace}/${ref.name}`];
+      if (role === undefined)
+        throw new NotFoundError(`ServiceAccount ${ref.namespace}/${ref.name}: not found`);
+      if (role instanceof Error) throw role;
+      return role;
+    },
+    async token(ref) {
+      calls.token += 1;
+      return { token: `token-for-${ref.namespace}-${ref.name}`, expiresAt: new Date(Date.now() + 3_600_000) };
+    },
+  };
+  return { serviceAccounts, calls };
+}
+
+const reader: SecretReader = {
+  read: async () => [],
+  describe: async () => {
+    throw new Error('unused');
+  },
+};
+
+describe('per-namespace identity', () => {
+  it("acts as the namespace's own ServiceAccount and role, one reader per identity", async () => {
+    const made: Identity[] = [];
+    const { serviceAccounts, calls } = accounts({
+      'team-a/app': 'arn:aws:iam::111122223333:role/a',
+      'team-b/app': 'arn:aws:iam::111122223333:role/b',
+    });
+    const resolver = createIdentityResolver({
+      serviceAccounts,
+      makeReader: (identity) => {
+        made.push(identity);
+        return reader;
+      },
+    });
+    const a = await resolver.resolve('team-a', 'app');
+    const again = await resolver.resolve('team-a', 'app');
+    const b = await resolver.resolve('team-b', 'app');
+    assert.equal(a.roleArn, 'arn:aws:iam::111122223333:role/a');
+    assert.equal(b.roleArn, 'arn:aws:iam::111122223333:role/b');
+    assert.equal(again, a, 'the same identity reuses its reader (and so its cache entries)');
+    assert.equal(made.length, 2);
+    assert.equal(calls.roleArn, 2, 'the role annotation is cached for a while');
+    const [identityA] = made;
+    assert.equal(identityA?.kind, 'webIdentity');
+    if (identityA?.kind !== 'webIdentity') return;
+    assert.equal(identityA.sessionName, 'smk.team-a.app');
+    assert.equal(await identityA.token(), 'token-for-team-a-app');
+    assert.equal(await identityA.token(), 'token-for-team-a-app');
+    assert.equal(calls.token, 1, 'a token is reused until shortly before it expires');
+  });
+
+  it('re-reads the role after its TTL, so a changed annotation takes effect', async () => {
+    let now = 0;
+    const roles: Record<string, string> = { 'ns/app': 'arn:aws:iam::111122223333:role/old' };
+    const { serviceAccounts } = accounts(roles);
+    const resolver = createIdentityResolver({
+      serviceAccounts,
+      makeReader: () => reader,
+      roleTtlMs: 1000,
+      now: () => now,
+    });
+    assert.match((await resolver.resolve('ns', 'app')).roleArn, /old$/);
+    roles['ns/app'] = 'arn:aws:iam::111122223333:role/new';
+    assert.match((await resolver.resolve('ns', 'app')).roleArn, /old$/);
+    now = 1000;
+    assert.match((await resolver.resolve('ns', 'app')).roleArn, /new$/);
+  });
+
+  it('names a missing ServiceAccount and passes a missing annotation through', async () => {
+    const { serviceAccounts } = accounts({
+      'ns/plain': new InvalidInputError(
+        'ServiceAccount ns/plain has no eks.amazonaws.com/role-arn annotation',
+      ),
+    });
+    const resolver = createIdentityResolver({ serviceAccounts, makeReader: () => reader });
+    await assert.rejects(
+      resolver.resolve('ns', 'ghost'),
+      (error: unknown) =>
+        error instanceof NotFoundError && /ServiceAccount ns\/ghost not found/.test(error.message),
+    );
+    await assert.rejects(resolver.resolve('ns', 'plain'), InvalidInputError);
+  });
+
+  it('makes valid, distinct AWS session names, hashing long ones', () => {
+    assert.equal(sessionNameFor('team-a', 'app'), 'smk.team-a.app');
+    const long = sessionNameFor('n'.repeat(63), 's'.repeat(63));
+    assert.ok(long.length <= 64);
+    assert.match(long, /^[\w+=,.@-]+$/);
+    assert.notEqual(long, sessionNameFor('n'.repeat(63), `${'s'.repeat(62)}t`));
+  });
+});

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createEventRecorderWith } from './events.ts';
+
+const object = { apiVersion: 'smk.dev/v1alpha1', kind: 'SecretSync', namespace: 'ns', name: 'db', uid: 'u1' };
+
+describe('event recorder', () => {
+  it('records an event about the object with a value-free message', async () => {
+    const sent: Array<{ namespace: string; body: Record<string, unknown> }> = [];
+    const recorder = createEventRecorderWith(
+      async (namespace, body) => {
+        sent.push({ namespace, body: body as unknown as Record<string, unknown> });
+      },
+      { component: 'smk-controller', now: () => 1_000 },
+    );
+    await recorder.record(object, 'Normal', 'Created', 'Created Secret db');
+    assert.equal(sent.length, 1);
+    const body = sent[0]?.body as {
+      involvedObject: Record<string, string>;
+      reason: string;
+      type: string;
+      message: string;
+      source: { component: string };
+    };
+    assert.equal(sent[0]?.namespace, 'ns');
+    assert.deepEqual(body.involvedObject, {
+      apiVersion: 'smk.dev/v1alpha1',
+      kind: 'SecretSync',
+      name: 'db',
+      namespace: 'ns',
+      uid: 'u1',
+    });
+    assert.equal(body.reason, 'Created');
+    assert.equal(body.type, 'Normal');
+    assert.equal(body.source.component, 'smk-controller');
+  });
+
+  it('sends the same event once per window, and again after it', async () => {
+    let now = 0;
+    let count = 0;
+    const recorder = createEventRecorderWith(
+      async () => {
+        count += 1;
+      },
+      { component: 'c', repeatWindowMs: 1000, now: () => now },
+    );
+    await recorder.record(object, 'Warning', 'AccessDenied', 'denied');
+    await recorder.record(object, 'Warning', 'AccessDenied', 'denied');
+    await recorder.record(object, 'Warning', 'AccessDenied', 'other message');
+    assert.equal(count, 2);
+    now = 1000;
+    await recorder.record(object, 'Warning', 'AccessDenied', 'denied');
+    assert.equal(count, 3);
+  });
+
+  it('never throws, and retries an event whose send failed', async () => {
+    let fail = true;
+    let count = 0;
+    const recorder = createEventRecorderWith(
+      async () => {
+        count += 1;
+        if (fail) throw new Error('API down');
+      },
+      { component: 'c', now: () => 0 },
+    );
+    await recorder.record(object, 'Normal', 'Created', 'x');
+    fail = false;
+    await recorder.record(object, 'Normal', 'Created', 'x');
+    assert.equal(count, 2);
+  });
+});
