@@ -4,7 +4,7 @@
  * identity, and the seed 004 SecretProviderClass drop-in.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
 import { sessionNameFor } from '../../src/controller/identity.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
@@ -30,23 +30,45 @@ import {
 
 let bed: TestBed;
 let proxy: AwsProxy;
-let running: RunningController;
 const moto = connectMoto();
 const aws = secretsManager(moto.endpoint);
+const controllers: RunningController[] = [];
 
 before(async () => {
   bed = await connectTestBed();
   await installCrds(bed.kubeConfig);
   proxy = await startAwsProxy({ target: moto.endpoint });
-  running = await startController(bed.kubeConfig, proxy.endpoint);
-  await waitFor('controller ready', 30_000, async () => running.controller.ready);
+});
+
+afterEach(async () => {
+  for (const running of controllers.splice(0)) await running.stop();
+  proxy.clearFaults();
 });
 
 after(async () => {
-  await running?.stop();
   await proxy?.stop();
   await bed?.stop();
 });
+
+/**
+ * Fresh namespaces and a controller that watches only them: test files run in parallel, and a
+ * controller of another test must not act on this test's objects (nor this one on theirs).
+ */
+async function namespacesWithController(
+  ...prefixes: string[]
+): Promise<{ names: string[]; running: RunningController }> {
+  const names: string[] = [];
+  for (const prefix of prefixes) names.push(await bed.newNamespace(prefix));
+  const running = await startController(bed.kubeConfig, proxy.endpoint, { namespaces: names });
+  controllers.push(running);
+  await waitFor('controller ready', 30_000, async () => running.controller.ready);
+  return { names, running };
+}
+
+async function namespaceWithController(prefix: string): Promise<string> {
+  const { names } = await namespacesWithController(prefix);
+  return names[0] as string;
+}
 
 const api = () => secretSyncApi(bed.kubeConfig);
 
@@ -78,7 +100,7 @@ async function events(namespace: string, name: string): Promise<string[]> {
 
 describe('SecretSync', () => {
   it('creates the Secret with the right keys and bytes, owned by the SecretSync, and reports Ready', async () => {
-    const ns = await bed.newNamespace('sync-create');
+    const ns = await namespaceWithController('sync-create');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-a');
     await createAwsSecret(aws, `${ns}/db`, JSON.stringify({ username: 'admin', password: 's3cr3t!' }));
     await createAwsSecret(aws, `${ns}/api-key`, 'key-123');
@@ -122,7 +144,7 @@ describe('SecretSync', () => {
   });
 
   it('picks up a change in AWS at the next refresh', async () => {
-    const ns = await bed.newNamespace('sync-refresh');
+    const ns = await namespaceWithController('sync-refresh');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-r');
     await createAwsSecret(aws, `${ns}/token`, 'v1');
     await api().create(ns, 'token', {
@@ -144,7 +166,7 @@ describe('SecretSync', () => {
   });
 
   it('the API server refuses a spec its schema forbids', async () => {
-    const ns = await bed.newNamespace('sync-schema');
+    const ns = await namespaceWithController('sync-schema');
     const refusals: Record<string, unknown>[] = [
       { serviceAccountName: 'app', objects: [{ objectName: 'x' }], creationPolicy: 'Adopt' },
       { serviceAccountName: 'app', objects: [] },
@@ -162,7 +184,7 @@ describe('SecretSync', () => {
   });
 
   it('a spec the schema allows but smk cannot use gets a clear InvalidSpec condition', async () => {
-    const ns = await bed.newNamespace('sync-invalid');
+    const ns = await namespaceWithController('sync-invalid');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-i');
     await api().create(ns, 'bad', {
       serviceAccountName: 'app',
@@ -175,7 +197,7 @@ describe('SecretSync', () => {
   });
 
   it('a ServiceAccount without a role is a condition, and fixing it syncs', async () => {
-    const ns = await bed.newNamespace('sync-norole');
+    const ns = await namespaceWithController('sync-norole');
     await createServiceAccount(bed.kubeConfig, ns, 'app', undefined);
     await createAwsSecret(aws, `${ns}/x`, 'x-value');
     await api().create(ns, 'x', {
@@ -207,7 +229,7 @@ describe('SecretSync', () => {
   });
 
   it('a missing ServiceAccount is ServiceAccountNotFound', async () => {
-    const ns = await bed.newNamespace('sync-nosa');
+    const ns = await namespaceWithController('sync-nosa');
     await api().create(ns, 'x', {
       serviceAccountName: 'ghost',
       objects: [{ objectName: 'a', objectType: 'secretsmanager' }],
@@ -217,7 +239,7 @@ describe('SecretSync', () => {
   });
 
   it('when AWS fails, the Secret stays exactly as it was and the condition says why', async () => {
-    const ns = await bed.newNamespace('sync-outage');
+    const ns = await namespaceWithController('sync-outage');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-o');
     await createAwsSecret(aws, `${ns}/pw`, 'before');
     await api().create(ns, 'pw', {
@@ -250,7 +272,7 @@ describe('SecretSync', () => {
   });
 
   it('never overwrites a Secret smk does not own', async () => {
-    const ns = await bed.newNamespace('sync-foreign');
+    const ns = await namespaceWithController('sync-foreign');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-f');
     await createAwsSecret(aws, `${ns}/v`, 'from-aws');
     const core = bed.kubeConfig.makeApiClient(CoreV1Api);
@@ -269,7 +291,7 @@ describe('SecretSync', () => {
   });
 
   it('creationPolicy Merge adds its keys to an existing Secret and takes them back on delete', async () => {
-    const ns = await bed.newNamespace('sync-merge');
+    const ns = await namespaceWithController('sync-merge');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-m');
     await createAwsSecret(aws, `${ns}/m`, 'merged');
     const core = bed.kubeConfig.makeApiClient(CoreV1Api);
@@ -296,7 +318,7 @@ describe('SecretSync', () => {
   });
 
   it('deletionPolicy Delete removes the Secret; Retain keeps it without the owner reference', async () => {
-    const ns = await bed.newNamespace('sync-delete');
+    const ns = await namespaceWithController('sync-delete');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-d');
     await createAwsSecret(aws, `${ns}/d`, 'd');
     const objects = [{ objectName: `${ns}/d`, objectType: 'secretsmanager', objectAlias: 'D' }];
@@ -333,7 +355,7 @@ describe('SecretSync', () => {
   });
 
   it('repairs a managed Secret that was deleted behind its back', async () => {
-    const ns = await bed.newNamespace('sync-drift');
+    const ns = await namespaceWithController('sync-drift');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-r2');
     await createAwsSecret(aws, `${ns}/r`, 'r');
     await api().create(ns, 'r', {
@@ -353,8 +375,10 @@ describe('SecretSync', () => {
 
 describe('per-namespace identity', () => {
   it('each namespace assumes its own role; a role AWS refuses gets nothing, even for a cached secret', async () => {
-    const nsA = await bed.newNamespace('tenant-a');
-    const nsB = await bed.newNamespace('tenant-b');
+    const {
+      names: [nsA = '', nsB = ''],
+      running,
+    } = await namespacesWithController('tenant-a', 'tenant-b');
     await createServiceAccount(bed.kubeConfig, nsA, 'app', 'tenant-a-role');
     await createServiceAccount(bed.kubeConfig, nsB, 'app', 'tenant-b-role');
     const shared = `${nsA}/shared`;
@@ -402,7 +426,7 @@ describe('per-namespace identity', () => {
 
 describe('SecretProviderClass drop-in', () => {
   it('seed 004 plus the smk annotations produces foosecret with SECRET_API_KEY, with no pod', async () => {
-    const ns = await bed.newNamespace('seed-004');
+    const ns = await namespaceWithController('seed-004');
     await createServiceAccount(bed.kubeConfig, ns, 'nginx-deployment-sa', 'nginx-deployment-role');
     // The seed's secret name is global in moto; create it once for the whole run.
     await createAwsSecret(aws, 'CSI-driver-test-secret', 'secretkey').catch((error: { name?: string }) => {
