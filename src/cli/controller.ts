@@ -53,6 +53,8 @@ Options:
   --lease-namespace NS      namespace of the Lease (default POD_NAMESPACE, else default)
   --lease-name NAME         (default smk-controller)
   --health-port PORT        /healthz, /readyz and /metrics (default 8081; 0 picks a free port)
+  --pod-identity true|false accounts without eks.amazonaws.com/role-arn use EKS Pod Identity (the node's
+                            agent, AWS_CONTAINER_CREDENTIALS_FULL_URI) instead of failing (default false)
   --rotation true|false     detect secret changes, re-sync and roll workloads (default true)
   --rotation-queue-url URL  SQS queue of Secrets Manager events (deploy/aws/rotation.yaml);
                             without it, polling alone detects changes
@@ -81,6 +83,7 @@ const flagsSchema = z.object({
   'lease-namespace': z.string().min(1).optional(),
   'lease-name': z.string().min(1).default('smk-controller'),
   'health-port': z.coerce.number().int().min(0).max(65_535).default(8081),
+  'pod-identity': z.enum(['true', 'false']).default('false'),
   rotation: z.enum(['true', 'false']).default('true'),
   'rotation-queue-url': z
     .string()
@@ -120,6 +123,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'lease-namespace': { type: 'string' },
     'lease-name': { type: 'string' },
     'health-port': { type: 'string' },
+    'pod-identity': { type: 'string' },
     rotation: { type: 'string' },
     'rotation-queue-url': { type: 'string' },
     'rotation-poll-interval': { type: 'string' },
@@ -153,6 +157,7 @@ export async function run(args: readonly string[]): Promise<number> {
   const identities = createIdentityResolver({
     serviceAccounts: createServiceAccounts(kubeConfig),
     makeReader: (identity) => coalescingReader(createSecretReader(identity, { cache, clients })),
+    podIdentity: flags['pod-identity'] === 'true' ? {} : undefined,
   });
   const podName = process.env.POD_NAME ?? hostname();
   let exitCode = 0;

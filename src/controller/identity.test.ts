@@ -17,9 +17,18 @@ function accounts(roles: Record<string, string | Error>) {
       if (role instanceof Error) throw role;
       return role;
     },
-    async token(ref) {
+    async roleArnIfAny(ref) {
+      calls.roleArn += 1;
+      const role = roles[`${ref.namespace}/${ref.name}`];
+      if (role instanceof Error) throw role;
+      return role === 'none' ? undefined : role;
+    },
+    async token(ref, audience) {
       calls.token += 1;
-      return { token: `token-for-${ref.namespace}-${ref.name}`, expiresAt: new Date(Date.now() + 3_600_000) };
+      return {
+        token: `token-for-${ref.namespace}-${ref.name}-${audience}`,
+        expiresAt: new Date(Date.now() + 3_600_000),
+      };
     },
   };
   return { serviceAccounts, calls };
@@ -58,8 +67,8 @@ describe('per-namespace identity', () => {
     assert.equal(identityA?.kind, 'webIdentity');
     if (identityA?.kind !== 'webIdentity') return;
     assert.equal(identityA.sessionName, 'smk.team-a.app');
-    assert.equal(await identityA.token(), 'token-for-team-a-app');
-    assert.equal(await identityA.token(), 'token-for-team-a-app');
+    assert.equal(await identityA.token(), 'token-for-team-a-app-sts.amazonaws.com');
+    assert.equal(await identityA.token(), 'token-for-team-a-app-sts.amazonaws.com');
     assert.equal(calls.token, 1, 'a token is reused until shortly before it expires');
   });
 
@@ -93,6 +102,30 @@ describe('per-namespace identity', () => {
         error instanceof NotFoundError && /ServiceAccount ns\/ghost not found/.test(error.message),
     );
     await assert.rejects(resolver.resolve('ns', 'plain'), InvalidInputError);
+  });
+
+  it('with Pod Identity on, an account without the IRSA annotation goes to the Pod Identity agent', async () => {
+    const made: Identity[] = [];
+    const { serviceAccounts } = accounts({ 'ns/app': 'none', 'ns/irsa': 'arn:aws:iam::111122223333:role/i' });
+    const resolver = createIdentityResolver({
+      serviceAccounts,
+      makeReader: (identity) => {
+        made.push(identity);
+        return reader;
+      },
+      podIdentity: {},
+    });
+    const pod = await resolver.resolve('ns', 'app');
+    assert.equal(pod.roleArn, 'EKS Pod Identity association');
+    assert.equal(made[0]?.kind, 'podIdentity');
+    if (made[0]?.kind !== 'podIdentity') return;
+    assert.equal(made[0].subject, 'ns/app');
+    assert.equal(await made[0].token(), 'token-for-ns-app-pods.eks.amazonaws.com');
+    assert.equal(
+      (await resolver.resolve('ns', 'irsa')).roleArn,
+      'arn:aws:iam::111122223333:role/i',
+      'IRSA still wins',
+    );
   });
 
   it('makes valid, distinct AWS session names, hashing long ones', () => {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import type { Identity } from '../aws/identity.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { SecretReader } from '../core/source.ts';
-import type { ServiceAccountRef, ServiceAccounts } from '../kube/service-accounts.ts';
+import { type ServiceAccountRef, type ServiceAccounts, stsAudience } from '../kube/service-accounts.ts';
 
 export interface ResolvedIdentity {
   readonly reader: SecretReader;
@@ -31,7 +31,18 @@ export interface IdentityResolverOptions {
   /** Token lifetime asked for (default 1 h); a token is reused until 5 minutes before it expires. */
   readonly tokenSeconds?: number;
   readonly now?: () => number;
+  /**
+   * EKS Pod Identity for accounts without the IRSA annotation: a token with audience
+   * pods.eks.amazonaws.com goes to the node's Pod Identity agent, which answers with the
+   * credentials of the account's association. Off by default (without it, no annotation is a
+   * RoleNotConfigured condition).
+   */
+  readonly podIdentity?: { readonly endpoint?: string } | undefined;
 }
+
+export const podIdentityAudience = 'pods.eks.amazonaws.com';
+/** What ResolvedIdentity.roleArn says for an identity the Pod Identity agent decides. */
+export const podIdentityRole = 'EKS Pod Identity association';
 
 /** AWS RoleSessionName: 2–64 of [\w+=,.@-]; names namespace and account, hashed when too long. */
 export function sessionNameFor(namespace: string, serviceAccountName: string): string {
@@ -45,15 +56,19 @@ export function createIdentityResolver(options: IdentityResolverOptions): Identi
   const now = options.now ?? Date.now;
   const roleTtlMs = options.roleTtlMs ?? 30_000;
   const tokenSeconds = options.tokenSeconds ?? 3600;
-  const roles = new Map<string, { roleArn: Promise<string>; at: number }>();
+  const roles = new Map<string, { roleArn: Promise<string | undefined>; at: number }>();
   const tokens = new Map<string, { token: Promise<string>; expiresAt: number }>();
   const readers = new Map<string, ResolvedIdentity>();
 
-  function roleOf(ref: ServiceAccountRef): Promise<string> {
+  /** The IRSA role, or undefined when the account has none and Pod Identity is on. */
+  function roleOf(ref: ServiceAccountRef): Promise<string | undefined> {
     const key = `${ref.namespace}/${ref.name}`;
     const cached = roles.get(key);
     if (cached && now() - cached.at < roleTtlMs) return cached.roleArn;
-    const roleArn = options.serviceAccounts.roleArn(ref).catch((error: unknown) => {
+    const lookup = options.podIdentity
+      ? options.serviceAccounts.roleArnIfAny(ref)
+      : options.serviceAccounts.roleArn(ref);
+    const roleArn = lookup.catch((error: unknown) => {
       roles.delete(key);
       if (error instanceof NotFoundError) {
         throw new NotFoundError(
@@ -67,11 +82,11 @@ export function createIdentityResolver(options: IdentityResolverOptions): Identi
     return roleArn;
   }
 
-  function tokenOf(ref: ServiceAccountRef): Promise<string> {
-    const key = `${ref.namespace}/${ref.name}`;
+  function tokenOf(ref: ServiceAccountRef, audience: string): Promise<string> {
+    const key = `${ref.namespace}/${ref.name}\0${audience}`;
     const cached = tokens.get(key);
     if (cached && cached.expiresAt - now() > 5 * 60_000) return cached.token;
-    const issued = options.serviceAccounts.token(ref, undefined, tokenSeconds);
+    const issued = options.serviceAccounts.token(ref, audience, tokenSeconds);
     const entry = { token: issued.then((answer) => answer.token), expiresAt: now() + tokenSeconds * 1000 };
     tokens.set(key, entry);
     issued.then(
@@ -89,17 +104,24 @@ export function createIdentityResolver(options: IdentityResolverOptions): Identi
     async resolve(namespace, serviceAccountName) {
       const ref: ServiceAccountRef = { namespace, name: serviceAccountName };
       const roleArn = await roleOf(ref);
-      const key = `${namespace}/${serviceAccountName}\0${roleArn}`;
+      const key = `${namespace}/${serviceAccountName}\0${roleArn ?? podIdentityRole}`;
       const known = readers.get(key);
       if (known) return known;
       const sessionName = sessionNameFor(namespace, serviceAccountName);
-      const reader = options.makeReader({
-        kind: 'webIdentity',
-        roleArn,
+      const identity: Identity =
+        roleArn === undefined
+          ? {
+              kind: 'podIdentity',
+              subject: `${namespace}/${serviceAccountName}`,
+              token: () => tokenOf(ref, podIdentityAudience),
+              ...(options.podIdentity?.endpoint ? { endpoint: options.podIdentity.endpoint } : {}),
+            }
+          : { kind: 'webIdentity', roleArn, sessionName, token: () => tokenOf(ref, stsAudience) };
+      const resolved = {
+        reader: options.makeReader(identity),
+        roleArn: roleArn ?? podIdentityRole,
         sessionName,
-        token: () => tokenOf(ref),
-      });
-      const resolved = { reader, roleArn, sessionName };
+      };
       readers.set(key, resolved);
       return resolved;
     },

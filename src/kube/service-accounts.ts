@@ -19,6 +19,8 @@ export interface ServiceAccountRef {
 export interface ServiceAccounts {
   /** The role ARN in the account's `eks.amazonaws.com/role-arn` annotation; InvalidInputError when absent or malformed. */
   roleArn(ref: ServiceAccountRef): Promise<string>;
+  /** As roleArn, but undefined when the account has no such annotation (EKS Pod Identity may apply). */
+  roleArnIfAny(ref: ServiceAccountRef): Promise<string | undefined>;
   /** A short-lived projected token for the account with the given audience. */
   token(
     ref: ServiceAccountRef,
@@ -29,35 +31,41 @@ export interface ServiceAccounts {
 
 export function createServiceAccounts(kubeConfig: KubeConfig): ServiceAccounts {
   const core = kubeConfig.makeApiClient(CoreV1Api);
+  async function annotatedRole(ref: ServiceAccountRef): Promise<string | undefined> {
+    const what = `ServiceAccount ${ref.namespace}/${ref.name}`;
+    const account = await core
+      .readNamespacedServiceAccount({ name: ref.name, namespace: ref.namespace })
+      .catch((error: unknown) => {
+        throw kubeError(error, what);
+      });
+    const roleArn = account.metadata?.annotations?.[irsaRoleAnnotation];
+    if (roleArn === undefined || roleArn.trim() === '') return undefined;
+    if (!roleArnPattern.test(roleArn.trim())) {
+      throw new InvalidInputError(
+        `${what}: annotation ${irsaRoleAnnotation} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)`,
+        {
+          subject: what,
+          field: `metadata.annotations["${irsaRoleAnnotation}"]`,
+        },
+      );
+    }
+    return roleArn.trim();
+  }
+
   return {
     async roleArn(ref) {
+      const roleArn = await annotatedRole(ref);
+      if (roleArn !== undefined) return roleArn;
       const what = `ServiceAccount ${ref.namespace}/${ref.name}`;
-      const account = await core
-        .readNamespacedServiceAccount({ name: ref.name, namespace: ref.namespace })
-        .catch((error: unknown) => {
-          throw kubeError(error, what);
-        });
-      const roleArn = account.metadata?.annotations?.[irsaRoleAnnotation];
-      if (roleArn === undefined || roleArn.trim() === '') {
-        throw new InvalidInputError(
-          `${what} has no ${irsaRoleAnnotation} annotation naming the IAM role to assume`,
-          {
-            subject: what,
-            field: `metadata.annotations["${irsaRoleAnnotation}"]`,
-          },
-        );
-      }
-      if (!roleArnPattern.test(roleArn.trim())) {
-        throw new InvalidInputError(
-          `${what}: annotation ${irsaRoleAnnotation} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)`,
-          {
-            subject: what,
-            field: `metadata.annotations["${irsaRoleAnnotation}"]`,
-          },
-        );
-      }
-      return roleArn.trim();
+      throw new InvalidInputError(
+        `${what} has no ${irsaRoleAnnotation} annotation naming the IAM role to assume`,
+        {
+          subject: what,
+          field: `metadata.annotations["${irsaRoleAnnotation}"]`,
+        },
+      );
     },
+    roleArnIfAny: annotatedRole,
     async token(ref, audience = stsAudience, expirationSeconds = 3600) {
       const what = `ServiceAccount ${ref.namespace}/${ref.name}`;
       const request = await core
