@@ -45,6 +45,8 @@ export interface ProxyCall {
   readonly outcome: number | 'reset';
   /** Ids asked for (SecretId, SecretIdList, Name, Names) — never values. */
   readonly ids: readonly string[];
+  /** When the call was answered (Date.now()), for call rates over time. */
+  readonly at: number;
 }
 
 export interface CallFilter {
@@ -167,7 +169,7 @@ export async function startAwsProxy(options: AwsProxyOptions = {}): Promise<AwsP
     const json = target_ !== undefined;
     const ids = idsOf(body.toString('utf8'), json);
     const record = (outcome: number | 'reset'): void => {
-      calls.push({ api, service, accessKeyId, outcome, ids });
+      calls.push({ api, service, accessKeyId, outcome, ids, at: Date.now() });
     };
 
     if (outage) {
