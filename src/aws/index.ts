@@ -12,7 +12,22 @@ export {
   parseQueueUrl,
   type QueueMessage,
   type QueueReader,
+  type QueueState,
   queueRegion,
   type ReceiveOptions,
+  readQueueState,
   sqsBatchLimit,
 } from './sqs.ts';
+export {
+  type CreateSecretInput,
+  type CreateSecretResult,
+  createSecretWriter,
+  type DeleteOptions,
+  type ListByTagOptions,
+  type PutSecretValueInput,
+  type SecretDescription,
+  type SecretTags,
+  type SecretWriter,
+  type SecretWriterDeps,
+  type WrittenVersion,
+} from './write.ts';

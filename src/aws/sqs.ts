@@ -3,7 +3,11 @@
  * (DeleteMessageBatch), for one identity and one queue. Bodies are handed out as text and never
  * logged or put in an error here: parsing them is the caller's job, at its edge.
  */
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { InvalidInputError } from '../core/errors.ts';
 import { type AwsClients, longPollTimeoutMs } from './clients.ts';
 import type { Identity } from './identity.ts';
@@ -145,5 +149,54 @@ export function createQueueReader(
       }
       return failed;
     },
+  };
+}
+
+/** What a queue holds now, without receiving anything (`smk doctor` checks the rotation queue with it). */
+export interface QueueState {
+  /** ApproximateNumberOfMessages: waiting to be received. */
+  readonly visible: number;
+  /** ApproximateNumberOfMessagesNotVisible: received, not yet deleted. */
+  readonly inFlight: number;
+  /** The dead-letter queue of its redrive policy, when it has one. */
+  readonly deadLetterQueueArn?: string;
+}
+
+/** GetQueueAttributes: proves the queue exists and this identity may read its attributes. */
+export async function readQueueState(
+  identity: Identity,
+  deps: QueueReaderDeps,
+  queueUrl: string,
+  region: string,
+): Promise<QueueState> {
+  const subject = queueUrl.slice(queueUrl.lastIndexOf('/') + 1);
+  const answer = await deps.clients.call(
+    { api: 'GetQueueAttributes', subject, region, notFoundCodes: queueNotFound },
+    (abortSignal) =>
+      deps.clients.sqs(identity, region).send(
+        new GetQueueAttributesCommand({
+          QueueUrl: queueUrl,
+          AttributeNames: [
+            'ApproximateNumberOfMessages',
+            'ApproximateNumberOfMessagesNotVisible',
+            'RedrivePolicy',
+          ],
+        }),
+        { abortSignal },
+      ),
+  );
+  const attributes = answer.Attributes ?? {};
+  const count = (value: string | undefined): number => (Number.isFinite(Number(value)) ? Number(value) : 0);
+  let deadLetterQueueArn: string | undefined;
+  try {
+    const policy = JSON.parse(attributes.RedrivePolicy ?? '{}') as { deadLetterTargetArn?: unknown };
+    if (typeof policy.deadLetterTargetArn === 'string') deadLetterQueueArn = policy.deadLetterTargetArn;
+  } catch {
+    // A malformed redrive policy is AWS's to report; the queue is reachable all the same.
+  }
+  return {
+    visible: count(attributes.ApproximateNumberOfMessages),
+    inFlight: count(attributes.ApproximateNumberOfMessagesNotVisible),
+    ...(deadLetterQueueArn ? { deadLetterQueueArn } : {}),
   };
 }
