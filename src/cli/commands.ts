@@ -34,6 +34,10 @@ export const commands = {
     summary: 'run the sync controller: SecretSync and opted-in SecretProviderClasses → Kubernetes Secrets',
     load: () => import('./controller.ts'),
   },
+  doctor: {
+    summary: 'check an installation: cluster, CRDs, webhook TLS, IRSA role, rotation queue, CSI socket',
+    load: () => import('./doctor.ts'),
+  },
   version: {
     summary: 'print the version',
     load: () => import('./version.ts'),
