@@ -1,13 +1,15 @@
 /**
  * `npm run demo`: the main job, end to end, on one machine. Starts the local world (moto as the AWS
- * endpoint and, for the Kubernetes scenarios, the test bed), then walks through the seed scenarios with
- * a short narrative each, and ends with a summary table. Exits non-zero when any scenario failed.
+ * endpoint and the Kubernetes test bed), installs smk from its rendered Helm chart (the roles as
+ * local processes with the rendered configuration), then walks through every seed scenario with a
+ * short narrative each, and ends with a summary table. Exits non-zero when any scenario failed.
  *
  * The demo secrets are made-up values created in the local moto only; printing them here is the point
  * of the demo (it shows the bytes arrived), unlike anything smk itself logs.
  */
+import { type DemoRelease, installRelease } from './demo/release.ts';
 import { scenarios } from './demo/scenarios.ts';
-import { startDemoWorld } from './demo/world.ts';
+import { type DemoWorld, startDemoWorld } from './demo/world.ts';
 
 interface Outcome {
   readonly title: string;
@@ -16,34 +18,89 @@ interface Outcome {
   readonly detail: string;
 }
 
-const world = await startDemoWorld();
 const outcomes: Outcome[] = [];
+let world: DemoWorld | undefined;
+let release: DemoRelease | undefined;
+let stopping: Promise<void> | undefined;
+
+function stopAll(): Promise<void> {
+  stopping ??= (async () => {
+    await release?.stop().catch(() => undefined);
+    await world?.stop().catch(() => undefined);
+  })();
+  return stopping;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stdout.write(`\n${signal}: stopping smk and the local world…\n`);
+    void stopAll().then(() => process.exit(130));
+  });
+}
+
+async function step(title: string, story: string, run: () => Promise<string>): Promise<boolean> {
+  process.stdout.write(`\n━━ ${title}\n${story}\n\n`);
+  const started = performance.now();
+  try {
+    const detail = await run();
+    outcomes.push({ title, ok: true, seconds: (performance.now() - started) / 1000, detail });
+    process.stdout.write(`✔ ${detail}\n`);
+    return true;
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    outcomes.push({ title, ok: false, seconds: (performance.now() - started) / 1000, detail });
+    process.stdout.write(`✘ ${detail}\n`);
+    if (release)
+      process.stdout.write(`\nsmk's own log lines (last ones of each role):\n${release.logs(8)}\n`);
+    return false;
+  }
+}
+
 try {
-  for (const scenario of scenarios) {
-    process.stdout.write(`\n━━ ${scenario.title}\n${scenario.story}\n\n`);
-    const started = performance.now();
-    try {
-      const detail = await scenario.run(world);
-      outcomes.push({
-        title: scenario.title,
-        ok: true,
-        seconds: (performance.now() - started) / 1000,
-        detail,
-      });
-      process.stdout.write(`✔ ${detail}\n`);
-    } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
-      outcomes.push({
-        title: scenario.title,
-        ok: false,
-        seconds: (performance.now() - started) / 1000,
-        detail,
-      });
-      process.stdout.write(`✘ ${detail}\n`);
+  const started = performance.now();
+  try {
+    world = await startDemoWorld();
+    outcomes.push({
+      title: 'start moto + Kubernetes test bed',
+      ok: true,
+      seconds: (performance.now() - started) / 1000,
+      detail: 'up',
+    });
+  } catch (error) {
+    outcomes.push({
+      title: 'start moto + Kubernetes test bed',
+      ok: false,
+      seconds: (performance.now() - started) / 1000,
+      detail: error instanceof Error ? error.message : String(error),
+    });
+    process.stdout.write(`✘ ${outcomes.at(-1)?.detail}\n`);
+  }
+  if (world) {
+    const running = world;
+    await step(
+      'install smk from its Helm chart',
+      'helm renders deploy/helm/smk (webhook with write-through, controller with rotation, CSI provider);\n' +
+        "every object is applied to the bed, and each role runs from its rendered workload's args and env.",
+      async () => {
+        release = await installRelease(running, (line) => process.stdout.write(`${line}\n`));
+        return `webhook, controller and CSI provider running from the rendered chart (namespace ${release.namespace})`;
+      },
+    );
+    for (const scenario of scenarios) {
+      if (scenario.needsRelease && !release) {
+        outcomes.push({
+          title: scenario.title,
+          ok: false,
+          seconds: 0,
+          detail: 'not run: smk did not install',
+        });
+        continue;
+      }
+      await step(scenario.title, scenario.story, () => scenario.run(running, release));
     }
   }
 } finally {
-  await world.stop();
+  await stopAll();
 }
 
 const width = Math.max(...outcomes.map((outcome) => outcome.title.length), 8);
@@ -53,6 +110,8 @@ for (const outcome of outcomes) {
     `${outcome.title.padEnd(width)}  ${(outcome.ok ? 'pass' : 'FAIL').padEnd(6)}  ${outcome.seconds.toFixed(1).padStart(5)} s\n`,
   );
 }
-const failed = outcomes.filter((outcome) => !outcome.ok).length;
-process.stdout.write(`\n${outcomes.length - failed} passed, ${failed} failed\n`);
-process.exit(failed === 0 ? 0 : 1);
+const failed = outcomes.filter((outcome) => !outcome.ok);
+process.stdout.write(`\n${outcomes.length - failed.length} passed, ${failed.length} failed\n`);
+for (const outcome of failed)
+  process.stdout.write(`  FAIL ${outcome.title}: ${outcome.detail.split('\n')[0]}\n`);
+process.exit(failed.length === 0 ? 0 : 1);

@@ -1,26 +1,90 @@
 /**
  * The demo's scenarios, one per seed design, each a short story and a check that it worked.
- * A scenario returns a one-line result or throws with what went wrong.
+ * A scenario returns a one-line result or throws with what went wrong. Every scenario after the
+ * first runs against smk installed from the rendered chart (release.ts) and uses the manifests in
+ * examples/ — the same files test/examples applies to the bed.
  */
 import { randomUUID } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import {
+  CreateSecretCommand,
+  GetSecretValueCommand,
+  ListSecretsCommand,
+  PutSecretValueCommand,
+  ResourceExistsException,
+  type SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type V1Container,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { connectProvider } from '../../src/csi/client.ts';
+import { applyExample } from '../../test/examples/examples.ts';
+import { runCommand } from '../../test/harness/run.ts';
+import { adopted, cloudTrailEvent, readMapping, waitFor } from '../../test/rotation/harness.ts';
+import { type DemoRelease, demoQueueUrl } from './release.ts';
 import type { DemoWorld } from './world.ts';
 
 export interface Scenario {
   readonly title: string;
   readonly story: string;
-  run(world: DemoWorld): Promise<string>;
+  /** Runs against the installed release (every scenario but the first needs one). */
+  readonly needsRelease: boolean;
+  run(world: DemoWorld, release: DemoRelease | undefined): Promise<string>;
 }
+
+const say = (text: string): void => {
+  process.stdout.write(`${text}\n`);
+};
+const indent = (text: string, by = '    '): string =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((line) => `${by}${line}`)
+    .join('\n');
 
 function expectEqual(what: string, actual: string, expected: string): void {
   if (actual !== expected)
     throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
 }
 
+function needRelease(release: DemoRelease | undefined): DemoRelease {
+  if (!release) throw new Error('smk is not installed (the chart step failed)');
+  return release;
+}
+
+/** Creates the secret, or puts the value as a new AWSCURRENT version when it exists (a reused world). */
+async function upsertSecret(client: SecretsManagerClient, name: string, value: string): Promise<string> {
+  try {
+    const created = await client.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+    return created.ARN ?? '';
+  } catch (error) {
+    if (!(error instanceof ResourceExistsException)) throw error;
+    const put = await client.send(new PutSecretValueCommand({ SecretId: name, SecretString: value }));
+    return put.ARN ?? '';
+  }
+}
+
+function apiMessage(error: unknown): string {
+  if (error instanceof ApiException) {
+    try {
+      return (JSON.parse(String(error.body)) as { message?: string }).message ?? String(error.body);
+    } catch {
+      return String(error.body);
+    }
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
 const fetchSeed001: Scenario = {
   title: 'smk fetch: seed 001 objects spec',
+  needsRelease: false,
   story:
     'Seed 001 mounts two secrets through the CSI provider: MySecret split into dbusername/dbpassword by\n' +
     'JMESPath, and MySecret2 whole as "foobar". The same objects spec, given to `smk fetch`, writes the\n' +
@@ -65,4 +129,443 @@ const fetchSeed001: Scenario = {
   },
 };
 
-export const scenarios: readonly Scenario[] = [fetchSeed001];
+/**
+ * Runs an injected container's command here, as test/webhook does: `smk` is the bundle, every
+ * absolute path in its env moves under `root`, and the AWS endpoint and keys stand in for IRSA.
+ */
+function runContainerLocally(world: DemoWorld, container: V1Container, root: string) {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    AWS_ENDPOINT_URL: world.awsEndpoint,
+    AWS_REGION: world.region,
+    AWS_ACCESS_KEY_ID: world.env.AWS_ACCESS_KEY_ID ?? 'testing',
+    AWS_SECRET_ACCESS_KEY: world.env.AWS_SECRET_ACCESS_KEY ?? 'testing',
+  };
+  for (const variable of container.env ?? []) {
+    if (variable.valueFrom !== undefined)
+      throw new Error(`${container.name}: env ${variable.name} is a reference`);
+    const value = variable.value ?? '';
+    env[variable.name] = value.startsWith('/') ? join(root, value) : value;
+  }
+  const [program, ...args] = container.command ?? [];
+  if (program !== 'smk') throw new Error(`${container.name}: command is ${String(program)}, expected smk`);
+  return runCommand(process.execPath, [world.smkBinary, ...args], { env });
+}
+
+const seedArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:database-password-hlRvvF';
+
+const injectSeed002: Scenario = {
+  title: 'seed 002: injector — init container writes /tmp/secret',
+  needsRelease: true,
+  story:
+    "Seed 002's webserver Deployment, unchanged (annotations secrets.k8s.aws/sidecarInjectorWebhook and\n" +
+    'secrets.k8s.aws/secret-arn). The API server sends its pod to smk webhook, which adds an init\n' +
+    'container (smk agent init) and a memory volume at /tmp. The demo runs that init container here, with\n' +
+    'exactly the env the webhook gave it, and the file appears.',
+  async run(world) {
+    const core = world.bed.kubeConfig.makeApiClient(CoreV1Api);
+    const namespace = await world.bed.newNamespace('seed-002');
+    const value = JSON.stringify({
+      username: 'admin',
+      password: 'P@$$word1024',
+      engine: 'mysql',
+      host: 'database-1.cluster.us-east-1.rds.amazonaws.com',
+      port: 3306,
+      dbClusterIdentifier: 'database-1',
+    });
+    // moto resolves the article's ARN by its last segment as the name.
+    await upsertSecret(world.secretsManager, 'database-password-hlRvvF', value);
+    say(`$ aws secretsmanager create-secret --name database-password-hlRvvF --secret-string '${value}'`);
+    // The API server picks up a new webhook configuration asynchronously: wait until a dry run is injected.
+    await waitFor('the webhook configuration to take effect', 30_000, async () => {
+      const probe = await core.createNamespacedPod({
+        namespace,
+        dryRun: 'All',
+        body: {
+          metadata: {
+            name: 'probe',
+            annotations: {
+              'secrets.k8s.aws/sidecarInjectorWebhook': 'enabled',
+              'secrets.k8s.aws/secret-arn': seedArn,
+            },
+          },
+          spec: { containers: [{ name: 'app', image: 'busybox:1.28' }] },
+        },
+      });
+      return (probe.spec?.initContainers?.length ?? 0) > 0;
+    });
+    say(`$ kubectl -n ${namespace} apply -f examples/injection-seed-002/`);
+    await applyExample(world.bed.kubeConfig, 'injection-seed-002', namespace);
+    const pod = await waitFor('the Deployment controller to create the pod', 30_000, async () => {
+      const pods = await core.listNamespacedPod({ namespace, labelSelector: 'run=webserver' });
+      return pods.items[0];
+    });
+    const init = pod.spec?.initContainers?.[0];
+    if (!init) throw new Error(`pod ${pod.metadata?.name} has no init container: it was not injected`);
+    const app = pod.spec?.containers?.find((container) => container.name === 'webserver');
+    const mount = app?.volumeMounts?.find((volumeMount) => volumeMount.mountPath === '/tmp');
+    const volume = pod.spec?.volumes?.find((candidate) => candidate.name === mount?.name);
+    say(
+      `pod ${pod.metadata?.name} as stored by the API server (annotation smk.dev/status=${pod.metadata?.annotations?.['smk.dev/status']}):`,
+    );
+    say(`  initContainers: ${init.name}  image ${init.image}  command ${JSON.stringify(init.command)}`);
+    say(`    env: ${(init.env ?? []).map((variable) => variable.name).join(', ')}`);
+    say(`  volume ${volume?.name}: emptyDir ${JSON.stringify(volume?.emptyDir)}`);
+    say(`  container webserver mounts it at ${mount?.mountPath} (readOnly ${String(mount?.readOnly)})`);
+    if (!mount || volume?.emptyDir?.medium !== 'Memory') throw new Error('no memory volume mounted at /tmp');
+
+    const root = await world.tempDir('seed-002-pod');
+    say(`$ smk agent init      # the init container's command and env, paths under ${root}`);
+    const result = await runContainerLocally(world, init, root);
+    say(indent(result.stderr || '(no output)'));
+    if (result.code !== 0) throw new Error(`the init container exited ${result.code}`);
+    const written = await readFile(join(root, 'tmp', 'secret'), 'utf8');
+    say('$ cat /tmp/secret     # what the webserver prints at start (echo $(cat /tmp/secret))');
+    say(written);
+    expectEqual('/tmp/secret', written, value);
+    return `pod ${pod.metadata?.name}: ${init.name} injected by the webhook; the agent wrote /tmp/secret (${Buffer.byteLength(written)} bytes)`;
+  },
+};
+
+/** A Mount request as the Secrets Store CSI driver builds it for a pod and its SecretProviderClass. */
+async function mountRequestFor(world: DemoWorld, pod: V1Pod, parameters: Record<string, string>) {
+  const namespace = pod.metadata?.namespace ?? '';
+  const serviceAccount = pod.spec?.serviceAccountName ?? 'default';
+  // The driver's CSIDriver tokenRequests: a token for the pod's ServiceAccount, audience sts.amazonaws.com.
+  const token = await world.bed.serviceAccountToken(namespace, serviceAccount, 'sts.amazonaws.com');
+  const volume = pod.spec?.volumes?.find((candidate) => candidate.csi?.driver === 'secrets-store.csi.k8s.io');
+  const attributes: Record<string, string> = {
+    ...parameters,
+    ...(volume?.csi?.volumeAttributes ?? {}),
+    'csi.storage.k8s.io/pod.name': pod.metadata?.name ?? '',
+    'csi.storage.k8s.io/pod.namespace': namespace,
+    'csi.storage.k8s.io/pod.uid': pod.metadata?.uid ?? '',
+    'csi.storage.k8s.io/serviceAccount.name': serviceAccount,
+    'csi.storage.k8s.io/ephemeral': 'false',
+    'csi.storage.k8s.io/serviceAccount.tokens': JSON.stringify({
+      'sts.amazonaws.com': { token, expirationTimestamp: new Date(Date.now() + 3600_000).toISOString() },
+    }),
+  };
+  return {
+    attributes: JSON.stringify(attributes),
+    secrets: '{}',
+    target_path: `/var/lib/kubelet/pods/${pod.metadata?.uid}/volumes/kubernetes.io~csi/${volume?.name}/mount`,
+    permission: '420',
+    current_object_version: [],
+  };
+}
+
+const csiSeed001: Scenario = {
+  title: 'seed 001: CSI provider — Mount writes dbusername, dbpassword, foobar',
+  needsRelease: true,
+  story:
+    "Seed 001's SecretProviderClass and pod. On a node, the Secrets Store CSI driver calls the provider's\n" +
+    'Mount over its unix socket with the class parameters, the pod and its ServiceAccount token. The demo\n' +
+    "makes that same gRPC call to smk's provider (started from the chart's DaemonSet): it assumes the pod's\n" +
+    'IRSA role with the token, reads both secrets (eu-west-1, from their ARNs) and answers with the files.',
+  async run(world, release) {
+    const { csiSocket } = needRelease(release);
+    const core = world.bed.kubeConfig.makeApiClient(CoreV1Api);
+    const custom = world.bed.kubeConfig.makeApiClient(CustomObjectsApi);
+    const namespace = await world.bed.newNamespace('seed-001');
+    const euWest1 = world.secretsManagerIn('eu-west-1');
+    const user = JSON.stringify({ user: { username: 'john.doe', password: '123456' } });
+    const whole = 'MySecret2: the whole value, whatever its format';
+    await upsertSecret(euWest1, 'MySecret-00AACC', user);
+    await upsertSecret(euWest1, 'MySecret2-00AABB', whole);
+    say(
+      `$ aws --region eu-west-1 secretsmanager create-secret --name MySecret-00AACC --secret-string '${user}'`,
+    );
+    say(
+      `$ aws --region eu-west-1 secretsmanager create-secret --name MySecret2-00AABB --secret-string '${whole}'`,
+    );
+    say(`$ kubectl -n ${namespace} apply -f examples/csi-seed-001/`);
+    await applyExample(world.bed.kubeConfig, 'csi-seed-001', namespace);
+    const pod = await core.readNamespacedPod({ namespace, name: 'test-secrets' });
+    const spc = (await custom.getNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      plural: 'secretproviderclasses',
+      namespace,
+      name: 'aws-secrets',
+    })) as { spec: { parameters: Record<string, string> } };
+    const request = await mountRequestFor(world, pod, spc.spec.parameters);
+    say(
+      `Mount over ${csiSocket} for pod ${namespace}/test-secrets (ServiceAccount default, target ${request.target_path})`,
+    );
+    const client = connectProvider(csiSocket);
+    let reply: Awaited<ReturnType<typeof client.mount>>;
+    try {
+      reply = await client.mount(request);
+    } finally {
+      client.close();
+    }
+    const files = Object.fromEntries(
+      reply.files.map((file) => [file.path, Buffer.from(file.contents).toString('utf8')]),
+    );
+    const width = Math.max(...reply.files.map((file) => file.path.length));
+    for (const file of reply.files) {
+      say(
+        `  ${file.path.padEnd(width)}  mode ${file.mode.toString(8).padStart(4, '0')}  ${files[file.path]}`,
+      );
+    }
+    say(
+      `  object versions: ${reply.object_version.map((entry) => `${entry.id}@${entry.version.slice(0, 8)}`).join(', ')}`,
+    );
+    expectEqual('dbusername', files.dbusername ?? '(missing)', 'john.doe');
+    expectEqual('dbpassword', files.dbpassword ?? '(missing)', '123456');
+    expectEqual('foobar', files.foobar ?? '(missing)', whole);
+    return `Mount answered ${reply.files.length} files: ${reply.files.map((file) => file.path).join(', ')}`;
+  },
+};
+
+const syncSeed004: Scenario = {
+  title: 'seed 004: sync — foosecret gets SECRET_API_KEY',
+  needsRelease: true,
+  story:
+    "Seed 004's SecretProviderClass with secretObjects (Secret foosecret, key SECRET_API_KEY) plus smk's\n" +
+    'two annotations (smk.dev/sync, smk.dev/service-account). smk controller keeps the Secret in step,\n' +
+    'acting as nginx-deployment-sa (its IRSA role) — no pod has to mount the class first.',
+  async run(world) {
+    const core = world.bed.kubeConfig.makeApiClient(CoreV1Api);
+    const namespace = await world.bed.newNamespace('seed-004');
+    await upsertSecret(world.secretsManager, 'CSI-driver-test-secret', 'secretkey');
+    say(
+      "$ aws --region us-east-1 secretsmanager create-secret --name CSI-driver-test-secret --secret-string 'secretkey'",
+    );
+    say(`$ kubectl -n ${namespace} apply -f examples/sync-seed-004/`);
+    await applyExample(world.bed.kubeConfig, 'sync-seed-004', namespace);
+    const secret = await waitFor('Secret foosecret', 30_000, async () =>
+      core.readNamespacedSecret({ namespace, name: 'foosecret' }).catch(() => undefined),
+    );
+    const value = Buffer.from(secret.data?.SECRET_API_KEY ?? '', 'base64').toString('utf8');
+    const owner = secret.metadata?.ownerReferences?.[0];
+    say(`$ kubectl -n ${namespace} get secret foosecret -o jsonpath='{.data.SECRET_API_KEY}' | base64 -d`);
+    say(value);
+    say(
+      `  type ${secret.type}; keys ${Object.keys(secret.data ?? {}).join(', ')}; owner ${owner?.kind}/${owner?.name}`,
+    );
+    say(`  what the seed's nginx pods get: SECRET_API_KEY=${value}`);
+    const events = await core.listNamespacedEvent({
+      namespace,
+      fieldSelector: 'involvedObject.name=nginx-deployment-aws-secrets',
+    });
+    for (const event of events.items) say(`  event ${event.type} ${event.reason}: ${event.message}`);
+    expectEqual('SECRET_API_KEY', value, 'secretkey');
+    return `Secret foosecret synced by smk controller (SECRET_API_KEY, owner ${owner?.kind ?? 'none'})`;
+  },
+};
+
+interface ReplicaSetRow {
+  readonly name: string;
+  readonly hash: string;
+  readonly created: string;
+  readonly restartedAt: string;
+}
+
+async function replicaSetRows(
+  world: DemoWorld,
+  namespace: string,
+  deployment: string,
+): Promise<ReplicaSetRow[]> {
+  const apps = world.bed.kubeConfig.makeApiClient(AppsV1Api);
+  const owner = await apps.readNamespacedDeployment({ namespace, name: deployment });
+  const list = await apps.listNamespacedReplicaSet({ namespace });
+  return list.items
+    .filter((rs) => rs.metadata?.ownerReferences?.some((ref) => ref.uid === owner.metadata?.uid))
+    .map((rs) => ({
+      name: rs.metadata?.name ?? '',
+      hash: rs.metadata?.labels?.['pod-template-hash'] ?? '',
+      created: rs.metadata?.creationTimestamp?.toISOString().slice(11, 19) ?? '',
+      restartedAt: rs.spec?.template?.metadata?.annotations?.['smk.dev/restartedAt'] ?? '-',
+    }))
+    .sort((a, b) => a.created.localeCompare(b.created));
+}
+
+function printReplicaSets(rows: readonly ReplicaSetRow[]): void {
+  say(`  ${'REPLICASET'.padEnd(30)} ${'CREATED'.padEnd(9)} smk.dev/restartedAt`);
+  for (const row of rows) say(`  ${row.name.padEnd(30)} ${row.created.padEnd(9)} ${row.restartedAt}`);
+}
+
+const rotationSeed003: Scenario = {
+  title: 'seed 003: rotation — mapping rolls the Deployment',
+  needsRelease: true,
+  story:
+    "Seed 003's SecretsRotationMapping (SecretID eks-controller-test-secret, Labels environment:\n" +
+    'operatortest), unchanged, and its labelled Deployment, which reads the secret through a Secret that a\n' +
+    'SecretSync keeps. A put-secret-value reaches the controller as an SQS event; smk confirms it with\n' +
+    'DescribeSecret, re-syncs the Secret first, then restarts the Deployment once: a new ReplicaSet.',
+  async run(world) {
+    const core = world.bed.kubeConfig.makeApiClient(CoreV1Api);
+    const namespace = await world.bed.newNamespace('seed-003');
+    const secretName = 'eks-controller-test-secret';
+    const arn = await upsertSecret(world.secretsManager, secretName, 'testsqssec:oldsecret');
+    say(`$ aws secretsmanager create-secret --name ${secretName} --secret-string testsqssec:oldsecret`);
+    say(`$ kubectl -n ${namespace} apply -f examples/rotation-seed-003/`);
+    await applyExample(world.bed.kubeConfig, 'rotation-seed-003', namespace);
+    const secretValue = async (): Promise<string | undefined> => {
+      const secret = await core
+        .readNamespacedSecret({ namespace, name: 'app-secret' })
+        .catch(() => undefined);
+      const data = secret?.data?.VALUE;
+      return data === undefined ? undefined : Buffer.from(data, 'base64').toString('utf8');
+    };
+    await waitFor(
+      'Secret app-secret synced',
+      30_000,
+      async () => (await secretValue()) === 'testsqssec:oldsecret',
+    );
+    await waitFor('the Deployment adopted by rotation', 30_000, () =>
+      adopted(world.bed.kubeConfig, namespace, 'operatortest'),
+    );
+    const before = await waitFor('the first ReplicaSet', 30_000, async () => {
+      const rows = await replicaSetRows(world, namespace, 'operatortest');
+      return rows.length === 1 ? rows : undefined;
+    });
+    say(`app-secret VALUE=${await secretValue()}; ReplicaSets of Deployment operatortest:`);
+    printReplicaSets(before);
+
+    say(
+      `$ aws secretsmanager put-secret-value --secret-id ${secretName} --secret-string testsqssec:newsecret`,
+    );
+    await world.secretsManager.send(
+      new PutSecretValueCommand({ SecretId: secretName, SecretString: 'testsqssec:newsecret' }),
+    );
+    // moto records no CloudTrail events: put the one the EventBridge rule of deploy/aws/rotation.yaml would deliver.
+    await world.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: demoQueueUrl,
+        MessageBody: await cloudTrailEvent('PutSecretValue', secretName, arn),
+      }),
+    );
+    say(`  (EventBridge → SQS: the CloudTrail PutSecretValue event sent to ${demoQueueUrl})`);
+    const started = performance.now();
+    await waitFor(
+      'app-secret to carry the new value',
+      30_000,
+      async () => (await secretValue()) === 'testsqssec:newsecret',
+    );
+    const synced = performance.now();
+    const after = await waitFor('a new ReplicaSet', 30_000, async () => {
+      const rows = await replicaSetRows(world, namespace, 'operatortest');
+      return rows.length === 2 ? rows : undefined;
+    });
+    const rolled = performance.now();
+    say(
+      `app-secret VALUE=${await secretValue()} after ${((synced - started) / 1000).toFixed(1)} s; ` +
+        `the rollout ${((rolled - started) / 1000).toFixed(1)} s after the event:`,
+    );
+    printReplicaSets(after);
+    const mapping = await waitFor('the mapping status to show the rollout', 15_000, async () => {
+      const current = await readMapping(world.bed.kubeConfig, namespace, 'secretsrotationmapping-sample');
+      return (current.status?.workloadsRolled?.length ?? 0) > 0 ? current : undefined;
+    });
+    const change = mapping.status?.lastChange;
+    say(
+      `SecretsRotationMapping status: lastChange ${change?.reason} via ${change?.source} → version ${change?.versionId?.slice(0, 8)}; ` +
+        `rolled ${mapping.status?.workloadsRolled?.map((workload) => `${workload.kind}/${workload.name}`).join(', ')}`,
+    );
+    const newest = after.at(-1);
+    return `new ReplicaSet ${newest?.name} (restartedAt ${newest?.restartedAt}); app-secret re-synced first`;
+  },
+};
+
+const writeThrough: Scenario = {
+  title: 'write-through (NASE): labelled Secret lands in Secrets Manager',
+  needsRelease: true,
+  story:
+    "Seed 000/002's NASE idea: `kubectl create secret` as usual, the value stored in Secrets Manager. A\n" +
+    'Secret labelled smk.dev/write-through: "true" goes to the webhook\'s /mutate/secrets (the chart\'s\n' +
+    'write-through webhook, on here); only the Secret with that label is ever sent. Until write-through\n' +
+    '(issue 8) ships in the webhook, this scenario fails: failurePolicy Fail refuses the labelled Secret\n' +
+    'rather than storing it in etcd unseen.',
+  async run(world) {
+    const core = world.bed.kubeConfig.makeApiClient(CoreV1Api);
+    const namespace = await world.bed.newNamespace('write-through');
+    say(`$ kubectl -n ${namespace} apply -f examples/write-through/secret.yaml`);
+    try {
+      await applyExample(world.bed.kubeConfig, 'write-through', namespace);
+    } catch (error) {
+      const cause = error instanceof Error ? error.cause : undefined;
+      throw new Error(`the API server refused the Secret: ${apiMessage(cause ?? error)}`);
+    }
+    const stored = await core.readNamespacedSecret({ namespace, name: 'payment-api' });
+    const suffix = `${namespace}/payment-api`;
+    const found = await waitFor(`a Secrets Manager secret named …${suffix}`, 15_000, async () => {
+      const list = await world.secretsManager.send(new ListSecretsCommand({ MaxResults: 100 }));
+      return list.SecretList?.find((secret) => secret.Name?.endsWith(suffix));
+    }).catch(() => undefined);
+    if (!found) {
+      const keys = Object.keys(stored.data ?? {}).join(', ');
+      throw new Error(
+        `the Secret was stored as a plain Kubernetes Secret (data keys: ${keys || 'none'}) and no Secrets Manager ` +
+          `secret named …${suffix} exists: write-through (issue 8) is not in this build`,
+      );
+    }
+    const value = await world.secretsManager.send(
+      new GetSecretValueCommand({ SecretId: found.ARN, VersionStage: 'AWSCURRENT' }),
+    );
+    say(`$ aws secretsmanager get-secret-value --secret-id ${found.Name}`);
+    say(value.SecretString ?? '(binary)');
+    say(`stored Secret: data keys [${Object.keys(stored.data ?? {}).join(', ')}]; annotations:`);
+    for (const [key, annotation] of Object.entries(stored.metadata?.annotations ?? {})) {
+      if (key.startsWith('smk.dev/')) say(`  ${key}: ${annotation}`);
+    }
+    if (!(value.SecretString ?? '').includes('example-not-a-real-key'))
+      throw new Error(`${found.Name} does not hold the Secret's api-key`);
+    const leftInEtcd = Object.values(stored.data ?? {}).some(
+      (data) => Buffer.from(data, 'base64').toString('utf8') === 'example-not-a-real-key',
+    );
+    if (leftInEtcd) throw new Error('the value is still in the stored Kubernetes Secret');
+    return `Secret ${namespace}/payment-api stored as ${found.Name}; etcd keeps only the reference`;
+  },
+};
+
+const doctor: Scenario = {
+  title: 'smk doctor: every check against the demo install',
+  needsRelease: true,
+  story:
+    'The checks a platform team runs after installing: cluster, CRDs, the webhook configuration (caBundle\n' +
+    "against the certificate the webhook serves), a ServiceAccount's IRSA role reading a secret, the\n" +
+    'rotation queue, the CSI socket.',
+  async run(world, release) {
+    const installed = needRelease(release);
+    const namespace = await world.bed.newNamespace('doctor');
+    const core = world.bed.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespacedServiceAccount({
+      namespace,
+      body: {
+        metadata: {
+          name: 'webserver-service-account',
+          annotations: {
+            'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/webserver-secrets-role',
+          },
+        },
+      },
+    });
+    const args = [
+      'doctor',
+      `--webhook-config=${installed.webhookConfigurationName}`,
+      `--service-account=${namespace}/webserver-service-account`,
+      `--secret=${seedArn}`,
+      `--queue-url=${demoQueueUrl}`,
+      `--csi-socket=${installed.csiSocket}`,
+    ];
+    say(`$ smk ${args.join(' ')}`);
+    const result = await world.smk(args, { env: { KUBECONFIG: world.bed.kubeConfigPath } });
+    say(indent(result.stdout + result.stderr, '  '));
+    if (result.code !== 0) throw new Error(`smk doctor exited ${result.code}`);
+    const passed = result.stdout.split('\n').filter((line) => line.includes('✔')).length;
+    return `${passed} checks passed`;
+  },
+};
+
+export const scenarios: readonly Scenario[] = [
+  fetchSeed001,
+  injectSeed002,
+  csiSeed001,
+  syncSeed004,
+  rotationSeed003,
+  writeThrough,
+  doctor,
+];
