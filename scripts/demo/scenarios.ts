@@ -22,9 +22,9 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type V1Container,
-  type V1Pod,
 } from '@kubernetes/client-node';
 import { connectProvider } from '../../src/csi/client.ts';
+import { mountRequestFor } from '../../test/examples/csi-request.ts';
 import { applyExample } from '../../test/examples/examples.ts';
 import { runCommand } from '../../test/harness/run.ts';
 import { adopted, cloudTrailEvent, readMapping, waitFor } from '../../test/rotation/harness.ts';
@@ -227,34 +227,6 @@ const injectSeed002: Scenario = {
   },
 };
 
-/** A Mount request as the Secrets Store CSI driver builds it for a pod and its SecretProviderClass. */
-async function mountRequestFor(world: DemoWorld, pod: V1Pod, parameters: Record<string, string>) {
-  const namespace = pod.metadata?.namespace ?? '';
-  const serviceAccount = pod.spec?.serviceAccountName ?? 'default';
-  // The driver's CSIDriver tokenRequests: a token for the pod's ServiceAccount, audience sts.amazonaws.com.
-  const token = await world.bed.serviceAccountToken(namespace, serviceAccount, 'sts.amazonaws.com');
-  const volume = pod.spec?.volumes?.find((candidate) => candidate.csi?.driver === 'secrets-store.csi.k8s.io');
-  const attributes: Record<string, string> = {
-    ...parameters,
-    ...(volume?.csi?.volumeAttributes ?? {}),
-    'csi.storage.k8s.io/pod.name': pod.metadata?.name ?? '',
-    'csi.storage.k8s.io/pod.namespace': namespace,
-    'csi.storage.k8s.io/pod.uid': pod.metadata?.uid ?? '',
-    'csi.storage.k8s.io/serviceAccount.name': serviceAccount,
-    'csi.storage.k8s.io/ephemeral': 'false',
-    'csi.storage.k8s.io/serviceAccount.tokens': JSON.stringify({
-      'sts.amazonaws.com': { token, expirationTimestamp: new Date(Date.now() + 3600_000).toISOString() },
-    }),
-  };
-  return {
-    attributes: JSON.stringify(attributes),
-    secrets: '{}',
-    target_path: `/var/lib/kubelet/pods/${pod.metadata?.uid}/volumes/kubernetes.io~csi/${volume?.name}/mount`,
-    permission: '420',
-    current_object_version: [],
-  };
-}
-
 const csiSeed001: Scenario = {
   title: 'seed 001: CSI provider — Mount writes dbusername, dbpassword, foobar',
   needsRelease: true,
@@ -289,7 +261,13 @@ const csiSeed001: Scenario = {
       namespace,
       name: 'aws-secrets',
     })) as { spec: { parameters: Record<string, string> } };
-    const request = await mountRequestFor(world, pod, spc.spec.parameters);
+    // The driver's CSIDriver tokenRequests: a token for the pod's ServiceAccount, audience sts.amazonaws.com.
+    const token = await world.bed.serviceAccountToken(
+      namespace,
+      pod.spec?.serviceAccountName ?? 'default',
+      'sts.amazonaws.com',
+    );
+    const request = mountRequestFor(pod, spc.spec.parameters, token);
     say(
       `Mount over ${csiSocket} for pod ${namespace}/test-secrets (ServiceAccount default, target ${request.target_path})`,
     );

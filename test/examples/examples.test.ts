@@ -1,0 +1,276 @@
+/**
+ * Every manifest in examples/ on the test bed: each example directory applies with a server-side
+ * dry run; and where it means something, for real against smk's roles — the injection examples
+ * through `smk inject` (and the injected objects through a dry run), seed 001's pod mounted through
+ * the CSI provider, the sync examples synced by the controller, seed 003's mapping adopting its
+ * Deployment. The Helm values example renders with the chart.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  CreateSecretCommand,
+  GetSecretValueCommand,
+  ResourceExistsException,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  loadAllYaml,
+  PatchStrategy,
+  type V1Deployment,
+} from '@kubernetes/client-node';
+import { silentLogger } from '../../src/core/log.ts';
+import { connectProvider } from '../../src/csi/client.ts';
+import { type CsiProvider, startCsiProvider } from '../../src/csi/provider.ts';
+import { find, renderChart } from '../deploy/helm.ts';
+import { connectMoto } from '../harness/moto.ts';
+import { runCommand } from '../harness/run.ts';
+import { adopted, installCrds, readMapping, type Stack, startStack, waitFor } from '../rotation/harness.ts';
+import { connectTestBed, type TestBed } from '../testbed/index.ts';
+import { mountRequestFor } from './csi-request.ts';
+import { applyExample, exampleNames, examplesDir, readExample } from './examples.ts';
+
+const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+const moto = connectMoto();
+const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+let bed: TestBed;
+
+before(async () => {
+  bed = await connectTestBed();
+  await installCrds(bed.kubeConfig);
+});
+
+after(async () => {
+  await bed?.stop();
+});
+
+/** The examples name fixed secrets; other runs may have made them: create only when absent, never overwrite. */
+async function ensureSecret(region: string, name: string, value: string): Promise<string> {
+  const client = new SecretsManagerClient({ endpoint: moto.endpoint, region, credentials });
+  try {
+    await client.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+  } catch (error) {
+    if (!(error instanceof ResourceExistsException)) throw error;
+  }
+  try {
+    const current = await client.send(
+      new GetSecretValueCommand({ SecretId: name, VersionStage: 'AWSCURRENT' }),
+    );
+    return current.SecretString ?? '';
+  } finally {
+    client.destroy();
+  }
+}
+
+const decode = (data: string | undefined): string => Buffer.from(data ?? '', 'base64').toString('utf8');
+
+describe('examples/', () => {
+  it('has the examples the docs point to', async () => {
+    assert.deepEqual(await exampleNames(), [
+      'csi-seed-001',
+      'injection-seed-002',
+      'injection-smk',
+      'rotation-seed-003',
+      'sync-secretsync',
+      'sync-seed-004',
+      'write-through',
+    ]);
+  });
+
+  it('every example applies with a server-side dry run', async () => {
+    for (const name of await exampleNames()) {
+      const namespace = await bed.newNamespace(`example-${name}`);
+      const applied = await applyExample(bed.kubeConfig, name, namespace, { dryRun: true });
+      const expected = await readExample(name);
+      assert.deepEqual(
+        applied.map((object) => `${object.kind}/${object.metadata.name}`),
+        expected.map(({ object }) => `${object.kind}/${object.metadata.name}`),
+        name,
+      );
+    }
+  });
+
+  it('the injection examples: smk inject adds the agent, and the injected objects pass a dry run', async () => {
+    for (const name of ['injection-seed-002', 'injection-smk']) {
+      const result = await runCommand(process.execPath, [
+        cli,
+        'inject',
+        '-f',
+        join(examplesDir, name, 'deployment.yaml'),
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      const [deployment] = loadAllYaml(result.stdout) as V1Deployment[];
+      const pod = deployment?.spec?.template.spec;
+      assert.deepEqual(
+        pod?.initContainers?.map((container) => container.name),
+        ['smk-agent-init', ...(name === 'injection-smk' ? ['smk-agent-refresh'] : [])],
+        name,
+      );
+      const namespace = await bed.newNamespace(`example-${name}-injected`);
+      await applyExample(bed.kubeConfig, name, namespace);
+      const client = KubernetesObjectApi.makeApiClient(bed.kubeConfig);
+      assert.ok(deployment?.metadata);
+      deployment.metadata.namespace = namespace;
+      await client.patch(
+        deployment as KubernetesObject,
+        undefined,
+        'All',
+        'smk-examples',
+        true,
+        PatchStrategy.ServerSideApply,
+      );
+    }
+  });
+
+  it('csi-seed-001 for real: the CSI provider mounts dbusername, dbpassword and foobar for its pod', async () => {
+    const user = await ensureSecret(
+      'eu-west-1',
+      'MySecret-00AACC',
+      JSON.stringify({ user: { username: 'john.doe', password: '123456' } }),
+    );
+    const whole = await ensureSecret('eu-west-1', 'MySecret2-00AABB', 'example whole value');
+    const namespace = await bed.newNamespace('example-csi');
+    await applyExample(bed.kubeConfig, 'csi-seed-001', namespace);
+    const work = await mkdtemp(join(tmpdir(), 'smk-example-csi-'));
+    let provider: CsiProvider | undefined;
+    try {
+      provider = await startCsiProvider({
+        providerVolume: join(work, 'providers'),
+        providerName: 'aws',
+        kubeConfig: bed.kubeConfig,
+        awsEndpoint: moto.endpoint,
+        environmentRegion: 'us-east-1',
+        logger: silentLogger(),
+      });
+      const pod = await bed.kubeConfig
+        .makeApiClient(CoreV1Api)
+        .readNamespacedPod({ namespace, name: 'test-secrets' });
+      const spc = (await bed.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+        group: 'secrets-store.csi.x-k8s.io',
+        version: 'v1',
+        plural: 'secretproviderclasses',
+        namespace,
+        name: 'aws-secrets',
+      })) as { spec: { parameters: Record<string, string> } };
+      const token = await bed.serviceAccountToken(namespace, 'default', 'sts.amazonaws.com');
+      const client = connectProvider(provider.socketPath);
+      try {
+        const reply = await client.mount(mountRequestFor(pod, spc.spec.parameters, token));
+        const files = Object.fromEntries(
+          reply.files.map((file) => [file.path, Buffer.from(file.contents).toString('utf8')]),
+        );
+        const parsed = JSON.parse(user) as { user: { username: string; password: string } };
+        assert.equal(files.dbusername, parsed.user.username);
+        assert.equal(files.dbpassword, parsed.user.password);
+        assert.equal(files.foobar, whole);
+      } finally {
+        client.close();
+      }
+    } finally {
+      await provider?.close(1000);
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
+  describe('with the controller (sync + rotation) running for the example namespaces', () => {
+    let stack: Stack;
+    const namespaces: Record<string, string> = {};
+
+    before(async () => {
+      for (const name of ['sync-seed-004', 'sync-secretsync', 'rotation-seed-003']) {
+        namespaces[name] = await bed.newNamespace(`example-${name}`);
+      }
+      stack = await startStack(bed.kubeConfig, moto.endpoint, {
+        namespaces: Object.values(namespaces),
+        spc: true,
+      });
+    });
+
+    after(async () => {
+      await stack?.stop();
+    });
+
+    const secret = (namespace: string, name: string) =>
+      bed.kubeConfig
+        .makeApiClient(CoreV1Api)
+        .readNamespacedSecret({ namespace, name })
+        .catch(() => undefined);
+
+    it('sync-seed-004 for real: foosecret carries SECRET_API_KEY', async () => {
+      const value = await ensureSecret('us-east-1', 'CSI-driver-test-secret', 'secretkey');
+      const namespace = namespaces['sync-seed-004'] ?? '';
+      await applyExample(bed.kubeConfig, 'sync-seed-004', namespace);
+      const synced = await waitFor('Secret foosecret', 30_000, () => secret(namespace, 'foosecret'));
+      assert.deepEqual(Object.keys(synced.data ?? {}), ['SECRET_API_KEY']);
+      assert.equal(decode(synced.data?.SECRET_API_KEY), value);
+    });
+
+    it('sync-secretsync for real: db-credentials has username and password; the worker Deployment is adopted for rollouts', async () => {
+      const value = await ensureSecret(
+        'us-east-1',
+        'prod/app/db',
+        JSON.stringify({ username: 'app', password: 'example-password-1' }),
+      );
+      const namespace = namespaces['sync-secretsync'] ?? '';
+      await applyExample(bed.kubeConfig, 'sync-secretsync', namespace);
+      const synced = await waitFor('Secret db-credentials', 30_000, () =>
+        secret(namespace, 'db-credentials'),
+      );
+      assert.deepEqual(Object.keys(synced.data ?? {}).sort(), ['password', 'username']);
+      const parsed = JSON.parse(value) as { username: string; password: string };
+      assert.equal(decode(synced.data?.username), parsed.username);
+      assert.equal(decode(synced.data?.password), parsed.password);
+      await waitFor('Deployment worker adopted (smk.dev/rollout-on-sync)', 30_000, () =>
+        adopted(bed.kubeConfig, namespace, 'worker'),
+      );
+    });
+
+    it('rotation-seed-003 for real: app-secret synced, the mapping watches and adopts the labelled Deployment', async () => {
+      const value = await ensureSecret('us-east-1', 'eks-controller-test-secret', 'testsqssec:oldsecret');
+      const namespace = namespaces['rotation-seed-003'] ?? '';
+      await applyExample(bed.kubeConfig, 'rotation-seed-003', namespace);
+      await waitFor(
+        'app-secret synced',
+        30_000,
+        async () => decode((await secret(namespace, 'app-secret'))?.data?.VALUE) === value,
+      );
+      await waitFor('Deployment operatortest adopted', 30_000, () =>
+        adopted(bed.kubeConfig, namespace, 'operatortest'),
+      );
+      const mapping = await waitFor('the mapping Watching', 30_000, async () => {
+        const current = await readMapping(bed.kubeConfig, namespace, 'secretsrotationmapping-sample');
+        return current.status?.conditions?.find((condition) => condition.type === 'Ready')?.reason ===
+          'Watching'
+          ? current
+          : undefined;
+      });
+      assert.match(mapping.status?.secretArn ?? '', /:secret:eks-controller-test-secret-/);
+    });
+  });
+
+  it('helm/values-eks.yaml renders with the chart: every role, the IRSA role and the rotation queue', async () => {
+    const values = join(examplesDir, 'helm', 'values-eks.yaml');
+    const { objects } = await renderChart({ release: 'smk', namespace: 'smk-system', valuesFiles: [values] });
+    const controller = JSON.stringify(find(objects, 'Deployment', 'smk-controller'));
+    assert.match(
+      controller,
+      /--rotation-queue-url=https:\/\/sqs\.eu-west-1\.amazonaws\.com\/111122223333\/smk-rotation-events/,
+    );
+    const account = find(objects, 'ServiceAccount', 'smk-controller') as {
+      metadata: { annotations?: Record<string, string> };
+    };
+    assert.equal(
+      account.metadata.annotations?.['eks.amazonaws.com/role-arn'],
+      'arn:aws:iam::111122223333:role/smk-controller',
+    );
+    find(objects, 'DaemonSet', 'smk-csi-provider');
+    find(objects, 'Deployment', 'smk-webhook');
+    assert.match(await readFile(values, 'utf8'), /helm install smk deploy\/helm\/smk/);
+  });
+});
