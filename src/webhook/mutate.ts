@@ -165,16 +165,7 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
       ...identity.env.map(copyJson),
     ],
     resources: mergeResources(config.resources, plan.resources),
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: runAs.user,
-      runAsGroup: runAs.group,
-      readOnlyRootFilesystem: true,
-      allowPrivilegeEscalation: false,
-      privileged: false,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    securityContext: agentSecurityContext(runAs),
     volumeMounts: [
       { name: volumeName, mountPath: plan.mountPath },
       ...identityMounts.map((mount): VolumeMount => ({ ...mount })),
@@ -244,8 +235,26 @@ function mountInto(container: Container, mountPath: string): void {
   container.volumeMounts = next;
 }
 
+/** The injected containers' security context: non-root, read-only root, no privilege, nothing extra. */
+export function agentSecurityContext(runAs: { user: number; group: number }): {
+  readonly runAsUser: number;
+  readonly runAsGroup: number;
+  readonly [field: string]: unknown;
+} {
+  return {
+    runAsNonRoot: true,
+    runAsUser: runAs.user,
+    runAsGroup: runAs.group,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+}
+
 /** Runs the agent as the app's (non-root) user so files with restrictive modes stay readable by it. */
-function agentRunAs(
+export function agentRunAs(
   spec: Pod['spec'],
   targets: readonly Container[],
   config: InjectorConfig,

@@ -1,5 +1,6 @@
 /**
- * The admission webhook's HTTPS server: `/mutate/pods`, `/healthz`, `/readyz`, `/metrics`.
+ * The admission webhook's HTTPS server: `/mutate/pods`, `/mutate/secrets` (write-through, when
+ * configured), `/healthz`, `/readyz`, `/metrics`.
  * Certificates are re-read when their files change (a rotated Secret mount), bodies are capped,
  * slow or broken clients time out, and malformed input gets a 400 — the process never crashes or
  * hangs on input. No AWS call happens here: the mutation is pure.
@@ -11,8 +12,10 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from '../core/log.ts';
 import { counter, histogram, registry } from '../core/metrics.ts';
-import { reviewAdmission } from './admission.ts';
+import { type AdmissionResult, reviewAdmission } from './admission.ts';
 import type { InjectorConfig } from './mutate.ts';
+import { withWriteThroughVolumes } from './secrets/pod-review.ts';
+import type { WriteThroughLookup } from './secrets/pods.ts';
 
 const requests = counter('smk_webhook_admission_requests_total', 'Admission requests, by outcome.', [
   'outcome',
@@ -24,10 +27,19 @@ const latency = histogram(
   [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
 );
 
+/** Write-through (issue 8): the Secret admission, and which Secrets the pod path swaps. */
+export interface WriteThroughRoutes {
+  /** POST /mutate/secrets; never throws. */
+  readonly reviewSecret: (body: unknown) => Promise<AdmissionResult>;
+  /** From the informer cache: no call on the pod admission path. */
+  readonly lookup: WriteThroughLookup;
+}
+
 export interface WebhookServerOptions {
   readonly tlsCertFile: string;
   readonly tlsKeyFile: string;
   readonly injector: InjectorConfig;
+  readonly writeThrough?: WriteThroughRoutes;
   readonly log: Logger;
   /** 0 picks a free port. */
   readonly port?: number;
@@ -110,7 +122,11 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   let inFlight = 0;
   let drained: (() => void) | undefined;
 
-  async function admit(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  async function admit(
+    request: IncomingMessage,
+    response: ServerResponse,
+    review: (body: unknown) => AdmissionResult | Promise<AdmissionResult>,
+  ): Promise<void> {
     const started = process.hrtime.bigint();
     let outcome = 'invalid';
     try {
@@ -127,7 +143,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
         send(response, 400, 'text/plain', 'request body is not JSON\n');
         return;
       }
-      const result = reviewAdmission(body, options.injector);
+      const result = await review(body);
       outcome = result.outcome;
       if (result.status === 400) {
         log.warn({ outcome }, result.message);
@@ -152,12 +168,24 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
 
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = (request.url ?? '/').split('?', 1)[0];
-    if (path === '/mutate/pods') {
+    const writeThrough = options.writeThrough;
+    if (path === '/mutate/pods' || (path === '/mutate/secrets' && writeThrough)) {
       if (request.method !== 'POST') {
         send(response, 405, 'text/plain', 'POST an AdmissionReview\n');
         return;
       }
-      await admit(request, response);
+      if (path === '/mutate/secrets' && writeThrough)
+        await admit(request, response, writeThrough.reviewSecret);
+      else if (writeThrough) {
+        await admit(request, response, (body) =>
+          withWriteThroughVolumes(
+            body,
+            reviewAdmission(body, options.injector),
+            writeThrough.lookup,
+            options.injector,
+          ),
+        );
+      } else await admit(request, response, (body) => reviewAdmission(body, options.injector));
       return;
     }
     if (request.method !== 'GET') {

@@ -1,0 +1,108 @@
+/**
+ * Pod admission, second step: after the injector's answer, the pod (with that answer's patch
+ * applied) goes through ./pods.ts, and the answer carries one patch for both. Pods that
+ * reference no Secret at all leave at the first check, without being parsed.
+ */
+import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import type { AdmissionResult, AdmissionReviewResponse } from '../admission.ts';
+import type { InjectorConfig } from '../mutate.ts';
+import { podSchema } from '../pod.ts';
+import { swapWriteThroughVolumes, type WriteThroughLookup, writeThroughContainerPrefix } from './pods.ts';
+
+const { applyPatch, compare, deepClone } = fastJsonPatch;
+
+interface PodRequest {
+  readonly uid: string;
+  readonly kind?: { readonly group?: string; readonly kind?: string };
+  readonly operation?: string;
+  readonly namespace?: string;
+  readonly object?: unknown;
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+}
+
+function list(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+/** Cheap scan: does the pod name any Secret (volume, projected source, env, envFrom) or carry our agents? */
+export function referencesSecrets(object: unknown): boolean {
+  const spec = record(record(object)?.spec);
+  if (spec === undefined) return false;
+  for (const volume of list(spec.volumes)) {
+    const source = record(volume);
+    if (source?.secret !== undefined || source?.projected !== undefined) return true;
+  }
+  for (const container of [...list(spec.containers), ...list(spec.initContainers)]) {
+    const fields = record(container);
+    if (String(fields?.name ?? '').startsWith(writeThroughContainerPrefix)) return true;
+    if (list(fields?.envFrom).some((source) => record(source)?.secretRef !== undefined)) return true;
+    if (
+      list(fields?.env).some((variable) => record(record(variable)?.valueFrom)?.secretKeyRef !== undefined)
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+function respond(
+  uid: string,
+  allowed: boolean,
+  extra: Partial<AdmissionReviewResponse['response']>,
+): AdmissionReviewResponse {
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed, ...extra } };
+}
+
+/**
+ * The injector's `result` for `body`, extended with the write-through volume swap (or turned
+ * into a denial when the pod uses a write-through Secret through env).
+ */
+export function withWriteThroughVolumes(
+  body: unknown,
+  result: AdmissionResult,
+  lookup: WriteThroughLookup,
+  config: InjectorConfig,
+): AdmissionResult {
+  if (result.status !== 200 || result.outcome === 'denied') return result;
+  const request = record(body)?.request as PodRequest | undefined;
+  if (request === undefined) return result;
+  const isPod = request.kind === undefined || (request.kind.group === '' && request.kind.kind === 'Pod');
+  if (!isPod || (request.operation !== undefined && request.operation !== 'CREATE')) return result;
+  const original = request.object;
+  if (!referencesSecrets(original)) return result;
+
+  let pod: unknown = original;
+  const earlier = result.body.response.patch;
+  if (earlier !== undefined) {
+    const operations = JSON.parse(Buffer.from(earlier, 'base64').toString('utf8')) as Operation[];
+    pod = applyPatch(deepClone(original), operations, false, false).newDocument;
+  }
+  const parsed = podSchema.safeParse(pod);
+  if (!parsed.success) return result;
+  const metadata = record(record(pod)?.metadata);
+  const namespace = request.namespace ?? (typeof metadata?.namespace === 'string' ? metadata.namespace : '');
+  const swapped = swapWriteThroughVolumes(parsed.data, namespace, lookup, config);
+  if ('denied' in swapped) {
+    return {
+      status: 200,
+      outcome: 'denied',
+      message: swapped.denied,
+      body: respond(request.uid, false, {
+        status: { code: 400, reason: 'BadRequest', message: swapped.denied },
+      }),
+    };
+  }
+  const patch = compare(original as object, JSON.parse(JSON.stringify(swapped.pod)) as object);
+  if (patch.length === 0) return result;
+  return {
+    status: 200,
+    outcome: 'mutated',
+    body: respond(request.uid, true, {
+      patchType: 'JSONPatch',
+      patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
+    }),
+  };
+}
