@@ -12,6 +12,9 @@
  *   apps deployments, statefulsets, daemonsets: get list watch patch
  *   awssecretsoperator.secretoperator secretsrotationmappings: get list watch; …/status: patch
  *   smk.dev secretsyncs and secrets-store.csi.x-k8s.io secretproviderclasses: patch (re-sync request)
+ * and for write-through (--write-through true): secrets: get list watch patch (finalizer);
+ *   AWS (own role): secretsmanager DescribeSecret, UpdateSecretVersionStage, TagResource, DeleteSecret,
+ *   ListSecrets on the write-through prefix
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
@@ -19,6 +22,7 @@ import {
   AwsClients,
   createQueueReader,
   createSecretReader,
+  createSecretWriter,
   parseQueueUrl,
   queueRegion,
   SecretCache,
@@ -30,6 +34,7 @@ import { createIdentityResolver } from '../controller/identity.ts';
 import { parseDuration } from '../controller/jobs.ts';
 import { createRotationController } from '../controller/rotation/controller.ts';
 import { startHealthServer } from '../controller/server.ts';
+import { createWriteThroughController } from '../controller/write-through/controller.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
@@ -60,6 +65,20 @@ Options:
                             without it, polling alone detects changes
   --rotation-poll-interval D  ListSecrets poll of the secrets in use (default 60s, jittered)
   --rotation-debounce D     changes within D make one rollout per workload (default 500ms)
+  --write-through true|false  commit, delete and sweep write-through Secrets (label smk.dev/write-through)
+                            with the controller's own AWS identity; own Lease <lease-name>-write-through
+                            (default false)
+  --write-through-prefix P  Secrets Manager name prefix the webhook writes under (default kubernetes/)
+  --cluster-name NAME       this cluster's tag on written secrets; the webhook's value (default kubernetes)
+  --write-through-deletion-policy Retain|Delete
+                            when a Secret without smk.dev/deletion-policy is deleted (default Delete)
+  --write-through-recovery-window-days N
+                            recovery window of a Delete, 7-30 (default 30)
+  --write-through-sweep-interval D
+                            how often secrets whose Secret Kubernetes never stored are looked for
+                            (default 10m; 0s turns it off)
+  --write-through-sweep-grace D
+                            such a secret is deleted once unchanged this long (default 10m)
   -h, --help                show this help
 
 Environment: AWS_REGION (default region), AWS_ENDPOINT_URL, SMK_LOG_LEVEL, KUBECONFIG (else in-cluster),
@@ -91,6 +110,19 @@ const flagsSchema = z.object({
     .refine((url) => url === undefined || isQueueUrl(url), 'expected an SQS queue URL'),
   'rotation-poll-interval': durationFlag('60s', 10_000),
   'rotation-debounce': durationFlag('500ms', 0),
+  'write-through': z.enum(['true', 'false']).default('false'),
+  'write-through-prefix': z
+    .string()
+    .regex(/^[A-Za-z0-9/_+=.@-]{0,256}$/, 'expected Secrets Manager name characters')
+    .default('kubernetes/'),
+  'cluster-name': z
+    .string()
+    .regex(/^[A-Za-z0-9 _.:/=+@-]{1,256}$/, 'expected 1-256 AWS tag value characters')
+    .default('kubernetes'),
+  'write-through-deletion-policy': z.enum(['Retain', 'Delete']).default('Delete'),
+  'write-through-recovery-window-days': z.coerce.number().int().min(7).max(30).default(30),
+  'write-through-sweep-interval': durationFlag('10m', 0),
+  'write-through-sweep-grace': durationFlag('10m', 0),
 });
 
 function isQueueUrl(url: string): boolean {
@@ -128,6 +160,13 @@ export async function run(args: readonly string[]): Promise<number> {
     'rotation-queue-url': { type: 'string' },
     'rotation-poll-interval': { type: 'string' },
     'rotation-debounce': { type: 'string' },
+    'write-through': { type: 'string' },
+    'write-through-prefix': { type: 'string' },
+    'cluster-name': { type: 'string' },
+    'write-through-deletion-policy': { type: 'string' },
+    'write-through-recovery-window-days': { type: 'string' },
+    'write-through-sweep-interval': { type: 'string' },
+    'write-through-sweep-grace': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -231,9 +270,40 @@ export async function run(args: readonly string[]): Promise<number> {
           },
         })
       : undefined;
+  const writeThrough =
+    flags['write-through'] === 'true'
+      ? createWriteThroughController({
+          kubeConfig,
+          writer: createSecretWriter({ kind: 'default' }, env.region ?? 'us-east-1', { clients }),
+          settings: {
+            cluster: flags['cluster-name'],
+            deletionPolicy: flags['write-through-deletion-policy'],
+            recoveryWindowDays: flags['write-through-recovery-window-days'],
+          },
+          prefix: flags['write-through-prefix'],
+          logger: logger.child({ component: 'write-through' }),
+          namespaces: flags.namespaces,
+          sweepIntervalMs: flags['write-through-sweep-interval'],
+          sweepGraceMs: flags['write-through-sweep-grace'],
+          ...(flags['leader-elect'] === 'true'
+            ? {
+                leaderElection: {
+                  namespace: flags['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
+                  name: `${flags['lease-name']}-write-through`,
+                  identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
+                },
+              }
+            : {}),
+          onLostLeadership: () => {
+            logger.error('lost the write-through lease; exiting so a fresh process competes again');
+            exitCode = 1;
+            void shutdown();
+          },
+        })
+      : undefined;
   const health = await startHealthServer(
     flags['health-port'],
-    () => controller.ready && (rotation?.ready ?? true),
+    () => controller.ready && (rotation?.ready ?? true) && (writeThrough?.ready ?? true),
   );
   logger.info({ healthPort: health.port }, 'health server listening');
 
@@ -244,7 +314,7 @@ export async function run(args: readonly string[]): Promise<number> {
   function shutdown(): Promise<void> {
     stopping ??= (async () => {
       logger.info('shutting down');
-      await Promise.all([controller.stop(), rotation?.stop()]);
+      await Promise.all([controller.stop(), rotation?.stop(), writeThrough?.stop()]);
       await health.close();
       release();
     })();
@@ -255,6 +325,7 @@ export async function run(args: readonly string[]): Promise<number> {
 
   await controller.start();
   await rotation?.start();
+  await writeThrough?.start();
   await stopped;
   return exitCode;
 }

@@ -1,0 +1,308 @@
+/**
+ * The write-through controller: watches Secrets labelled `smk.dev/write-through=true`, commits
+ * the version each stored Secret names, carries out the deletion policy behind the finalizer,
+ * and sweeps secrets whose Secret Kubernetes never stored (./reconcile.ts). Only the leader of
+ * its own Lease acts; every replica keeps its cache warm. It acts as the controller's own AWS
+ * identity.
+ */
+import type { V1Secret } from '@kubernetes/client-node';
+import type { SecretWriter } from '../../aws/index.ts';
+import { describeError } from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
+import { counter } from '../../core/metrics.ts';
+import { writeThroughLabel, writeThroughTags } from '../../core/write-through.ts';
+import { createObjects, type Objects } from '../../kube/apply.ts';
+import type { KubeConfig } from '../../kube/client.ts';
+import { withConnectionReuse } from '../../kube/client.ts';
+import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
+import { apiSource, createInformer, type Informer, resourcePath, secretLister } from '../../kube/informer.ts';
+import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
+import { createWorkQueue, type WorkQueue } from '../../kube/queue.ts';
+import {
+  type ReconcileSettings,
+  reconcileWriteThrough,
+  sweepCandidates,
+  type WriteThroughSecret,
+} from './reconcile.ts';
+
+const reconciles = counter(
+  'smk_write_through_reconciles_total',
+  'Write-through reconciles, by outcome (none, committed, tagged, deleted, warning, failed).',
+  ['outcome'],
+);
+const swept = counter(
+  'smk_write_through_swept_total',
+  'Secrets Manager secrets deleted because Kubernetes never stored their Secret, by mode (force, recovery).',
+  ['mode'],
+);
+
+export interface WriteThroughControllerOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly writer: Pick<
+    SecretWriter,
+    'describe' | 'moveStage' | 'removeStage' | 'tag' | 'delete' | 'listByTag'
+  >;
+  readonly settings: ReconcileSettings;
+  /** Names the controller may sweep start with (the webhook's prefix). */
+  readonly prefix: string;
+  readonly logger: Logger;
+  readonly namespaces?: readonly string[];
+  readonly leaderElection?: { readonly namespace: string; readonly name: string; readonly identity: string };
+  readonly onLostLeadership?: () => void;
+  /** Between sweeps (default 10 min); 0 turns the sweep off. */
+  readonly sweepIntervalMs?: number;
+  /** A secret must be unchanged this long before the sweep takes it (default 10 min). */
+  readonly sweepGraceMs?: number;
+  readonly events?: EventRecorder;
+  readonly objects?: Objects;
+  readonly now?: () => number;
+}
+
+export interface WriteThroughController {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly ready: boolean;
+  readonly leading: boolean;
+  /** One sweep now (tests; the leader also runs it on its interval). */
+  sweep(): Promise<number>;
+}
+
+export function createWriteThroughController(options: WriteThroughControllerOptions): WriteThroughController {
+  const { logger, writer, settings } = options;
+  const kubeConfig = withConnectionReuse(options.kubeConfig);
+  const objects = options.objects ?? createObjects(kubeConfig);
+  const events =
+    options.events ?? createEventRecorder(kubeConfig, { component: 'smk-write-through', logger });
+  const now = options.now ?? Date.now;
+  const queue: WorkQueue = createWorkQueue({ backoff: { baseMs: 1_000, maxMs: 5 * 60_000, jitter: 0.2 } });
+  const scopes = options.namespaces && options.namespaces.length > 0 ? options.namespaces : [undefined];
+  const informers: Informer<V1Secret>[] = scopes.map((namespace) =>
+    createInformer<V1Secret>(
+      apiSource<V1Secret>(kubeConfig, {
+        path: resourcePath('v1', 'secrets', namespace),
+        list: secretLister(kubeConfig, namespace),
+        labelSelector: `${writeThroughLabel}=true`,
+      }),
+      { name: `write-through/${namespace ?? 'all'}`, logger },
+    ),
+  );
+  const cached = (namespace: string, name: string): V1Secret | undefined => {
+    for (const informer of informers) {
+      const secret = informer.get(namespace, name);
+      if (secret) return secret;
+    }
+    return undefined;
+  };
+  /** What this process committed last per Secret (uid + resourceVersion): a relist costs no AWS call. */
+  const settled = new Map<string, string>();
+
+  const deps = {
+    writer,
+    settings,
+    async setFinalizers(secret: WriteThroughSecret, finalizers: string[]) {
+      await objects.mergePatch(
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          namespace: secret.metadata?.namespace ?? '',
+          name: secret.metadata?.name ?? '',
+        },
+        // The resourceVersion makes it conditional: a list that changed meanwhile is not overwritten.
+        { metadata: { finalizers, resourceVersion: secret.metadata?.resourceVersion } },
+      );
+    },
+  };
+
+  async function reconcile(key: string): Promise<void> {
+    const [namespace = '', name = ''] = key.split('/');
+    const secret = cached(namespace, name);
+    if (secret === undefined) {
+      settled.delete(key);
+      return;
+    }
+    const stamp = `${secret.metadata?.uid}/${secret.metadata?.resourceVersion}`;
+    if (!secret.metadata?.deletionTimestamp && settled.get(key) === stamp) return;
+    const involved = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      namespace,
+      name,
+      ...(secret.metadata?.uid ? { uid: secret.metadata.uid } : {}),
+    };
+    const result = await reconcileWriteThrough(secret, deps);
+    reconciles.inc({ outcome: result.outcome });
+    switch (result.outcome) {
+      case 'committed':
+        logger.info({ secret: key, versionId: result.versionId, moved: result.moved }, 'version committed');
+        await events.record(
+          involved,
+          'Normal',
+          'Committed',
+          `version ${result.versionId} of the Secrets Manager secret is AWSCURRENT`,
+        );
+        break;
+      case 'deleted': {
+        const what =
+          result.policy === 'Delete'
+            ? `the Secrets Manager secret is scheduled for deletion in ${result.recoveryWindowDays ?? settings.recoveryWindowDays} days (restore-secret undoes it)`
+            : 'the Secrets Manager secret is retained';
+        logger.info({ secret: key, policy: result.policy }, 'finalizer removed');
+        await events.record(involved, 'Normal', result.policy === 'Delete' ? 'Deleted' : 'Retained', what);
+        break;
+      }
+      case 'warning':
+        logger.warn({ secret: key, reason: result.reason }, result.message);
+        await events.record(involved, 'Warning', result.reason, result.message);
+        break;
+      default:
+        break;
+    }
+    if (!secret.metadata?.deletionTimestamp) settled.set(key, stamp);
+  }
+
+  async function sweep(): Promise<number> {
+    const secrets = await writer.listByTag({
+      tagKey: writeThroughTags.cluster,
+      tagValue: settings.cluster,
+      namePrefix: options.prefix,
+    });
+    const candidates = sweepCandidates(secrets, {
+      cluster: settings.cluster,
+      now: now(),
+      graceMs: options.sweepGraceMs ?? 10 * 60_000,
+      ...(options.namespaces ? { namespaces: options.namespaces } : {}),
+    });
+    let deleted = 0;
+    for (const candidate of candidates) {
+      if (cached(candidate.namespace, candidate.name)) continue;
+      // The cache only holds labelled Secrets: ask the API server before deleting anything.
+      const present = await objects.read({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        namespace: candidate.namespace,
+        name: candidate.name,
+      });
+      if (present !== undefined) continue;
+      await writer.delete(
+        candidate.secret.arn,
+        candidate.force ? { force: true } : { recoveryWindowDays: settings.recoveryWindowDays },
+      );
+      deleted += 1;
+      swept.inc({ mode: candidate.force ? 'force' : 'recovery' });
+      logger.info(
+        { secretName: candidate.secret.name, arn: candidate.secret.arn, force: candidate.force },
+        `no Secret ${candidate.namespace}/${candidate.name} stores this secret: deleted`,
+      );
+    }
+    return deleted;
+  }
+
+  let leader: LeaderElection | undefined;
+  let leading = false;
+  let running = false;
+  let workers: Promise<void>[] = [];
+  let sweepTimer: NodeJS.Timeout | undefined;
+
+  async function work(): Promise<void> {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      try {
+        if (leading) await reconcile(key);
+        queue.forget(key);
+      } catch (error) {
+        reconciles.inc({ outcome: 'failed' });
+        const delay = queue.addRateLimited(key);
+        logger.warn(
+          { secret: key, err: describeError(error), retryInMs: delay },
+          'write-through reconcile failed',
+        );
+      } finally {
+        queue.done(key);
+      }
+    }
+  }
+
+  function enqueueAll(): void {
+    for (const informer of informers) {
+      for (const secret of informer.list()) {
+        if (secret.metadata?.namespace && secret.metadata.name) {
+          queue.add(`${secret.metadata.namespace}/${secret.metadata.name}`);
+        }
+      }
+    }
+  }
+
+  function startLeading(): void {
+    leading = true;
+    settled.clear();
+    if (workers.length === 0) workers = Array.from({ length: 4 }, () => work());
+    enqueueAll();
+    const interval = options.sweepIntervalMs ?? 10 * 60_000;
+    if (interval > 0) {
+      sweepTimer = setInterval(() => {
+        sweep().catch((error: unknown) =>
+          logger.warn({ err: describeError(error) }, 'write-through sweep failed'),
+        );
+      }, interval);
+      sweepTimer.unref();
+    }
+    logger.info('write-through leader: committing and finalizing');
+  }
+
+  function stopLeading(): void {
+    leading = false;
+    if (sweepTimer) clearInterval(sweepTimer);
+    sweepTimer = undefined;
+  }
+
+  return {
+    async start() {
+      running = true;
+      for (const informer of informers) {
+        const enqueue = (secret: V1Secret): void => {
+          if (secret.metadata?.namespace && secret.metadata.name) {
+            queue.add(`${secret.metadata.namespace}/${secret.metadata.name}`);
+          }
+        };
+        informer.addHandlers({ add: enqueue, update: enqueue, delete: enqueue });
+      }
+      await Promise.all(informers.map((informer) => informer.start()));
+      if (options.leaderElection) {
+        const election = options.leaderElection;
+        leader = createLeaderElection(apiLeaseStore(kubeConfig, election.namespace, election.name), {
+          identity: election.identity,
+          logger,
+          onStartedLeading: startLeading,
+          onStoppedLeading: () => {
+            stopLeading();
+            if (running) options.onLostLeadership?.();
+          },
+        });
+        leader.start();
+      } else {
+        startLeading();
+      }
+      logger.info({ namespaces: options.namespaces ?? 'all' }, 'write-through controller started');
+    },
+    async stop() {
+      running = false;
+      stopLeading();
+      queue.shutDown();
+      await Promise.race([
+        Promise.all(workers),
+        new Promise((resolve) => setTimeout(resolve, 5_000).unref()),
+      ]);
+      await leader?.stop();
+      for (const informer of informers) informer.stop();
+      workers = [];
+    },
+    get ready() {
+      return informers.every((informer) => informer.healthy);
+    },
+    get leading() {
+      return leading;
+    },
+    sweep,
+  };
+}
