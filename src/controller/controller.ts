@@ -143,6 +143,28 @@ function parseKey(key: string): { kind: SourceKind; namespace: string; name: str
   return { kind, namespace, name };
 }
 
+const lastApplied = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** Cached sources keep what a sync reads: managedFields and kubectl's last-applied copy go. */
+function withoutBookkeeping<T extends KubernetesObject>(object: T): T {
+  const metadata = object.metadata;
+  if (!metadata) return object;
+  delete metadata.managedFields;
+  if (metadata.annotations?.[lastApplied] !== undefined) delete metadata.annotations[lastApplied];
+  return object;
+}
+
+/** Cached Secrets keep only smk's own managedFields entries (plan.ts reads them) and no last-applied copy. */
+function withOwnFieldsOnly(secret: V1Secret): V1Secret {
+  const metadata = secret.metadata;
+  if (!metadata) return secret;
+  if (metadata.managedFields) {
+    metadata.managedFields = metadata.managedFields.filter((entry) => entry.manager?.startsWith('smk'));
+  }
+  if (metadata.annotations?.[lastApplied] !== undefined) delete metadata.annotations[lastApplied];
+  return secret;
+}
+
 function readyCondition(status: SyncStatus | undefined): Condition | undefined {
   return status?.conditions?.find((condition) => condition.type === 'Ready');
 }
@@ -174,6 +196,7 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     apiVersion: string,
     plural: string,
     lister: (namespace: string | undefined) => Lister<T>,
+    transform: (object: T) => T,
     labelSelector?: string,
   ): Informer<T>[] {
     return namespaces.map((namespace) =>
@@ -183,18 +206,22 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
           list: lister(namespace),
           ...(labelSelector ? { labelSelector } : {}),
         }),
-        informerOptions(`${plural}${namespace ? `/${namespace}` : ''}`),
+        { ...informerOptions(`${plural}${namespace ? `/${namespace}` : ''}`), transform },
       ),
     );
   }
 
-  const syncInformers = informersFor<SecretSyncObject>(`${group}/${version}`, secretSyncPlural, (namespace) =>
-    customObjectLister(kubeConfig, { group, version, plural: secretSyncPlural, namespace }),
+  const syncInformers = informersFor<SecretSyncObject>(
+    `${group}/${version}`,
+    secretSyncPlural,
+    (namespace) => customObjectLister(kubeConfig, { group, version, plural: secretSyncPlural, namespace }),
+    withoutBookkeeping,
   );
   const secretInformers = informersFor<V1Secret>(
     'v1',
     'secrets',
     (namespace) => secretLister(kubeConfig, namespace),
+    withOwnFieldsOnly,
     `${managedByLabel}=${managedByValue}`,
   );
   let spcInformers: Informer<KubernetesObject>[] = [];
@@ -781,13 +808,17 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
         });
       }
       if (await spcInstalled()) {
-        spcInformers = informersFor<KubernetesObject>(`${spcGroup}/${spcVersion}`, spcPlural, (namespace) =>
-          customObjectLister(kubeConfig, {
-            group: spcGroup,
-            version: spcVersion,
-            plural: spcPlural,
-            namespace,
-          }),
+        spcInformers = informersFor<KubernetesObject>(
+          `${spcGroup}/${spcVersion}`,
+          spcPlural,
+          (namespace) =>
+            customObjectLister(kubeConfig, {
+              group: spcGroup,
+              version: spcVersion,
+              plural: spcPlural,
+              namespace,
+            }),
+          withoutBookkeeping,
         );
         for (const informer of spcInformers) {
           informer.addHandlers({

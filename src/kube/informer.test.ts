@@ -226,6 +226,24 @@ describe('supervised informer', () => {
     informer.stop();
   });
 
+  it('applies the transform to listed and watched objects before caching them', async () => {
+    const script = scriptedSource();
+    script.lists.push({ items: [thing('a', '1', 'big')], resourceVersion: '1' });
+    const informer = createInformer(script.source, {
+      name: 't',
+      clock: manualClock(),
+      transform: (t: Thing) => ({ ...t, value: t.value?.slice(0, 1) }),
+    });
+    const seen: string[] = [];
+    informer.addHandlers({ add: (t) => seen.push(t.value ?? '') });
+    await informer.start();
+    await settle();
+    script.watches[0]?.send('ADDED', thing('b', '2', 'large'));
+    assert.deepEqual(seen, ['b', 'l']);
+    assert.equal(informer.get('ns', 'a')?.value, 'b');
+    informer.stop();
+  });
+
   it('a failing handler does not stop the others', async () => {
     const script = scriptedSource();
     script.lists.push({ items: [thing('a', '1')], resourceVersion: '1' });

@@ -60,7 +60,7 @@ export interface InformerHandlers<T> {
   delete?(object: T): void;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T = never> {
   /** Names the informer in logs and metrics (e.g. `secretsyncs`). */
   readonly name: string;
   readonly logger?: Logger;
@@ -68,6 +68,11 @@ export interface InformerOptions {
   readonly silenceMs?: number;
   readonly restartBackoff?: BackoffOptions;
   readonly clock?: Clock;
+  /**
+   * Applied to every object before it is cached or handed to a handler, e.g. to drop
+   * managedFields a controller never reads: at 10,000 objects that is tens of MB of heap.
+   */
+  readonly transform?: (object: T) => T;
 }
 
 export interface Informer<T> {
@@ -94,7 +99,7 @@ export function objectKey(object: KubeObject): string {
 
 export function createInformer<T extends KubeObject>(
   source: ListWatchSource<T>,
-  options: InformerOptions,
+  options: InformerOptions<T>,
 ): Informer<T> {
   const logger = options.logger ?? silentLogger();
   const clock = options.clock ?? systemClock;
@@ -103,6 +108,7 @@ export function createInformer<T extends KubeObject>(
   const backoff = options.restartBackoff ?? { baseMs: 500, maxMs: 30_000, jitter: 0.3 };
 
   const cache = new Map<string, T>();
+  const transform = options.transform ?? ((object: T): T => object);
   const handlers: InformerHandlers<T>[] = [];
   let resourceVersion = '';
   let stopped = true;
@@ -186,7 +192,8 @@ export function createInformer<T extends KubeObject>(
     if (stopped || myGeneration !== generation) return;
     lastActivity = clock.now();
     const seen = new Set<string>();
-    for (const object of listed.items) {
+    for (const item of listed.items) {
+      const object = transform(item);
       seen.add(objectKey(object));
       upsert(object);
     }
@@ -209,7 +216,7 @@ export function createInformer<T extends KubeObject>(
         if ((object as { code?: number }).code === 410) gone = true;
         return;
       }
-      const typed = object as T;
+      const typed = type === 'BOOKMARK' ? (object as T) : transform(object as T);
       const version = typed.metadata?.resourceVersion;
       if (version) resourceVersion = version;
       if (type === 'ADDED' || type === 'MODIFIED') upsert(typed);
