@@ -33,9 +33,11 @@ if [ "$target" != "build" ]; then
   venv="${SMK_MOTO_VENV:-$HOME/.cache/smk-moto-venv}"
   req_hash=$(sha256sum test/requirements.txt | cut -c1-16)
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.smk-req-hash" 2>/dev/null)" != "$req_hash" ]; then
-    command -v python3 >/dev/null || { echo "python3 is required for moto" >&2; exit 1; }
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r test/requirements.txt
+    if [ ! -x "$venv/bin/python" ]; then
+      command -v python3 >/dev/null || { echo "python3 is required for moto" >&2; exit 1; }
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r test/requirements.txt
     echo "$req_hash" > "$venv/.smk-req-hash"
   fi
   "$venv/bin/python" -c 'import moto; print("moto", moto.__version__)' >&2
