@@ -257,8 +257,16 @@ export async function installRelease(world: DemoWorld, say: Say): Promise<DemoRe
   const dir = await world.tempDir('release');
   const namespace = await world.bed.newNamespace('smk-system');
 
-  say('helm: building it from the Go module proxy on the first run (minutes), then cached…');
-  await helm();
+  say('helm: built from the Go module proxy on the first run (minutes, progress below), then cached…');
+  const buildStarted = performance.now();
+  const heartbeat = setInterval(() => {
+    say(`  still preparing helm (${Math.round((performance.now() - buildStarted) / 1000)} s)…`);
+  }, 30_000);
+  try {
+    await helm();
+  } finally {
+    clearInterval(heartbeat);
+  }
   const values = {
     'aws.region': world.region,
     // The chart's own value for a test endpoint: every role's AWS_ENDPOINT_URL.
