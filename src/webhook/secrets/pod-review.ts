@@ -33,7 +33,10 @@ export function referencesSecrets(object: unknown): boolean {
   if (spec === undefined) return false;
   for (const volume of list(spec.volumes)) {
     const source = record(volume);
-    if (source?.secret !== undefined || source?.projected !== undefined) return true;
+    if (source?.secret !== undefined) return true;
+    // Every pod has a projected token volume: only a projected Secret source counts.
+    const sources = list(record(source?.projected)?.sources);
+    if (sources.some((entry) => record(entry)?.secret !== undefined)) return true;
   }
   for (const container of [...list(spec.containers), ...list(spec.initContainers)]) {
     const fields = record(container);
