@@ -32,11 +32,13 @@ if [ "$target" != "build" ]; then
   say "moto (Python venv)"
   venv="${SMK_MOTO_VENV:-$HOME/.cache/smk-moto-venv}"
   req_hash=$(sha256sum test/requirements.txt | cut -c1-16)
-  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.smk-req-hash" 2>/dev/null)" != "$req_hash" ]; then
-    if [ ! -x "$venv/bin/python" ]; then
-      command -v python3 >/dev/null || { echo "python3 is required for moto" >&2; exit 1; }
-      python3 -m venv "$venv"
-    fi
+  # A venv whose interpreter no longer runs (its base Python moved) is rebuilt from scratch.
+  if ! "$venv/bin/python" -c 'import subprocess' >/dev/null 2>&1; then
+    command -v python3 >/dev/null || { echo "python3 is required for moto" >&2; exit 1; }
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  fi
+  if [ "$(cat "$venv/.smk-req-hash" 2>/dev/null)" != "$req_hash" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r test/requirements.txt
     echo "$req_hash" > "$venv/.smk-req-hash"
   fi
