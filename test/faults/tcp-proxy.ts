@@ -5,7 +5,10 @@
  *   outage   every open connection is dropped and new ones are closed on accept (the API server
  *            restarting, as seen from a client);
  *   stall    open connections stop carrying bytes but stay open (a watch that goes silent, a
- *            half-dead load balancer); new connections work;
+ *            half-dead load balancer); new connections work. With `resetOnClientWrite`, a
+ *            frozen connection the client writes to again is reset, as a NAT or load balancer
+ *            that lost the connection's state answers (so only a connection the client just
+ *            listens on — a watch — stays silent);
  *   latency  every chunk is held this long in each direction.
  */
 import { once } from 'node:events';
@@ -16,7 +19,7 @@ export interface TcpFaultProxy {
   readonly address: string;
   setOutage(on: boolean): void;
   /** Freezes the connections open now; those opened later are not affected. */
-  stallOpenConnections(): void;
+  stallOpenConnections(options?: { readonly resetOnClientWrite?: boolean }): void;
   /** Drops every open connection once (a reset); new ones are accepted. */
   resetOpenConnections(): void;
   setLatency(ms: number): void;
@@ -29,6 +32,7 @@ interface Pair {
   readonly client: Socket;
   readonly upstream: Socket;
   stalled: boolean;
+  resetOnClientWrite: boolean;
 }
 
 export async function startTcpFaultProxy(target: { host: string; port: number }): Promise<TcpFaultProxy> {
@@ -40,6 +44,11 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
 
   const forward = (pair: Pair, from: Socket, to: Socket): void => {
     from.on('data', (chunk: Buffer) => {
+      if (pair.stalled && pair.resetOnClientWrite && from === pair.client) {
+        pair.client.resetAndDestroy();
+        pair.upstream.destroy();
+        return;
+      }
       if (pair.stalled) return;
       if (latencyMs === 0) to.write(chunk);
       else setTimeout(() => !pair.stalled && !to.destroyed && to.write(chunk), latencyMs);
@@ -54,7 +63,7 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
     }
     accepted += 1;
     const upstream = connect(target.port, target.host);
-    const pair: Pair = { client, upstream, stalled: false };
+    const pair: Pair = { client, upstream, stalled: false, resetOnClientWrite: false };
     pairs.add(pair);
     forward(pair, client, upstream);
     forward(pair, upstream, client);
@@ -88,8 +97,11 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
       outage = on;
       if (on) dropAll();
     },
-    stallOpenConnections() {
-      for (const pair of pairs) pair.stalled = true;
+    stallOpenConnections(options = {}) {
+      for (const pair of pairs) {
+        pair.stalled = true;
+        pair.resetOnClientWrite = options.resetOnClientWrite === true;
+      }
     },
     resetOpenConnections: dropAll,
     setLatency(ms) {
