@@ -455,10 +455,11 @@ const writeThrough: Scenario = {
   story:
     "Seed 000/002's NASE idea: `kubectl create secret` as usual, the value stored in Secrets Manager. A\n" +
     'Secret labelled smk.dev/write-through: "true" goes to the webhook\'s /mutate/secrets (the chart\'s\n' +
-    'write-through webhook, on here); only the Secret with that label is ever sent. Until write-through\n' +
-    '(issue 8) ships in the webhook, this scenario fails: failurePolicy Fail refuses the labelled Secret\n' +
-    'rather than storing it in etcd unseen.',
-  async run(world) {
+    'write-through webhook, on here); only the Secret with that label is ever sent. While the chart does\n' +
+    'not pass --write-through to the webhook and controller it deploys, this scenario fails: failurePolicy\n' +
+    'Fail refuses the labelled Secret rather than storing it in etcd unseen.',
+  async run(world, release) {
+    const installed = needRelease(release);
     const core = world.bed.kubeConfig.makeApiClient(CoreV1Api);
     const namespace = await world.bed.newNamespace('write-through');
     say(`$ kubectl -n ${namespace} apply -f examples/write-through/secret.yaml`);
@@ -466,7 +467,15 @@ const writeThrough: Scenario = {
       await applyExample(world.bed.kubeConfig, 'write-through', namespace);
     } catch (error) {
       const cause = error instanceof Error ? error.cause : undefined;
-      throw new Error(`the API server refused the Secret: ${apiMessage(cause ?? error)}`);
+      const webhook = JSON.stringify(
+        installed.rendered.find(
+          (object) => object.kind === 'Deployment' && object.metadata.name === `${installed.name}-webhook`,
+        ),
+      );
+      const why = webhook.includes('--write-through')
+        ? ''
+        : ' (the rendered webhook Deployment has no --write-through flag: the chart does not turn the feature on yet)';
+      throw new Error(`the API server refused the Secret: ${apiMessage(cause ?? error)}${why}`);
     }
     const stored = await core.readNamespacedSecret({ namespace, name: 'payment-api' });
     const suffix = `${namespace}/payment-api`;
