@@ -1,7 +1,7 @@
 /**
  * Pod admission, second step: after the injector's answer, the pod (with that answer's patch
- * applied) goes through ./pods.ts, and the answer carries one patch for both. Pods that
- * reference no Secret at all leave at the first check, without being parsed.
+ * applied) goes through ./pods.ts, and the answer carries one patch for both. Pods that name
+ * no write-through Secret leave after a scan and a few cache lookups, without being parsed.
  */
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import type { AdmissionResult, AdmissionReviewResponse } from '../admission.ts';
@@ -27,28 +27,32 @@ function list(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
-/** Cheap scan: does the pod name any Secret (volume, projected source, env, envFrom) or carry our agents? */
-export function referencesSecrets(object: unknown): boolean {
+/**
+ * Cheap scan without parsing: the Secrets the pod names (secret volumes, projected secret sources,
+ * env, envFrom), and whether it carries write-through agents already (a reinvocation).
+ */
+export function secretsNamed(object: unknown): { readonly names: Set<string>; readonly agents: boolean } {
+  const names = new Set<string>();
+  let agents = false;
   const spec = record(record(object)?.spec);
-  if (spec === undefined) return false;
+  if (spec === undefined) return { names, agents };
+  const add = (name: unknown): void => {
+    if (typeof name === 'string') names.add(name);
+  };
   for (const volume of list(spec.volumes)) {
     const source = record(volume);
-    if (source?.secret !== undefined) return true;
+    add(record(source?.secret)?.secretName);
     // Every pod has a projected token volume: only a projected Secret source counts.
-    const sources = list(record(source?.projected)?.sources);
-    if (sources.some((entry) => record(entry)?.secret !== undefined)) return true;
+    for (const entry of list(record(source?.projected)?.sources)) add(record(record(entry)?.secret)?.name);
   }
   for (const container of [...list(spec.containers), ...list(spec.initContainers)]) {
     const fields = record(container);
-    if (String(fields?.name ?? '').startsWith(writeThroughContainerPrefix)) return true;
-    if (list(fields?.envFrom).some((source) => record(source)?.secretRef !== undefined)) return true;
-    if (
-      list(fields?.env).some((variable) => record(record(variable)?.valueFrom)?.secretKeyRef !== undefined)
-    ) {
-      return true;
-    }
+    if (String(fields?.name ?? '').startsWith(writeThroughContainerPrefix)) agents = true;
+    for (const source of list(fields?.envFrom)) add(record(record(source)?.secretRef)?.name);
+    for (const variable of list(fields?.env))
+      add(record(record(record(variable)?.valueFrom)?.secretKeyRef)?.name);
   }
-  return false;
+  return { names, agents };
 }
 
 function respond(
@@ -75,7 +79,11 @@ export function withWriteThroughVolumes(
   const isPod = request.kind === undefined || (request.kind.group === '' && request.kind.kind === 'Pod');
   if (!isPod || (request.operation !== undefined && request.operation !== 'CREATE')) return result;
   const original = request.object;
-  if (!referencesSecrets(original)) return result;
+  const named = secretsNamed(original);
+  const metadata = record(record(original)?.metadata);
+  const namespace = request.namespace ?? (typeof metadata?.namespace === 'string' ? metadata.namespace : '');
+  // Most pods name no write-through Secret: answered from the cache lookups alone, nothing parsed.
+  if (!named.agents && ![...named.names].some((name) => lookup(namespace, name) !== undefined)) return result;
 
   let pod: unknown = original;
   const earlier = result.body.response.patch;
@@ -85,8 +93,6 @@ export function withWriteThroughVolumes(
   }
   const parsed = podSchema.safeParse(pod);
   if (!parsed.success) return result;
-  const metadata = record(record(pod)?.metadata);
-  const namespace = request.namespace ?? (typeof metadata?.namespace === 'string' ? metadata.namespace : '');
   const swapped = swapWriteThroughVolumes(parsed.data, namespace, lookup, config);
   if ('denied' in swapped) {
     return {
