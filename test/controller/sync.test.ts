@@ -373,6 +373,32 @@ describe('SecretSync', () => {
   });
 });
 
+describe('restart', () => {
+  it('a restarted controller does not fetch again what was synced recently (no herd), yet repairs drift', async () => {
+    const ns = await namespaceWithController('restart');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-restart');
+    await createAwsSecret(aws, `${ns}/h`, 'herd');
+    await api().create(ns, 'h', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/h`, objectType: 'secretsmanager', objectAlias: 'H' }],
+    });
+    await waitReady(ns, 'h');
+    for (const running of controllers.splice(0)) await running.stop();
+
+    proxy.resetCounts();
+    const restarted = await startController(bed.kubeConfig, proxy.endpoint, { namespaces: [ns] });
+    controllers.push(restarted);
+    await waitFor('restarted controller ready', 30_000, async () => restarted.controller.ready);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    assert.equal(proxy.count({ service: 'secretsmanager' }), 0, 'nothing fetched at start');
+
+    await bed.kubeConfig.makeApiClient(CoreV1Api).deleteNamespacedSecret({ name: 'h', namespace: ns });
+    await waitFor('Secret recreated by the restarted controller', 20_000, async () =>
+      decode((await readSecret(bed.kubeConfig, ns, 'h'))?.data?.H) === 'herd' ? true : undefined,
+    );
+  });
+});
+
 describe('per-namespace identity', () => {
   it('each namespace assumes its own role; a role AWS refuses gets nothing, even for a cached secret', async () => {
     const {
