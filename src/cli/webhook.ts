@@ -42,6 +42,8 @@ Options:
                             and stored without data; pods mounting them get the volume filled by the agent
   --write-through-prefix P  Secrets Manager names start with P<namespace>/ (default kubernetes/)
   --cluster-name NAME       tag value naming this cluster on written secrets (default kubernetes)
+  --write-through-kms-key ID  KMS key (id, alias or ARN) new secrets are encrypted with
+                            (default: the account's aws/secretsmanager key)
   --write-through-token-key FILE
                             secret bytes the replicas share, keying the version ids (default: --tls-key)
 ${tlsFlagsHelp}`;
@@ -66,6 +68,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'write-through-prefix': { type: 'string', default: 'kubernetes/' },
     'cluster-name': { type: 'string', default: 'kubernetes' },
     'write-through-token-key': { type: 'string' },
+    'write-through-kms-key': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
     ...tlsFlagOptions,
   });
@@ -141,6 +144,7 @@ export async function run(args: readonly string[]): Promise<number> {
       writer,
       tokenOf: async () => tokenFunction(await readFile(tokenKeyFile)),
       secretExists: secretExistsFunction(kubeConfig),
+      ...(values['write-through-kms-key'] ? { kmsKeyId: values['write-through-kms-key'] } : {}),
       log: log.child({ component: 'write-through' }),
     };
     writeThrough = {

@@ -26,7 +26,7 @@ function fakeWriter(
   const calls: Call[] = [];
   const writer: SecretAdmissionDeps['writer'] = {
     async create(input) {
-      calls.push(['create', input.name, input.clientRequestToken]);
+      calls.push(['create', input.name, input.clientRequestToken, input.kmsKeyId]);
       if (overrides.create) return overrides.create(input);
       return {
         created: true,
@@ -116,6 +116,12 @@ test('CREATE: one CreateSecret, then the Secret is stored without data, naming A
     calls.map((call) => call[0]),
     ['create'],
   );
+});
+
+test('CREATE with a configured KMS key: the secret is made with it', async () => {
+  const { writer, calls } = fakeWriter();
+  await reviewSecretAdmission(body(secret()), deps(writer, { kmsKeyId: 'alias/team-a' }));
+  assert.equal(calls[0]?.[3], 'alias/team-a');
 });
 
 test('CREATE of a name Kubernetes already has: refused before any write', async () => {

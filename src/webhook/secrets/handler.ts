@@ -50,6 +50,8 @@ export interface SecretAdmissionDeps {
   readonly writer: Pick<SecretWriter, 'create' | 'putValue' | 'describe' | 'restore'>;
   /** The token function with the current key material (read per request: it may rotate with the serving key). */
   readonly tokenOf: () => Promise<TokenOf>;
+  /** KMS key (id, alias or ARN) new secrets are encrypted with; default the account's aws/secretsmanager key. */
+  readonly kmsKeyId?: string;
   /** Whether a Secret of that name exists (CREATE pre-check); undefined when it cannot be told. */
   readonly secretExists?: (namespace: string, name: string) => Promise<boolean | undefined>;
   readonly log: Logger;
@@ -145,6 +147,7 @@ async function write(plan: WritePlan, deps: SecretAdmissionDeps): Promise<Writte
     clientRequestToken: plan.token,
     tags: plan.tags,
     description: plan.description,
+    ...(deps.kmsKeyId === undefined ? {} : { kmsKeyId: deps.kmsKeyId }),
   });
   if (created.created) return { arn: created.version.arn, versionId: created.version.versionId };
   return adopt(plan, deps);
