@@ -168,11 +168,24 @@ describe('SecretSync', () => {
   it('the API server refuses a spec its schema forbids', async () => {
     const ns = await namespaceWithController('sync-schema');
     const refusals: Record<string, unknown>[] = [
-      { serviceAccountName: 'app', objects: [{ objectName: 'x' }], creationPolicy: 'Adopt' },
+      {
+        serviceAccountName: 'app',
+        objects: [{ objectName: 'x', objectType: 'secretsmanager' }],
+        creationPolicy: 'Adopt',
+      },
       { serviceAccountName: 'app', objects: [] },
-      { objects: [{ objectName: 'x' }] },
-      { serviceAccountName: 'app', objects: [{ objectName: 'x', filePermission: '777' }] },
-      { serviceAccountName: 'app', objects: [{ objectName: 'x' }], refreshInterval: 'hourly' },
+      { objects: [{ objectName: 'x', objectType: 'secretsmanager' }] },
+      {
+        serviceAccountName: 'app',
+        objects: [{ objectName: 'x', objectType: 'secretsmanager', filePermission: '777' }],
+      },
+      {
+        serviceAccountName: 'app',
+        objects: [{ objectName: 'x', objectType: 'secretsmanager' }],
+        refreshInterval: 'hourly',
+      },
+      // CEL: a plain name needs its type (an ARN says it).
+      { serviceAccountName: 'app', objects: [{ objectName: 'plain-name-without-type' }] },
     ];
     for (const spec of refusals) {
       await assert.rejects(
@@ -188,11 +201,16 @@ describe('SecretSync', () => {
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-i');
     await api().create(ns, 'bad', {
       serviceAccountName: 'app',
-      objects: [{ objectName: 'plain-name-without-type' }],
+      objects: [
+        { objectName: 'first', objectType: 'secretsmanager', objectAlias: 'same' },
+        { objectName: 'second', objectType: 'secretsmanager', objectAlias: 'same' },
+      ],
     });
     const failed = await waitReady(ns, 'bad', 'False', 'InvalidSpec');
-    assert.match(ready(failed)?.message ?? '', /objects\[0\] \(plain-name-without-type\)/);
-    assert.match(ready(failed)?.message ?? '', /objectType/);
+    assert.match(
+      ready(failed)?.message ?? '',
+      /objects\[1\] \(second\): objectAlias gives file name "same", already used by objects\[0\] \(first\)/,
+    );
     assert.equal(await readSecret(bed.kubeConfig, ns, 'bad'), undefined);
   });
 
