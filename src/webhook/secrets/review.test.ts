@@ -47,7 +47,9 @@ function storedAfterWrite(name: string) {
   return { plan, stored: plan.stored({ arn, versionId: plan.token }) };
 }
 
-for (const file of readdirSync(fixtures).filter((entry) => entry.endsWith('.out.yaml'))) {
+for (const file of readdirSync(fixtures).filter(
+  (entry) => entry.endsWith('.out.yaml') && !entry.startsWith('pod-'),
+)) {
   const name = file.replace(/\.out\.yaml$/, '');
   test(`fixture ${name}: written, then stored without data as ${file}`, () => {
     const { plan, stored } = storedAfterWrite(name);
