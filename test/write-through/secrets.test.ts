@@ -114,6 +114,21 @@ describe('write-through Secrets on the test bed', () => {
     assert.equal(world.proxy.count({ accessKeyId: controllerKey, api: 'UpdateSecretVersionStage' }), 0);
   });
 
+  test('stringData (as kubectl create --from-literal or a manifest sends it) is written through too', async () => {
+    const key = value('Str');
+    const created = await world.core.createNamespacedSecret({
+      namespace: a,
+      body: {
+        metadata: { name: 'from-string', labels: { 'smk.dev/write-through': 'true' } },
+        type: 'Opaque',
+        stringData: { 'api-key': key },
+      },
+    });
+    assert.equal(created.data, undefined);
+    assert.equal(created.stringData, undefined);
+    await holds(world.admin, annotation(created, 'smk.dev/aws-secret-arn') ?? '', { 'api-key': key });
+  });
+
   test('update: one new version, current once Kubernetes stored it; the same content again: no new version', async () => {
     const first = value('First');
     await world.core.createNamespacedSecret({ namespace: a, body: secretBody('api', { token: first }) });
