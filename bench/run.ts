@@ -5,8 +5,9 @@
  * ratio, and the goal from the benchmark's issue. Written to bench/results/latest.json and
  * bench/results/latest.md; each benchmark's own output is kept beside them (bench/results/<name>.txt).
  *
- *   npm run bench                      all of them (about 10–15 minutes on 2 cores)
- *   npm run bench -- csi fetch         only these
+ *   npm run bench                      all of them: 8.5 min on 2 cores (fetch 0.5, webhook 1.8,
+ *                                      sync 4.5, rotation 1.4, csi 0.4 min; each starts its own world)
+ *   npm run bench -- csi fetch         only these (their rows replace those of the last run)
  *   npm run bench -- --quick           smaller sizes (a smoke run, figures not comparable)
  *   npm run bench:<name>               one benchmark on its own, with its full table
  *
@@ -14,9 +15,11 @@
  * stays runnable alone and this file holds only the mapping to the issues' goals.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { z } from 'zod';
 
 const root = new URL('..', import.meta.url).pathname;
 const benchDir = join(root, 'bench');
@@ -305,6 +308,7 @@ export function figuresOf(bench: string, output: string, failure?: string): Figu
 
 function format(value: number | undefined, unit = ''): string {
   if (value === undefined) return '–';
+  if (unit === 'calls' && value === 1) return '1 call';
   const text = Number.isInteger(value) ? String(value) : value >= 100 ? value.toFixed(0) : value.toFixed(2);
   return unit ? `${text} ${unit}` : text;
 }
@@ -358,6 +362,48 @@ function textTable(rows: readonly FigureRow[]): string {
 }
 
 // ---- running -----------------------------------------------------------------------------------
+
+const benchEntrySchema = z.object({
+  name: z.string(),
+  args: z.array(z.string()),
+  ranAt: z.string(),
+  seconds: z.number(),
+  exitCode: z.number(),
+});
+type BenchEntry = z.infer<typeof benchEntrySchema>;
+
+const figureRowSchema = z.object({
+  bench: z.string(),
+  figure: z.string(),
+  unit: z.string(),
+  smk: z.number().optional(),
+  baseline: z.number().optional(),
+  ratio: z.number().optional(),
+  goal: z.string(),
+  met: z.boolean().optional(),
+  note: z.string().optional(),
+});
+
+const summarySchema = z.object({
+  quick: z.boolean(),
+  node: z.string(),
+  machine: z.string(),
+  benchmarks: z.array(benchEntrySchema),
+  figures: z.array(figureRowSchema),
+});
+type Summary = z.infer<typeof summarySchema>;
+
+/** The last results, when they are of the same kind (full or quick) and still readable. */
+async function readPrevious(quick: boolean): Promise<Summary | undefined> {
+  try {
+    const parsed = summarySchema.safeParse(
+      JSON.parse(await readFile(join(resultsDir, 'latest.json'), 'utf8')),
+    );
+    return parsed.success && parsed.data.quick === quick ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 interface BenchRun {
   readonly name: string;
@@ -426,34 +472,49 @@ async function main(): Promise<number> {
     process.stderr.write(`\n== bench/${name}.ts ${args.join(' ')}\n`);
     runs.push(await runBench(name, args));
   }
-  const rows = runs.flatMap((run) =>
+  const fresh: BenchEntry[] = runs.map((run) => ({
+    name: run.name,
+    args: [...run.args],
+    ranAt: started.toISOString(),
+    seconds: Math.round(run.seconds),
+    exitCode: run.exitCode,
+  }));
+  const freshRows = runs.flatMap((run) =>
     figuresOf(run.name, run.output, run.exitCode === 0 ? undefined : `benchmark exited ${run.exitCode}`),
   );
-  const totalSeconds = runs.reduce((sum, run) => sum + run.seconds, 0);
-  const durations = runs.map((run) => `${run.name} ${run.seconds.toFixed(0)} s`).join(', ');
+  // A run of some benchmarks updates their rows and keeps the others' from earlier runs.
+  const previous = positionals.length > 0 ? await readPrevious(values.quick) : undefined;
+  const rerun = new Set(selected);
+  const benchmarks = [
+    ...(previous?.benchmarks.filter((entry) => !rerun.has(entry.name)) ?? []),
+    ...fresh,
+  ].sort((a, b) => available.indexOf(a.name) - available.indexOf(b.name));
+  const kept: FigureRow[] = (previous?.figures ?? [])
+    .filter((row) => !rerun.has(row.bench))
+    .map((row) => ({ ...row, smk: row.smk, baseline: row.baseline, ratio: row.ratio, met: row.met }));
+  const rows = [...kept, ...freshRows].sort(
+    (a, b) => available.indexOf(a.bench) - available.indexOf(b.bench),
+  );
+  const totalSeconds = benchmarks.reduce((sum, entry) => sum + entry.seconds, 0);
+  const durations = benchmarks.map((entry) => `${entry.name} ${entry.seconds} s`).join(', ');
 
   await mkdir(resultsDir, { recursive: true });
   for (const run of runs) await writeFile(join(resultsDir, `${run.name}.txt`), run.output);
-  const summary = {
-    startedAt: started.toISOString(),
+  const summary: Summary = {
     quick: values.quick,
     node: process.version,
-    machine: `${(await import('node:os')).cpus().length} cores`,
-    benchmarks: runs.map((run) => ({
-      name: run.name,
-      args: run.args,
-      seconds: Math.round(run.seconds),
-      exitCode: run.exitCode,
-    })),
+    machine: `${cpus().length} cores`,
+    benchmarks,
     figures: rows,
   };
   await writeFile(join(resultsDir, 'latest.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  const runDates = [...new Set(benchmarks.map((entry) => entry.ranAt.slice(0, 16).replace('T', ' ')))];
   await writeFile(
     join(resultsDir, 'latest.md'),
     [
       `# smk benchmarks${values.quick ? ' (quick run: figures not comparable with the goals)' : ''}`,
       '',
-      `Run ${started.toISOString()} with Node ${process.version} on ${summary.machine}; ${durations} (${(totalSeconds / 60).toFixed(1)} min).`,
+      `Run ${runDates.join(' and ')} UTC with Node ${process.version} on ${summary.machine}: ${durations} (${(totalSeconds / 60).toFixed(1)} min in all).`,
       "Baselines are measured in the same run; ratio = smk ÷ baseline. Each benchmark's full output is in bench/results/<name>.txt.",
       '',
       markdownTable(rows),
