@@ -91,6 +91,6 @@ test('ratios and the Markdown table', () => {
   assert.match(markdown, /^\| benchmark \| figure \| smk \| baseline \| ratio \| goal \| met \|/);
   assert.match(
     markdown,
-    /\| fetch \| smk fetch: Secrets Manager calls per run \| 1 calls \| 10 calls \| 0\.10× \|/,
+    /\| fetch \| smk fetch: Secrets Manager calls per run \| 1 call \| 10 calls \| 0\.10× \|/,
   );
 });
