@@ -455,9 +455,9 @@ const writeThrough: Scenario = {
   story:
     "Seed 000/002's NASE idea: `kubectl create secret` as usual, the value stored in Secrets Manager. A\n" +
     'Secret labelled smk.dev/write-through: "true" goes to the webhook\'s /mutate/secrets (the chart\'s\n' +
-    'write-through webhook, on here); only the Secret with that label is ever sent. While the chart does\n' +
-    'not pass --write-through to the webhook and controller it deploys, this scenario fails: failurePolicy\n' +
-    'Fail refuses the labelled Secret rather than storing it in etcd unseen.',
+    'write-through, on here); only Secrets with that label are ever sent. The webhook stores the keys as\n' +
+    'a pending version, Kubernetes stores the Secret without data, and the controller makes the version\n' +
+    'AWSCURRENT once it sees the stored Secret name it.',
   async run(world, release) {
     const installed = needRelease(release);
     const core = world.bed.kubeConfig.makeApiClient(CoreV1Api);
