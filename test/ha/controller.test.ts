@@ -204,7 +204,20 @@ describe('HA: two smk controller processes, one Lease', () => {
     const first = names[0] ?? '';
     values.set(first, `rolled-${first}-${uniqueName('v')}`);
     await putAwsSecret(aws, first, values.get(first) ?? '');
-    const rolled = await waitFor('the rollout for the change', 60_000, restartedAt);
+    const rolled = await waitFor('the rollout for the change', 90_000, restartedAt).catch(
+      (error: unknown) => {
+        const logs = processes.map(
+          (controller) =>
+            `--- ${controller.name} (${controller.isRunning() ? 'running' : 'exited'}) ---\n${controller
+              .log()
+              .split('\n')
+              .filter((line) => /rotation|rollout|lease|leader|warn|error/i.test(line))
+              .slice(-25)
+              .join('\n')}`,
+        );
+        throw new Error(`${String(error)}\n${logs.join('\n')}`);
+      },
+    );
     await waitFor('the Secret carries the change', 30_000, synced);
 
     const rotationLeader = await waitFor('a rotation leader', 30_000, () =>
