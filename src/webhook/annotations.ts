@@ -153,7 +153,8 @@ const resourcesSchema = z.strictObject({
 function parseResources(name: string, value: string): Resources {
   let parsed: unknown;
   try {
-    parsed = parseYaml(value, { maxAliasCount: 10 });
+    // logLevel 'error': the yaml package would otherwise print warnings quoting the annotation.
+    parsed = parseYaml(value, { maxAliasCount: 10, logLevel: 'error' });
   } catch {
     problem(name, 'is not valid YAML or JSON; expected {requests: {cpu, memory}, limits: {cpu, memory}}');
   }

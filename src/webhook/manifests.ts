@@ -82,7 +82,8 @@ function yamlLine(document: Document.Parsed): number | undefined {
 
 /** Injects into every document of a multi-document YAML text. All or nothing: any error fails the whole input. */
 export function injectManifests(text: string, config: InjectorConfig): InjectManifestsResult {
-  const documents = parseAllDocuments(text);
+  // logLevel 'error': warnings are reported through our errors, never printed with the input quoted.
+  const documents = parseAllDocuments(text, { logLevel: 'error' });
   if (!Array.isArray(documents)) return { ok: true, yaml: '', changed: 0 };
   const errors: string[] = [];
   const output: string[] = [];
