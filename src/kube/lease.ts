@@ -53,8 +53,10 @@ export interface LeaderElection {
 export function createLeaderElection(store: LeaseStore, options: LeaderElectionOptions): LeaderElection {
   const logger = options.logger ?? silentLogger();
   const clock = options.clock ?? systemClock;
-  const leaseDurationMs = options.leaseDurationMs ?? 15_000;
-  const renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
+  // A standby takes over once it has seen the record unchanged for the lease duration, checking
+  // every retry period (+ up to 20% jitter): 12 s + 2.4 s keeps a failover within 15 s.
+  const leaseDurationMs = options.leaseDurationMs ?? 12_000;
+  const renewDeadlineMs = options.renewDeadlineMs ?? 8_000;
   const retryPeriodMs = options.retryPeriodMs ?? 2_000;
   const leaseSeconds = Math.max(1, Math.ceil(leaseDurationMs / 1000));
 
@@ -186,7 +188,7 @@ function fromLease(lease: V1Lease): LeaseRecord {
   const renewTime = toDate(spec.renewTime);
   return {
     holderIdentity: spec.holderIdentity ?? '',
-    leaseDurationSeconds: spec.leaseDurationSeconds ?? 15,
+    leaseDurationSeconds: spec.leaseDurationSeconds ?? 12,
     leaseTransitions: spec.leaseTransitions ?? 0,
     ...(acquireTime ? { acquireTime } : {}),
     ...(renewTime ? { renewTime } : {}),

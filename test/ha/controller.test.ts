@@ -186,7 +186,8 @@ describe('HA: two smk controller processes, one Lease', () => {
       `leader killed → standby holds the Lease after ${takeover.toFixed(1)} s, change synced after ${working.toFixed(1)} s`,
     );
     // The Lease is 15 s, renewed every 2 s; the standby polls every 2 s (+20 % jitter).
-    assert.ok(takeover <= 15 + 2.4 + 1, `takeover after ${takeover.toFixed(1)} s`);
+    // Issue 10's goal: the standby takes over within 15 s (lease 12 s + one 2.4 s retry period, + 0.6 s slack).
+    assert.ok(takeover <= 15, `takeover after ${takeover.toFixed(1)} s`);
 
     assert.deepEqual(history.deleted, [], 'no Secret was deleted');
     assert.deepEqual([...history.empty], [], 'no Secret was ever empty');
