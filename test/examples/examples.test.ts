@@ -211,7 +211,7 @@ describe('examples/', () => {
       assert.equal(decode(synced.data?.SECRET_API_KEY), value);
     });
 
-    it('sync-secretsync for real: db-credentials has username and password', async () => {
+    it('sync-secretsync for real: db-credentials has username and password; the worker Deployment is adopted for rollouts', async () => {
       const value = await ensureSecret(
         'us-east-1',
         'prod/app/db',
@@ -226,6 +226,9 @@ describe('examples/', () => {
       const parsed = JSON.parse(value) as { username: string; password: string };
       assert.equal(decode(synced.data?.username), parsed.username);
       assert.equal(decode(synced.data?.password), parsed.password);
+      await waitFor('Deployment worker adopted (smk.dev/rollout-on-sync)', 30_000, () =>
+        adopted(bed.kubeConfig, namespace, 'worker'),
+      );
     });
 
     it('rotation-seed-003 for real: app-secret synced, the mapping watches and adopts the labelled Deployment', async () => {

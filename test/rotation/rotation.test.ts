@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { AppsV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { createObjects, type ObjectRef, type Objects } from '../../src/kube/apply.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
@@ -532,6 +533,89 @@ describe('rotation: the SecretProviderClass drop-in', () => {
       await sleep(1_500);
       assert.equal(await replicaSets(bed.kubeConfig, ns, 'web'), 2);
     } finally {
+      await stack.stop();
+    }
+  });
+});
+
+describe('rotation: adoption once the secret is known', () => {
+  it('a rollout-on-sync Deployment reconciled before its Secret was synced is adopted when the Secret appears, and rolls at the next change', async () => {
+    const ns = await bed.newNamespace('rot-late');
+    // Every reconcile starts with a read of the workload: counting them tells the test that the
+    // controller has looked at the Deployment (and found nothing to follow) before the Secret exists.
+    const objects = createObjects(bed.kubeConfig);
+    let workloadReads = 0;
+    const counted: Objects = {
+      ...objects,
+      async read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+        const found = await objects.read<T>(ref);
+        if (ref.kind === 'Deployment' && ref.name === 'reader') workloadReads += 1;
+        return found;
+      },
+    };
+    // The sync is held (the Secret cannot be written) while the detector and the reconcile run.
+    for (const api of ['GetSecretValue', 'BatchGetSecretValue'])
+      proxy.addFault({ fault: { kind: 'deny' }, api });
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns], objects: counted });
+    try {
+      const secretName = `${ns}/db`;
+      const arn = await createSecret(aws.secrets, secretName, 'db-1');
+      await createServiceAccount(bed.kubeConfig, ns, 'rot-late');
+      await createSecretSync(bed.kubeConfig, ns, 'db', secretName, 'db-env');
+      await createDeployment(bed.kubeConfig, ns, 'reader', {
+        labels: { app: 'reader' },
+        secretName: 'db-env',
+        annotations: { 'smk.dev/rollout-on-sync': 'true' },
+      });
+      const seen = await waitFor("the detector's first sight of the secret", 15_000, async () =>
+        stack.rotation.detector.observed({ region: 'us-east-1', id: secretName }),
+      );
+      await waitFor('the Deployment reconciled', 15_000, async () => workloadReads > 0);
+      // The rest of a reconcile that finds nothing to follow is synchronous after its read.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(await secretValue(bed.kubeConfig, ns, 'db-env'), undefined, 'the sync is still held');
+      assert.equal(await adopted(bed.kubeConfig, ns, 'reader'), false, 'nothing to adopt yet');
+
+      proxy.clearFaults();
+      await objects.mergePatch(
+        { apiVersion: 'smk.dev/v1alpha1', kind: 'SecretSync', namespace: ns, name: 'db' },
+        { metadata: { annotations: { 'smk.dev/force-sync': 'now' } } },
+      );
+      await waitFor(
+        'Secret db-env synced',
+        15_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'db-env')) === 'db-1',
+      );
+      await waitFor('Deployment adopted', 15_000, () => adopted(bed.kubeConfig, ns, 'reader'));
+      const record = JSON.parse(
+        (await readDeployment(bed.kubeConfig, ns, 'reader')).metadata?.annotations?.[
+          'smk.dev/rolled-versions'
+        ] ?? '{}',
+      ) as Record<string, string>;
+      assert.deepEqual(record, { [arn]: seen.stages.get('AWSCURRENT') });
+      await waitFor(
+        'first ReplicaSet',
+        30_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'reader')) === 1,
+      );
+
+      // Adopted with the version it runs, the next change is a rollout, not a silent adoption.
+      const next = await putSecret(aws.secrets, secretName, 'db-2');
+      await stack.rotation.detector.poll();
+      await waitFor(
+        'reader rolled',
+        15_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'reader')) === 2,
+      );
+      assert.equal(await secretValue(bed.kubeConfig, ns, 'db-env'), 'db-2');
+      const rolled = JSON.parse(
+        (await readDeployment(bed.kubeConfig, ns, 'reader')).metadata?.annotations?.[
+          'smk.dev/rolled-versions'
+        ] ?? '{}',
+      ) as Record<string, string>;
+      assert.equal(rolled[arn], next);
+    } finally {
+      proxy.clearFaults();
       await stack.stop();
     }
   });

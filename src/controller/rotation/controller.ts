@@ -486,6 +486,28 @@ export function createRotationController(options: RotationControllerOptions): Ro
     }
   }
 
+  /**
+   * A rollout-on-sync workload's dependencies come from caches: the synced Secrets it reads, the
+   * sources that wrote them, and the detector's observations. When a Secret or a source moves,
+   * the workloads it concerns are looked at again: one waiting for its synced Secrets (the sync
+   * may have landed), and one with secrets it has not recorded yet, which is adopted now. Without
+   * the latter, a workload reconciled before its Secret existed stayed unadopted, and the next
+   * change was then adopted rather than rolled. Rollouts themselves stay driven by the change
+   * (rolloutSink, with its debounce).
+   */
+  function wakeDependents(namespace: string | undefined, secretNames: readonly string[]): void {
+    if (!leading || !namespace) return;
+    for (const key of waitingSince.keys()) if (key.split('/')[1] === namespace) queue.add(key);
+    for (const workload of workloads()) {
+      if (workload.namespace !== namespace || !workload.rolloutOnSync) continue;
+      if (!workload.consumedSecrets.some((name) => secretNames.includes(name))) continue;
+      const { dependencies } = dependenciesOf(workload);
+      if (planRollout(workload, dependencies, new Date(now())).action === 'adopt') {
+        queue.add(workloadKey(workload.kind, workload.namespace, workload.name));
+      }
+    }
+  }
+
   // ---- change handling -----------------------------------------------------------------------
 
   /** The last change per secret ARN (for rollout lag, re-sync requests and mapping status). */
@@ -920,18 +942,22 @@ export function createRotationController(options: RotationControllerOptions): Ro
           });
         }
       }
-      // A workload waiting for its synced Secrets is looked at again as soon as one of them moves.
-      const wakeWaiting = (object: KubernetesObject) => {
-        for (const key of waitingSince.keys()) {
-          if (key.split('/')[1] === object.metadata?.namespace) queue.add(key);
+      // A workload's plan reads these caches: when a synced Secret or its source moves, the
+      // workloads reading that Secret are planned again (wakeDependents).
+      for (const informer of secretInformers) {
+        const moved = (secret: V1Secret) =>
+          wakeDependents(secret.metadata?.namespace, [secret.metadata?.name ?? '']);
+        informer.addHandlers({ add: moved, update: moved, delete: moved });
+      }
+      for (const [kind, informers] of [
+        [secretSyncKind, syncInformers],
+        [spcKind, spcInformers],
+      ] as const) {
+        for (const informer of informers) {
+          const moved = (object: KubernetesObject) =>
+            wakeDependents(object.metadata?.namespace, usageOf(kind, object)?.targets ?? []);
+          informer.addHandlers({ add: moved, update: moved, delete: moved });
         }
-      };
-      for (const informer of [
-        ...syncInformers,
-        ...spcInformers,
-        ...secretInformers,
-      ] as Informer<KubernetesObject>[]) {
-        informer.addHandlers({ update: wakeWaiting });
       }
       // A new user of a secret needs a baseline before the secret's next change.
       const refresh = () => detector.refresh();
