@@ -6,9 +6,9 @@
  */
 
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { SSMClient } from '@aws-sdk/client-ssm';
-import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import type { STSClient } from '@aws-sdk/client-sts';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { isSmkError, type SmkError, TransientError } from '../core/errors.ts';
 import { type AwsErrorContext, mapAwsError, outcomeLabel } from './errors.ts';
@@ -21,6 +21,12 @@ import {
   podIdentityAgentUrl,
 } from './identity.ts';
 import { awsCallSeconds, awsCalls } from './metrics.ts';
+
+// SDK packages other than Secrets Manager load on first use, so a one-shot `smk fetch` of
+// secrets does not pay for SSM, SQS and STS at start (each adds tens of ms to a cold start).
+export const ssmSdk = (): Promise<typeof import('@aws-sdk/client-ssm')> => import('@aws-sdk/client-ssm');
+export const sqsSdk = (): Promise<typeof import('@aws-sdk/client-sqs')> => import('@aws-sdk/client-sqs');
+const stsSdk = (): Promise<typeof import('@aws-sdk/client-sts')> => import('@aws-sdk/client-sts');
 
 export interface AwsClientsOptions {
   /** Endpoint for every service; default: what the SDK reads (AWS_ENDPOINT_URL, else AWS). */
@@ -86,11 +92,12 @@ export class AwsClients {
     return client;
   }
 
-  ssm(identity: Identity, region: string): SSMClient {
+  async ssm(identity: Identity, region: string): Promise<SSMClient> {
     const key = `${identityKey(identity)}\0${region}`;
     let client = this.#ssm.get(key);
     if (!client) {
-      client = new SSMClient(this.#config(region, this.credentials(identity)));
+      const { SSMClient } = await ssmSdk();
+      client = this.#ssm.get(key) ?? new SSMClient(this.#config(region, this.credentials(identity)));
       this.#ssm.set(key, client);
     }
     return client;
@@ -100,10 +107,11 @@ export class AwsClients {
    * SQS for the rotation queue. Long polls hold a request open for up to 20 s, so its socket
    * timeout is at least `longPollTimeoutMs` (callers pass a matching deadline to `call()`).
    */
-  sqs(identity: Identity, region: string): SQSClient {
+  async sqs(identity: Identity, region: string): Promise<SQSClient> {
     const key = `${identityKey(identity)}\0${region}`;
     let client = this.#sqs.get(key);
     if (!client) {
+      const { SQSClient } = await sqsSdk();
       const config = this.#config(region, this.credentials(identity));
       const requestTimeout = Math.max(config.requestHandler.requestTimeout, longPollTimeoutMs);
       client = new SQSClient({ ...config, requestHandler: { ...config.requestHandler, requestTimeout } });
@@ -219,8 +227,10 @@ export class AwsClients {
         subject: current.roleArn,
       });
     }
+    const { AssumeRoleWithWebIdentityCommand } = await stsSdk();
+    const sts = await this.#stsClient();
     const answer = await this.call(context, (abortSignal) =>
-      this.#stsClient().send(
+      sts.send(
         new AssumeRoleWithWebIdentityCommand({
           RoleArn: current.roleArn,
           RoleSessionName: current.sessionName,
@@ -245,7 +255,8 @@ export class AwsClients {
   }
 
   /** AssumeRoleWithWebIdentity is unsigned: this client has no credentials and must not need any. */
-  #stsClient(): STSClient {
+  async #stsClient(): Promise<STSClient> {
+    const { STSClient } = await stsSdk();
     this.#sts ??= new STSClient(
       this.#config(this.options.stsRegion, () =>
         Promise.reject(new Error('AssumeRoleWithWebIdentity must be sent unsigned')),

@@ -3,13 +3,8 @@
  * (DeleteMessageBatch), for one identity and one queue. Bodies are handed out as text and never
  * logged or put in an error here: parsing them is the caller's job, at its edge.
  */
-import {
-  DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-} from '@aws-sdk/client-sqs';
 import { InvalidInputError } from '../core/errors.ts';
-import { type AwsClients, longPollTimeoutMs } from './clients.ts';
+import { type AwsClients, longPollTimeoutMs, sqsSdk } from './clients.ts';
 import type { Identity } from './identity.ts';
 
 /** SQS allows at most 10 messages per receive and 10 entries per batch delete. */
@@ -92,10 +87,14 @@ export function createQueueReader(
     async receive(options = {}) {
       const waitSeconds = Math.min(Math.max(options.waitSeconds ?? maxWaitSeconds, 0), maxWaitSeconds);
       const maxMessages = Math.min(Math.max(options.maxMessages ?? sqsBatchLimit, 1), sqsBatchLimit);
+      const [{ ReceiveMessageCommand }, client] = await Promise.all([
+        sqsSdk(),
+        clients.sqs(identity, region),
+      ]);
       const answer = await clients.call(
         context('ReceiveMessage'),
         (abortSignal) =>
-          clients.sqs(identity, region).send(
+          client.send(
             new ReceiveMessageCommand({
               QueueUrl: queueUrl,
               MaxNumberOfMessages: maxMessages,
@@ -130,8 +129,12 @@ export function createQueueReader(
       for (let at = 0; at < messages.length; at += sqsBatchLimit) {
         const chunk = messages.slice(at, at + sqsBatchLimit);
         // Batch entry ids must be unique and short: the position is both.
+        const [{ DeleteMessageBatchCommand }, client] = await Promise.all([
+          sqsSdk(),
+          clients.sqs(identity, region),
+        ]);
         const answer = await clients.call(context('DeleteMessageBatch'), (abortSignal) =>
-          clients.sqs(identity, region).send(
+          client.send(
             new DeleteMessageBatchCommand({
               QueueUrl: queueUrl,
               Entries: chunk.map((message, index) => ({
@@ -170,10 +173,14 @@ export async function readQueueState(
   region: string,
 ): Promise<QueueState> {
   const subject = queueUrl.slice(queueUrl.lastIndexOf('/') + 1);
+  const [{ GetQueueAttributesCommand }, client] = await Promise.all([
+    sqsSdk(),
+    deps.clients.sqs(identity, region),
+  ]);
   const answer = await deps.clients.call(
     { api: 'GetQueueAttributes', subject, region, notFoundCodes: queueNotFound },
     (abortSignal) =>
-      deps.clients.sqs(identity, region).send(
+      client.send(
         new GetQueueAttributesCommand({
           QueueUrl: queueUrl,
           AttributeNames: [

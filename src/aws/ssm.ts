@@ -2,10 +2,11 @@
  * SSM Parameter Store reads for one identity in one region: GetParameters (≤ 10 names a call,
  * `name:version` / `name:label` selectors, WithDecryption) and GetParameterHistory for versions.
  */
-import { GetParameterHistoryCommand, GetParametersCommand, type Parameter } from '@aws-sdk/client-ssm';
+import type { Parameter } from '@aws-sdk/client-ssm';
 import type { SmkError } from '../core/errors.ts';
 import type { SecretVersions } from '../core/source.ts';
 import { ssmParameterMatches } from './arn.ts';
+import { ssmSdk } from './clients.ts';
 import { forSubject, mapAwsErrorCode } from './errors.ts';
 import type { SecretsManagerContext } from './secrets-manager.ts';
 import { currentStage, type Outcome, type Target } from './targets.ts';
@@ -66,10 +67,12 @@ async function getParameters(
   let answer: { Parameters?: Parameter[]; InvalidParameters?: string[] };
   const subject = names.length === 1 ? (names[0] ?? '') : `${names.length} parameters`;
   try {
+    const [{ GetParametersCommand }, client] = await Promise.all([
+      ssmSdk(),
+      context.clients.ssm(context.identity, region),
+    ]);
     answer = await context.clients.call({ api, subject, region }, (abortSignal) =>
-      context.clients
-        .ssm(context.identity, region)
-        .send(new GetParametersCommand({ Names: names, WithDecryption: true }), { abortSignal }),
+      client.send(new GetParametersCommand({ Names: names, WithDecryption: true }), { abortSignal }),
     );
   } catch (error) {
     for (const target of targets)
@@ -117,11 +120,15 @@ export async function describeParameter(
   let name = target.id;
   let newest = -1;
   let nextToken: string | undefined;
+  const [{ GetParameterHistoryCommand }, client] = await Promise.all([
+    ssmSdk(),
+    context.clients.ssm(context.identity, target.region),
+  ]);
   do {
     const answer = await context.clients.call(
       { api, subject: target.id, region: target.region },
       (abortSignal) =>
-        context.clients.ssm(context.identity, target.region).send(
+        client.send(
           new GetParameterHistoryCommand({
             Name: target.id,
             WithDecryption: false,
