@@ -10,15 +10,12 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import {
-  ApiextensionsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
-  loadYaml,
   PatchStrategy,
-  type V1CustomResourceDefinition,
   type V1Secret,
 } from '@kubernetes/client-node';
 import { parse } from 'yaml';
@@ -33,6 +30,10 @@ import { createIdentityResolver } from '../../src/controller/identity.ts';
 import { createLogger, silentLogger } from '../../src/core/log.ts';
 import { withConnectionReuse } from '../../src/kube/client.ts';
 import { createServiceAccounts } from '../../src/kube/service-accounts.ts';
+import { crdFiles, installCrds as installSharedCrds } from '../harness/crds.ts';
+import { waitFor } from '../harness/wait.ts';
+
+export { waitFor };
 
 const root = new URL('../../', import.meta.url);
 export const secretSyncCrdPath = new URL('deploy/crds/smk.dev_secretsyncs.yaml', root);
@@ -43,54 +44,9 @@ export async function readYaml<T>(url: URL): Promise<T> {
   return parse(await readFile(url, 'utf8')) as T;
 }
 
-/** Applies the CRDs (idempotent, safe when several test files do it at once) and waits until served. */
-export async function installCrds(kubeConfig: KubeConfig): Promise<void> {
-  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
-  const extensions = kubeConfig.makeApiClient(ApiextensionsV1Api);
-  for (const path of [secretSyncCrdPath, spcCrdPath]) {
-    // loadYaml builds the client's model objects: patch() serialises through them, and a plain
-    // object would lose `enum`, `default` and `x-kubernetes-*` (model names `_enum`, …).
-    const crd = loadYaml<V1CustomResourceDefinition>(await readFile(path, 'utf8'));
-    await objects.patch(crd, undefined, undefined, 'smk-tests', true, PatchStrategy.ServerSideApply);
-    const name = crd.metadata?.name ?? '';
-    await waitFor(`CRD ${name} established`, 30_000, async () => {
-      const current = await extensions.readCustomResourceDefinition({ name });
-      return (
-        current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined
-      );
-    });
-  }
-  // Discovery can lag the Established condition a little: wait until a list works.
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-  await waitFor('SecretSync served', 30_000, async () =>
-    custom
-      .listClusterCustomObject({ group: 'smk.dev', version: 'v1alpha1', plural: 'secretsyncs', limit: 1 })
-      .then(() => true)
-      .catch(() => undefined),
-  );
-}
-
-/** Polls `probe` until it returns something other than undefined/false; fails with `what` after `ms`. */
-export async function waitFor<T>(
-  what: string,
-  ms: number,
-  probe: () => Promise<T | undefined | false>,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      const why = last instanceof Error ? ` (last error: ${last.message})` : '';
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${why}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+/** The SecretSync CRD and the SecretProviderClass fixture CRD, served. */
+export function installCrds(kubeConfig: KubeConfig): Promise<void> {
+  return installSharedCrds(kubeConfig, [crdFiles.secretSync, crdFiles.secretProviderClass]);
 }
 
 export function secretsManager(endpoint: string): SecretsManagerClient {

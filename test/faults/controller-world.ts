@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CreateSecretCommand,
@@ -16,66 +16,27 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import {
-  ApiextensionsV1Api,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
-  KubernetesObjectApi,
-  loadYaml,
-  PatchStrategy,
-  type V1CustomResourceDefinition,
   type V1Secret,
 } from '@kubernetes/client-node';
+import { crdFiles, installCrds } from '../harness/crds.ts';
+import { delay, waitFor } from '../harness/wait.ts';
 import type { TestBed } from '../testbed/index.ts';
+
+export { delay, waitFor };
+
 import { renderKubeConfig } from '../testbed/kubeconfig.ts';
 
 const root = new URL('../../', import.meta.url);
 const mainScript = new URL('src/cli/main.ts', root).pathname;
 export const secretSyncs = { group: 'smk.dev', version: 'v1alpha1', plural: 'secretsyncs' } as const;
 
-export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls until `probe` gives something other than undefined/false; fails naming `what`. */
-export async function waitFor<T>(
-  what: string,
-  ms: number,
-  probe: () => Promise<T | undefined | false>,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${ms} ms waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`,
-      );
-    }
-    await delay(200);
-  }
-}
-
-/** The SecretSync CRD, applied as the other suites do (one field manager, idempotent). */
-export async function installSecretSyncCrd(kubeConfig: KubeConfig): Promise<void> {
-  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
-  const crd = loadYaml<V1CustomResourceDefinition>(
-    await readFile(new URL('deploy/crds/smk.dev_secretsyncs.yaml', root), 'utf8'),
-  );
-  await objects.patch(crd, undefined, undefined, 'smk-tests', true, PatchStrategy.ServerSideApply);
-  const extensions = kubeConfig.makeApiClient(ApiextensionsV1Api);
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-  await waitFor('SecretSync CRD served', 30_000, async () => {
-    const current = await extensions.readCustomResourceDefinition({ name: crd.metadata?.name ?? '' });
-    if (!current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'))
-      return false;
-    await custom.listClusterCustomObject({ ...secretSyncs, limit: 1 });
-    return true;
-  });
+/** The SecretSync CRD, served. */
+export function installSecretSyncCrd(kubeConfig: KubeConfig): Promise<void> {
+  return installCrds(kubeConfig, [crdFiles.secretSync]);
 }
 
 export function uniqueName(prefix: string): string {

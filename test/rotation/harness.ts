@@ -18,17 +18,12 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import {
-  ApiextensionsV1Api,
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
-  KubernetesObjectApi,
-  PatchStrategy,
-  type V1CustomResourceDefinition,
   type V1Deployment,
 } from '@kubernetes/client-node';
-import { parse } from 'yaml';
 import {
   AwsClients,
   createQueueReader,
@@ -46,14 +41,12 @@ import {
 } from '../../src/controller/rotation/controller.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { createServiceAccounts } from '../../src/kube/service-accounts.ts';
+import { installCrds as installSharedCrds } from '../harness/crds.ts';
+import { waitFor } from '../harness/wait.ts';
+
+export { waitFor };
 
 const root = new URL('../../', import.meta.url);
-const crdPaths = [
-  new URL('deploy/crds/smk.dev_secretsyncs.yaml', root),
-  new URL('deploy/crds/secretsrotationmapping.yaml', root),
-  // The sync controller's tests keep a minimal SecretProviderClass CRD; the drop-in needs it.
-  new URL('test/controller/fixtures/secretproviderclass-crd.yaml', root),
-];
 const eventTemplate = new URL('test/rotation/fixtures/cloudtrail-event.json', root);
 
 export const staticIdentity: Identity = {
@@ -62,57 +55,11 @@ export const staticIdentity: Identity = {
   secretAccessKey: 'testing',
 };
 
-/** Polls `probe` until it returns something other than undefined/false; fails naming `what` after `ms`. */
-export async function waitFor<T>(
-  what: string,
-  ms: number,
-  probe: () => Promise<T | undefined | false>,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      const why = last instanceof Error ? ` (last error: ${last.message})` : '';
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${why}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function installCrds(kubeConfig: KubeConfig): Promise<void> {
-  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
-  const extensions = kubeConfig.makeApiClient(ApiextensionsV1Api);
-  for (const path of crdPaths) {
-    const crd = parse(await readFile(path, 'utf8')) as V1CustomResourceDefinition;
-    await objects.patch(crd, undefined, undefined, 'smk-tests', true, PatchStrategy.ServerSideApply);
-    const name = crd.metadata?.name ?? '';
-    await waitFor(`CRD ${name} established`, 30_000, async () => {
-      const current = await extensions.readCustomResourceDefinition({ name });
-      return (
-        current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined
-      );
-    });
-  }
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-  await waitFor('SecretsRotationMapping served', 30_000, async () =>
-    custom
-      .listClusterCustomObject({
-        group: 'awssecretsoperator.secretoperator',
-        version: 'v1',
-        plural: 'secretsrotationmappings',
-        limit: 1,
-      })
-      .then(() => true)
-      .catch(() => undefined),
-  );
+/** Every CRD the rotation suites use, served. */
+export function installCrds(kubeConfig: KubeConfig): Promise<void> {
+  return installSharedCrds(kubeConfig);
 }
 
 export function awsClients(endpoint: string) {
