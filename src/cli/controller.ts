@@ -323,9 +323,18 @@ export async function run(args: readonly string[]): Promise<number> {
   process.once('SIGTERM', () => void shutdown());
   process.once('SIGINT', () => void shutdown());
 
-  await controller.start();
-  await rotation?.start();
-  await writeThrough?.start();
+  // Each part retries what the API server refuses (informers, CRD probes) with /readyz failing.
+  // A SIGTERM meanwhile stops what started, and what has not started never starts.
+  try {
+    for (const part of [controller, rotation, writeThrough]) {
+      if (stopping) break;
+      await part?.start();
+    }
+  } catch (error) {
+    // Unexpected: shut down (health server too), so the process exits with the message.
+    await shutdown();
+    throw error;
+  }
   await stopped;
   return exitCode;
 }

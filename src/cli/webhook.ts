@@ -130,8 +130,11 @@ export async function run(args: readonly string[]): Promise<number> {
     }
     const kubeConfig = loadKubeConfig();
     const cache = createWriteThroughCache(kubeConfig, { logger: log.child({ component: 'write-through' }) });
-    // Pod admission is only right once the cache has listed every write-through Secret.
-    await cache.start();
+    // Supervised like every informer: a refused or failing list is retried with backoff (and
+    // logged), while /readyz fails and pods naming a Secret get a 503 until it has listed.
+    void cache.start().then(() => {
+      if (cache.synced) log.info('write-through Secrets listed: pod admission ready');
+    });
     // A write must answer inside the API server's webhook timeout (10 s in the chart).
     const clients = new AwsClients({
       ...(environment.awsEndpoint ? { endpoint: environment.awsEndpoint } : {}),
@@ -148,7 +151,11 @@ export async function run(args: readonly string[]): Promise<number> {
       log: log.child({ component: 'write-through' }),
     };
     writeThrough = {
-      routes: { reviewSecret: (body) => reviewSecretAdmission(body, deps), lookup: cache.lookup },
+      routes: {
+        reviewSecret: (body) => reviewSecretAdmission(body, deps),
+        lookup: cache.lookup,
+        synced: () => cache.synced,
+      },
       stop: () => {
         cache.stop();
         clients.destroy();

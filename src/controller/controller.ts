@@ -4,12 +4,12 @@
  * jitter, backs off per object on failure, and repairs a managed Secret someone changed or
  * deleted. Only the leader (Lease) writes; every replica keeps warm caches.
  */
-import { CustomObjectsApi, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { describeError, InvalidInputError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { counter, gauge, histogram } from '../core/metrics.ts';
 import { createObjects, type Objects } from '../kube/apply.ts';
-import { apiStatus, type KubeConfig, withConnectionReuse } from '../kube/client.ts';
+import { type KubeConfig, withConnectionReuse } from '../kube/client.ts';
 import { createEventRecorder, type EventRecorder, type InvolvedObject } from '../kube/events.ts';
 import {
   apiSource,
@@ -22,6 +22,7 @@ import {
 } from '../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../kube/lease.ts';
 import { createWorkQueue, type RateLimit, type WorkQueue } from '../kube/queue.ts';
+import { customResourceServed } from '../kube/served.ts';
 import type { IdentityResolver } from './identity.ts';
 import {
   annotations,
@@ -754,33 +755,17 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     logger.info({ concurrency }, 'sync workers started');
   }
 
-  async function spcInstalled(): Promise<boolean> {
+  /** Stops the CRD probe while it is still being retried (a refusal is retried like an informer's). */
+  const stopping = new AbortController();
+  /** Undefined when stopped before the API server could tell. */
+  async function spcInstalled(): Promise<boolean | undefined> {
     if (options.secretProviderClasses === true) return true;
     if (options.secretProviderClasses === false) return false;
-    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-    try {
-      const namespace = namespaces[0];
-      if (namespace) {
-        await custom.listNamespacedCustomObject({
-          group: spcGroup,
-          version: spcVersion,
-          namespace,
-          plural: spcPlural,
-          limit: 1,
-        });
-      } else {
-        await custom.listClusterCustomObject({
-          group: spcGroup,
-          version: spcVersion,
-          plural: spcPlural,
-          limit: 1,
-        });
-      }
-      return true;
-    } catch (error) {
-      if (apiStatus(error) === 404) return false;
-      throw error;
-    }
+    return customResourceServed(
+      kubeConfig,
+      { group: spcGroup, version: spcVersion, plural: spcPlural, namespace: namespaces[0] },
+      { logger, signal: stopping.signal },
+    );
   }
 
   return {
@@ -807,7 +792,9 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
           delete: (object) => onSecretSyncDeleted(object),
         });
       }
-      if (await spcInstalled()) {
+      const spc = await spcInstalled();
+      if (spc === undefined) return;
+      if (spc) {
         spcInformers = informersFor<KubernetesObject>(
           `${spcGroup}/${spcVersion}`,
           spcPlural,
@@ -856,6 +843,7 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     },
     async stop(graceMs = 10_000) {
       running = false;
+      stopping.abort();
       queue.shutDown();
       const drained = Promise.all(workers);
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());

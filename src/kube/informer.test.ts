@@ -290,3 +290,62 @@ describe('apiSource', () => {
     assert.deepEqual(asked, [undefined, 't1', 't2']);
   });
 });
+
+describe('a refused list', () => {
+  it('names the verb and the resource (with scope and selector), and keeps retrying', async () => {
+    const { ApiException, KubeConfig } = await import('@kubernetes/client-node');
+    const { Writable } = await import('node:stream');
+    const { createLogger } = await import('../core/log.ts');
+    const { apiSource } = await import('./informer.ts');
+    let text = '';
+    const logger = createLogger({
+      destination: new Writable({
+        write(chunk, _encoding, done) {
+          text += String(chunk);
+          done();
+        },
+      }),
+    });
+    let calls = 0;
+    const source = apiSource<Thing>(new KubeConfig(), {
+      path: '/api/v1/secrets',
+      labelSelector: 'smk.dev/write-through=true',
+      list: async () => {
+        calls += 1;
+        throw new ApiException(403, 'Forbidden', '{"reason":"Forbidden"}', {});
+      },
+    });
+    const clock = manualClock();
+    const informer = createInformer(source, {
+      name: 'write-through-secrets',
+      logger,
+      clock,
+      restartBackoff: { baseMs: 100, maxMs: 1000, jitter: 0 },
+    });
+    void informer.start();
+    await settle();
+    clock.advance(100);
+    await settle();
+    informer.stop();
+    logger.flush();
+    assert.equal(calls, 2, 'retried after the backoff');
+    assert.equal(informer.healthy, false);
+    const line = JSON.parse(text.split('\n')[0] ?? '{}') as { level: number; msg: string };
+    assert.equal(line.level, 50);
+    assert.equal(
+      line.msg,
+      'forbidden: this identity may not list secrets in all namespaces (label selector smk.dev/write-through=true); it needs RBAC list and watch there (retrying)',
+    );
+    assert.doesNotMatch(text, /Forbidden"}/, 'the server body is not copied');
+  });
+
+  it('describes namespaced and grouped resources', async () => {
+    const { describeResource } = await import('./informer.ts');
+    assert.equal(
+      describeResource('/apis/smk.dev/v1alpha1/namespaces/team-a/secretsyncs'),
+      'secretsyncs.smk.dev in namespace team-a',
+    );
+    assert.equal(describeResource('/apis/apps/v1/deployments'), 'deployments.apps in all namespaces');
+    assert.equal(describeResource('/somewhere/else'), '/somewhere/else');
+  });
+});

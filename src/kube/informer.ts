@@ -46,6 +46,8 @@ export interface WatchHandle {
 
 /** Where an informer gets its data: the API server in production, a script in unit tests. */
 export interface ListWatchSource<T> {
+  /** What it lists, for a person reading a refusal: `secrets in all namespaces (label selector …)`. */
+  readonly resource?: string;
   list(): Promise<ListResult<T>>;
   watch(
     resourceVersion: string,
@@ -159,17 +161,25 @@ export function createInformer<T extends KubeObject>(
     current?.abort();
   }
 
-  function scheduleRestart(reason: string, error: unknown): void {
+  function scheduleRestart(reason: string, error: unknown, verb?: 'list' | 'watch'): void {
     if (stopped || restartPending) return;
     endWatch();
     failures += 1;
     restartPending = true;
     restarts.inc({ informer: options.name, reason });
     const delay = backoffDelay(failures, backoff, Math.random);
-    logger.warn(
-      { informer: options.name, reason, err: describeError(error), retryInMs: delay },
-      'informer restarting',
-    );
+    const status = apiStatus(error) ?? (error as { statusCode?: number } | null)?.statusCode;
+    if (verb && (status === 401 || status === 403)) {
+      logger.error(
+        { informer: options.name, reason, retryInMs: delay },
+        refusalMessage(status, verb, source.resource ?? options.name),
+      );
+    } else {
+      logger.warn(
+        { informer: options.name, reason, err: describeError(error), retryInMs: delay },
+        'informer restarting',
+      );
+    }
     cancelRetry = clock.schedule(() => {
       cancelRetry = undefined;
       restartPending = false;
@@ -186,7 +196,7 @@ export function createInformer<T extends KubeObject>(
       listed = await source.list();
     } catch (error) {
       if (myGeneration === generation)
-        scheduleRestart(`list failed (HTTP ${apiStatus(error) ?? '-'})`, error);
+        scheduleRestart(`list failed (HTTP ${apiStatus(error) ?? '-'})`, error, 'list');
       return;
     }
     if (stopped || myGeneration !== generation) return;
@@ -234,7 +244,7 @@ export function createInformer<T extends KubeObject>(
       }
       const timedOut = (error as { name?: string } | null)?.name === 'TimeoutError';
       if (error && !timedOut) {
-        scheduleRestart(`watch failed (HTTP ${status ?? '-'})`, error);
+        scheduleRestart(`watch failed (HTTP ${status ?? '-'})`, error, 'watch');
         return;
       }
       // A server-side close or our own idle timeout: carry on from where we were.
@@ -392,6 +402,7 @@ export function apiSource<T>(kubeConfig: KubeConfig, options: ApiSourceOptions<T
   const pageSize = options.pageSize ?? 500;
   const lister = listerFor(kubeConfig, options);
   return {
+    resource: describeResource(options.path, options.labelSelector),
     async list() {
       const items: T[] = [];
       let continueToken: string | undefined;
@@ -480,6 +491,26 @@ export function secretLister(kubeConfig: KubeConfig, namespace?: string): Lister
       continueToken: page.metadata?._continue || undefined,
     };
   };
+}
+
+/**
+ * The log message for a list or watch the API server refused: a refusal does not heal by itself,
+ * so it says what this identity may not do and what it needs (RBAC list and watch, or credentials).
+ */
+export function refusalMessage(status: 401 | 403, verb: 'list' | 'watch', what: string): string {
+  return status === 403
+    ? `forbidden: this identity may not ${verb} ${what}; it needs RBAC list and watch there (retrying)`
+    : `unauthorized: the API server refused this identity's credentials to ${verb} ${what} (retrying)`;
+}
+
+/** `/apis/smk.dev/v1alpha1/namespaces/a/secretsyncs` → `secretsyncs.smk.dev in namespace a`. */
+export function describeResource(path: string, labelSelector?: string): string {
+  const match = /^\/(?:api\/[^/]+|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(path);
+  if (!match) return path;
+  const [, group, namespace, plural] = match;
+  const resource = group ? `${plural}.${group}` : (plural ?? path);
+  const scope = namespace ? `in namespace ${decodeURIComponent(namespace)}` : 'in all namespaces';
+  return `${resource} ${scope}${labelSelector ? ` (label selector ${labelSelector})` : ''}`;
 }
 
 /** The watch path of a resource, cluster-wide or in one namespace. */

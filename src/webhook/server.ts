@@ -14,7 +14,7 @@ import type { Logger } from '../core/log.ts';
 import { counter, histogram, registry } from '../core/metrics.ts';
 import { type AdmissionResult, reviewAdmission } from './admission.ts';
 import type { InjectorConfig } from './mutate.ts';
-import { withWriteThroughVolumes } from './secrets/pod-review.ts';
+import { needsWriteThroughLookup, withWriteThroughVolumes } from './secrets/pod-review.ts';
 import type { WriteThroughLookup } from './secrets/pods.ts';
 
 const requests = counter('smk_webhook_admission_requests_total', 'Admission requests, by outcome.', [
@@ -33,6 +33,12 @@ export interface WriteThroughRoutes {
   readonly reviewSecret: (body: unknown) => Promise<AdmissionResult>;
   /** From the informer cache: no call on the pod admission path. */
   readonly lookup: WriteThroughLookup;
+  /**
+   * True once the cache has listed every write-through Secret (default: always). Until then
+   * /readyz fails and a pod naming a Secret gets a 503, so the failure policy decides, rather than
+   * an answer that may miss a swap.
+   */
+  readonly synced?: () => boolean;
 }
 
 export interface WebhookServerOptions {
@@ -72,6 +78,12 @@ interface KeyPair {
 }
 
 class RequestTooLarge extends Error {}
+
+/** A review that cannot be answered right now (the write-through cache has not listed yet). */
+interface Unavailable {
+  readonly status: 503;
+  readonly message: string;
+}
 
 async function readKeyPair(options: WebhookServerOptions): Promise<KeyPair> {
   const [cert, key] = await Promise.all([
@@ -114,6 +126,8 @@ function send(response: ServerResponse, status: number, contentType: string, bod
   response.end(body);
 }
 
+const notListedYet: Unavailable = { status: 503, message: 'write-through Secrets not listed yet' };
+
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const log = options.log;
   const maxBodyBytes = options.maxBodyBytes ?? 3 * 1024 * 1024;
@@ -125,7 +139,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   async function admit(
     request: IncomingMessage,
     response: ServerResponse,
-    review: (body: unknown) => AdmissionResult | Promise<AdmissionResult>,
+    review: (body: unknown) => AdmissionResult | Unavailable | Promise<AdmissionResult>,
   ): Promise<void> {
     const started = process.hrtime.bigint();
     let outcome = 'invalid';
@@ -144,6 +158,11 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
         return;
       }
       const result = await review(body);
+      if (result.status === 503) {
+        outcome = 'unavailable';
+        send(response, 503, 'text/plain', `${result.message}\n`);
+        return;
+      }
       outcome = result.outcome;
       if (result.status === 400) {
         log.warn({ outcome }, result.message);
@@ -178,12 +197,14 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
         await admit(request, response, writeThrough.reviewSecret);
       else if (writeThrough) {
         await admit(request, response, (body) =>
-          withWriteThroughVolumes(
-            body,
-            reviewAdmission(body, options.injector),
-            writeThrough.lookup,
-            options.injector,
-          ),
+          writeThrough.synced?.() === false && needsWriteThroughLookup(body)
+            ? notListedYet
+            : withWriteThroughVolumes(
+                body,
+                reviewAdmission(body, options.injector),
+                writeThrough.lookup,
+                options.injector,
+              ),
         );
       } else await admit(request, response, (body) => reviewAdmission(body, options.injector));
       return;
@@ -195,6 +216,8 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     if (path === '/healthz') send(response, 200, 'text/plain', 'ok\n');
     else if (path === '/readyz') {
       if (draining) send(response, 503, 'text/plain', 'draining\n');
+      else if (writeThrough?.synced?.() === false)
+        send(response, 503, 'text/plain', `${notListedYet.message}\n`);
       else send(response, 200, 'text/plain', 'ok\n');
     } else if (path === '/metrics') send(response, 200, registry.contentType, await registry.metrics());
     else send(response, 404, 'text/plain', 'not found\n');
@@ -269,7 +292,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   return {
     port,
     get ready() {
-      return !draining && server.listening;
+      return !draining && server.listening && options.writeThrough?.synced?.() !== false;
     },
     reloadCertificates,
     async close({ delayMs = 0, graceMs = 10_000 } = {}) {

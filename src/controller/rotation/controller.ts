@@ -7,7 +7,7 @@
  *      the synced Secrets it consumes carry the new version.
  * Events on workloads and mappings, status on mappings, metrics for changes and rollouts.
  */
-import { CustomObjectsApi, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import type { QueueReader } from '../../aws/index.ts';
 import { secretIdMatches } from '../../aws/index.ts';
 import { describeError, InvalidInputError } from '../../core/errors.ts';
@@ -19,6 +19,7 @@ import { createEventRecorder, type EventRecorder, type InvolvedObject } from '..
 import { apiSource, createInformer, type Informer, resourcePath } from '../../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
 import { createWorkQueue, type WorkQueue } from '../../kube/queue.ts';
+import { customResourceServed } from '../../kube/served.ts';
 import {
   managedByLabel,
   managedByValue,
@@ -867,17 +868,15 @@ export function createRotationController(options: RotationControllerOptions): Ro
     await Promise.all([detector.stop(), consumer?.stop()]);
   }
 
-  async function served(group: string, version: string, plural: string): Promise<boolean> {
-    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-    const namespace = namespaces[0];
-    try {
-      if (namespace) await custom.listNamespacedCustomObject({ group, version, namespace, plural, limit: 1 });
-      else await custom.listClusterCustomObject({ group, version, plural, limit: 1 });
-      return true;
-    } catch (error) {
-      if (apiStatus(error) === 404) return false;
-      throw error;
-    }
+  /** Stops a start-up question that is still being retried (the CRD probes). */
+  const stopping = new AbortController();
+  /** Whether a CRD is served; undefined when stopped before the API server could tell. */
+  function served(group: string, version: string, plural: string): Promise<boolean | undefined> {
+    return customResourceServed(
+      kubeConfig,
+      { group, version, plural, namespace: namespaces[0] },
+      { logger, signal: stopping.signal },
+    );
   }
 
   const allInformers = (): Informer<KubernetesObject>[] => [
@@ -900,6 +899,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
         options.mappings === 'auto' || options.mappings === undefined
           ? await served(mappingGroup, mappingVersion, mappingPlural)
           : options.mappings;
+      if (spc === undefined || mapped === undefined) return;
       if (mapped) {
         mappingInformers = informersFor(`${mappingGroup}/${mappingVersion}`, mappingKind, mappingPlural);
         for (const informer of mappingInformers) {
@@ -999,6 +999,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
     },
     async stop() {
       running = false;
+      stopping.abort();
       queue.shutDown();
       await stopLeading();
       await Promise.race([

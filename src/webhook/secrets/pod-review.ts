@@ -63,6 +63,16 @@ function respond(
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed, ...extra } };
 }
 
+/** True when answering `body` needs the write-through cache: a Pod CREATE naming a Secret or carrying agents. */
+export function needsWriteThroughLookup(body: unknown): boolean {
+  const request = record(body)?.request as PodRequest | undefined;
+  if (request === undefined) return false;
+  const isPod = request.kind === undefined || (request.kind.group === '' && request.kind.kind === 'Pod');
+  if (!isPod || (request.operation !== undefined && request.operation !== 'CREATE')) return false;
+  const named = secretsNamed(request.object);
+  return named.agents || named.names.size > 0;
+}
+
 /**
  * The injector's `result` for `body`, extended with the write-through volume swap (or turned
  * into a denial when the pod uses a write-through Secret through env).
