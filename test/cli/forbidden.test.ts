@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
 import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
+import { installCrds } from '../harness/crds.ts';
 import { connectMoto } from '../harness/moto.ts';
-import { installCrds } from '../rotation/harness.ts';
+import { waitFor } from '../harness/wait.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import { renderKubeConfig } from '../testbed/kubeconfig.ts';
 
@@ -40,22 +41,6 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
   await bed?.stop();
 });
-
-async function eventually<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${ms} ms waiting for ${what} (${String(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
-}
 
 /** A ServiceAccount with no RBAC at all, and a kubeconfig file that authenticates as it. */
 async function identityWithoutRbac(namespace: string, name: string): Promise<string> {
@@ -255,10 +240,10 @@ describe('smk webhook --write-through without RBAC to list Secrets', () => {
       await grant(ns, 'webhook', 'secrets', [
         { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
       ]);
-      await eventually('/readyz 200 once granted', 45_000, async () =>
+      await waitFor('/readyz 200 once granted', 45_000, async () =>
         (await https(port, ca.certPem, '/readyz')).status === 200 ? true : undefined,
       );
-      const after = await https(
+      const granted = await https(
         port,
         ca.certPem,
         '/mutate/pods',
@@ -267,7 +252,7 @@ describe('smk webhook --write-through without RBAC to list Secrets', () => {
           volumes: [{ name: 'v', secret: { secretName: 'db' } }],
         }),
       );
-      assert.equal(after.status, 200, after.body);
+      assert.equal(granted.status, 200, granted.body);
       assert.equal(await webhook.stop(), 0, webhook.output().slice(-2000));
       assert.doesNotMatch(webhook.output(), /unsettled top-level await/);
     } finally {
@@ -340,7 +325,7 @@ describe('smk controller without the RBAC it needs', () => {
         },
       ]);
       await logLine(controller, /"msg":"rotation controller started"/, 45_000);
-      await eventually('/readyz 200 once granted', 30_000, async () =>
+      await waitFor('/readyz 200 once granted', 30_000, async () =>
         (await health('/readyz')) === 200 ? true : undefined,
       );
       assert.equal(await controller.stop(), 0, controller.output().slice(-2000));
@@ -377,7 +362,7 @@ describe('smk csi-provider without RBAC', () => {
       kubeconfig,
     );
     try {
-      await eventually('the socket to answer Version (smk csi-provider --probe)', 20_000, async () => {
+      await waitFor('the socket to answer Version (smk csi-provider --probe)', 20_000, async () => {
         const probe = startRole(['csi-provider', '--provider-volume', volume, '--probe'], kubeconfig);
         return (await probe.exited()) === 0 ? true : undefined;
       });
