@@ -95,6 +95,13 @@ describe('rotation', () => {
         return status?.secretArn === arn && status.conditions?.[0]?.reason === 'Watching';
       });
 
+      // A new mapping schedules one detector poll shortly after it is seen; let it pass before
+      // counting, so the counts below are the event path's alone.
+      await waitFor('the detector quiet', 10_000, async () => {
+        const polls = proxy.count({ api: 'ListSecrets' });
+        await sleep(1_000);
+        return proxy.count({ api: 'ListSecrets' }) === polls;
+      });
       const version = await putSecret(aws.secrets, secretName, 'testsqssec:newsecret');
       proxy.resetCounts();
       await send(aws.sqs, queueUrl, 'not json: password=hunter2');
@@ -319,6 +326,37 @@ describe('rotation: detection without events, and across a leader change', () =>
       assert.equal(await replicaSets(bed.kubeConfig, ns, 'operatortest'), 2);
     } finally {
       await stack.stop();
+    }
+  });
+
+  it('a change made while no controller ran is synced at start, not at the next refresh (1 h)', async () => {
+    const ns = await bed.newNamespace('rot-down');
+    // No workload reads the Secret: nothing but the detector can notice the synced version is old.
+    const secretName = `${ns}/while-down`;
+    await createSecret(aws.secrets, secretName, 'before');
+    await createServiceAccount(bed.kubeConfig, ns, 'rot-down');
+    const first = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns] });
+    let second: Stack | undefined;
+    try {
+      await createSecretSync(bed.kubeConfig, ns, 'app', secretName, 'app-secret');
+      await waitFor(
+        'Secret synced',
+        30_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'app-secret')) === 'before',
+      );
+      await first.stop();
+      await putSecret(aws.secrets, secretName, 'changed-while-down');
+      // A fresh process: the sync controller skips the recently synced SecretSync (cold start), so
+      // only the detector comparing AWS with `status.syncedVersions` can pick the change up now.
+      second = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns] });
+      await waitFor(
+        'Secret updated after the restart',
+        15_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'app-secret')) === 'changed-while-down',
+      );
+    } finally {
+      await first.stop().catch(() => undefined);
+      await second?.stop();
     }
   });
 

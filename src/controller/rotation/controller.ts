@@ -40,6 +40,7 @@ import {
   createDetector,
   type Detector,
   type SecretChange,
+  type SecretObservation,
   type VersionReader,
   type Watch,
 } from './detector.ts';
@@ -553,9 +554,35 @@ export function createRotationController(options: RotationControllerOptions): Ro
     },
   };
 
+  /**
+   * The versions the sources using a secret last synced, per followed stage (SecretSync status or
+   * the Secret's `smk.dev/versions`). Where sources disagree, one that differs from AWS wins, so
+   * a secret changed while no leader ran is re-synced now, not at the next refresh.
+   */
+  function syncedStages(observation: SecretObservation): Map<string, string> {
+    const stages = new Map<string, string>();
+    for (const usage of usages()) {
+      for (const use of usage.uses) {
+        const { stage } = use.watch;
+        if (stage === undefined || use.watch.region !== observation.region) continue;
+        if (!secretIdMatches(use.watch.id, observation.arn, observation.name)) continue;
+        for (const target of usage.targets) {
+          const versions = syncedVersions(usage, target);
+          for (const file of use.files) {
+            const version = versions.get(file);
+            if (!version) continue;
+            if (!stages.has(stage) || version !== observation.stages.get(stage)) stages.set(stage, version);
+          }
+        }
+      }
+    }
+    return stages;
+  }
+
   const detector = createDetector({
     reader: options.reader,
     watches,
+    synced: syncedStages,
     sinks: [...(options.sinks ?? []), resyncSink, rolloutSink],
     logger,
     ...(options.pollIntervalMs ? { intervalMs: options.pollIntervalMs } : {}),

@@ -46,7 +46,7 @@ function fakeAws() {
   };
 }
 
-function setup(watches: Watch[]) {
+function setup(watches: Watch[], synced?: Record<string, Record<string, string>>) {
   const aws = fakeAws();
   const changes: SecretChange[] = [];
   let clock = 1_000;
@@ -56,6 +56,7 @@ function setup(watches: Watch[]) {
     sinks: [{ secretChanged: (change) => void changes.push(change) }],
     logger: silentLogger(),
     now: () => clock,
+    ...(synced ? { synced: (observation) => new Map(Object.entries(synced[observation.name] ?? {})) } : {}),
   });
   return { aws, changes, detector, tick: (ms = 1) => (clock += ms) };
 }
@@ -90,6 +91,39 @@ test('the first poll is a baseline; a moved AWSCURRENT is a change; AWSPENDING a
     aws.calls.every((call) => call.api === 'ListSecrets'),
     'polling never describes or reads',
   );
+});
+
+test('a first observation is a change when it differs from the synced version (a change while no leader ran)', async () => {
+  const { aws, changes, detector, tick } = setup([watch('db'), watch('api'), watch('new')], {
+    db: { AWSCURRENT: 'v1' },
+    api: { AWSCURRENT: 'a2' },
+  });
+  aws.set(versions('db', { v1: ['AWSPREVIOUS'], v2: ['AWSCURRENT'] }));
+  aws.set(versions('api', { a1: ['AWSPREVIOUS'], a2: ['AWSCURRENT'] }));
+  aws.set(versions('new', { n1: ['AWSCURRENT'] }));
+  await detector.poll();
+  const byName = new Map(changes.map((change) => [change.secret.name, change]));
+  assert.equal(
+    byName.get('db')?.previous?.stages.get('AWSCURRENT'),
+    'v1',
+    'synced v1, AWS holds v2: a change',
+  );
+  assert.equal(byName.get('db')?.secret.stages.get('AWSCURRENT'), 'v2');
+  assert.equal(byName.get('api')?.previous, undefined, 'synced what AWS holds: a baseline');
+  assert.equal(byName.get('new')?.previous, undefined, 'nothing synced yet: a baseline');
+  tick();
+  await detector.poll();
+  assert.equal(changes.length, 3, 'the next poll compares with the observation, not the record');
+});
+
+test('a first hint that differs from the synced version is a change', async () => {
+  const { aws, changes, detector } = setup([watch('db')], { db: { AWSCURRENT: 'v1' } });
+  aws.set(versions('db', { v1: ['AWSPREVIOUS'], v2: ['AWSCURRENT'] }));
+  assert.equal(
+    await detector.hint({ region: 'us-east-1', secretId: 'db', reason: 'PutSecretValue' }),
+    'changed',
+  );
+  assert.equal(changes[0]?.previous?.stages.get('AWSCURRENT'), 'v1');
 });
 
 test('a pinned label is followed; a fixed version only for deletion', async () => {

@@ -40,7 +40,10 @@ export type ChangeSource = 'poll' | 'event';
 
 export interface SecretChange {
   readonly secret: SecretObservation;
-  /** Undefined on the first observation of the secret: a baseline, not a change. */
+  /**
+   * Undefined on the first observation of the secret when it matches what was synced: a baseline,
+   * not a change. On a first observation that differs from the synced versions, those versions.
+   */
   readonly previous: SecretObservation | undefined;
   readonly source: ChangeSource;
   /** Event name for event-sourced changes, `poll` otherwise. */
@@ -75,6 +78,12 @@ export interface DetectorOptions {
   readonly maxFilteredCalls?: number;
   readonly now?: () => number;
   readonly random?: () => number;
+  /**
+   * Followed stage → the version the durable record (synced Secrets, SecretSync status) says was
+   * synced for it, asked on a secret's first observation only. The in-memory baseline is lost on
+   * failover or restart, so a version that moved while no leader ran is a change, not a baseline.
+   */
+  readonly synced?: (observation: SecretObservation) => ReadonlyMap<string, string>;
 }
 
 export type HintOutcome = 'changed' | 'unchanged' | 'unwatched';
@@ -187,6 +196,16 @@ export function createDetector(options: DetectorOptions): Detector {
     return stages;
   }
 
+  /** On a first observation: what was synced, when it differs from what AWS holds now. */
+  function syncedBefore(observation: SecretObservation): SecretObservation | undefined {
+    if (!options.synced || observation.deleted) return undefined;
+    const synced = options.synced(observation);
+    for (const [stage, version] of synced) {
+      if (observation.stages.get(stage) !== version) return { ...observation, stages: new Map(synced) };
+    }
+    return undefined;
+  }
+
   async function apply(
     observation: SecretObservation,
     readStartedAt: number,
@@ -199,16 +218,17 @@ export function createDetector(options: DetectorOptions): Detector {
     if (before && before.readStartedAt > readStartedAt) return false;
     known.set(key, { observation, readStartedAt });
     if (before && sameObservation(before.observation, observation)) return false;
+    const previous = before ? before.observation : syncedBefore(observation);
     const detectedAt = now();
     const change: SecretChange = {
       secret: observation,
-      previous: before?.observation,
+      previous,
       source,
       reason,
       detectedAt,
       changedAfter,
     };
-    if (before) {
+    if (previous) {
       changesDetected.inc({ source });
       if (changedAfter !== undefined) {
         detectionLag.observe({ source }, Math.max(0, detectedAt - changedAfter) / 1000);
@@ -221,8 +241,9 @@ export function createDetector(options: DetectorOptions): Detector {
           reason,
           stages: Object.fromEntries(observation.stages),
           deleted: observation.deleted,
+          ...(before ? {} : { firstSeen: true }),
         },
-        'secret changed',
+        before ? 'secret changed' : 'secret changed since it was last synced',
       );
     }
     for (const sink of options.sinks) {
@@ -232,7 +253,7 @@ export function createDetector(options: DetectorOptions): Detector {
         logger.error({ secret: observation.name, err: describeError(error) }, 'change sink failed');
       }
     }
-    return before !== undefined;
+    return previous !== undefined;
   }
 
   async function pollRegion(region: string, watches: readonly Watch[]): Promise<void> {
