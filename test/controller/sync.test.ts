@@ -267,9 +267,11 @@ describe('SecretSync', () => {
     });
     await waitReady(ns, 'pw');
     const before = await readSecret(bed.kubeConfig, ns, 'pw');
-    await putAwsSecret(aws, `${ns}/pw`, 'after');
+    // Reads fail first, then AWS gets a new value: a 1 s refresh between the two would otherwise
+    // (rightly) sync it before the outage starts.
     proxy.addFault({ fault: { kind: 'status', status: 503 }, api: 'BatchGetSecretValue' });
     proxy.addFault({ fault: { kind: 'status', status: 503 }, api: 'GetSecretValue' });
+    await putAwsSecret(aws, `${ns}/pw`, 'after');
     try {
       const failed = await waitReady(ns, 'pw', 'False', 'ProviderUnavailable');
       assert.match(ready(failed)?.message ?? '', new RegExp(`objects\\[0\\] \\(${ns}/pw\\)`));
