@@ -25,3 +25,25 @@ export async function waitFor<T>(
     await delay(intervalMs);
   }
 }
+
+/** Like waitFor, for probes where only `undefined` means "not yet" (`false` is an answer). */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await delay(150);
+  }
+  const detail =
+    last === undefined ? '' : ` (last error: ${last instanceof Error ? last.message : String(last)})`;
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${detail}`);
+}

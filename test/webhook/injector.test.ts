@@ -46,26 +46,7 @@ const seedFixture = new URL('../../src/webhook/fixtures/seed-002-deployment.in.y
 const seedArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:database-password-hlRvvF';
 const agentImage = 'registry.invalid/smk:test';
 
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(
-    `timed out after ${timeoutMs}ms waiting for ${what}${last ? ` (last: ${String(last)})` : ''}`,
-  );
-}
+import { eventually } from '../harness/wait.ts';
 
 function run(
   command: readonly string[],

@@ -49,26 +49,9 @@ export const webhookKey = 'AKIDWRITETHROUGHHOOK';
 export const controllerKey = 'AKIDWRITETHROUGHCTRL';
 export const agentImage = 'registry.invalid/smk:test';
 
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
-  throw new Error(
-    `timed out after ${timeoutMs}ms waiting for ${what}${last ? ` (last: ${String(last)})` : ''}`,
-  );
-}
+import { eventually } from '../harness/wait.ts';
+
+export { eventually };
 
 export interface WriteThroughWorld {
   readonly bed: TestBed;
