@@ -271,6 +271,9 @@ describe('SecretSync', () => {
     // (rightly) sync it before the outage starts.
     proxy.addFault({ fault: { kind: 'status', status: 503 }, api: 'BatchGetSecretValue' });
     proxy.addFault({ fault: { kind: 'status', status: 503 }, api: 'GetSecretValue' });
+    // A read forwarded just before the faults could reach moto after the new value (a loaded
+    // machine did this in CI): let it finish first.
+    await proxy.idle();
     await putAwsSecret(aws, `${ns}/pw`, 'after');
     try {
       const failed = await waitReady(ns, 'pw', 'False', 'ProviderUnavailable');

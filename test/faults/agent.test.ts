@@ -115,6 +115,7 @@ describe('smk agent under AWS faults', () => {
       const before = await snapshot(dir);
       proxy.resetCounts();
       proxy.addFault({ fault });
+      await proxy.idle();
       generation += 1;
       const rotated = value(generation);
       await client.send(new PutSecretValueCommand({ SecretId: `${prefix}/db`, SecretString: rotated }));

@@ -131,5 +131,7 @@ test('a watch frozen without a close is noticed by the watchdog; a new SecretSyn
   assert.ok(kubeProxy.stats().accepted > accepted, 'the controller opened fresh connections');
   // Silence noticed after silenceMs (checked every silenceMs / 2), a relist, the sync itself.
   assert.ok(seconds <= silenceMs / 1000 + 10, `took ${seconds.toFixed(1)} s`);
-  assert.equal(controller.ready, true);
+  // Readiness tracks every informer; one still in its restart backoff (a loaded machine) may lag
+  // the SecretSync informer that just synced, but all must come back without a restart.
+  await waitFor('controller ready again', 30_000, async () => controller.ready);
 });

@@ -65,6 +65,11 @@ export interface AwsProxy {
   /** Connections closed on accept during an outage. */
   refusedConnections(): number;
   resetCounts(): void;
+  /**
+   * Resolves once no call is being forwarded. A call forwarded just before addFault may still be
+   * answered by moto after the test's next write to moto; await this between the two.
+   */
+  idle(): Promise<void>;
   addFault(rule: FaultRule): void;
   clearFaults(): void;
   /** Answer every call signed with this key id with AccessDeniedException. */
@@ -140,6 +145,13 @@ export async function startAwsProxy(options: AwsProxyOptions = {}): Promise<AwsP
   const sockets = new Set<Socket>();
   let outage = false;
   let refusedConnections = 0;
+  let forwarding = 0;
+  const idleWaiters: (() => void)[] = [];
+  const forwardDone = (): void => {
+    forwarding -= 1;
+    if (forwarding > 0) return;
+    for (const wake of idleWaiters.splice(0)) wake();
+  };
 
   const takeFault = (api: string | undefined, accessKeyId: string | undefined): Fault | undefined => {
     for (const active of rules) {
@@ -245,6 +257,14 @@ export async function startAwsProxy(options: AwsProxyOptions = {}): Promise<AwsP
         break;
     }
 
+    forwarding += 1;
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      forwardDone();
+    };
+    response.once('close', settle);
     const forwarded = request({
       protocol: target.protocol,
       hostname: target.hostname,
@@ -309,6 +329,12 @@ export async function startAwsProxy(options: AwsProxyOptions = {}): Promise<AwsP
     countsByApi: () => tally((call) => call.api),
     countsByAccessKey: () => tally((call) => call.accessKeyId),
     refusedConnections: () => refusedConnections,
+    idle: () =>
+      forwarding === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            idleWaiters.push(resolve);
+          }),
     resetCounts: () => {
       calls.length = 0;
       refusedConnections = 0;

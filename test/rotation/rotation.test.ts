@@ -505,6 +505,7 @@ describe('rotation: never onto the old value', () => {
       const { secretName, arn } = await seedScenario(ns, 'rot-wait');
       for (const api of ['GetSecretValue', 'BatchGetSecretValue'])
         proxy.addFault({ fault: { kind: 'deny' }, api });
+      await proxy.idle();
       await putSecret(aws.secrets, secretName, 'testsqssec:blocked');
       await send(aws.sqs, queueUrl, await cloudTrailEvent('PutSecretValue', secretName, arn));
       await waitFor('WaitingForSync warning', 15_000, async () =>
