@@ -3,8 +3,11 @@
  * real, `smk controller` started with the rendered Deployment's args and env as the rendered
  * ServiceAccount. Its caches sync (every informer's list/watch allowed), it takes both Leases (sync
  * and rotation) and nothing it does is forbidden — so the chart's least-privilege rules are enough.
- * Local-run changes only: the health port is made free, and the AWS environment is the test's moto
- * (in a cluster, IRSA gives the credentials).
+ * Local-run changes only: the health port is made free, the AWS environment is the test's moto
+ * (in a cluster, IRSA gives the credentials), and the controller is confined to the test's namespace
+ * (`--namespaces`): cluster-wide it would sync, and roll, the objects of every other test running on
+ * the shared bed (it did: a sync test's outage was healed behind its back). The rendered
+ * ClusterRole and its binding are still what authorise every call.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -151,6 +154,8 @@ describe('the controller run from the rendered chart on the API server', () => {
       arg.startsWith('--health-port=') ? `--health-port=${port}` : arg,
     );
     assert.ok(args.includes('--leader-elect=true') && args.includes('--rotation=true'), 'rendered defaults');
+    assert.ok(!args.some((arg) => arg.startsWith('--namespaces')), 'rendered for the whole cluster');
+    args.push(`--namespaces=${namespace}`);
     child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
