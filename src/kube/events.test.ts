@@ -68,4 +68,39 @@ describe('event recorder', () => {
     await recorder.record(object, 'Normal', 'Created', 'x');
     assert.equal(count, 2);
   });
+
+  it('writes at most maxInFlight at once, in order, and drops the newest when the queue is full', async () => {
+    const started: string[] = [];
+    const finish: (() => void)[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const recorder = createEventRecorderWith(
+      async (_namespace, body) => {
+        started.push(String(body.reason));
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        await new Promise<void>((resolve) => finish.push(resolve));
+        inFlight -= 1;
+      },
+      { component: 'c', now: () => 0, maxInFlight: 2, maxQueued: 2 },
+    );
+    const recorded = ['a', 'b', 'c', 'd', 'e'].map((reason) =>
+      recorder.record(object, 'Normal', reason, 'm'),
+    );
+    await recorded[4]; // the fifth finds two writing and two waiting: dropped at once
+    assert.deepEqual(started, ['a', 'b']);
+    while (finish.length > 0 || started.length < 4) {
+      finish.shift()?.();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(recorded);
+    assert.deepEqual(started, ['a', 'b', 'c', 'd']);
+    assert.equal(most, 2);
+    // A dropped event is not remembered as sent: the next occurrence is written.
+    const again = recorder.record(object, 'Normal', 'e', 'm');
+    await new Promise((resolve) => setImmediate(resolve));
+    finish.shift()?.();
+    await again;
+    assert.deepEqual(started, ['a', 'b', 'c', 'd', 'e']);
+  });
 });

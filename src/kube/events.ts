@@ -3,11 +3,17 @@
  * event for the same object is sent at most once per `repeatWindowMs`, so a failing object that
  * is retried every few seconds does not flood the API server. Messages must be value-free (they
  * are built from our own error messages, which are).
+ *
+ * Events are written in the background by a few writers (`maxInFlight`) from a bounded queue, as
+ * client-go's recorder does: a burst (10,000 SecretSyncs created at a cold start) must not put
+ * 10,000 event POSTs beside the Secret and status writes that make objects Ready. When the queue
+ * is full the newest event is dropped and counted (smk_events_dropped_total), never blocking.
  */
 import { CoreV1Api } from '@kubernetes/client-node';
 import { describeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { silentLogger } from '../core/log.ts';
+import { counter } from '../core/metrics.ts';
 import type { KubeConfig } from './client.ts';
 
 export interface InvolvedObject {
@@ -21,7 +27,10 @@ export interface InvolvedObject {
 export type EventType = 'Normal' | 'Warning';
 
 export interface EventRecorder {
-  /** Records an event; never throws (events are best effort). */
+  /**
+   * Records an event; never throws (events are best effort). Resolves once it was written,
+   * dropped or failed; callers need not wait.
+   */
   record(object: InvolvedObject, type: EventType, reason: string, message: string): Promise<void>;
 }
 
@@ -33,7 +42,17 @@ export interface EventRecorderOptions {
   readonly repeatWindowMs?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
+  /** Events written at once; default 4. */
+  readonly maxInFlight?: number;
+  /** Events waiting beyond those in flight; default 10,000 (then the newest are dropped). */
+  readonly maxQueued?: number;
 }
+
+const droppedEvents = counter(
+  'smk_events_dropped_total',
+  'Kubernetes Events not written because the event queue was full',
+  ['component'],
+);
 
 /** The Kubernetes name limit for an event message is 1 KiB; keep ours well inside it. */
 const maxMessage = 1000;
@@ -64,6 +83,42 @@ export function createEventRecorderWith(create: CreateEvent, options: EventRecor
     sweepAt = Math.max(10_000, lastSent.size * 2);
   }
 
+  const maxInFlight = Math.max(1, options.maxInFlight ?? 4);
+  const maxQueued = Math.max(0, options.maxQueued ?? 10_000);
+  const waiting: (() => void)[] = [];
+  let inFlight = 0;
+  let droppedSinceLog = 0;
+
+  /** Resolves when a writer slot is free, or false when the queue is full (the event is dropped). */
+  function slot(): Promise<boolean> {
+    if (inFlight < maxInFlight) {
+      inFlight += 1;
+      return Promise.resolve(true);
+    }
+    if (waiting.length >= maxQueued) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      waiting.push(() => {
+        inFlight += 1;
+        resolve(true);
+      });
+    });
+  }
+
+  function release(): void {
+    inFlight -= 1;
+    waiting.shift()?.();
+  }
+
+  function drop(key: string, reason: string): void {
+    lastSent.delete(key);
+    droppedEvents.inc({ component: options.component });
+    droppedSinceLog += 1;
+    // One line per 1,000 drops: a flood of drops must not become a flood of log lines.
+    if (droppedSinceLog === 1 || droppedSinceLog % 1000 === 0) {
+      logger.warn({ reason, dropped: droppedSinceLog }, 'event queue full: events dropped');
+    }
+  }
+
   return {
     async record(object, type, reason, message) {
       const at = now();
@@ -72,6 +127,10 @@ export function createEventRecorderWith(create: CreateEvent, options: EventRecor
       if (sentAt !== undefined && at - sentAt < windowMs) return;
       prune(at);
       lastSent.set(key, at);
+      if (!(await slot())) {
+        drop(key, reason);
+        return;
+      }
       const time = new Date(at);
       const text = message.length > maxMessage ? `${message.slice(0, maxMessage - 1)}…` : message;
       try {
@@ -103,6 +162,8 @@ export function createEventRecorderWith(create: CreateEvent, options: EventRecor
           { reason, object: `${object.namespace}/${object.name}`, err: describeError(error) },
           'event not recorded',
         );
+      } finally {
+        release();
       }
     },
   };
