@@ -77,6 +77,12 @@ const table: { input: unknown; kind: string; message: string }[] = [
     message: 'GetSecretValue prod/db in eu-west-1: AWS unavailable or unreachable (AbortError)',
   },
   {
+    // A bug of ours (e.g. an SDK class undefined in the bundle) is not blamed on the network.
+    input: new TypeError('STSClient is not a constructor'),
+    kind: 'Transient',
+    message: 'GetSecretValue prod/db in eu-west-1: failed inside smk before reaching AWS (TypeError)',
+  },
+  {
     input: 'a string',
     kind: 'Transient',
     message: 'GetSecretValue prod/db in eu-west-1: AWS unavailable or unreachable',

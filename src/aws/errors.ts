@@ -162,11 +162,16 @@ const descriptions: Record<Sentinel, string> = {
   Transient: 'AWS unavailable or unreachable',
 };
 
-function build(kind: Sentinel, context: AwsErrorContext, details: readonly string[]): SmkError {
+function build(
+  kind: Sentinel,
+  context: AwsErrorContext,
+  details: readonly string[],
+  description = descriptions[kind],
+): SmkError {
   const where = [context.api, context.subject, context.region ? `in ${context.region}` : undefined]
     .filter((part) => part !== undefined && part !== '')
     .join(' ');
-  const message = `${where}: ${descriptions[kind]}${details.length > 0 ? ` (${details.join(', ')})` : ''}`;
+  const message = `${where}: ${description}${details.length > 0 ? ` (${details.join(', ')})` : ''}`;
   const options = context.subject === undefined ? {} : { subject: context.subject };
   switch (kind) {
     case 'NotFound':
@@ -182,12 +187,21 @@ function build(kind: Sentinel, context: AwsErrorContext, details: readonly strin
   }
 }
 
+function isProgrammingError(error: unknown): error is Error {
+  return error instanceof TypeError || error instanceof ReferenceError || error instanceof RangeError;
+}
+
 /** Map anything an SDK call threw. Our own sentinel errors (e.g. from a credential provider) pass through. */
 export function mapAwsError(error: unknown, context: AwsErrorContext): SmkError {
   if (isSmkError(error)) return error;
   const code = errorCodeOf(error);
   const status = httpStatusOf(error);
   const network = status === undefined && typeof field(error, 'code') === 'string';
+  if (code === undefined && !network && status === undefined && isProgrammingError(error)) {
+    // Not AWS's doing (a bundling slip once made every lazily loaded SDK class undefined): say so,
+    // with the error's class name only, rather than blame the network. Retried like a transient.
+    return build('Transient', context, [error.name], 'failed inside smk before reaching AWS');
+  }
   const kind = classify(code, status, network, context.notFoundCodes);
   const details = [code, status === undefined ? undefined : `HTTP ${status}`].filter(
     (part): part is string => part !== undefined,

@@ -3,6 +3,8 @@
  * /usr/local/lib/smk without source maps, shebang at the runtime's node, `smk` on PATH as a
  * symlink) rebuilt in a temp dir from dist/ and run with an environment holding nothing but PATH —
  * no node_modules, no repository, no /usr/bin/env. Needs `npm run build` first (npm test does it).
+ * The other process-level tests run src/; here the bundle itself makes the AWS calls whose SDKs it
+ * loads on demand (STS, SSM, SQS): esbuild once turned those imports into undefined classes.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -11,6 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CoreV1Api } from '@kubernetes/client-node';
+import type { CheckResult } from '../../src/cli/doctor/checks.ts';
+import { connectMoto } from '../harness/moto.ts';
+import { connectTestBed } from '../testbed/index.ts';
 
 const run = promisify(execFile);
 const root = new URL('../../', import.meta.url).pathname;
@@ -85,6 +94,76 @@ describe('the image layout (Dockerfile) runs from the bundle alone', () => {
       const exited = new Promise((resolve) => provider.once('exit', resolve));
       provider.kill('SIGTERM');
       await exited;
+    }
+  });
+
+  test('the bundle loads the SDKs it needs on demand: SSM (fetch), STS and SQS (doctor)', async () => {
+    const moto = connectMoto();
+    const bed = await connectTestBed();
+    const id = Math.random().toString(36).slice(2, 8);
+    const aws = {
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    };
+    const awsEnv = {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+    };
+    try {
+      const ssm = new SSMClient(aws);
+      await ssm.send(new PutParameterCommand({ Name: `/image/${id}/p`, Value: 'from-ssm', Type: 'String' }));
+      ssm.destroy();
+      const secrets = new SecretsManagerClient(aws);
+      await secrets.send(new CreateSecretCommand({ Name: `image/${id}/s`, SecretString: 'from-sm' }));
+      secrets.destroy();
+      const sqs = new SQSClient(aws);
+      const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `image-${id}` }));
+      sqs.destroy();
+      const namespace = await bed.newNamespace('image');
+      await bed.kubeConfig.makeApiClient(CoreV1Api).createNamespacedServiceAccount({
+        namespace,
+        body: {
+          metadata: {
+            name: 'app',
+            annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/image-app' },
+          },
+        },
+      });
+
+      const objects = join(image, 'objects.yaml');
+      await writeFile(
+        objects,
+        `- objectName: /image/${id}/p\n  objectType: ssmparameter\n  objectAlias: p\n`,
+      );
+      const out = join(image, `fetched-${id}`);
+      await run('smk', ['fetch', '--objects', objects, '--dir', out], {
+        env: { ...env, ...awsEnv },
+        cwd: image,
+      });
+      assert.equal(await readFile(join(out, 'p'), 'utf8'), 'from-ssm');
+
+      const doctor = await run(
+        'smk',
+        [
+          'doctor',
+          '--json',
+          '--timeout=8s',
+          `--service-account=${namespace}/app`,
+          `--secret=image/${id}/s`,
+          `--queue-url=${QueueUrl}`,
+        ],
+        { env: { ...env, ...awsEnv, KUBECONFIG: bed.kubeConfigPath }, cwd: image },
+      ).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }));
+      const results = JSON.parse(doctor.stdout) as CheckResult[];
+      for (const name of ['role can describe the secret', 'rotation queue reachable']) {
+        const found = results.find((result) => result.name === name);
+        assert.equal(found?.status, 'pass', `${name}: ${found?.detail}`);
+      }
+    } finally {
+      await bed.stop();
     }
   });
 });
