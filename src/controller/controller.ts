@@ -5,7 +5,7 @@
  * deleted. Only the leader (Lease) writes; every replica keeps warm caches.
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import { describeError, InvalidInputError } from '../core/errors.ts';
+import { describeError, InvalidInputError, NotFoundError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { counter, gauge, histogram } from '../core/metrics.ts';
 import { createObjects, type Objects } from '../kube/apply.ts';
@@ -48,8 +48,8 @@ import {
   spcVersion,
   version,
 } from './jobs.ts';
-import { managerFor } from './plan.ts';
-import { type SyncOutcome, syncJob } from './sync.ts';
+import { adoptCreatedFields, createManager, managerFor } from './plan.ts';
+import { type SyncDeps, type SyncOutcome, syncJob } from './sync.ts';
 
 export interface LeaderElectionSettings {
   readonly namespace: string;
@@ -385,24 +385,43 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
 
   // ---- reconcile ----------------------------------------------------------------------------
 
-  async function readSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
-    const cached = lookup(secretInformers, namespace, name);
-    if (cached) return cached;
-    return objects.read<V1Secret>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
-  }
-
-  async function applySecret(body: V1Secret, apply: { force: boolean; manager: string }): Promise<V1Secret> {
-    const written = await objects.apply(body, apply);
-    const id = `${body.metadata?.namespace}/${body.metadata?.name}`;
+  /** Our own writes are not news: the watch event they cause must not queue the owner again. */
+  function wrote(written: V1Secret): V1Secret {
+    const id = `${written.metadata?.namespace}/${written.metadata?.name}`;
     if (written.metadata?.resourceVersion) ownWrites.set(id, written.metadata.resourceVersion);
     return written;
   }
 
-  const syncDeps = {
+  const secretRef = (namespace: string, name: string) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    namespace,
+    name,
+  });
+
+  const syncDeps: SyncDeps = {
     identities: options.identities,
     defaultRegion: options.defaultRegion,
-    readSecret,
-    applySecret,
+    cachedSecret: (namespace, name) => lookup(secretInformers, namespace, name),
+    readSecret: (namespace, name) => objects.read<V1Secret>(secretRef(namespace, name)),
+    async createSecret(body) {
+      const created = await objects.create(body, createManager);
+      return created && wrote(created);
+    },
+    async adoptCreatedFields(namespace, name, resourceVersion, manager) {
+      // The patch replaces the whole list: it is built from a fresh read, never from the cache
+      // (which keeps only smk's entries).
+      const fresh = await objects.read<V1Secret>(secretRef(namespace, name));
+      if (!fresh) throw new NotFoundError(`Secret ${namespace}/${name}: not found`);
+      if (fresh.metadata?.resourceVersion !== resourceVersion) return resourceVersion;
+      const entries = adoptCreatedFields(fresh.metadata?.managedFields, manager);
+      if (!entries) return resourceVersion;
+      const adopted = wrote(
+        await objects.replaceSecretManagedFields({ namespace, name }, resourceVersion, entries),
+      );
+      return adopted.metadata?.resourceVersion ?? resourceVersion;
+    },
+    applySecret: async (body, apply) => wrote(await objects.apply(body, apply)),
   };
 
   function involved(

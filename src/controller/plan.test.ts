@@ -4,7 +4,14 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { InvalidInputError, TooLargeError } from '../core/errors.ts';
 import type { Payload } from '../core/spec-types.ts';
 import type { CreationPolicy, SyncSource, SyncTarget } from './jobs.ts';
-import { appliesCleanly, desiredBody, managerFor, planSecretWrite } from './plan.ts';
+import {
+  adoptCreatedFields,
+  appliesCleanly,
+  createManager,
+  desiredBody,
+  managerFor,
+  planSecretWrite,
+} from './plan.ts';
 import { renderSecretData } from './render.ts';
 
 const source: SyncSource = {
@@ -217,5 +224,56 @@ describe('planSecretWrite', () => {
       metadata: { ...existing.metadata, labels: { ...existing.metadata?.labels, tier: 'web' } },
     };
     assert.equal(appliesCleanly(body, edited, 'smk'), false);
+  });
+});
+
+describe("smk's create entry (createManager)", () => {
+  /** As the server stores a Secret smk created (POST): one Update entry of smk-create. */
+  function createdBySmk(body: V1Secret): V1Secret {
+    const applied = stored(body);
+    const entry = applied.metadata?.managedFields?.[0];
+    return {
+      ...applied,
+      metadata: {
+        ...applied.metadata,
+        managedFields: [
+          { ...entry, manager: createManager, operation: 'Update' },
+          {
+            manager: 'kubectl-edit',
+            operation: 'Update',
+            fieldsV1: { 'f:metadata': { 'f:labels': { 'f:x': {} } } },
+          },
+        ],
+      },
+    };
+  }
+
+  it('counts as written by smk: a key it no longer wants is seen as stale', () => {
+    const existing = createdBySmk(desiredBody(desired('Owner', { password: b64('pw'), old: b64('o') })));
+    const plan = planSecretWrite(desired('Owner'), existing);
+    assert.equal(plan.action, 'update');
+    assert.equal(plan.action === 'update' && plan.adoptCreated, true);
+  });
+
+  it('an unchanged Secret smk created stays unchanged (no adoption just for its own sake)', () => {
+    const existing = createdBySmk(desiredBody(desired('Owner')));
+    assert.deepEqual(planSecretWrite(desired('Owner'), existing), { action: 'unchanged' });
+  });
+
+  it("adoptCreatedFields folds it into smk's Apply entry and keeps every other manager's", () => {
+    const existing = createdBySmk(desiredBody(desired('Owner')));
+    const entries = [
+      ...(existing.metadata?.managedFields ?? []),
+      { manager: 'smk', operation: 'Apply', fieldsV1: { 'f:data': { 'f:extra': {} } } },
+    ];
+    const adopted = adoptCreatedFields(entries, 'smk');
+    assert.ok(adopted);
+    assert.deepEqual(
+      adopted.map((entry) => `${entry.manager}/${entry.operation}`),
+      ['kubectl-edit/Update', 'smk/Apply'],
+    );
+    const fields = adopted[1]?.fieldsV1 as { 'f:data'?: Record<string, unknown> } | undefined;
+    assert.deepEqual(Object.keys(fields?.['f:data'] ?? {}).sort(), ['f:extra', 'f:password']);
+    assert.equal(adoptCreatedFields(adopted, 'smk'), undefined, 'nothing left to adopt');
   });
 });

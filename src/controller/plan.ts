@@ -20,10 +20,18 @@ export type RefusalReason = 'SecretNotOwned' | 'SecretMissing' | 'SecretTypeMism
 
 export type WritePlan =
   | {
-      readonly action: 'create' | 'update';
+      readonly action: 'create';
       readonly body: V1Secret;
       readonly force: boolean;
       readonly manager: string;
+    }
+  | {
+      readonly action: 'update';
+      readonly body: V1Secret;
+      readonly force: boolean;
+      readonly manager: string;
+      /** The Secret still carries smk's create entry: adopt it into the apply entry first. */
+      readonly adoptCreated: boolean;
     }
   | { readonly action: 'unchanged' }
   | { readonly action: 'refuse'; readonly reason: RefusalReason; readonly message: string };
@@ -34,6 +42,15 @@ export interface DesiredSecret {
   readonly creationPolicy: CreationPolicy;
   readonly data: Readonly<Record<string, string>>;
 }
+
+/**
+ * The field manager of smk's create. A first sync creates the Secret outright rather than reading
+ * it first (one API request instead of two per object at a cold start: a 409 says it exists).
+ * A create records an Update entry, and apply never takes a field back from another entry, so a
+ * key dropped later would stay; the first update therefore turns this entry into smk's Apply entry
+ * (adoptCreatedFields), as kubectl does when it moves client-side apply to server-side apply.
+ */
+export const createManager = `${fieldManager}-create`;
 
 /**
  * The field manager a source applies with. Owner and Orphan Secrets have exactly one source (the
@@ -93,6 +110,55 @@ export function ownedBy(secret: V1Secret, source: SyncSource): boolean {
 
 type FieldSet = Record<string, unknown>;
 
+/** True for the entries whose fields `manager` wrote: its Apply entry, and for `smk` its create. */
+function writtenBy(entry: V1ManagedFieldsEntry, manager: string): boolean {
+  if (entry.manager === manager && entry.operation === 'Apply') return true;
+  return manager === fieldManager && entry.manager === createManager && entry.operation === 'Update';
+}
+
+function createdEntry(
+  entries: readonly V1ManagedFieldsEntry[] | undefined,
+): V1ManagedFieldsEntry | undefined {
+  return entries?.find((entry) => entry.manager === createManager && entry.operation === 'Update');
+}
+
+function mergeFieldSets(into: FieldSet, from: FieldSet): FieldSet {
+  const merged: FieldSet = { ...into };
+  for (const [key, value] of Object.entries(from)) {
+    const present = merged[key];
+    merged[key] =
+      present && typeof present === 'object' && value && typeof value === 'object'
+        ? mergeFieldSets(present as FieldSet, value as FieldSet)
+        : value;
+  }
+  return merged;
+}
+
+/**
+ * The Secret's whole managedFields with smk's create entry folded into `manager`'s Apply entry, or
+ * undefined when there is no create entry. Other managers' entries are kept as they are.
+ */
+export function adoptCreatedFields(
+  entries: readonly V1ManagedFieldsEntry[] | undefined,
+  manager: string,
+): V1ManagedFieldsEntry[] | undefined {
+  const created = createdEntry(entries);
+  if (!entries || !created) return undefined;
+  const applied = entries.find((entry) => entry.manager === manager && entry.operation === 'Apply');
+  const adopted: V1ManagedFieldsEntry = {
+    manager,
+    operation: 'Apply',
+    apiVersion: created.apiVersion ?? 'v1',
+    fieldsType: 'FieldsV1',
+    fieldsV1: mergeFieldSets(
+      (applied?.fieldsV1 as FieldSet | undefined) ?? {},
+      (created.fieldsV1 as FieldSet) ?? {},
+    ),
+    ...(created.time ? { time: created.time } : {}),
+  };
+  return [...entries.filter((entry) => entry !== created && entry !== applied), adopted];
+}
+
 /** The names under `f:metadata.f:<section>` / `f:<section>` that `manager` applied. */
 function appliedNames(
   entries: readonly V1ManagedFieldsEntry[] | undefined,
@@ -101,7 +167,7 @@ function appliedNames(
 ): Set<string> {
   const names = new Set<string>();
   for (const entry of entries ?? []) {
-    if (entry.manager !== manager || entry.operation !== 'Apply') continue;
+    if (!writtenBy(entry, manager)) continue;
     let node: unknown = entry.fieldsV1;
     for (const step of path) node = (node as FieldSet | undefined)?.[step];
     if (node && typeof node === 'object') {
@@ -143,7 +209,7 @@ export function appliesCleanly(body: V1Secret, existing: V1Secret, manager: stri
 function appliedRefUids(entries: readonly V1ManagedFieldsEntry[] | undefined, manager: string): string[] {
   const uids: string[] = [];
   for (const entry of entries ?? []) {
-    if (entry.manager !== manager || entry.operation !== 'Apply') continue;
+    if (!writtenBy(entry, manager)) continue;
     const refs = ((entry.fieldsV1 as FieldSet | undefined)?.['f:metadata'] as FieldSet | undefined)?.[
       'f:ownerReferences'
     ];
@@ -177,7 +243,7 @@ export function planSecretWrite(desired: DesiredSecret, existing: V1Secret | und
       };
     }
     if (appliesCleanly(body, existing, manager)) return { action: 'unchanged' };
-    return { action: 'update', body, force: true, manager };
+    return { action: 'update', body, force: true, manager, adoptCreated: false };
   }
   if (!existing) return { action: 'create', body, force: false, manager };
   if (!ownedBy(existing, source)) {
@@ -210,5 +276,6 @@ export function planSecretWrite(desired: DesiredSecret, existing: V1Secret | und
     },
     force: true,
     manager,
+    adoptCreated: createdEntry(existing.metadata?.managedFields) !== undefined,
   };
 }

@@ -10,7 +10,8 @@ import {
 } from '../core/errors.ts';
 import type { ReadResult, SecretReader, SecretRequest } from '../core/source.ts';
 import type { IdentityResolver } from './identity.ts';
-import { secretSyncJob } from './jobs.ts';
+import { managedByLabel, managedByValue, secretSyncJob } from './jobs.ts';
+import { createManager } from './plan.ts';
 import { type SyncDeps, syncJob } from './sync.ts';
 
 /** A reader over a map of secret name → value (or error), counting reads. */
@@ -43,27 +44,81 @@ function fakeReader(values: Record<string, string | SmkError>) {
   return { reader, reads };
 }
 
+/**
+ * The API server as a map, and an informer cache that (like the controller's) sees only Secrets
+ * labelled as smk's. A create records smk's create entry in managedFields, as the server does.
+ */
 function deps(reader: SecretReader, secrets = new Map<string, V1Secret>(), identityError?: SmkError) {
   const applied: Array<{ body: V1Secret; force: boolean; manager: string }> = [];
+  const created: V1Secret[] = [];
+  const adopted: string[] = [];
+  let reads = 0;
   const identities: IdentityResolver = {
     async resolve(namespace, account) {
       if (identityError) throw identityError;
       return { reader, roleArn: `arn:aws:iam::111122223333:role/${namespace}-${account}`, sessionName: 's' };
     },
   };
+  const keyOf = (body: V1Secret) => `${body.metadata?.namespace}/${body.metadata?.name}`;
+  const fields = (record: Record<string, string> | undefined) =>
+    Object.fromEntries(Object.keys(record ?? {}).map((key) => [`f:${key}`, {}]));
   const value: SyncDeps = {
     identities,
     defaultRegion: 'us-east-1',
+    cachedSecret(namespace, name) {
+      const secret = secrets.get(`${namespace}/${name}`);
+      return secret?.metadata?.labels?.[managedByLabel] === managedByValue ? secret : undefined;
+    },
     async readSecret(namespace, name) {
+      reads += 1;
       return secrets.get(`${namespace}/${name}`);
+    },
+    async createSecret(body) {
+      if (secrets.has(keyOf(body))) return undefined;
+      const stored: V1Secret = {
+        ...body,
+        metadata: {
+          ...body.metadata,
+          resourceVersion: '1',
+          managedFields: [
+            {
+              manager: createManager,
+              operation: 'Update',
+              fieldsV1: {
+                'f:data': fields(body.data),
+                'f:metadata': {
+                  'f:labels': fields(body.metadata?.labels),
+                  'f:annotations': fields(body.metadata?.annotations),
+                },
+              },
+            },
+          ],
+        },
+      };
+      created.push(stored);
+      secrets.set(keyOf(body), stored);
+      return stored;
+    },
+    async adoptCreatedFields(namespace, name, resourceVersion, manager) {
+      adopted.push(`${namespace}/${name}@${resourceVersion} → ${manager}`);
+      return String(Number(resourceVersion) + 1);
     },
     async applySecret(body, options) {
       applied.push({ body, ...options });
-      secrets.set(`${body.metadata?.namespace}/${body.metadata?.name}`, body);
+      secrets.set(keyOf(body), body);
       return body;
     },
   };
-  return { deps: value, applied, secrets };
+  return {
+    deps: value,
+    applied,
+    created,
+    adopted,
+    secrets,
+    get reads() {
+      return reads;
+    },
+  };
 }
 
 function job(spec: Record<string, unknown> = {}) {
@@ -95,7 +150,9 @@ describe('syncJob', () => {
       'password@v-db-creds',
     ]);
     assert.equal(reads.length, 1, 'one read for the whole spec');
-    const data = world.applied[0]?.body.data ?? {};
+    assert.equal(world.reads, 0, 'created outright: no read of the Secret first');
+    assert.equal(world.applied.length, 0);
+    const data = world.created[0]?.data ?? {};
     assert.deepEqual(Object.keys(data).sort(), ['api-key', 'db-creds', 'password']);
     assert.equal(Buffer.from(data.password ?? '', 'base64').toString(), 'pw');
   });
@@ -104,29 +161,24 @@ describe('syncJob', () => {
     const { reader } = fakeReader({ 'db-creds': '{"password":"pw"}', 'api-key': 'k' });
     const world = deps(reader);
     await syncJob(job(), world.deps);
-    // What the API server would add: managed fields for what smk applied.
-    const stored = world.secrets.get('team-a/db') as V1Secret;
-    const keys = (record: Record<string, string> | undefined) =>
-      Object.fromEntries(Object.keys(record ?? {}).map((key) => [`f:${key}`, {}]));
-    stored.metadata = {
-      ...stored.metadata,
-      managedFields: [
-        {
-          manager: 'smk',
-          operation: 'Apply',
-          fieldsV1: {
-            'f:data': keys(stored.data),
-            'f:metadata': {
-              'f:labels': keys(stored.metadata?.labels),
-              'f:annotations': keys(stored.metadata?.annotations),
-            },
-          },
-        },
-      ],
-    };
     const outcome = await syncJob(job(), world.deps);
     assert.deepEqual(outcome.ok && outcome.targets, [{ name: 'db', action: 'unchanged' }]);
-    assert.equal(world.applied.length, 1);
+    assert.equal(world.created.length, 1);
+    assert.equal(world.applied.length, 0);
+    assert.equal(world.reads, 0, 'the cache answered');
+  });
+
+  it('a key dropped after the create is taken back: the create entry is adopted, then applied', async () => {
+    const { reader } = fakeReader({ 'db-creds': '{"password":"pw"}', 'api-key': 'k' });
+    const world = deps(reader);
+    await syncJob(job(), world.deps);
+    const fewer = job({ objects: [{ objectName: 'api-key', objectType: 'secretsmanager' }] });
+    const outcome = await syncJob(fewer, world.deps);
+    assert.deepEqual(outcome.ok && outcome.targets, [{ name: 'db', action: 'updated' }]);
+    assert.deepEqual(world.adopted, ['team-a/db@1 → smk']);
+    const apply = world.applied[0];
+    assert.deepEqual(Object.keys(apply?.body.data ?? {}), ['api-key']);
+    assert.equal(apply?.body.metadata?.resourceVersion, '2', 'applied against the adopted version');
   });
 
   const fetchFailures: Array<[string, SmkError, string]> = [
@@ -194,7 +246,10 @@ describe('syncJob', () => {
     const outcome = await syncJob(job(), world.deps);
     assert.equal(!outcome.ok && outcome.reason, 'SecretNotOwned');
     assert.match(!outcome.ok ? outcome.message : '', /Secret team-a\/db exists and was not created by smk/);
+    assert.equal(world.reads, 1, 'the create found it (409), then it was read and judged');
     assert.equal(world.applied.length, 0);
+    assert.equal(world.created.length, 0);
+    assert.equal(world.secrets.get('team-a/db'), theirs);
   });
 
   it('messages never carry a value', async () => {

@@ -17,8 +17,25 @@ import { type RenderedSecret, renderSecretData } from './render.ts';
 export interface SyncDeps {
   readonly identities: IdentityResolver;
   readonly defaultRegion: string | undefined;
-  /** The Secret as it is now (a fresh read or an up-to-date cache), or undefined. */
+  /**
+   * The Secret as the informer cache holds it, or undefined when the cache does not know it:
+   * absent, or not labelled as smk's (the cache only watches those), or not seen yet.
+   */
+  cachedSecret(namespace: string, name: string): V1Secret | undefined;
+  /** A fresh read; undefined when it does not exist. */
   readSecret(namespace: string, name: string): Promise<V1Secret | undefined>;
+  /** Creates the Secret; undefined when a Secret of that name already exists. */
+  createSecret(body: V1Secret): Promise<V1Secret | undefined>;
+  /**
+   * Folds smk's create entry into the apply entry of `manager` (see createManager), if the Secret
+   * is still at `resourceVersion`; returns the resourceVersion to apply against.
+   */
+  adoptCreatedFields(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    manager: string,
+  ): Promise<string>;
   applySecret(body: V1Secret, options: { force: boolean; manager: string }): Promise<unknown>;
 }
 
@@ -163,19 +180,27 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
   const written: { name: string; action: TargetAction }[] = [];
   let refusal: { reason: FailureReason; message: string } | undefined;
   let keys = 0;
+  const namespace = job.source.namespace;
   for (const [index, target] of job.targets.entries()) {
     const data = rendered[index]?.data ?? {};
     keys += Object.keys(data).length;
-    let existing: V1Secret | undefined;
+    const desired = { source: job.source, target, creationPolicy: job.creationPolicy, data };
+    let existing = deps.cachedSecret(namespace, target.name);
     try {
-      existing = await deps.readSecret(job.source.namespace, target.name);
+      if (!existing && job.creationPolicy !== 'Merge') {
+        // Not in the cache: most likely absent (a first sync). Create it outright; only when a
+        // Secret of that name exists (409) is it read and judged like any other.
+        const create = planSecretWrite(desired, undefined);
+        if (create.action === 'create' && (await deps.createSecret(create.body))) {
+          written.push({ name: target.name, action: 'created' });
+          continue;
+        }
+      }
+      existing ??= await deps.readSecret(namespace, target.name);
     } catch (error) {
       return fail('ApiUnavailable', error, true, { targets: written, roleArn });
     }
-    const plan = planSecretWrite(
-      { source: job.source, target, creationPolicy: job.creationPolicy, data },
-      existing,
-    );
+    const plan = planSecretWrite(desired, existing);
     if (plan.action === 'refuse') {
       // Other targets are still written; the first refusal is what the condition reports.
       refusal ??= { reason: plan.reason, message: plan.message };
@@ -186,9 +211,17 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
       continue;
     }
     try {
-      await deps.applySecret(plan.body, { force: plan.force, manager: plan.manager });
+      let body = plan.body;
+      const resourceVersion = existing?.metadata?.resourceVersion;
+      if (plan.action === 'update' && plan.adoptCreated && resourceVersion) {
+        const adopted = await deps.adoptCreatedFields(namespace, target.name, resourceVersion, plan.manager);
+        body = { ...body, metadata: { ...body.metadata, resourceVersion: adopted } };
+      }
+      await deps.applySecret(body, { force: plan.force, manager: plan.manager });
     } catch (error) {
-      const conflict = isSmkError(error) && (error.cause as { code?: number } | undefined)?.code === 409;
+      const code = isSmkError(error) ? (error.cause as { code?: number } | undefined)?.code : undefined;
+      // 409: changed since read; 422: the adoption's resourceVersion test failed. Both: read again.
+      const conflict = code === 409 || code === 422;
       return fail(conflict ? 'Conflict' : 'ApiUnavailable', error, true, { targets: written, roleArn });
     }
     written.push({ name: target.name, action: plan.action === 'create' ? 'created' : 'updated' });

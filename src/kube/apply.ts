@@ -4,11 +4,14 @@
  * Every failure is mapped through kubeError, so callers branch on sentinel classes.
  */
 import {
+  CoreV1Api,
   CustomObjectsApi,
   type KubernetesObject,
   KubernetesObjectApi,
   PatchStrategy,
   setHeaderOptions,
+  type V1ManagedFieldsEntry,
+  type V1Secret,
 } from '@kubernetes/client-node';
 import { apiStatus, type KubeConfig, kubeError } from './client.ts';
 
@@ -41,6 +44,17 @@ export interface ApplyOptions {
 export interface Objects {
   /** Server-side apply of `object` (which must carry apiVersion, kind, name, namespace). */
   apply<T extends KubernetesObject>(object: T, options?: ApplyOptions): Promise<T>;
+  /** Creates `object` (POST) recording `manager`; undefined when an object of that name exists. */
+  create<T extends KubernetesObject>(object: T, manager: string): Promise<T | undefined>;
+  /**
+   * Replaces a Secret's managedFields, only if it is still at `resourceVersion` (a JSON patch with a
+   * test): how a field manager's entry is rewritten. Returns the Secret as written.
+   */
+  replaceSecretManagedFields(
+    ref: Pick<ObjectRef, 'namespace' | 'name'>,
+    resourceVersion: string,
+    entries: readonly V1ManagedFieldsEntry[],
+  ): Promise<V1Secret>;
   /** Server-side apply of `status` to a custom resource's status subresource. */
   applyStatus(ref: StatusRef, status: Record<string, unknown>): Promise<void>;
   /** The object, or undefined when it does not exist. */
@@ -73,8 +87,37 @@ function withHeader(ref: ObjectRef, patch: Record<string, unknown>): KubernetesO
 export function createObjects(kubeConfig: KubeConfig): Objects {
   const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
   const applyContentType = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+  const jsonPatchContentType = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
   return {
+    async create(object, manager) {
+      const what = `${object.kind} ${object.metadata?.namespace}/${object.metadata?.name}`;
+      try {
+        return await objects.create(object, undefined, undefined, manager);
+      } catch (error) {
+        if (apiStatus(error) === 409) return undefined;
+        throw kubeError(error, what);
+      }
+    },
+    async replaceSecretManagedFields(ref, resourceVersion, entries) {
+      try {
+        return await core.patchNamespacedSecret(
+          {
+            namespace: ref.namespace,
+            name: ref.name,
+            fieldManager,
+            body: [
+              { op: 'test', path: '/metadata/resourceVersion', value: resourceVersion },
+              { op: 'replace', path: '/metadata/managedFields', value: entries },
+            ],
+          },
+          jsonPatchContentType,
+        );
+      } catch (error) {
+        throw kubeError(error, `Secret ${ref.namespace}/${ref.name}`);
+      }
+    },
     async apply(object, options = {}) {
       const what = `${object.kind} ${object.metadata?.namespace}/${object.metadata?.name}`;
       try {

@@ -160,6 +160,16 @@ export function secretSyncApi(kubeConfig: KubeConfig) {
       custom.getNamespacedCustomObject({ ...base, namespace, name }) as Promise<SecretSyncResource>,
     delete: (namespace: string, name: string) =>
       custom.deleteNamespacedCustomObject({ ...base, namespace, name }),
+    /** Sets `spec` fields (a JSON merge patch: arrays are replaced whole). */
+    patchSpec: (namespace: string, name: string, spec: Record<string, unknown>) =>
+      KubernetesObjectApi.makeApiClient(kubeConfig).patch(
+        { apiVersion: 'smk.dev/v1alpha1', kind: 'SecretSync', metadata: { name, namespace }, spec },
+        undefined,
+        undefined,
+        'smk-tests',
+        undefined,
+        PatchStrategy.MergePatch,
+      ),
     /** Bumps an annotation the controller treats as "sync now". */
     poke: (namespace: string, name: string) =>
       KubernetesObjectApi.makeApiClient(kubeConfig).patch(

@@ -131,7 +131,10 @@ describe('SecretSync', () => {
     assert.equal(secret.metadata?.labels?.['app.kubernetes.io/managed-by'], 'smk');
     assert.equal(secret.metadata?.ownerReferences?.[0]?.kind, 'SecretSync');
     assert.equal(secret.metadata?.ownerReferences?.[0]?.uid, synced.metadata?.uid);
-    assert.ok(secret.metadata?.managedFields?.some((f) => f.manager === 'smk' && f.operation === 'Apply'));
+    // Created outright (no read first): smk's create entry owns it until a first update adopts it.
+    assert.ok(
+      secret.metadata?.managedFields?.some((f) => f.manager === 'smk-create' && f.operation === 'Update'),
+    );
     assert.equal(synced.status?.secretName, 'db-env');
     assert.equal(synced.status?.observedGeneration, synced.metadata?.generation);
     assert.equal(synced.status?.syncedVersions?.length, 4);
@@ -141,6 +144,39 @@ describe('SecretSync', () => {
     await waitFor('Created event', 10_000, async () => (await events(ns, 'db')).includes('Normal/Created'));
     const printed = JSON.stringify(synced.status);
     assert.doesNotMatch(printed, /s3cr3t|key-123/, 'status carries no value');
+  });
+
+  it('a key dropped from the spec after the create is taken back (the create entry is adopted)', async () => {
+    const ns = await namespaceWithController('sync-drop');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-d');
+    await createAwsSecret(aws, `${ns}/a`, 'value-a');
+    await createAwsSecret(aws, `${ns}/b`, 'value-b');
+    const objects = (...names: string[]) =>
+      names.map((name) => ({
+        objectName: `${ns}/${name}`,
+        objectType: 'secretsmanager',
+        objectAlias: name.toUpperCase(),
+      }));
+    await api().create(ns, 'ab', { serviceAccountName: 'app', objects: objects('a', 'b') });
+    await waitReady(ns, 'ab');
+    // Someone else's label on the Secret must survive smk's rewrite of the managed fields.
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    await core.patchNamespacedSecret({
+      namespace: ns,
+      name: 'ab',
+      fieldManager: 'someone',
+      body: [{ op: 'add', path: '/metadata/labels/theirs', value: 'kept' }],
+    });
+    await api().patchSpec(ns, 'ab', { objects: objects('a') });
+    const secret = await waitFor('B taken back', 20_000, async () => {
+      const found = await readSecret(bed.kubeConfig, ns, 'ab');
+      return found?.data && !('B' in found.data) ? found : undefined;
+    });
+    assert.deepEqual(Object.keys(secret.data ?? {}), ['A']);
+    assert.equal(decode(secret.data?.A), 'value-a');
+    assert.equal(secret.metadata?.labels?.theirs, 'kept');
+    const managers = (secret.metadata?.managedFields ?? []).map((f) => `${f.manager}/${f.operation}`).sort();
+    assert.deepEqual(managers, ['smk/Apply', 'someone/Update']);
   });
 
   it('picks up a change in AWS at the next refresh', async () => {
