@@ -166,6 +166,28 @@ function withOwnFieldsOnly(secret: V1Secret): V1Secret {
   return secret;
 }
 
+const forceSyncAnnotation = 'smk.dev/force-sync';
+
+/**
+ * Whether a `smk.dev/force-sync` annotation asks for a sync that has not happened since: its value
+ * is a time (epoch seconds, as the docs' `date +%s`, or milliseconds, or an ISO time as the
+ * rotation controller writes it, optionally followed by more words). A running controller reacts
+ * to the annotation's change; this is for one set while no controller ran. A value that is not a
+ * time cannot be judged and is honoured.
+ */
+export function forceSyncPending(value: string | undefined, lastSyncMs: number): boolean {
+  if (value === undefined || value.trim() === '') return false;
+  const first = value.trim().split(/\s+/)[0] ?? '';
+  let askedMs: number;
+  if (/^\d+$/.test(first)) {
+    const number = Number(first);
+    askedMs = number < 1e11 ? number * 1000 : number;
+  } else {
+    askedMs = Date.parse(first);
+  }
+  return Number.isNaN(askedMs) || askedMs > lastSyncMs;
+}
+
 function readyCondition(status: SyncStatus | undefined): Condition | undefined {
   return status?.conditions?.find((condition) => condition.type === 'Ready');
 }
@@ -290,8 +312,8 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     if (previous) {
       const changed =
         previous.metadata.generation !== object.metadata.generation ||
-        previous.metadata.annotations?.['smk.dev/force-sync'] !==
-          object.metadata.annotations?.['smk.dev/force-sync'];
+        previous.metadata.annotations?.[forceSyncAnnotation] !==
+          object.metadata.annotations?.[forceSyncAnnotation];
       if (changed) queue.add(key);
       return;
     }
@@ -321,6 +343,7 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
       !lookup(secretInformers, object.metadata.namespace, secretName)
     )
       return 0;
+    if (forceSyncPending(object.metadata.annotations?.[forceSyncAnnotation], lastSync)) return 0;
     return Math.max(0, lastSync + interval - now()) + Math.round(interval * jitter * random());
   }
 

@@ -456,6 +456,27 @@ describe('restart', () => {
       decode((await readSecret(bed.kubeConfig, ns, 'h'))?.data?.H) === 'herd' ? true : undefined,
     );
   });
+
+  it('a force-sync set while no controller ran is honoured at the next start', async () => {
+    const ns = await namespaceWithController('restart-force');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-force');
+    await createAwsSecret(aws, `${ns}/f`, 'before');
+    await api().create(ns, 'f', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/f`, objectType: 'secretsmanager', objectAlias: 'F' }],
+    });
+    await waitReady(ns, 'f');
+    for (const running of controllers.splice(0)) await running.stop();
+    await putAwsSecret(aws, `${ns}/f`, 'after');
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // a whole second after the sync
+    await api().poke(ns, 'f');
+
+    const restarted = await startController(bed.kubeConfig, proxy.endpoint, { namespaces: [ns] });
+    controllers.push(restarted);
+    await waitFor('the forced sync at start', 20_000, async () =>
+      decode((await readSecret(bed.kubeConfig, ns, 'f'))?.data?.F) === 'after' ? true : undefined,
+    );
+  });
 });
 
 describe('per-namespace identity', () => {
