@@ -4,10 +4,12 @@
  * is retried every few seconds does not flood the API server. Messages must be value-free (they
  * are built from our own error messages, which are).
  *
- * Events are written in the background by a few writers (`maxInFlight`) from a bounded queue, as
+ * Events are written in the background by one writer (`maxInFlight`) from a bounded queue, as
  * client-go's recorder does: a burst (10,000 SecretSyncs created at a cold start) must not put
- * 10,000 event POSTs beside the Secret and status writes that make objects Ready. When the queue
- * is full the newest event is dropped and counted (smk_events_dropped_total), never blocking.
+ * 10,000 event POSTs beside the Secret and status writes that make objects Ready. One writer paces
+ * itself by the API server's latency, so events yield to the writes that matter when it is busy
+ * and catch up after. When the queue is full the newest event is dropped and counted
+ * (smk_events_dropped_total), never blocking.
  */
 import { CoreV1Api } from '@kubernetes/client-node';
 import { describeError } from '../core/errors.ts';
@@ -42,7 +44,7 @@ export interface EventRecorderOptions {
   readonly repeatWindowMs?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
-  /** Events written at once; default 4. */
+  /** Events written at once; default 1. */
   readonly maxInFlight?: number;
   /** Events waiting beyond those in flight; default 10,000 (then the newest are dropped). */
   readonly maxQueued?: number;
@@ -83,7 +85,7 @@ export function createEventRecorderWith(create: CreateEvent, options: EventRecor
     sweepAt = Math.max(10_000, lastSent.size * 2);
   }
 
-  const maxInFlight = Math.max(1, options.maxInFlight ?? 4);
+  const maxInFlight = Math.max(1, options.maxInFlight ?? 1);
   const maxQueued = Math.max(0, options.maxQueued ?? 10_000);
   const waiting: (() => void)[] = [];
   let inFlight = 0;
