@@ -28,6 +28,12 @@ type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
  */
 class PooledKubeConfig extends KubeConfig {
   readonly #dispatchers = new Map<string, Dispatcher>();
+  readonly #headersTimeoutMs: number;
+
+  constructor(options: ConnectionOptions = {}) {
+    super();
+    this.#headersTimeoutMs = options.headersTimeoutMs ?? defaultHeadersTimeoutMs;
+  }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     const options: RequestOptions = {};
@@ -49,7 +55,14 @@ class PooledKubeConfig extends KubeConfig {
     if (!pooled) {
       await super.applySecurityAuthentication(context);
       const fresh = context.getDispatcher();
-      if (fresh) this.#dispatchers.set(key, fresh);
+      if (fresh) {
+        const timeoutMs = this.#headersTimeoutMs;
+        const bounded = fresh.compose(
+          (dispatch) => (request, handler) => dispatch({ ...request, headersTimeout: timeoutMs }, handler),
+        );
+        this.#dispatchers.set(key, bounded);
+        context.setDispatcher(bounded);
+      }
       return;
     }
     const user = this.getCurrentUser();
@@ -64,10 +77,21 @@ class PooledKubeConfig extends KubeConfig {
   }
 }
 
-/** The same configuration with connection reuse (see PooledKubeConfig). */
-export function withConnectionReuse(kubeConfig: KubeConfig): KubeConfig {
-  if (kubeConfig instanceof PooledKubeConfig) return kubeConfig;
-  const pooled = new PooledKubeConfig();
+/**
+ * How long a request waits for the API server's response headers. Without it a request written to
+ * a connection a middlebox froze (no reset, nothing back) waits for undici's default of 300 s; the
+ * API server answers every request we make (a watch too) with headers at once, long lists included.
+ */
+const defaultHeadersTimeoutMs = 60_000;
+
+export interface ConnectionOptions {
+  readonly headersTimeoutMs?: number;
+}
+
+/** The same configuration with connection reuse and a response deadline (see PooledKubeConfig). */
+export function withConnectionReuse(kubeConfig: KubeConfig, options: ConnectionOptions = {}): KubeConfig {
+  if (kubeConfig instanceof PooledKubeConfig && options.headersTimeoutMs === undefined) return kubeConfig;
+  const pooled = new PooledKubeConfig(options);
   pooled.loadFromString(kubeConfig.exportConfig());
   return pooled;
 }

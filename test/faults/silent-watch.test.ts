@@ -7,9 +7,9 @@
  * that lost its state); a SecretSync created afterwards must still be synced, through a fresh
  * connection, within the watchdog's time — with no restart of anything.
  *
- * Not covered, found while writing this: if frozen connections swallow new requests instead of
- * resetting them, the relist after the watchdog waits on a pooled keep-alive socket for undici's
- * default headersTimeout (300 s): LIST and PATCH calls carry no shorter timeout of their own.
+ * A second freeze swallows what is written instead of resetting it: the relist after the watchdog
+ * then waits on a frozen pooled connection until the client's response deadline (headersTimeoutMs,
+ * 3 s here, 60 s by default; undici's own default was 300 s) and is retried on a fresh one.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -39,6 +39,7 @@ import {
 import { startTcpFaultProxy, type TcpFaultProxy } from './tcp-proxy.ts';
 
 const silenceMs = 3_000;
+const headersTimeoutMs = 3_000;
 
 let bed: TestBed;
 let aws: SecretsManagerClient;
@@ -72,6 +73,7 @@ before(async () => {
         },
       }),
     ),
+    { headersTimeoutMs },
   );
   const cache = new SecretCache();
   clients = new AwsClients({ endpoint: proxy.endpoint, maxAttempts: 1, callTimeoutMs: 5_000 });
@@ -133,5 +135,18 @@ test('a watch frozen without a close is noticed by the watchdog; a new SecretSyn
   assert.ok(seconds <= silenceMs / 1000 + 10, `took ${seconds.toFixed(1)} s`);
   // Readiness tracks every informer; one still in its restart backoff (a loaded machine) may lag
   // the SecretSync informer that just synced, but all must come back without a restart.
+  await waitFor('controller ready again', 30_000, async () => controller.ready);
+});
+
+test('a frozen connection that swallows requests (no reset) costs one response deadline, not 300 s', async (t) => {
+  await syncAndWait(uniqueName('swallow-before'), 30_000);
+  kubeProxy.stallOpenConnections({ resetOnClientWrite: false });
+  const accepted = kubeProxy.stats().accepted;
+  const seconds = await syncAndWait(uniqueName('swallow-after'), 60_000);
+  t.diagnostic(`synced ${seconds.toFixed(1)} s after create with swallowing connections`);
+  assert.ok(kubeProxy.stats().accepted > accepted, 'the controller opened fresh connections');
+  // The watchdog notices the silence, the relist on the frozen connection hits the deadline and
+  // is retried on a fresh one (after the informer's backoff), then the sync itself.
+  assert.ok(seconds <= silenceMs / 1000 + headersTimeoutMs / 1000 + 15, `took ${seconds.toFixed(1)} s`);
   await waitFor('controller ready again', 30_000, async () => controller.ready);
 });
