@@ -13,11 +13,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApiException, CoordinationV1Api, KubernetesObjectApi } from '@kubernetes/client-node';
+import { freePort } from '../harness/ports.ts';
+import { eventually } from '../harness/wait.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import { renderKubeConfig } from '../testbed/kubeconfig.ts';
 import { find, helm, objectName, type RenderedObject, renderChart, serverSideApply } from './helm.ts';
@@ -29,17 +30,6 @@ interface Container {
   env: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 function httpStatus(port: number, path: string): Promise<number | undefined> {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path }, (response) => {
@@ -49,20 +39,6 @@ function httpStatus(port: number, path: string): Promise<number | undefined> {
     req.on('error', () => resolve(undefined));
     req.end();
   });
-}
-
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
 }
 
 describe('the controller run from the rendered chart on the API server', () => {

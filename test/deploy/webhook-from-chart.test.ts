@@ -15,7 +15,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { get } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -31,6 +30,8 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
+import { freePort } from '../harness/ports.ts';
+import { eventually } from '../harness/wait.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import { renderKubeConfig } from '../testbed/kubeconfig.ts';
 import { find, helm, objectName, type RenderedObject, renderChart, serverSideApply } from './helm.ts';
@@ -44,17 +45,6 @@ interface Container {
   args: string[];
   env: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
   volumeMounts: Array<{ name: string; mountPath: string }>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 /** GET over HTTPS trusting only `caPem` (as the API server does), or undefined while refused. */
@@ -74,20 +64,6 @@ function httpsGet(
     request.on('error', () => resolve(undefined));
     request.setTimeout(2_000, () => request.destroy());
   });
-}
-
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
 }
 
 function admittedRequests(metrics: string): number {

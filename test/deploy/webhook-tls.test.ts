@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { constants, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,6 +21,7 @@ import {
 } from '@kubernetes/client-node';
 import { silentLogger } from '../../src/core/log.ts';
 import { startWebhookTls, type WebhookTls, type WebhookTlsOptions } from '../../src/webhook/tls/bootstrap.ts';
+import { freePort } from '../harness/ports.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 
 const suffix = (): string => Math.random().toString(36).slice(2, 8);
@@ -37,17 +37,6 @@ function certificates(bundlePem: string): X509Certificate[] {
 function trusted(servingPem: string, bundlePem: string): boolean {
   const serving = new X509Certificate(servingPem);
   return certificates(bundlePem).some((ca) => serving.checkIssued(ca) && serving.verify(ca.publicKey));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createNetServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 /**

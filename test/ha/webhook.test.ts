@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,21 +15,11 @@ import { AdmissionregistrationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/c
 import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
 import { webhookConfiguration } from '../../src/webhook/configuration.ts';
 import { delay, uniqueName, waitFor } from '../faults/controller-world.ts';
+import { freePort } from '../harness/ports.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import { type Balancer, startBalancer } from './balancer.ts';
 
 const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 interface Replica {
   readonly port: number;

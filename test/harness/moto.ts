@@ -6,11 +6,10 @@
  * integration tests never skip silently. Tests share one moto: isolate by unique names, never reset.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.ts';
 
 /** One request moto recorded (`/moto-api/recorder`), decoded. */
 export interface RecordedCall {
@@ -70,17 +69,6 @@ const motoBootstrap = [
 
 export function motoPython(): string {
   return process.env.SMK_MOTO_PYTHON ?? join(homedir(), '.cache', 'smk-moto-venv', 'bin', 'python');
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('could not get a free port');
-  return address.port;
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -7,10 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -30,6 +28,7 @@ import {
 } from '../faults/controller-world.ts';
 import { startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
+import { freePort } from '../harness/ports.ts';
 import { connectTestBed } from '../testbed/index.ts';
 
 const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
@@ -102,17 +101,6 @@ test('the controller endpoints after syncs and a failed sync hold no value', asy
   }
   assert.doesNotMatch(controller.log(), /endpoint-value-/, 'no value in the controller log');
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 function call(port: number, caPem: string, method: 'GET' | 'POST', path: string, body = ''): Promise<string> {
   return new Promise((resolve, reject) => {
