@@ -436,6 +436,8 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
       // (which keeps only smk's entries).
       const fresh = await objects.read<V1Secret>(secretRef(namespace, name));
       if (!fresh) throw new NotFoundError(`Secret ${namespace}/${name}: not found`);
+      // Changed since it was judged: the apply's resourceVersion precondition then fails (409) and
+      // the sync is retried on what is there now.
       if (fresh.metadata?.resourceVersion !== resourceVersion) return resourceVersion;
       const entries = adoptCreatedFields(fresh.metadata?.managedFields, manager);
       if (!entries) return resourceVersion;
