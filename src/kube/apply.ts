@@ -3,17 +3,9 @@
  * the status subresource of our custom resources, and reads that turn 404 into `undefined`.
  * Every failure is mapped through kubeError, so callers branch on sentinel classes.
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubernetesObject,
-  KubernetesObjectApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1ManagedFieldsEntry,
-  type V1Secret,
-} from '@kubernetes/client-node';
+import type { KubernetesObject, V1ManagedFieldsEntry, V1Secret } from '@kubernetes/client-node';
 import { apiStatus, type KubeConfig, kubeError } from './client.ts';
+import { apiBase, collectionPath, createKubeHttp } from './http.ts';
 
 /** The one field manager smk applies with, so ownership of every field we write is visible. */
 export const fieldManager = 'smk';
@@ -77,89 +69,107 @@ function header(ref: ObjectRef): KubernetesObject & { metadata: { name: string; 
   };
 }
 
-/** The patch with apiVersion, kind, name and namespace filled in (the client builds the URL from them). */
+/** The patch with apiVersion, kind, name and namespace filled in. */
 function withHeader(ref: ObjectRef, patch: Record<string, unknown>): KubernetesObject {
   const base = header(ref);
   const metadata = (patch.metadata ?? {}) as Record<string, unknown>;
   return { ...patch, ...base, metadata: { ...metadata, ...base.metadata } };
 }
 
-export function createObjects(kubeConfig: KubeConfig): Objects {
-  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const applyContentType = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
-  const jsonPatchContentType = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+function refOf(object: KubernetesObject): ObjectRef {
   return {
-    async create(object, manager) {
-      const what = `${object.kind} ${object.metadata?.namespace}/${object.metadata?.name}`;
+    apiVersion: object.apiVersion ?? '',
+    kind: object.kind ?? '',
+    namespace: object.metadata?.namespace ?? '',
+    name: object.metadata?.name ?? '',
+  };
+}
+
+/** These are the calls made per object (thousands at a cold start), so they go through KubeHttp. */
+export function createObjects(kubeConfig: KubeConfig): Objects {
+  const http = createKubeHttp(kubeConfig);
+
+  async function objectPath(ref: ObjectRef): Promise<string> {
+    try {
+      const resource = await http.resource(ref.apiVersion, ref.kind);
+      return `${collectionPath(resource, ref.namespace)}/${encodeURIComponent(ref.name)}`;
+    } catch (error) {
+      throw kubeError(error, describeRef(ref));
+    }
+  }
+
+  return {
+    async create<T extends KubernetesObject>(object: T, manager: string): Promise<T | undefined> {
+      const ref = refOf(object);
       try {
-        return await objects.create(object, undefined, undefined, manager);
+        const resource = await http.resource(ref.apiVersion, ref.kind);
+        return await http.send<T>({
+          method: 'POST',
+          path: collectionPath(resource, ref.namespace),
+          query: { fieldManager: manager },
+          body: object,
+        });
       } catch (error) {
         if (apiStatus(error) === 409) return undefined;
-        throw kubeError(error, what);
+        throw kubeError(error, describeRef(ref));
       }
     },
     async replaceSecretManagedFields(ref, resourceVersion, entries) {
       try {
-        return await core.patchNamespacedSecret(
-          {
-            namespace: ref.namespace,
-            name: ref.name,
-            fieldManager,
-            body: [
-              { op: 'test', path: '/metadata/resourceVersion', value: resourceVersion },
-              { op: 'replace', path: '/metadata/managedFields', value: entries },
-            ],
-          },
-          jsonPatchContentType,
-        );
+        return await http.send<V1Secret>({
+          method: 'PATCH',
+          path: `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/secrets/${encodeURIComponent(ref.name)}`,
+          query: { fieldManager },
+          contentType: 'application/json-patch+json',
+          body: [
+            { op: 'test', path: '/metadata/resourceVersion', value: resourceVersion },
+            { op: 'replace', path: '/metadata/managedFields', value: entries },
+          ],
+        });
       } catch (error) {
         throw kubeError(error, `Secret ${ref.namespace}/${ref.name}`);
       }
     },
-    async apply(object, options = {}) {
-      const what = `${object.kind} ${object.metadata?.namespace}/${object.metadata?.name}`;
+    async apply<T extends KubernetesObject>(object: T, options: ApplyOptions = {}): Promise<T> {
+      const ref = refOf(object);
       try {
-        return await objects.patch(
-          object,
-          undefined,
-          undefined,
-          options.manager ?? fieldManager,
-          options.force ?? false,
-          PatchStrategy.ServerSideApply,
-        );
+        return await http.send<T>({
+          method: 'PATCH',
+          path: await objectPath(ref),
+          query: { fieldManager: options.manager ?? fieldManager, force: options.force ?? false },
+          contentType: 'application/apply-patch+yaml',
+          body: object,
+        });
       } catch (error) {
-        throw kubeError(error, what);
+        throw kubeError(error, describeRef(ref));
       }
     },
     async applyStatus(ref, status) {
       try {
-        await custom.patchNamespacedCustomObjectStatus(
-          {
-            group: ref.group,
-            version: ref.version,
-            namespace: ref.namespace,
-            plural: ref.plural,
-            name: ref.name,
-            body: {
-              apiVersion: `${ref.group}/${ref.version}`,
-              kind: ref.kind,
-              metadata: { name: ref.name, namespace: ref.namespace },
-              status,
-            },
-            fieldManager,
-            force: true,
+        await http.send({
+          method: 'PATCH',
+          path: `${collectionPath(
+            { base: apiBase(`${ref.group}/${ref.version}`), plural: ref.plural, namespaced: true },
+            ref.namespace,
+          )}/${encodeURIComponent(ref.name)}/status`,
+          query: { fieldManager, force: true },
+          contentType: 'application/apply-patch+yaml',
+          body: {
+            apiVersion: `${ref.group}/${ref.version}`,
+            kind: ref.kind,
+            metadata: { name: ref.name, namespace: ref.namespace },
+            status,
           },
-          applyContentType,
-        );
+        });
       } catch (error) {
         throw kubeError(error, `status of ${describeRef(ref)}`);
       }
     },
     async read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+      // Outside the try: a kind the API server does not serve is an error, not an absent object.
+      const path = await objectPath(ref);
       try {
-        return await objects.read<T>(header(ref));
+        return await http.send<T>({ method: 'GET', path });
       } catch (error) {
         if (apiStatus(error) === 404) return undefined;
         throw kubeError(error, describeRef(ref));
@@ -167,29 +177,30 @@ export function createObjects(kubeConfig: KubeConfig): Objects {
     },
     async mergePatch<T extends KubernetesObject>(ref: ObjectRef, patch: Record<string, unknown>): Promise<T> {
       try {
-        return await objects.patch<T>(
-          withHeader(ref, patch) as T,
-          undefined,
-          undefined,
-          fieldManager,
-          undefined,
-          PatchStrategy.MergePatch,
-        );
+        return await http.send<T>({
+          method: 'PATCH',
+          path: await objectPath(ref),
+          query: { fieldManager },
+          contentType: 'application/merge-patch+json',
+          body: withHeader(ref, patch),
+        });
       } catch (error) {
         throw kubeError(error, describeRef(ref));
       }
     },
     async delete(ref, uid) {
+      const path = await objectPath(ref);
       try {
-        await objects.delete(
-          header(ref),
-          undefined,
-          undefined,
-          undefined,
-          undefined,
-          'Background',
-          uid ? { preconditions: { uid } } : undefined,
-        );
+        await http.send({
+          method: 'DELETE',
+          path,
+          body: {
+            apiVersion: 'v1',
+            kind: 'DeleteOptions',
+            propagationPolicy: 'Background',
+            ...(uid ? { preconditions: { uid } } : {}),
+          },
+        });
         return true;
       } catch (error) {
         if (apiStatus(error) === 404) return false;

@@ -9,7 +9,7 @@ import {
   AccessDeniedError,
   InvalidInputError,
   NotFoundError,
-  type SmkError,
+  SmkError,
   TransientError,
 } from '../core/errors.ts';
 
@@ -109,9 +109,23 @@ export function kubeConfigFromFile(path: string): KubeConfig {
   return kubeConfig;
 }
 
-/** The HTTP status of a failed API call, if it was one. */
+/** A request the API server answered with an error status. Carries no response body (it may echo what we sent). */
+export class KubeHttpError extends Error {
+  readonly status: number;
+  readonly reason: string | undefined;
+
+  constructor(method: string, path: string, status: number, reason: string | undefined) {
+    super(`${method} ${path}: HTTP ${status}${reason ? ` (${reason})` : ''}`);
+    this.name = 'KubeHttpError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+/** The HTTP status of a failed API call (client-node's or ours, src/kube/http.ts), if it was one. */
 export function apiStatus(error: unknown): number | undefined {
   if (error instanceof ApiException) return error.code;
+  if (error instanceof KubeHttpError) return error.status;
   return undefined;
 }
 
@@ -120,6 +134,7 @@ export function apiStatus(error: unknown): number | undefined {
  * server's body is never copied (it may echo request content).
  */
 export function kubeError(error: unknown, what: string): SmkError {
+  if (error instanceof SmkError) return error;
   const status = apiStatus(error);
   if (status === 404) return new NotFoundError(`${what}: not found`, { subject: what, cause: error });
   if (status === 401 || status === 403)

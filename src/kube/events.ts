@@ -11,12 +11,13 @@
  * and catch up after. When the queue is full the newest event is dropped and counted
  * (smk_events_dropped_total), never blocking.
  */
-import { CoreV1Api } from '@kubernetes/client-node';
+import type { CoreV1Event } from '@kubernetes/client-node';
 import { describeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { silentLogger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
 import type { KubeConfig } from './client.ts';
+import { createKubeHttp } from './http.ts';
 
 export interface InvolvedObject {
   readonly apiVersion: string;
@@ -60,16 +61,17 @@ const droppedEvents = counter(
 const maxMessage = 1000;
 
 export function createEventRecorder(kubeConfig: KubeConfig, options: EventRecorderOptions): EventRecorder {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const http = createKubeHttp(kubeConfig);
   return createEventRecorderWith(async (namespace, body) => {
-    await core.createNamespacedEvent({ namespace, body });
+    await http.send({
+      method: 'POST',
+      path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+      body,
+    });
   }, options);
 }
 
-type CreateEvent = (
-  namespace: string,
-  body: Parameters<CoreV1Api['createNamespacedEvent']>[0]['body'],
-) => Promise<void>;
+type CreateEvent = (namespace: string, body: CoreV1Event) => Promise<void>;
 
 export function createEventRecorderWith(create: CreateEvent, options: EventRecorderOptions): EventRecorder {
   const logger = options.logger ?? silentLogger();
@@ -137,6 +139,8 @@ export function createEventRecorderWith(create: CreateEvent, options: EventRecor
       const text = message.length > maxMessage ? `${message.slice(0, maxMessage - 1)}…` : message;
       try {
         await create(object.namespace, {
+          apiVersion: 'v1',
+          kind: 'Event',
           metadata: {
             name: `${object.name}.${at.toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`,
             namespace: object.namespace,

@@ -1,0 +1,142 @@
+/**
+ * Direct requests to the API server for the writes and reads the controllers make per object.
+ *
+ * client-node's generated API spends ~1 ms of CPU per call on its fetch stack and its
+ * ObjectSerializer (measured: 1.0–1.2 ms per Secret create against 0.3–0.4 ms for the same request
+ * through undici.request on the same pooled connection). At a cold start with 10,000 SecretSyncs
+ * that is 20–30 s of CPU on a machine the API server also needs, so the per-object calls go
+ * through here: same KubeConfig, same pooled connection and credentials (see PooledKubeConfig),
+ * JSON in and out. Resources are found by discovery, once per group/version, as client-node does.
+ */
+import { RequestContext } from '@kubernetes/client-node';
+import { type Dispatcher, request } from 'undici';
+import { smkVersion } from '../core/version.ts';
+import { type KubeConfig, KubeHttpError, withConnectionReuse } from './client.ts';
+
+export type ContentType =
+  | 'application/json'
+  | 'application/apply-patch+yaml'
+  | 'application/merge-patch+json'
+  | 'application/json-patch+json';
+
+export interface KubeRequest {
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  /** The path below the server URL, e.g. `/api/v1/namespaces/a/secrets`. */
+  readonly path: string;
+  readonly query?: Readonly<Record<string, string | boolean | undefined>>;
+  /** Serialised as JSON (apply patches too: JSON is YAML). */
+  readonly body?: unknown;
+  readonly contentType?: ContentType;
+}
+
+/** What identifies a kind's REST resource; found by discovery. */
+export interface ResourceInfo {
+  /** `/api/v1` or `/apis/<group>/<version>`. */
+  readonly base: string;
+  readonly plural: string;
+  readonly namespaced: boolean;
+}
+
+export interface KubeHttp {
+  /** The parsed JSON response; throws KubeHttpError for an error status. */
+  send<T>(request: KubeRequest): Promise<T>;
+  /** The resource for `apiVersion` + `kind` (discovery, cached per group/version). */
+  resource(apiVersion: string, kind: string): Promise<ResourceInfo>;
+}
+
+/** `/api/v1` for the core group, `/apis/<group>/<version>` for the others. */
+export function apiBase(apiVersion: string): string {
+  return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+}
+
+/** The collection path of a resource, in `namespace` when it is namespaced. */
+export function collectionPath(resource: ResourceInfo, namespace: string | undefined): string {
+  if (!resource.namespaced) return `${resource.base}/${resource.plural}`;
+  if (!namespace) throw new TypeError(`${resource.plural} are namespaced: a namespace is required`);
+  return `${resource.base}/namespaces/${encodeURIComponent(namespace)}/${resource.plural}`;
+}
+
+export function queryString(query: KubeRequest['query']): string {
+  const parameters = new URLSearchParams();
+  for (const [name, value] of Object.entries(query ?? {})) {
+    if (value !== undefined) parameters.set(name, String(value));
+  }
+  const text = parameters.toString();
+  return text ? `?${text}` : '';
+}
+
+interface ApiResourceList {
+  readonly resources?: readonly { name: string; kind: string; namespaced: boolean }[];
+}
+
+interface StatusBody {
+  readonly reason?: string;
+}
+
+const userAgent = `smk/${smkVersion}`;
+
+export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
+  const pooled = withConnectionReuse(kubeConfig);
+  const server = (pooled.getCurrentCluster()?.server ?? '').replace(/\/+$/, '');
+  const discovered = new Map<string, Promise<ApiResourceList>>();
+
+  async function send<T>(spec: KubeRequest): Promise<T> {
+    const { dispatcher, headers } = await connectionOf(pooled);
+    const response = await request(`${server}${spec.path}${queryString(spec.query)}`, {
+      method: spec.method,
+      dispatcher,
+      headers: {
+        ...headers,
+        accept: 'application/json',
+        'user-agent': userAgent,
+        ...(spec.body === undefined ? {} : { 'content-type': spec.contentType ?? 'application/json' }),
+      },
+      ...(spec.body === undefined ? {} : { body: JSON.stringify(spec.body) }),
+    });
+    const text = await response.body.text();
+    if (response.statusCode >= 400) {
+      throw new KubeHttpError(spec.method, spec.path, response.statusCode, statusReason(text));
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  async function resource(apiVersion: string, kind: string): Promise<ResourceInfo> {
+    const base = apiBase(apiVersion);
+    let listing = discovered.get(base);
+    if (!listing) {
+      listing = send<ApiResourceList>({ method: 'GET', path: base });
+      discovered.set(base, listing);
+      // A failed discovery is asked again next time, not remembered.
+      listing.catch(() => discovered.delete(base));
+    }
+    const found = (await listing).resources?.find(
+      (entry) => entry.kind === kind && !entry.name.includes('/'),
+    );
+    if (!found) throw new KubeHttpError('GET', base, 404, `kind ${kind} is not served by ${apiVersion}`);
+    return { base, plural: found.name, namespaced: found.namespaced };
+  }
+
+  return { send, resource };
+}
+
+/** The Status reason (`NotFound`, `Conflict`, …), a fixed word that never carries request content. */
+function statusReason(text: string): string | undefined {
+  try {
+    const reason = (JSON.parse(text) as StatusBody).reason;
+    return typeof reason === 'string' && /^[A-Za-z]{1,64}$/.test(reason) ? reason : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Connection {
+  readonly dispatcher: Dispatcher | undefined;
+  readonly headers: Record<string, string>;
+}
+
+/** The pooled connection and per-request credentials PooledKubeConfig hands client-node's calls. */
+async function connectionOf(kubeConfig: KubeConfig): Promise<Connection> {
+  const context = new RequestContext(kubeConfig.getCurrentCluster()?.server ?? '', 'GET');
+  await kubeConfig.applySecurityAuthentication(context);
+  return { dispatcher: context.getDispatcher() as Dispatcher | undefined, headers: context.getHeaders() };
+}
