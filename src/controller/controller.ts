@@ -199,7 +199,14 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
   const random = options.random ?? Math.random;
   const jitter = options.refreshJitter ?? 0.1;
   const objects = options.objects ?? createObjects(kubeConfig);
-  const events = options.events ?? createEventRecorder(kubeConfig, { component: 'smk-controller', logger });
+  const events =
+    options.events ??
+    createEventRecorder(kubeConfig, {
+      component: 'smk-controller',
+      logger,
+      // Created/Updated events wait while syncs are queued (a cold start): Ready comes first.
+      yieldWhile: () => queue.depth > 0,
+    });
   const queue: WorkQueue = createWorkQueue({
     rateLimit: options.rateLimit ?? { perSecond: 200, burst: 1000 },
   });

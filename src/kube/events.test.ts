@@ -103,4 +103,46 @@ describe('event recorder', () => {
     await again;
     assert.deepEqual(started, ['a', 'b', 'c', 'd', 'e']);
   });
+
+  it('writes Warnings first, and holds Normal events while the owner is busy, for at most maxYieldMs', async () => {
+    const written: string[] = [];
+    let busy = true;
+    let now = 0;
+    const recorder = createEventRecorderWith(
+      async (_namespace, body) => {
+        written.push(String(body.reason));
+      },
+      { component: 'c', now: () => now, yieldWhile: () => busy, maxYieldMs: 60_000, yieldPollMs: 5 },
+    );
+    const created = recorder.record(object, 'Normal', 'Created', 'm');
+    await recorder.record(object, 'Warning', 'SyncFailed', 'm');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.deepEqual(written, ['SyncFailed'], 'the Normal event waits while busy; the Warning does not');
+    busy = false;
+    await created;
+    assert.deepEqual(written, ['SyncFailed', 'Created']);
+
+    busy = true;
+    const updated = recorder.record(object, 'Normal', 'Updated', 'm');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.deepEqual(written, ['SyncFailed', 'Created']);
+    now = 60_000; // busy for a minute: the event goes anyway
+    await updated;
+    assert.deepEqual(written, ['SyncFailed', 'Created', 'Updated']);
+  });
+
+  it('counts yielding events against the queue bound', async () => {
+    const written: string[] = [];
+    const recorder = createEventRecorderWith(
+      async (_namespace, body) => {
+        written.push(String(body.reason));
+      },
+      { component: 'c', now: () => 0, yieldWhile: () => true, maxQueued: 2, yieldPollMs: 5 },
+    );
+    const pending = ['a', 'b'].map((reason) => recorder.record(object, 'Normal', reason, 'm'));
+    await recorder.record(object, 'Normal', 'c', 'm'); // the third is dropped at once
+    await recorder.record(object, 'Warning', 'w', 'm'); // a Warning is still written
+    assert.deepEqual(written, ['w']);
+    void pending;
+  });
 });

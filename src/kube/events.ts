@@ -7,9 +7,10 @@
  * Events are written in the background by one writer (`maxInFlight`) from a bounded queue, as
  * client-go's recorder does: a burst (10,000 SecretSyncs created at a cold start) must not put
  * 10,000 event POSTs beside the Secret and status writes that make objects Ready. One writer paces
- * itself by the API server's latency, so events yield to the writes that matter when it is busy
- * and catch up after. When the queue is full the newest event is dropped and counted
- * (smk_events_dropped_total), never blocking.
+ * itself by the API server's latency; Warnings go first; Normal events also wait while the owner
+ * says it is busy (`yieldWhile`, at most `maxYieldMs`), so at a cold start they follow the writes
+ * that matter instead of competing with them. When the queue is full the newest event is dropped
+ * and counted (smk_events_dropped_total), never blocking.
  */
 import type { CoreV1Event } from '@kubernetes/client-node';
 import { describeError } from '../core/errors.ts';
@@ -49,6 +50,20 @@ export interface EventRecorderOptions {
   readonly maxInFlight?: number;
   /** Events waiting beyond those in flight; default 10,000 (then the newest are dropped). */
   readonly maxQueued?: number;
+  /**
+   * While true, Normal events wait (Warnings do not), each for at most `maxYieldMs` (default 60 s):
+   * the sync controller passes "my work queue has a backlog", so at a cold start the API server
+   * spends itself on the writes that make objects Ready and the Created events follow.
+   */
+  readonly yieldWhile?: () => boolean;
+  readonly maxYieldMs?: number;
+  /** How often a yielding writer looks again; default 250 ms. */
+  readonly yieldPollMs?: number;
+}
+
+interface Waiting {
+  readonly recordedAt: number;
+  readonly grant: () => void;
 }
 
 const droppedEvents = counter(
@@ -89,28 +104,63 @@ export function createEventRecorderWith(create: CreateEvent, options: EventRecor
 
   const maxInFlight = Math.max(1, options.maxInFlight ?? 1);
   const maxQueued = Math.max(0, options.maxQueued ?? 10_000);
-  const waiting: (() => void)[] = [];
+  const yieldWhile = options.yieldWhile ?? (() => false);
+  const maxYieldMs = options.maxYieldMs ?? 60_000;
+  const yieldPollMs = options.yieldPollMs ?? 250;
+  // Warnings are written first; a Normal event waits while the owner is busy, for at most maxYieldMs.
+  const warnings: Waiting[] = [];
+  const normals: Waiting[] = [];
   let inFlight = 0;
+  let recheck: ReturnType<typeof setTimeout> | undefined;
   let droppedSinceLog = 0;
 
-  /** Resolves when a writer slot is free, or false when the queue is full (the event is dropped). */
-  function slot(): Promise<boolean> {
-    if (inFlight < maxInFlight) {
+  function next(): Waiting | undefined {
+    if (warnings.length > 0) return warnings.shift();
+    const oldest = normals[0];
+    if (oldest && (now() - oldest.recordedAt >= maxYieldMs || !yieldWhile())) return normals.shift();
+    return undefined;
+  }
+
+  /** Hands free writer slots to waiting events; one timer looks again while Normal events yield. */
+  function pump(): void {
+    while (inFlight < maxInFlight) {
+      const granted = next();
+      if (!granted) break;
       inFlight += 1;
-      return Promise.resolve(true);
+      granted.grant();
     }
-    if (waiting.length >= maxQueued) return Promise.resolve(false);
+    if (normals.length > 0 && inFlight < maxInFlight && !recheck) {
+      recheck = setTimeout(() => {
+        recheck = undefined;
+        pump();
+      }, yieldPollMs);
+      recheck.unref();
+    }
+  }
+
+  /** Resolves when a writer slot is granted, or false when the queue is full (the event is dropped). */
+  function slot(type: EventType, recordedAt: number): Promise<boolean> {
     return new Promise((resolve) => {
-      waiting.push(() => {
-        inFlight += 1;
-        resolve(true);
+      const list = type === 'Warning' ? warnings : normals;
+      let granted = false;
+      list.push({
+        recordedAt,
+        grant: () => {
+          granted = true;
+          resolve(true);
+        },
       });
+      pump();
+      if (!granted && warnings.length + normals.length > maxQueued) {
+        list.pop();
+        resolve(false);
+      }
     });
   }
 
   function release(): void {
     inFlight -= 1;
-    waiting.shift()?.();
+    pump();
   }
 
   function drop(key: string, reason: string): void {
@@ -131,7 +181,7 @@ export function createEventRecorderWith(create: CreateEvent, options: EventRecor
       if (sentAt !== undefined && at - sentAt < windowMs) return;
       prune(at);
       lastSent.set(key, at);
-      if (!(await slot())) {
+      if (!(await slot(type, at))) {
         drop(key, reason);
         return;
       }
