@@ -74,14 +74,30 @@ interface StatusBody {
 }
 
 const userAgent = `smk/${smkVersion}`;
+const connectionReuseMs = 1000;
 
 export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
   const pooled = withConnectionReuse(kubeConfig);
   const server = (pooled.getCurrentCluster()?.server ?? '').replace(/\/+$/, '');
   const discovered = new Map<string, Promise<ApiResourceList>>();
 
+  // Credentials are worked out at most once a second, not per call (that was a tenth of the
+  // controller's CPU at a cold start); a rotated token is still picked up within that second.
+  let connection: { readonly at: number; readonly value: Promise<Connection> } | undefined;
+  function currentConnection(): Promise<Connection> {
+    const at = performance.now();
+    if (!connection || at - connection.at >= connectionReuseMs) {
+      const value = connectionOf(pooled);
+      connection = { at, value };
+      value.catch(() => {
+        if (connection?.value === value) connection = undefined;
+      });
+    }
+    return connection.value;
+  }
+
   async function send<T>(spec: KubeRequest): Promise<T> {
-    const { dispatcher, headers } = await connectionOf(pooled);
+    const { dispatcher, headers } = await currentConnection();
     const response = await request(`${server}${spec.path}${queryString(spec.query)}`, {
       method: spec.method,
       dispatcher,
