@@ -3,7 +3,9 @@
  * secrets (each secret belongs to one of K tenant namespaces, each with its own role), against the
  * real test bed and moto: time until all N are Ready, Secrets Manager calls, peak RSS of the
  * controller process. Beside it, in the same run, a baseline that syncs as External Secrets
- * Operator does: one GetSecretValue per referenced object, no shared cache, no batching.
+ * Operator does: one GetSecretValue per referenced object, no shared cache, no batching. Both run
+ * as a ServiceAccount token with only their own RBAC, as controllers in a cluster do (smk as the
+ * chart's controller account and rules), not as the bed's cluster-admin client certificate.
  *   node bench/sync.ts                   CI size: N=1,000, M=100
  *   node bench/sync.ts --large           N=10,000, M=1,000 (goals: ≤ 60 s, ≤ 1,100 calls, RSS ≤ 250 MB)
  *   node bench/sync.ts --n N --m M --namespaces K --concurrency C --node-options '…'
@@ -11,7 +13,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   CreateSecretCommand,
@@ -26,13 +30,16 @@ import {
   KubernetesObjectApi,
   loadYaml,
   PatchStrategy,
+  RbacAuthorizationV1Api,
   setHeaderOptions,
   type V1CustomResourceDefinition,
   type V1Secret,
   Watch,
 } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../src/kube/client.ts';
+import { renderChart } from '../test/deploy/helm.ts';
 import { startAwsProxy } from '../test/harness/aws-proxy.ts';
+import { renderKubeConfig } from '../test/testbed/kubeconfig.ts';
 import { printTable } from './table.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -175,6 +182,92 @@ async function installCrd(kubeConfig: KubeConfig): Promise<void> {
   }
   throw new Error('SecretSync CRD not served');
 }
+
+/**
+ * A kubeconfig file for a ServiceAccount token: both variants run as a ServiceAccount with only
+ * their own RBAC, as a controller in a cluster does (smk as the chart's controller account and
+ * rules), not as the bed's cluster-admin client certificate.
+ */
+async function serviceAccountKubeConfig(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+  dir: string,
+): Promise<string> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const { status } = await core.createNamespacedServiceAccountToken({
+    namespace,
+    name,
+    body: { spec: { audiences: [], expirationSeconds: 3 * 3600 } },
+  });
+  const cluster = kubeConfig.getCurrentCluster();
+  const path = join(dir, `${name}.kubeconfig`);
+  await writeFile(
+    path,
+    renderKubeConfig({
+      server: cluster?.server ?? '',
+      caPem: Buffer.from(cluster?.caData ?? '', 'base64').toString('utf8'),
+      credentials: { name: `system:serviceaccount:${namespace}:${name}`, token: status?.token ?? '' },
+      namespace,
+    }),
+  );
+  return path;
+}
+
+/** The chart's controller ServiceAccount and cluster-wide RBAC, applied as helm would. */
+async function installChartController(kubeConfig: KubeConfig, namespace: string): Promise<string> {
+  const { objects } = await renderChart({
+    release: 'bench',
+    namespace,
+    setJson: { 'webhook.enabled': false },
+  });
+  const needed = objects.filter(
+    (object) =>
+      (object.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'] ===
+        'controller' &&
+      ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(object.kind),
+  );
+  const client = KubernetesObjectApi.makeApiClient(kubeConfig);
+  for (const object of needed) {
+    await client.patch(object, undefined, undefined, 'smk-bench', true, PatchStrategy.ServerSideApply);
+    if (object.kind === 'ClusterRole' || object.kind === 'ClusterRoleBinding') {
+      clusterScoped.push({ kind: object.kind, name: object.metadata.name });
+    }
+  }
+  const account = needed.find((object) => object.kind === 'ServiceAccount');
+  if (!account) throw new Error('the rendered chart has no controller ServiceAccount');
+  return account.metadata.name;
+}
+
+/** The baseline's own account: read SecretSyncs, write their status and the Secrets. */
+async function installBaselineAccount(kubeConfig: KubeConfig, namespace: string): Promise<string> {
+  const name = `bench-baseline-${runId}`;
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
+  await rbac.createClusterRole({
+    body: {
+      metadata: { name },
+      rules: [
+        { apiGroups: ['smk.dev'], resources: ['secretsyncs'], verbs: ['list'] },
+        { apiGroups: ['smk.dev'], resources: ['secretsyncs/status'], verbs: ['patch'] },
+        { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
+      ],
+    },
+  });
+  clusterScoped.push({ kind: 'ClusterRole', name });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace }],
+    },
+  });
+  clusterScoped.push({ kind: 'ClusterRoleBinding', name });
+  return name;
+}
+
+const clusterScoped: { kind: 'ClusterRole' | 'ClusterRoleBinding'; name: string }[] = [];
 
 /** K namespaces, each with ServiceAccount `app` whose role is the tenant's own. */
 async function createTenants(kubeConfig: KubeConfig, label: string): Promise<string[]> {
@@ -371,6 +464,7 @@ const running = await world();
 const kubeConfig = loadKubeConfig();
 const proxy = await startAwsProxy({ target: process.env.AWS_ENDPOINT_URL ?? '' });
 const created: string[] = [];
+let kubeConfigDir: string | undefined;
 try {
   process.stderr.write('building dist/ (the controller runs as shipped)…\n');
   await new Promise<void>((resolve, reject) => {
@@ -407,6 +501,25 @@ try {
     SMK_LOG_LEVEL: 'warn',
     NODE_OPTIONS: nodeOptions,
   };
+  const systemNamespace = `bench-system-${runId}`;
+  await kubeConfig
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name: systemNamespace } } });
+  created.push(systemNamespace);
+  kubeConfigDir = await mkdtemp(join(tmpdir(), 'smk-bench-sync-'));
+  process.stderr.write("installing the chart's controller ServiceAccount and RBAC…\n");
+  const smkKubeConfig = await serviceAccountKubeConfig(
+    kubeConfig,
+    systemNamespace,
+    await installChartController(kubeConfig, systemNamespace),
+    kubeConfigDir,
+  );
+  const baselineKubeConfig = await serviceAccountKubeConfig(
+    kubeConfig,
+    systemNamespace,
+    await installBaselineAccount(kubeConfig, systemNamespace),
+    kubeConfigDir,
+  );
 
   process.stderr.write(`smk: creating ${n} SecretSyncs in ${tenants} namespaces…\n`);
   const smkNamespaces = await createTenants(kubeConfig, 'smk');
@@ -433,7 +546,7 @@ try {
         '--rotation',
         'false',
       ],
-      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+      { env: { ...env, KUBECONFIG: smkKubeConfig }, stdio: ['ignore', 'ignore', 'pipe'] },
     ),
   );
 
@@ -452,7 +565,7 @@ try {
         '--concurrency',
         String(concurrency),
       ],
-      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+      { env: { ...env, KUBECONFIG: baselineKubeConfig }, stdio: ['ignore', 'ignore', 'pipe'] },
     ),
   );
 
@@ -483,5 +596,12 @@ try {
   await proxy.stop();
   const core = kubeConfig.makeApiClient(CoreV1Api);
   await Promise.all(created.map((name) => core.deleteNamespace({ name }).catch(() => undefined)));
+  const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+  for (const { kind, name } of clusterScoped) {
+    const removal =
+      kind === 'ClusterRole' ? rbac.deleteClusterRole({ name }) : rbac.deleteClusterRoleBinding({ name });
+    await removal.catch(() => undefined);
+  }
+  if (kubeConfigDir) await rm(kubeConfigDir, { recursive: true, force: true });
   await running.stop();
 }
