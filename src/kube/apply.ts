@@ -4,6 +4,7 @@
  * Every failure is mapped through kubeError, so callers branch on sentinel classes.
  */
 import type { KubernetesObject, V1ManagedFieldsEntry, V1Secret } from '@kubernetes/client-node';
+import { InvalidInputError } from '../core/errors.ts';
 import { apiStatus, type KubeConfig, kubeError } from './client.ts';
 import { apiBase, collectionPath, createKubeHttp } from './http.ts';
 
@@ -90,6 +91,8 @@ export function createObjects(kubeConfig: KubeConfig): Objects {
   const http = createKubeHttp(kubeConfig);
 
   async function objectPath(ref: ObjectRef): Promise<string> {
+    // Without a name the path would be the collection: a GET would list, a DELETE delete them all.
+    if (!ref.name) throw new InvalidInputError(`${describeRef(ref)}: no name`, { subject: describeRef(ref) });
     try {
       const resource = await http.resource(ref.apiVersion, ref.kind);
       return `${collectionPath(resource, ref.namespace)}/${encodeURIComponent(ref.name)}`;

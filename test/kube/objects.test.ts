@@ -115,6 +115,11 @@ describe('Objects against the API server', () => {
     assert.equal(await objects.delete(ref('deleted')), false);
   });
 
+  it('refuses a reference without a name instead of addressing the whole collection', async () => {
+    await assert.rejects(objects.read(ref('')), InvalidInputError);
+    await assert.rejects(objects.delete(ref('')), InvalidInputError);
+  });
+
   it('names a kind the API server does not serve', async () => {
     await assert.rejects(
       objects.read({ apiVersion: 'v1', kind: 'NoSuchKind', namespace, name: 'x' }),
