@@ -37,7 +37,7 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../src/kube/client.ts';
-import { renderChart } from '../test/deploy/helm.ts';
+import { controllerAccess, renderChart, serverSideApply } from '../test/deploy/helm.ts';
 import { startAwsProxy } from '../test/harness/aws-proxy.ts';
 import { renderKubeConfig } from '../test/testbed/kubeconfig.ts';
 import { printTable } from './table.ts';
@@ -221,15 +221,9 @@ async function installChartController(kubeConfig: KubeConfig, namespace: string)
     namespace,
     setJson: { 'webhook.enabled': false },
   });
-  const needed = objects.filter(
-    (object) =>
-      (object.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'] ===
-        'controller' &&
-      ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(object.kind),
-  );
-  const client = KubernetesObjectApi.makeApiClient(kubeConfig);
+  const needed = controllerAccess(objects);
   for (const object of needed) {
-    await client.patch(object, undefined, undefined, 'smk-bench', true, PatchStrategy.ServerSideApply);
+    await serverSideApply(kubeConfig, object, { dryRun: false, fieldManager: 'smk-bench' });
     if (object.kind === 'ClusterRole' || object.kind === 'ClusterRoleBinding') {
       clusterScoped.push({ kind: object.kind, name: object.metadata.name });
     }

@@ -21,7 +21,15 @@ import { freePort } from '../harness/ports.ts';
 import { eventually } from '../harness/wait.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import { renderKubeConfig } from '../testbed/kubeconfig.ts';
-import { find, helm, objectName, type RenderedObject, renderChart, serverSideApply } from './helm.ts';
+import {
+  controllerAccess,
+  find,
+  helm,
+  objectName,
+  type RenderedObject,
+  renderChart,
+  serverSideApply,
+} from './helm.ts';
 
 const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
@@ -81,15 +89,10 @@ describe('the controller run from the rendered chart on the API server', () => {
     const [container] = pod.containers;
     assert.ok(container);
     // CRDs (shared with other tests: applied, never deleted), the ServiceAccount and its RBAC.
-    const needed = rendered.filter(
-      (object) =>
-        object.kind === 'CustomResourceDefinition' ||
-        ((object.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'] ===
-          'controller' &&
-          ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(
-            object.kind,
-          )),
-    );
+    const needed = [
+      ...rendered.filter((object) => object.kind === 'CustomResourceDefinition'),
+      ...controllerAccess(rendered),
+    ];
     for (const object of needed) {
       await serverSideApply(bed.kubeConfig, object, { dryRun: false, fieldManager: 'helm' }).catch(
         (error: unknown) => {

@@ -97,6 +97,16 @@ export function find(objects: readonly RenderedObject[], kind: string, name?: st
   return found;
 }
 
+/** The controller's ServiceAccount and RBAC in a rendered chart: what it needs to run as itself. */
+export function controllerAccess(objects: readonly RenderedObject[]): RenderedObject[] {
+  return objects.filter(
+    (object) =>
+      (object.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'] ===
+        'controller' &&
+      ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(object.kind),
+  );
+}
+
 /** Server-side apply, as `kubectl apply --server-side [--dry-run=server]` does. */
 export async function serverSideApply(
   kubeConfig: KubeConfig,

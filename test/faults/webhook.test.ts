@@ -5,16 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
 import { startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
+import { freePort } from '../harness/ports.ts';
 import { waitFor } from './controller-world.ts';
 
 const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
@@ -22,17 +21,6 @@ const reviewFixture = new URL(
   '../../src/webhook/fixtures/admission-review-3-containers.json',
   import.meta.url,
 );
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 function post(port: number, caPem: string, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
