@@ -31,12 +31,20 @@ class DockerfileError extends Error {
   }
 }
 
-/** Joins continuation lines (trailing `\`) and drops comments, which may sit inside a continuation. */
+/**
+ * Joins continuation lines (trailing `\`); drops comments and empty lines, which may sit inside
+ * a continuation. An instruction still continued at the end of the file ends there, as in Docker.
+ */
 function instructions(text: string): Instruction[] {
-  const lines = text.split(/\r?\n/);
   const result: Instruction[] = [];
   let pending: { line: number; text: string } | undefined;
-  lines.forEach((raw, index) => {
+  const finish = (): void => {
+    const match = pending && /^(\S+)\s*(.*)$/s.exec(pending.text);
+    if (pending && match?.[1])
+      result.push({ line: pending.line, keyword: match[1].toUpperCase(), rest: match[2] ?? '' });
+    pending = undefined;
+  };
+  text.split(/\r?\n/).forEach((raw, index) => {
     const trimmed = raw.trim();
     if (trimmed.startsWith('#')) {
       const directive = /^#\s*escape\s*=\s*(\S)/i.exec(trimmed);
@@ -45,19 +53,15 @@ function instructions(text: string): Instruction[] {
       }
       return;
     }
-    if (trimmed === '' && pending === undefined) return;
+    if (trimmed === '') return;
     const continued = /\\\s*$/.test(raw);
-    const body = continued ? raw.replace(/\\\s*$/, '') : raw;
+    const body = (continued ? raw.replace(/\\\s*$/, '') : raw).trim();
     pending = pending
-      ? { line: pending.line, text: `${pending.text} ${body.trim()}` }
-      : { line: index + 1, text: body.trim() };
-    if (continued) return;
-    const match = /^(\S+)\s*(.*)$/s.exec(pending.text);
-    if (match?.[1])
-      result.push({ line: pending.line, keyword: match[1].toUpperCase(), rest: match[2] ?? '' });
-    pending = undefined;
+      ? { line: pending.line, text: `${pending.text} ${body}` }
+      : { line: index + 1, text: body };
+    if (!continued) finish();
   });
-  if (pending) throw new DockerfileError(pending.line, 'the last instruction ends with a line continuation');
+  finish();
   return result;
 }
 
