@@ -36,7 +36,7 @@ Options:
   --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
   --agent-aws-endpoint-url URL
                             AWS_ENDPOINT_URL of the injected agents unless the pod sets its own
-                            (LocalStack, a VPC endpoint; default: the AWS endpoints)
+                            (LocalStack, a proxy for every service; default: AWS's endpoints)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
   --shutdown-delay SECONDS  keep serving this long after SIGTERM with /readyz failing (default 5)

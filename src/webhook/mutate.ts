@@ -43,8 +43,8 @@ export interface InjectorConfig {
   /** UID/GID of the agent when the app sets none (or root). */
   readonly agentUser: number;
   /**
-   * AWS_ENDPOINT_URL of the injected agents when the pod sets none (the cluster's LocalStack, VPC
-   * endpoint or proxy, the same one smk's own pods use); undefined = the AWS default endpoints.
+   * AWS_ENDPOINT_URL of the injected agents when the pod sets none (the cluster's LocalStack or
+   * proxy, the same one smk's own pods use); undefined = the AWS default endpoints.
    */
   readonly awsEndpointUrl: string | undefined;
 }
