@@ -19,7 +19,7 @@ describe('injectorConfigFromFlags', () => {
         volumeSizeLimit: '1Mi',
         nativeSidecar: false,
         agentUser: '1001',
-        awsEndpointUrl: 'https://vpce-1.secretsmanager.us-east-1.vpce.amazonaws.com',
+        awsEndpointUrl: 'https://localstack.example:4566',
       },
       'inject',
     );
@@ -28,7 +28,7 @@ describe('injectorConfigFromFlags', () => {
     assert.equal(config.volumeSizeLimit, '1Mi');
     assert.equal(config.nativeSidecar, false);
     assert.equal(config.agentUser, 1001);
-    assert.equal(config.awsEndpointUrl, 'https://vpce-1.secretsmanager.us-east-1.vpce.amazonaws.com');
+    assert.equal(config.awsEndpointUrl, 'https://localstack.example:4566');
   });
 
   test('a bad value names the flag', () => {
