@@ -52,8 +52,9 @@ function flag(args: readonly string[], name: string): string | undefined {
   return args.find((arg) => arg.startsWith(prefix))?.slice(prefix.length);
 }
 
-function webhookArgs(objects: readonly RenderedObject[], release: string): string[] {
-  const deployment = find(objects, 'Deployment', `${release}-smk-webhook`);
+/** The webhook container's args (release "smk": objects are named smk-<role>). */
+function webhookArgs(objects: readonly RenderedObject[]): string[] {
+  const deployment = find(objects, 'Deployment', 'smk-webhook');
   const [webhook] = containers([deployment]);
   return webhook?.container.args ?? [];
 }
@@ -98,7 +99,7 @@ describe('Helm chart: a local image and an AWS endpoint for every smk pod and in
 
   test('the injected agent gets the same image, pullPolicy and endpoint through the webhook flags', async () => {
     const { objects } = await renderChart({ release: 'smk', namespace: 'smk', setJson: local });
-    const init = await injectedSeedPod(webhookArgs(objects, 'smk'));
+    const init = await injectedSeedPod(webhookArgs(objects));
     assert.equal(init.image, 'smk.local/smk:dev');
     assert.equal(init.imagePullPolicy, 'Never');
     assert.ok(
@@ -109,7 +110,7 @@ describe('Helm chart: a local image and an AWS endpoint for every smk pod and in
   test('defaults: the release image, IfNotPresent, and no endpoint anywhere (AWS itself)', async () => {
     const { objects, text } = await renderChart({ release: 'smk', namespace: 'smk' });
     assert.doesNotMatch(text, /AWS_ENDPOINT_URL|agent-aws-endpoint-url/);
-    const init = await injectedSeedPod(webhookArgs(objects, 'smk'));
+    const init = await injectedSeedPod(webhookArgs(objects));
     assert.match(init.image, /^ghcr\.io\/smk-dev\/smk:\d+\.\d+\.\d+/);
     assert.equal(init.imagePullPolicy, 'IfNotPresent');
     assert.ok(!init.env?.some((variable) => variable.name === 'AWS_ENDPOINT_URL'));
@@ -125,7 +126,7 @@ describe('Helm chart: a local image and an AWS endpoint for every smk pod and in
         'webhook.agent.pullPolicy': 'Always',
       },
     });
-    const init = await injectedSeedPod(webhookArgs(objects, 'smk'));
+    const init = await injectedSeedPod(webhookArgs(objects));
     assert.equal(init.image, 'registry.example/smk-agent:1');
     assert.equal(init.imagePullPolicy, 'Always');
   });
