@@ -34,6 +34,9 @@ Options:
   --host ADDR               listen address (default 0.0.0.0)
   --agent-image IMAGE       image of the injected agent (default: this release's smk image)
   --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
+  --agent-aws-endpoint-url URL
+                            AWS_ENDPOINT_URL of the injected agents unless the pod sets its own
+                            (LocalStack, a proxy for every service; default: AWS's endpoints)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
   --shutdown-delay SECONDS  keep serving this long after SIGTERM with /readyz failing (default 5)
@@ -61,6 +64,7 @@ export async function run(args: readonly string[]): Promise<number> {
     host: { type: 'string', default: '0.0.0.0' },
     'agent-image': { type: 'string' },
     'agent-pull-policy': { type: 'string' },
+    'agent-aws-endpoint-url': { type: 'string' },
     'volume-size-limit': { type: 'string' },
     'no-native-sidecar': { type: 'boolean', default: false },
     'shutdown-delay': { type: 'string', default: '5' },
@@ -96,6 +100,7 @@ export async function run(args: readonly string[]): Promise<number> {
     {
       agentImage: values['agent-image'],
       pullPolicy: values['agent-pull-policy'],
+      awsEndpointUrl: values['agent-aws-endpoint-url'],
       volumeSizeLimit: values['volume-size-limit'],
       nativeSidecar: !values['no-native-sidecar'],
     },

@@ -140,6 +140,23 @@ test('a swapped pod swapped again is unchanged; a later identity webhook is copi
   assert.equal(again.spec.initContainers?.length, 2);
 });
 
+test("write-through agents get the cluster's AWS endpoint, once, also after a swap again", () => {
+  const endpoint = 'http://aws.smk.test:4566';
+  const withEndpoint: InjectorConfig = { ...config, awsEndpointUrl: endpoint };
+  const once = swapped(
+    swapWriteThroughVolumes(fixture('pod-volume.in.yaml'), 'team-a', lookup, withEndpoint),
+  );
+  const twice = swapped(swapWriteThroughVolumes(once, 'team-a', lookup, withEndpoint));
+  assert.deepEqual(fastJsonPatch.compare(once, twice), []);
+  assert.equal(twice.spec.initContainers?.length, 2);
+  for (const agent of twice.spec.initContainers ?? []) {
+    assert.deepEqual(
+      agent.env?.filter((variable) => variable.name === 'AWS_ENDPOINT_URL'),
+      [{ name: 'AWS_ENDPOINT_URL', value: endpoint }],
+    );
+  }
+});
+
 test('env, envFrom and projected uses of a write-through Secret are refused with how to consume it', () => {
   denied(
     swapWriteThroughVolumes(

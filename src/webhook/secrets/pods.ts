@@ -207,7 +207,7 @@ export function swapWriteThroughVolumes(
     const app = [...spec.containers, ...(spec.initContainers ?? [])].filter(
       (container) => !ours(container) && !container.name.startsWith('smk-agent-'),
     );
-    const identity = podIdentity(app);
+    const identity = podIdentity(app, config.awsEndpointUrl);
     const runAs = agentRunAs(spec, app, config);
     const pod: Pod = {
       ...input,
