@@ -14,7 +14,7 @@ import type { SealingKeyPair } from '../../core/seal.ts';
 import { writeThroughAnnotations, writeThroughLabel, writeThroughTags } from '../../core/write-through.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
 import type { KubeConfig } from '../../kube/client.ts';
-import { withConnectionReuse } from '../../kube/client.ts';
+import { apiStatus, withConnectionReuse } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
 import { apiSource, createInformer, type Informer, resourcePath, secretLister } from '../../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
@@ -143,8 +143,10 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
     try {
       result = await reconcileWriteThrough(secret, deps);
     } catch (error) {
-      // The value stays sealed in the Secret and is retried; the owner sees why on the Secret.
-      if (secret.metadata?.annotations?.[writeThroughAnnotations.sealed] !== undefined) {
+      // The value stays sealed in the Secret and is retried; the owner sees why on the Secret. A
+      // 409 only means the Secret changed meanwhile: the newer value is written next.
+      const conflict = apiStatus(error instanceof Error ? error.cause : undefined) === 409;
+      if (!conflict && secret.metadata?.annotations?.[writeThroughAnnotations.sealed] !== undefined) {
         void events.record(involved, 'Warning', 'WriteFailed', `not written yet: ${describeError(error)}`);
       }
       throw error;
