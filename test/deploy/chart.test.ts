@@ -379,7 +379,11 @@ describe('Helm chart deploy/helm/smk', () => {
     )[1];
     assert.equal(writeThrough?.name, 'write-through.smk.dev');
     assert.deepEqual(writeThrough?.objectSelector, { matchLabels: { 'smk.dev/write-through': 'true' } });
-    assert.equal(writeThrough?.sideEffects, 'NoneOnDryRun');
+    assert.equal(
+      writeThrough?.sideEffects,
+      'None',
+      'the webhook writes nothing: it seals for the controller',
+    );
     assert.equal(writeThrough?.failurePolicy, 'Fail');
   });
 
