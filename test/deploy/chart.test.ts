@@ -125,6 +125,12 @@ describe('Helm chart deploy/helm/smk', () => {
       'Service/smk-webhook',
       'ServiceAccount/smk-controller',
       'ServiceAccount/smk-webhook',
+      'ValidatingAdmissionPolicy/smk-controller-rollouts',
+      'ValidatingAdmissionPolicy/smk-controller-secrets',
+      'ValidatingAdmissionPolicy/smk-controller-token-requests',
+      'ValidatingAdmissionPolicyBinding/smk-controller-rollouts',
+      'ValidatingAdmissionPolicyBinding/smk-controller-secrets',
+      'ValidatingAdmissionPolicyBinding/smk-controller-token-requests',
     ]);
     assert.deepEqual(await dryRunAll(bed, objects), []);
   });
