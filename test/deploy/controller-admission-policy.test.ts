@@ -239,7 +239,8 @@ describe("the chart's admission policies on the controller's ServiceAccount (iss
     const review = await bed.kubeConfig
       .makeApiClient(AuthenticationV1Api)
       .createTokenReview({ body: { spec: { token: sts.token } } });
-    assert.equal(review.status?.authenticated, false, 'TokenReview: not authenticated');
+    assert.ok(!review.status?.authenticated, 'TokenReview: not authenticated');
+    assert.match(review.status?.error ?? '', /audience/, 'refused for its audience');
 
     const withStsToken = kubeConfigFromText(
       renderKubeConfig({
@@ -265,7 +266,7 @@ describe("the chart's admission policies on the controller's ServiceAccount (iss
     running.push(controllerRun);
     await secretSyncApi(bed.kubeConfig).create(tenant, 'db', {
       serviceAccountName: 'app',
-      objects: [{ objectName: `${tenant}/db` }],
+      objects: [{ objectName: `${tenant}/db`, objectType: 'secretsmanager' }],
     });
     let seen = 'no Ready condition';
     await waitFor(`SecretSync ${tenant}/db Ready`, 30_000, async () => {

@@ -34,10 +34,10 @@ describe("the chart's admission policy on the webhook's own configuration (issue
       setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
     );
   /** A JSON patch (exact operations), as the webhook's ServiceAccount; its HTTP status, 200 when applied. */
-  const jsonPatch = (operations: Array<{ op: string; path: string; value?: unknown }>) =>
+  const jsonPatch = (operations: Array<{ op: string; path: string; value?: unknown }>, dryRun?: 'All') =>
     asWebhook
       .patchMutatingWebhookConfiguration(
-        { name: configurationName, body: operations },
+        { name: configurationName, body: operations, ...(dryRun ? { dryRun } : {}) },
         setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
       )
       .then(
@@ -102,10 +102,13 @@ describe("the chart's admission policy on the webhook's own configuration (issue
     const current = await asWebhook.readMutatingWebhookConfiguration({ name: configurationName });
     const [first] = current.webhooks ?? [];
     assert.ok(first, 'the chart renders the pod webhook');
-    // The policy takes effect once the API server has loaded it: wait until a harmless change (a
-    // timeout) is refused. Without the policy it never is.
+    // The policy takes effect once the API server has loaded it: wait until a change (a timeout, as
+    // a dry run, so nothing is changed meanwhile) is refused. Without the policy it never is.
     await waitFor('a change other than the caBundle refused', 30_000, async () => {
-      const status = await jsonPatch([{ op: 'replace', path: '/webhooks/0/timeoutSeconds', value: 9 }]);
+      const status = await jsonPatch(
+        [{ op: 'replace', path: '/webhooks/0/timeoutSeconds', value: 9 }],
+        'All',
+      );
       return status === 403;
     });
     // Each would widen what the API server sends the webhook (the new selector matches no namespace
@@ -153,6 +156,11 @@ describe("the chart's admission policy on the webhook's own configuration (issue
     assert.equal(stored.webhooks?.length, current.webhooks?.length);
     const [patched] = stored.webhooks ?? [];
     assert.equal(patched?.clientConfig.caBundle, bundle);
-    assert.deepEqual({ ...patched, clientConfig: first.clientConfig }, first, 'nothing else changed');
+    const plain = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
+    assert.deepEqual(
+      plain({ ...patched, clientConfig: first.clientConfig }),
+      plain(first),
+      'nothing else changed',
+    );
   });
 });

@@ -158,9 +158,16 @@ describe('write-through from the rendered chart', () => {
           (object.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'] ??
             '',
         ) &&
-          ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(
-            object.kind,
-          )),
+          [
+            'ServiceAccount',
+            'ClusterRole',
+            'ClusterRoleBinding',
+            'Role',
+            'RoleBinding',
+            // The admission policies the API server holds both accounts to.
+            'ValidatingAdmissionPolicy',
+            'ValidatingAdmissionPolicyBinding',
+          ].includes(object.kind)),
     );
     for (const object of needed) {
       await serverSideApply(bed.kubeConfig, object, { dryRun: false, fieldManager: 'helm' }).catch(
