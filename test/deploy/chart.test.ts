@@ -125,6 +125,14 @@ describe('Helm chart deploy/helm/smk', () => {
       'Service/smk-webhook',
       'ServiceAccount/smk-controller',
       'ServiceAccount/smk-webhook',
+      'ValidatingAdmissionPolicy/smk-controller-rollouts',
+      'ValidatingAdmissionPolicy/smk-controller-secrets',
+      'ValidatingAdmissionPolicy/smk-controller-token-requests',
+      'ValidatingAdmissionPolicy/smk-webhook-configuration',
+      'ValidatingAdmissionPolicyBinding/smk-controller-rollouts',
+      'ValidatingAdmissionPolicyBinding/smk-controller-secrets',
+      'ValidatingAdmissionPolicyBinding/smk-controller-token-requests',
+      'ValidatingAdmissionPolicyBinding/smk-webhook-configuration',
     ]);
     assert.deepEqual(await dryRunAll(bed, objects), []);
   });

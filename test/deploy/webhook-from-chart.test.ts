@@ -145,6 +145,8 @@ describe('the webhook run from the rendered chart on the API server', () => {
       'Secret',
       'Service',
       'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
     ]);
     const replicas = (deployment.spec as { replicas: number }).replicas;
     for (let i = 0; i < replicas; i += 1) ports.push(await freePort());

@@ -168,6 +168,9 @@ describe('write-through from the rendered chart', () => {
             'RoleBinding',
             'Secret',
             'ConfigMap',
+            // The admission policies the API server holds both accounts to.
+            'ValidatingAdmissionPolicy',
+            'ValidatingAdmissionPolicyBinding',
           ].includes(object.kind)),
     );
     for (const object of needed) {
