@@ -6,6 +6,7 @@
  * its own RBAC, against the controller; and the legitimate Merge into a Secret that opted in.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import {
   CoreV1Api,
@@ -119,13 +120,17 @@ const forgedObjects = () => [
   { objectName: `${ns}/forged-docker`, objectType: 'secretsmanager', objectAlias: 'docker' },
 ];
 
-/** Everything about a Secret a write could change: type, data, labels, annotations (not bookkeeping). */
+/**
+ * Everything about a Secret a write could change: type, data, labels, annotations (not bookkeeping).
+ * Values as digests: a failing comparison must not print a token or key.
+ */
 async function snapshot(name: string): Promise<string> {
   const secret = await readSecret(bed.kubeConfig, ns, name);
   assert.ok(secret, `Secret ${name} exists`);
+  const digest = (value: string) => createHash('sha256').update(value).digest('hex').slice(0, 16);
   return JSON.stringify({
     type: secret.type,
-    data: secret.data,
+    data: Object.fromEntries(Object.entries(secret.data ?? {}).map(([key, value]) => [key, digest(value)])),
     labels: secret.metadata?.labels ?? {},
     annotations: secret.metadata?.annotations ?? {},
   });
@@ -260,7 +265,11 @@ describe('creationPolicy Merge, as a tenant with SecretSync rights only', () => 
     await asTenant().create(ns, 'adopt', {
       serviceAccountName: 'app',
       objects: forgedObjects(),
-      target: { name: 'registry', type: 'kubernetes.io/dockerconfigjson' },
+      target: {
+        name: 'registry',
+        type: 'kubernetes.io/dockerconfigjson',
+        data: [{ objectName: 'docker', key: '.dockerconfigjson' }],
+      },
     });
     const condition = await judged('adopt');
     assert.equal(condition?.reason, 'SecretNotOwned');
@@ -305,21 +314,26 @@ describe('creationPolicy Merge, as a tenant with SecretSync rights only', () => 
       data: [{ objectName: 'forged', key: 'X' }],
     });
     const core = bed.kubeConfig.makeApiClient(CoreV1Api);
-    const firstEvent = (name: string) =>
-      waitFor(`an event on SecretProviderClass ${name}`, 30_000, async () => {
+    /** The class's first event, once the Secret it targets has not been written meanwhile. */
+    const firstEvent = async (name: string, secret: keyof typeof before) => {
+      const outcome = await waitFor(`an event on SecretProviderClass ${name}`, 30_000, async () => {
+        if ((await snapshot(secret === 'tls' ? 'web-tls' : 'plain')) !== before[secret]) return 'written';
         const list = await core.listNamespacedEvent({
           namespace: ns,
           fieldSelector: `involvedObject.name=${name}`,
         });
         return list.items[0];
       });
-    const tls = await firstEvent('spc-tls');
+      assert.notEqual(outcome, 'written', `${name} wrote its Secret`);
+      return outcome as Exclude<typeof outcome, 'written'>;
+    };
+    const tls = await firstEvent('spc-tls', 'tls');
     assert.equal(`${tls.type}/${tls.reason}`, 'Warning/MergeNotAllowed');
     assert.match(
       tls.message ?? '',
       new RegExp(`Secret ${ns}/web-tls does not name SecretProviderClass/spc-tls`),
     );
-    const labels = await firstEvent('spc-labels');
+    const labels = await firstEvent('spc-labels', 'plain');
     assert.equal(`${labels.type}/${labels.reason}`, 'Warning/InvalidSpec');
     assert.match(
       labels.message ?? '',
