@@ -90,6 +90,13 @@ before(async () => {
       stringData: { '.dockerconfigjson': '{"auths":{}}' },
     },
     { metadata: { name: 'plain' }, type: 'Opaque', stringData: { OWN: 'kept' } },
+    // The SecretProviderClass attacks' own targets: each test judges a Secret no other test touched.
+    {
+      metadata: { name: 'spc-tls' },
+      type: 'kubernetes.io/tls',
+      stringData: { 'tls.crt': 'admin-certificate', 'tls.key': 'admin-private-key' },
+    },
+    { metadata: { name: 'spc-plain' }, type: 'Opaque', stringData: { OWN: 'kept' } },
     {
       metadata: { name: 'invited', annotations: { 'smk.dev/merge-from': 'SecretSync/invited' } },
       type: 'Opaque',
@@ -282,7 +289,7 @@ describe('creationPolicy Merge, as a tenant with SecretSync rights only', () => 
 
   it('through a SecretProviderClass neither: refused with a Warning event naming the Secret', async () => {
     const custom = tenant.makeApiClient(CustomObjectsApi);
-    const before = { tls: await snapshot('web-tls'), plain: await snapshot('plain') };
+    const before = { tls: await snapshot('spc-tls'), plain: await snapshot('spc-plain') };
     const spc = (name: string, secretObject: Record<string, unknown>) =>
       custom.createNamespacedCustomObject({
         group: 'secrets-store.csi.x-k8s.io',
@@ -307,9 +314,9 @@ describe('creationPolicy Merge, as a tenant with SecretSync rights only', () => 
           },
         },
       });
-    await spc('spc-tls', { secretName: 'web-tls', data: [{ objectName: 'forged', key: 'tls.key' }] });
+    await spc('spc-tls', { secretName: 'spc-tls', data: [{ objectName: 'forged', key: 'tls.key' }] });
     await spc('spc-labels', {
-      secretName: 'plain',
+      secretName: 'spc-plain',
       labels: { 'smk.dev/write-through': 'true' },
       data: [{ objectName: 'forged', key: 'X' }],
     });
@@ -317,7 +324,7 @@ describe('creationPolicy Merge, as a tenant with SecretSync rights only', () => 
     /** The class's first event, once the Secret it targets has not been written meanwhile. */
     const firstEvent = async (name: string, secret: keyof typeof before) => {
       const outcome = await waitFor(`an event on SecretProviderClass ${name}`, 30_000, async () => {
-        if ((await snapshot(secret === 'tls' ? 'web-tls' : 'plain')) !== before[secret]) return 'written';
+        if ((await snapshot(`spc-${secret}`)) !== before[secret]) return 'written';
         const list = await core.listNamespacedEvent({
           namespace: ns,
           fieldSelector: `involvedObject.name=${name}`,
@@ -331,18 +338,18 @@ describe('creationPolicy Merge, as a tenant with SecretSync rights only', () => 
     assert.equal(`${tls.type}/${tls.reason}`, 'Warning/MergeNotAllowed');
     assert.match(
       tls.message ?? '',
-      new RegExp(`Secret ${ns}/web-tls does not name SecretProviderClass/spc-tls`),
+      new RegExp(`Secret ${ns}/spc-tls does not name SecretProviderClass/spc-tls`),
     );
     const labels = await firstEvent('spc-labels', 'plain');
     assert.equal(`${labels.type}/${labels.reason}`, 'Warning/InvalidSpec');
     assert.match(
       labels.message ?? '',
       new RegExp(
-        `spec.secretObjects\\[0\\].labels: key "smk.dev/write-through" is reserved .*; not writing Secret ${ns}/plain`,
+        `spec.secretObjects\\[0\\].labels: key "smk.dev/write-through" is reserved .*; not writing Secret ${ns}/spc-plain`,
       ),
     );
-    assert.equal(await snapshot('web-tls'), before.tls);
-    assert.equal(await snapshot('plain'), before.plain);
+    assert.equal(await snapshot('spc-tls'), before.tls);
+    assert.equal(await snapshot('spc-plain'), before.plain);
   });
 
   it('a Secret that opted in with smk.dev/merge-from gets the keys, and only those', async () => {
