@@ -246,6 +246,8 @@ export async function run(args: readonly string[]): Promise<number> {
           kubeConfig,
           // Change detection (ListSecrets, DescribeSecret) acts as the controller's own role.
           reader: createSecretReader({ kind: 'default' }, { cache, clients }),
+          // What a namespace is shown of a secret waits for its own identity's DescribeSecret.
+          identities,
           ...(queueUrl
             ? {
                 queue: createQueueReader(
