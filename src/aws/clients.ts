@@ -170,6 +170,19 @@ export class AwsClients {
     }
   }
 
+  /**
+   * Loads the SDK packages that otherwise load on first use (STS, SSM) and builds the STS client
+   * and one Secrets Manager client (then drops it: clients are per identity). A long-running role
+   * calls this before it reports ready, so its first request does not pay for module loading and
+   * the SDK's first client construction (tens of ms each on a cold process).
+   */
+  async preload(region = this.options.stsRegion): Promise<void> {
+    await Promise.all([this.#stsClient(), ssmSdk()]);
+    new SecretsManagerClient(
+      this.#config(region, () => Promise.reject(new Error('a preloaded client sends nothing'))),
+    ).destroy();
+  }
+
   /** Close every client's sockets (process shutdown, tests). */
   destroy(): void {
     for (const client of [...this.#secretsManager.values(), ...this.#ssm.values(), ...this.#sqs.values()]) {
