@@ -113,14 +113,18 @@ function startNodeServer(name: string, args: readonly string[]): Promise<Server>
     let buffered = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
-      const port = /"msg":"webhook listening".*?"port":(\d+)/.exec(buffered)?.[1];
-      if (port !== undefined) {
-        child.stderr?.removeAllListeners('data');
-        child.stderr?.resume();
-        resolve({ name, child, port: Number(port), path: '/mutate/pods' });
+      for (const line of buffered.split('\n')) {
+        const port = /"msg":"webhook listening"/.test(line) ? /"port":(\d+)/.exec(line)?.[1] : undefined;
+        if (port !== undefined) {
+          child.stderr?.removeAllListeners('data');
+          child.stderr?.resume();
+          resolve({ name, child, port: Number(port), path: '/mutate/pods' });
+          return;
+        }
       }
     });
     child.on('exit', (code) => reject(new Error(`${name} exited ${code}: ${buffered}`)));
+    setTimeout(() => reject(new Error(`${name}: not listening after 120 s: ${buffered}`)), 120_000).unref();
   });
 }
 
