@@ -250,6 +250,8 @@ try {
   interface Round {
     readonly startMs: number;
     readonly firstMs: number;
+    /** The first mount in three parts (ms, from when the counting proxy saw AWS answer). */
+    readonly timeline: { readonly toSts: number; readonly stsToLastAws: number; readonly afterAws: number };
     readonly firstCalls: Record<string, number>;
     readonly remounts: number[];
     readonly remountCalls: Record<string, number>;
@@ -263,9 +265,19 @@ try {
   /** The first mount of a fresh provider, then re-mounts with the versions it gave back. */
   async function measureRound(name: Name, provider: Provider): Promise<Round> {
     proxy.resetCounts();
+    const startedAt = Date.now();
     const started = performance.now();
     const first = await provider.client.mount(request);
     const firstMs = performance.now() - started;
+    const answeredAt = Date.now();
+    const calls = proxy.calls();
+    const stsAt = calls.find((call) => call.api === 'AssumeRoleWithWebIdentity')?.at ?? startedAt;
+    const lastAwsAt = Math.max(stsAt, ...calls.map((call) => call.at));
+    const timeline = {
+      toSts: stsAt - startedAt,
+      stsToLastAws: lastAwsAt - stsAt,
+      afterAws: answeredAt - lastAwsAt,
+    };
     check(name, first);
     const firstCalls = proxy.countsByApi();
     for (const file of first.files) await writeFile(join(targetPath, file.path), file.contents);
@@ -280,7 +292,14 @@ try {
       remounts.push(performance.now() - again);
       check(name, response);
     }
-    return { startMs: provider.startMs, firstMs, firstCalls, remounts, remountCalls: proxy.countsByApi() };
+    return {
+      startMs: provider.startMs,
+      firstMs,
+      timeline,
+      firstCalls,
+      remounts,
+      remountCalls: proxy.countsByApi(),
+    };
   }
 
   for (let round = 0; round < rounds; round += 1) {
@@ -346,6 +365,30 @@ try {
       ...apis.map((api) => api.replace('AssumeRoleWithWebIdentity', 'AssumeRole…')),
     ],
     rows,
+  );
+
+  printTable(
+    'CSI first Mount after a start, where the time goes (median ms over rounds)',
+    ['provider', 'request → STS answered', 'STS → last AWS answer', 'last AWS answer → reply', 'whole mount'],
+    names.map((name) => [
+      name,
+      percentile(
+        results[name].map((run) => run.timeline.toSts),
+        50,
+      ),
+      percentile(
+        results[name].map((run) => run.timeline.stsToLastAws),
+        50,
+      ),
+      percentile(
+        results[name].map((run) => run.timeline.afterAws),
+        50,
+      ),
+      percentile(
+        results[name].map((run) => run.firstMs),
+        50,
+      ),
+    ]),
   );
 
   const perRound = (pick: (run: Round) => number): number[] =>
