@@ -12,14 +12,14 @@ const outdir = `${root}dist`;
 await rm(outdir, { recursive: true, force: true });
 await mkdir(outdir, { recursive: true });
 const result = await build({
-  entryPoints: { smk: `${root}src/cli/main.ts` },
+  entryPoints: { smk: `${root}src/cli/smk.mjs` },
   outdir,
   outExtension: { '.js': '.mjs' },
   bundle: true,
   splitting: true,
   format: 'esm',
   platform: 'node',
-  target: 'node22',
+  target: 'node24',
   sourcemap: 'linked',
   // Smaller code parses faster at every start; names are kept (error classes report their name).
   minifyWhitespace: true,

@@ -11,10 +11,8 @@
  * - `--node-name=$(NODE_NAME)` from the downward API when SecretProviderClasses name no region.
  */
 import { createServer, type Server } from 'node:http';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { parseEnvironment } from '../config.ts';
-import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics, registry } from '../core/metrics.ts';
 import { connectProvider } from '../csi/client.ts';
@@ -24,7 +22,8 @@ import {
   socketPathFor,
   startCsiProvider,
 } from '../csi/provider.ts';
-import { loadKubeConfig } from '../kube/client.ts';
+import { parseCommandArgs, usageError } from './args.ts';
+import { loadCommandKubeConfig } from './kube-config.ts';
 
 const usage = `Usage: smk csi-provider [options]
 
@@ -57,10 +56,7 @@ const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 export function parseDuration(text: string, flag: string): number {
   const match = durationPattern.exec(text.trim());
   if (!match) {
-    throw new InvalidInputError(`--${flag}: expected a duration like 500ms, 30s or 5m`, {
-      subject: 'command line',
-      field: flag,
-    });
+    throw usageError('csi-provider', `--${flag}: expected a duration like 500ms, 30s or 5m`, `--${flag}`);
   }
   const unit = (match[2] ?? 's') as keyof typeof unitMs;
   return Math.round(Number(match[1]) * unitMs[unit]);
@@ -78,31 +74,19 @@ const flagsSchema = z.object({
 });
 
 function readArgs(args: readonly string[]) {
-  try {
-    return parseArgs({
-      args: [...args],
-      options: {
-        'provider-volume': { type: 'string', default: defaultProviderVolume },
-        'provider-name': { type: 'string', default: defaultProviderName },
-        'node-name': { type: 'string' },
-        'authorization-window': { type: 'string', default: '5m' },
-        'stage-ttl': { type: 'string', default: '15s' },
-        'role-cache-ttl': { type: 'string', default: '30s' },
-        'cache-max-bytes': { type: 'string' },
-        'max-reply-bytes': { type: 'string' },
-        'health-port': { type: 'string', default: '8095' },
-        probe: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    });
-  } catch (error) {
-    // parseArgs names the offending option; flags carry no secrets.
-    const reason = error instanceof Error ? error.message : 'unreadable arguments';
-    throw new InvalidInputError(`command line: ${reason}; see smk csi-provider --help`, {
-      subject: 'command line',
-    });
-  }
+  return parseCommandArgs('csi-provider', args, {
+    'provider-volume': { type: 'string', default: defaultProviderVolume },
+    'provider-name': { type: 'string', default: defaultProviderName },
+    'node-name': { type: 'string' },
+    'authorization-window': { type: 'string', default: '5m' },
+    'stage-ttl': { type: 'string', default: '15s' },
+    'role-cache-ttl': { type: 'string', default: '30s' },
+    'cache-max-bytes': { type: 'string' },
+    'max-reply-bytes': { type: 'string' },
+    'health-port': { type: 'string', default: '8095' },
+    probe: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
 }
 
 function parseFlags(args: readonly string[]) {
@@ -111,10 +95,7 @@ function parseFlags(args: readonly string[]) {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const flag = String(issue?.path[0] ?? 'flags');
-    throw new InvalidInputError(`--${flag}: ${issue?.message ?? 'invalid'}`, {
-      subject: 'command line',
-      field: flag,
-    });
+    throw usageError('csi-provider', `--${flag}: ${issue?.message ?? 'invalid'}`, `--${flag}`);
   }
   return {
     ...parsed.data,
@@ -176,7 +157,7 @@ export async function run(args: readonly string[]): Promise<number> {
   const provider = await startCsiProvider({
     providerVolume: flags['provider-volume'],
     providerName: flags['provider-name'],
-    kubeConfig: loadKubeConfig(),
+    kubeConfig: loadCommandKubeConfig('csi-provider'),
     nodeName: flags['node-name'],
     environmentRegion: environment.region,
     awsEndpoint: environment.awsEndpoint,
