@@ -375,7 +375,7 @@ describe('smk doctor', () => {
     const result = await runCommand(process.execPath, [cli, 'doctor', '--service-account=just-a-name'], {
       env: { ...process.env, KUBECONFIG: bed.kubeConfigPath },
     });
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2);
     assert.match(result.stderr, /--service-account: expected NAMESPACE\/NAME/);
   });
 });
