@@ -164,46 +164,56 @@ async function sha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-const version = agreedVersion(await versionSources(root));
-const out = values.out ?? join(root, 'dist/release', version);
-log(`smk ${version} → ${out}`);
+async function release(): Promise<void> {
+  const version = agreedVersion(await versionSources(root));
+  const out = values.out ?? join(root, 'dist/release', version);
+  log(`smk ${version} → ${out}`);
 
-// The image first: `npm run image` may re-bundle, and the bundler empties dist/ before it writes.
-const image = await buildImage(version);
-await rm(out, { recursive: true, force: true });
-await mkdir(out, { recursive: true });
+  // The image first: `npm run image` may re-bundle, and the bundler empties dist/ before it writes.
+  const image = await buildImage(version);
+  await rm(out, { recursive: true, force: true });
+  await mkdir(out, { recursive: true });
 
-const files: string[] = [];
-files.push(await packageChart(version, out));
-if (image) {
-  const file = `smk-${version}-image.oci.tar`;
-  await copyFile(image.archive, join(out, file));
-  files.push(file);
-} else {
-  log('image archive: NOT BUILT — this checkout has no `npm run image`; the release holds no image');
+  const files: string[] = [];
+  files.push(await packageChart(version, out));
+  if (image) {
+    const file = `smk-${version}-image.oci.tar`;
+    await copyFile(image.archive, join(out, file));
+    files.push(file);
+  } else {
+    log('image archive: NOT BUILT — this checkout has no `npm run image`; the release holds no image');
+  }
+  files.push(await writeSbom(version, out));
+
+  const sums = await Promise.all(files.map(async (file) => ({ file, hash: await sha256(join(out, file)) })));
+  await writeFile(join(out, 'SHA256SUMS'), sums.map(({ file, hash }) => `${hash}  ${file}\n`).join(''));
+
+  const rows = await Promise.all(
+    sums.map(
+      async ({ file, hash }) =>
+        `  ${file.padEnd(34)} ${String((await stat(join(out, file))).size).padStart(11)} B  sha256:${hash.slice(0, 16)}…`,
+    ),
+  );
+  process.stdout.write(
+    [
+      `smk ${version} release in ${out}`,
+      ...rows,
+      '  SHA256SUMS',
+      ...(image
+        ? [`  image refs: ${image.refs.join(', ')}`]
+        : ['  image: not built (no `npm run image` in this checkout)']),
+      '',
+    ].join('\n'),
+  );
+  // Nothing but the listed files and the sums: a leftover from elsewhere would be shipped unchecked.
+  const unexpected = (await readdir(out)).filter((name) => name !== 'SHA256SUMS' && !files.includes(name));
+  if (unexpected.length > 0) throw new Error(`unexpected files in ${out}: ${unexpected.join(', ')}`);
 }
-files.push(await writeSbom(version, out));
 
-const sums = await Promise.all(files.map(async (file) => ({ file, hash: await sha256(join(out, file)) })));
-await writeFile(join(out, 'SHA256SUMS'), sums.map(({ file, hash }) => `${hash}  ${file}\n`).join(''));
-
-const rows = await Promise.all(
-  sums.map(
-    async ({ file, hash }) =>
-      `  ${file.padEnd(34)} ${String((await stat(join(out, file))).size).padStart(11)} B  sha256:${hash.slice(0, 16)}…`,
-  ),
-);
-process.stdout.write(
-  [
-    `smk ${version} release in ${out}`,
-    ...rows,
-    '  SHA256SUMS',
-    ...(image
-      ? [`  image refs: ${image.refs.join(', ')}`]
-      : ['  image: not built (no `npm run image` in this checkout)']),
-    '',
-  ].join('\n'),
-);
-// Nothing but the listed files and the sums: a leftover from elsewhere would be shipped unchecked.
-const unexpected = (await readdir(out)).filter((name) => name !== 'SHA256SUMS' && !files.includes(name));
-if (unexpected.length > 0) throw new Error(`unexpected files in ${out}: ${unexpected.join(', ')}`);
+try {
+  await release();
+} catch (error) {
+  // A release problem is the release's to say (which file, which version), not a stack trace.
+  process.stderr.write(`release: FAILED — ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}
