@@ -13,7 +13,8 @@
 import { createServer, type Server } from 'node:http';
 import { z } from 'zod';
 import { parseEnvironment } from '../config.ts';
-import { createLogger } from '../core/log.ts';
+import { InvalidInputError } from '../core/errors.ts';
+import { createLogger, type Logger } from '../core/log.ts';
 import { collectProcessMetrics, registry } from '../core/metrics.ts';
 import { connectProvider } from '../csi/client.ts';
 import {
@@ -22,8 +23,9 @@ import {
   socketPathFor,
   startCsiProvider,
 } from '../csi/provider.ts';
+import { type KubeConfig, loadKubeConfig } from '../kube/client.ts';
 import { parseCommandArgs, usageError } from './args.ts';
-import { loadCommandKubeConfig } from './kube-config.ts';
+import { findKubeConfig, kubeConfigSource } from './kube-config.ts';
 
 const usage = `Usage: smk csi-provider [options]
 
@@ -107,6 +109,27 @@ function parseFlags(args: readonly string[]) {
   };
 }
 
+/**
+ * A kubeconfig that is named but unusable stops the provider with the file and the reason. With none
+ * at all (not in a pod, no KUBECONFIG) it still serves its socket — the driver's Version and the
+ * liveness probe need no cluster — and says in its log that mounts will fail their ServiceAccount lookup.
+ */
+function providerKubeConfig(logger: Logger): KubeConfig {
+  const found = findKubeConfig();
+  if (!('problem' in found)) return found.kubeConfig;
+  if (kubeConfigSource(process.env).kind !== 'none') {
+    throw new InvalidInputError(`smk csi-provider: ${found.problem}`, {
+      subject: 'kubeconfig',
+      field: 'KUBECONFIG',
+    });
+  }
+  logger.warn(
+    { problem: found.problem },
+    'no kubeconfig: mounts will fail until smk runs with one (in a pod: in-cluster)',
+  );
+  return loadKubeConfig();
+}
+
 async function probe(socketPath: string): Promise<number> {
   const client = connectProvider(socketPath);
   try {
@@ -157,7 +180,7 @@ export async function run(args: readonly string[]): Promise<number> {
   const provider = await startCsiProvider({
     providerVolume: flags['provider-volume'],
     providerName: flags['provider-name'],
-    kubeConfig: loadCommandKubeConfig('csi-provider'),
+    kubeConfig: providerKubeConfig(logger),
     nodeName: flags['node-name'],
     environmentRegion: environment.region,
     awsEndpoint: environment.awsEndpoint,

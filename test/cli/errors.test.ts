@@ -123,6 +123,15 @@ describe('what failed and where', () => {
       `smk controller: the kubeconfig ${absent} (from KUBECONFIG): no such file or directory (ENOENT)\n`,
     );
 
+    const provider = await smk(['csi-provider', `--provider-volume=${join(work, 'providers')}`], {
+      KUBECONFIG: absent,
+    });
+    assert.equal(provider.code, 1);
+    assert.equal(
+      provider.stderr,
+      `smk csi-provider: the kubeconfig ${absent} (from KUBECONFIG): no such file or directory (ENOENT)\n`,
+    );
+
     const garbled = join(work, 'garbled.kubeconfig');
     await writeFile(garbled, 'token: s3cr3t-in-a-broken-file: [\n');
     const broken = await smk(['controller'], { KUBECONFIG: garbled });
@@ -146,7 +155,7 @@ describe('what failed and where', () => {
       cluster?.detail ?? '',
       /^no kubeconfig: set KUBECONFIG, write \S+home\/\.kube\/config, or run smk in a pod/,
     );
-    for (const result of [missing, broken, none]) assertNoBareError(result);
+    for (const result of [missing, provider, broken, none]) assertNoBareError(result);
   });
 
   test('a refused connection and an unknown host: the server and what happened', async () => {
