@@ -224,8 +224,12 @@ async function installChartController(kubeConfig: KubeConfig, namespace: string)
   const needed = controllerAccess(objects);
   for (const object of needed) {
     await serverSideApply(kubeConfig, object, { dryRun: false, fieldManager: 'smk-bench' });
-    if (object.kind === 'ClusterRole' || object.kind === 'ClusterRoleBinding') {
-      clusterScoped.push({ kind: object.kind, name: object.metadata.name });
+    if (!object.metadata.namespace) {
+      clusterScoped.push({
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        metadata: { name: object.metadata.name },
+      });
     }
   }
   const account = needed.find((object) => object.kind === 'ServiceAccount');
@@ -249,7 +253,7 @@ async function installBaselineAccount(kubeConfig: KubeConfig, namespace: string)
       ],
     },
   });
-  clusterScoped.push({ kind: 'ClusterRole', name });
+  clusterScoped.push({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name } });
   await rbac.createClusterRoleBinding({
     body: {
       metadata: { name },
@@ -257,11 +261,16 @@ async function installBaselineAccount(kubeConfig: KubeConfig, namespace: string)
       subjects: [{ kind: 'ServiceAccount', name, namespace }],
     },
   });
-  clusterScoped.push({ kind: 'ClusterRoleBinding', name });
+  clusterScoped.push({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name },
+  });
   return name;
 }
 
-const clusterScoped: { kind: 'ClusterRole' | 'ClusterRoleBinding'; name: string }[] = [];
+/** Cluster-scoped objects made for the run (RBAC, the chart's admission policies), deleted at the end. */
+const clusterScoped: { apiVersion: string; kind: string; metadata: { name: string } }[] = [];
 
 /** K namespaces, each with ServiceAccount `app` whose role is the tenant's own. */
 async function createTenants(kubeConfig: KubeConfig, label: string): Promise<string[]> {
@@ -590,12 +599,8 @@ try {
   await proxy.stop();
   const core = kubeConfig.makeApiClient(CoreV1Api);
   await Promise.all(created.map((name) => core.deleteNamespace({ name }).catch(() => undefined)));
-  const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-  for (const { kind, name } of clusterScoped) {
-    const removal =
-      kind === 'ClusterRole' ? rbac.deleteClusterRole({ name }) : rbac.deleteClusterRoleBinding({ name });
-    await removal.catch(() => undefined);
-  }
+  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+  for (const object of clusterScoped) await objects.delete(object).catch(() => undefined);
   if (kubeConfigDir) await rm(kubeConfigDir, { recursive: true, force: true });
   await running.stop();
 }

@@ -3,11 +3,13 @@
 # older (end of life): then Node 24 is taken from the npm registry's node-linux-<arch> package,
 # which carries the official binary, and cached under ~/.cache/smk-node.
 #   usage: export PATH="$(bash scripts/node24.sh):$PATH"
+#   --pinned: always the npm registry's $want_version, never the machine's node (the image ships
+#   it: an official, self-contained build, the same bytes on every machine).
 set -euo pipefail
 want_major=24
 want_version="${SMK_NODE_VERSION:-24.21.0}"
 
-if command -v node >/dev/null 2>&1; then
+if [ "${1:-}" != "--pinned" ] && command -v node >/dev/null 2>&1; then
   have_major=$(node -p 'process.versions.node.split(".")[0]')
   if [ "$have_major" -ge "$want_major" ]; then dirname "$(command -v node)"; exit 0; fi
 fi

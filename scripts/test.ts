@@ -58,14 +58,18 @@ if (!values['no-checks']) {
   await step('bundle (esbuild)', process.execPath, ['scripts/build.ts']);
 }
 
-const unitFiles = ['src/**/*.test.ts'];
+// scripts/ holds build tooling (the image builder) with its own pure tests.
+const unitFiles = ['src/**/*.test.ts', 'scripts/**/*.test.ts'];
 const allFiles = [...unitFiles, 'test/**/*.test.ts'];
 const fuzzFiles = ['test/fuzz/*.test.ts'];
 const files =
   positionals.length > 0 ? positionals : values['fuzz-long'] ? fuzzFiles : values.unit ? unitFiles : allFiles;
 // The fuzz suites are pure (no moto, no test bed).
 const needsWorld =
-  !values.unit && files.some((file) => !file.startsWith('src/') && !file.startsWith('test/fuzz/'));
+  !values.unit &&
+  files.some(
+    (file) => !file.startsWith('src/') && !file.startsWith('scripts/') && !file.startsWith('test/fuzz/'),
+  );
 
 const env: NodeJS.ProcessEnv = { ...process.env };
 if (values['fuzz-long']) env.SMK_FUZZ_LONG = '1';

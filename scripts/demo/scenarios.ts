@@ -455,9 +455,9 @@ const writeThrough: Scenario = {
   story:
     "Seed 000/002's NASE idea: `kubectl create secret` as usual, the value stored in Secrets Manager. A\n" +
     'Secret labelled smk.dev/write-through: "true" goes to the webhook\'s /mutate/secrets (the chart\'s\n' +
-    'write-through, on here); only Secrets with that label are ever sent. The webhook stores the keys as\n' +
-    'a pending version, Kubernetes stores the Secret without data, and the controller makes the version\n' +
-    'AWSCURRENT once it sees the stored Secret name it.',
+    'write-through, on here); only Secrets with that label are ever sent. The webhook seals the keys to\n' +
+    "the controller's key, Kubernetes stores the Secret without data, and the controller writes what was\n" +
+    'stored to Secrets Manager, then keeps only the reference.',
   async run(world, release) {
     const installed = needRelease(release);
     const core = world.bed.kubeConfig.makeApiClient(CoreV1Api);
@@ -494,7 +494,7 @@ const writeThrough: Scenario = {
           `secret named …${suffix} exists: write-through (issue 8) is not in this build`,
       );
     }
-    // The webhook writes a pending version; it becomes AWSCURRENT once Kubernetes stored the Secret.
+    // The controller writes the sealed value once it sees the stored Secret.
     const value = await waitFor(`${found.Name} at AWSCURRENT with the Secret's keys`, 20_000, async () => {
       const current = await world.secretsManager
         .send(new GetSecretValueCommand({ SecretId: found.ARN, VersionStage: 'AWSCURRENT' }))
@@ -503,12 +503,21 @@ const writeThrough: Scenario = {
     });
     say(`$ aws secretsmanager get-secret-value --secret-id ${found.Name}`);
     say(value.SecretString ?? '(binary)');
-    say(`stored Secret: data keys [${Object.keys(stored.data ?? {}).join(', ')}]; annotations:`);
-    for (const [key, annotation] of Object.entries(stored.metadata?.annotations ?? {})) {
+    // Once written, the controller replaces the sealed copy by the ARN and version.
+    const written = await waitFor('the sealed copy replaced by the reference', 20_000, async () => {
+      const secret = await core.readNamespacedSecret({ namespace, name: 'payment-api' });
+      return secret.metadata?.annotations?.[writeThroughAnnotations.sealed] === undefined
+        ? secret
+        : undefined;
+    });
+    say(`stored Secret: data keys [${Object.keys(written.data ?? {}).join(', ')}]; annotations:`);
+    for (const [key, annotation] of Object.entries(written.metadata?.annotations ?? {})) {
       if (key.startsWith('smk.dev/')) say(`  ${key}: ${annotation}`);
     }
-    const leftInEtcd = Object.values(stored.data ?? {}).some(
-      (data) => Buffer.from(data, 'base64').toString('utf8') === 'example-not-a-real-key',
+    const leftInEtcd = [stored, written].some(
+      (secret) =>
+        JSON.stringify(secret).includes(Buffer.from('example-not-a-real-key').toString('base64')) ||
+        JSON.stringify(secret).includes('example-not-a-real-key'),
     );
     if (leftInEtcd) throw new Error('the value is still in the stored Kubernetes Secret');
     return `Secret ${namespace}/payment-api stored as ${found.Name}; etcd keeps only the reference`;

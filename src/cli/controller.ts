@@ -12,9 +12,11 @@
  *   apps deployments, statefulsets, daemonsets: get list watch patch
  *   awssecretsoperator.secretoperator secretsrotationmappings: get list watch; …/status: patch
  *   smk.dev secretsyncs and secrets-store.csi.x-k8s.io secretproviderclasses: patch (re-sync request)
- * and for write-through (--write-through true): secrets: get list watch patch (finalizer);
- *   AWS (own role): secretsmanager DescribeSecret, UpdateSecretVersionStage, TagResource, DeleteSecret,
- *   ListSecrets on the write-through prefix
+ * and for write-through (--write-through true): secrets: get list watch patch (finalizer, sealed
+ *   value → references); its key Secret and ConfigMap in its own namespace: get patch (create when
+ *   the chart did not make them);
+ *   AWS (own role): secretsmanager CreateSecret, PutSecretValue, DescribeSecret, UpdateSecretVersionStage,
+ *   TagResource, RestoreSecret, DeleteSecret on the write-through prefix, ListSecrets
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
@@ -64,24 +66,28 @@ Options:
                             without it, polling alone detects changes
   --rotation-poll-interval D  ListSecrets poll of the secrets in use (default 60s, jittered)
   --rotation-debounce D     changes within D make one rollout per workload (default 500ms)
-  --write-through true|false  commit, delete and sweep write-through Secrets (label smk.dev/write-through)
-                            with the controller's own AWS identity; own Lease <lease-name>-write-through
-                            (default false)
-  --write-through-prefix P  Secrets Manager name prefix the webhook writes under (default kubernetes/)
+  --write-through true|false  write the values the webhook sealed into write-through Secrets (label
+                            smk.dev/write-through) to Secrets Manager, delete and sweep, with the
+                            controller's own AWS identity; own Lease <lease-name>-write-through (default false)
+  --write-through-prefix P  Secrets Manager names start with P<namespace>/ (default kubernetes/)
   --cluster-name NAME       this cluster's tag on written secrets; the webhook's value (default kubernetes)
+  --write-through-key NAME  the Secret (private half, generated at first start) and ConfigMap (public half,
+                            for the webhook) of the sealing key in POD_NAMESPACE (default smk-write-through-key)
+  --write-through-kms-key ID  KMS key (id, alias or ARN) new secrets are encrypted with
+                            (default: the account's aws/secretsmanager key)
   --write-through-deletion-policy Retain|Delete
                             when a Secret without smk.dev/deletion-policy is deleted (default Delete)
   --write-through-recovery-window-days N
                             recovery window of a Delete, 7-30 (default 30)
   --write-through-sweep-interval D
-                            how often secrets whose Secret Kubernetes never stored are looked for
+                            how often secrets whose Secret no longer exists are looked for
                             (default 10m; 0s turns it off)
   --write-through-sweep-grace D
                             such a secret is deleted once unchanged this long (default 10m)
   -h, --help                show this help
 
 Environment: AWS_REGION (default region), AWS_ENDPOINT_URL, SMK_LOG_LEVEL, KUBECONFIG (else in-cluster),
-POD_NAME and POD_NAMESPACE (leader identity and Lease namespace).
+POD_NAME and POD_NAMESPACE (leader identity; Lease and write-through key namespace).
 `;
 
 const flagsSchema = z.object({
@@ -118,6 +124,11 @@ const flagsSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9 _.:/=+@-]{1,256}$/, 'expected 1-256 AWS tag value characters')
     .default('kubernetes'),
+  'write-through-key': z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'expected a Kubernetes object name')
+    .default('smk-write-through-key'),
+  'write-through-kms-key': z.string().min(1).optional(),
   'write-through-deletion-policy': z.enum(['Retain', 'Delete']).default('Delete'),
   'write-through-recovery-window-days': z.coerce.number().int().min(7).max(30).default(30),
   'write-through-sweep-interval': durationFlag('10m', 0),
@@ -162,6 +173,8 @@ export async function run(args: readonly string[]): Promise<number> {
     'write-through': { type: 'string' },
     'write-through-prefix': { type: 'string' },
     'cluster-name': { type: 'string' },
+    'write-through-key': { type: 'string' },
+    'write-through-kms-key': { type: 'string' },
     'write-through-deletion-policy': { type: 'string' },
     'write-through-recovery-window-days': { type: 'string' },
     'write-through-sweep-interval': { type: 'string' },
@@ -226,6 +239,8 @@ export async function run(args: readonly string[]): Promise<number> {
           kubeConfig,
           // Change detection (ListSecrets, DescribeSecret) acts as the controller's own role.
           reader: createSecretReader({ kind: 'default' }, { cache, clients }),
+          // What a namespace is shown of a secret waits for its own identity's DescribeSecret.
+          identities,
           ...(queueUrl
             ? {
                 queue: createQueueReader(
@@ -270,10 +285,15 @@ export async function run(args: readonly string[]): Promise<number> {
           writer: createSecretWriter({ kind: 'default' }, env.region ?? 'us-east-1', { clients }),
           settings: {
             cluster: flags['cluster-name'],
+            prefix: flags['write-through-prefix'],
             deletionPolicy: flags['write-through-deletion-policy'],
             recoveryWindowDays: flags['write-through-recovery-window-days'],
+            ...(flags['write-through-kms-key'] ? { kmsKeyId: flags['write-through-kms-key'] } : {}),
           },
-          prefix: flags['write-through-prefix'],
+          sealingKey: {
+            namespace: process.env.POD_NAMESPACE ?? 'default',
+            name: flags['write-through-key'],
+          },
           logger: logger.child({ component: 'write-through' }),
           namespaces: flags.namespaces,
           sweepIntervalMs: flags['write-through-sweep-interval'],

@@ -26,6 +26,9 @@ Options:
   --quiet                   do not report the objects on stderr
   --agent-image IMAGE       image of the injected agent (default: this release's smk image)
   --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
+  --agent-aws-endpoint-url URL
+                            AWS_ENDPOINT_URL of the injected agents unless the pod sets its own
+                            (LocalStack, a proxy for every service; default: AWS's endpoints)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
 `;
@@ -65,6 +68,7 @@ export async function run(args: readonly string[]): Promise<number> {
     quiet: { type: 'boolean', default: false },
     'agent-image': { type: 'string' },
     'agent-pull-policy': { type: 'string' },
+    'agent-aws-endpoint-url': { type: 'string' },
     'volume-size-limit': { type: 'string' },
     'no-native-sidecar': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -81,6 +85,7 @@ export async function run(args: readonly string[]): Promise<number> {
       {
         agentImage: values['agent-image'],
         pullPolicy: values['agent-pull-policy'],
+        awsEndpointUrl: values['agent-aws-endpoint-url'],
         volumeSizeLimit: values['volume-size-limit'],
         nativeSidecar: !values['no-native-sidecar'],
       },

@@ -1,23 +1,23 @@
 /**
  * `smk webhook --tls-cert F --tls-key F`: the admission webhook that injects the agent into pods.
  * Serves HTTPS until SIGTERM, then drains (readiness off first, so endpoints drop this pod
- * before it stops answering). Pod admission makes no AWS call; with --write-through, Secret
- * admission writes labelled Secrets to Secrets Manager (src/webhook/secrets).
+ * before it stops answering). The webhook makes no AWS call: with --write-through, Secret
+ * admission seals a labelled Secret's value to the controller's key, and the controller writes it
+ * to Secrets Manager (src/webhook/secrets).
  */
 import { rmSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { AwsClients, createSecretWriter } from '../aws/index.ts';
 import { parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
 import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
-import { createWriteThroughCache, secretExistsFunction } from '../webhook/secrets/cache.ts';
+import { createWriteThroughCache } from '../webhook/secrets/cache.ts';
 import { reviewSecretAdmission } from '../webhook/secrets/handler.ts';
-import { tokenFunction } from '../webhook/secrets/token.ts';
+import { publishedKeySource } from '../webhook/secrets/sealing-key.ts';
 import { startWebhookServer, type WriteThroughRoutes } from '../webhook/server.ts';
 import { startWebhookTls } from '../webhook/tls/bootstrap.ts';
 import { tlsFlagOptions, tlsFlagsHelp, tlsSettingsFromFlags } from '../webhook/tls/flags.ts';
@@ -40,18 +40,20 @@ Options:
   --host ADDR               listen address (default 0.0.0.0)
   --agent-image IMAGE       image of the injected agent (default: this release's smk image)
   --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
+  --agent-aws-endpoint-url URL
+                            AWS_ENDPOINT_URL of the injected agents unless the pod sets its own
+                            (LocalStack, a proxy for every service; default: AWS's endpoints)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
   --shutdown-delay SECONDS  keep serving this long after SIGTERM with /readyz failing (default 5)
   --write-through           also serve POST /mutate/secrets: Secrets labelled smk.dev/write-through=true
-                            are written to Secrets Manager (this process's own AWS identity, AWS_REGION)
-                            and stored without data; pods mounting them get the volume filled by the agent
+                            are stored without data, their value sealed to the controller's key (which
+                            writes it to Secrets Manager in AWS_REGION); pods mounting them get the
+                            volume filled by the agent. No AWS call, no AWS identity needed
   --write-through-prefix P  Secrets Manager names start with P<namespace>/ (default kubernetes/)
-  --cluster-name NAME       tag value naming this cluster on written secrets (default kubernetes)
-  --write-through-kms-key ID  KMS key (id, alias or ARN) new secrets are encrypted with
-                            (default: the account's aws/secretsmanager key)
-  --write-through-token-key FILE
-                            secret bytes the replicas share, keying the version ids (default: --tls-key)
+  --cluster-name NAME       this cluster's name in sealed values and tags (default kubernetes)
+  --write-through-key NAME  ConfigMap in POD_NAMESPACE where the controller publishes its sealing
+                            key (default smk-write-through-key)
 ${tlsFlagsHelp}`;
 
 const flagsSchema = z.object({
@@ -67,14 +69,14 @@ export async function run(args: readonly string[]): Promise<number> {
     host: { type: 'string', default: '0.0.0.0' },
     'agent-image': { type: 'string' },
     'agent-pull-policy': { type: 'string' },
+    'agent-aws-endpoint-url': { type: 'string' },
     'volume-size-limit': { type: 'string' },
     'no-native-sidecar': { type: 'boolean', default: false },
     'shutdown-delay': { type: 'string', default: '5' },
     'write-through': { type: 'boolean', default: false },
     'write-through-prefix': { type: 'string', default: 'kubernetes/' },
     'cluster-name': { type: 'string', default: 'kubernetes' },
-    'write-through-token-key': { type: 'string' },
-    'write-through-kms-key': { type: 'string' },
+    'write-through-key': { type: 'string', default: 'smk-write-through-key' },
     help: { type: 'boolean', short: 'h', default: false },
     ...tlsFlagOptions,
   });
@@ -93,6 +95,7 @@ export async function run(args: readonly string[]): Promise<number> {
       {
         agentImage: values['agent-image'],
         pullPolicy: values['agent-pull-policy'],
+        awsEndpointUrl: values['agent-aws-endpoint-url'],
         volumeSizeLimit: values['volume-size-limit'],
         nativeSidecar: !values['no-native-sidecar'],
       },
@@ -125,32 +128,28 @@ export async function run(args: readonly string[]): Promise<number> {
     const settings = writeThroughSettings(values['write-through-prefix'], values['cluster-name']);
     if (environment.region === undefined) {
       throw new InvalidInputError(
-        'smk webhook --write-through: AWS_REGION is required (where secrets are written)',
+        'smk webhook --write-through: AWS_REGION is required (where the controller writes secrets, and pods read them)',
         {
           field: 'AWS_REGION',
         },
       );
     }
     const kubeConfig = loadCommandKubeConfig('webhook');
-    const cache = createWriteThroughCache(kubeConfig, { logger: log.child({ component: 'write-through' }) });
+    const cache = createWriteThroughCache(kubeConfig, {
+      logger: log.child({ component: 'write-through' }),
+      location: { prefix: settings.prefix, region: environment.region },
+    });
     // Supervised like every informer: a refused or failing list is retried with backoff (and
     // logged), while /readyz fails and pods naming a Secret get a 503 until it has listed.
     void cache.start().then(() => {
       if (cache.synced) log.info('write-through Secrets listed: pod admission ready');
     });
-    // A write must answer inside the API server's webhook timeout (10 s in the chart).
-    const clients = new AwsClients({
-      ...(environment.awsEndpoint ? { endpoint: environment.awsEndpoint } : {}),
-      callTimeoutMs: 6_000,
-    });
-    const writer = createSecretWriter({ kind: 'default' }, environment.region, { clients });
-    const tokenKeyFile = values['write-through-token-key'] ?? keyFile;
     const deps = {
       settings,
-      writer,
-      tokenOf: async () => tokenFunction(await readFile(tokenKeyFile)),
-      secretExists: secretExistsFunction(kubeConfig),
-      ...(values['write-through-kms-key'] ? { kmsKeyId: values['write-through-kms-key'] } : {}),
+      publicKey: publishedKeySource(kubeConfig, {
+        namespace: process.env.POD_NAMESPACE ?? 'default',
+        name: values['write-through-key'],
+      }),
       log: log.child({ component: 'write-through' }),
     };
     writeThrough = {
@@ -159,10 +158,7 @@ export async function run(args: readonly string[]): Promise<number> {
         lookup: cache.lookup,
         synced: () => cache.synced,
       },
-      stop: () => {
-        cache.stop();
-        clients.destroy();
-      },
+      stop: () => cache.stop(),
     };
   }
   const server = await startWebhookServer({

@@ -508,14 +508,17 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
         namespace: job.source.namespace,
         name: target.name,
       });
-      if (!existing) continue;
+      const manager = managerFor(job.source, 'Merge');
+      // Never merged into (refused, or never synced): there is nothing of ours to take back, and
+      // an empty apply would still write the Secret.
+      if (!existing?.metadata?.managedFields?.some((entry) => entry.manager === manager)) continue;
       await objects.apply(
         {
           apiVersion: 'v1',
           kind: 'Secret',
           metadata: { name: target.name, namespace: job.source.namespace },
         },
-        { force: true, manager: managerFor(job.source, 'Merge') },
+        { force: true, manager },
       );
     }
   }

@@ -9,7 +9,13 @@ import { createHash } from 'node:crypto';
 import type { Identity } from '../aws/identity.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { SecretReader } from '../core/source.ts';
-import { type ServiceAccountRef, type ServiceAccounts, stsAudience } from '../kube/service-accounts.ts';
+import {
+  tokenSeconds as defaultTokenSeconds,
+  podIdentityAudience,
+  type ServiceAccountRef,
+  type ServiceAccounts,
+  stsAudience,
+} from '../kube/service-accounts.ts';
 
 export interface ResolvedIdentity {
   readonly reader: SecretReader;
@@ -28,7 +34,10 @@ export interface IdentityResolverOptions {
   readonly makeReader: (identity: Identity) => SecretReader;
   /** How long a looked-up role annotation is trusted before it is read again (default 30 s). */
   readonly roleTtlMs?: number;
-  /** Token lifetime asked for (default 1 h); a token is reused until 5 minutes before it expires. */
+  /**
+   * Token lifetime asked for (default: service-accounts.ts tokenSeconds, the most the chart's
+   * admission policy allows); a token is reused until 5 minutes before it expires.
+   */
   readonly tokenSeconds?: number;
   readonly now?: () => number;
   /**
@@ -40,7 +49,6 @@ export interface IdentityResolverOptions {
   readonly podIdentity?: { readonly endpoint?: string } | undefined;
 }
 
-export const podIdentityAudience = 'pods.eks.amazonaws.com';
 /** What ResolvedIdentity.roleArn says for an identity the Pod Identity agent decides. */
 export const podIdentityRole = 'EKS Pod Identity association';
 
@@ -55,7 +63,7 @@ export function sessionNameFor(namespace: string, serviceAccountName: string): s
 export function createIdentityResolver(options: IdentityResolverOptions): IdentityResolver {
   const now = options.now ?? Date.now;
   const roleTtlMs = options.roleTtlMs ?? 30_000;
-  const tokenSeconds = options.tokenSeconds ?? 3600;
+  const tokenSeconds = options.tokenSeconds ?? defaultTokenSeconds;
   const roles = new Map<string, { roleArn: Promise<string | undefined>; at: number }>();
   const tokens = new Map<string, { token: Promise<string>; expiresAt: number }>();
   const readers = new Map<string, ResolvedIdentity>();

@@ -62,6 +62,63 @@ describe('SecretSync → job', () => {
     assert.deepEqual(job.targets[0]?.data, [{ objectName: 'db-creds', key: 'password' }]);
   });
 
+  it('refuses a Secret type smk does not write and reserved labels and annotations, naming the Secret', () => {
+    const refused = (target: Record<string, unknown>): string => {
+      try {
+        secretSyncJob(secretSync({ target: { name: 'out', ...target } }));
+        return 'accepted';
+      } catch (error) {
+        assert.ok(error instanceof InvalidInputError);
+        return error.message;
+      }
+    };
+    for (const type of [
+      'kubernetes.io/service-account-token',
+      'bootstrap.kubernetes.io/token',
+      'helm.sh/release.v1',
+    ]) {
+      assert.match(
+        refused({ type }),
+        new RegExp(
+          `^SecretSync team-a/db: spec.target.type: type "${type}" is not one smk writes .*; not writing Secret team-a/out$`,
+        ),
+      );
+    }
+    for (const type of [
+      'Opaque',
+      'kubernetes.io/tls',
+      'kubernetes.io/dockerconfigjson',
+      'kubernetes.io/basic-auth',
+    ]) {
+      assert.equal(refused({ type }), 'accepted', type);
+    }
+    for (const key of [
+      'smk.dev/write-through',
+      'smk.dev/owner',
+      'smk.dev/merge-from',
+      'SMK.DEV/write-through',
+      'x.smk.dev/anything',
+      'kubernetes.io/service-account.name',
+      'kubectl.kubernetes.io/last-applied-configuration',
+      'node.k8s.io/x',
+      'app.kubernetes.io/managed-by',
+    ]) {
+      assert.match(
+        refused({ labels: { [key]: 'true' } }),
+        /spec\.target\.labels: key .* is reserved .*; not writing Secret team-a\/out$/,
+        key,
+      );
+      assert.match(
+        refused({ annotations: { [key]: 'true' } }),
+        /spec\.target\.annotations: key .* is reserved/,
+        key,
+      );
+    }
+    for (const key of ['app.kubernetes.io/name', 'team', 'example.com/owner', 'notsmk.dev/x', 'smk.dev']) {
+      assert.equal(refused({ labels: { [key]: 'x' }, annotations: { [key]: 'x' } }), 'accepted', key);
+    }
+  });
+
   const refusals: Array<[string, Record<string, unknown>, RegExp]> = [
     [
       'no service account',
@@ -145,6 +202,23 @@ describe('SecretProviderClass drop-in → job', () => {
     assert.throws(
       () => spcJob({ ...base, spec: { ...spec, secretObjects: [] } }),
       /spec\.secretObjects is empty/,
+    );
+  });
+
+  it('refuses a secretObjects entry with a type smk does not write or a reserved label', () => {
+    const base = { ...seedSpc, metadata: { ...seedSpc.metadata, namespace: 'default' } };
+    const entry = { secretName: 'pull', data: [{ objectName: 'x', key: 'k' }] };
+    const withEntry = (extra: Record<string, unknown>) => ({
+      ...base,
+      spec: { ...base.spec, secretObjects: [{ ...entry, ...extra }] },
+    });
+    assert.throws(
+      () => spcJob(withEntry({ type: 'kubernetes.io/service-account-token' })),
+      /spec\.secretObjects\[0\]\.type: type "kubernetes.io\/service-account-token" is not one smk writes .*; not writing Secret default\/pull/,
+    );
+    assert.throws(
+      () => spcJob(withEntry({ labels: { 'smk.dev/write-through': 'true' } })),
+      /spec\.secretObjects\[0\]\.labels: key "smk.dev\/write-through" is reserved \(smk.dev\/ keys steer smk itself\); not writing Secret default\/pull/,
     );
   });
 });

@@ -27,12 +27,54 @@ export const annotations = {
   deletionPolicy: 'smk.dev/deletion-policy',
   /** On a Secret smk writes: which object it was synced from (`SecretSync/name`). */
   owner: 'smk.dev/owner',
+  /**
+   * On a Secret smk did not create, set by someone who may write it: the sources allowed to merge
+   * keys into it (`SecretSync/name`, `SecretProviderClass/name`, or a bare SecretSync name).
+   */
+  mergeFrom: 'smk.dev/merge-from',
 } as const;
 
 export const managedByLabel = 'app.kubernetes.io/managed-by';
 export const managedByValue = 'smk';
 /** Holds a SecretSync until its deletionPolicy has been carried out. */
 export const finalizer = 'smk.dev/secret-sync';
+
+/**
+ * The Secret types smk writes: Opaque, and the kubernetes.io types that only fix the shape of
+ * their keys (the API server checks it). Every other type is read by some component as a
+ * credential or a record — `kubernetes.io/service-account-token` gets an API token minted into it,
+ * `bootstrap.kubernetes.io/token` joins nodes, `helm.sh/release.v1` is Helm's release history — so
+ * writing one for a tenant would act with that component's authority.
+ */
+export const writableSecretTypes: readonly string[] = [
+  'Opaque',
+  'kubernetes.io/basic-auth',
+  'kubernetes.io/ssh-auth',
+  'kubernetes.io/tls',
+  'kubernetes.io/dockerconfigjson',
+  'kubernetes.io/dockercfg',
+];
+/** Merge writes only into Opaque Secrets: the others carry meaning for the component that made them. */
+export const mergeableSecretType = 'Opaque';
+
+/** `smk.dev/`, `kubernetes.io/`, `k8s.io/` and their subdomains (case as the API server ignores it). */
+const reservedPrefix = /^(?:[a-z0-9-]+\.)*(?:smk\.dev|kubernetes\.io|k8s\.io)\//i;
+/** Kubernetes' recommended labels are meant for users; managed-by is smk's own ownership label. */
+const userPrefix = 'app.kubernetes.io/';
+
+/**
+ * Why a target may not set `key` as a label or annotation of its Secret, or undefined when it may.
+ * `smk.dev/` keys steer smk itself (write-through, owner, merge opt-in, rollouts); the
+ * `kubernetes.io/` and `k8s.io/` prefixes are Kubernetes' own (the token controller's
+ * service-account.name, kubectl's last-applied-configuration). The CRD's CEL rule says the same.
+ */
+export function reservedKeyReason(key: string): string | undefined {
+  if (key.toLowerCase() === managedByLabel) return `it is smk's ownership label`;
+  if (!reservedPrefix.test(key) || key.toLowerCase().startsWith(userPrefix)) return undefined;
+  return /^(?:[a-z0-9-]+\.)*smk\.dev\//i.test(key)
+    ? 'smk.dev/ keys steer smk itself'
+    : 'kubernetes.io/ and k8s.io/ keys belong to Kubernetes components';
+}
 
 export type CreationPolicy = 'Owner' | 'Orphan' | 'Merge';
 export type DeletionPolicy = 'Retain' | 'Delete';
@@ -154,6 +196,35 @@ function describeIssues(subject: string, error: z.ZodError): InvalidInputError {
   });
 }
 
+/**
+ * A target may write only a Secret type smk writes and no reserved label or annotation: checked
+ * here for both sources (a SecretProviderClass has no CEL of ours, and a CRD may be older than
+ * the controller). The message names the Secret, the field and why; `field` is the target's path.
+ */
+function checkTarget(label: string, namespace: string, target: SyncTarget, field: string): void {
+  const refuse = (where: string, why: string): never => {
+    throw new InvalidInputError(
+      `${label}: ${where}: ${why}; not writing Secret ${namespace}/${target.name}`,
+      {
+        subject: label,
+        field: where,
+      },
+    );
+  };
+  if (!writableSecretTypes.includes(target.type)) {
+    refuse(
+      `${field}.type`,
+      `type ${JSON.stringify(target.type)} is not one smk writes (${writableSecretTypes.join(', ')})`,
+    );
+  }
+  for (const section of ['labels', 'annotations'] as const) {
+    for (const key of Object.keys(target[section])) {
+      const reason = reservedKeyReason(key);
+      if (reason) refuse(`${field}.${section}`, `key ${JSON.stringify(key)} is reserved (${reason})`);
+    }
+  }
+}
+
 /** A SecretSync as the API server stores it → a SyncJob. Throws InvalidInputError naming the field. */
 export function secretSyncJob(object: unknown): SyncJob {
   const label = labelOf(secretSyncKind, object);
@@ -167,6 +238,7 @@ export function secretSyncJob(object: unknown): SyncJob {
     annotations: spec.target.annotations,
     ...(spec.target.data ? { data: spec.target.data } : {}),
   };
+  checkTarget(label, metadata.namespace, target, 'spec.target');
   return {
     source: {
       kind: secretSyncKind,
@@ -288,6 +360,12 @@ export function spcJob(object: unknown): SyncJob {
       );
     }
     seen.add(target.secretName);
+    checkTarget(
+      label,
+      metadata.namespace,
+      { name: target.secretName, ...target },
+      `spec.secretObjects[${index}]`,
+    );
   }
   const refresh = settings.data[annotations.refreshInterval];
   return {

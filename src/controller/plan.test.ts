@@ -199,7 +199,7 @@ describe('planSecretWrite', () => {
     const missing = planSecretWrite(desired('Merge'), undefined);
     assert.equal(missing.action === 'refuse' && missing.reason, 'SecretMissing');
     const foreign: V1Secret = {
-      metadata: { name: 'db', namespace: 'team-a' },
+      metadata: { name: 'db', namespace: 'team-a', annotations: { 'smk.dev/merge-from': 'SecretSync/db' } },
       type: 'Opaque',
       data: { x: b64('1') },
     };
@@ -212,8 +212,60 @@ describe('planSecretWrite', () => {
     assert.equal(plan.body.type, undefined, 'Merge never sets the type');
     assert.equal(plan.body.metadata?.annotations, undefined, 'Merge claims no ownership');
     const applied = stored(desiredBody(desired('Merge')), managerFor(source, 'Merge'));
-    const merged = { ...applied, type: 'Opaque', data: { ...applied.data, x: b64('1') } };
+    const merged = {
+      ...applied,
+      metadata: { ...applied.metadata, annotations: foreign.metadata?.annotations },
+      type: 'Opaque',
+      data: { ...applied.data, x: b64('1') },
+    };
     assert.equal(planSecretWrite(desired('Merge'), merged).action, 'unchanged');
+  });
+
+  it('Merge writes only into an Opaque Secret whose smk.dev/merge-from names the source', () => {
+    const secret = (annotations: Record<string, string> | undefined, type = 'Opaque'): V1Secret => ({
+      metadata: {
+        name: 'db',
+        namespace: 'team-a',
+        resourceVersion: '7',
+        ...(annotations ? { annotations } : {}),
+      },
+      type,
+      data: { x: b64('1') },
+    });
+    const refused = (existing: V1Secret) => {
+      const plan = planSecretWrite(desired('Merge'), existing);
+      return plan.action === 'refuse' ? `${plan.reason}: ${plan.message}` : plan.action;
+    };
+    assert.match(
+      refused(secret(undefined)),
+      /^MergeNotAllowed: Secret team-a\/db does not name SecretSync\/db in its smk.dev\/merge-from annotation/,
+    );
+    for (const listed of ['SecretSync/other', 'db-x', 'SecretProviderClass/db', '']) {
+      assert.match(refused(secret({ 'smk.dev/merge-from': listed })), /^MergeNotAllowed/, listed);
+    }
+    for (const listed of ['SecretSync/db', 'db', 'SecretSync/a, SecretSync/db', 'a db']) {
+      assert.equal(refused(secret({ 'smk.dev/merge-from': listed })), 'update', listed);
+    }
+    // Opted in, but a type with meaning for someone else: never, and the opt-in is checked first.
+    for (const type of [
+      'kubernetes.io/tls',
+      'kubernetes.io/service-account-token',
+      'kubernetes.io/dockerconfigjson',
+    ]) {
+      assert.match(
+        refused(secret({ 'smk.dev/merge-from': 'db' }, type)),
+        new RegExp(
+          `^SecretTypeNotMergeable: Secret team-a/db has type ${type}; creationPolicy Merge writes only into Opaque`,
+        ),
+      );
+      assert.doesNotMatch(refused(secret(undefined, type)), /type/, 'no opt-in: the type is not told');
+    }
+    const plan = planSecretWrite(desired('Merge'), secret({ 'smk.dev/merge-from': 'db' }));
+    assert.equal(
+      plan.action === 'update' && plan.body.metadata?.resourceVersion,
+      '7',
+      'conditional on the Secret judged',
+    );
   });
 
   it('appliesCleanly sees a hand-edited label value', () => {

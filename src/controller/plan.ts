@@ -2,7 +2,9 @@
  * The decision at the heart of a sync, as a pure function: given what we want a Secret to hold and
  * the Secret as it is now, do we create it, update it, leave it, or refuse? Refusal protects data
  * we do not own: a Secret without smk's owner marker for this source is never written unless the
- * source says `creationPolicy: Merge`, and then only its own keys.
+ * source says `creationPolicy: Merge`, the Secret is Opaque and names the source in its
+ * `smk.dev/merge-from` annotation (an opt-in only someone who may write that Secret can give), and
+ * then only the source's own keys.
  */
 import type { V1ManagedFieldsEntry, V1OwnerReference, V1Secret } from '@kubernetes/client-node';
 import { fieldManager } from '../kube/apply.ts';
@@ -11,12 +13,19 @@ import {
   type CreationPolicy,
   managedByLabel,
   managedByValue,
+  mergeableSecretType,
   ownerMarker,
   type SyncSource,
   type SyncTarget,
+  secretSyncKind,
 } from './jobs.ts';
 
-export type RefusalReason = 'SecretNotOwned' | 'SecretMissing' | 'SecretTypeMismatch';
+export type RefusalReason =
+  | 'SecretNotOwned'
+  | 'SecretMissing'
+  | 'SecretTypeMismatch'
+  | 'MergeNotAllowed'
+  | 'SecretTypeNotMergeable';
 
 export type WritePlan =
   | {
@@ -106,6 +115,18 @@ export function desiredBody(desired: DesiredSecret): V1Secret {
 /** True when `secret` carries this source's owner marker. */
 export function ownedBy(secret: V1Secret, source: SyncSource): boolean {
   return secret.metadata?.annotations?.[annotations.owner] === ownerMarker(source);
+}
+
+/**
+ * True when `secret`'s `smk.dev/merge-from` annotation names `source`: `Kind/name` as the owner
+ * marker, or a bare name for a SecretSync; entries separated by commas or spaces.
+ */
+export function mergeAllowed(secret: V1Secret, source: SyncSource): boolean {
+  const listed = secret.metadata?.annotations?.[annotations.mergeFrom] ?? '';
+  const marker = ownerMarker(source);
+  return listed
+    .split(/[\s,]+/)
+    .some((entry) => entry === marker || (source.kind === secretSyncKind && entry === source.name));
 }
 
 type FieldSet = Record<string, unknown>;
@@ -228,6 +249,11 @@ function appliedRefUids(entries: readonly V1ManagedFieldsEntry[] | undefined, ma
   return uids;
 }
 
+function withResourceVersion(body: V1Secret, existing: V1Secret): V1Secret {
+  const resourceVersion = existing.metadata?.resourceVersion;
+  return resourceVersion ? { ...body, metadata: { ...body.metadata, resourceVersion } } : body;
+}
+
 /** Decides what to do with one target Secret. `existing` is the Secret as read just now (or undefined). */
 export function planSecretWrite(desired: DesiredSecret, existing: V1Secret | undefined): WritePlan {
   const { source, target } = desired;
@@ -242,8 +268,30 @@ export function planSecretWrite(desired: DesiredSecret, existing: V1Secret | und
         message: `${secret} does not exist; creationPolicy Merge only adds keys to an existing Secret`,
       };
     }
+    // The opt-in first: a Secret that did not invite this source tells it nothing more (not its type).
+    if (!mergeAllowed(existing, source)) {
+      return {
+        action: 'refuse',
+        reason: 'MergeNotAllowed',
+        message: `${secret} does not name ${ownerMarker(source)} in its ${annotations.mergeFrom} annotation; creationPolicy Merge writes only into a Secret that someone who may write it opted in`,
+      };
+    }
+    if ((existing.type ?? mergeableSecretType) !== mergeableSecretType) {
+      return {
+        action: 'refuse',
+        reason: 'SecretTypeNotMergeable',
+        message: `${secret} has type ${existing.type}; creationPolicy Merge writes only into ${mergeableSecretType} Secrets`,
+      };
+    }
     if (appliesCleanly(body, existing, manager)) return { action: 'unchanged' };
-    return { action: 'update', body, force: true, manager, adoptCreated: false };
+    // Conditional on the Secret as judged: an opt-in withdrawn meanwhile fails the write (409).
+    return {
+      action: 'update',
+      body: withResourceVersion(body, existing),
+      force: true,
+      manager,
+      adoptCreated: false,
+    };
   }
   if (!existing) return { action: 'create', body, force: false, manager };
   if (!ownedBy(existing, source)) {
@@ -267,13 +315,7 @@ export function planSecretWrite(desired: DesiredSecret, existing: V1Secret | und
   // Ours: take back any field someone else changed by hand, and refuse to write over a newer version.
   return {
     action: 'update',
-    body: {
-      ...body,
-      metadata: {
-        ...body.metadata,
-        ...(existing.metadata?.resourceVersion ? { resourceVersion: existing.metadata.resourceVersion } : {}),
-      },
-    },
+    body: withResourceVersion(body, existing),
     force: true,
     manager,
     adoptCreated: createdEntry(existing.metadata?.managedFields) !== undefined,

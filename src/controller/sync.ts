@@ -59,6 +59,8 @@ export type FailureReason =
   | 'SecretNotOwned'
   | 'SecretMissing'
   | 'SecretTypeMismatch'
+  | 'MergeNotAllowed'
+  | 'SecretTypeNotMergeable'
   | 'Conflict';
 
 export type SyncOutcome =

@@ -7,6 +7,7 @@ import {
   encodeSecretData,
   maxDocumentBytes,
   secretKeyProblem,
+  secretNameOf,
 } from './write-through.ts';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -92,5 +93,30 @@ test('a document that is not ours is refused without echoing it', () => {
       () => decodeSecretDocument(text, 'doc'),
       (error: unknown) => error instanceof InvalidInputError && !error.message.includes('hunter2'),
     );
+  }
+});
+
+test('the secret a Secret maps to: prefix + namespace/name, or a chosen name only under the namespace prefix', () => {
+  assert.deepEqual(secretNameOf('k8s/', 'a', 'db', {}), { name: 'k8s/a/db' });
+  assert.deepEqual(secretNameOf('k8s/', 'a', 'db', { 'smk.dev/aws-secret-name': 'k8s/a/x/y' }), {
+    name: 'k8s/a/x/y',
+  });
+  // The ARN annotation never decides anything.
+  assert.deepEqual(
+    secretNameOf('k8s/', 'a', 'db', {
+      'smk.dev/aws-secret-arn': 'arn:aws:secretsmanager:us-east-1:1:secret:k8s/b/db-AbCdEf',
+    }),
+    { name: 'k8s/a/db' },
+  );
+  for (const [given, problem] of [
+    ['k8s/b/db', /outside this namespace's prefix "k8s\/a\/"/],
+    ['k8s/a/', /outside/],
+    ['k8s/ab/db', /outside/],
+    ['arn:aws:secretsmanager:us-east-1:1:secret:k8s/a/db', /not an ARN/],
+    ['k8s/a/bad name', /expected 1–512 of the characters/],
+  ] as const) {
+    const result = secretNameOf('k8s/', 'a', 'db', { 'smk.dev/aws-secret-name': given });
+    assert.ok('problem' in result, given);
+    assert.match(result.problem, problem);
   }
 });

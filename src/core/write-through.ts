@@ -1,8 +1,9 @@
 /**
  * Write-through: a Kubernetes Secret labelled `smk.dev/write-through: "true"` keeps its value in
- * Secrets Manager and only references in etcd. This is the contract the webhook (which writes)
- * and the controller (which commits and deletes) share: names of the label, annotations,
- * finalizer, tags and stage, and the stored format.
+ * Secrets Manager and only references in etcd. This is the contract the webhook (which seals a
+ * new value, ./seal.ts) and the controller (which writes it, commits and deletes) share: names of
+ * the label, annotations, finalizer and tags, which Secrets Manager secret a Secret maps to, and
+ * the stored format.
  *
  * Stored format (SecretString, version 1): one JSON object, keys in code-point order, each
  * Secret key → its value as a string when the bytes are valid UTF-8 (kept exactly, BOM
@@ -21,9 +22,11 @@ export const writeThroughFinalizer = 'smk.dev/write-through';
 export const writeThroughAnnotations = {
   /** The Secrets Manager secret name (default: the configured prefix + `<namespace>/<name>`). */
   name: 'smk.dev/aws-secret-name',
-  /** Set by smk: the secret's ARN. */
+  /** Set by the webhook: a new value sealed to the controller's key, until the controller wrote it. */
+  sealed: 'smk.dev/sealed',
+  /** Set by the controller, for people: the secret's ARN (nothing smk does reads it back). */
   arn: 'smk.dev/aws-secret-arn',
-  /** Set by smk: the version the Secret's content was written as. */
+  /** Set by the controller, for people: the version the Secret's content was written as. */
   versionId: 'smk.dev/aws-version-id',
   /** Set by smk: the Secret's keys, comma-separated (a Secret key cannot contain a comma). */
   keys: 'smk.dev/keys',
@@ -41,9 +44,9 @@ export const writeThroughTags = {
   cluster: 'smk.dev/cluster',
   namespace: 'smk.dev/namespace',
   name: 'smk.dev/name',
-  /** The Secret's uid, set when the controller first sees the stored Secret (admission has none yet). */
+  /** The Secret's uid. */
   uid: 'smk.dev/uid',
-  /** The version the stored Secret last named, once the controller made it AWSCURRENT. */
+  /** The version the controller last wrote from the Secret and made AWSCURRENT. */
   committedVersion: 'smk.dev/committed-version',
   /** The Secret's deletion policy as of its last commit (the sweep honours Retain without the Secret). */
   deletionPolicy: 'smk.dev/deletion-policy',
@@ -52,13 +55,6 @@ export const writeThroughTags = {
 } as const;
 
 export const managedByValue = 'smk-write-through';
-
-/**
- * Label of a version written for a Secret that Kubernetes has not stored yet. It keeps the
- * version from becoming AWSCURRENT (and from being deprecated) until the controller sees the
- * stored Secret name it; a version whose request Kubernetes refused is never made current.
- */
-export const pendingStage = 'smk-pending';
 
 export const base64Member = 'smk.dev/base64';
 
@@ -173,4 +169,36 @@ export function defaultSecretName(prefix: string, namespace: string, name: strin
 /** Every name a namespace may write starts with this (tenancy: the prefix ends in "/"). */
 export function namespacePrefix(prefix: string, namespace: string): string {
   return `${prefix}${namespace}/`;
+}
+
+const awsNamePattern = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+
+export type SecretNameResult = { readonly name: string } | { readonly problem: string };
+
+/**
+ * The Secrets Manager secret a Secret maps to: from its namespace and name, or from its
+ * `smk.dev/aws-secret-name` annotation only when that stays under `<prefix><namespace>/`. The
+ * webhook checks it at admission; the controller and the pod path check it again on the stored
+ * object, so no other annotation ever decides where a value is written or read.
+ */
+export function secretNameOf(
+  prefix: string,
+  namespace: string,
+  name: string,
+  annotations: Readonly<Record<string, string>> | null | undefined,
+): SecretNameResult {
+  const given = annotations?.[writeThroughAnnotations.name];
+  if (given === undefined) return { name: defaultSecretName(prefix, namespace, name) };
+  const annotation = `annotation ${writeThroughAnnotations.name}`;
+  if (given.startsWith('arn:')) return { problem: `${annotation}: expected a secret name, not an ARN` };
+  if (!awsNamePattern.test(given)) {
+    return { problem: `${annotation}: expected 1–512 of the characters A-Z a-z 0-9 / _ + = . @ -` };
+  }
+  const own = namespacePrefix(prefix, namespace);
+  if (!given.startsWith(own) || given.length === own.length) {
+    return {
+      problem: `${annotation}: ${JSON.stringify(given)} is outside this namespace's prefix ${JSON.stringify(own)}; a namespace writes only under its own prefix`,
+    };
+  }
+  return { name: given };
 }

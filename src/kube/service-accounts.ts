@@ -9,6 +9,14 @@ import { type KubeConfig, kubeError } from './client.ts';
 
 export const irsaRoleAnnotation = 'eks.amazonaws.com/role-arn';
 export const stsAudience = 'sts.amazonaws.com';
+/** The audience EKS Pod Identity's node agent takes (a token it exchanges for the association's credentials). */
+export const podIdentityAudience = 'pods.eks.amazonaws.com';
+/**
+ * Lifetime of the tokens smk asks for: one hour, reused until five minutes before expiry. The
+ * chart's ValidatingAdmissionPolicy (controller-token-policy.yaml) refuses the controller any
+ * longer token and any other audience, so these two names are the whole contract with it.
+ */
+export const tokenSeconds = 3600;
 const roleArnPattern = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 
 export interface ServiceAccountRef {
@@ -66,7 +74,7 @@ export function createServiceAccounts(kubeConfig: KubeConfig): ServiceAccounts {
       );
     },
     roleArnIfAny: annotatedRole,
-    async token(ref, audience = stsAudience, expirationSeconds = 3600) {
+    async token(ref, audience = stsAudience, expirationSeconds = tokenSeconds) {
       const what = `ServiceAccount ${ref.namespace}/${ref.name}`;
       const request = await core
         .createNamespacedServiceAccountToken({

@@ -45,12 +45,18 @@ function hasEnv(container: Container, names: readonly string[]): boolean {
 /**
  * The identity of the first container that has credentials configured (else the first with any
  * AWS env); empty when no container has one (then the agent uses the node's default chain).
+ * `endpointUrl` (the injector's --agent-aws-endpoint-url) is added as AWS_ENDPOINT_URL unless that
+ * container names its own: the pod's choice wins, it only affects the pod's own agents.
  */
-export function podIdentity(containers: readonly Container[]): PodIdentity {
+export function podIdentity(containers: readonly Container[], endpointUrl?: string): PodIdentity {
   const source =
     containers.find((container) => hasEnv(container, credentialEnvNames)) ??
     containers.find((container) => (container.env ?? []).some((variable) => isIdentityEnv(variable.name)));
-  if (source === undefined) return { env: [], mounts: [] };
+  const endpoint = (env: readonly EnvVar[]): EnvVar[] =>
+    endpointUrl === undefined || env.some((variable) => variable.name === 'AWS_ENDPOINT_URL')
+      ? []
+      : [{ name: 'AWS_ENDPOINT_URL', value: endpointUrl }];
+  if (source === undefined) return { env: endpoint([]), mounts: [] };
   const env = (source.env ?? []).filter((variable) => isIdentityEnv(variable.name));
   const tokenFiles = env
     .filter((variable) => tokenFileEnvNames.includes(variable.name))
@@ -64,5 +70,8 @@ export function podIdentity(containers: readonly Container[]): PodIdentity {
           tokenFiles.some((file) => file.startsWith(`${mount.mountPath.replace(/\/+$/, '')}/`))),
     )
     .map((mount) => ({ ...mount, readOnly: true }));
-  return { env: env.map((variable) => JSON.parse(JSON.stringify(variable)) as EnvVar), mounts };
+  return {
+    env: [...env.map((variable) => JSON.parse(JSON.stringify(variable)) as EnvVar), ...endpoint(env)],
+    mounts,
+  };
 }

@@ -19,6 +19,7 @@ describe('injectorConfigFromFlags', () => {
         volumeSizeLimit: '1Mi',
         nativeSidecar: false,
         agentUser: '1001',
+        awsEndpointUrl: 'https://localstack.example:4566',
       },
       'inject',
     );
@@ -27,6 +28,7 @@ describe('injectorConfigFromFlags', () => {
     assert.equal(config.volumeSizeLimit, '1Mi');
     assert.equal(config.nativeSidecar, false);
     assert.equal(config.agentUser, 1001);
+    assert.equal(config.awsEndpointUrl, 'https://localstack.example:4566');
   });
 
   test('a bad value names the flag', () => {
@@ -35,6 +37,8 @@ describe('injectorConfigFromFlags', () => {
       [{ volumeSizeLimit: 'big' }, '--volume-size-limit'],
       [{ agentImage: 'a b' }, '--agent-image'],
       [{ agentUser: '0' }, '--agent-user'],
+      [{ awsEndpointUrl: 'localstack:4566' }, '--agent-aws-endpoint-url'],
+      [{ awsEndpointUrl: 'file:///etc/passwd' }, '--agent-aws-endpoint-url'],
     ] as const) {
       assert.throws(
         () => injectorConfigFromFlags(flags, 'webhook'),

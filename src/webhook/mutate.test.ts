@@ -147,6 +147,38 @@ describe('mutatePod', () => {
     assert.deepEqual(third.pod, second.pod);
   });
 
+  test("the cluster's AWS endpoint reaches every injected container, unless the pod names its own", () => {
+    const endpoint = 'http://aws.smk.test:4566';
+    const withEndpoint: InjectorConfig = { ...config, awsEndpointUrl: endpoint };
+    const pod = injected(mutatePod(addIrsa(seedPod({ 'smk.dev/refresh-interval': '60s' })), withEndpoint));
+    for (const name of [initContainerName, refreshContainerName]) {
+      const env = container(pod, name).env ?? [];
+      assert.deepEqual(
+        env.filter((variable) => variable.name === 'AWS_ENDPOINT_URL'),
+        [{ name: 'AWS_ENDPOINT_URL', value: endpoint }],
+        name,
+      );
+    }
+    // Reinvocation keeps exactly one.
+    const again = mutatePod(pod, withEndpoint);
+    assert.ok('pod' in again);
+    assert.equal(again.changed, false);
+
+    const own = seedPod();
+    own.spec.containers[0] = {
+      ...own.spec.containers[0],
+      name: 'web',
+      env: [{ name: 'AWS_ENDPOINT_URL', value: 'http://own:1' }],
+    };
+    const ownEnv = container(injected(mutatePod(own, withEndpoint)), initContainerName).env ?? [];
+    assert.deepEqual(
+      ownEnv.filter((variable) => variable.name === 'AWS_ENDPOINT_URL'),
+      [{ name: 'AWS_ENDPOINT_URL', value: 'http://own:1' }],
+    );
+    const none = container(injected(mutatePod(seedPod(), config)), initContainerName);
+    assert.ok(!envNames(none).includes('AWS_ENDPOINT_URL'), 'no endpoint configured: none set');
+  });
+
   test('EKS Pod Identity env and token mount are copied', () => {
     const pod = seedPod();
     pod.spec.containers[0] = {

@@ -42,6 +42,11 @@ export interface InjectorConfig {
   readonly nativeSidecar: boolean;
   /** UID/GID of the agent when the app sets none (or root). */
   readonly agentUser: number;
+  /**
+   * AWS_ENDPOINT_URL of the injected agents when the pod sets none (the cluster's LocalStack or
+   * proxy, the same one smk's own pods use); undefined = the AWS default endpoints.
+   */
+  readonly awsEndpointUrl: string | undefined;
 }
 
 export const defaultInjectorConfig: InjectorConfig = {
@@ -53,6 +58,7 @@ export const defaultInjectorConfig: InjectorConfig = {
   volumeSizeLimit: '4Mi',
   nativeSidecar: true,
   agentUser: 65532,
+  awsEndpointUrl: undefined,
 };
 
 export type MutationResult =
@@ -148,7 +154,7 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
   const targets = targetContainers(plan, appContainers, userInit);
   for (const container of targets) mountInto(container, plan.mountPath);
 
-  const identity = podIdentity([...appContainers, ...userInit]);
+  const identity = podIdentity([...appContainers, ...userInit], config.awsEndpointUrl);
   const runAs = agentRunAs(spec, targets, config);
   const identityMounts = identity.mounts.filter((mount) => mount.mountPath !== plan.mountPath);
   // Every container gets its own objects: YAML would print a shared one as an alias.

@@ -349,14 +349,17 @@ describe('SecretSync', () => {
     assert.equal(decode((await readSecret(bed.kubeConfig, ns, 'theirs'))?.data?.V), 'hand-made');
   });
 
-  it('creationPolicy Merge adds its keys to an existing Secret and takes them back on delete', async () => {
+  it('creationPolicy Merge adds its keys to a Secret that opted in and takes them back on delete', async () => {
     const ns = await namespaceWithController('sync-merge');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-m');
     await createAwsSecret(aws, `${ns}/m`, 'merged');
     const core = bed.kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespacedSecret({
       namespace: ns,
-      body: { metadata: { name: 'shared' }, stringData: { OWN: 'kept' } },
+      body: {
+        metadata: { name: 'shared', annotations: { 'smk.dev/merge-from': 'SecretSync/m' } },
+        stringData: { OWN: 'kept' },
+      },
     });
     await api().create(ns, 'm', {
       serviceAccountName: 'app',

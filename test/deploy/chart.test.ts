@@ -125,6 +125,14 @@ describe('Helm chart deploy/helm/smk', () => {
       'Service/smk-webhook',
       'ServiceAccount/smk-controller',
       'ServiceAccount/smk-webhook',
+      'ValidatingAdmissionPolicy/smk-controller-rollouts',
+      'ValidatingAdmissionPolicy/smk-controller-secrets',
+      'ValidatingAdmissionPolicy/smk-controller-token-requests',
+      'ValidatingAdmissionPolicy/smk-webhook-configuration',
+      'ValidatingAdmissionPolicyBinding/smk-controller-rollouts',
+      'ValidatingAdmissionPolicyBinding/smk-controller-secrets',
+      'ValidatingAdmissionPolicyBinding/smk-controller-token-requests',
+      'ValidatingAdmissionPolicyBinding/smk-webhook-configuration',
     ]);
     assert.deepEqual(await dryRunAll(bed, objects), []);
   });
@@ -379,7 +387,11 @@ describe('Helm chart deploy/helm/smk', () => {
     )[1];
     assert.equal(writeThrough?.name, 'write-through.smk.dev');
     assert.deepEqual(writeThrough?.objectSelector, { matchLabels: { 'smk.dev/write-through': 'true' } });
-    assert.equal(writeThrough?.sideEffects, 'NoneOnDryRun');
+    assert.equal(
+      writeThrough?.sideEffects,
+      'None',
+      'the webhook writes nothing: it seals for the controller',
+    );
     assert.equal(writeThrough?.failurePolicy, 'Fail');
   });
 

@@ -97,13 +97,24 @@ export function find(objects: readonly RenderedObject[], kind: string, name?: st
   return found;
 }
 
-/** The controller's ServiceAccount and RBAC in a rendered chart: what it needs to run as itself. */
+/**
+ * The controller's ServiceAccount, its RBAC and the admission policies that limit what it does with
+ * that RBAC, in a rendered chart: what it needs to run as itself, and no more than the chart gives it.
+ */
 export function controllerAccess(objects: readonly RenderedObject[]): RenderedObject[] {
   return objects.filter(
     (object) =>
       (object.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'] ===
         'controller' &&
-      ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(object.kind),
+      [
+        'ServiceAccount',
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'Role',
+        'RoleBinding',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+      ].includes(object.kind),
   );
 }
 

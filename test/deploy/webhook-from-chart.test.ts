@@ -39,6 +39,7 @@ import { find, helm, objectName, type RenderedObject, renderChart, serverSideApp
 const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 const seedDeployment = new URL('../../src/webhook/fixtures/seed-002-deployment.in.yaml', import.meta.url);
 const seedArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:database-password-hlRvvF';
+const agentEndpoint = 'http://aws.smk.test:4566';
 
 interface Container {
   name: string;
@@ -104,7 +105,14 @@ describe('the webhook run from the rendered chart on the API server', () => {
       ({ objects: rendered } = await renderChart({
         release,
         namespace,
-        setJson: { 'webhook.pods.namespaceSelector': { matchLabels: { 'smk-test.dev/scope': id } } },
+        setJson: {
+          'webhook.pods.namespaceSelector': { matchLabels: { 'smk-test.dev/scope': id } },
+          // A local image and endpoint (docs/image.md): the injected agent must carry both.
+          'image.repository': 'smk.local/smk',
+          'image.tag': 'dev',
+          'image.pullPolicy': 'Never',
+          'aws.endpointUrl': agentEndpoint,
+        },
       }));
     },
     { timeout: 15 * 60_000 },
@@ -137,6 +145,8 @@ describe('the webhook run from the rendered chart on the API server', () => {
       'Secret',
       'Service',
       'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
     ]);
     const replicas = (deployment.spec as { replicas: number }).replicas;
     for (let i = 0; i < replicas; i += 1) ports.push(await freePort());
@@ -240,7 +250,7 @@ describe('the webhook run from the rendered chart on the API server', () => {
     assert.doesNotMatch(output, /BEGIN|PRIVATE KEY/, 'no key material in the logs');
   });
 
-  test('the seed 002 Deployment: its pod is injected by the chart-configured webhook', async () => {
+  test('the seed 002 Deployment: its pod is injected by the chart-configured webhook, with the chart’s image, pullPolicy and AWS endpoint', async () => {
     const deployment = parseYaml(await readFile(seedDeployment, 'utf8')) as V1Deployment;
     await core.createNamespacedServiceAccount({
       namespace: appNamespace,
@@ -258,6 +268,11 @@ describe('the webhook run from the rendered chart on the API server', () => {
     const agentImage = find(rendered, 'Deployment', `${release}-smk-webhook`);
     assert.ok(JSON.stringify(agentImage).includes(`--agent-image=${init.image}`), 'the rendered agent image');
     assert.ok(JSON.stringify(init.env).includes(seedArn));
+    assert.equal(init.image, 'smk.local/smk:dev');
+    assert.equal(init.imagePullPolicy, 'Never');
+    assert.ok(
+      init.env?.some((variable) => variable.name === 'AWS_ENDPOINT_URL' && variable.value === agentEndpoint),
+    );
   });
 
   test('a pod that did not ask is never sent to the webhook (matchConditions)', async () => {

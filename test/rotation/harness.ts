@@ -280,12 +280,21 @@ export async function readMapping(
   })) as MappingResource;
 }
 
-/** A Deployment like seed 003's nginx sample: labels, one replica, the synced Secret in its env. */
+/**
+ * A Deployment like seed 003's nginx sample: labels, one replica, the synced Secret in its env,
+ * running as ServiceAccount `app` (createServiceAccount's, whose role may describe the secret)
+ * unless told otherwise: a workload rolls only for secrets its own account may describe.
+ */
 export async function createDeployment(
   kubeConfig: KubeConfig,
   namespace: string,
   name: string,
-  options: { labels: Record<string, string>; secretName?: string; annotations?: Record<string, string> },
+  options: {
+    labels: Record<string, string>;
+    secretName?: string;
+    annotations?: Record<string, string>;
+    serviceAccountName?: string;
+  },
 ): Promise<V1Deployment> {
   const apps = kubeConfig.makeApiClient(AppsV1Api);
   return apps.createNamespacedDeployment({
@@ -302,6 +311,7 @@ export async function createDeployment(
         template: {
           metadata: { labels: { ...options.labels, app: name } },
           spec: {
+            serviceAccountName: options.serviceAccountName ?? 'app',
             containers: [
               {
                 name: 'app',
@@ -405,6 +415,7 @@ export async function startStack(
   const rotation = createRotationController({
     kubeConfig,
     reader: createSecretReader(staticIdentity, { cache, clients }),
+    identities,
     ...(queueUrl ? { queue: createQueueReader(staticIdentity, { clients }, queueUrl, 'us-east-1') } : {}),
     logger: silentLogger(),
     defaultRegion: 'us-east-1',

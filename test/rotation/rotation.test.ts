@@ -449,7 +449,10 @@ describe('rotation: opt-in by annotation', () => {
             selector: { matchLabels: { app: 'store' } },
             template: {
               metadata: { labels: { app: 'store' } },
-              spec: { containers: [{ name: 'store', image: 'registry.invalid/store:1' }] },
+              spec: {
+                serviceAccountName: 'app',
+                containers: [{ name: 'store', image: 'registry.invalid/store:1' }],
+              },
             },
           },
         },

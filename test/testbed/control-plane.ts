@@ -70,6 +70,8 @@ export const controllers = [
   'root-ca-certificate-publisher-controller',
   'namespace-controller',
   'garbage-collector-controller',
+  // Type-checks ValidatingAdmissionPolicies into their status (the chart ships some).
+  'validatingadmissionpolicy-status-controller',
 ];
 
 export function etcdArgs(layout: ControlPlaneLayout): string[] {

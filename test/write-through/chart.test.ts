@@ -2,7 +2,9 @@
  * Write-through as the chart deploys it: the rendered webhooks have the shape the builder gives
  * (src/webhook/secrets/configuration.ts), and `smk webhook` and `smk controller` run as processes
  * with the rendered args, as the rendered ServiceAccounts with only the chart's RBAC, write a
- * labelled Secret through to moto, commit it and carry out its deletion policy. Local changes:
+ * labelled Secret through to moto (the webhook sealing it with the key the controller keeps in the
+ * chart's Secret and publishes in its ConfigMap; the webhook has no AWS credentials at all),
+ * and carry out its deletion policy. Local changes:
  * the webhook's own certificate files instead of its self-managed TLS flags, free ports, and
  * clientConfig urls instead of the in-cluster Service.
  */
@@ -158,9 +160,18 @@ describe('write-through from the rendered chart', () => {
           (object.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'] ??
             '',
         ) &&
-          ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(
-            object.kind,
-          )),
+          [
+            'ServiceAccount',
+            'ClusterRole',
+            'ClusterRoleBinding',
+            'Role',
+            'RoleBinding',
+            'Secret',
+            'ConfigMap',
+            // The admission policies the API server holds both accounts to.
+            'ValidatingAdmissionPolicy',
+            'ValidatingAdmissionPolicyBinding',
+          ].includes(object.kind)),
     );
     for (const object of needed) {
       await serverSideApply(bed.kubeConfig, object, { dryRun: false, fieldManager: 'helm' }).catch(
@@ -203,13 +214,13 @@ describe('write-through from the rendered chart', () => {
           namespace: release,
         }),
       );
+      // Only the controller gets AWS credentials: the webhook makes no AWS call.
       const env: NodeJS.ProcessEnv = {
         PATH: process.env.PATH,
         KUBECONFIG: kubeconfig,
         AWS_ENDPOINT_URL: moto.endpoint,
         AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'testing',
-        AWS_SECRET_ACCESS_KEY: 'testing',
+        ...(role === 'controller' ? { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' } : {}),
       };
       for (const variable of container.env) {
         const field = variable.valueFrom?.fieldRef?.fieldPath;
@@ -243,9 +254,10 @@ describe('write-through from the rendered chart', () => {
       if (arg.startsWith('--shutdown-delay=')) return '--shutdown-delay=0';
       return arg;
     });
+    const keyFlag = `--write-through-key=${name}-smk-write-through-key`;
     assert.ok(
-      ['--write-through', `--write-through-prefix=${prefix}`, `--cluster-name=${cluster}`].every((flag) =>
-        webhook.args.includes(flag),
+      ['--write-through', `--write-through-prefix=${prefix}`, `--cluster-name=${cluster}`, keyFlag].every(
+        (flag) => webhook.args.includes(flag),
       ),
       'rendered webhook args',
     );
@@ -253,7 +265,10 @@ describe('write-through from the rendered chart', () => {
     const controller = await start('controller', (arg) =>
       arg.startsWith('--health-port=') ? `--health-port=${healthPort}` : arg,
     );
-    assert.ok(controller.args.includes('--write-through=true'), 'rendered controller args');
+    assert.ok(
+      controller.args.includes('--write-through=true') && controller.args.includes(keyFlag),
+      'rendered controller args',
+    );
 
     const configuration = structuredClone(find(rendered, 'MutatingWebhookConfiguration'));
     for (const entry of configuration.webhooks as Array<{ clientConfig: Record<string, unknown> }>) {
@@ -284,8 +299,20 @@ describe('write-through from the rendered chart', () => {
         namespace: workloads,
         body: secretBody('db', { password: value }),
       });
-      const stored = await core.readNamespacedSecret({ namespace: workloads, name: 'db' });
-      assert.equal(stored.data, undefined);
+      const sealed = await core.readNamespacedSecret({ namespace: workloads, name: 'db' });
+      assert.equal(sealed.data, undefined);
+      assert.ok(!JSON.stringify(sealed).includes(value), 'no value in clear in the stored Secret');
+      const stored = await eventually(
+        'the controller process to write the value through',
+        async () => {
+          const secret = await core.readNamespacedSecret({ namespace: workloads, name: 'db' });
+          const annotations = secret.metadata?.annotations ?? {};
+          return annotations['smk.dev/sealed'] === undefined && annotations['smk.dev/aws-version-id']
+            ? secret
+            : undefined;
+        },
+        60_000,
+      );
       const arn = stored.metadata?.annotations?.['smk.dev/aws-secret-arn'] ?? '';
       assert.ok(arn.includes(`:secret:${prefix}${workloads}/db-`), arn);
       const current = await admin.send(
@@ -295,19 +322,14 @@ describe('write-through from the rendered chart', () => {
         current.SecretString === JSON.stringify({ password: value }),
         'the value is in Secrets Manager',
       );
-      await eventually(
-        'the controller process to commit the version',
-        async () => {
-          const tags = (await admin.send(new DescribeSecretCommand({ SecretId: arn }))).Tags ?? [];
-          return tags.some(
-            (tag) =>
-              tag.Key === 'smk.dev/committed-version' &&
-              tag.Value === stored.metadata?.annotations?.['smk.dev/aws-version-id'],
-          )
-            ? true
-            : undefined;
-        },
-        60_000,
+      const tags = (await admin.send(new DescribeSecretCommand({ SecretId: arn }))).Tags ?? [];
+      assert.ok(
+        tags.some(
+          (tag) =>
+            tag.Key === 'smk.dev/committed-version' &&
+            tag.Value === stored.metadata?.annotations?.['smk.dev/aws-version-id'],
+        ),
+        'committed',
       );
       await core.deleteNamespacedSecret({ namespace: workloads, name: 'db' });
       await eventually('the Secret to be gone and its secret scheduled for deletion', async () => {

@@ -1,22 +1,23 @@
 /**
  * Fuzz: Secret AdmissionReviews (random names, labels, annotations, types, keys and bytes, some
- * malformed) through write-through's review with a recording writer. Never a throw; a denial
- * never carries a value; a labelled Secret is only ever allowed without data, and only after its
- * value was written (or on a dry run, with nothing written); a Secret that is not write-through
- * passes untouched and unwritten; the stored form reviewed again writes nothing.
+ * malformed) through write-through's review. Never a throw; a denial never carries a value; a
+ * labelled Secret is only ever allowed without data and without its value in clear, the value
+ * sealed so that only the controller's key opens it, and only for this Secret; a Secret that is
+ * not write-through passes untouched; the stored form reviewed again is kept as it is.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { silentLogger } from '../../src/core/log.ts';
+import { generateSealingKeyPair, openSealed } from '../../src/core/seal.ts';
+import { decodeSecretDocument } from '../../src/core/write-through.ts';
 import type { AdmissionResult } from '../../src/webhook/admission.ts';
 import { reviewSecretAdmission, type SecretAdmissionDeps } from '../../src/webhook/secrets/handler.ts';
-import { tokenFunction } from '../../src/webhook/secrets/token.ts';
 import { checkProperty, fuzzScale } from '../fuzz/settings.ts';
 
 const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/team-a/x-AbCdEf';
-const tokenOf = tokenFunction(Buffer.from('fuzz-key'));
+const keyPair = generateSealingKeyPair();
 
 /** Values carry a marker so any echo of one (or of its base64) is found. */
 const valueArb = fc.oneof(
@@ -82,28 +83,6 @@ const secretArb = fc.record(
   { requiredKeys: ['metadata'] },
 );
 
-function recordingWriter() {
-  const writes: string[] = [];
-  const writer: SecretAdmissionDeps['writer'] = {
-    async create(input) {
-      writes.push('create');
-      return {
-        created: true,
-        version: { arn, name: input.name, versionId: input.clientRequestToken, stages: ['AWSCURRENT'] },
-      };
-    },
-    async putValue(input) {
-      writes.push('put');
-      return { arn, name: 'n', versionId: input.clientRequestToken, stages: ['smk-pending'] };
-    },
-    async describe() {
-      return undefined;
-    },
-    async restore() {},
-  };
-  return { writer, writes };
-}
-
 function applied(object: unknown, result: AdmissionResult): Record<string, unknown> {
   if (result.status !== 200 || result.body.response.patch === undefined)
     return object as Record<string, unknown>;
@@ -119,7 +98,7 @@ const labelled = (object: unknown): boolean =>
     'smk.dev/write-through'
   ] === 'true';
 
-test('fuzz: Secret reviews never throw, never echo a value, never allow a labelled Secret with its data', async (t) => {
+test('fuzz: Secret reviews never throw, never echo a value, never allow a labelled Secret with its data in clear', async (t) => {
   const outcomes: Record<string, number> = {};
   const count = (outcome: string): void => {
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
@@ -128,11 +107,9 @@ test('fuzz: Secret reviews never throw, never echo a value, never allow a labell
     t,
     300,
     fc.asyncProperty(secretArb, fc.boolean(), async (secret, dryRun) => {
-      const { writer, writes } = recordingWriter();
       const deps: SecretAdmissionDeps = {
         settings: { prefix: 'kubernetes/', cluster: 'fuzz' },
-        writer,
-        tokenOf: async () => tokenOf,
+        publicKey: async () => keyPair.publicKey,
         log: silentLogger(),
       };
       const body = {
@@ -154,41 +131,48 @@ test('fuzz: Secret reviews never throw, never echo a value, never allow a labell
       if (!response.allowed) {
         const message = response.status?.message ?? '';
         assert.ok(!/Vq9/.test(message) && !message.includes('VnE5'), 'a denial carries no value');
-        assert.deepEqual(writes, [], 'refused before writing');
         count('denied');
         return;
       }
       const stored = applied(secret, result);
       if (!labelled(secret)) {
         assert.equal(response.patch, undefined);
-        assert.deepEqual(writes, []);
         count('untouched');
         return;
       }
       assert.equal(stored.data, undefined, 'a labelled Secret is stored without data');
-      assert.deepEqual(writes, dryRun ? [] : ['create']);
-      count(dryRun ? 'dry run' : 'written');
+      const text = JSON.stringify(stored);
+      assert.ok(!/Vq9/.test(text) && !text.includes('VnE5'), 'no value in clear in the stored form');
+      const metadata = stored.metadata as { name: string; annotations: Record<string, string> };
+      const sealed = metadata.annotations['smk.dev/sealed'] ?? '';
+      const owner = { cluster: 'fuzz', namespace: 'team-a', name: metadata.name };
+      const opened = new TextDecoder().decode(openSealed(keyPair, owner, sealed, 'fuzz'));
+      const data = decodeSecretDocument(opened, 'fuzz');
+      assert.deepEqual(
+        [...data.keys()].sort(),
+        Object.keys((secret as { data?: object }).data ?? {}).sort(),
+        'the sealed document holds exactly the Secret’s keys',
+      );
+      assert.throws(() => openSealed(keyPair, { ...owner, namespace: 'team-b' }, sealed, 'fuzz'));
+      count(dryRun ? 'dry run' : 'sealed');
 
-      // The stored form, sent again unchanged (what every metadata-only update looks like): nothing
-      // written. A dry run's answer is never stored, so there is nothing to send again.
-      if (dryRun) return;
-      const again = recordingWriter();
+      // The stored form, sent again unchanged (what every metadata-only update looks like): kept.
       const storedSecret = { ...stored, metadata: { ...(stored.metadata as object), uid: 'uid-1' } };
       const second = await reviewSecretAdmission(
         {
           ...body,
           request: { ...body.request, operation: 'UPDATE', object: storedSecret, oldObject: storedSecret },
         },
-        { ...deps, writer: again.writer },
+        deps,
       );
       assert.equal(second.status === 200 && second.body.response.allowed, true);
-      assert.deepEqual(again.writes, []);
+      assert.equal(second.status === 200 && second.body.response.patch, undefined, 'kept as it is');
     }),
   );
   t.diagnostic(`outcomes: ${JSON.stringify(outcomes)}`);
   // A property that only ever refused would prove little.
   assert.ok(
-    (outcomes.written ?? 0) > 15 * fuzzScale &&
+    (outcomes.sealed ?? 0) > 15 * fuzzScale &&
       (outcomes.denied ?? 0) > 30 * fuzzScale &&
       (outcomes.untouched ?? 0) > 30 * fuzzScale,
   );

@@ -18,6 +18,7 @@ import {
   eventually,
   refusal,
   secretBody,
+  settled,
   startWriteThroughWorld,
   type WriteThroughWorld,
 } from './support.ts';
@@ -79,6 +80,9 @@ describe('pods using write-through Secrets on the test bed', () => {
       namespace: a,
       body: { metadata: { name: 'plain' }, data: { cfg: Buffer.from('plain').toString('base64') } },
     });
+    // The agents read Secrets Manager: wait until the controller has written both values there.
+    await settled(world, a, 'db');
+    await settled(world, a, 'api');
     await eventually('the webhook cache to see both write-through Secrets', async () =>
       world.cache.lookup(a, 'db') && world.cache.lookup(a, 'api') ? true : undefined,
     );

@@ -1,8 +1,9 @@
 /**
  * Write-through on the real API server + moto: Secrets created, updated, dry-run, refused and
  * deleted the way kubectl sends them, with smk's webhook and controller in the loop. What is
- * checked is what lands in Secrets Manager (values, versions, stages, tags) and in etcd (no data,
- * references only), and which AWS calls each identity made (the proxy counts them).
+ * checked is what lands in Secrets Manager (values, versions, stages, tags), what etcd holds at
+ * every step a client can watch (no value in clear: the webhook seals it for the controller),
+ * and which AWS calls were made (only the controller has an AWS identity).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +14,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type V1Secret,
+  Watch,
 } from '@kubernetes/client-node';
 import {
   absent,
@@ -21,11 +23,11 @@ import {
   eventually,
   refusal,
   secretBody,
+  settled,
   startWriteThroughWorld,
   storedValue,
   versionsOf,
   type WriteThroughWorld,
-  webhookKey,
 } from './support.ts';
 
 /** A value that cannot appear anywhere by chance (the leak scan registers it from moto). */
@@ -33,6 +35,12 @@ const value = (label: string): string => `${label}-${randomBytes(6).toString('he
 
 function annotation(secret: V1Secret, name: string): string | undefined {
   return secret.metadata?.annotations?.[name];
+}
+
+/** True when `object` shows `secret` in clear or base64 (without printing either). */
+function shows(object: unknown, secret: string): boolean {
+  const text = JSON.stringify(object);
+  return text.includes(secret) || text.includes(Buffer.from(secret).toString('base64'));
 }
 
 /** The stored document equals `expected`; a mismatch is reported without the values (the leak scan reads test output). */
@@ -72,46 +80,91 @@ describe('write-through Secrets on the test bed', () => {
   });
 
   const read = (namespace: string, name: string) => world.core.readNamespacedSecret({ namespace, name });
-  const committed = (namespace: string, name: string, versionId: string) =>
-    eventually(`the controller to commit ${namespace}/${name} at ${versionId}`, async () => {
-      const tags = Object.fromEntries(
-        ((await describeSecret(world.admin, world.secretName(namespace, name))).Tags ?? []).map((tag) => [
-          tag.Key,
-          tag.Value,
-        ]),
-      );
-      return tags['smk.dev/committed-version'] === versionId ? tags : undefined;
-    });
-
-  test('create: the value is in Secrets Manager; etcd keeps no data, only where the value lives', async () => {
-    const password = value('Pw');
-    const created = await world.core.createNamespacedSecret({
-      namespace: a,
-      body: secretBody('db', { password, username: 'app' }),
-    });
-    assert.equal(created.data, undefined, 'the answer to the create shows no data');
-    const stored = await read(a, 'db');
-    assert.equal(stored.data, undefined);
-    const arn = annotation(stored, 'smk.dev/aws-secret-arn') ?? '';
-    const versionId = annotation(stored, 'smk.dev/aws-version-id') ?? '';
-    assert.match(arn, new RegExp(`:secret:${world.secretName(a, 'db')}-[A-Za-z0-9]{6}$`));
-    assert.equal(annotation(stored, 'smk.dev/aws-secret-name'), world.secretName(a, 'db'));
-    assert.equal(annotation(stored, 'smk.dev/keys'), 'password,username');
-    assert.deepEqual(stored.metadata?.finalizers, ['smk.dev/write-through']);
-    const everything = JSON.stringify(stored);
-    assert.ok(
-      !everything.includes(password) && !everything.includes(Buffer.from(password).toString('base64')),
+  const tagsOf = async (id: string): Promise<Record<string, string>> =>
+    Object.fromEntries(
+      ((await describeSecret(world.admin, id)).Tags ?? []).map((tag) => [tag.Key, tag.Value]),
     );
+  const warning = (namespace: string, name: string, reason: string) =>
+    eventually(`a ${reason} Warning on Secret ${namespace}/${name}`, async () => {
+      const events = await world.core.listNamespacedEvent({
+        namespace,
+        fieldSelector: `involvedObject.name=${name},reason=${reason}`,
+      });
+      return events.items[0];
+    });
 
-    await holds(world.admin, arn, { password, username: 'app' });
-    const tags = await committed(a, 'db', versionId);
-    assert.equal(tags['smk.dev/cluster'], world.cluster);
-    assert.equal(tags['smk.dev/namespace'], a);
-    assert.equal(tags['smk.dev/name'], 'db');
-    assert.equal(tags['smk.dev/uid'], stored.metadata?.uid, 'the uid is tagged once Kubernetes assigned it');
-    assert.equal((await versionsOf(world.admin, arn)).size, 1);
-    assert.equal(world.proxy.count({ api: 'CreateSecret', accessKeyId: webhookKey }), 1);
-    assert.equal(world.proxy.count({ accessKeyId: controllerKey, api: 'UpdateSecretVersionStage' }), 0);
+  /** Every state of the namespace's Secrets a client could watch, from now on. */
+  async function watchSecrets(namespace: string) {
+    const seen: V1Secret[] = [];
+    const list = await world.core.listNamespacedSecret({ namespace });
+    const abort = await new Watch(world.bed.kubeConfig).watch(
+      `/api/v1/namespaces/${namespace}/secrets`,
+      { resourceVersion: list.metadata?.resourceVersion },
+      (_phase: string, secret: V1Secret) => {
+        seen.push(secret);
+      },
+      () => undefined,
+    );
+    return { seen, stop: () => abort.abort() };
+  }
+
+  test('create: the value is in Secrets Manager; no state etcd ever held shows it, only sealed or where it lives', async () => {
+    const password = value('Pw');
+    const watch = await watchSecrets(a);
+    try {
+      const created = await world.core.createNamespacedSecret({
+        namespace: a,
+        body: secretBody('db', { password, username: 'app' }),
+      });
+      assert.equal(created.data, undefined, 'the answer to the create shows no data');
+      assert.match(
+        annotation(created, 'smk.dev/sealed') ?? '',
+        /^smk-sealed\.v1\./,
+        'sealed for the controller',
+      );
+      assert.ok(!shows(created, password), 'the answer to the create does not show the value');
+      const right = await read(a, 'db');
+      assert.equal(right.data, undefined);
+      assert.ok(!shows(right, password), 'the Secret read right after the create does not show the value');
+
+      const stored = await settled(world, a, 'db');
+      const arn = annotation(stored, 'smk.dev/aws-secret-arn') ?? '';
+      const versionId = annotation(stored, 'smk.dev/aws-version-id') ?? '';
+      assert.match(arn, new RegExp(`:secret:${world.secretName(a, 'db')}-[A-Za-z0-9]{6}$`));
+      assert.equal(annotation(stored, 'smk.dev/aws-secret-name'), world.secretName(a, 'db'));
+      assert.equal(annotation(stored, 'smk.dev/keys'), 'password,username');
+      assert.equal(annotation(stored, 'smk.dev/sealed'), undefined, 'the sealed value is gone once written');
+      assert.deepEqual(stored.metadata?.finalizers, ['smk.dev/write-through']);
+      assert.ok(!shows(stored, password));
+
+      await holds(world.admin, arn, { password, username: 'app' });
+      const tags = await tagsOf(arn);
+      assert.equal(tags['smk.dev/cluster'], world.cluster);
+      assert.equal(tags['smk.dev/namespace'], a);
+      assert.equal(tags['smk.dev/name'], 'db');
+      assert.equal(tags['smk.dev/committed-version'], versionId);
+      assert.equal(tags['smk.dev/uid'], stored.metadata?.uid);
+      assert.deepEqual([...(await versionsOf(world.admin, arn))], [[versionId, ['AWSCURRENT']]]);
+      assert.equal(world.proxy.count({ api: 'CreateSecret', accessKeyId: controllerKey }), 1);
+      assert.equal(
+        world.proxy.count(),
+        world.proxy.count({ accessKeyId: controllerKey }),
+        'only the controller calls AWS',
+      );
+
+      const states = watch.seen.filter((secret) => secret.metadata?.name === 'db');
+      assert.ok(
+        states.some((secret) => annotation(secret, 'smk.dev/sealed') !== undefined),
+        'the watch saw the sealed state',
+      );
+      assert.ok(
+        states.some((secret) => annotation(secret, 'smk.dev/aws-secret-arn') === arn),
+        'and the written one',
+      );
+      assert.ok(!states.some((secret) => shows(secret, password)), 'no watched state shows the value');
+    } finally {
+      watch.stop();
+    }
   });
 
   test('stringData (as kubectl create --from-literal or a manifest sends it) is written through too', async () => {
@@ -126,15 +179,15 @@ describe('write-through Secrets on the test bed', () => {
     });
     assert.equal(created.data, undefined);
     assert.equal(created.stringData, undefined);
-    await holds(world.admin, annotation(created, 'smk.dev/aws-secret-arn') ?? '', { 'api-key': key });
+    const stored = await settled(world, a, 'from-string');
+    await holds(world.admin, annotation(stored, 'smk.dev/aws-secret-arn') ?? '', { 'api-key': key });
   });
 
-  test('update: one new version, current once Kubernetes stored it; the same content again: no new version', async () => {
+  test('update: one new AWSCURRENT version; the same content again: no new version, no write', async () => {
     const first = value('First');
     await world.core.createNamespacedSecret({ namespace: a, body: secretBody('api', { token: first }) });
-    const before = await read(a, 'api');
+    const before = await settled(world, a, 'api');
     const arn = annotation(before, 'smk.dev/aws-secret-arn') ?? '';
-    await committed(a, 'api', annotation(before, 'smk.dev/aws-version-id') ?? '');
 
     const second = value('Second');
     const updated = await world.core.replaceNamespacedSecret({
@@ -142,28 +195,26 @@ describe('write-through Secrets on the test bed', () => {
       name: 'api',
       body: { ...before, data: { token: Buffer.from(second).toString('base64') } },
     });
-    const secondVersion = annotation(updated, 'smk.dev/aws-version-id') ?? '';
-    assert.notEqual(secondVersion, annotation(before, 'smk.dev/aws-version-id'));
     assert.equal(updated.data, undefined);
-    assert.equal((await versionsOf(world.admin, arn)).size, 2, 'one new version');
-    await committed(a, 'api', secondVersion);
+    assert.ok(!shows(updated, second));
+    const after = await settled(world, a, 'api');
+    const secondVersion = annotation(after, 'smk.dev/aws-version-id') ?? '';
+    assert.notEqual(secondVersion, annotation(before, 'smk.dev/aws-version-id'));
     await holds(world.admin, arn, { token: second });
     const stages = await versionsOf(world.admin, arn);
-    assert.deepEqual(stages.get(secondVersion), ['AWSCURRENT'], 'made current, pending label gone');
+    assert.equal(stages.size, 2, 'one new version');
+    assert.deepEqual(stages.get(secondVersion), ['AWSCURRENT']);
 
-    const puts = world.proxy.count({ api: 'PutSecretValue', accessKeyId: webhookKey });
-    const again = await world.core.replaceNamespacedSecret({
+    const puts = world.proxy.count({ api: 'PutSecretValue' });
+    await world.core.replaceNamespacedSecret({
       namespace: a,
       name: 'api',
-      body: { ...updated, data: { token: Buffer.from(second).toString('base64') } },
+      body: { ...after, data: { token: Buffer.from(second).toString('base64') } },
     });
+    const again = await settled(world, a, 'api');
     assert.equal(annotation(again, 'smk.dev/aws-version-id'), secondVersion);
     assert.equal((await versionsOf(world.admin, arn)).size, 2, 'no new version');
-    assert.equal(
-      world.proxy.count({ api: 'PutSecretValue', accessKeyId: webhookKey }),
-      puts,
-      'no write at all',
-    );
+    assert.equal(world.proxy.count({ api: 'PutSecretValue' }), puts, 'no write at all');
 
     // A metadata-only change (what kubectl label/annotate send) keeps the references.
     const labelled = await world.core.patchNamespacedSecret(
@@ -172,101 +223,96 @@ describe('write-through Secrets on the test bed', () => {
     );
     assert.equal(annotation(labelled, 'smk.dev/aws-secret-arn'), arn);
     assert.equal(annotation(labelled, 'smk.dev/aws-version-id'), secondVersion);
-    assert.equal(world.proxy.count({ api: 'PutSecretValue', accessKeyId: webhookKey }), puts);
+    assert.equal(annotation(labelled, 'smk.dev/sealed'), undefined);
+    assert.equal(world.proxy.count({ api: 'PutSecretValue' }), puts);
   });
 
   test('dry run writes nothing: create and update answer the stored form, Secrets Manager untouched', async () => {
+    const dry = value('Dry');
     const answer = await world.core.createNamespacedSecret({
       namespace: a,
       dryRun: 'All',
-      body: secretBody('dry', { key: value('Dry') }),
+      body: secretBody('dry', { key: dry }),
     });
     assert.equal(answer.data, undefined);
     assert.equal(annotation(answer, 'smk.dev/keys'), 'key');
-    assert.ok(await absent(world.admin, world.secretName(a, 'dry')));
+    assert.ok(!shows(answer, dry));
 
     await world.core.createNamespacedSecret({
       namespace: a,
       body: secretBody('dry2', { key: value('Kept') }),
     });
-    const stored = await read(a, 'dry2');
+    const stored = await settled(world, a, 'dry2');
     const arn = annotation(stored, 'smk.dev/aws-secret-arn') ?? '';
-    const writes = world.proxy.count({ accessKeyId: webhookKey });
     await world.core.replaceNamespacedSecret({
       namespace: a,
       name: 'dry2',
       dryRun: 'All',
       body: { ...stored, data: { key: Buffer.from(value('Other')).toString('base64') } },
     });
-    assert.equal(world.proxy.count({ accessKeyId: webhookKey }), writes);
+    assert.equal((await read(a, 'dry2')).metadata?.resourceVersion, stored.metadata?.resourceVersion);
+    // Settled again after a create that went through: the dry runs never reached the controller.
+    await world.core.createNamespacedSecret({
+      namespace: a,
+      body: secretBody('dry3', { key: value('Later') }),
+    });
+    await settled(world, a, 'dry3');
+    assert.ok(await absent(world.admin, world.secretName(a, 'dry')));
     assert.equal((await versionsOf(world.admin, arn)).size, 1);
-    assert.equal(
-      annotation(await read(a, 'dry2'), 'smk.dev/aws-version-id'),
-      annotation(stored, 'smk.dev/aws-version-id'),
-    );
   });
 
-  test('Secrets Manager refusing: the request is denied and nothing is half done', async () => {
+  test('Secrets Manager refusing: the value stays sealed in the Secret, a Warning says why, and it lands once AWS answers', async () => {
+    const first = value('Late');
     world.proxy.addFault({
       fault: { kind: 'deny', xml: true },
       api: 'CreateSecret',
-      accessKeyId: webhookKey,
+      accessKeyId: controllerKey,
     });
     try {
-      const message = await rejected(
-        world.core.createNamespacedSecret({
-          namespace: a,
-          body: secretBody('refused', { key: value('No') }),
-        }),
-      );
-      assert.match(
-        message,
-        new RegExp(
-          `Secret ${a}/refused: not stored, the value could not be written to Secrets Manager: CreateSecret .* access denied`,
-        ),
-      );
-      assert.equal(
-        await read(a, 'refused').catch((error: unknown) => (error as ApiException<unknown>).code),
-        404,
-      );
+      await world.core.createNamespacedSecret({ namespace: a, body: secretBody('refused', { key: first }) });
+      const event = await warning(a, 'refused', 'WriteFailed');
+      assert.match(event.message ?? '', /not written yet: CreateSecret .* access denied/);
+      assert.ok(!shows(event, first));
       assert.ok(await absent(world.admin, world.secretName(a, 'refused')));
+      assert.notEqual(
+        annotation(await read(a, 'refused'), 'smk.dev/sealed'),
+        undefined,
+        'still sealed, not lost',
+      );
     } finally {
       world.proxy.clearFaults();
     }
+    const landed = await settled(world, a, 'refused');
+    await holds(world.admin, annotation(landed, 'smk.dev/aws-secret-arn') ?? '', { key: first });
 
-    const original = value('Orig');
-    await world.core.createNamespacedSecret({ namespace: a, body: secretBody('steady', { key: original }) });
-    const stored = await read(a, 'steady');
-    const arn = annotation(stored, 'smk.dev/aws-secret-arn') ?? '';
-    await committed(a, 'steady', annotation(stored, 'smk.dev/aws-version-id') ?? '');
+    const later = value('Lost');
     world.proxy.addFault({
       fault: { kind: 'status', status: 503 },
       api: 'PutSecretValue',
-      accessKeyId: webhookKey,
+      accessKeyId: controllerKey,
     });
     try {
-      const message = await rejected(
-        world.core.replaceNamespacedSecret({
+      await world.core.replaceNamespacedSecret({
+        namespace: a,
+        name: 'refused',
+        body: { ...landed, data: { key: Buffer.from(later).toString('base64') } },
+      });
+      const event = await eventually('a second WriteFailed', async () => {
+        const events = await world.core.listNamespacedEvent({
           namespace: a,
-          name: 'steady',
-          body: { ...stored, data: { key: Buffer.from(value('Lost')).toString('base64') } },
-        }),
-      );
-      assert.match(message, /not stored, .*PutSecretValue .*AWS unavailable or unreachable/);
+          fieldSelector: 'involvedObject.name=refused,reason=WriteFailed',
+        });
+        return events.items.find((item) => /PutSecretValue/.test(item.message ?? ''));
+      });
+      assert.match(event.message ?? '', /AWS unavailable or unreachable/);
     } finally {
       world.proxy.clearFaults();
     }
-    const after = await read(a, 'steady');
-    assert.equal(
-      after.metadata?.resourceVersion,
-      stored.metadata?.resourceVersion,
-      'the Secret did not change',
-    );
-    assert.equal((await versionsOf(world.admin, arn)).size, 1, 'no new version');
-    await holds(world.admin, arn, { key: original });
+    const after = await settled(world, a, 'refused');
+    await holds(world.admin, annotation(after, 'smk.dev/aws-secret-arn') ?? '', { key: later });
   });
 
-  test('Kubernetes refusing after the write: no refused value becomes current; the sweep removes a never-stored secret', async () => {
+  test('Kubernetes refusing after admission: nothing was written, so nothing is left behind', async () => {
     const admission = world.bed.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
     const policy = `smk-wt-refuse-${a}`;
     await admission.createValidatingAdmissionPolicy({
@@ -320,7 +366,6 @@ describe('write-through Secrets on the test bed', () => {
         return message.includes('refused by the test policy') ? true : undefined;
       });
 
-      // CREATE: the webhook wrote, the API server then refused; the sweep takes the secret away.
       const message = await rejected(
         world.core.createNamespacedSecret({
           namespace: a,
@@ -328,22 +373,11 @@ describe('write-through Secrets on the test bed', () => {
         }),
       );
       assert.match(message, /refused by the test policy/);
-      const name = world.secretName(a, 'late');
-      const left = await describeSecret(world.admin, name);
-      assert.equal(
-        (left.Tags ?? []).some((tag) => tag.Key === 'smk.dev/committed-version'),
-        false,
-        'never committed',
-      );
-      assert.ok((await world.controller.sweep()) >= 1);
-      assert.ok(await absent(world.admin, name), 'swept without a recovery window');
 
-      // UPDATE: the refused version exists but never becomes AWSCURRENT.
       const kept = value('Kept');
       await world.core.createNamespacedSecret({ namespace: a, body: secretBody('held', { key: kept }) });
-      const stored = await read(a, 'held');
+      const stored = await settled(world, a, 'held');
       const arn = annotation(stored, 'smk.dev/aws-secret-arn') ?? '';
-      await committed(a, 'held', annotation(stored, 'smk.dev/aws-version-id') ?? '');
       await rejected(
         world.core.replaceNamespacedSecret({
           namespace: a,
@@ -355,11 +389,14 @@ describe('write-through Secrets on the test bed', () => {
           },
         }),
       );
-      const versions = await versionsOf(world.admin, arn);
-      assert.equal(versions.size, 2, 'the webhook wrote before the refusal');
-      const stray = [...versions].find(([id]) => id !== annotation(stored, 'smk.dev/aws-version-id'));
-      assert.deepEqual(stray?.[1], ['smk-pending'], 'staged, never current');
-      await world.controller.sweep();
+      // A Secret written after the refusals settles: the controller has seen everything stored since.
+      await world.core.createNamespacedSecret({
+        namespace: a,
+        body: secretBody('after', { key: value('After') }),
+      });
+      await settled(world, a, 'after');
+      assert.ok(await absent(world.admin, world.secretName(a, 'late')), 'the refused create wrote nothing');
+      assert.equal((await versionsOf(world.admin, arn)).size, 1, 'the refused update wrote nothing');
       await holds(world.admin, arn, { key: kept });
       assert.equal(
         annotation(await read(a, 'held'), 'smk.dev/aws-version-id'),
@@ -389,7 +426,7 @@ describe('write-through Secrets on the test bed', () => {
       ),
     });
     for (const name of ['gone', 'kept']) {
-      await committed(b, name, annotation(await read(b, name), 'smk.dev/aws-version-id') ?? '');
+      await settled(world, b, name);
       await world.core.deleteNamespacedSecret({ namespace: b, name });
     }
     for (const name of ['gone', 'kept']) {
@@ -413,8 +450,7 @@ describe('write-through Secrets on the test bed', () => {
     // Made again while its secret waits out the recovery window: restored and written anew.
     const again = value('Again');
     await world.core.createNamespacedSecret({ namespace: b, body: secretBody('gone', { key: again }) });
-    const stored = await read(b, 'gone');
-    await committed(b, 'gone', annotation(stored, 'smk.dev/aws-version-id') ?? '');
+    const stored = await settled(world, b, 'gone');
     assert.equal((await describeSecret(world.admin, world.secretName(b, 'gone'))).DeletedDate, undefined);
     await holds(world.admin, annotation(stored, 'smk.dev/aws-secret-arn') ?? '', {
       key: again,
@@ -455,7 +491,7 @@ describe('write-through Secrets on the test bed', () => {
     );
     assert.ok(message.includes(`is outside this namespace's prefix "${world.prefix}${a}/"`), message);
     assert.ok(await absent(world.admin, world.secretName(b, 'db')));
-    const own = await world.core.createNamespacedSecret({
+    await world.core.createNamespacedSecret({
       namespace: b,
       body: secretBody(
         'named',
@@ -465,6 +501,7 @@ describe('write-through Secrets on the test bed', () => {
         },
       ),
     });
+    const own = await settled(world, b, 'named');
     assert.match(
       annotation(own, 'smk.dev/aws-secret-arn') ?? '',
       new RegExp(`:secret:${world.prefix}${b}/payments/api-`),

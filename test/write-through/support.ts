@@ -1,12 +1,13 @@
 /**
  * One write-through setup on the test bed + moto, per test file: smk's webhook server (with the
- * write-through routes, its informer cache and its own AWS key) registered through the API
- * server with the two write-through webhooks, and the write-through controller (its own AWS
- * key), both writing through a per-file counting/fault proxy in front of moto. Each file gets
- * its own namespaces, cluster name and prefix, so files run in parallel on one bed and moto.
+ * write-through routes, its informer cache and the controller's published sealing key; no AWS
+ * identity at all) registered through the API server with the two write-through webhooks, and
+ * the write-through controller (its own AWS key, its sealing key in a namespace of its own)
+ * writing through a per-file counting/fault proxy in front of moto. Each file gets its own
+ * namespaces, cluster name and prefix, so files run in parallel on one bed and moto.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -31,22 +32,18 @@ import { silentLogger } from '../../src/core/log.ts';
 import { writeThroughFinalizer } from '../../src/core/write-through.ts';
 import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
 import { defaultInjectorConfig } from '../../src/webhook/mutate.ts';
-import {
-  createWriteThroughCache,
-  secretExistsFunction,
-  type WriteThroughCache,
-} from '../../src/webhook/secrets/cache.ts';
-import { writeThroughWebhooks } from '../../src/webhook/secrets/configuration.ts';
+import { createWriteThroughCache, type WriteThroughCache } from '../../src/webhook/secrets/cache.ts';
+import { secretsPath, writeThroughWebhooks } from '../../src/webhook/secrets/configuration.ts';
 import { reviewSecretAdmission } from '../../src/webhook/secrets/handler.ts';
-import { tokenFunction } from '../../src/webhook/secrets/token.ts';
+import { publishedKeySource } from '../../src/webhook/secrets/sealing-key.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 
 export const region = 'us-east-1';
-export const webhookKey = 'AKIDWRITETHROUGHHOOK';
 export const controllerKey = 'AKIDWRITETHROUGHCTRL';
+export const sealingKeyName = 'smk-write-through-key';
 export const agentImage = 'registry.invalid/smk:test';
 
 import { eventually } from '../harness/wait.ts';
@@ -58,6 +55,12 @@ export interface WriteThroughWorld {
   readonly core: CoreV1Api;
   /** Two namespaces with the webhooks on. */
   readonly namespaces: readonly [string, string];
+  /** smk's own namespace: the controller's sealing key (Secret) and its public half (ConfigMap). */
+  readonly system: string;
+  /** The webhook's Secret admission endpoint, as anyone on the pod network could call it. */
+  readonly secretsUrl: string;
+  /** CA of the webhook's serving certificate. */
+  readonly caPem: string;
   readonly cluster: string;
   readonly prefix: string;
   readonly proxy: AwsProxy;
@@ -79,6 +82,7 @@ export async function startWriteThroughWorld(label: string): Promise<WriteThroug
   const cluster = `bed-${run}`;
   const prefix = `smk-it-${run}/`;
   const namespaces = [await bed.newNamespace(`${label}-a`), await bed.newNamespace(`${label}-b`)] as const;
+  const system = await bed.newNamespace(`${label}-smk`);
   const work = await mkdtemp(join(tmpdir(), 'smk-write-through-it-'));
   const ca = await createCertificateAuthority({ commonName: 'smk-write-through-test-ca', validForDays: 1 });
   const serving = await issueServingCertificate(ca, {
@@ -97,14 +101,16 @@ export async function startWriteThroughWorld(label: string): Promise<WriteThroug
     accessKeyId,
     secretAccessKey: 'testing',
   });
-  const cache = createWriteThroughCache(bed.kubeConfig, { namespaces, logger: silentLogger() });
+  const cache = createWriteThroughCache(bed.kubeConfig, {
+    namespaces,
+    logger: silentLogger(),
+    location: { prefix, region },
+  });
   await cache.start();
   const reviewed: string[] = [];
   const deps = {
     settings: { prefix, cluster },
-    writer: createSecretWriter(identity(webhookKey), region, { clients }),
-    tokenOf: async () => tokenFunction(await readFile(keyFile)),
-    secretExists: secretExistsFunction(bed.kubeConfig),
+    publicKey: publishedKeySource(bed.kubeConfig, { namespace: system, name: sealingKeyName }),
     log: silentLogger(),
   };
   const server: WebhookServer = await startWebhookServer({
@@ -147,8 +153,8 @@ export async function startWriteThroughWorld(label: string): Promise<WriteThroug
   const controller = createWriteThroughController({
     kubeConfig: bed.kubeConfig,
     writer: createSecretWriter(identity(controllerKey), region, { clients }),
-    settings: { cluster, deletionPolicy: 'Delete', recoveryWindowDays: 30 },
-    prefix,
+    settings: { cluster, prefix, deletionPolicy: 'Delete', recoveryWindowDays: 30 },
+    sealingKey: { namespace: system, name: sealingKeyName },
     logger: silentLogger(),
     namespaces,
     sweepIntervalMs: 0,
@@ -171,6 +177,9 @@ export async function startWriteThroughWorld(label: string): Promise<WriteThroug
     bed,
     core,
     namespaces,
+    system,
+    secretsUrl: `https://127.0.0.1:${server.port}${secretsPath}`,
+    caPem: ca.certPem,
     cluster,
     prefix,
     proxy,
@@ -279,4 +288,22 @@ export function refusal(error: unknown): string {
   } catch {
     return text;
   }
+}
+
+/**
+ * The Secret once the controller wrote its value through: no sealed value left, the ARN and
+ * version it wrote recorded, and that version committed (tagged) in Secrets Manager.
+ */
+export async function settled(world: WriteThroughWorld, namespace: string, name: string): Promise<V1Secret> {
+  return eventually(`the controller to write Secret ${namespace}/${name} through`, async () => {
+    const secret = await world.core.readNamespacedSecret({ namespace, name });
+    const annotations = secret.metadata?.annotations ?? {};
+    const arn = annotations['smk.dev/aws-secret-arn'];
+    const versionId = annotations['smk.dev/aws-version-id'];
+    if (annotations['smk.dev/sealed'] !== undefined || !arn || !versionId) return undefined;
+    const tags = (await describe(world.admin, arn)).Tags ?? [];
+    return tags.some((tag) => tag.Key === 'smk.dev/committed-version' && tag.Value === versionId)
+      ? secret
+      : undefined;
+  });
 }

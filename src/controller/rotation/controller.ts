@@ -6,6 +6,8 @@
  *   2. rolls the workloads that follow it, each at most once per debounce window, and only once
  *      the synced Secrets it consumes carry the new version.
  * Events on workloads and mappings, status on mappings, metrics for changes and rollouts.
+ * Secrets are watched with the controller's role, but a namespace is shown (or rolled for) a
+ * secret only once one of its own identities may describe it (permissions.ts).
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import type { QueueReader } from '../../aws/index.ts';
@@ -20,6 +22,7 @@ import { apiSource, createInformer, type Informer, resourcePath } from '../../ku
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
 import { createWorkQueue, type WorkQueue } from '../../kube/queue.ts';
 import { customResourceServed } from '../../kube/served.ts';
+import type { IdentityResolver } from '../identity.ts';
 import {
   managedByLabel,
   managedByValue,
@@ -53,6 +56,7 @@ import {
   parseMapping,
   type RotationMapping,
 } from './mapping.ts';
+import { createPermissions, type PermissionSubject } from './permissions.ts';
 import { currentStageName, regionOf } from './stages.ts';
 import { type SourceRef, type SourceUsage, sourceUsage } from './usage.ts';
 import {
@@ -76,6 +80,13 @@ export interface RotationControllerOptions {
   readonly kubeConfig: KubeConfig;
   /** DescribeSecret / ListSecrets as the controller's own identity. */
   readonly reader: VersionReader;
+  /**
+   * A namespace's identities (as the sync controller resolves them): what a namespace is shown
+   * of a secret, and whether its workloads roll for it, waits for their own DescribeSecret.
+   */
+  readonly identities: IdentityResolver;
+  /** How long such an answer is trusted (default 5 minutes). */
+  readonly permissionTtlMs?: number;
   /** The rotation queue; without one, polling alone detects changes. */
   readonly queue?: Pick<QueueReader, 'receive' | 'delete' | 'queueUrl'>;
   readonly logger: Logger;
@@ -163,6 +174,36 @@ interface MappingStatus {
 }
 
 const maxRolledKept = 20;
+/** The mapping's Ready reason while no workload it matches may describe its secret. */
+const notPermitted = 'NotPermitted';
+
+/** One secret a workload would follow, why, and the identity that must be able to describe it. */
+interface Candidate {
+  readonly watch: Watch;
+  readonly via: string;
+  readonly subject: PermissionSubject;
+  readonly mapping?: RotationMapping;
+}
+
+/** A mapping's or `smk.dev/rollout-on`'s secret is asked about as the workload's own ServiceAccount. */
+function workloadSubject(workload: Workload, watch: Watch): PermissionSubject {
+  return {
+    namespace: workload.namespace,
+    serviceAccountName: workload.serviceAccountName,
+    region: watch.region,
+    id: watch.id,
+  };
+}
+
+/** A synced Secret's secrets are asked about as the source that reads them. */
+function usageSubject(usage: SourceUsage, watch: Watch): PermissionSubject {
+  return {
+    namespace: usage.source.namespace,
+    serviceAccountName: usage.serviceAccountName,
+    region: watch.region,
+    id: watch.id,
+  };
+}
 
 function parseIds(object: KubernetesObject): string[] {
   return (object.metadata?.annotations?.['smk.dev/rollout-on'] ?? '')
@@ -236,6 +277,28 @@ export function createRotationController(options: RotationControllerOptions): Ro
     }
     return undefined;
   };
+
+  // ---- what a namespace may know ------------------------------------------------------------
+
+  const permissions = createPermissions({
+    identities: options.identities,
+    logger,
+    ...(options.permissionTtlMs !== undefined ? { ttlMs: options.permissionTtlMs } : {}),
+    now,
+    // An answer arrived or changed: plan the namespace's workloads and mappings again.
+    onChange: (subject) => {
+      if (!leading) return;
+      for (const workload of workloads()) {
+        if (workload.namespace === subject.namespace) {
+          queue.add(workloadKey(workload.kind, workload.namespace, workload.name));
+        }
+      }
+      for (const { mapping } of mappings()) {
+        if (mapping instanceof InvalidInputError || mapping.namespace !== subject.namespace) continue;
+        if (watchFor(mapping.secretId)?.id === subject.id) void writeMappingStatus(mapping, {});
+      }
+    },
+  });
 
   // ---- what uses which secret (memoised per object version) ---------------------------------
 
@@ -347,7 +410,46 @@ export function createRotationController(options: RotationControllerOptions): Ro
     return undefined;
   }
 
-  /** What a workload follows, with where each secret's stage points now. */
+  /**
+   * Everything a workload would follow, each with the identity that must be able to describe the
+   * secret for the workload to follow it: a mapping's or `rollout-on`'s secret as the workload's
+   * own ServiceAccount, a synced Secret's secrets as the source that reads them.
+   */
+  function candidatesOf(workload: Workload): Candidate[] {
+    const candidates: Candidate[] = [];
+    const asWorkload = (watch: Watch) => workloadSubject(workload, watch);
+    for (const { mapping } of mappings()) {
+      if (mapping instanceof InvalidInputError || !mappingMatches(mapping, workload)) continue;
+      const watch = watchFor(mapping.secretId);
+      if (!watch) continue;
+      candidates.push({
+        watch,
+        via: `${mappingKind} ${mapping.namespace}/${mapping.name}`,
+        subject: asWorkload(watch),
+        mapping,
+      });
+    }
+    for (const id of workload.rolloutOn) {
+      const watch = watchFor(id);
+      if (watch) candidates.push({ watch, via: 'annotation smk.dev/rollout-on', subject: asWorkload(watch) });
+    }
+    if (workload.rolloutOnSync) {
+      for (const secretName of workload.consumedSecrets) {
+        const owner = ownerOf(workload.namespace, secretName);
+        if (!owner) continue;
+        for (const use of owner.uses) {
+          candidates.push({
+            watch: use.watch,
+            via: `Secret ${secretName}`,
+            subject: usageSubject(owner, use.watch),
+          });
+        }
+      }
+    }
+    return candidates;
+  }
+
+  /** What a workload follows and may follow (permission known and granted), with where each secret's stage points now. */
   function dependenciesOf(workload: Workload): { dependencies: Dependency[]; mappings: RotationMapping[] } {
     const byKey = new Map<string, { name: string; versionId: string | undefined; via: Set<string> }>();
     const add = (watch: Watch | undefined, via: string): void => {
@@ -364,17 +466,10 @@ export function createRotationController(options: RotationControllerOptions): Ro
       byKey.set(key, entry);
     };
     const matched: RotationMapping[] = [];
-    for (const { mapping } of mappings()) {
-      if (mapping instanceof InvalidInputError || !mappingMatches(mapping, workload)) continue;
-      matched.push(mapping);
-      add(watchFor(mapping.secretId), `${mappingKind} ${mapping.namespace}/${mapping.name}`);
-    }
-    for (const id of workload.rolloutOn) add(watchFor(id), 'annotation smk.dev/rollout-on');
-    if (workload.rolloutOnSync) {
-      for (const secretName of workload.consumedSecrets) {
-        const owner = ownerOf(workload.namespace, secretName);
-        for (const use of owner?.uses ?? []) add(use.watch, `Secret ${secretName}`);
-      }
+    for (const candidate of candidatesOf(workload)) {
+      if (permissions.known(candidate.subject) !== true) continue;
+      if (candidate.mapping) matched.push(candidate.mapping);
+      add(candidate.watch, candidate.via);
     }
     const dependencies = [...byKey].map(([key, entry]) => ({
       key,
@@ -383,6 +478,11 @@ export function createRotationController(options: RotationControllerOptions): Ro
       via: [...entry.via].sort(),
     }));
     return { dependencies, mappings: matched };
+  }
+
+  /** Waits for the answers dependenciesOf needs (a workload planned for the first time asks AWS once). */
+  async function settlePermissions(workload: Workload): Promise<void> {
+    await Promise.all(candidatesOf(workload).map(({ subject }) => permissions.check(subject)));
   }
 
   // ---- waiting for the synced Secrets --------------------------------------------------------
@@ -527,6 +627,11 @@ export function createRotationController(options: RotationControllerOptions): Ro
             secretIdMatches(use.watch.id, change.secret.arn, change.secret.name),
         );
         if (uses.length === 0) continue;
+        // The force-sync stamp names the version: only for a source whose identity may describe it.
+        const allowed = await Promise.all(
+          uses.map((use) => permissions.check(usageSubject(usage, use.watch))),
+        );
+        if (!allowed.some(Boolean)) continue;
         if (usage.source.kind !== secretSyncKind) {
           for (const target of usage.targets) rememberBaseline(usage.source.namespace, target, version);
         }
@@ -627,6 +732,26 @@ export function createRotationController(options: RotationControllerOptions): Ro
     const before = current?.status ?? {};
     const at = new Date(now()).toISOString();
     const watch = watchFor(mapping.secretId);
+    if (watch && !(await mappingPermitted(mapping, watch))) {
+      // Not even whether the secret exists: the status is written whole, so what an earlier
+      // status showed (ARN, versions, rollouts) goes too.
+      const status = {
+        observedGeneration: mapping.generation,
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: notPermitted,
+            message: `no workload this mapping selects runs as a ServiceAccount whose role may secretsmanager:DescribeSecret ${mapping.secretId}; nothing is shown or rolled for it`,
+            lastTransitionTime: at,
+          },
+        ],
+      };
+      const beforeReady = before.conditions?.find((condition) => condition.type === 'Ready');
+      if (beforeReady?.reason === notPermitted && before.observedGeneration === mapping.generation) return;
+      await objects.applyStatus(mappingRef(mapping), status);
+      return;
+    }
     const seen = watch ? detector.observed(watch) : undefined;
     const status: MappingStatus = {
       observedGeneration: mapping.generation,
@@ -672,17 +797,27 @@ export function createRotationController(options: RotationControllerOptions): Ro
         -maxRolledKept,
       );
     }
-    await objects.applyStatus(
-      {
-        group: mappingGroup,
-        version: mappingVersion,
-        plural: mappingPlural,
-        kind: mappingKind,
-        namespace: mapping.namespace,
-        name: mapping.name,
-      },
-      status as unknown as Record<string, unknown>,
+    await objects.applyStatus(mappingRef(mapping), status as unknown as Record<string, unknown>);
+  }
+
+  function mappingRef(mapping: RotationMapping) {
+    return {
+      group: mappingGroup,
+      version: mappingVersion,
+      plural: mappingPlural,
+      kind: mappingKind,
+      namespace: mapping.namespace,
+      name: mapping.name,
+    };
+  }
+
+  /** True when a workload the mapping selects runs as a ServiceAccount that may describe its secret. */
+  async function mappingPermitted(mapping: RotationMapping, watch: Watch): Promise<boolean> {
+    const selected = workloads().filter((workload) => mappingMatches(mapping, workload));
+    const answers = await Promise.all(
+      selected.map((workload) => permissions.check(workloadSubject(workload, watch))),
     );
+    return answers.some(Boolean);
   }
 
   async function onMapping(object: KubernetesObject): Promise<void> {
@@ -752,7 +887,15 @@ export function createRotationController(options: RotationControllerOptions): Ro
       void events.record(involved, 'Warning', 'InvalidRolloutAnnotation', describeError(error));
       return;
     }
+    await settlePermissions(workload);
     const { dependencies, mappings: matched } = dependenciesOf(workload);
+    // A mapping that showed nothing yet (no permitted workload seen) shows its secret now.
+    for (const mapping of matched) {
+      const status = (lookup(mappingInformers, mapping.namespace, mapping.name) as { status?: MappingStatus })
+        ?.status;
+      const reason = status?.conditions?.find((condition) => condition.type === 'Ready')?.reason;
+      if (leading && (reason === undefined || reason === notPermitted)) void writeMappingStatus(mapping, {});
+    }
     const at = new Date(now());
     const plan = planRollout(workload, dependencies, at);
     if (plan.action === 'none') {

@@ -28,6 +28,8 @@ export interface SourceUsage {
   readonly uses: readonly SecretUse[];
   /** Names of the Secrets the source writes. */
   readonly targets: readonly string[];
+  /** The ServiceAccount the source reads as: whose role must be able to describe what it follows. */
+  readonly serviceAccountName: string;
 }
 
 /** A SecretSync or opted-in SecretProviderClass → what it reads; undefined when it does not parse (the sync controller reports that). */
@@ -60,6 +62,7 @@ export function sourceUsage(
       source: { kind, namespace: job.source.namespace, name: job.source.name },
       uses,
       targets: job.targets.map((target) => target.name),
+      serviceAccountName: job.serviceAccountName,
     };
   } catch {
     return undefined;

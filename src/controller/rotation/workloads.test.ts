@@ -66,6 +66,18 @@ test('a workload: opt-in annotations, consumed Secrets (env, envFrom, volumes, p
   assert.equal(workload.record.get(arn), 'v1');
   assert.equal(workload.resourceVersion, '42');
   assert.deepEqual(workload.templateLabels, { app: 'web', tier: 'front' });
+  assert.equal(workload.serviceAccountName, 'default', 'no account named: the API server gives default');
+});
+
+test("a workload's ServiceAccount: serviceAccountName, else the deprecated serviceAccount", () => {
+  const runningAs = (podSpec: Record<string, string>) => {
+    const object = deployment();
+    Object.assign(object.spec.template.spec, podSpec);
+    return parseWorkload('Deployment', object).serviceAccountName;
+  };
+  assert.equal(runningAs({ serviceAccountName: 'app' }), 'app');
+  assert.equal(runningAs({ serviceAccount: 'legacy' }), 'legacy');
+  assert.equal(runningAs({ serviceAccountName: 'app', serviceAccount: 'legacy' }), 'app');
 });
 
 test('a bad opt-in flag names the workload and the annotation; a broken record is treated as none', () => {

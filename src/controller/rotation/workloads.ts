@@ -47,6 +47,8 @@ export interface Workload {
   readonly rolloutOnSync: boolean;
   /** Kubernetes Secrets the pod template reads (env, envFrom, volumes, projected volumes). */
   readonly consumedSecrets: readonly string[];
+  /** The ServiceAccount its pods run as: whose role must be able to describe a secret it follows. */
+  readonly serviceAccountName: string;
   readonly record: ReadonlyMap<string, string>;
 }
 
@@ -96,6 +98,8 @@ const workloadSchema = z.object({
           metadata: z.object({ labels: stringMap }).loose().nullish(),
           spec: z
             .object({
+              serviceAccountName: z.string().nullish(),
+              serviceAccount: z.string().nullish(),
               containers: z.array(container).nullish(),
               initContainers: z.array(container).nullish(),
               volumes: z.array(volume).nullish(),
@@ -176,6 +180,8 @@ export function parseWorkload(kind: WorkloadKind, object: unknown): Workload {
     rolloutOn: parseIds(annotations[rotationAnnotations.rolloutOn]),
     rolloutOnSync: syncFlag === 'true',
     consumedSecrets: [...consumed].sort(),
+    // As the API server defaults it: the deprecated serviceAccount alias, else `default`.
+    serviceAccountName: podSpec?.serviceAccountName || podSpec?.serviceAccount || 'default',
     record: parseRecord(annotations[rotationAnnotations.rolledVersions]),
   };
 }

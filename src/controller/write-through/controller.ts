@@ -1,19 +1,20 @@
 /**
- * The write-through controller: watches Secrets labelled `smk.dev/write-through=true`, commits
- * the version each stored Secret names, carries out the deletion policy behind the finalizer,
- * and sweeps secrets whose Secret Kubernetes never stored (./reconcile.ts). Only the leader of
- * its own Lease acts; every replica keeps its cache warm. It acts as the controller's own AWS
- * identity.
+ * The write-through controller: watches Secrets labelled `smk.dev/write-through=true`, writes
+ * the value the webhook sealed into each stored Secret to Secrets Manager, carries out the
+ * deletion policy behind the finalizer, and sweeps secrets whose Secret is gone
+ * (./reconcile.ts). Only the leader of its own Lease acts; every replica keeps its cache warm and
+ * loads the sealing key (./sealing-key.ts). It acts as the controller's own AWS identity.
  */
 import type { V1Secret } from '@kubernetes/client-node';
 import type { SecretWriter } from '../../aws/index.ts';
 import { describeError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { counter } from '../../core/metrics.ts';
-import { writeThroughLabel, writeThroughTags } from '../../core/write-through.ts';
+import type { SealingKeyPair } from '../../core/seal.ts';
+import { writeThroughAnnotations, writeThroughLabel, writeThroughTags } from '../../core/write-through.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
 import type { KubeConfig } from '../../kube/client.ts';
-import { withConnectionReuse } from '../../kube/client.ts';
+import { apiStatus, withConnectionReuse } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
 import { apiSource, createInformer, type Informer, resourcePath, secretLister } from '../../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
@@ -24,10 +25,11 @@ import {
   sweepCandidates,
   type WriteThroughSecret,
 } from './reconcile.ts';
+import { loadSealingKey, type SealingKeyStore } from './sealing-key.ts';
 
 const reconciles = counter(
   'smk_write_through_reconciles_total',
-  'Write-through reconciles, by outcome (none, committed, tagged, deleted, warning, failed).',
+  'Write-through reconciles, by outcome (none, written, tagged, deleted, warning, failed).',
   ['outcome'],
 );
 const swept = counter(
@@ -40,11 +42,11 @@ export interface WriteThroughControllerOptions {
   readonly kubeConfig: KubeConfig;
   readonly writer: Pick<
     SecretWriter,
-    'describe' | 'moveStage' | 'removeStage' | 'tag' | 'delete' | 'listByTag'
+    'create' | 'putValue' | 'describe' | 'moveStage' | 'tag' | 'delete' | 'restore' | 'listByTag'
   >;
   readonly settings: ReconcileSettings;
-  /** Names the controller may sweep start with (the webhook's prefix). */
-  readonly prefix: string;
+  /** Where the sealing key is kept (smk's own namespace). */
+  readonly sealingKey: SealingKeyStore;
   readonly logger: Logger;
   readonly namespaces?: readonly string[];
   readonly leaderElection?: { readonly namespace: string; readonly name: string; readonly identity: string };
@@ -96,20 +98,28 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
   /** What this process committed last per Secret (uid + resourceVersion): a relist costs no AWS call. */
   const settled = new Map<string, string>();
 
+  let keyPair: SealingKeyPair | undefined;
+  const refOf = (secret: WriteThroughSecret) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    namespace: secret.metadata?.namespace ?? '',
+    name: secret.metadata?.name ?? '',
+  });
   const deps = {
     writer,
     settings,
+    keyPair: () => keyPair,
     async setFinalizers(secret: WriteThroughSecret, finalizers: string[]) {
-      await objects.mergePatch(
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          namespace: secret.metadata?.namespace ?? '',
-          name: secret.metadata?.name ?? '',
-        },
-        // The resourceVersion makes it conditional: a list that changed meanwhile is not overwritten.
-        { metadata: { finalizers, resourceVersion: secret.metadata?.resourceVersion } },
-      );
+      // The resourceVersion makes it conditional: a list that changed meanwhile is not overwritten.
+      await objects.mergePatch(refOf(secret), {
+        metadata: { finalizers, resourceVersion: secret.metadata?.resourceVersion },
+      });
+    },
+    async setAnnotations(secret: WriteThroughSecret, annotations: Readonly<Record<string, string | null>>) {
+      // Conditional too: a sealed value stored after the one just written is not dropped.
+      await objects.mergePatch(refOf(secret), {
+        metadata: { annotations, resourceVersion: secret.metadata?.resourceVersion },
+      });
     },
   };
 
@@ -129,16 +139,32 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
       name,
       ...(secret.metadata?.uid ? { uid: secret.metadata.uid } : {}),
     };
-    const result = await reconcileWriteThrough(secret, deps);
+    let result: Awaited<ReturnType<typeof reconcileWriteThrough>>;
+    try {
+      result = await reconcileWriteThrough(secret, deps);
+    } catch (error) {
+      // The value stays sealed in the Secret and is retried; the owner sees why on the Secret. A
+      // 409 only means the Secret changed meanwhile: the newer value is written next.
+      const conflict = apiStatus(error instanceof Error ? error.cause : undefined) === 409;
+      if (!conflict && secret.metadata?.annotations?.[writeThroughAnnotations.sealed] !== undefined) {
+        void events.record(involved, 'Warning', 'WriteFailed', `not written yet: ${describeError(error)}`);
+      }
+      throw error;
+    }
     reconciles.inc({ outcome: result.outcome });
     switch (result.outcome) {
-      case 'committed':
-        logger.info({ secret: key, versionId: result.versionId, moved: result.moved }, 'version committed');
+      case 'written':
+        logger.info(
+          { secret: key, secretName: result.secretName, versionId: result.versionId, change: result.change },
+          'value written through',
+        );
         await events.record(
           involved,
           'Normal',
-          'Committed',
-          `version ${result.versionId} of the Secrets Manager secret is AWSCURRENT`,
+          'Written',
+          result.change === 'unchanged'
+            ? `same content as version ${result.versionId} of ${result.secretName}: nothing written`
+            : `version ${result.versionId} of Secrets Manager secret ${result.secretName} is AWSCURRENT`,
         );
         break;
       case 'deleted': {
@@ -164,7 +190,7 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
     const secrets = await writer.listByTag({
       tagKey: writeThroughTags.cluster,
       tagValue: settings.cluster,
-      namePrefix: options.prefix,
+      namePrefix: settings.prefix,
     });
     const candidates = sweepCandidates(secrets, {
       cluster: settings.cluster,
@@ -195,6 +221,23 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
       );
     }
     return deleted;
+  }
+
+  /** Until the key is loaded, a sealed value waits (its reconcile fails and is retried). */
+  async function loadKey(): Promise<void> {
+    for (let attempt = 0; running && keyPair === undefined; attempt += 1) {
+      try {
+        keyPair = await loadSealingKey(objects, options.sealingKey, logger);
+        logger.info({ keyId: keyPair.publicKey.keyId }, 'write-through sealing key loaded and published');
+      } catch (error) {
+        const delayMs = Math.min(60_000, 1_000 * 2 ** attempt);
+        logger.warn(
+          { err: describeError(error), retryInMs: delayMs },
+          'write-through sealing key not loaded',
+        );
+        await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+      }
+    }
   }
 
   let leader: LeaderElection | undefined;
@@ -259,6 +302,7 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
   return {
     async start() {
       running = true;
+      void loadKey();
       for (const informer of informers) {
         const enqueue = (secret: V1Secret): void => {
           if (secret.metadata?.namespace && secret.metadata.name) {
@@ -298,7 +342,7 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
       workers = [];
     },
     get ready() {
-      return informers.every((informer) => informer.healthy);
+      return keyPair !== undefined && informers.every((informer) => informer.healthy);
     },
     get leading() {
       return leading;

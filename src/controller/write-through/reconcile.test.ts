@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SecretDescription } from '../../aws/index.ts';
 import { TransientError } from '../../core/errors.ts';
+import { contentToken, generateSealingKeyPair, type SealingKeyPair, sealValue } from '../../core/seal.ts';
 import {
   type ReconcileDeps,
   reconcileWriteThrough,
@@ -10,11 +11,26 @@ import {
 } from './reconcile.ts';
 
 const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/a/db-AbCdEf';
-const settings = { cluster: 'bed', deletionPolicy: 'Delete' as const, recoveryWindowDays: 30 };
+const settings = {
+  cluster: 'bed',
+  prefix: 'kubernetes/',
+  deletionPolicy: 'Delete' as const,
+  recoveryWindowDays: 30,
+};
 const ownTags = { 'smk.dev/cluster': 'bed', 'smk.dev/namespace': 'a', 'smk.dev/name': 'db' };
+const keyPair = generateSealingKeyPair();
+const document = '{"password":"Rc-hunter2"}';
+const token = contentToken(keyPair, 'kubernetes/a/db', document);
+const sealedFor = (owner = { cluster: 'bed', namespace: 'a', name: 'db' }, text = document) =>
+  sealValue(keyPair.publicKey, owner, new TextEncoder().encode(text));
 
 function secret(
-  extra: { annotations?: Record<string, string>; finalizers?: string[]; deleting?: boolean } = {},
+  extra: {
+    annotations?: Record<string, string>;
+    finalizers?: string[];
+    deleting?: boolean;
+    sealed?: string;
+  } = {},
 ) {
   return {
     metadata: {
@@ -22,7 +38,10 @@ function secret(
       namespace: 'a',
       uid: 'uid-1',
       resourceVersion: '7',
-      annotations: { 'smk.dev/aws-secret-arn': arn, 'smk.dev/aws-version-id': 'v2', ...extra.annotations },
+      annotations: {
+        ...(extra.sealed === undefined ? {} : { 'smk.dev/sealed': extra.sealed }),
+        ...extra.annotations,
+      },
       finalizers: extra.finalizers ?? ['smk.dev/write-through'],
       ...(extra.deleting ? { deletionTimestamp: '2030-01-01T00:00:00Z' } : {}),
     },
@@ -43,93 +62,244 @@ function described(
   };
 }
 
-function fake(description: SecretDescription | undefined, fail?: string) {
+function fake(
+  description: SecretDescription | undefined,
+  options: { fail?: string; key?: SealingKeyPair | undefined; putStages?: string[] } = {},
+) {
   const calls: unknown[][] = [];
   const finalizers: string[][] = [];
+  const annotations: Record<string, string | null>[] = [];
+  const described: string[] = [];
   const record =
     (name: string) =>
     async (...args: unknown[]) => {
       calls.push([name, ...args.slice(1)]);
-      if (fail === name) throw new TransientError(`${name}: AWS unavailable or unreachable`);
+      if (options.fail === name) throw new TransientError(`${name}: AWS unavailable or unreachable`);
     };
   const deps: ReconcileDeps = {
     settings,
+    keyPair: () => ('key' in options ? options.key : keyPair),
     writer: {
-      describe: async () => description,
+      describe: async (id) => {
+        described.push(id);
+        return description;
+      },
+      create: async (input) => {
+        calls.push(['create', input.name, input.clientRequestToken, input.tags]);
+        return {
+          created: true,
+          version: { arn, name: input.name, versionId: input.clientRequestToken, stages: ['AWSCURRENT'] },
+        };
+      },
+      putValue: async (input) => {
+        calls.push(['putValue', input.id, input.clientRequestToken, input.stages]);
+        return {
+          arn,
+          name: 'n',
+          versionId: input.clientRequestToken,
+          stages: options.putStages ?? ['AWSCURRENT'],
+        };
+      },
       moveStage: record('moveStage'),
-      removeStage: record('removeStage'),
       tag: record('tag'),
       delete: record('delete'),
+      restore: record('restore'),
     },
     setFinalizers: async (_secret, next) => {
       finalizers.push(next);
     },
+    setAnnotations: async (_secret, next) => {
+      annotations.push({ ...next });
+    },
   };
-  return { deps, calls, finalizers };
+  return { deps, calls, finalizers, annotations, described };
 }
 
-test('first sight of a version: made AWSCURRENT, pending label off, committed and tagged with uid and policy', async () => {
-  const { deps, calls } = fake(described({ v1: ['AWSCURRENT'], v2: ['smk-pending'] }));
-  assert.deepEqual(await reconcileWriteThrough(secret(), deps), {
-    outcome: 'committed',
-    versionId: 'v2',
-    moved: true,
+const written = { 'smk.dev/sealed': null, 'smk.dev/aws-secret-arn': arn, 'smk.dev/aws-version-id': token };
+
+test('a sealed value and no secret yet: created with the ownership tags in one call, then the seal replaced', async () => {
+  const { deps, calls, annotations, described } = fake(undefined);
+  assert.deepEqual(await reconcileWriteThrough(secret({ sealed: sealedFor() }), deps), {
+    outcome: 'written',
+    secretName: 'kubernetes/a/db',
+    versionId: token,
+    change: 'created',
   });
+  assert.deepEqual(described, ['kubernetes/a/db'], 'the name comes from namespace and name');
   assert.deepEqual(calls, [
-    ['moveStage', 'AWSCURRENT', 'v2', 'v1'],
-    ['removeStage', 'smk-pending', 'v2'],
     [
-      'tag',
-      { 'smk.dev/committed-version': 'v2', 'smk.dev/uid': 'uid-1', 'smk.dev/deletion-policy': 'Delete' },
+      'create',
+      'kubernetes/a/db',
+      token,
+      {
+        'smk.dev/managed-by': 'smk-write-through',
+        ...ownTags,
+        'smk.dev/committed-version': token,
+        'smk.dev/deletion-policy': 'Delete',
+        'smk.dev/uid': 'uid-1',
+      },
     ],
+  ]);
+  assert.deepEqual(annotations, [written]);
+});
+
+test('new content for an owned secret: a new AWSCURRENT version, committed and tagged', async () => {
+  const { deps, calls, annotations } = fake(
+    described(
+      { v1: ['AWSCURRENT'] },
+      { 'smk.dev/committed-version': 'v1', 'smk.dev/uid': 'uid-1', 'smk.dev/deletion-policy': 'Delete' },
+    ),
+  );
+  const result = await reconcileWriteThrough(secret({ sealed: sealedFor() }), deps);
+  assert.equal(result.outcome === 'written' && result.change, 'new-version');
+  assert.deepEqual(calls, [
+    ['putValue', arn, token, undefined],
+    ['tag', { 'smk.dev/committed-version': token }],
+  ]);
+  assert.deepEqual(annotations, [written]);
+});
+
+test('content already committed: nothing written (a rotation done in Secrets Manager since stands), seal replaced', async () => {
+  const { deps, calls, annotations } = fake(
+    described(
+      { [token]: ['AWSPREVIOUS'], v3: ['AWSCURRENT'] },
+      { 'smk.dev/committed-version': token, 'smk.dev/uid': 'uid-1', 'smk.dev/deletion-policy': 'Delete' },
+    ),
+  );
+  const result = await reconcileWriteThrough(secret({ sealed: sealedFor() }), deps);
+  assert.equal(result.outcome === 'written' && result.change, 'unchanged');
+  assert.deepEqual(calls, []);
+  assert.deepEqual(annotations, [written]);
+});
+
+test('content an older version holds (reverted): that version made AWSCURRENT again', async () => {
+  const { deps, calls } = fake(
+    described(
+      { [token]: ['AWSPREVIOUS'], v3: ['AWSCURRENT'] },
+      { 'smk.dev/committed-version': 'v3', 'smk.dev/uid': 'uid-1', 'smk.dev/deletion-policy': 'Delete' },
+    ),
+  );
+  const result = await reconcileWriteThrough(secret({ sealed: sealedFor() }), deps);
+  assert.equal(result.outcome === 'written' && result.change, 'made-current');
+  assert.deepEqual(calls, [
+    ['moveStage', 'AWSCURRENT', token, 'v3'],
+    ['tag', { 'smk.dev/committed-version': token }],
   ]);
 });
 
-test('a create (already AWSCURRENT) is committed without a move', async () => {
-  const { deps, calls } = fake(described({ v2: ['AWSCURRENT'] }));
-  assert.deepEqual(await reconcileWriteThrough(secret(), deps), {
-    outcome: 'committed',
-    versionId: 'v2',
-    moved: false,
+test('a put AWS ignored (its token is a deprecated version): the stage is moved to it', async () => {
+  const { deps, calls } = fake(described({ v3: ['AWSCURRENT'] }, { 'smk.dev/committed-version': 'v3' }), {
+    putStages: [],
   });
-  assert.deepEqual(
-    calls.map((call) => call[0]),
-    ['tag'],
-  );
+  await reconcileWriteThrough(secret({ sealed: sealedFor() }), deps);
+  assert.deepEqual(calls.slice(0, 2), [
+    ['putValue', arn, token, undefined],
+    ['moveStage', 'AWSCURRENT', token, 'v3'],
+  ]);
 });
 
-test('a committed version is never moved again: a rotation done in Secrets Manager stands', async () => {
-  const { deps, calls } = fake(
+test('ownership is checked before every write: a secret of that name tagged for another Secret is left alone', async () => {
+  const foreign: Record<string, string>[] = [
+    { 'smk.dev/namespace': 'b' },
+    { 'smk.dev/name': 'other' },
+    { 'smk.dev/cluster': 'other' },
+  ];
+  for (const tags of foreign) {
+    const { deps, calls, annotations } = fake(described({ v1: ['AWSCURRENT'] }, tags));
+    const result = await reconcileWriteThrough(secret({ sealed: sealedFor() }), deps);
+    assert.equal(result.outcome === 'warning' && result.reason, 'SecretNotOwned');
+    assert.deepEqual(calls, []);
+    assert.deepEqual(annotations, [], 'the sealed value stays in the Secret');
+  }
+  const untagged = fake({ ...described({ v1: ['AWSCURRENT'] }), tags: {} });
+  assert.equal((await reconcileWriteThrough(secret(), untagged.deps)).outcome, 'warning');
+  assert.deepEqual(untagged.calls, []);
+});
+
+test('finding 4: the ARN and version annotations never choose the secret; they are set back to the truth', async () => {
+  const forged = {
+    'smk.dev/aws-secret-arn': 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/b/db-XyZaBc',
+    'smk.dev/aws-version-id': 'v0',
+  };
+  const {
+    deps,
+    described: asked,
+    annotations,
+  } = fake(
     described(
-      { v2: ['AWSPREVIOUS'], v3: ['AWSCURRENT'] },
-      { 'smk.dev/committed-version': 'v2', 'smk.dev/uid': 'uid-1', 'smk.dev/deletion-policy': 'Delete' },
+      { v1: ['AWSCURRENT'] },
+      { 'smk.dev/committed-version': 'v1', 'smk.dev/uid': 'uid-1', 'smk.dev/deletion-policy': 'Delete' },
     ),
   );
-  assert.deepEqual(await reconcileWriteThrough(secret(), deps), { outcome: 'none' });
+  await reconcileWriteThrough(secret({ annotations: forged, sealed: sealedFor() }), deps);
+  await reconcileWriteThrough(secret({ annotations: forged }), deps);
+  assert.deepEqual(asked, ['kubernetes/a/db', 'kubernetes/a/db']);
+  assert.deepEqual(annotations, [written, { 'smk.dev/aws-secret-arn': arn, 'smk.dev/aws-version-id': 'v1' }]);
+});
+
+test('a chosen name counts only under the namespace prefix, checked on the stored object', async () => {
+  const own = fake(undefined);
+  await reconcileWriteThrough(
+    secret({ annotations: { 'smk.dev/aws-secret-name': 'kubernetes/a/payments/db' }, sealed: sealedFor() }),
+    own.deps,
+  );
+  assert.deepEqual(own.described, ['kubernetes/a/payments/db']);
+  const other = fake(undefined);
+  const result = await reconcileWriteThrough(
+    secret({ annotations: { 'smk.dev/aws-secret-name': 'kubernetes/b/db' }, sealed: sealedFor() }),
+    other.deps,
+  );
+  assert.equal(result.outcome === 'warning' && result.reason, 'InvalidName');
+  assert.deepEqual(other.described, []);
+  assert.deepEqual(other.calls, []);
+});
+
+test('a sealed value for another Secret, or altered, is not opened: a warning, nothing written', async () => {
+  for (const sealed of [
+    sealedFor({ cluster: 'bed', namespace: 'b', name: 'db' }),
+    sealedFor({ cluster: 'bed', namespace: 'a', name: 'other' }),
+    sealedFor({ cluster: 'other', namespace: 'a', name: 'db' }),
+    sealValue(
+      generateSealingKeyPair().publicKey,
+      { cluster: 'bed', namespace: 'a', name: 'db' },
+      new Uint8Array(),
+    ),
+    'smk-sealed.v1.e30.AAAA',
+    sealedFor(undefined, 'not a document'),
+  ]) {
+    const { deps, calls, annotations } = fake(undefined);
+    const result = await reconcileWriteThrough(secret({ sealed }), deps);
+    assert.equal(result.outcome === 'warning' && result.reason, 'SealNotOpened', sealed.slice(0, 40));
+    assert.ok(result.outcome === 'warning' && !result.message.includes('hunter2'));
+    assert.deepEqual(calls, []);
+    assert.deepEqual(annotations, []);
+  }
+});
+
+test('no key loaded yet: the write waits (a retryable error), nothing written', async () => {
+  const { deps, calls } = fake(undefined, { key: undefined });
+  await assert.rejects(reconcileWriteThrough(secret({ sealed: sealedFor() }), deps), TransientError);
   assert.deepEqual(calls, []);
 });
 
-test('a committed older version named again (content reverted) becomes current', async () => {
-  const { deps, calls } = fake(
-    described({ v2: [], v3: ['AWSCURRENT'] }, { 'smk.dev/committed-version': 'v3', 'smk.dev/uid': 'uid-1' }),
+test('steady state: tags kept current; a missing secret is a warning', async () => {
+  const { deps, calls, annotations } = fake(
+    described({ v1: ['AWSCURRENT'] }, { 'smk.dev/committed-version': 'v1', 'smk.dev/retained': 'true' }),
   );
-  await reconcileWriteThrough(secret(), deps);
-  assert.deepEqual(calls[0], ['moveStage', 'AWSCURRENT', 'v2', 'v3']);
-});
-
-test('missing secret, missing version, foreign tags: a warning and no write', async () => {
-  const cases: [SecretDescription | undefined, string][] = [
-    [undefined, 'SecretMissing'],
-    [described({ v1: ['AWSCURRENT'] }), 'VersionMissing'],
-    [described({ v2: ['AWSCURRENT'] }, { 'smk.dev/cluster': 'other' }), 'SecretNotOwned'],
-  ];
-  for (const [description, reason] of cases) {
-    const { deps, calls } = fake(description);
-    const result = await reconcileWriteThrough(secret(), deps);
-    assert.equal(result.outcome, 'warning');
-    assert.equal(result.outcome === 'warning' && result.reason, reason);
-    assert.deepEqual(calls, []);
-  }
+  assert.deepEqual(
+    await reconcileWriteThrough(
+      secret({ annotations: { 'smk.dev/aws-secret-arn': arn, 'smk.dev/aws-version-id': 'v1' } }),
+      deps,
+    ),
+    { outcome: 'tagged' },
+  );
+  assert.deepEqual(calls, [
+    ['tag', { 'smk.dev/uid': 'uid-1', 'smk.dev/deletion-policy': 'Delete', 'smk.dev/retained': 'false' }],
+  ]);
+  assert.deepEqual(annotations, []);
+  const missing = fake(undefined);
+  const result = await reconcileWriteThrough(secret(), missing.deps);
+  assert.equal(result.outcome === 'warning' && result.reason, 'SecretMissing');
 });
 
 test('a live Secret without the finalizer gets it back', async () => {
@@ -164,7 +334,7 @@ test('deletion with Retain: tagged retained, not deleted', async () => {
 });
 
 test('deletion keeps the finalizer while AWS fails; a foreign or missing secret is not touched', async () => {
-  const failing = fake(described({ v2: ['AWSCURRENT'] }), 'delete');
+  const failing = fake(described({ v2: ['AWSCURRENT'] }), { fail: 'delete' });
   await assert.rejects(reconcileWriteThrough(secret({ deleting: true }), failing.deps), TransientError);
   assert.deepEqual(failing.finalizers, []);
   for (const description of [undefined, described({}, { 'smk.dev/namespace': 'b' })]) {

@@ -1,24 +1,37 @@
 /**
  * What the controller does for one write-through Secret, and for the secrets no Secret names.
+ * It acts only on what the API server stored (its watch), never on an admission request.
  *
- * Commit: the stored Secret names the version the webhook wrote. The first time a stored Secret
- * names a version, that version becomes AWSCURRENT (the webhook staged it `smk-pending`), and the
- * secret is tagged with it (`committed-version`), the Secret's uid and its deletion policy. A
- * version that is already committed is never moved again, so a rotation made in Secrets Manager
- * afterwards stands.
+ * Which secret: derived from the Secret's namespace and name (or its `smk.dev/aws-secret-name`,
+ * only under `<prefix><namespace>/`), never from the ARN or version annotations, which are for
+ * people. Before any write, stage move, tag, restore or delete, the secret's tags must say it is
+ * this Secret's in this cluster (cluster, namespace, name); a secret of that name that is not is
+ * left alone, with a Warning on the Secret. A new secret is created with those tags in one call.
+ *
+ * Write: a Secret carrying a sealed value (the webhook sealed it at admission) is opened with
+ * the controller's key, only for this cluster, namespace and name. Its content token (keyed,
+ * ../../core/seal.ts) is the ClientRequestToken: content already committed writes nothing (a
+ * rotation made in Secrets Manager since stands); content an older version holds is made
+ * AWSCURRENT again; new content becomes a new AWSCURRENT version. Then the sealed value is
+ * replaced by the ARN and version, conditional on the Secret's resourceVersion: a newer value
+ * stored meanwhile is written next, never lost.
  *
  * Delete: with policy Delete the secret is scheduled for deletion (recovery window), with Retain
  * it is tagged retained; then the finalizer comes off. Any AWS failure keeps the finalizer (the
  * Secret stays Terminating) and is retried.
  *
- * Sweep: a secret this cluster wrote whose Secret does not exist, and never will (a create that
- * Kubernetes refused after the webhook wrote), is deleted after a grace period — at once when it
- * was never committed (nothing consumed it), else with the recovery window.
+ * Sweep: a secret this cluster wrote whose Secret no longer exists (its finalizer was taken off
+ * by hand) is deleted after a grace period — at once when it was never committed, else with the
+ * recovery window.
  */
-import type { SecretDescription, SecretWriter } from '../../aws/index.ts';
+import type { SecretDescription, SecretTags, SecretWriter } from '../../aws/index.ts';
+import { InvalidInputError, TransientError } from '../../core/errors.ts';
+import { contentToken, openSealed, type SealingKeyPair } from '../../core/seal.ts';
 import {
   type DeletionPolicy,
-  pendingStage,
+  decodeSecretDocument,
+  managedByValue,
+  secretNameOf,
   writeThroughAnnotations,
   writeThroughFinalizer,
   writeThroughTags,
@@ -40,20 +53,40 @@ export interface WriteThroughSecret {
 
 export interface ReconcileSettings {
   readonly cluster: string;
+  /** Secrets Manager names start with this; a namespace's with `<prefix><namespace>/`. */
+  readonly prefix: string;
   readonly deletionPolicy: DeletionPolicy;
   readonly recoveryWindowDays: number;
+  /** KMS key (id, alias or ARN) new secrets are encrypted with; default the account's aws/secretsmanager key. */
+  readonly kmsKeyId?: string;
 }
 
 export interface ReconcileDeps {
-  readonly writer: Pick<SecretWriter, 'describe' | 'moveStage' | 'removeStage' | 'tag' | 'delete'>;
+  readonly writer: Pick<
+    SecretWriter,
+    'create' | 'putValue' | 'describe' | 'moveStage' | 'tag' | 'delete' | 'restore'
+  >;
   readonly settings: ReconcileSettings;
+  /** The sealing key pair; undefined while it is not loaded yet. */
+  readonly keyPair: () => SealingKeyPair | undefined;
   /** Replaces the Secret's finalizers (conditional on its resourceVersion). */
   readonly setFinalizers: (secret: WriteThroughSecret, finalizers: string[]) => Promise<void>;
+  /** Sets (or with null removes) annotations, conditional on the Secret's resourceVersion. */
+  readonly setAnnotations: (
+    secret: WriteThroughSecret,
+    annotations: Readonly<Record<string, string | null>>,
+  ) => Promise<void>;
 }
 
 export type ReconcileResult =
   | { readonly outcome: 'none' }
-  | { readonly outcome: 'committed'; readonly versionId: string; readonly moved: boolean }
+  /** A sealed value landed: `change` says what Secrets Manager did with it. */
+  | {
+      readonly outcome: 'written';
+      readonly secretName: string;
+      readonly versionId: string;
+      readonly change: 'created' | 'new-version' | 'made-current' | 'unchanged';
+    }
   | { readonly outcome: 'tagged' }
   | { readonly outcome: 'deleted'; readonly policy: DeletionPolicy; readonly recoveryWindowDays?: number }
   /** Something a person must look at; not retried until the Secret changes. */
@@ -69,17 +102,28 @@ export function recoveryWindowOf(secret: WriteThroughSecret, fallback: number): 
   return Number.isInteger(value) && value >= 7 && value <= 30 ? value : fallback;
 }
 
-function ownedBy(description: SecretDescription, secret: WriteThroughSecret, cluster: string): boolean {
+interface Owner {
+  readonly cluster: string;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** The ownership check before every change to an existing secret. */
+function ownedBy(description: SecretDescription, owner: Owner): boolean {
   const tags = description.tags;
   return (
-    tags[writeThroughTags.cluster] === cluster &&
-    tags[writeThroughTags.namespace] === secret.metadata?.namespace &&
-    tags[writeThroughTags.name] === secret.metadata?.name
+    tags[writeThroughTags.cluster] === owner.cluster &&
+    tags[writeThroughTags.namespace] === owner.namespace &&
+    tags[writeThroughTags.name] === owner.name
   );
 }
 
-function subjectOf(secret: WriteThroughSecret): string {
-  return `Secret ${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
+function notOwned(subject: string, secretName: string, owner: Owner): ReconcileResult {
+  return {
+    outcome: 'warning',
+    reason: 'SecretNotOwned',
+    message: `${subject}: Secrets Manager secret ${secretName} exists and is not tagged as this Secret's in cluster ${owner.cluster}; nothing was written to it. Name another with annotation ${writeThroughAnnotations.name}, or remove it`,
+  };
 }
 
 async function removeFinalizer(secret: WriteThroughSecret, deps: ReconcileDeps): Promise<void> {
@@ -91,84 +135,164 @@ async function removeFinalizer(secret: WriteThroughSecret, deps: ReconcileDeps):
   );
 }
 
-/** A Secret being deleted: apply its deletion policy, then let it go. */
-async function finish(secret: WriteThroughSecret, deps: ReconcileDeps): Promise<ReconcileResult> {
+/** A Secret being deleted: apply its deletion policy to its own secret, then let it go. */
+async function finish(
+  secret: WriteThroughSecret,
+  owner: Owner,
+  secretName: string | undefined,
+  deps: ReconcileDeps,
+): Promise<ReconcileResult> {
   if (!(secret.metadata?.finalizers ?? []).includes(writeThroughFinalizer)) return { outcome: 'none' };
-  const arn = secret.metadata?.annotations?.[writeThroughAnnotations.arn];
   const policy = deletionPolicyOf(secret, deps.settings.deletionPolicy);
-  const described = arn === undefined ? undefined : await deps.writer.describe(arn);
+  const described = secretName === undefined ? undefined : await deps.writer.describe(secretName);
   let result: ReconcileResult = { outcome: 'deleted', policy };
-  if (arn !== undefined && described !== undefined && ownedBy(described, secret, deps.settings.cluster)) {
+  if (described !== undefined && ownedBy(described, owner)) {
     if (policy === 'Delete') {
       const recoveryWindowDays = recoveryWindowOf(secret, deps.settings.recoveryWindowDays);
-      if (described.deletedDate === undefined) await deps.writer.delete(arn, { recoveryWindowDays });
+      if (described.deletedDate === undefined)
+        await deps.writer.delete(described.arn, { recoveryWindowDays });
       result = { outcome: 'deleted', policy, recoveryWindowDays };
     } else {
-      await deps.writer.tag(arn, { [writeThroughTags.retained]: 'true' });
+      await deps.writer.tag(described.arn, { [writeThroughTags.retained]: 'true' });
     }
   }
   await removeFinalizer(secret, deps);
   return result;
 }
 
-/** A live Secret: commit the version it names, keep tags current, keep the finalizer on. */
-async function commit(secret: WriteThroughSecret, deps: ReconcileDeps): Promise<ReconcileResult> {
+/** The tags a committed secret carries besides ownership: uid, policy, not retained. */
+function bookkeepingTags(
+  secret: WriteThroughSecret,
+  current: SecretTags,
+  deps: ReconcileDeps,
+): Record<string, string> {
+  const tags: Record<string, string> = {};
+  const uid = secret.metadata?.uid;
+  if (uid && current[writeThroughTags.uid] !== uid) tags[writeThroughTags.uid] = uid;
+  const policy = deletionPolicyOf(secret, deps.settings.deletionPolicy);
+  if (current[writeThroughTags.deletionPolicy] !== policy) tags[writeThroughTags.deletionPolicy] = policy;
+  if (current[writeThroughTags.retained] === 'true') tags[writeThroughTags.retained] = 'false';
+  return tags;
+}
+
+/** Opens the sealed value and writes it (see the module comment). */
+async function write(
+  secret: WriteThroughSecret,
+  owner: Owner,
+  subject: string,
+  secretName: string,
+  described: SecretDescription | undefined,
+  sealed: string,
+  deps: ReconcileDeps,
+): Promise<ReconcileResult> {
+  const keyPair = deps.keyPair();
+  if (keyPair === undefined) throw new TransientError(`${subject}: the sealing key is not loaded yet`);
+  let document: string;
+  try {
+    document = new TextDecoder('utf-8', { fatal: true }).decode(openSealed(keyPair, owner, sealed, subject));
+    decodeSecretDocument(document, subject);
+  } catch (error) {
+    if (!(error instanceof InvalidInputError || error instanceof TypeError)) throw error;
+    return {
+      outcome: 'warning',
+      reason: 'SealNotOpened',
+      message:
+        error instanceof InvalidInputError
+          ? `${error.message}; give the Secret's data again`
+          : `${subject}: the sealed value is not text; give the Secret's data again`,
+    };
+  }
+  const token = contentToken(keyPair, secretName, document);
+  let arn: string;
+  let change: 'created' | 'new-version' | 'made-current' | 'unchanged' = 'unchanged';
+  if (described === undefined) {
+    const created = await deps.writer.create({
+      name: secretName,
+      value: document,
+      clientRequestToken: token,
+      tags: {
+        [writeThroughTags.managedBy]: managedByValue,
+        [writeThroughTags.cluster]: owner.cluster,
+        [writeThroughTags.namespace]: owner.namespace,
+        [writeThroughTags.name]: owner.name,
+        [writeThroughTags.committedVersion]: token,
+        [writeThroughTags.deletionPolicy]: deletionPolicyOf(secret, deps.settings.deletionPolicy),
+        ...(secret.metadata?.uid ? { [writeThroughTags.uid]: secret.metadata.uid } : {}),
+      },
+      description: `Kubernetes Secret ${owner.namespace}/${owner.name} in cluster ${owner.cluster}, written through by smk`,
+      ...(deps.settings.kmsKeyId === undefined ? {} : { kmsKeyId: deps.settings.kmsKeyId }),
+    });
+    // Made by someone else between the describe and the create: its tags decide on the retry.
+    if (!created.created) throw new TransientError(`${subject}: secret ${secretName} appeared meanwhile`);
+    arn = created.version.arn;
+    change = 'created';
+  } else {
+    arn = described.arn;
+    // A Secret deleted with a recovery window and made again: take its secret back.
+    if (described.deletedDate !== undefined) await deps.writer.restore(arn);
+    const tags = bookkeepingTags(secret, described.tags, deps);
+    if (described.tags[writeThroughTags.committedVersion] !== token) {
+      const current = [...described.versionsToStages].find(([, labels]) =>
+        labels.includes(currentStage),
+      )?.[0];
+      const stages = described.versionsToStages.get(token);
+      let landed = stages ?? [];
+      if (stages === undefined) {
+        const put = await deps.writer.putValue({ id: arn, value: document, clientRequestToken: token });
+        landed = put.stages;
+        change = 'new-version';
+      }
+      // AWS ignores a put whose token an older (deprecated) version holds: move the stage then.
+      if (!landed.includes(currentStage)) {
+        await deps.writer.moveStage(arn, currentStage, token, current);
+        if (change === 'unchanged') change = 'made-current';
+      }
+      tags[writeThroughTags.committedVersion] = token;
+    }
+    if (Object.keys(tags).length > 0) await deps.writer.tag(arn, tags);
+  }
+  await deps.setAnnotations(secret, {
+    [writeThroughAnnotations.sealed]: null,
+    [writeThroughAnnotations.arn]: arn,
+    [writeThroughAnnotations.versionId]: token,
+  });
+  return { outcome: 'written', secretName, versionId: token, change };
+}
+
+/** A live Secret: write its sealed value, or keep tags and the informational annotations true. */
+async function reconcileLive(
+  secret: WriteThroughSecret,
+  owner: Owner,
+  subject: string,
+  secretName: string,
+  deps: ReconcileDeps,
+): Promise<ReconcileResult> {
   const annotations = secret.metadata?.annotations ?? {};
-  const arn = annotations[writeThroughAnnotations.arn];
-  const versionId = annotations[writeThroughAnnotations.versionId];
-  if (arn === undefined || versionId === undefined) return { outcome: 'none' };
-  const subject = subjectOf(secret);
   const finalizers = secret.metadata?.finalizers ?? [];
   if (!finalizers.includes(writeThroughFinalizer)) {
     await deps.setFinalizers(secret, [...finalizers, writeThroughFinalizer]);
   }
-  const described = await deps.writer.describe(arn);
+  const described = await deps.writer.describe(secretName);
+  if (described !== undefined && !ownedBy(described, owner)) return notOwned(subject, secretName, owner);
+  const sealed = annotations[writeThroughAnnotations.sealed];
+  if (sealed !== undefined) return write(secret, owner, subject, secretName, described, sealed, deps);
   if (described === undefined) {
     return {
       outcome: 'warning',
       reason: 'SecretMissing',
-      message: `${subject}: Secrets Manager secret ${arn} does not exist; the Secret has no value`,
+      message: `${subject}: Secrets Manager secret ${secretName} does not exist; the Secret has no value (give its data again)`,
     };
   }
-  if (!ownedBy(described, secret, deps.settings.cluster)) {
-    return {
-      outcome: 'warning',
-      reason: 'SecretNotOwned',
-      message: `${subject}: Secrets Manager secret ${arn} is not tagged as this Secret's in this cluster; left alone`,
-    };
+  const tags = bookkeepingTags(secret, described.tags, deps);
+  if (Object.keys(tags).length > 0) await deps.writer.tag(described.arn, tags);
+  const committed = described.tags[writeThroughTags.committedVersion];
+  const truth: Record<string, string> = {
+    [writeThroughAnnotations.arn]: described.arn,
+    ...(committed === undefined ? {} : { [writeThroughAnnotations.versionId]: committed }),
+  };
+  if (Object.entries(truth).some(([key, value]) => annotations[key] !== value)) {
+    await deps.setAnnotations(secret, truth);
   }
-  const tags: Record<string, string> = {};
-  let committed = false;
-  let moved = false;
-  const stages = described.versionsToStages.get(versionId);
-  if (described.tags[writeThroughTags.committedVersion] !== versionId) {
-    if (stages === undefined) {
-      return {
-        outcome: 'warning',
-        reason: 'VersionMissing',
-        message: `${subject}: version ${versionId} of ${arn} does not exist; write the Secret's data again`,
-      };
-    }
-    if (!stages.includes(currentStage)) {
-      const current = [...described.versionsToStages].find(([, labels]) =>
-        labels.includes(currentStage),
-      )?.[0];
-      await deps.writer.moveStage(arn, currentStage, versionId, current);
-      moved = true;
-    }
-    tags[writeThroughTags.committedVersion] = versionId;
-    committed = true;
-  }
-  if (stages?.includes(pendingStage)) await deps.writer.removeStage(arn, pendingStage, versionId);
-  const uid = secret.metadata?.uid;
-  if (uid && described.tags[writeThroughTags.uid] !== uid) tags[writeThroughTags.uid] = uid;
-  const policy = deletionPolicyOf(secret, deps.settings.deletionPolicy);
-  if (described.tags[writeThroughTags.deletionPolicy] !== policy) {
-    tags[writeThroughTags.deletionPolicy] = policy;
-  }
-  if (described.tags[writeThroughTags.retained] === 'true') tags[writeThroughTags.retained] = 'false';
-  if (Object.keys(tags).length > 0) await deps.writer.tag(arn, tags);
-  if (committed) return { outcome: 'committed', versionId, moved };
   return Object.keys(tags).length > 0 ? { outcome: 'tagged' } : { outcome: 'none' };
 }
 
@@ -176,8 +300,25 @@ export async function reconcileWriteThrough(
   secret: WriteThroughSecret,
   deps: ReconcileDeps,
 ): Promise<ReconcileResult> {
-  if (secret.metadata?.deletionTimestamp) return finish(secret, deps);
-  return commit(secret, deps);
+  const owner: Owner = {
+    cluster: deps.settings.cluster,
+    namespace: secret.metadata?.namespace ?? '',
+    name: secret.metadata?.name ?? '',
+  };
+  const subject = `Secret ${owner.namespace}/${owner.name}`;
+  const target = secretNameOf(
+    deps.settings.prefix,
+    owner.namespace,
+    owner.name,
+    secret.metadata?.annotations,
+  );
+  if (secret.metadata?.deletionTimestamp) {
+    return finish(secret, owner, 'name' in target ? target.name : undefined, deps);
+  }
+  if ('problem' in target) {
+    return { outcome: 'warning', reason: 'InvalidName', message: `${subject}: ${target.problem}` };
+  }
+  return reconcileLive(secret, owner, subject, target.name, deps);
 }
 
 export interface SweepCandidate {

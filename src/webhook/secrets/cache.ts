@@ -3,10 +3,16 @@
  * `smk.dev/write-through=true` (they carry no data, only references), so pod admission knows
  * which secret volumes to swap without any call on its path.
  */
-import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
+import { parseArn } from '../../aws/arn.ts';
 import type { Logger } from '../../core/log.ts';
-import { writeThroughAnnotations, writeThroughLabel } from '../../core/write-through.ts';
-import { apiStatus, type KubeConfig } from '../../kube/client.ts';
+import {
+  secretKeyProblem,
+  secretNameOf,
+  writeThroughAnnotations,
+  writeThroughLabel,
+} from '../../core/write-through.ts';
+import type { KubeConfig } from '../../kube/client.ts';
 import { apiSource, createInformer, type Informer, resourcePath, secretLister } from '../../kube/informer.ts';
 import type { WriteThroughLookup, WriteThroughRef } from './pods.ts';
 
@@ -18,26 +24,58 @@ export interface WriteThroughCache {
   readonly synced: boolean;
 }
 
-function split(text: string | undefined): string[] {
-  return text === undefined || text === '' ? [] : text.split(',');
+/** Where write-through secrets live: the webhook's prefix and the region the controller writes in. */
+export interface WriteThroughLocation {
+  readonly prefix: string;
+  readonly region: string;
 }
 
-/** What a stored write-through Secret tells the pod path; undefined until smk wrote it through. */
-export function refOfSecret(secret: V1Secret): WriteThroughRef | undefined {
+function keyList(text: string | undefined): string[] {
+  const keys = text === undefined || text === '' ? [] : text.split(',');
+  // Key names become file names in the pod: only what a Secret key may be.
+  return keys.filter((key) => secretKeyProblem(key) === undefined);
+}
+
+/**
+ * What a stored write-through Secret tells the pod path. The secret it names is derived from the
+ * Secret's namespace and name (src/core/write-through.ts), never taken from an annotation: the
+ * ARN the controller recorded is used only when it is that secret's (exact, and region-bound),
+ * else the name in the controller's region. A labelled Secret is write-through from the start:
+ * before the controller has written it, its pods wait in the agent rather than mount it empty.
+ */
+export function refOfSecret(secret: V1Secret, location: WriteThroughLocation): WriteThroughRef | undefined {
   if (secret.metadata?.labels?.[writeThroughLabel] !== 'true') return undefined;
   const annotations = secret.metadata.annotations ?? {};
-  const arn = annotations[writeThroughAnnotations.arn];
-  if (arn === undefined) return undefined;
+  const target = secretNameOf(
+    location.prefix,
+    secret.metadata.namespace ?? '',
+    secret.metadata.name ?? '',
+    annotations,
+  );
+  if ('problem' in target) return undefined;
+  const arn = annotations[writeThroughAnnotations.arn] ?? '';
+  const parsed = parseArn(arn);
+  const resource = `secret:${target.name}-`;
+  const exact =
+    parsed?.service === 'secretsmanager' &&
+    parsed.region === location.region &&
+    parsed.resource.startsWith(resource) &&
+    /^[A-Za-z0-9]{6}$/.test(parsed.resource.slice(resource.length));
   return {
-    arn,
-    keys: split(annotations[writeThroughAnnotations.keys]),
-    base64Keys: split(annotations[writeThroughAnnotations.base64Keys]),
+    secretId: exact ? arn : target.name,
+    region: location.region,
+    keys: keyList(annotations[writeThroughAnnotations.keys]),
+    base64Keys: keyList(annotations[writeThroughAnnotations.base64Keys]),
   };
 }
 
 export function createWriteThroughCache(
   kubeConfig: KubeConfig,
-  options: { readonly namespaces?: readonly string[]; readonly logger: Logger },
+  options: {
+    readonly namespaces?: readonly string[];
+    readonly logger: Logger;
+    readonly location: WriteThroughLocation;
+  },
 ): WriteThroughCache {
   const scopes = options.namespaces && options.namespaces.length > 0 ? options.namespaces : [undefined];
   const informers: Informer<V1Secret>[] = scopes.map((namespace) =>
@@ -54,7 +92,7 @@ export function createWriteThroughCache(
     lookup(namespace, name) {
       for (const informer of informers) {
         const secret = informer.get(namespace, name);
-        if (secret) return refOfSecret(secret);
+        if (secret) return refOfSecret(secret, options.location);
       }
       return undefined;
     },
@@ -67,20 +105,5 @@ export function createWriteThroughCache(
     get synced() {
       return informers.every((informer) => informer.synced);
     },
-  };
-}
-
-/** A GET for the CREATE pre-check: true/false, or undefined when the API server could not tell. */
-export function secretExistsFunction(
-  kubeConfig: KubeConfig,
-): (namespace: string, name: string) => Promise<boolean | undefined> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  return async (namespace, name) => {
-    try {
-      await core.readNamespacedSecret({ namespace, name });
-      return true;
-    } catch (error) {
-      return apiStatus(error) === 404 ? false : undefined;
-    }
   };
 }

@@ -3,7 +3,8 @@
  * renders the same shape; the integration tests register these):
  *  - Secrets labelled smk.dev/write-through=true, CREATE and UPDATE (objectSelector: no other
  *    Secret is ever sent; on UPDATE the old object matching is enough, so removing the label is
- *    seen). It writes to AWS, but never on a dry run: sideEffects NoneOnDryRun.
+ *    seen). It has no side effects: the value is sealed into the stored Secret for the
+ *    controller, which writes it to AWS.
  *  - Pods that name a Secret (secret volume, projected secret source, env, envFrom): the swap.
  *    Filtered in the API server by a CEL matchCondition, so other pods are never sent.
  * Both fail closed: a labelled Secret is refused rather than stored with its data, and a pod
@@ -37,7 +38,7 @@ export interface WriteThroughWebhookOptions {
     | { readonly url: string }
     | { readonly service: { readonly namespace: string; readonly name: string; readonly port?: number } };
   readonly namespaceSelector?: V1LabelSelector;
-  /** Secret admission writes to AWS: allow it more time than the pod path (default 10 s). */
+  /** Secret admission may read the published sealing key on first use (default 10 s). */
   readonly timeoutSeconds?: number;
 }
 
@@ -57,7 +58,7 @@ export function writeThroughWebhooks(options: WriteThroughWebhookOptions): V1Mut
     {
       name: secretWebhookName,
       admissionReviewVersions: ['v1'],
-      sideEffects: 'NoneOnDryRun',
+      sideEffects: 'None',
       failurePolicy: 'Fail',
       reinvocationPolicy: 'Never',
       matchPolicy: 'Equivalent',

@@ -17,17 +17,20 @@ const config: InjectorConfig = { ...defaultInjectorConfig, agentImage: 'registry
 const fixtures = new URL('./fixtures/', import.meta.url);
 const refs: Record<string, WriteThroughRef> = {
   'db-creds': {
-    arn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/team-a/db-creds-AbCdEf',
+    region: 'us-east-1',
+    secretId: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/team-a/db-creds-AbCdEf',
     keys: ['password', 'username'],
     base64Keys: [],
   },
   'api-key': {
-    arn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/team-a/api-key-GhIjKl',
+    region: 'us-east-1',
+    secretId: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/team-a/api-key-GhIjKl',
     keys: ['key', 'other'],
     base64Keys: [],
   },
   keystore: {
-    arn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/team-a/keystore-MnOpQr',
+    region: 'us-east-1',
+    secretId: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/team-a/keystore-MnOpQr',
     keys: ['keystore.p12', 'password'],
     base64Keys: ['keystore.p12'],
   },
@@ -69,14 +72,14 @@ test('fixture pod-volume: write-through secret volumes become memory volumes fil
 test('the agent spec writes exactly the files kubelet would (keys, items paths, modes) plus the document dotfile', async () => {
   const pod = swapped(swapWriteThroughVolumes(fixture('pod-volume.in.yaml'), 'team-a', lookup, config));
   const documents: Record<string, string> = {
-    [refs['db-creds']?.arn ?? '']: encodeSecretData(
+    [refs['db-creds']?.secretId ?? '']: encodeSecretData(
       new Map([
         ['password', new TextEncoder().encode('pw')],
         ['username', new TextEncoder().encode('app')],
       ]),
       's',
     ).document,
-    [refs['api-key']?.arn ?? '']: '{"key":"k-1","other":"o"}',
+    [refs['api-key']?.secretId ?? '']: '{"key":"k-1","other":"o"}',
   };
   const reader: SecretReader = {
     async read(requests: readonly SecretRequest[]): Promise<ReadResult[]> {
@@ -138,6 +141,23 @@ test('a swapped pod swapped again is unchanged; a later identity webhook is copi
     assert.equal(agent.env?.[0]?.name, 'SMK_OBJECTS');
   }
   assert.equal(again.spec.initContainers?.length, 2);
+});
+
+test("write-through agents get the cluster's AWS endpoint, once, also after a swap again", () => {
+  const endpoint = 'http://aws.smk.test:4566';
+  const withEndpoint: InjectorConfig = { ...config, awsEndpointUrl: endpoint };
+  const once = swapped(
+    swapWriteThroughVolumes(fixture('pod-volume.in.yaml'), 'team-a', lookup, withEndpoint),
+  );
+  const twice = swapped(swapWriteThroughVolumes(once, 'team-a', lookup, withEndpoint));
+  assert.deepEqual(fastJsonPatch.compare(once, twice), []);
+  assert.equal(twice.spec.initContainers?.length, 2);
+  for (const agent of twice.spec.initContainers ?? []) {
+    assert.deepEqual(
+      agent.env?.filter((variable) => variable.name === 'AWS_ENDPOINT_URL'),
+      [{ name: 'AWS_ENDPOINT_URL', value: endpoint }],
+    );
+  }
 });
 
 test('env, envFrom and projected uses of a write-through Secret are refused with how to consume it', () => {

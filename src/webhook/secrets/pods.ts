@@ -14,7 +14,10 @@ import type { Container, EnvVar, Pod, VolumeMount } from '../pod.ts';
 
 /** What the pod path needs to know about one write-through Secret. */
 export interface WriteThroughRef {
-  readonly arn: string;
+  /** The Secrets Manager secret (ARN or name) the agent reads, with the pod's own identity. */
+  readonly secretId: string;
+  /** Its region (an ARN's own region wins). */
+  readonly region: string;
   readonly keys: readonly string[];
   readonly base64Keys: readonly string[];
 }
@@ -128,7 +131,7 @@ function objectsFor(volume: RawVolume, secret: string, ref: WriteThroughRef): un
   });
   return [
     {
-      objectName: ref.arn,
+      objectName: ref.secretId,
       objectType: 'secretsmanager',
       objectAlias: documentFileName,
       filePermission: fileMode(source.defaultMode, volume.name),
@@ -141,6 +144,7 @@ function agentContainer(
   name: string,
   volume: string,
   dir: string,
+  region: string,
   objectsJson: string,
   identity: ReturnType<typeof podIdentity>,
   runAs: { user: number; group: number },
@@ -153,6 +157,7 @@ function agentContainer(
     command: [...config.agentCommand, 'agent', 'init'],
     env: [
       { name: agentEnv.objects, value: objectsJson },
+      { name: agentEnv.region, value: region },
       { name: agentEnv.dir, value: dir },
       ...identity.env.map((variable): EnvVar => JSON.parse(JSON.stringify(variable)) as EnvVar),
     ],
@@ -207,7 +212,7 @@ export function swapWriteThroughVolumes(
     const app = [...spec.containers, ...(spec.initContainers ?? [])].filter(
       (container) => !ours(container) && !container.name.startsWith('smk-agent-'),
     );
-    const identity = podIdentity(app);
+    const identity = podIdentity(app, config.awsEndpointUrl);
     const runAs = agentRunAs(spec, app, config);
     const pod: Pod = {
       ...input,
@@ -221,7 +226,10 @@ export function swapWriteThroughVolumes(
       const container = nextInit[at];
       if (container === undefined || !ours(container)) continue;
       const own = (container.env ?? []).filter(
-        (variable) => variable.name === agentEnv.objects || variable.name === agentEnv.dir,
+        (variable) =>
+          variable.name === agentEnv.objects ||
+          variable.name === agentEnv.region ||
+          variable.name === agentEnv.dir,
       );
       const dir = own.find((variable) => variable.name === agentEnv.dir)?.value;
       const volume = container.volumeMounts?.[0];
@@ -258,7 +266,9 @@ export function swapWriteThroughVolumes(
       }
       index += 1;
       const dir = `${agentDirBase}/${volume.name}`;
-      added.push(agentContainer(name, volume.name, dir, JSON.stringify(objects), identity, runAs, config));
+      added.push(
+        agentContainer(name, volume.name, dir, ref.region, JSON.stringify(objects), identity, runAs, config),
+      );
       const at = nextVolumes.findIndex((candidate) => candidate.name === volume.name);
       nextVolumes[at] = {
         name: volume.name,

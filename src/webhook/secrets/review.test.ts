@@ -3,11 +3,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { decideSecret, type SecretDecision, type SecretReviewRequest } from './review.ts';
-import { tokenFunction } from './token.ts';
 
 const fixtures = new URL('./fixtures/', import.meta.url);
 const settings = { prefix: 'kubernetes/', cluster: 'bed' };
-const tokenOf = tokenFunction(Buffer.from('unit-test-key'));
 const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/team-a/db-creds-AbCdEf';
 /** Values that appear (base64-encoded) in the fixtures: no message may contain them. */
 const values = ['hunter2', 's3cr3t-value'];
@@ -28,10 +26,16 @@ function review(object: unknown, extra: Partial<SecretReviewRequest> = {}): Secr
   };
 }
 
-function expectWrite(decision: SecretDecision) {
-  assert.equal(decision.kind, 'write', decision.kind === 'deny' ? decision.message : decision.kind);
-  if (decision.kind !== 'write') throw new Error('unreachable');
+function expectSeal(decision: SecretDecision) {
+  assert.equal(decision.kind, 'seal', decision.kind === 'deny' ? decision.message : decision.kind);
+  if (decision.kind !== 'seal') throw new Error('unreachable');
   return decision.plan;
+}
+
+function expectStore(decision: SecretDecision) {
+  assert.equal(decision.kind, 'store', decision.kind === 'deny' ? decision.message : decision.kind);
+  if (decision.kind !== 'store') throw new Error('unreachable');
+  return decision.object;
 }
 
 function expectDeny(decision: SecretDecision, text: string): void {
@@ -41,131 +45,147 @@ function expectDeny(decision: SecretDecision, text: string): void {
   for (const value of values) assert.ok(!decision.message.includes(value), 'no value in a denial');
 }
 
-/** The stored form of a fixture after a write, with the token in place of TOKEN. */
-function storedAfterWrite(name: string) {
-  const plan = expectWrite(decideSecret(review(fixture(`${name}.in.yaml`)), settings, tokenOf));
-  return { plan, stored: plan.stored({ arn, versionId: plan.token }) };
-}
-
 for (const file of readdirSync(fixtures).filter(
   (entry) => entry.endsWith('.out.yaml') && !entry.startsWith('pod-'),
 )) {
   const name = file.replace(/\.out\.yaml$/, '');
-  test(`fixture ${name}: written, then stored without data as ${file}`, () => {
-    const { plan, stored } = storedAfterWrite(name);
-    const expected = JSON.parse(JSON.stringify(fixture(file)).replaceAll('TOKEN', plan.token)) as unknown;
-    assert.deepEqual(JSON.parse(JSON.stringify(stored)), expected);
-    assert.equal(plan.mode, 'create');
-    assert.match(plan.token, /^[0-9a-f]{64}$/);
+  test(`fixture ${name}: sealed, then stored without data as ${file}`, () => {
+    const plan = expectSeal(decideSecret(review(fixture(`${name}.in.yaml`)), settings));
+    assert.deepEqual(JSON.parse(JSON.stringify(plan.stored('SEALED'))), fixture(file));
   });
 }
 
 for (const file of readdirSync(fixtures).filter((entry) => entry.endsWith('.error.txt'))) {
   const name = file.replace(/\.error\.txt$/, '');
-  test(`fixture ${name}: denied before anything is written`, () => {
+  test(`fixture ${name}: denied`, () => {
     const expected = readFileSync(new URL(file, fixtures), 'utf8').trim();
-    expectDeny(decideSecret(review(fixture(`${name}.in.yaml`)), settings, tokenOf), expected);
+    expectDeny(decideSecret(review(fixture(`${name}.in.yaml`)), settings), expected);
   });
 }
 
-test('create: the document holds every key (text as is, binary base64), tagged with cluster, namespace, name', () => {
-  const { plan } = storedAfterWrite('create');
+test('create: the document holds every key (text as is, binary base64), sealed for this cluster, namespace and name', () => {
+  const plan = expectSeal(decideSecret(review(fixture('create.in.yaml')), settings));
   assert.deepEqual(JSON.parse(plan.document), {
     'keystore.p12': '//4AgA==',
     password: 's3cr3t-value',
     'smk.dev/base64': ['keystore.p12'],
     username: 'app',
   });
-  assert.equal(plan.secretName, 'kubernetes/team-a/db-creds');
-  assert.deepEqual(plan.tags, {
-    'smk.dev/managed-by': 'smk-write-through',
-    'smk.dev/cluster': 'bed',
-    'smk.dev/namespace': 'team-a',
-    'smk.dev/name': 'db-creds',
-  });
-  assert.equal(plan.token, tokenOf('kubernetes/team-a/db-creds', plan.document));
+  assert.deepEqual(plan.owner, { cluster: 'bed', namespace: 'team-a', name: 'db-creds' });
 });
 
-test('the token is keyed: another key gives another version id for the same content', () => {
-  const other = tokenFunction(Buffer.from('another-key'));
-  assert.notEqual(other('n', '{"a":"1"}'), tokenOf('n', '{"a":"1"}'));
-  assert.equal(tokenOf('n', '{"a":"1"}'), tokenOf('n', '{"a":"1"}'));
-  assert.notEqual(tokenOf('m', '{"a":"1"}'), tokenOf('n', '{"a":"1"}'));
-});
-
-/** A Secret as Kubernetes stores it after a write of `object`. */
+/** A Secret as Kubernetes stores it once the controller wrote `object` through. */
 function storedSecret(object: Record<string, unknown>) {
-  const { stored } = (() => {
-    const plan = expectWrite(decideSecret(review(object), settings, tokenOf));
-    return { stored: plan.stored({ arn, versionId: plan.token }) };
-  })();
-  return { ...stored, metadata: { ...stored.metadata, uid: 'uid-1', resourceVersion: '5' } };
+  const stored = expectSeal(decideSecret(review(object), settings)).stored('SEALED');
+  const annotations: Record<string, string> = { ...stored.metadata.annotations };
+  delete annotations['smk.dev/sealed'];
+  annotations['smk.dev/aws-secret-arn'] = arn;
+  annotations['smk.dev/aws-version-id'] = 'v1';
+  return { ...stored, metadata: { ...stored.metadata, annotations, uid: 'uid-1', resourceVersion: '5' } };
 }
 
-test('update with new content: a new version of the ARN the stored Secret names', () => {
+test('update with content (new, or the same again): sealed anew; the controller decides what AWS needs', () => {
   const old = storedSecret(fixture('create.in.yaml'));
-  const next = fixture('create.in.yaml');
-  (next.data as Record<string, string>).password = Buffer.from('n3w-value').toString('base64');
-  const plan = expectWrite(
-    decideSecret(review(next, { operation: 'UPDATE', oldObject: old }), settings, tokenOf),
-  );
-  assert.equal(plan.mode, 'update');
-  assert.equal(plan.arn, arn);
-  assert.equal(plan.tags['smk.dev/uid'], 'uid-1');
-  assert.notEqual(plan.token, old.metadata.annotations?.['smk.dev/aws-version-id']);
-});
-
-test('update with the same content: stored as is, no write', () => {
-  const old = storedSecret(fixture('create.in.yaml'));
-  const decision = decideSecret(
-    review(fixture('create.in.yaml'), { operation: 'UPDATE', oldObject: old }),
-    settings,
-    tokenOf,
-  );
-  assert.equal(decision.kind, 'store');
-  if (decision.kind !== 'store') return;
-  assert.equal(decision.object.data, undefined);
+  const next = { ...old, data: { password: Buffer.from('n3w-value').toString('base64') } };
+  const plan = expectSeal(decideSecret(review(next, { operation: 'UPDATE', oldObject: old }), settings));
+  assert.equal(JSON.parse(plan.document).password, 'n3w-value');
+  const stored = plan.stored('SEALED-2');
+  assert.equal(stored.data, undefined);
+  assert.equal(stored.metadata.annotations?.['smk.dev/sealed'], 'SEALED-2');
   assert.equal(
-    decision.object.metadata.annotations?.['smk.dev/aws-version-id'],
-    old.metadata.annotations?.['smk.dev/aws-version-id'],
+    stored.metadata.annotations?.['smk.dev/aws-secret-arn'],
+    arn,
+    'kept for people until the controller writes',
+  );
+  expectSeal(
+    decideSecret(review(fixture('create.in.yaml'), { operation: 'UPDATE', oldObject: old }), settings),
   );
 });
 
-test('metadata-only update (no data): references restored from the stored Secret, finalizer kept', () => {
+test('the answer depends on nothing but the request: the same request twice gives the same plan', () => {
+  const old = storedSecret(fixture('create.in.yaml'));
+  const request = review(fixture('create.in.yaml'), { operation: 'UPDATE', oldObject: old });
+  const first = expectSeal(decideSecret(request, settings));
+  const second = expectSeal(decideSecret(request, settings));
+  assert.equal(first.document, second.document);
+  assert.deepEqual(first.stored('S'), second.stored('S'));
+});
+
+test("metadata-only update (no data): the webhook's references restored, the controller's passed through, finalizer kept", () => {
   const old = storedSecret(fixture('create.in.yaml'));
   const edited = structuredClone(old) as typeof old & {
     metadata: { annotations: Record<string, string>; finalizers?: string[] };
   };
-  edited.metadata.annotations['smk.dev/aws-secret-arn'] = 'arn:aws:secretsmanager:us-east-1:1:secret:forged';
+  edited.metadata.annotations['smk.dev/keys'] = 'forged';
+  edited.metadata.annotations['smk.dev/aws-version-id'] = 'v9';
   edited.metadata.annotations.team = 'payments';
   edited.metadata.finalizers = [];
-  const decision = decideSecret(review(edited, { operation: 'UPDATE', oldObject: old }), settings, tokenOf);
-  assert.equal(decision.kind, 'store');
-  if (decision.kind !== 'store') return;
-  assert.equal(decision.object.metadata.annotations?.['smk.dev/aws-secret-arn'], arn);
-  assert.equal(decision.object.metadata.annotations?.team, 'payments');
-  assert.deepEqual(decision.object.metadata.finalizers, ['smk.dev/write-through']);
+  const stored = expectStore(decideSecret(review(edited, { operation: 'UPDATE', oldObject: old }), settings));
+  assert.equal(stored.metadata.annotations?.['smk.dev/keys'], 'keystore.p12,password,username');
+  assert.equal(stored.metadata.annotations?.['smk.dev/aws-version-id'], 'v9', 'nothing reads it back');
+  assert.equal(stored.metadata.annotations?.team, 'payments');
+  assert.deepEqual(stored.metadata.finalizers, ['smk.dev/write-through']);
 });
 
-test('dry run: the stored form without a write (no ARN yet on create)', () => {
-  const decision = decideSecret(review(fixture('create.in.yaml'), { dryRun: true }), settings, tokenOf);
-  assert.equal(decision.kind, 'store');
-  if (decision.kind !== 'store') return;
-  assert.equal(decision.object.data, undefined);
-  assert.equal(decision.object.metadata.annotations?.['smk.dev/aws-secret-arn'], undefined);
-  assert.equal(decision.object.metadata.annotations?.['smk.dev/keys'], 'keystore.p12,password,username');
+test('the sealed value: kept or removed by a metadata-only change, never replaced by one the webhook did not make', () => {
+  const old = storedSecret(fixture('create.in.yaml')) as ReturnType<typeof storedSecret> & {
+    metadata: { annotations: Record<string, string> };
+  };
+  old.metadata.annotations['smk.dev/sealed'] = 'SEALED-BY-WEBHOOK';
+  const kept = structuredClone(old);
+  kept.metadata.annotations.team = 'x';
+  assert.equal(
+    expectStore(decideSecret(review(kept, { operation: 'UPDATE', oldObject: old }), settings)).metadata
+      .annotations?.['smk.dev/sealed'],
+    'SEALED-BY-WEBHOOK',
+  );
+  const committed = structuredClone(old);
+  delete committed.metadata.annotations['smk.dev/sealed'];
+  assert.equal(
+    expectStore(decideSecret(review(committed, { operation: 'UPDATE', oldObject: old }), settings)).metadata
+      .annotations?.['smk.dev/sealed'],
+    undefined,
+  );
+  const swapped = structuredClone(old);
+  swapped.metadata.annotations['smk.dev/sealed'] = 'SEALED-BY-SOMEONE';
+  expectDeny(
+    decideSecret(review(swapped, { operation: 'UPDATE', oldObject: old }), settings),
+    'annotation smk.dev/sealed is set by smk only',
+  );
 });
 
-test('a plain Secret gaining the label is written through (its data moves to Secrets Manager)', () => {
+test('dry run: the same answer as a real request (the webhook has no side effect)', () => {
+  const plan = expectSeal(decideSecret(review(fixture('create.in.yaml'), { dryRun: true }), settings));
+  assert.equal(plan.stored('S').metadata.annotations?.['smk.dev/keys'], 'keystore.p12,password,username');
+});
+
+test('a plain Secret gaining the label is sealed (its data moves to Secrets Manager through the controller)', () => {
   const plain = fixture('create.in.yaml');
   const old = structuredClone(plain) as { metadata: { labels: Record<string, string>; uid?: string } };
   delete old.metadata.labels['smk.dev/write-through'];
-  old.metadata.uid = 'uid-9';
-  const plan = expectWrite(
-    decideSecret(review(plain, { operation: 'UPDATE', oldObject: old }), settings, tokenOf),
-  );
-  assert.equal(plan.mode, 'create');
-  assert.equal(plan.tags['smk.dev/uid'], 'uid-9');
+  const plan = expectSeal(decideSecret(review(plain, { operation: 'UPDATE', oldObject: old }), settings));
+  assert.deepEqual(plan.owner, { cluster: 'bed', namespace: 'team-a', name: 'db-creds' });
+});
+
+test('finding 4: a plain Secret carrying smk annotations (forged or copied) cannot become write-through with them', () => {
+  for (const [key, text] of [
+    [
+      'smk.dev/aws-secret-arn',
+      'arn:aws:secretsmanager:us-east-1:123456789012:secret:kubernetes/team-b/db-AbCdEf',
+    ],
+    ['smk.dev/aws-version-id', '0123456789abcdef0123456789abcdef'],
+    ['smk.dev/sealed', 'smk-sealed.v1.e30.AAAA'],
+  ] as const) {
+    const plain = fixture('create.in.yaml') as { metadata: { annotations: Record<string, string> } };
+    plain.metadata.annotations[key] = text;
+    const old = structuredClone(plain) as unknown as { metadata: { labels: Record<string, string> } };
+    delete old.metadata.labels['smk.dev/write-through'];
+    expectDeny(
+      decideSecret(review(plain, { operation: 'UPDATE', oldObject: old }), settings),
+      `annotation ${key} is set by smk`,
+    );
+    expectDeny(decideSecret(review(plain), settings), `annotation ${key} is set by smk`);
+  }
 });
 
 test('refusals on update: label removal, name change, type change, immutable data', () => {
@@ -173,28 +193,24 @@ test('refusals on update: label removal, name change, type change, immutable dat
   const unlabelled = structuredClone(old) as { metadata: { labels: Record<string, string> } };
   delete unlabelled.metadata.labels['smk.dev/write-through'];
   expectDeny(
-    decideSecret(review(unlabelled, { operation: 'UPDATE', oldObject: old }), settings, tokenOf),
+    decideSecret(review(unlabelled, { operation: 'UPDATE', oldObject: old }), settings),
     'label smk.dev/write-through cannot be removed',
   );
   const renamed = fixture('create.in.yaml') as { metadata: { annotations: Record<string, string> } };
   renamed.metadata.annotations['smk.dev/aws-secret-name'] = 'kubernetes/team-a/other';
   expectDeny(
-    decideSecret(review(renamed, { operation: 'UPDATE', oldObject: old }), settings, tokenOf),
+    decideSecret(review(renamed, { operation: 'UPDATE', oldObject: old }), settings),
     'annotation smk.dev/aws-secret-name cannot change',
   );
   const retyped = { ...fixture('create.in.yaml'), type: 'example.com/custom' };
   expectDeny(
-    decideSecret(review(retyped, { operation: 'UPDATE', oldObject: old }), settings, tokenOf),
+    decideSecret(review(retyped, { operation: 'UPDATE', oldObject: old }), settings),
     'type cannot change',
   );
   const changed = fixture('create.in.yaml');
   (changed.data as Record<string, string>).password = 'b3RoZXI=';
   expectDeny(
-    decideSecret(
-      review(changed, { operation: 'UPDATE', oldObject: { ...old, immutable: true } }),
-      settings,
-      tokenOf,
-    ),
+    decideSecret(review(changed, { operation: 'UPDATE', oldObject: { ...old, immutable: true } }), settings),
     'is immutable',
   );
 });
@@ -205,17 +221,13 @@ test('deleting: finalizer edits pass untouched, data changes are refused', () =>
     ...old,
     metadata: { ...old.metadata, deletionTimestamp: '2030-01-01T00:00:00Z', finalizers: [] },
   };
-  assert.deepEqual(
-    decideSecret(review(deleting, { operation: 'UPDATE', oldObject: old }), settings, tokenOf),
-    {
-      kind: 'allow',
-    },
-  );
+  assert.deepEqual(decideSecret(review(deleting, { operation: 'UPDATE', oldObject: old }), settings), {
+    kind: 'allow',
+  });
   expectDeny(
     decideSecret(
       review({ ...deleting, data: { a: 'YQ==' } }, { operation: 'UPDATE', oldObject: old }),
       settings,
-      tokenOf,
     ),
     'is being deleted',
   );
@@ -224,29 +236,23 @@ test('deleting: finalizer edits pass untouched, data changes are refused', () =>
 test('Secrets without the label, other kinds and other operations are allowed untouched', () => {
   const plain = fixture('create.in.yaml') as { metadata: { labels: Record<string, string> } };
   plain.metadata.labels['smk.dev/write-through'] = 'false';
-  assert.deepEqual(decideSecret(review(plain), settings, tokenOf), { kind: 'allow' });
-  assert.deepEqual(
-    decideSecret(review(fixture('create.in.yaml'), { operation: 'DELETE' }), settings, tokenOf),
-    { kind: 'allow' },
-  );
+  assert.deepEqual(decideSecret(review(plain), settings), { kind: 'allow' });
+  assert.deepEqual(decideSecret(review(fixture('create.in.yaml'), { operation: 'DELETE' }), settings), {
+    kind: 'allow',
+  });
   assert.deepEqual(
     decideSecret(
       review(fixture('create.in.yaml'), { kind: { group: '', version: 'v1', kind: 'ConfigMap' } }),
       settings,
-      tokenOf,
     ),
     { kind: 'allow' },
   );
 });
 
 test('a malformed object is denied naming the field', () => {
-  expectDeny(decideSecret(review({ metadata: { labels: 'x' } }), settings, tokenOf), 'metadata.labels');
+  expectDeny(decideSecret(review({ metadata: { labels: 'x' } }), settings), 'metadata.labels');
   expectDeny(
-    decideSecret(
-      review({ ...fixture('create.in.yaml'), data: { password: 'not base64!' } }),
-      settings,
-      tokenOf,
-    ),
+    decideSecret(review({ ...fixture('create.in.yaml'), data: { password: 'not base64!' } }), settings),
     'data key "password" is not base64',
   );
 });

@@ -1,26 +1,28 @@
 /**
  * The Secret admission of write-through, as a pure function: an AdmissionReview request for a
- * Secret → allow, deny (with a value-free message), store this object (no AWS write), or write
- * this document to Secrets Manager and then store the object built from where it landed.
+ * Secret → allow, deny (with a value-free message), or store this object.
  *
- * Everything that can refuse a request is checked here, before anything is written: label,
- * name, type, keys, size, annotations, tenancy, immutability. The I/O (./handler.ts) then writes
- * last, so the only refusals left after a write are the API server's own (see pendingStage).
+ * Admission has no side effect: a new value is not written anywhere, it is sealed to the
+ * controller's key (src/core/seal.ts, bound to this cluster, namespace and name) and stored in
+ * the annotation `smk.dev/sealed` instead of `data`. The controller writes it to Secrets Manager
+ * from what the API server really stored. So a request that did not come from the API server
+ * (anyone can POST here) gets only an answer, and the answer depends on nothing secret: the
+ * request and the public key.
+ *
+ * Everything that can refuse a request is checked here: label, name, type, keys, size,
+ * annotations, tenancy, immutability, and who may set the sealed annotation (only this webhook).
  */
 import { z } from 'zod';
-import type { SecretTags } from '../../aws/index.ts';
 import { isSmkError } from '../../core/errors.ts';
+import type { SealBinding } from '../../core/seal.ts';
 import {
-  defaultSecretName,
   encodeSecretData,
-  managedByValue,
   maxRecoveryWindowDays,
   minRecoveryWindowDays,
-  namespacePrefix,
+  secretNameOf,
   writeThroughAnnotations,
   writeThroughFinalizer,
   writeThroughLabel,
-  writeThroughTags,
 } from '../../core/write-through.ts';
 
 const stringMap = z.record(z.string(), z.string());
@@ -64,44 +66,24 @@ export type SecretReviewRequest = z.infer<typeof secretReviewSchema>['request'];
 export interface WriteThroughSettings {
   /** Secrets Manager names start with this; each namespace writes only under `<prefix><namespace>/`. */
   readonly prefix: string;
-  /** Tag value naming this cluster, so two clusters sharing an account never take each other's secrets. */
+  /** Names this cluster in tags and in the seal, so two clusters sharing an account never take each other's secrets. */
   readonly cluster: string;
 }
 
-export interface WrittenRef {
-  readonly arn: string;
-  readonly versionId: string;
-}
-
-export interface WritePlan {
-  /** `create`: a Secret becoming write-through (CreateSecret, or adopting its own leftover). `update`: a new version. */
-  readonly mode: 'create' | 'update';
-  /** `Secret <namespace>/<name>`, for messages. */
-  readonly subject: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly secretName: string;
-  /** The ARN the stored Secret names (update only). */
-  readonly arn?: string;
+/** A new value: seal `document` for `owner` (src/core/seal.ts, the published key), then store `stored(sealed)`. */
+export interface SealPlan {
+  readonly owner: SealBinding;
   readonly document: string;
-  readonly token: string;
-  readonly tags: SecretTags;
-  readonly description: string;
-  /** The object Kubernetes stores once the value is written. */
-  stored(ref: WrittenRef): SecretObject;
+  stored(sealed: string): SecretObject;
 }
 
 export type SecretDecision =
   | { readonly kind: 'allow' }
   | { readonly kind: 'deny'; readonly message: string }
-  /** Store this object; nothing to write (metadata-only change, same content, dry run, finalizer removal). */
+  /** Store this object: a metadata-only change, nothing to seal. */
   | { readonly kind: 'store'; readonly object: SecretObject }
-  | { readonly kind: 'write'; readonly plan: WritePlan };
+  | { readonly kind: 'seal'; readonly plan: SealPlan };
 
-/** HMAC of the content (./token.ts), injected so this stays pure. */
-export type TokenOf = (secretName: string, document: string) => string;
-
-const awsNamePattern = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const lastApplied = 'kubectl.kubernetes.io/last-applied-configuration';
 
@@ -112,11 +94,6 @@ function refuse(message: string): never {
 
 function isWriteThrough(secret: SecretObject | undefined): boolean {
   return secret?.metadata.labels?.[writeThroughLabel] === 'true';
-}
-
-/** A Secret smk already wrote through (its stored form names an ARN). */
-function wasWrittenThrough(secret: SecretObject | undefined): boolean {
-  return secret?.metadata.annotations?.[writeThroughAnnotations.arn] !== undefined;
 }
 
 function decodeData(secret: SecretObject, subject: string): Map<string, Uint8Array> {
@@ -137,6 +114,10 @@ function decodeData(secret: SecretObject, subject: string): Map<string, Uint8Arr
 
 function hasContent(secret: SecretObject): boolean {
   return Object.keys(secret.data ?? {}).length > 0 || Object.keys(secret.stringData ?? {}).length > 0;
+}
+
+function sealedOf(secret: SecretObject | undefined): string | undefined {
+  return secret?.metadata.annotations?.[writeThroughAnnotations.sealed];
 }
 
 function checkType(secret: SecretObject, subject: string): void {
@@ -166,30 +147,6 @@ function parsePolicyAnnotations(annotations: Readonly<Record<string, string>>, s
   }
 }
 
-/** The Secrets Manager name this Secret writes to, checked against the namespace's prefix. */
-function secretNameFor(
-  secret: SecretObject,
-  namespace: string,
-  name: string,
-  settings: WriteThroughSettings,
-  subject: string,
-): string {
-  const given = secret.metadata.annotations?.[writeThroughAnnotations.name];
-  const own = namespacePrefix(settings.prefix, namespace);
-  if (given === undefined) return defaultSecretName(settings.prefix, namespace, name);
-  const annotation = `annotation ${writeThroughAnnotations.name}`;
-  if (given.startsWith('arn:')) refuse(`${subject}: ${annotation}: expected a secret name, not an ARN`);
-  if (!awsNamePattern.test(given)) {
-    refuse(`${subject}: ${annotation}: expected 1–512 of the characters A-Z a-z 0-9 / _ + = . @ -`);
-  }
-  if (!given.startsWith(own) || given.length === own.length) {
-    refuse(
-      `${subject}: ${annotation}: ${JSON.stringify(given)} is outside this namespace's prefix ${JSON.stringify(own)}; a namespace writes only under its own prefix`,
-    );
-  }
-  return given;
-}
-
 /** kubectl apply keeps the whole applied object in an annotation: keep it, minus data and stringData. */
 function withoutAppliedData(annotations: Record<string, string>): void {
   const text = annotations[lastApplied];
@@ -213,10 +170,15 @@ interface References {
   readonly secretName: string;
   readonly keys: readonly string[];
   readonly base64Keys: readonly string[];
-  readonly ref?: WrittenRef;
+  /** The sealed value to store; undefined stores none. */
+  readonly sealed: string | undefined;
 }
 
-/** The form Kubernetes stores: no data, references in annotations, the finalizer. */
+/**
+ * The form Kubernetes stores: no data, the references the webhook owns (name, keys) and the
+ * sealed value in annotations, the finalizer. The controller's annotations (ARN, version) pass
+ * through as they came: they are for people, and nothing smk does reads them back.
+ */
 export function storedForm(secret: SecretObject, references: References): SecretObject {
   const { data: _data, stringData: _stringData, ...rest } = secret;
   const annotations: Record<string, string> = { ...secret.metadata.annotations };
@@ -227,13 +189,8 @@ export function storedForm(secret: SecretObject, references: References): Secret
   } else {
     delete annotations[writeThroughAnnotations.base64Keys];
   }
-  if (references.ref) {
-    annotations[writeThroughAnnotations.arn] = references.ref.arn;
-    annotations[writeThroughAnnotations.versionId] = references.ref.versionId;
-  } else {
-    delete annotations[writeThroughAnnotations.arn];
-    delete annotations[writeThroughAnnotations.versionId];
-  }
+  if (references.sealed === undefined) delete annotations[writeThroughAnnotations.sealed];
+  else annotations[writeThroughAnnotations.sealed] = references.sealed;
   withoutAppliedData(annotations);
   const finalizers = secret.metadata.finalizers ?? [];
   return {
@@ -252,19 +209,6 @@ function splitList(text: string | undefined): string[] {
   return text === undefined || text === '' ? [] : text.split(',');
 }
 
-/** What the stored Secret says about itself (annotations smk set). */
-function referencesOf(secret: SecretObject): References {
-  const annotations = secret.metadata.annotations ?? {};
-  const arn = annotations[writeThroughAnnotations.arn];
-  const versionId = annotations[writeThroughAnnotations.versionId];
-  return {
-    secretName: annotations[writeThroughAnnotations.name] ?? '',
-    keys: splitList(annotations[writeThroughAnnotations.keys]),
-    base64Keys: splitList(annotations[writeThroughAnnotations.base64Keys]),
-    ...(arn !== undefined && versionId !== undefined ? { ref: { arn, versionId } } : {}),
-  };
-}
-
 function parseSecret(raw: unknown, what: string): SecretObject {
   const parsed = secretObjectSchema.safeParse(raw);
   if (!parsed.success) {
@@ -276,13 +220,9 @@ function parseSecret(raw: unknown, what: string): SecretObject {
 }
 
 /** Decides what to do with one Secret CREATE or UPDATE (see the module comment). */
-export function decideSecret(
-  request: SecretReviewRequest,
-  settings: WriteThroughSettings,
-  tokenOf: TokenOf,
-): SecretDecision {
+export function decideSecret(request: SecretReviewRequest, settings: WriteThroughSettings): SecretDecision {
   try {
-    return decide(request, settings, tokenOf);
+    return decide(request, settings);
   } catch (error) {
     if (error instanceof Refusal) return { kind: 'deny', message: error.message };
     // The core's checks (keys, size) name the Secret and the field; never a value.
@@ -291,11 +231,7 @@ export function decideSecret(
   }
 }
 
-function decide(
-  request: SecretReviewRequest,
-  settings: WriteThroughSettings,
-  tokenOf: TokenOf,
-): SecretDecision {
+function decide(request: SecretReviewRequest, settings: WriteThroughSettings): SecretDecision {
   const isSecret =
     request.kind === undefined || (request.kind.group === '' && request.kind.kind === 'Secret');
   if (!isSecret || (request.operation !== 'CREATE' && request.operation !== 'UPDATE'))
@@ -308,14 +244,16 @@ function decide(
   const namespace = request.namespace ?? secret.metadata.namespace ?? '';
   const name = secret.metadata.name || request.name || '';
   const subject = `Secret ${namespace}/${name || '(generated name)'}`;
-  const owned = wasWrittenThrough(old) || isWriteThrough(old);
+  const wasWriteThrough = isWriteThrough(old);
 
   if (secret.metadata.deletionTimestamp) {
-    if (hasContent(secret)) refuse(`${subject}: is being deleted; its data can no longer change`);
+    if (hasContent(secret) || sealedOf(secret) !== sealedOf(old)) {
+      refuse(`${subject}: is being deleted; its data can no longer change`);
+    }
     return { kind: 'allow' };
   }
   if (!isWriteThrough(secret)) {
-    if (owned) {
+    if (wasWriteThrough) {
       refuse(
         `${subject}: label ${writeThroughLabel} cannot be removed: the value lives in Secrets Manager, not in ` +
           'the Secret. Delete the Secret (its deletion policy applies) and create it again without the label',
@@ -334,68 +272,71 @@ function decide(
   }
   checkType(secret, subject);
   if (old && (old.type ?? 'Opaque') !== (secret.type ?? 'Opaque')) refuse(`${subject}: type cannot change`);
-  parsePolicyAnnotations(secret.metadata.annotations ?? {}, subject);
+  const annotations = secret.metadata.annotations ?? {};
+  parsePolicyAnnotations(annotations, subject);
 
-  const stored = old && wasWrittenThrough(old) ? referencesOf(old) : undefined;
-  if (!stored && secret.metadata.annotations?.[writeThroughAnnotations.arn] !== undefined) {
+  const target = secretNameOf(settings.prefix, namespace, name, annotations);
+  if ('problem' in target) refuse(`${subject}: ${target.problem}`);
+  const secretName = target.name;
+  const before = wasWriteThrough
+    ? secretNameOf(settings.prefix, namespace, name, old?.metadata.annotations)
+    : undefined;
+  if (before && 'name' in before && before.name !== secretName) {
     refuse(
-      `${subject}: annotation ${writeThroughAnnotations.arn} is set by smk, and a copied write-through Secret carries no value; remove the smk.dev/aws-* annotations and give the data`,
+      `${subject}: annotation ${writeThroughAnnotations.name} cannot change (it is ${JSON.stringify(before.name)}); create a new Secret to use another Secrets Manager secret`,
     );
   }
-  const secretName = secretNameFor(secret, namespace, name, settings, subject);
-  if (stored && stored.secretName !== '' && stored.secretName !== secretName) {
-    refuse(
-      `${subject}: annotation ${writeThroughAnnotations.name} cannot change (it is ${JSON.stringify(stored.secretName)}); create a new Secret to use another Secrets Manager secret`,
-    );
+
+  if (!wasWriteThrough) {
+    // A Secret becoming write-through (created, or labelled now) starts from its data alone:
+    // smk's annotations on it were not made by smk for this Secret (a copy, or a forgery).
+    const foreign = [
+      writeThroughAnnotations.sealed,
+      writeThroughAnnotations.arn,
+      writeThroughAnnotations.versionId,
+    ].filter((key) => annotations[key] !== undefined);
+    if (foreign.length > 0) {
+      refuse(
+        `${subject}: annotation ${foreign.join(', ')} is set by smk, and a copied write-through Secret carries no value; remove the smk.dev/aws-* and smk.dev/sealed annotations and give the data`,
+      );
+    }
+  } else if (!hasContent(secret)) {
+    // A metadata-only change (label, annotation, finalizer edits; the controller replacing the
+    // sealed value by the version it wrote): the webhook's references stay as it set them, and
+    // the sealed value may stay or go, never be swapped for one this webhook did not make.
+    const sealed = sealedOf(secret);
+    if (sealed !== undefined && sealed !== sealedOf(old)) {
+      refuse(
+        `${subject}: annotation ${writeThroughAnnotations.sealed} is set by smk only; give the new value as data`,
+      );
+    }
+    const oldAnnotations = old?.metadata.annotations ?? {};
+    return {
+      kind: 'store',
+      object: storedForm(secret, {
+        secretName,
+        keys: splitList(oldAnnotations[writeThroughAnnotations.keys]),
+        base64Keys: splitList(oldAnnotations[writeThroughAnnotations.base64Keys]),
+        sealed,
+      }),
+    };
   }
 
-  // A metadata-only change of a written-through Secret (label, annotation, finalizer edits, and
-  // every update smk itself makes): keep what the stored Secret references.
-  if (stored && !hasContent(secret)) {
-    return { kind: 'store', object: storedForm(secret, { ...stored, secretName }) };
-  }
-
-  const encoded = encodeSecretData(decodeData(secret, subject), subject);
-  const token = tokenOf(secretName, encoded.document);
-  const references = { secretName, keys: encoded.keys, base64Keys: encoded.base64Keys };
-  if (stored?.ref && stored.ref.versionId === token) {
-    return { kind: 'store', object: storedForm(secret, { ...references, ref: stored.ref }) };
-  }
   if (old?.immutable) {
     refuse(
-      stored
+      wasWriteThrough
         ? `${subject}: is immutable; its data cannot change (delete and re-create it)`
         : `${subject}: is immutable, so its data cannot be moved to Secrets Manager; create a new Secret with the label`,
     );
   }
-  if (request.dryRun) {
-    return {
-      kind: 'store',
-      object: storedForm(secret, { ...references, ...(stored?.ref ? { ref: stored.ref } : {}) }),
-    };
-  }
-  const uid = secret.metadata.uid || old?.metadata.uid;
-  const tags: Record<string, string> = {
-    [writeThroughTags.managedBy]: managedByValue,
-    [writeThroughTags.cluster]: settings.cluster,
-    [writeThroughTags.namespace]: namespace,
-    [writeThroughTags.name]: name,
-    ...(uid ? { [writeThroughTags.uid]: uid } : {}),
-  };
+  const encoded = encodeSecretData(decodeData(secret, subject), subject);
   return {
-    kind: 'write',
+    kind: 'seal',
     plan: {
-      mode: stored?.ref ? 'update' : 'create',
-      subject,
-      namespace,
-      name,
-      secretName,
-      ...(stored?.ref ? { arn: stored.ref.arn } : {}),
+      owner: { cluster: settings.cluster, namespace, name },
       document: encoded.document,
-      token,
-      tags,
-      description: `Kubernetes Secret ${namespace}/${name} in cluster ${settings.cluster}, written through by smk`,
-      stored: (ref) => storedForm(secret, { ...references, ref }),
+      stored: (sealed) =>
+        storedForm(secret, { secretName, keys: encoded.keys, base64Keys: encoded.base64Keys, sealed }),
     },
   };
 }

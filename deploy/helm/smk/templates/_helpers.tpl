@@ -20,6 +20,7 @@
 {{- define "smk.webhook.name" -}}{{ include "smk.fullname" . | trunc 55 | trimSuffix "-" }}-webhook{{- end -}}
 {{- define "smk.webhook.tlsSecret" -}}{{ include "smk.fullname" . | trunc 51 | trimSuffix "-" }}-webhook-tls{{- end -}}
 {{- define "smk.controller.name" -}}{{ include "smk.fullname" . | trunc 52 | trimSuffix "-" }}-controller{{- end -}}
+{{- define "smk.writeThrough.keyName" -}}{{ include "smk.fullname" . | trunc 45 | trimSuffix "-" }}-write-through-key{{- end -}}
 {{- define "smk.csi.name" -}}{{ include "smk.fullname" . | trunc 50 | trimSuffix "-" }}-csi-provider{{- end -}}
 
 {{- define "smk.labels" -}}
