@@ -8,7 +8,8 @@
  * server never calls them for other tests' pods.
  * And the doctor in the cluster, as docs/troubleshooting.md tells it: in-cluster configuration (the
  * ServiceAccount token mounted where a pod has it, in a private mount namespace of the process) as
- * the chart's controller ServiceAccount with the chart's RBAC, then with the doc's extra reads.
+ * the chart's controller ServiceAccount with the chart's RBAC and admission policies, then with the
+ * doc's extra reads.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -402,7 +403,16 @@ describe("smk doctor in the cluster (docs/troubleshooting.md), as the chart's co
         namespace: smkNamespace,
         setJson: { 'webhook.enabled': false },
       });
-      for (const object of controllerAccess(objects)) {
+      // Its RBAC, and the admission policies that hold its TokenRequests to the AWS audiences (they
+      // match this release's controller alone, so other tests on the bed are not affected).
+      const policies = objects.filter(
+        (object) =>
+          object.kind.startsWith('ValidatingAdmissionPolicy') &&
+          (object.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'] ===
+            'controller',
+      );
+      assert.ok(policies.length > 0, 'the chart renders the controller admission policies');
+      for (const object of [...controllerAccess(objects), ...policies]) {
         await serverSideApply(bed.kubeConfig, object, { dryRun: false, fieldManager: 'helm' });
         if (!object.metadata.namespace) clusterObjects.push(object);
       }
