@@ -1,7 +1,8 @@
 /**
  * `npm run build`: one bundled entry point for every role (dist/smk.mjs, the package's `bin`).
  * Code splitting keeps each command's start cheap: `smk fetch` loads the AWS and core chunks,
- * not the Kubernetes client or gRPC.
+ * not the Kubernetes client or gRPC. The entry is src/cli/smk.mjs, which checks the Node version
+ * before it imports the program's chunk, so an old Node gets a message instead of a SyntaxError.
  */
 import { chmod, cp, mkdir, rm } from 'node:fs/promises';
 import { build } from 'esbuild';
@@ -12,14 +13,14 @@ const outdir = `${root}dist`;
 await rm(outdir, { recursive: true, force: true });
 await mkdir(outdir, { recursive: true });
 const result = await build({
-  entryPoints: { smk: `${root}src/cli/main.ts` },
+  entryPoints: { smk: `${root}src/cli/smk.mjs` },
   outdir,
   outExtension: { '.js': '.mjs' },
   bundle: true,
   splitting: true,
   format: 'esm',
   platform: 'node',
-  target: 'node22',
+  target: 'node24',
   sourcemap: 'linked',
   // Smaller code parses faster at every start; names are kept (error classes report their name).
   minifyWhitespace: true,

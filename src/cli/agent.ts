@@ -15,7 +15,7 @@ import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import { agentEnv } from '../webhook/agent-contract.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, usageError } from './args.ts';
 
 const help = `Usage: smk agent init|refresh
 
@@ -61,17 +61,24 @@ function agentEnvironment(env: NodeJS.ProcessEnv) {
 }
 
 export async function run(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs('agent', args, {
-    help: { type: 'boolean', short: 'h', default: false },
-  });
+  const { values, positionals } = parseCommandArgs(
+    'agent',
+    args,
+    { help: { type: 'boolean', short: 'h', default: false } },
+    1,
+  );
   const mode = positionals[0];
   if (values.help) {
     process.stdout.write(help);
     return 0;
   }
-  if ((mode !== 'init' && mode !== 'refresh') || positionals.length > 1) {
-    process.stderr.write(`smk agent: expected "init" or "refresh"\n\n${help}`);
-    return 2;
+  if (mode !== 'init' && mode !== 'refresh') {
+    throw usageError(
+      'agent',
+      mode === undefined
+        ? 'expected "init" or "refresh"'
+        : `unknown mode "${mode}": expected "init" or "refresh"`,
+    );
   }
   const environment = parseEnvironment(process.env);
   const own = agentEnvironment(process.env);

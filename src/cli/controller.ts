@@ -37,12 +37,11 @@ import { parseDuration } from '../controller/jobs.ts';
 import { createRotationController } from '../controller/rotation/controller.ts';
 import { startHealthServer } from '../controller/server.ts';
 import { createWriteThroughController } from '../controller/write-through/controller.ts';
-import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
-import { loadKubeConfig } from '../kube/client.ts';
 import { createServiceAccounts } from '../kube/service-accounts.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, usageError } from './args.ts';
+import { loadCommandKubeConfig } from './kube-config.ts';
 
 const usage = `Usage: smk controller [options]
 
@@ -190,20 +189,14 @@ export async function run(args: readonly string[]): Promise<number> {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const flag = String(issue?.path[0] ?? 'flags');
-    throw new InvalidInputError(
-      `smk controller: --${flag}: ${issue?.message ?? 'invalid'} (see smk controller --help)`,
-      {
-        subject: 'command line',
-        field: flag,
-      },
-    );
+    throw usageError('controller', `--${flag}: ${issue?.message ?? 'invalid'}`, `--${flag}`);
   }
   const flags = parsed.data;
   const env = parseEnvironment(process.env);
   const logger = createLogger({ level: env.logLevel, name: 'smk-controller' });
   collectProcessMetrics();
 
-  const kubeConfig = loadKubeConfig();
+  const kubeConfig = loadCommandKubeConfig('controller');
   const cache = new SecretCache();
   const clients = new AwsClients(env.awsEndpoint ? { endpoint: env.awsEndpoint } : {});
   const identities = createIdentityResolver({

@@ -3,14 +3,13 @@
  * calls as possible and write the files atomically. Nothing is written unless every object was
  * fetched and extracted; the exit code says whether it worked.
  */
-import { readFile } from 'node:fs/promises';
 import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
 import { parseEnvironment } from '../config.ts';
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
-import { InvalidInputError } from '../core/errors.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import { parseMountSpec } from '../core/spec.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, usageError } from './args.ts';
+import { readTextArgument } from './input.ts';
 
 const help = `Usage: smk fetch --objects FILE|- --dir DIR [options]
 
@@ -26,13 +25,6 @@ Options:
   --path-translation C      character replacing "/" in names (default "_"; "False" keeps sub-directories)
   --quiet                   print nothing on success
 `;
-
-async function readSpecText(source: string): Promise<string> {
-  if (source !== '-') return readFile(source, 'utf8');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 export async function run(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs('fetch', args, {
@@ -50,15 +42,14 @@ export async function run(args: readonly string[]): Promise<number> {
   }
   const environment = parseEnvironment(process.env);
   if (values.dir === undefined || values.dir.trim() === '') {
-    throw new InvalidInputError('smk fetch: --dir is required (the directory to write the files into)', {
-      field: '--dir',
-    });
+    throw usageError('fetch', '--dir is required (the directory to write the files into)', '--dir');
   }
-  const specText = values.objects !== undefined ? await readSpecText(values.objects) : environment.objects;
+  const specText =
+    values.objects !== undefined
+      ? await readTextArgument('fetch', '--objects', values.objects)
+      : environment.objects;
   if (specText === undefined) {
-    throw new InvalidInputError('smk fetch: give the objects spec with --objects FILE|- or SMK_OBJECTS', {
-      field: '--objects',
-    });
+    throw usageError('fetch', 'give the objects spec with --objects FILE|- or SMK_OBJECTS', '--objects');
   }
   const subject = values.objects !== undefined && values.objects !== '-' ? `spec ${values.objects}` : 'spec';
   const spec = parseMountSpec(

@@ -115,11 +115,11 @@ describe('smk fetch', () => {
     assert.match(result.stderr, /objects\[0\] \(x\).*filePermission/);
 
     const noDir = await smk(['fetch', '--objects', '-'], { input: badMode });
-    assert.equal(noDir.code, 1);
+    assert.equal(noDir.code, 2, 'a missing flag is a usage error');
     assert.match(noDir.stderr, /--dir is required/);
 
     const unknown = await smk(['fetch', '--bogus']);
-    assert.equal(unknown.code, 1);
+    assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /bogus/);
   });
 });
