@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Identity } from '../aws/identity.ts';
+import { WeightedLru } from '../aws/lru.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { SecretReader } from '../core/source.ts';
 import { type ServiceAccountRef, type ServiceAccounts, stsAudience } from '../kube/service-accounts.ts';
@@ -38,6 +39,8 @@ export interface IdentityResolverOptions {
    * RoleNotConfigured condition).
    */
   readonly podIdentity?: { readonly endpoint?: string } | undefined;
+  /** ServiceAccounts whose role, token and reader are kept, least recently used dropped first (default 4096). */
+  readonly maxAccounts?: number;
 }
 
 export const podIdentityAudience = 'pods.eks.amazonaws.com';
@@ -56,9 +59,11 @@ export function createIdentityResolver(options: IdentityResolverOptions): Identi
   const now = options.now ?? Date.now;
   const roleTtlMs = options.roleTtlMs ?? 30_000;
   const tokenSeconds = options.tokenSeconds ?? 3600;
-  const roles = new Map<string, { roleArn: Promise<string | undefined>; at: number }>();
-  const tokens = new Map<string, { token: Promise<string>; expiresAt: number }>();
-  const readers = new Map<string, ResolvedIdentity>();
+  // Tenants create ServiceAccounts at will: every record is bounded, and a dropped one is looked up again.
+  const maxAccounts = options.maxAccounts ?? 4096;
+  const roles = new WeightedLru<string, { roleArn: Promise<string | undefined>; at: number }>(maxAccounts);
+  const tokens = new WeightedLru<string, { token: Promise<string>; expiresAt: number }>(maxAccounts);
+  const readers = new WeightedLru<string, ResolvedIdentity>(maxAccounts);
 
   /** The IRSA role, or undefined when the account has none and Pod Identity is on. */
   function roleOf(ref: ServiceAccountRef): Promise<string | undefined> {
@@ -116,7 +121,13 @@ export function createIdentityResolver(options: IdentityResolverOptions): Identi
               token: () => tokenOf(ref, podIdentityAudience),
               ...(options.podIdentity?.endpoint ? { endpoint: options.podIdentity.endpoint } : {}),
             }
-          : { kind: 'webIdentity', roleArn, sessionName, token: () => tokenOf(ref, stsAudience) };
+          : {
+              kind: 'webIdentity',
+              roleArn,
+              subject: `${namespace}/${serviceAccountName}`,
+              sessionName,
+              token: () => tokenOf(ref, stsAudience),
+            };
       const resolved = {
         reader: options.makeReader(identity),
         roleArn: roleArn ?? podIdentityRole,
