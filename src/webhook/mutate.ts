@@ -61,7 +61,8 @@ export type MutationResult =
    * form; `patch` is the JSON patch from the input to `pod` (what the admission response carries).
    */
   | { readonly pod: Pod; readonly changed: boolean; readonly patch: readonly Operation[] }
-  | { readonly denied: string };
+  /** `malformed`: the pod itself is not of a valid shape (not the annotations' fault). */
+  | { readonly denied: string; readonly malformed?: boolean };
 
 const { compare } = fastJsonPatch;
 
@@ -84,7 +85,7 @@ export function mutatePod(input: unknown, config: InjectorConfig): MutationResul
     return { pod: input as Pod, changed: false, patch: [] };
   }
   const parsed = podSchema.safeParse(input);
-  if (!parsed.success) return { denied: `pod ${describeSchemaError(parsed.error)}` };
+  if (!parsed.success) return { denied: `pod ${describeSchemaError(parsed.error)}`, malformed: true };
   // The schema has no transforms, so the validated input is a Pod; working on it (not on zod's
   // output) keeps the caller's key order, which `smk inject` prints.
   const original = input as Pod;
