@@ -23,8 +23,28 @@ Options:
   --region R                region for objects without an ARN (default AWS_REGION / AWS_DEFAULT_REGION)
   --failover-region R       region to read from when the primary region fails
   --path-translation C      character replacing "/" in names (default "_"; "False" keeps sub-directories)
+  --file-mode MODE          mode of files whose object sets no filePermission (default 0600: owner only)
   --quiet                   print nothing on success
 `;
+
+/**
+ * Files hold secrets and `smk fetch` runs as a person or a job, often in a shared place: readable
+ * by the owner only unless the spec or --file-mode says otherwise (the agent and the CSI provider
+ * keep ASCP's 0644, for the pod's other users).
+ */
+const fetchFileMode = 0o600;
+
+function parseFileMode(value: string | undefined): number {
+  if (value === undefined) return fetchFileMode;
+  if (!/^0?[0-7]{3}$/.test(value)) {
+    throw usageError(
+      'fetch',
+      `--file-mode must be octal permission bits like 0600 or 0640, got ${JSON.stringify(value)}`,
+      '--file-mode',
+    );
+  }
+  return Number.parseInt(value, 8);
+}
 
 export async function run(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs('fetch', args, {
@@ -33,6 +53,7 @@ export async function run(args: readonly string[]): Promise<number> {
     region: { type: 'string' },
     'failover-region': { type: 'string' },
     'path-translation': { type: 'string' },
+    'file-mode': { type: 'string' },
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   });
@@ -41,6 +62,7 @@ export async function run(args: readonly string[]): Promise<number> {
     return 0;
   }
   const environment = parseEnvironment(process.env);
+  const defaultFileMode = parseFileMode(values['file-mode']);
   if (values.dir === undefined || values.dir.trim() === '') {
     throw usageError('fetch', '--dir is required (the directory to write the files into)', '--dir');
   }
@@ -67,6 +89,7 @@ export async function run(args: readonly string[]): Promise<number> {
   );
   const payloads = await resolvePayloads(spec, reader, {
     defaultRegion: values.region ?? environment.region,
+    defaultFileMode,
     subject,
   });
   const result = await writePayloadsAtomically(values.dir, payloads);

@@ -55,12 +55,23 @@ const rejected: readonly Row[] = [
   {
     name: 'region shape',
     params: { objects: [sm()], region: 'US-EAST-1' },
-    expected: `${S}: region must be an AWS region like "us-east-1", got "US-EAST-1"`,
+    expected: `${S}: region must be an AWS region of a partition the AWS SDK in this smk knows, like "us-east-1", got "US-EAST-1"`,
   },
   {
     name: 'failoverRegion shape',
     params: { objects: [sm()], failoverRegion: 'east' },
-    expected: `${S}: failoverRegion must be an AWS region like "us-east-1", got "east"`,
+    expected: `${S}: failoverRegion must be an AWS region of a partition the AWS SDK in this smk knows, like "us-east-1", got "east"`,
+  },
+  {
+    // Each distinct region name costs an SDK client: invented ones never get that far.
+    name: 'region shaped like one but made up',
+    params: { objects: [sm()], region: 'xx-yyyy-1' },
+    expected: `${S}: region must be an AWS region of a partition the AWS SDK in this smk knows, like "us-east-1", got "xx-yyyy-1"`,
+  },
+  {
+    name: 'ARN in a made-up region',
+    params: { objects: [{ objectName: 'arn:aws:secretsmanager:xx-yyyy-7:111122223333:secret:db-AbCdEf' }] },
+    expected: `${S}: objects[0] (arn:aws:secretsmanager:xx-yyyy-7:111122223333:secret:db-AbCdEf): objectName is an ARN in region "xx-yyyy-7"; expected an AWS region of a partition the AWS SDK in this smk knows, like "us-east-1"`,
   },
   {
     name: 'failoverRegion equal to region',

@@ -22,6 +22,7 @@ import {
   objectFileName,
   unsafeNameReason,
 } from './naming.ts';
+import { awsRegionExpectation, isAwsRegion } from './regions.ts';
 import type { ObjectType } from './source.ts';
 import type {
   FailoverObject,
@@ -43,7 +44,8 @@ export interface MountParams {
 /** At most this many problems are listed in one error; the rest are counted. */
 const maxReportedProblems = 10;
 
-const regionPattern = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+/** The shape of an ARN's region field; whether the region exists is isAwsRegion's question. */
+const regionPattern = /^[a-z]{2,}(-[a-z]+)+-\d+$/;
 const secretsManagerArnPattern = /^arn:(aws(?:-[a-z]+)*):secretsmanager:([^:]*):([^:]+):secret:([^:]+)$/;
 const ssmArnPattern = /^arn:(aws(?:-[a-z]+)*):ssm:([^:]*):([^:]+):parameter(\/.+)$/;
 const secretNamePattern = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
@@ -253,6 +255,11 @@ function checkName(
         field,
         message: `${field} looks like an ARN but is not arn:<partition>:secretsmanager:<region>:<account>:secret:<name> or arn:<partition>:ssm:<region>:<account>:parameter/<name>`,
       });
+    } else if (!isAwsRegion(arn.region)) {
+      problems.push({
+        field,
+        message: `${field} is an ARN in region ${JSON.stringify(arn.region)}; expected ${awsRegionExpectation}`,
+      });
     } else if (arn.objectType !== objectType) {
       problems.push({
         field,
@@ -435,10 +442,10 @@ function parsePathTranslation(value: string | undefined, problems: Problem[]): P
 
 function parseRegion(field: string, value: string | undefined, problems: Problem[]): string | undefined {
   if (value === undefined || value === '') return undefined;
-  if (!regionPattern.test(value)) {
+  if (!isAwsRegion(value)) {
     problems.push({
       field,
-      message: `${field} must be an AWS region like "us-east-1", got ${JSON.stringify(value)}`,
+      message: `${field} must be ${awsRegionExpectation}, got ${JSON.stringify(value)}`,
     });
     return undefined;
   }

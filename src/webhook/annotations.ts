@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isSmkError } from '../core/errors.ts';
 import { unsafeNameReason } from '../core/naming.ts';
+import { awsRegionExpectation, isAwsRegion } from '../core/regions.ts';
 import { parseMountSpec, parseObjectsText } from '../core/spec.ts';
 
 export const annotations = {
@@ -186,7 +187,6 @@ function parseContainerList(name: string, value: string): string[] {
   return [...new Set(names)];
 }
 
-const regionPattern = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 const seedArnPattern =
   /^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
 
@@ -277,8 +277,8 @@ function buildPlan(values: Readonly<Record<string, string>>, seed: boolean): Inj
   }
 
   const region = optional(values, annotations.region);
-  if (region !== undefined && !regionPattern.test(region)) {
-    problem(annotations.region, 'expected an AWS region like us-east-1');
+  if (region !== undefined && !isAwsRegion(region)) {
+    problem(annotations.region, `expected ${awsRegionExpectation}`);
   }
 
   let objects: unknown[];

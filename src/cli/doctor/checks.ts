@@ -548,6 +548,7 @@ async function checkIdentity(deps: ClusterDeps, options: DoctorOptions, ms: numb
   const identity: Identity = {
     kind: 'webIdentity',
     roleArn,
+    subject: `${ref.namespace}/${ref.name}`,
     sessionName: `smk-doctor.${ref.namespace}.${ref.name}`.replace(/[^\w+=,.@-]/g, '-').slice(0, 64),
     token: async () => (await serviceAccounts.token(ref)).token,
   };
