@@ -1,5 +1,6 @@
 /**
- * `npm run build`: one bundled entry point for every role (dist/smk.mjs, the package's `bin`).
+ * `npm run build`: one bundled entry point for every role (dist/smk.mjs, the package's `bin`),
+ * and dist/expression-worker.mjs, the thread that runs JMESPath expressions when they are enabled.
  * Code splitting keeps each command's start cheap: `smk fetch` loads the AWS and core chunks,
  * not the Kubernetes client or gRPC.
  */
@@ -12,7 +13,12 @@ const outdir = `${root}dist`;
 await rm(outdir, { recursive: true, force: true });
 await mkdir(outdir, { recursive: true });
 const result = await build({
-  entryPoints: { smk: `${root}src/cli/main.ts` },
+  // The JMESPath expression worker is a thread of its own (src/core/expressions.ts starts it from
+  // ./expression-worker.mjs beside the chunk that asks), so it is an entry point of its own.
+  entryPoints: {
+    smk: `${root}src/cli/main.ts`,
+    'expression-worker': `${root}src/core/expression-worker.ts`,
+  },
   outdir,
   outExtension: { '.js': '.mjs' },
   bundle: true,

@@ -5,9 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
-import { parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
 import { InvalidInputError } from '../core/errors.ts';
+import { createExpressionEvaluator } from '../core/expressions.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import { parseCommandArgs } from './args.ts';
@@ -25,6 +26,7 @@ Options:
   --failover-region R       region to read from when the primary region fails
   --path-translation C      character replacing "/" in names (default "_"; "False" keeps sub-directories)
   --quiet                   print nothing on success
+${jmesPathExpressionsHelp(28)}
 `;
 
 async function readSpecText(source: string): Promise<string> {
@@ -43,6 +45,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'path-translation': { type: 'string' },
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
+    ...jmesPathExpressionsOption,
   });
   if (values.help) {
     process.stdout.write(help);
@@ -61,6 +64,7 @@ export async function run(args: readonly string[]): Promise<number> {
     });
   }
   const subject = values.objects !== undefined && values.objects !== '-' ? `spec ${values.objects}` : 'spec';
+  const allowExpressions = values['allow-jmespath-expressions'];
   const spec = parseMountSpec(
     {
       objects: specText,
@@ -69,15 +73,18 @@ export async function run(args: readonly string[]): Promise<number> {
       pathTranslation: values['path-translation'],
     },
     subject,
+    { allowExpressions },
   );
   const reader = createSecretReader(
     { kind: 'default' },
     { cache: new SecretCache(), clients: new AwsClients({ endpoint: environment.awsEndpoint }) },
   );
+  const expressions = allowExpressions ? createExpressionEvaluator() : undefined;
   const payloads = await resolvePayloads(spec, reader, {
     defaultRegion: values.region ?? environment.region,
     subject,
-  });
+    expressions,
+  }).finally(() => expressions?.close());
   const result = await writePayloadsAtomically(values.dir, payloads);
   if (!values.quiet) {
     // Names, sizes and versions only: never a value.

@@ -6,6 +6,7 @@
  * Nothing is printed unless every document succeeded.
  */
 import { readFile } from 'node:fs/promises';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
 import { injectManifests } from '../webhook/manifests.ts';
@@ -23,6 +24,7 @@ Options:
   --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
+${jmesPathExpressionsHelp(28)}
 `;
 
 async function readInput(source: string): Promise<string> {
@@ -39,6 +41,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'agent-pull-policy': { type: 'string' },
     'volume-size-limit': { type: 'string' },
     'no-native-sidecar': { type: 'boolean', default: false },
+    ...jmesPathExpressionsOption,
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
@@ -56,6 +59,7 @@ export async function run(args: readonly string[]): Promise<number> {
       pullPolicy: values['agent-pull-policy'],
       volumeSizeLimit: values['volume-size-limit'],
       nativeSidecar: !values['no-native-sidecar'],
+      allowJmesPathExpressions: values['allow-jmespath-expressions'],
     },
     'inject',
   );

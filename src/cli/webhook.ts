@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { AwsClients, createSecretWriter } from '../aws/index.ts';
-import { parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
@@ -36,6 +36,7 @@ Options:
   --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
+${jmesPathExpressionsHelp(28)}
   --shutdown-delay SECONDS  keep serving this long after SIGTERM with /readyz failing (default 5)
   --write-through           also serve POST /mutate/secrets: Secrets labelled smk.dev/write-through=true
                             are written to Secrets Manager (this process's own AWS identity, AWS_REGION)
@@ -63,6 +64,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'agent-pull-policy': { type: 'string' },
     'volume-size-limit': { type: 'string' },
     'no-native-sidecar': { type: 'boolean', default: false },
+    ...jmesPathExpressionsOption,
     'shutdown-delay': { type: 'string', default: '5' },
     'write-through': { type: 'boolean', default: false },
     'write-through-prefix': { type: 'string', default: 'kubernetes/' },
@@ -98,6 +100,7 @@ export async function run(args: readonly string[]): Promise<number> {
       pullPolicy: values['agent-pull-policy'],
       volumeSizeLimit: values['volume-size-limit'],
       nativeSidecar: !values['no-native-sidecar'],
+      allowJmesPathExpressions: values['allow-jmespath-expressions'],
     },
     'webhook',
   );

@@ -20,6 +20,7 @@ const flagsSchema = z.object({
   volumeSizeLimit: z.string().regex(quantityPattern, 'must be a quantity like 4Mi').optional(),
   nativeSidecar: z.boolean().optional(),
   agentUser: z.coerce.number().int().min(1).max(2_147_483_647).optional(),
+  allowJmesPathExpressions: z.boolean().optional(),
 });
 
 /** Flag values as parsed from argv: strings, not yet validated. */
@@ -30,6 +31,7 @@ export interface InjectorFlags {
   readonly volumeSizeLimit?: string | undefined;
   readonly nativeSidecar?: boolean | undefined;
   readonly agentUser?: string | number | undefined;
+  readonly allowJmesPathExpressions?: boolean | undefined;
 }
 
 const flagNames: Record<string, string> = {
@@ -39,6 +41,7 @@ const flagNames: Record<string, string> = {
   volumeSizeLimit: '--volume-size-limit',
   nativeSidecar: '--no-native-sidecar',
   agentUser: '--agent-user',
+  allowJmesPathExpressions: '--allow-jmespath-expressions',
 };
 
 export function injectorConfigFromFlags(flags: InjectorFlags, command: string): InjectorConfig {
@@ -61,5 +64,8 @@ export function injectorConfigFromFlags(flags: InjectorFlags, command: string): 
     ...(values.volumeSizeLimit ? { volumeSizeLimit: values.volumeSizeLimit } : {}),
     ...(values.nativeSidecar === undefined ? {} : { nativeSidecar: values.nativeSidecar }),
     ...(values.agentUser === undefined ? {} : { agentUser: values.agentUser }),
+    ...(values.allowJmesPathExpressions === undefined
+      ? {}
+      : { allowJmesPathExpressions: values.allowJmesPathExpressions }),
   };
 }
