@@ -440,6 +440,17 @@ describe("parseMountSpec with allowExpressions (the administrator's opt-in)", ()
     );
   });
 
+  test('an expression is at most 2048 characters (its syntax is checked on the event loop)', () => {
+    assert.ok(parseMountSpec(withPaths(`to_string(${'a'.repeat(2_037)})`), S, { allowExpressions: true }));
+    assert.throws(
+      () => parseMountSpec(withPaths(`to_string(${'a'.repeat(2_038)})`), S, { allowExpressions: true }),
+      (error: unknown) =>
+        error instanceof InvalidInputError &&
+        error.message ===
+          `${S}: objects[0] (db): jmesPath[0].path is an expression of 2049 characters; expected at most 2048`,
+    );
+  });
+
   test('plain paths parse alike with and without it', () => {
     const params = withPaths('a.b', '"db-user"', 'hosts[0]');
     assert.deepEqual(parseMountSpec(params, S, { allowExpressions: true }), parseMountSpec(params, S));

@@ -50,6 +50,12 @@ export interface SpecOptions {
   readonly allowExpressions?: boolean | undefined;
 }
 
+/**
+ * Longest expression accepted: its syntax is checked here, on the caller's event loop, at about
+ * 2 µs a character; a real expression is a few dozen characters.
+ */
+const maxExpressionLength = 2_048;
+
 /** At most this many problems are listed in one error; the rest are counted. */
 const maxReportedProblems = 10;
 
@@ -346,6 +352,11 @@ function buildObject(
     const plain = parseFieldPath(entry.path);
     if (!plain.ok && !options.allowExpressions) {
       problems.push({ field, message: notPlainFieldPath(field, plain.at) });
+    } else if (!plain.ok && entry.path.length > maxExpressionLength) {
+      problems.push({
+        field,
+        message: `${field} is an expression of ${entry.path.length} characters; expected at most ${maxExpressionLength}`,
+      });
     } else if (!plain.ok) {
       try {
         compile(entry.path);
