@@ -94,7 +94,7 @@ export function createExpressionEvaluator(options: ExpressionEvaluatorOptions = 
       execArgv: [],
       resourceLimits: { maxOldGenerationSizeMb: budget.heapMb, maxYoungGenerationSizeMb: 8 },
     });
-    // An idle worker must not keep a one-shot command (smk fetch) alive; a running job's timer does.
+    // An idle worker must not keep a one-shot command (smk fetch) alive; run() refs it while busy.
     worker.unref();
     let markReady: (ok: boolean) => void = () => {};
     const ready = new Promise<boolean>((resolve) => {
@@ -127,6 +127,8 @@ export function createExpressionEvaluator(options: ExpressionEvaluatorOptions = 
     worker.on('exit', () => {
       markReady(false);
       all.delete(slot);
+      const waiting = idle.indexOf(slot);
+      if (waiting !== -1) idle.splice(waiting, 1);
       slot.settle?.({ ok: false, outcome: 'worker_failed' });
     });
     all.add(slot);
@@ -144,6 +146,15 @@ export function createExpressionEvaluator(options: ExpressionEvaluatorOptions = 
 
   /** Runs one job on `slot`; true when the slot may take another. */
   async function run(slot: Slot, job: Job): Promise<boolean> {
+    slot.worker.ref();
+    try {
+      return await runReferenced(slot, job);
+    } finally {
+      slot.worker.unref();
+    }
+  }
+
+  async function runReferenced(slot: Slot, job: Job): Promise<boolean> {
     if (!(await slot.ready)) {
       job.resolve({ ok: false, outcome: 'worker_failed' });
       all.delete(slot);

@@ -166,4 +166,35 @@ describe('the image layout (Dockerfile) runs from the bundle alone', () => {
       await bed.stop();
     }
   });
+
+  test('with --allow-jmespath-expressions, the bundle runs an expression in its worker thread', async () => {
+    const moto = connectMoto();
+    const id = Math.random().toString(36).slice(2, 8);
+    const secrets = new SecretsManagerClient({
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    await secrets.send(
+      new CreateSecretCommand({ Name: `image/${id}/db`, SecretString: JSON.stringify({ port: 5432 }) }),
+    );
+    secrets.destroy();
+    const objects = join(image, `expression-${id}.yaml`);
+    await writeFile(
+      objects,
+      `- objectName: image/${id}/db\n  objectType: secretsmanager\n  objectAlias: db\n  jmesPath:\n    - {path: to_string(port), objectAlias: port}\n`,
+    );
+    const out = join(image, `expression-${id}`);
+    await run('smk', ['fetch', '--allow-jmespath-expressions', '--objects', objects, '--dir', out], {
+      env: {
+        ...env,
+        AWS_ENDPOINT_URL: moto.endpoint,
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'testing',
+        AWS_SECRET_ACCESS_KEY: 'testing',
+      },
+      cwd: image,
+    });
+    assert.equal(await readFile(join(out, 'port'), 'utf8'), '5432');
+  });
 });
