@@ -82,10 +82,15 @@ async function startProvider(name: string, extraArgs: readonly string[]): Promis
   return { socketPath, healthUrl: `http://127.0.0.1:${healthPort}`, child, output: () => output };
 }
 
+/** SIGTERM, and SIGKILL if it has not exited 10 s later (a stalled provider cannot stop itself). */
 async function stop(provider: Provider): Promise<void> {
-  if (provider.child.exitCode !== null) return;
-  provider.child.kill('SIGTERM');
-  await new Promise((resolve) => provider.child.once('exit', resolve));
+  const { child } = provider;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(killer);
 }
 
 /** A Mount request for a pod of a fresh namespace whose role reads `${namespace}/db`. */
@@ -126,29 +131,35 @@ async function attackRequest(path: string): Promise<Partial<MountRequest>> {
 
 async function mountError(client: ProviderClient, request: Partial<MountRequest>): Promise<string> {
   try {
-    await client.mount(request);
+    await client.mount(request, 40_000);
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
   }
   assert.fail('the mount succeeded');
 }
 
-/** Times `probe` every 100 ms until stopped (a failure counts with its duration). */
-function sample(probe: () => Promise<unknown>): { stop(): Promise<number[]> } {
+/**
+ * Times `probe` every 100 ms until stopped (a failure counts with its duration); a probe still
+ * waiting at the stop counts with the time it has waited.
+ */
+function sample(probe: () => Promise<unknown>): { stop(): number[] } {
   const latencies: number[] = [];
   let running = true;
-  const loop = (async () => {
+  let inFlight: number | undefined;
+  void (async () => {
     while (running) {
-      const started = performance.now();
+      inFlight = performance.now();
       await probe().catch(() => undefined);
-      latencies.push(performance.now() - started);
+      if (!running) return;
+      latencies.push(performance.now() - inFlight);
+      inFlight = undefined;
       await sleep(100);
     }
   })();
   return {
-    async stop() {
+    stop() {
       running = false;
-      await loop;
+      if (inFlight !== undefined) latencies.push(performance.now() - inFlight);
       return latencies;
     },
   };
@@ -189,8 +200,8 @@ describe('finding 5: an expression cannot stall the CSI provider', () => {
           await sleep(1_000);
         }
       } finally {
-        versionLatencies = await versionSampler.stop();
-        healthLatencies = await healthSampler.stop();
+        versionLatencies = versionSampler.stop();
+        healthLatencies = healthSampler.stop();
         t.diagnostic(
           `CSI provider during the attack: Version ${versionLatencies.length} probes, slowest ${slowest(versionLatencies).toFixed(0)} ms; /healthz ${healthLatencies.length} probes, slowest ${slowest(healthLatencies).toFixed(0)} ms`,
         );
