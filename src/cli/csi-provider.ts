@@ -12,7 +12,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { z } from 'zod';
-import { parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { collectProcessMetrics, registry } from '../core/metrics.ts';
@@ -43,6 +43,7 @@ Options:
   --max-reply-bytes N          largest Mount reply; match the driver's --max-call-recv-msg-size (default 4 MiB - 64 KiB)
   --health-port PORT           /healthz and /metrics on this port, 0 to disable (default 8095)
   --probe                      call Version on the socket and exit 0 when it answers (liveness probe)
+${jmesPathExpressionsHelp(31)}
   -h, --help                   show this help
 
 Environment: AWS_REGION (default region), AWS_ENDPOINT_URL, SMK_LOG_LEVEL, KUBECONFIG (else in-cluster).
@@ -87,6 +88,7 @@ function readArgs(args: readonly string[]) {
     'max-reply-bytes': { type: 'string' },
     'health-port': { type: 'string', default: '8095' },
     probe: { type: 'boolean', default: false },
+    ...jmesPathExpressionsOption,
     help: { type: 'boolean', short: 'h', default: false },
   });
 }
@@ -105,6 +107,7 @@ function parseFlags(args: readonly string[]) {
     stageTtlMs: parseDuration(values['stage-ttl'], 'stage-ttl'),
     roleCacheTtlMs: parseDuration(values['role-cache-ttl'], 'role-cache-ttl'),
     probe: values.probe,
+    allowJmesPathExpressions: values['allow-jmespath-expressions'],
     help: values.help,
   };
 }
@@ -189,6 +192,7 @@ export async function run(args: readonly string[]): Promise<number> {
     roleCacheTtlMs: flags.roleCacheTtlMs,
     cacheMaxBytes: flags['cache-max-bytes'],
     maxReplyBytes: flags['max-reply-bytes'],
+    allowJmesPathExpressions: flags.allowJmesPathExpressions,
     logger,
   });
   const health = flags['health-port'] === 0 ? undefined : await startHealthServer(flags['health-port']);

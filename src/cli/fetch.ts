@@ -4,8 +4,9 @@
  * fetched and extracted; the exit code says whether it worked.
  */
 import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
-import { parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
+import { createExpressionEvaluator } from '../core/expressions.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import { parseCommandArgs, usageError } from './args.ts';
@@ -25,6 +26,7 @@ Options:
   --path-translation C      character replacing "/" in names (default "_"; "False" keeps sub-directories)
   --file-mode MODE          mode of files whose object sets no filePermission (default 0600: owner only)
   --quiet                   print nothing on success
+${jmesPathExpressionsHelp(28)}
 `;
 
 /**
@@ -56,6 +58,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'file-mode': { type: 'string' },
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
+    ...jmesPathExpressionsOption,
   });
   if (values.help) {
     process.stdout.write(help);
@@ -74,6 +77,7 @@ export async function run(args: readonly string[]): Promise<number> {
     throw usageError('fetch', 'give the objects spec with --objects FILE|- or SMK_OBJECTS', '--objects');
   }
   const subject = values.objects !== undefined && values.objects !== '-' ? `spec ${values.objects}` : 'spec';
+  const allowExpressions = values['allow-jmespath-expressions'];
   const spec = parseMountSpec(
     {
       objects: specText,
@@ -82,16 +86,19 @@ export async function run(args: readonly string[]): Promise<number> {
       pathTranslation: values['path-translation'],
     },
     subject,
+    { allowExpressions },
   );
   const reader = createSecretReader(
     { kind: 'default' },
     { cache: new SecretCache(), clients: new AwsClients({ endpoint: environment.awsEndpoint }) },
   );
+  const expressions = allowExpressions ? createExpressionEvaluator() : undefined;
   const payloads = await resolvePayloads(spec, reader, {
     defaultRegion: values.region ?? environment.region,
     defaultFileMode,
     subject,
-  });
+    expressions,
+  }).finally(() => expressions?.close());
   const result = await writePayloadsAtomically(values.dir, payloads);
   if (!values.quiet) {
     // Names, sizes and versions only: never a value.

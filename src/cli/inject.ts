@@ -6,6 +6,7 @@
  * What was injected is said on stderr (`deployment/web injected`), as `linkerd inject` does, so
  * stdout stays the manifests alone. Nothing is printed to stdout unless every document succeeded.
  */
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
 import { type InjectedObject, injectManifests } from '../webhook/manifests.ts';
@@ -31,6 +32,7 @@ Options:
                             (LocalStack, a proxy for every service; default: AWS's endpoints)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
+${jmesPathExpressionsHelp(28)}
 `;
 
 interface Source {
@@ -71,6 +73,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'agent-aws-endpoint-url': { type: 'string' },
     'volume-size-limit': { type: 'string' },
     'no-native-sidecar': { type: 'boolean', default: false },
+    ...jmesPathExpressionsOption,
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
@@ -88,6 +91,7 @@ export async function run(args: readonly string[]): Promise<number> {
         awsEndpointUrl: values['agent-aws-endpoint-url'],
         volumeSizeLimit: values['volume-size-limit'],
         nativeSidecar: !values['no-native-sidecar'],
+        allowJmesPathExpressions: values['allow-jmespath-expressions'],
       },
       'inject',
     ),

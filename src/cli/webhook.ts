@@ -10,7 +10,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
@@ -45,6 +45,7 @@ Options:
                             (LocalStack, a proxy for every service; default: AWS's endpoints)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
+${jmesPathExpressionsHelp(28)}
   --shutdown-delay SECONDS  keep serving this long after SIGTERM with /readyz failing (default 5)
   --write-through           also serve POST /mutate/secrets: Secrets labelled smk.dev/write-through=true
                             are stored without data, their value sealed to the controller's key (which
@@ -72,6 +73,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'agent-aws-endpoint-url': { type: 'string' },
     'volume-size-limit': { type: 'string' },
     'no-native-sidecar': { type: 'boolean', default: false },
+    ...jmesPathExpressionsOption,
     'shutdown-delay': { type: 'string', default: '5' },
     'write-through': { type: 'boolean', default: false },
     'write-through-prefix': { type: 'string', default: 'kubernetes/' },
@@ -98,6 +100,7 @@ export async function run(args: readonly string[]): Promise<number> {
         awsEndpointUrl: values['agent-aws-endpoint-url'],
         volumeSizeLimit: values['volume-size-limit'],
         nativeSidecar: !values['no-native-sidecar'],
+        allowJmesPathExpressions: values['allow-jmespath-expressions'],
       },
       'webhook',
     ),

@@ -50,6 +50,11 @@ export interface InjectorConfig {
    * proxy, the same one smk's own pods use); undefined = the AWS default endpoints.
    */
   readonly awsEndpointUrl: string | undefined;
+  /**
+   * --allow-jmespath-expressions: admit specs with full JMESPath expressions and let the agent
+   * run them (SMK_JMESPATH_EXPRESSIONS), as the controller and CSI provider do with the same flag.
+   */
+  readonly allowJmesPathExpressions: boolean;
 }
 
 export const defaultInjectorConfig: InjectorConfig = {
@@ -62,6 +67,7 @@ export const defaultInjectorConfig: InjectorConfig = {
   nativeSidecar: true,
   agentUser: 65532,
   awsEndpointUrl: undefined,
+  allowJmesPathExpressions: false,
 };
 
 export type MutationResult =
@@ -98,7 +104,7 @@ export function mutatePod(input: unknown, config: InjectorConfig): MutationResul
   // The schema has no transforms, so the validated input is a Pod; working on it (not on zod's
   // output) keeps the caller's key order, which `smk inject` prints.
   const original = input as Pod;
-  const planned = planFromAnnotations(original.metadata?.annotations);
+  const planned = planFromAnnotations(original.metadata?.annotations, config.allowJmesPathExpressions);
   if (planned.kind === 'none') return { pod: original, changed: false, patch: [] };
   if (planned.kind === 'invalid') return { denied: planned.message };
   const pod = copyForEdit(original);
@@ -175,6 +181,7 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
       { name: agentEnv.objects, value: plan.objectsJson },
       { name: agentEnv.dir, value: plan.mountPath },
       ...(plan.region === undefined ? [] : [{ name: agentEnv.region, value: plan.region }]),
+      ...(config.allowJmesPathExpressions ? [{ name: agentEnv.jmesPathExpressions, value: 'allowed' }] : []),
       ...modeEnv,
       ...identity.env.map(copyJson),
     ],

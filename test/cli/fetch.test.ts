@@ -109,7 +109,7 @@ describe('smk fetch', () => {
     const bad = await smk(['fetch', '--objects', '-', '--dir', dir, '--file-mode', 'rw-r--r--'], {
       input: spec,
     });
-    assert.equal(bad.code, 2, "a bad flag value is a usage error");
+    assert.equal(bad.code, 2, 'a bad flag value is a usage error');
     assert.match(bad.stderr, /--file-mode must be octal permission bits like 0600 or 0640, got "rw-r--r--"/);
   });
 
