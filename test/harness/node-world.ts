@@ -52,6 +52,7 @@ export async function startNodeWorld(): Promise<NodeWorld> {
       KUBECONFIG: node.bed.kubeConfigPath,
       SMK_TEST_BED: node.bed.infoPath,
       SMK_NODE_BED: node.infoPath,
+      SMK_CONTAINERD_ADDRESS: node.containerdSocket,
       SMK_NODE_HELM_ARGS: nodeHelmArgs(node.smkImage, moto.endpoint, nodeWorldRegion).join(' '),
     },
     auditLogPath: auditPaths(node.bed.dir).log,

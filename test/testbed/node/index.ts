@@ -62,6 +62,8 @@ export interface NodeBed {
   readonly infoPath: string;
   /** kubectl built with the node binaries (for people and failure reports). */
   readonly kubectl: string;
+  /** The node's containerd socket (`ctr --address`; `npm run image` imports there via SMK_CONTAINERD_ADDRESS). */
+  readonly containerdSocket: string;
   /** Imports a docker-archive or OCI archive into the node's containerd. */
   importImage(archive: string): Promise<void>;
   /** The last lines of every process's log (control plane and node), for failure reports. */
@@ -285,6 +287,7 @@ function nodeBedFrom(info: NodeBedInfo, infoPath: string, bed: TestBed, stop: ()
     smkImage: info.smkImage,
     infoPath,
     kubectl: info.kubectl,
+    containerdSocket: info.containerdSocket,
     importImage: (archive) => ctrImport(info.containerdSocket, archive),
     logs(linesPerProcess = 60) {
       return [
