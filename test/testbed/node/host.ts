@@ -299,22 +299,27 @@ async function killPodProcesses(): Promise<void> {
   for (const cgroup of await podCgroups()) await rmdir(cgroup).catch(() => undefined);
 }
 
-/** containerd's shims outlive it (they are daemons): each wrote its pid beside its task's bundle. */
-async function killShims(containerdState: string): Promise<void> {
-  const tasks = join(containerdState, 'io.containerd.runtime.v2.task');
-  for (const namespace of await readdir(tasks).catch(() => [] as string[])) {
-    for (const id of await readdir(join(tasks, namespace)).catch(() => [] as string[])) {
-      const pid = Number(
-        (await readFile(join(tasks, namespace, id, 'shim.pid'), 'utf8').catch(() => '')).trim(),
-      );
-      if (!Number.isInteger(pid) || pid <= 1) continue;
-      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      if (!cmdline.includes('containerd-shim')) continue;
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+/**
+ * containerd's shims outlive it (they are daemons, re-parented to init). Each names the bed's own
+ * containerd socket — a path under the bed's temp dir — in its command line: that is how they are
+ * found, and only they.
+ */
+async function processesNaming(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.split('\0').includes(text)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+async function killShims(containerdSocket: string): Promise<void> {
+  for (const pid of await processesNaming(containerdSocket)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
     }
   }
 }
@@ -339,7 +344,7 @@ async function killRecorded(processes: readonly RecordedProcess[]): Promise<void
 
 export interface CleanupInput {
   readonly dir: string;
-  readonly containerdState: string;
+  readonly containerdSocket: string;
   readonly before: HostBefore;
   /** A crashed owner's processes (from its lock file); a live bed stops its own first. */
   readonly orphans?: readonly RecordedProcess[];
@@ -360,7 +365,7 @@ export async function cleanHost(input: CleanupInput): Promise<string[]> {
   };
   if (input.orphans) await step('stop the crashed bed’s processes', () => killRecorded(input.orphans ?? []));
   await step('kill pod processes', killPodProcesses);
-  await step('kill containerd shims', () => killShims(input.containerdState));
+  await step('kill containerd shims', () => killShims(input.containerdSocket));
   await step('unmount', async () => {
     for (const target of await mountsUnder(mountPrefixes(input.dir, input.before))) {
       const result = await run('umount', ['--lazy', target]);
@@ -394,9 +399,12 @@ export async function cleanHost(input: CleanupInput): Promise<string[]> {
 /** What the node bed left on the machine: empty after a clean stop. */
 export async function hostLeftovers(input: {
   readonly dir: string;
+  readonly containerdSocket: string;
   readonly before: HostBefore;
 }): Promise<string[]> {
   const found: string[] = [];
+  for (const pid of await processesNaming(input.containerdSocket))
+    found.push(`process ${pid} (a containerd shim)`);
   if ((await run('ip', ['link', 'show', nodeNetwork.bridge])).code === 0)
     found.push(`link ${nodeNetwork.bridge}`);
   const route = (await run('ip', ['route', 'show', nodeNetwork.serviceCidr])).stdout.trim();

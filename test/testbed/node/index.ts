@@ -129,11 +129,15 @@ export async function startNodeBed(options: NodeBedOptions = {}): Promise<NodeBe
     }
     const errors = await cleanHost({
       dir,
-      containerdState: layout.containerdState,
+      containerdSocket: layout.containerdSocket,
       before: lock.lock.before,
     });
     await bed?.stop().catch((error: unknown) => errors.push(`control plane: ${String(error)}`));
-    const left = await hostLeftovers({ dir, before: lock.lock.before });
+    const left = await hostLeftovers({
+      dir,
+      containerdSocket: layout.containerdSocket,
+      before: lock.lock.before,
+    });
     return [...errors, ...left.map((what) => `left on the machine: ${what}`)];
   };
   const record = async (child: ManagedProcess, command: string): Promise<ManagedProcess> => {
@@ -241,7 +245,7 @@ async function takeLock(
       command: process.argv.slice(1).join(' '),
       startedAt: new Date().toISOString(),
       dir,
-      containerdState: layout.containerdState,
+      containerdSocket: layout.containerdSocket,
       before: await recordHostBefore(),
     }),
     async (stale) => {
@@ -250,11 +254,15 @@ async function takeLock(
       );
       const errors = await cleanHost({
         dir: stale.dir,
-        containerdState: stale.containerdState,
+        containerdSocket: stale.containerdSocket,
         before: stale.before,
         orphans: stale.processes,
       });
-      const left = await hostLeftovers({ dir: stale.dir, before: stale.before });
+      const left = await hostLeftovers({
+        dir: stale.dir,
+        containerdSocket: stale.containerdSocket,
+        before: stale.before,
+      });
       if (errors.length > 0 || left.length > 0) {
         throw new Error(
           `could not clean up after the dead node bed of pid ${stale.pid}: ${[...errors, ...left].join('; ')}`,

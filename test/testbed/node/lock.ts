@@ -15,7 +15,7 @@ const lockSchema = z.object({
   command: z.string(),
   startedAt: z.string(),
   dir: z.string(),
-  containerdState: z.string(),
+  containerdSocket: z.string(),
   before: z.object({
     ipForward: z.string(),
     bridgeNfCallIptables: z.string().optional(),
