@@ -125,6 +125,7 @@ async function runPhase(phase: Phase): Promise<number> {
   if (values['fuzz-long']) env.SMK_FUZZ_LONG = '1';
   const stops: Array<() => Promise<void>> = [];
   let worldLogs: (() => string) | undefined;
+  let collectForLeakScan: ((dir: string) => Promise<void>) | undefined;
   let leakScan: { captureDir: string; auditLogPath: string } | undefined;
   let exitCode = 1;
   try {
@@ -145,6 +146,7 @@ async function runPhase(phase: Phase): Promise<number> {
       process.stderr.write(`world up in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
       stops.push(world.stop);
       worldLogs = world.logs;
+      collectForLeakScan = world.collectForLeakScan;
       Object.assign(env, world.env);
       if (!values['no-leak-scan']) {
         const captureDir = await mkdtemp(join(tmpdir(), 'smk-leak-'));
@@ -178,6 +180,7 @@ async function runPhase(phase: Phase): Promise<number> {
     }
     if (leakScan && env.AWS_ENDPOINT_URL) {
       process.stderr.write('\n== secret-leak scan\n');
+      await collectForLeakScan?.(leakScan.captureDir);
       const { runLeakScan } = await import('../test/leak/run.ts');
       const result = await runLeakScan({ awsEndpoint: env.AWS_ENDPOINT_URL, ...leakScan });
       process.stderr.write(`${result.report}\n`);
