@@ -77,7 +77,7 @@ describe('node bed', () => {
       },
     });
     const pod = await waitForReadyPod(test, namespace, 'app=web');
-    recordTiming('stand-in images pod', secondsSince(started));
+    recordTiming('stand-in images pod apply→Ready', secondsSince(started));
     assert.equal(pod.spec?.nodeName, test.node.nodeName);
     const log = await waitFor('the client container to reach the API server', 60_000, async () => {
       const text = await podLog(test, namespace, 'web', 'client');

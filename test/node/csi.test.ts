@@ -54,7 +54,7 @@ describe('CSI on a real node', () => {
     const started = performance.now();
     await applyExample(test.kubeConfig, 'csi-seed-001', namespace);
     const pod = await waitForReadyPod(test, namespace, '', 180_000);
-    recordTiming('seed 001 CSI mount (Pod)', secondsSince(started));
+    recordTiming('seed 001 CSI mount (Pod) apply→Ready', secondsSince(started));
     const name = pod.metadata?.name ?? '';
     assert.equal(name, 'test-secrets');
     const read = (file: string): Promise<string> =>
@@ -64,6 +64,7 @@ describe('CSI on a real node', () => {
     assert.equal(await read('foobar'), whole);
 
     const rotated = `rotated-${randomBytes(6).toString('hex')}`;
+    const put = performance.now();
     await upsertSecret(euWest1, 'MySecret2-00AABB', rotated);
     await waitFor(
       'the rotated value in the mounted foobar',
@@ -71,6 +72,7 @@ describe('CSI on a real node', () => {
       async () => (await read('foobar')) === rotated,
       1_000,
     );
+    recordTiming('seed 001 put-secret-value → rotated mounted file', secondsSince(put));
     assert.equal(await read('dbpassword'), password, 'the other files stay');
   });
 });

@@ -84,7 +84,10 @@ describe('smk doctor on a real node', () => {
     ];
     const healthy = await doctor(args);
     assert.equal(healthy.code, 0, healthy.output);
-    assert.doesNotMatch(healthy.output, /\bFAIL\b/i);
+    assert.match(healthy.output, /^\d+ passed, 0 failed/m, healthy.output);
+    assert.match(healthy.output, /✔ webhook service reachable .* ready endpoint/);
+    assert.match(healthy.output, /✔ role can describe the secret /);
+    assert.match(healthy.output, /✔ CSI provider socket answers Version /);
 
     const replicas = (
       await test.apps.readNamespacedDeployment({ namespace: release.namespace, name: webhookDeployment })

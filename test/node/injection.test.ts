@@ -44,7 +44,7 @@ describe('injection on a real node', () => {
     const started = performance.now();
     await applyExample(test.kubeConfig, 'injection-seed-002', namespace);
     const pod = await waitForReadyPod(test, namespace, 'run=webserver');
-    recordTiming('seed 002 injection (Deployment)', secondsSince(started));
+    recordTiming('seed 002 injection (Deployment) apply→Ready', secondsSince(started));
 
     const name = pod.metadata?.name ?? '';
     const init = pod.spec?.initContainers?.[0];
@@ -130,7 +130,7 @@ describe('injection on a real node', () => {
               annotations: {
                 'smk.dev/inject': 'true',
                 'smk.dev/refresh-interval': '10s',
-                'smk.dev/objects': `- objectName: ${secretName}\n  jmesPath:\n    - path: password\n      objectAlias: password\n`,
+                'smk.dev/objects': `- objectName: ${secretName}\n  objectType: secretsmanager\n  jmesPath:\n    - path: password\n      objectAlias: password\n`,
               },
             },
             spec: {
@@ -142,12 +142,13 @@ describe('injection on a real node', () => {
       },
     });
     const pod = await waitForReadyPod(test, namespace, 'app=refresh');
-    recordTiming('refresh sidecar (Deployment)', secondsSince(started));
+    recordTiming('refresh sidecar (Deployment) apply→Ready', secondsSince(started));
     const name = pod.metadata?.name ?? '';
     const read = (): Promise<string> =>
       execInPod(test, namespace, name, 'app', ['cat', '/var/run/secrets/smk/password']);
     assert.equal(await read(), first);
 
+    const put = performance.now();
     await upsertSecret(test.secretsManager, secretName, JSON.stringify({ password: second }));
     await waitFor(
       'the new value in the running app container',
@@ -155,6 +156,7 @@ describe('injection on a real node', () => {
       async () => (await read()) === second,
       1_000,
     );
+    recordTiming('refresh sidecar put-secret-value → new file in the app container', secondsSince(put));
     const now = await test.core.readNamespacedPod({ namespace, name });
     assert.equal(now.metadata?.uid, pod.metadata?.uid, 'the same pod');
     assert.equal(now.status?.containerStatuses?.find((status) => status.name === 'app')?.restartCount, 0);

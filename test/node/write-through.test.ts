@@ -71,7 +71,7 @@ describe('write-through on a real node', () => {
       },
     });
     await waitForReadyPod(test, namespace, 'app=reader');
-    recordTiming('write-through Secret volume (Pod)', secondsSince(started));
+    recordTiming('write-through Secret volume (Pod) apply→Ready', secondsSince(started));
     assert.equal(
       await execInPod(test, namespace, 'reader', 'app', ['cat', '/etc/payment/api-key']),
       exampleValue,
