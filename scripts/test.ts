@@ -125,7 +125,7 @@ async function runPhase(phase: Phase): Promise<number> {
   if (values['fuzz-long']) env.SMK_FUZZ_LONG = '1';
   const stops: Array<() => Promise<void>> = [];
   let worldLogs: (() => string) | undefined;
-  let collectForLeakScan: ((dir: string) => Promise<void>) | undefined;
+  let collectForLeakScan: ((dir: string) => Promise<string>) | undefined;
   let leakScan: { captureDir: string; auditLogPath: string } | undefined;
   let exitCode = 1;
   try {
@@ -180,7 +180,8 @@ async function runPhase(phase: Phase): Promise<number> {
     }
     if (leakScan && env.AWS_ENDPOINT_URL) {
       process.stderr.write('\n== secret-leak scan\n');
-      await collectForLeakScan?.(leakScan.captureDir);
+      const added = await collectForLeakScan?.(leakScan.captureDir);
+      if (added) process.stderr.write(`leak scan: also scanning ${added}\n`);
       const { runLeakScan } = await import('../test/leak/run.ts');
       const result = await runLeakScan({ awsEndpoint: env.AWS_ENDPOINT_URL, ...leakScan });
       process.stderr.write(`${result.report}\n`);

@@ -5,11 +5,8 @@
  * `npm run testbed -- --node`; its env is the plain world's plus SMK_NODE_BED and
  * SMK_NODE_HELM_ARGS, the values a `helm upgrade --install smk deploy/helm/smk` on this bed needs.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { captureMarker } from '../leak/capture-format.ts';
+import { copySmkContainerLogs } from '../leak/node-logs.ts';
 import { auditPaths } from '../testbed/control-plane.ts';
-import { hostPaths } from '../testbed/node/config.ts';
 import { type NodeBed, startNodeBed } from '../testbed/node/index.ts';
 import type { SmkImage } from '../testbed/node/smk-image.ts';
 import { startMoto } from './moto.ts';
@@ -69,27 +66,4 @@ export async function startNodeWorld(): Promise<NodeWorld> {
       await node.stop();
     },
   };
-}
-
-/**
- * smk's own output on the node, for the leak scan: every container of the pods named smk-* (the
- * release's webhook, controller and CSI provider) and every container named smk-* (the agents it
- * injects into other pods). App containers are left out: printing their secret is their job.
- */
-async function copySmkContainerLogs(captureDir: string): Promise<void> {
-  const root = hostPaths.podLogs;
-  for (const podDir of await readdir(root).catch(() => [] as string[])) {
-    // <namespace>_<pod>_<uid>
-    const [namespace = '', pod = ''] = podDir.split('_');
-    for (const container of await readdir(join(root, podDir)).catch(() => [] as string[])) {
-      if (!pod.startsWith('smk-') && !container.startsWith('smk-')) continue;
-      for (const file of await readdir(join(root, podDir, container)).catch(() => [] as string[])) {
-        const text = await readFile(join(root, podDir, container, file), 'utf8').catch(() => '');
-        await writeFile(
-          join(captureDir, `pod-log-${podDir}-${container}-${file}`),
-          `${captureMarker} container log ${namespace}/${pod}/${container} (${file})\n${text}`,
-        );
-      }
-    }
-  }
 }

@@ -16,9 +16,9 @@ export interface World {
   logs(): string;
   /**
    * Copies more output for the leak scan into its capture dir (the node world: smk's container logs
-   * on the node). Called once the tests are done, before the scan.
+   * on the node). Called once the tests are done, before the scan; says what it added.
    */
-  collectForLeakScan?(captureDir: string): Promise<void>;
+  collectForLeakScan?(captureDir: string): Promise<string>;
   stop(): Promise<void>;
 }
 

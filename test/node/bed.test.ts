@@ -26,7 +26,7 @@ before(async () => {
   namespace = await test.node.bed.newNamespace('node-bed');
 });
 after(async () => {
-  await test.node.stop();
+  await test.finish();
 });
 
 describe('node bed', () => {

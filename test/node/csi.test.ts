@@ -37,7 +37,7 @@ before(async () => {
 });
 after(async () => {
   euWest1.destroy();
-  await test.node.stop();
+  await test.finish();
 });
 
 describe('CSI on a real node', () => {

@@ -28,7 +28,7 @@ before(async () => {
   await installSmk(test);
 });
 after(async () => {
-  await test.node.stop();
+  await test.finish();
 });
 
 interface Doctor {

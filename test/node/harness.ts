@@ -28,6 +28,7 @@ import { chartDir, helm } from '../deploy/helm.ts';
 import { crdFiles, installCrds } from '../harness/crds.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { waitFor } from '../harness/wait.ts';
+import { copySmkContainerLogs } from '../leak/node-logs.ts';
 import { connectNodeBed, type NodeBed } from '../testbed/node/index.ts';
 
 const run = promisify(execFile);
@@ -42,6 +43,8 @@ const driverManifest = new URL('../testbed/node/manifests/secrets-store-csi-driv
 
 export interface NodeTestWorld {
   readonly node: NodeBed;
+  /** Copies smk's container logs for the leak scan (before the pods go), then lets go of the test's namespaces. */
+  finish(): Promise<void>;
   readonly kubeConfig: KubeConfig;
   readonly core: CoreV1Api;
   readonly apps: AppsV1Api;
@@ -60,6 +63,11 @@ export function nodeTestWorld(): Promise<NodeTestWorld> {
     const kubeConfig = node.bed.kubeConfig;
     return {
       node,
+      async finish() {
+        const captureDir = process.env.SMK_LEAK_DIR;
+        if (captureDir) await copySmkContainerLogs(captureDir);
+        await node.stop();
+      },
       kubeConfig,
       core: kubeConfig.makeApiClient(CoreV1Api),
       apps: kubeConfig.makeApiClient(AppsV1Api),
@@ -172,7 +180,12 @@ export async function installSmk(
       env: { ...process.env, KUBECONFIG: test.node.bed.kubeConfigPath },
       maxBuffer: 16 * 1024 * 1024,
     });
-    return { seconds: (performance.now() - started) / 1000, output: `${stdout}${stderr}` };
+    const seconds = (performance.now() - started) / 1000;
+    recordTiming(
+      `helm upgrade --install smk --wait (${stdout.includes('has been upgraded') ? 'upgrade' : 'install'})`,
+      seconds,
+    );
+    return { seconds, output: `${stdout}${stderr}` };
   } catch (error) {
     const failed = error as { stdout?: string; stderr?: string };
     const pods = await describePods(test, release.namespace).catch((why: unknown) => String(why));

@@ -26,11 +26,10 @@ let test: NodeTestWorld;
 
 before(async () => {
   test = await nodeTestWorld();
-  const install = await installSmk(test);
-  process.stdout.write(`[node-timing] helm upgrade --install smk --wait: ${install.seconds.toFixed(1)} s\n`);
+  await installSmk(test);
 });
 after(async () => {
-  await test.node.stop();
+  await test.finish();
 });
 
 /** The secret seed 002's annotation names (moto finds an ARN's secret by its last segment). */

@@ -28,7 +28,7 @@ before(async () => {
   await installSmk(test);
 });
 after(async () => {
-  await test.node.stop();
+  await test.finish();
 });
 
 async function readyPods(namespace: string, labelSelector: string): Promise<V1Pod[]> {

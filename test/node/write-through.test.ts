@@ -25,7 +25,7 @@ before(async () => {
   await installSmk(test);
 });
 after(async () => {
-  await test.node.stop();
+  await test.finish();
 });
 
 /** The value examples/write-through/secret.yaml stores. */
