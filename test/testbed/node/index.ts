@@ -161,6 +161,7 @@ export async function startNodeBed(options: NodeBedOptions = {}): Promise<NodeBe
       keepDir,
       node: { address: nodeNetwork.gateway, kubeScheduler: artifacts.kubeScheduler },
     });
+    await lock.addDir(bed.dir);
     for (const child of bed.processes) {
       const cmdline = await readFile(`/proc/${child.pid}/cmdline`, 'utf8').catch(() => '');
       await lock.addProcess({ pid: child.pid, command: cmdline.split('\0')[0] ?? '' });
@@ -268,7 +269,7 @@ async function takeLock(
           `could not clean up after the dead node bed of pid ${stale.pid}: ${[...errors, ...left].join('; ')}`,
         );
       }
-      await rm(stale.dir, { recursive: true, force: true });
+      for (const dir of [stale.dir, ...stale.dirs]) await rm(dir, { recursive: true, force: true });
     },
   );
 }

@@ -22,6 +22,8 @@ const lockSchema = z.object({
     existed: z.record(z.string(), z.boolean()),
   }),
   processes: z.array(z.object({ pid: z.number().int(), command: z.string() })),
+  /** Other temp dirs the owner made (the control plane's), removed with it. */
+  dirs: z.array(z.string()),
 });
 export type NodeBedLock = z.infer<typeof lockSchema>;
 
@@ -65,6 +67,8 @@ export interface HeldLock {
   readonly lock: NodeBedLock;
   /** Records a started process, so a later bed can stop it if this one dies. */
   addProcess(process: RecordedProcess): Promise<void>;
+  /** Records a temp dir, so a later bed can remove it if this one dies. */
+  addDir(dir: string): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -74,7 +78,7 @@ export interface HeldLock {
  */
 export async function acquireLock(
   /** Called once no other owner is left (the machine's state is recorded after a stale bed's cleanup). */
-  mine: () => Promise<Omit<NodeBedLock, 'pid' | 'processes'>>,
+  mine: () => Promise<Omit<NodeBedLock, 'pid' | 'processes' | 'dirs'>>,
   recoverStale: (stale: NodeBedLock) => Promise<void>,
 ): Promise<HeldLock> {
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -84,7 +88,7 @@ export async function acquireLock(
       await recoverStale(owner);
       await rm(lockPath, { force: true });
     }
-    const lock: NodeBedLock = { ...(await mine()), pid: process.pid, processes: [] };
+    const lock: NodeBedLock = { ...(await mine()), pid: process.pid, processes: [], dirs: [] };
     try {
       const handle = await open(lockPath, 'wx', 0o644);
       await handle.writeFile(`${JSON.stringify(lock, null, 2)}\n`);
@@ -100,15 +104,20 @@ export async function acquireLock(
 function held(lock: NodeBedLock): HeldLock {
   let current = lock;
   let writing = Promise.resolve();
+  const save = (next: NodeBedLock): Promise<void> => {
+    current = next;
+    writing = writing.then(() => writeFile(lockPath, `${JSON.stringify(next, null, 2)}\n`));
+    return writing;
+  };
   return {
     get lock() {
       return current;
     },
     addProcess(recorded) {
-      current = { ...current, processes: [...current.processes, recorded] };
-      const snapshot = current;
-      writing = writing.then(() => writeFile(lockPath, `${JSON.stringify(snapshot, null, 2)}\n`));
-      return writing;
+      return save({ ...current, processes: [...current.processes, recorded] });
+    },
+    addDir(dir) {
+      return save({ ...current, dirs: [...current.dirs, dir] });
     },
     async release() {
       await writing;
