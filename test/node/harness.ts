@@ -29,6 +29,7 @@ import { crdFiles, installCrds } from '../harness/crds.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { waitFor } from '../harness/wait.ts';
 import { copySmkContainerLogs } from '../leak/node-logs.ts';
+import { assertContained } from '../testbed/node/host.ts';
 import { connectNodeBed, type NodeBed } from '../testbed/node/index.ts';
 
 const run = promisify(execFile);
