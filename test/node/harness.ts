@@ -160,6 +160,9 @@ export async function installSmk(
   test: NodeTestWorld,
   extraValues: readonly string[] = [],
 ): Promise<InstallResult> {
+  // Every file's pods start after this: containment is read again each time (kube-proxy re-adds its
+  // jumps at the top of FORWARD if its chains are ever flushed).
+  await assertContained();
   await installCsiDriver(test);
   const started = performance.now();
   const args = [
