@@ -66,7 +66,8 @@ if (!values['no-checks']) {
   await step('bundle (esbuild)', process.execPath, ['scripts/build.ts']);
 }
 
-const unitFiles = ['src/**/*.test.ts'];
+// scripts/ holds build tooling (the image builder) with its own pure tests.
+const unitFiles = ['src/**/*.test.ts', 'scripts/**/*.test.ts'];
 const fuzzFiles = ['test/fuzz/*.test.ts'];
 const nodeDir = 'test/node/';
 const isNodeTest = (file: string): boolean => file.startsWith(nodeDir);
@@ -89,8 +90,10 @@ function phases(): Phase[] {
   const plain = (files: readonly string[]): Phase => ({
     title: 'tests',
     files,
-    // The fuzz suites and unit tests are pure (no moto, no test bed).
-    world: files.some((file) => !file.startsWith('src/') && !file.startsWith('test/fuzz/'))
+    // The fuzz suites and unit tests (src/, scripts/) are pure (no moto, no test bed).
+    world: files.some(
+      (file) => !file.startsWith('src/') && !file.startsWith('scripts/') && !file.startsWith('test/fuzz/'),
+    )
       ? 'plain'
       : 'none',
     concurrency: 2,
