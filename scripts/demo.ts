@@ -1,12 +1,17 @@
 /**
- * `npm run demo`: the main job, end to end, on one machine. Starts the local world (moto as the AWS
- * endpoint and the Kubernetes test bed), installs smk from its rendered Helm chart (the roles as
- * local processes with the rendered configuration), then walks through every seed scenario with a
- * short narrative each, and ends with a summary table. Exits non-zero when any scenario failed.
+ * `npm run demo`: the main job, end to end, on one machine, with real pods: the node bed (a kubelet
+ * and containerd node, test/testbed/node), smk installed with `helm upgrade --install`, and every
+ * seed scenario as pods (scripts/demo/node.ts). Needs root and the node bed built
+ * (`bash test/testbed/node/build.sh`; `bash scripts/dev.sh demo` does both).
+ *
+ * `npm run demo -- --processes`: the earlier demo without a node — moto and the plain test bed, smk's
+ * roles as local processes with the rendered chart's configuration, each seed scenario driven by
+ * hand (the injected init container run here, the CSI Mount called directly).
  *
  * The demo secrets are made-up values created in the local moto only; printing them here is the point
  * of the demo (it shows the bytes arrived), unlike anything smk itself logs.
  */
+import { parseArgs } from 'node:util';
 import { type DemoRelease, installRelease } from './demo/release.ts';
 import { scenarios } from './demo/scenarios.ts';
 import { type DemoWorld, startDemoWorld } from './demo/world.ts';
@@ -16,6 +21,12 @@ interface Outcome {
   readonly ok: boolean;
   readonly seconds: number;
   readonly detail: string;
+}
+
+const { values } = parseArgs({ options: { processes: { type: 'boolean', default: false } } });
+if (!values.processes) {
+  const { runNodeDemo } = await import('./demo/node.ts');
+  process.exit(await runNodeDemo());
 }
 
 const outcomes: Outcome[] = [];

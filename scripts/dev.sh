@@ -6,7 +6,9 @@
 # Setup: Node 24 from the npm registry when the machine's Node is older, `npm ci`, a Python venv
 # with moto (the AWS endpoint), and the test bed's Kubernetes/etcd binaries (built from the Go
 # module proxy once, then cached in ~/.cache/smk-testbed) and helm for the chart tests (likewise, in
-# ~/.cache/smk-tools). Every step fails loudly.
+# ~/.cache/smk-tools), and the node bed where the node tests run real pods (Debian packages via apt,
+# kubelet/kube-proxy/kube-scheduler, the Secrets Store CSI driver from ../shared/third-party, images;
+# cached in ~/.cache/smk-node-bed; needs root). Every step fails loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:-setup}"
@@ -50,6 +52,9 @@ if [ "$target" != "build" ]; then
 
   say "helm (chart tests; built from the Go module proxy once, cached in ~/.cache/smk-tools)"
   bash test/tools/build-helm.sh >/dev/null
+
+  say "node bed (real pods for test/node: apt packages, kubelet, CSI driver, images; cached in ~/.cache/smk-node-bed)"
+  bash test/testbed/node/build.sh >/dev/null
 fi
 
 case "$target" in

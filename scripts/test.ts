@@ -6,12 +6,18 @@
  *   npm test -- --unit       lint, type-check and unit tests only (no servers)
  *   npm test -- FILE...      the given test files, with the world started
  *   npm test -- --fuzz-long  the fuzz suites (test/fuzz) with 50× the cases and a fresh seed
- * With the world, every Node process of the run has its output captured (test/leak/capture.ts) and
- * the run ends with the secret-leak scan (test/leak/run.ts): a secret value found anywhere fails it.
+ *   npm test -- --node       the node tests only (test/node: real pods on the node bed; root)
+ *   npm test -- --no-node    everything but the node tests (a quick local run; CI never passes it)
+ * The node tests (test/node) run in a second phase against the node bed (test/testbed/node: a
+ * kubelet, containerd, kube-proxy and moto reachable from pods), one file at a time (they share the
+ * node and one smk release); the other integration tests keep the plain bed, where no pod runs.
+ * With a world, every Node process of the phase has its output captured (test/leak/capture.ts) and
+ * the phase ends with the secret-leak scan (test/leak/run.ts): a secret value found anywhere fails it.
  * `--no-leak-scan` skips the scan.
  * A component that cannot start fails the run: integration tests never skip.
  */
 import { spawn } from 'node:child_process';
+import { globSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +29,8 @@ const { values, positionals } = parseArgs({
     'no-checks': { type: 'boolean', default: false },
     'fuzz-long': { type: 'boolean', default: false },
     'no-leak-scan': { type: 'boolean', default: false },
+    node: { type: 'boolean', default: false },
+    'no-node': { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
@@ -60,66 +68,156 @@ if (!values['no-checks']) {
 
 // scripts/ holds build tooling (the image builder) with its own pure tests.
 const unitFiles = ['src/**/*.test.ts', 'scripts/**/*.test.ts'];
-const allFiles = [...unitFiles, 'test/**/*.test.ts'];
 const fuzzFiles = ['test/fuzz/*.test.ts'];
-const files =
-  positionals.length > 0 ? positionals : values['fuzz-long'] ? fuzzFiles : values.unit ? unitFiles : allFiles;
-// The fuzz suites are pure (no moto, no test bed).
-const needsWorld =
-  !values.unit &&
-  files.some(
-    (file) => !file.startsWith('src/') && !file.startsWith('scripts/') && !file.startsWith('test/fuzz/'),
-  );
+const nodeDir = 'test/node/';
+const isNodeTest = (file: string): boolean => file.startsWith(nodeDir);
+/** Every integration test file but the node tests (globbed here, as node --test cannot exclude a dir). */
+const plainIntegrationFiles = (): string[] =>
+  globSync('test/**/*.test.ts', { cwd: root })
+    .filter((file) => !isNodeTest(file))
+    .sort();
+const allNodeFiles = (): string[] => globSync(`${nodeDir}*.test.ts`, { cwd: root }).sort();
 
-const env: NodeJS.ProcessEnv = { ...process.env };
-if (values['fuzz-long']) env.SMK_FUZZ_LONG = '1';
-const stops: Array<() => Promise<void>> = [];
-let worldLogs: (() => string) | undefined;
-let leakScan: { captureDir: string; auditLogPath: string } | undefined;
-let exitCode = 1;
-try {
-  if (needsWorld) {
-    process.stderr.write('\n== starting the local world (moto + Kubernetes test bed)\n');
-    const { startWorld } = await import('../test/harness/world.ts');
-    const world = await startWorld();
-    stops.push(world.stop);
-    worldLogs = world.logs;
-    Object.assign(env, world.env);
-    if (!values['no-leak-scan']) {
-      const captureDir = await mkdtemp(join(tmpdir(), 'smk-leak-'));
-      // SMK_LEAK_KEEP=1 keeps the captured output for a look at a hit (with SMK_TEST_BED_KEEP=1, the audit log too).
-      if (process.env.SMK_LEAK_KEEP === '1') process.stderr.write(`captured output kept in ${captureDir}\n`);
-      else stops.push(() => rm(captureDir, { recursive: true, force: true }));
-      leakScan = { captureDir, auditLogPath: world.auditLogPath };
-      env.SMK_LEAK_DIR = captureDir;
-      env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import=${root}test/leak/capture.ts`.trim();
+interface Phase {
+  readonly title: string;
+  readonly files: readonly string[];
+  readonly world: 'none' | 'plain' | 'node';
+  readonly concurrency: number;
+  readonly timeoutMs: number;
+}
+
+function phases(): Phase[] {
+  const plain = (files: readonly string[]): Phase => ({
+    title: 'tests',
+    files,
+    // The fuzz suites and unit tests (src/, scripts/) are pure (no moto, no test bed).
+    world: files.some(
+      (file) => !file.startsWith('src/') && !file.startsWith('scripts/') && !file.startsWith('test/fuzz/'),
+    )
+      ? 'plain'
+      : 'none',
+    concurrency: 2,
+    timeoutMs: 180_000,
+  });
+  const node = (files: readonly string[]): Phase => ({
+    title: 'node tests (real pods on the node bed)',
+    files,
+    world: 'node',
+    concurrency: 1,
+    timeoutMs: 900_000,
+  });
+  if (positionals.length > 0) {
+    const plainFiles = positionals.filter((file) => !isNodeTest(file));
+    const nodeFiles = positionals.filter(isNodeTest);
+    return [
+      ...(plainFiles.length > 0 ? [plain(plainFiles)] : []),
+      ...(nodeFiles.length > 0 ? [node(nodeFiles)] : []),
+    ];
+  }
+  if (values['fuzz-long']) return [plain(fuzzFiles)];
+  if (values.unit) return [plain(unitFiles)];
+  if (values.node) return [node(allNodeFiles())];
+  return [
+    plain([...unitFiles, ...plainIntegrationFiles()]),
+    ...(values['no-node'] ? [] : [node(allNodeFiles())]),
+  ];
+}
+
+async function runPhase(phase: Phase): Promise<number> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (values['fuzz-long']) env.SMK_FUZZ_LONG = '1';
+  const stops: Array<() => Promise<void>> = [];
+  let worldLogs: (() => string) | undefined;
+  let collectForLeakScan: ((dir: string) => Promise<string>) | undefined;
+  let leakScan: { captureDir: string; auditLogPath: string } | undefined;
+  let exitCode = 1;
+  try {
+    if (phase.world !== 'none') {
+      const started = performance.now();
+      let world: import('../test/harness/world.ts').World;
+      if (phase.world === 'node') {
+        process.stderr.write(
+          '\n== starting the node world (moto + node bed: control plane, containerd, kubelet, kube-proxy)\n',
+        );
+        const { startNodeWorld } = await import('../test/harness/node-world.ts');
+        world = await startNodeWorld();
+      } else {
+        process.stderr.write('\n== starting the local world (moto + Kubernetes test bed)\n');
+        const { startWorld } = await import('../test/harness/world.ts');
+        world = await startWorld();
+      }
+      process.stderr.write(`world up in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+      stops.push(world.stop);
+      worldLogs = world.logs;
+      collectForLeakScan = world.collectForLeakScan;
+      Object.assign(env, world.env);
+      if (!values['no-leak-scan']) {
+        const captureDir = await mkdtemp(join(tmpdir(), 'smk-leak-'));
+        // SMK_LEAK_KEEP=1 keeps the captured output for a look at a hit (with SMK_TEST_BED_KEEP=1, the audit log too).
+        if (process.env.SMK_LEAK_KEEP === '1')
+          process.stderr.write(`captured output kept in ${captureDir}\n`);
+        else stops.push(() => rm(captureDir, { recursive: true, force: true }));
+        leakScan = { captureDir, auditLogPath: world.auditLogPath };
+        env.SMK_LEAK_DIR = captureDir;
+        env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import=${root}test/leak/capture.ts`.trim();
+      }
+    }
+    process.stderr.write(`\n== ${phase.title}: ${phase.files.join(' ')}\n`);
+    const started = performance.now();
+    exitCode = await run(
+      process.execPath,
+      [
+        '--test',
+        '--experimental-test-coverage',
+        '--test-coverage-include=src/**',
+        '--test-coverage-exclude=**/*.test.ts',
+        `--test-concurrency=${phase.concurrency}`,
+        `--test-timeout=${phase.timeoutMs}`,
+        ...phase.files,
+      ],
+      env,
+    );
+    process.stderr.write(`\n${phase.title}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+    if (exitCode !== 0 && worldLogs) {
+      process.stderr.write(`\n== tests failed: the local world's logs (last lines)\n${worldLogs()}\n`);
+    }
+    if (leakScan && env.AWS_ENDPOINT_URL) {
+      process.stderr.write('\n== secret-leak scan\n');
+      const added = await collectForLeakScan?.(leakScan.captureDir);
+      if (added) process.stderr.write(`leak scan: also scanning ${added}\n`);
+      const { runLeakScan } = await import('../test/leak/run.ts');
+      const result = await runLeakScan({ awsEndpoint: env.AWS_ENDPOINT_URL, ...leakScan });
+      process.stderr.write(`${result.report}\n`);
+      if (result.hits.length > 0) exitCode ||= 1;
+    }
+  } catch (error) {
+    process.stderr.write(
+      `\n${phase.title} could not run: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    exitCode ||= 1;
+  } finally {
+    for (const stop of stops.reverse()) {
+      await stop().catch((error: unknown) => {
+        process.stderr.write(
+          `\nstopping the world failed: ${error instanceof Error ? error.message : String(error)}\n`,
+        );
+        exitCode ||= 1;
+      });
     }
   }
-  process.stderr.write(`\n== tests: ${files.join(' ')}\n`);
-  exitCode = await run(
-    process.execPath,
-    [
-      '--test',
-      '--experimental-test-coverage',
-      '--test-coverage-include=src/**',
-      '--test-coverage-exclude=**/*.test.ts',
-      '--test-concurrency=2',
-      '--test-timeout=180000',
-      ...files,
-    ],
-    env,
-  );
-  if (exitCode !== 0 && worldLogs) {
-    process.stderr.write(`\n== tests failed: the local world's logs (last lines)\n${worldLogs()}\n`);
+  return exitCode;
+}
+
+let exitCode = 0;
+for (const phase of phases()) {
+  if (phase.files.length === 0) {
+    process.stderr.write(`\n${phase.title}: no test files found\n`);
+    exitCode ||= 1;
+    continue;
   }
-  if (leakScan && env.AWS_ENDPOINT_URL) {
-    process.stderr.write('\n== secret-leak scan\n');
-    const { runLeakScan } = await import('../test/leak/run.ts');
-    const result = await runLeakScan({ awsEndpoint: env.AWS_ENDPOINT_URL, ...leakScan });
-    process.stderr.write(`${result.report}\n`);
-    if (result.hits.length > 0) exitCode ||= 1;
-  }
-} finally {
-  for (const stop of stops.reverse()) await stop();
+  exitCode = (await runPhase(phase)) || exitCode;
+}
+if (values['no-node'] && positionals.length === 0 && !values.unit && !values['fuzz-long']) {
+  process.stderr.write('\nnode tests (test/node) NOT run: --no-node\n');
 }
 process.exit(exitCode);

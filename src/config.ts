@@ -42,3 +42,24 @@ export function parseEnvironment(env: NodeJS.ProcessEnv): Environment {
     logLevel: e.SMK_LOG_LEVEL ?? 'info',
   };
 }
+
+/**
+ * `--allow-jmespath-expressions`: the cluster administrator's opt-in to full JMESPath expressions
+ * in `jmesPath[].path` (default: plain field paths; core/field-path.ts). Defined once for every
+ * role that reads specs — controller, csi-provider, webhook and inject (which pass it on to the
+ * injected agent), fetch — so that one spec means the same wherever it is used.
+ */
+export const jmesPathExpressionsOption = {
+  'allow-jmespath-expressions': { type: 'boolean', default: false },
+} as const;
+
+/** Its help text, indented to line up under a command's other options at `column`. */
+export function jmesPathExpressionsHelp(column: number): string {
+  const pad = ' '.repeat(column);
+  return [
+    '  --allow-jmespath-expressions',
+    `${pad}accept full JMESPath expressions in jmesPath[].path (default: plain field paths`,
+    `${pad}like db.password, "db-user", hosts[0]); each object's expressions run off the event`,
+    `${pad}loop within 100 ms of CPU. Enable it on every role alike (the chart's jmesPathExpressions)`,
+  ].join('\n');
+}

@@ -5,6 +5,7 @@
  */
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
 import { isSmkError } from '../core/errors.ts';
+import type { ExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import type { SecretReader } from '../core/source.ts';
@@ -15,6 +16,8 @@ export interface InitOptions {
   readonly dir: string;
   readonly reader: SecretReader;
   readonly defaultRegion?: string | undefined;
+  /** Full JMESPath expressions, when the injector allowed them (SMK_JMESPATH_EXPRESSIONS). */
+  readonly expressions?: ExpressionEvaluator | undefined;
   readonly log: Logger;
   /** Prefix of error messages (where the spec came from). */
   readonly subject?: string;
@@ -47,6 +50,7 @@ export async function runInit(options: InitOptions): Promise<InitResult> {
       const payloads = await resolvePayloads(options.spec, options.reader, {
         defaultRegion: options.defaultRegion,
         subject: options.subject ?? 'SMK_OBJECTS',
+        expressions: options.expressions,
       });
       const { changed } = await writePayloadsAtomically(options.dir, payloads);
       options.log.info({ dir: options.dir, files: describePayloads(payloads), changed }, 'secrets written');

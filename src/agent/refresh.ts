@@ -7,6 +7,7 @@
  */
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
 import { describeError, isSmkError } from '../core/errors.ts';
+import type { ExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
 import { type PlannedObject, planRequests, resolvePayloads } from '../core/payloads.ts';
 import type { SecretReader, SecretRequest } from '../core/source.ts';
@@ -20,6 +21,8 @@ export interface RefreshOptions {
   readonly dir: string;
   readonly reader: SecretReader;
   readonly defaultRegion?: string | undefined;
+  /** Full JMESPath expressions, when the injector allowed them (SMK_JMESPATH_EXPRESSIONS). */
+  readonly expressions?: ExpressionEvaluator | undefined;
   readonly log: Logger;
   readonly intervalMs: number;
   /** Stops the loop; the current cycle finishes its write first. */
@@ -133,6 +136,7 @@ export async function runRefreshLoop(options: RefreshOptions): Promise<void> {
         const payloads = await resolvePayloads(options.spec, options.reader, {
           defaultRegion: options.defaultRegion,
           subject: 'SMK_OBJECTS',
+          expressions: options.expressions,
         });
         const { changed } = await writePayloadsAtomically(options.dir, payloads);
         known = versions;

@@ -1,17 +1,25 @@
 /**
- * SDK v3 clients, built once per (identity, region) with adaptive retries, bounded attempts,
+ * SDK v3 clients, built per (identity, region) with adaptive retries, bounded attempts,
  * connection/socket timeouts and an overall deadline per call. `AWS_ENDPOINT_URL` is read by
  * the SDK itself (that is how tests reach moto); `endpoint` overrides it (tests' fault proxy).
  * Every call goes through `call()`: one place for the deadline, the metric and error mapping.
+ *
+ * Tenants choose identities and regions, so nothing here grows with them: clients and
+ * credential providers live in LRUs, and every client shares one pair of connection pools
+ * (a connection carries no identity: each request is signed). A client is then only
+ * configuration and middleware; an evicted one is dropped, and its in-flight calls finish.
  */
 
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import { BatchGetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
-import { isSmkError, type SmkError, TransientError } from '../core/errors.ts';
+import { InvalidInputError, isSmkError, type SmkError, TransientError } from '../core/errors.ts';
+import { awsRegionExpectation, isAwsRegion } from '../core/regions.ts';
 import { type AwsErrorContext, mapAwsError, outcomeLabel } from './errors.ts';
 import {
   type CredentialProvider,
@@ -21,6 +29,7 @@ import {
   identityKey,
   podIdentityAgentUrl,
 } from './identity.ts';
+import { WeightedLru } from './lru.ts';
 import { awsCallSeconds, awsCalls } from './metrics.ts';
 
 /**
@@ -58,6 +67,12 @@ export interface AwsClientsOptions {
   readonly stsRegion?: string;
   /** Refresh assumed credentials this long before they expire (default 10 min; at least the SDK's 5). */
   readonly credentialRefreshMarginMs?: number;
+  /** Clients kept per service, least recently used dropped first (default 256). */
+  readonly maxClients?: number;
+  /** Identities whose credential providers are kept (default 4096). */
+  readonly maxIdentities?: number;
+  /** Connections per endpoint host, shared by every client (default 64). */
+  readonly maxSockets?: number;
 }
 
 /** An SDK request handler that answers every request with `body`, for `preload`'s rehearsal. */
@@ -111,18 +126,53 @@ interface ResolvedOptions {
   readonly callTimeoutMs: number;
   readonly stsRegion: string;
   readonly credentialRefreshMarginMs: number;
+  readonly maxClients: number;
+  readonly maxIdentities: number;
+  readonly maxSockets: number;
 }
 
-/** Which token function and settings an identity key currently uses (the latest one given wins). */
-type TokenIdentity = Extract<Identity, { kind: 'webIdentity' | 'podIdentity' }>;
+/**
+ * One identity's credential provider. `latest` is the token function and settings last given for
+ * its key (a CSI mount brings a fresh token each time); the provider reads it when it fetches.
+ */
+interface KnownIdentity {
+  readonly provider: CredentialProvider;
+  readonly holder: { latest: Identity };
+}
+
+interface HeldClient<C> {
+  readonly client: C;
+  readonly credentials: CredentialProvider;
+}
+
+/** What every client is built with (the fields are the SDK's own config names). */
+interface ClientConfig {
+  readonly region: string;
+  readonly retryMode: 'adaptive';
+  readonly maxAttempts: number;
+  readonly requestHandler: {
+    readonly connectionTimeout: number;
+    readonly requestTimeout: number;
+    readonly throwOnRequestTimeout: boolean;
+    readonly httpAgent: HttpAgent;
+    readonly httpsAgent: HttpsAgent;
+  };
+  readonly credentials?: CredentialProvider;
+  readonly endpoint?: string;
+}
+
+interface ConnectionPools {
+  readonly http: HttpAgent;
+  readonly https: HttpsAgent;
+}
 
 export class AwsClients {
   readonly options: ResolvedOptions;
-  readonly #secretsManager = new Map<string, SecretsManagerClient>();
-  readonly #ssm = new Map<string, SSMClient>();
-  readonly #sqs = new Map<string, SQSClient>();
-  readonly #credentials = new Map<string, CredentialProvider>();
-  readonly #tokenIdentities = new Map<string, TokenIdentity>();
+  readonly #secretsManager: WeightedLru<string, HeldClient<SecretsManagerClient>>;
+  readonly #ssm: WeightedLru<string, HeldClient<SSMClient>>;
+  readonly #sqs: WeightedLru<string, HeldClient<SQSClient>>;
+  readonly #identities: WeightedLru<string, KnownIdentity>;
+  #pools: ConnectionPools;
   #sts: STSClient | undefined;
 
   constructor(options: AwsClientsOptions = {}) {
@@ -134,28 +184,33 @@ export class AwsClients {
       callTimeoutMs: options.callTimeoutMs ?? 15_000,
       stsRegion: options.stsRegion ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       credentialRefreshMarginMs: options.credentialRefreshMarginMs ?? 10 * 60_000,
+      maxClients: options.maxClients ?? 256,
+      maxIdentities: options.maxIdentities ?? 4096,
+      maxSockets: options.maxSockets ?? 64,
+    };
+    this.#secretsManager = new WeightedLru(this.options.maxClients);
+    this.#ssm = new WeightedLru(this.options.maxClients);
+    this.#sqs = new WeightedLru(this.options.maxClients);
+    this.#identities = new WeightedLru(this.options.maxIdentities);
+    this.#pools = this.#newPools();
+  }
+
+  /** How many clients and identities are held now (tests, metrics). */
+  get held(): { readonly clients: number; readonly identities: number } {
+    return {
+      clients: this.#secretsManager.size + this.#ssm.size + this.#sqs.size,
+      identities: this.#identities.size,
     };
   }
 
+  /** Throws InvalidInputError for a region the SDK does not list (callers validate first; this is the backstop). */
   secretsManager(identity: Identity, region: string): SecretsManagerClient {
-    const key = `${identityKey(identity)}\0${region}`;
-    let client = this.#secretsManager.get(key);
-    if (!client) {
-      client = new SecretsManagerClient(this.#config(region, this.credentials(identity)));
-      this.#secretsManager.set(key, client);
-    }
-    return client;
+    return this.#held(this.#secretsManager, identity, region, (config) => new SecretsManagerClient(config));
   }
 
   async ssm(identity: Identity, region: string): Promise<SSMClient> {
-    const key = `${identityKey(identity)}\0${region}`;
-    let client = this.#ssm.get(key);
-    if (!client) {
-      const { SSMClient } = await ssmSdk();
-      client = this.#ssm.get(key) ?? new SSMClient(this.#config(region, this.credentials(identity)));
-      this.#ssm.set(key, client);
-    }
-    return client;
+    const { SSMClient } = await ssmSdk();
+    return this.#held(this.#ssm, identity, region, (config) => new SSMClient(config));
   }
 
   /**
@@ -163,29 +218,47 @@ export class AwsClients {
    * timeout is at least `longPollTimeoutMs` (callers pass a matching deadline to `call()`).
    */
   async sqs(identity: Identity, region: string): Promise<SQSClient> {
-    const key = `${identityKey(identity)}\0${region}`;
-    let client = this.#sqs.get(key);
-    if (!client) {
-      const { SQSClient } = await sqsSdk();
-      const config = this.#config(region, this.credentials(identity));
+    const { SQSClient } = await sqsSdk();
+    return this.#held(this.#sqs, identity, region, (config) => {
       const requestTimeout = Math.max(config.requestHandler.requestTimeout, longPollTimeoutMs);
-      client = new SQSClient({ ...config, requestHandler: { ...config.requestHandler, requestTimeout } });
-      this.#sqs.set(key, client);
-    }
+      return new SQSClient({ ...config, requestHandler: { ...config.requestHandler, requestTimeout } });
+    });
+  }
+
+  /**
+   * The held client for (identity, region), or a new one. A client is reused only while it uses
+   * the identity's current credential provider: one whose identity was dropped from the LRU
+   * would otherwise keep an old token function.
+   */
+  #held<C>(
+    pool: WeightedLru<string, HeldClient<C>>,
+    identity: Identity,
+    region: string,
+    make: (config: ClientConfig) => C,
+  ): C {
+    const key = this.#clientKey(identity, region);
+    const credentials = this.credentials(identity);
+    const held = pool.get(key);
+    if (held?.credentials === credentials) return held.client;
+    const client = make(this.#config(region, credentials));
+    pool.set(key, { client, credentials });
     return client;
   }
 
-  /** One caching credential provider per identity key, shared by all of its clients. */
+  /**
+   * One caching credential provider per identity key, shared by all of its clients. The token
+   * function given last is the one used.
+   */
   credentials(identity: Identity): CredentialProvider {
     const key = identityKey(identity);
-    if (identity.kind === 'webIdentity' || identity.kind === 'podIdentity') {
-      this.#tokenIdentities.set(key, identity);
+    const known = this.#identities.get(key);
+    if (known) {
+      known.holder.latest = identity;
+      return known.provider;
     }
-    let provider = this.#credentials.get(key);
-    if (!provider) {
-      provider = this.#buildProvider(identity, key);
-      this.#credentials.set(key, provider);
-    }
+    const holder = { latest: identity };
+    const provider = this.#buildProvider(identity, holder);
+    this.#identities.set(key, { provider, holder });
     return provider;
   }
 
@@ -251,35 +324,53 @@ export class AwsClients {
     await this.#stsClient();
   }
 
-  /** Close every client's sockets (process shutdown, tests). */
+  /** Close every connection (process shutdown, tests). Clients made later get fresh pools. */
   destroy(): void {
-    for (const client of [...this.#secretsManager.values(), ...this.#ssm.values(), ...this.#sqs.values()]) {
-      client.destroy();
-    }
+    // Not client.destroy(): that would close the shared pools once per client.
+    this.#pools.http.destroy();
+    this.#pools.https.destroy();
     this.#sts?.destroy();
     this.#secretsManager.clear();
     this.#ssm.clear();
     this.#sqs.clear();
     this.#sts = undefined;
+    this.#pools = this.#newPools();
   }
 
-  #config(region: string, credentials: CredentialProvider | undefined) {
+  #newPools(): ConnectionPools {
+    const options = { keepAlive: true, maxSockets: this.options.maxSockets };
+    return { http: new HttpAgent(options), https: new HttpsAgent(options) };
+  }
+
+  #clientKey(identity: Identity, region: string): string {
+    if (!isAwsRegion(region)) {
+      throw new InvalidInputError(`region ${JSON.stringify(region)}: expected ${awsRegionExpectation}`, {
+        subject: `region ${region}`,
+        field: 'region',
+      });
+    }
+    return `${identityKey(identity)}\0${region}`;
+  }
+
+  #config(region: string, credentials: CredentialProvider | undefined): ClientConfig {
     return {
       region,
-      retryMode: 'adaptive' as const,
+      retryMode: 'adaptive',
       maxAttempts: this.options.maxAttempts,
       requestHandler: {
         connectionTimeout: this.options.connectionTimeoutMs,
         requestTimeout: this.options.requestTimeoutMs,
         // Without it a request past requestTimeout only logs a warning and keeps waiting.
         throwOnRequestTimeout: true,
+        httpAgent: this.#pools.http,
+        httpsAgent: this.#pools.https,
       },
       ...(credentials ? { credentials } : {}),
       ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}),
     };
   }
 
-  #buildProvider(identity: Identity, key: string): CredentialProvider {
+  #buildProvider(identity: Identity, holder: { readonly latest: Identity }): CredentialProvider {
     const margin = this.options.credentialRefreshMarginMs;
     switch (identity.kind) {
       case 'default':
@@ -293,11 +384,11 @@ export class AwsClients {
         return () => Promise.resolve(credentials);
       }
       case 'webIdentity':
-        return cachedCredentials(() => this.#assumeRoleWithWebIdentity(key), margin);
+        return cachedCredentials(() => this.#assumeRoleWithWebIdentity(holder), margin);
       case 'podIdentity':
         return cachedCredentials(async () => {
-          const current = this.#tokenIdentities.get(key);
-          if (current?.kind !== 'podIdentity') throw new Error('pod identity vanished');
+          const current = holder.latest;
+          if (current.kind !== 'podIdentity') throw new Error('identity key reused for another kind');
           const endpoint =
             current.endpoint ?? process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI ?? podIdentityAgentUrl;
           return fetchPodIdentityCredentials(endpoint, await current.token(), this.options.callTimeoutMs);
@@ -305,9 +396,9 @@ export class AwsClients {
     }
   }
 
-  async #assumeRoleWithWebIdentity(key: string) {
-    const current = this.#tokenIdentities.get(key);
-    if (current?.kind !== 'webIdentity') throw new Error('web identity vanished');
+  async #assumeRoleWithWebIdentity(holder: { readonly latest: Identity }) {
+    const current = holder.latest;
+    if (current.kind !== 'webIdentity') throw new Error('identity key reused for another kind');
     const context = {
       api: 'AssumeRoleWithWebIdentity',
       subject: current.roleArn,

@@ -9,8 +9,14 @@ test('identity keys name the principal and never carry a token or secret key', (
   assert.equal(identityKey({ kind: 'default' }), 'default');
   assert.equal(identityKey({ kind: 'static', accessKeyId: 'AKID', secretAccessKey: 'shh' }), 'static:AKID');
   assert.equal(
-    identityKey({ kind: 'webIdentity', roleArn: 'arn:aws:iam::1:role/r', sessionName: 'ns-sa', token }),
-    'webIdentity:arn:aws:iam::1:role/r:ns-sa',
+    identityKey({
+      kind: 'webIdentity',
+      roleArn: 'arn:aws:iam::1:role/r',
+      subject: 'ns/sa',
+      sessionName: 'ns-sa',
+      token,
+    }),
+    'webIdentity:arn:aws:iam::1:role/r:ns/sa',
   );
   assert.notEqual(
     identityKey({ kind: 'podIdentity', subject: 'a/app', token }),

@@ -17,13 +17,15 @@ export type Identity =
     }
   /**
    * AssumeRoleWithWebIdentity with a token we obtain (e.g. a TokenRequest for a pod's service
-   * account). `sessionName` must name the principal (namespace/service account): it is part of
-   * the cache key, so two principals must never share one.
+   * account). `subject` names the principal in full (namespace/service account): it is the cache
+   * key, so two principals never share one. `sessionName` is what CloudTrail shows; AWS allows it
+   * 64 characters, so a long one ends in a shortened hash and cannot be the key.
    */
   | {
       readonly kind: 'webIdentity';
       readonly roleArn: string;
       readonly token: () => Promise<string>;
+      readonly subject: string;
       readonly sessionName: string;
       readonly durationSeconds?: number;
     }
@@ -47,7 +49,7 @@ export function identityKey(identity: Identity): string {
     case 'static':
       return `static:${identity.accessKeyId}`;
     case 'webIdentity':
-      return `webIdentity:${identity.roleArn}:${identity.sessionName}`;
+      return `webIdentity:${identity.roleArn}:${identity.subject}`;
     case 'podIdentity':
       return `podIdentity:${identity.endpoint ?? ''}:${identity.subject}`;
   }

@@ -12,10 +12,11 @@ import { runRefreshLoop } from '../agent/refresh.ts';
 import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
 import { parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
+import { createExpressionEvaluator } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import { agentEnv } from '../webhook/agent-contract.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, usageError } from './args.ts';
 
 const help = `Usage: smk agent init|refresh
 
@@ -24,6 +25,8 @@ Runs inside a pod the injector mutated; configured by the environment it set:
   ${agentEnv.dir}           directory to write the files into (the shared memory volume)
   ${agentEnv.region}        region for objects without an ARN (default AWS_REGION)
   ${agentEnv.refreshInterval}  seconds between version checks (refresh only)
+  ${agentEnv.jmesPathExpressions}  "allowed": accept full JMESPath expressions (set by the injector
+            when its administrator enabled them; default: plain field paths)
 
   init      fetch every object and write the files atomically; exit 1 if anything failed
   refresh   keep the files current: a version check per interval (with jitter), a fetch and an
@@ -41,6 +44,7 @@ const agentEnvironmentSchema = z.object({
     .min(1, 'must be at least 1 second')
     .max(86_400, 'must be at most 86400 seconds')
     .optional(),
+  [agentEnv.jmesPathExpressions]: z.literal('allowed', { error: 'must be "allowed" or unset' }).optional(),
 });
 
 function agentEnvironment(env: NodeJS.ProcessEnv) {
@@ -57,21 +61,29 @@ function agentEnvironment(env: NodeJS.ProcessEnv) {
     dir: parsed.data[agentEnv.dir],
     region: parsed.data[agentEnv.region],
     refreshIntervalSeconds: parsed.data[agentEnv.refreshInterval],
+    allowExpressions: parsed.data[agentEnv.jmesPathExpressions] === 'allowed',
   };
 }
 
 export async function run(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs('agent', args, {
-    help: { type: 'boolean', short: 'h', default: false },
-  });
+  const { values, positionals } = parseCommandArgs(
+    'agent',
+    args,
+    { help: { type: 'boolean', short: 'h', default: false } },
+    1,
+  );
   const mode = positionals[0];
   if (values.help) {
     process.stdout.write(help);
     return 0;
   }
-  if ((mode !== 'init' && mode !== 'refresh') || positionals.length > 1) {
-    process.stderr.write(`smk agent: expected "init" or "refresh"\n\n${help}`);
-    return 2;
+  if (mode !== 'init' && mode !== 'refresh') {
+    throw usageError(
+      'agent',
+      mode === undefined
+        ? 'expected "init" or "refresh"'
+        : `unknown mode "${mode}": expected "init" or "refresh"`,
+    );
   }
   const environment = parseEnvironment(process.env);
   const own = agentEnvironment(process.env);
@@ -81,7 +93,10 @@ export async function run(args: readonly string[]): Promise<number> {
       field: agentEnv.objects,
     });
   }
-  const spec = parseMountSpec({ objects: environment.objects, region: own.region }, agentEnv.objects);
+  const spec = parseMountSpec({ objects: environment.objects, region: own.region }, agentEnv.objects, {
+    allowExpressions: own.allowExpressions,
+  });
+  const expressions = own.allowExpressions ? createExpressionEvaluator() : undefined;
   const log = createLogger({ name: `smk-agent-${mode}`, level: environment.logLevel });
   const reader = createSecretReader(
     { kind: 'default' },
@@ -90,7 +105,11 @@ export async function run(args: readonly string[]): Promise<number> {
   const defaultRegion = own.region ?? environment.region;
 
   if (mode === 'init') {
-    await runInit({ spec, dir: own.dir, reader, defaultRegion, log });
+    try {
+      await runInit({ spec, dir: own.dir, reader, defaultRegion, expressions, log });
+    } finally {
+      await expressions?.close();
+    }
     return 0;
   }
 
@@ -113,10 +132,12 @@ export async function run(args: readonly string[]): Promise<number> {
     dir: own.dir,
     reader,
     defaultRegion,
+    expressions,
     log,
     intervalMs: own.refreshIntervalSeconds * 1000,
     signal: controller.signal,
   });
+  await expressions?.close();
   log.info('refresh stopped');
   return 0;
 }

@@ -29,7 +29,7 @@ import {
   queueRegion,
   SecretCache,
 } from '../aws/index.ts';
-import { parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { coalescingReader } from '../controller/coalesce.ts';
 import { createSyncController } from '../controller/controller.ts';
 import { createIdentityResolver } from '../controller/identity.ts';
@@ -37,12 +37,12 @@ import { parseDuration } from '../controller/jobs.ts';
 import { createRotationController } from '../controller/rotation/controller.ts';
 import { startHealthServer } from '../controller/server.ts';
 import { createWriteThroughController } from '../controller/write-through/controller.ts';
-import { InvalidInputError } from '../core/errors.ts';
+import { createExpressionEvaluator } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
-import { loadKubeConfig } from '../kube/client.ts';
 import { createServiceAccounts } from '../kube/service-accounts.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, usageError } from './args.ts';
+import { loadCommandKubeConfig } from './kube-config.ts';
 
 const usage = `Usage: smk controller [options]
 
@@ -85,6 +85,7 @@ Options:
                             (default 10m; 0s turns it off)
   --write-through-sweep-grace D
                             such a secret is deleted once unchanged this long (default 10m)
+${jmesPathExpressionsHelp(28)}
   -h, --help                show this help
 
 Environment: AWS_REGION (default region), AWS_ENDPOINT_URL, SMK_LOG_LEVEL, KUBECONFIG (else in-cluster),
@@ -180,6 +181,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'write-through-recovery-window-days': { type: 'string' },
     'write-through-sweep-interval': { type: 'string' },
     'write-through-sweep-grace': { type: 'string' },
+    ...jmesPathExpressionsOption,
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -190,20 +192,14 @@ export async function run(args: readonly string[]): Promise<number> {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const flag = String(issue?.path[0] ?? 'flags');
-    throw new InvalidInputError(
-      `smk controller: --${flag}: ${issue?.message ?? 'invalid'} (see smk controller --help)`,
-      {
-        subject: 'command line',
-        field: flag,
-      },
-    );
+    throw usageError('controller', `--${flag}: ${issue?.message ?? 'invalid'}`, `--${flag}`);
   }
   const flags = parsed.data;
   const env = parseEnvironment(process.env);
   const logger = createLogger({ level: env.logLevel, name: 'smk-controller' });
   collectProcessMetrics();
 
-  const kubeConfig = loadKubeConfig();
+  const kubeConfig = loadCommandKubeConfig('controller');
   const cache = new SecretCache();
   const clients = new AwsClients(env.awsEndpoint ? { endpoint: env.awsEndpoint } : {});
   const identities = createIdentityResolver({
@@ -211,6 +207,8 @@ export async function run(args: readonly string[]): Promise<number> {
     makeReader: (identity) => coalescingReader(createSecretReader(identity, { cache, clients })),
     podIdentity: flags['pod-identity'] === 'true' ? {} : undefined,
   });
+  const allowExpressions = values['allow-jmespath-expressions'];
+  const expressions = allowExpressions ? createExpressionEvaluator() : undefined;
   const podName = process.env.POD_NAME ?? hostname();
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
@@ -218,6 +216,7 @@ export async function run(args: readonly string[]): Promise<number> {
     kubeConfig,
     identities,
     defaultRegion: env.region,
+    expressions,
     logger,
     concurrency: flags.concurrency,
     rateLimit: { perSecond: flags.rate, burst: Math.max(1, Math.round(flags.rate * 5)) },
@@ -269,6 +268,7 @@ export async function run(args: readonly string[]): Promise<number> {
             flags['secret-provider-classes'] === 'auto'
               ? 'auto'
               : flags['secret-provider-classes'] === 'true',
+          allowJmesPathExpressions: allowExpressions,
           ...(flags['leader-elect'] === 'true'
             ? {
                 leaderElection: {
@@ -335,6 +335,7 @@ export async function run(args: readonly string[]): Promise<number> {
     stopping ??= (async () => {
       logger.info('shutting down');
       await Promise.all([controller.stop(), rotation?.stop(), writeThrough?.stop()]);
+      await expressions?.close();
       await health.close();
       release();
     })();

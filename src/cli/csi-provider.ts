@@ -11,11 +11,10 @@
  * - `--node-name=$(NODE_NAME)` from the downward API when SecretProviderClasses name no region.
  */
 import { createServer, type Server } from 'node:http';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
-import { createLogger } from '../core/log.ts';
+import { createLogger, type Logger } from '../core/log.ts';
 import { collectProcessMetrics, registry } from '../core/metrics.ts';
 import { connectProvider } from '../csi/client.ts';
 import {
@@ -24,7 +23,9 @@ import {
   socketPathFor,
   startCsiProvider,
 } from '../csi/provider.ts';
-import { loadKubeConfig } from '../kube/client.ts';
+import { type KubeConfig, loadKubeConfig } from '../kube/client.ts';
+import { parseCommandArgs, usageError } from './args.ts';
+import { findKubeConfig, kubeConfigSource } from './kube-config.ts';
 
 const usage = `Usage: smk csi-provider [options]
 
@@ -42,6 +43,7 @@ Options:
   --max-reply-bytes N          largest Mount reply; match the driver's --max-call-recv-msg-size (default 4 MiB - 64 KiB)
   --health-port PORT           /healthz and /metrics on this port, 0 to disable (default 8095)
   --probe                      call Version on the socket and exit 0 when it answers (liveness probe)
+${jmesPathExpressionsHelp(31)}
   -h, --help                   show this help
 
 Environment: AWS_REGION (default region), AWS_ENDPOINT_URL, SMK_LOG_LEVEL, KUBECONFIG (else in-cluster).
@@ -57,10 +59,7 @@ const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 export function parseDuration(text: string, flag: string): number {
   const match = durationPattern.exec(text.trim());
   if (!match) {
-    throw new InvalidInputError(`--${flag}: expected a duration like 500ms, 30s or 5m`, {
-      subject: 'command line',
-      field: flag,
-    });
+    throw usageError('csi-provider', `--${flag}: expected a duration like 500ms, 30s or 5m`, `--${flag}`);
   }
   const unit = (match[2] ?? 's') as keyof typeof unitMs;
   return Math.round(Number(match[1]) * unitMs[unit]);
@@ -78,31 +77,20 @@ const flagsSchema = z.object({
 });
 
 function readArgs(args: readonly string[]) {
-  try {
-    return parseArgs({
-      args: [...args],
-      options: {
-        'provider-volume': { type: 'string', default: defaultProviderVolume },
-        'provider-name': { type: 'string', default: defaultProviderName },
-        'node-name': { type: 'string' },
-        'authorization-window': { type: 'string', default: '5m' },
-        'stage-ttl': { type: 'string', default: '15s' },
-        'role-cache-ttl': { type: 'string', default: '30s' },
-        'cache-max-bytes': { type: 'string' },
-        'max-reply-bytes': { type: 'string' },
-        'health-port': { type: 'string', default: '8095' },
-        probe: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    });
-  } catch (error) {
-    // parseArgs names the offending option; flags carry no secrets.
-    const reason = error instanceof Error ? error.message : 'unreadable arguments';
-    throw new InvalidInputError(`command line: ${reason}; see smk csi-provider --help`, {
-      subject: 'command line',
-    });
-  }
+  return parseCommandArgs('csi-provider', args, {
+    'provider-volume': { type: 'string', default: defaultProviderVolume },
+    'provider-name': { type: 'string', default: defaultProviderName },
+    'node-name': { type: 'string' },
+    'authorization-window': { type: 'string', default: '5m' },
+    'stage-ttl': { type: 'string', default: '15s' },
+    'role-cache-ttl': { type: 'string', default: '30s' },
+    'cache-max-bytes': { type: 'string' },
+    'max-reply-bytes': { type: 'string' },
+    'health-port': { type: 'string', default: '8095' },
+    probe: { type: 'boolean', default: false },
+    ...jmesPathExpressionsOption,
+    help: { type: 'boolean', short: 'h', default: false },
+  });
 }
 
 function parseFlags(args: readonly string[]) {
@@ -111,10 +99,7 @@ function parseFlags(args: readonly string[]) {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const flag = String(issue?.path[0] ?? 'flags');
-    throw new InvalidInputError(`--${flag}: ${issue?.message ?? 'invalid'}`, {
-      subject: 'command line',
-      field: flag,
-    });
+    throw usageError('csi-provider', `--${flag}: ${issue?.message ?? 'invalid'}`, `--${flag}`);
   }
   return {
     ...parsed.data,
@@ -122,8 +107,30 @@ function parseFlags(args: readonly string[]) {
     stageTtlMs: parseDuration(values['stage-ttl'], 'stage-ttl'),
     roleCacheTtlMs: parseDuration(values['role-cache-ttl'], 'role-cache-ttl'),
     probe: values.probe,
+    allowJmesPathExpressions: values['allow-jmespath-expressions'],
     help: values.help,
   };
+}
+
+/**
+ * A kubeconfig that is named but unusable stops the provider with the file and the reason. With none
+ * at all (not in a pod, no KUBECONFIG) it still serves its socket — the driver's Version and the
+ * liveness probe need no cluster — and says in its log that mounts will fail their ServiceAccount lookup.
+ */
+function providerKubeConfig(logger: Logger): KubeConfig {
+  const found = findKubeConfig();
+  if (!('problem' in found)) return found.kubeConfig;
+  if (kubeConfigSource(process.env).kind !== 'none') {
+    throw new InvalidInputError(`smk csi-provider: ${found.problem}`, {
+      subject: 'kubeconfig',
+      field: 'KUBECONFIG',
+    });
+  }
+  logger.warn(
+    { problem: found.problem },
+    'no kubeconfig: mounts will fail until smk runs with one (in a pod: in-cluster)',
+  );
+  return loadKubeConfig();
 }
 
 async function probe(socketPath: string): Promise<number> {
@@ -176,7 +183,7 @@ export async function run(args: readonly string[]): Promise<number> {
   const provider = await startCsiProvider({
     providerVolume: flags['provider-volume'],
     providerName: flags['provider-name'],
-    kubeConfig: loadKubeConfig(),
+    kubeConfig: providerKubeConfig(logger),
     nodeName: flags['node-name'],
     environmentRegion: environment.region,
     awsEndpoint: environment.awsEndpoint,
@@ -185,6 +192,7 @@ export async function run(args: readonly string[]): Promise<number> {
     roleCacheTtlMs: flags.roleCacheTtlMs,
     cacheMaxBytes: flags['cache-max-bytes'],
     maxReplyBytes: flags['max-reply-bytes'],
+    allowJmesPathExpressions: flags.allowJmesPathExpressions,
     logger,
   });
   const health = flags['health-port'] === 0 ? undefined : await startHealthServer(flags['health-port']);

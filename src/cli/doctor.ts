@@ -5,11 +5,10 @@
  */
 import { AwsClients } from '../aws/index.ts';
 import { parseEnvironment } from '../config.ts';
-import { InvalidInputError } from '../core/errors.ts';
-import { loadKubeConfig } from '../kube/client.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, usageError } from './args.ts';
 import { type DoctorOptions, runChecks } from './doctor/checks.ts';
 import { exitCode, formatReport } from './doctor/report.ts';
+import { findKubeConfig } from './kube-config.ts';
 
 const help = `Usage: smk doctor [options]
 
@@ -40,9 +39,7 @@ function parseServiceAccount(value: string | undefined): DoctorOptions['serviceA
   if (value === undefined) return undefined;
   const match = /^([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9.]*)$/.exec(value.trim());
   if (!match?.[1] || !match[2]) {
-    throw new InvalidInputError('smk doctor: --service-account: expected NAMESPACE/NAME', {
-      field: '--service-account',
-    });
+    throw usageError('doctor', '--service-account: expected NAMESPACE/NAME', '--service-account');
   }
   return { namespace: match[1], name: match[2] };
 }
@@ -52,15 +49,13 @@ function parseTimeout(value: string | undefined): number {
   const match = /^(\d+)(ms|s|m)$/.exec(value.trim());
   const amount = Number(match?.[1]);
   if (!match || amount <= 0) {
-    throw new InvalidInputError('smk doctor: --timeout: expected a duration like 500ms, 10s or 1m', {
-      field: '--timeout',
-    });
+    throw usageError('doctor', '--timeout: expected a duration like 500ms, 10s or 1m', '--timeout');
   }
   return amount * (match[2] === 'ms' ? 1 : match[2] === 's' ? 1000 : 60_000);
 }
 
 export async function run(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs('doctor', args, {
+  const { values } = parseCommandArgs('doctor', args, {
     'webhook-config': { type: 'string' },
     'webhook-tls-secret': { type: 'string' },
     'service-account': { type: 'string' },
@@ -76,16 +71,9 @@ export async function run(args: readonly string[]): Promise<number> {
     process.stdout.write(help);
     return 0;
   }
-  if (positionals.length > 0) {
-    throw new InvalidInputError(
-      `smk doctor: unexpected argument "${positionals[0]}" (see smk doctor --help)`,
-      {
-        subject: 'smk doctor',
-      },
-    );
-  }
   const environment = parseEnvironment(process.env);
   const region = values.region ?? environment.region;
+  const timeoutMs = parseTimeout(values.timeout);
   const options: DoctorOptions = {
     ...(values['webhook-config'] ? { webhookConfig: values['webhook-config'] } : {}),
     ...(values['webhook-tls-secret'] ? { webhookTlsSecret: values['webhook-tls-secret'] } : {}),
@@ -95,14 +83,16 @@ export async function run(args: readonly string[]): Promise<number> {
     ...(values['queue-url'] ? { queueUrl: values['queue-url'] } : {}),
     ...(values['csi-socket'] ? { csiSocket: values['csi-socket'] } : {}),
   };
-  const timeoutMs = parseTimeout(values.timeout);
+  // No kubeconfig fails the cluster checks, not the doctor: the AWS and node checks still run.
+  const found = findKubeConfig();
+  const kubeConfig = 'problem' in found ? { problem: found.problem } : found.kubeConfig;
   const clients = new AwsClients({
     endpoint: environment.awsEndpoint,
     maxAttempts: 2,
     callTimeoutMs: timeoutMs,
   });
   try {
-    const results = await runChecks(options, { kubeConfig: loadKubeConfig(), clients, timeoutMs });
+    const results = await runChecks(options, { kubeConfig, clients, timeoutMs });
     if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
     else process.stdout.write(`smk doctor\n\n${formatReport(results)}`);
     return exitCode(results);

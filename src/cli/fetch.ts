@@ -3,14 +3,14 @@
  * calls as possible and write the files atomically. Nothing is written unless every object was
  * fetched and extracted; the exit code says whether it worked.
  */
-import { readFile } from 'node:fs/promises';
 import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
-import { parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
-import { InvalidInputError } from '../core/errors.ts';
+import { createExpressionEvaluator } from '../core/expressions.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import { parseMountSpec } from '../core/spec.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, usageError } from './args.ts';
+import { readTextArgument } from './input.ts';
 
 const help = `Usage: smk fetch --objects FILE|- --dir DIR [options]
 
@@ -24,14 +24,28 @@ Options:
   --region R                region for objects without an ARN (default AWS_REGION / AWS_DEFAULT_REGION)
   --failover-region R       region to read from when the primary region fails
   --path-translation C      character replacing "/" in names (default "_"; "False" keeps sub-directories)
+  --file-mode MODE          mode of files whose object sets no filePermission (default 0600: owner only)
   --quiet                   print nothing on success
+${jmesPathExpressionsHelp(28)}
 `;
 
-async function readSpecText(source: string): Promise<string> {
-  if (source !== '-') return readFile(source, 'utf8');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * Files hold secrets and `smk fetch` runs as a person or a job, often in a shared place: readable
+ * by the owner only unless the spec or --file-mode says otherwise (the agent and the CSI provider
+ * keep ASCP's 0644, for the pod's other users).
+ */
+const fetchFileMode = 0o600;
+
+function parseFileMode(value: string | undefined): number {
+  if (value === undefined) return fetchFileMode;
+  if (!/^0?[0-7]{3}$/.test(value)) {
+    throw usageError(
+      'fetch',
+      `--file-mode must be octal permission bits like 0600 or 0640, got ${JSON.stringify(value)}`,
+      '--file-mode',
+    );
+  }
+  return Number.parseInt(value, 8);
 }
 
 export async function run(args: readonly string[]): Promise<number> {
@@ -41,26 +55,29 @@ export async function run(args: readonly string[]): Promise<number> {
     region: { type: 'string' },
     'failover-region': { type: 'string' },
     'path-translation': { type: 'string' },
+    'file-mode': { type: 'string' },
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
+    ...jmesPathExpressionsOption,
   });
   if (values.help) {
     process.stdout.write(help);
     return 0;
   }
   const environment = parseEnvironment(process.env);
+  const defaultFileMode = parseFileMode(values['file-mode']);
   if (values.dir === undefined || values.dir.trim() === '') {
-    throw new InvalidInputError('smk fetch: --dir is required (the directory to write the files into)', {
-      field: '--dir',
-    });
+    throw usageError('fetch', '--dir is required (the directory to write the files into)', '--dir');
   }
-  const specText = values.objects !== undefined ? await readSpecText(values.objects) : environment.objects;
+  const specText =
+    values.objects !== undefined
+      ? await readTextArgument('fetch', '--objects', values.objects)
+      : environment.objects;
   if (specText === undefined) {
-    throw new InvalidInputError('smk fetch: give the objects spec with --objects FILE|- or SMK_OBJECTS', {
-      field: '--objects',
-    });
+    throw usageError('fetch', 'give the objects spec with --objects FILE|- or SMK_OBJECTS', '--objects');
   }
   const subject = values.objects !== undefined && values.objects !== '-' ? `spec ${values.objects}` : 'spec';
+  const allowExpressions = values['allow-jmespath-expressions'];
   const spec = parseMountSpec(
     {
       objects: specText,
@@ -69,15 +86,19 @@ export async function run(args: readonly string[]): Promise<number> {
       pathTranslation: values['path-translation'],
     },
     subject,
+    { allowExpressions },
   );
   const reader = createSecretReader(
     { kind: 'default' },
     { cache: new SecretCache(), clients: new AwsClients({ endpoint: environment.awsEndpoint }) },
   );
+  const expressions = allowExpressions ? createExpressionEvaluator() : undefined;
   const payloads = await resolvePayloads(spec, reader, {
     defaultRegion: values.region ?? environment.region,
+    defaultFileMode,
     subject,
-  });
+    expressions,
+  }).finally(() => expressions?.close());
   const result = await writePayloadsAtomically(values.dir, payloads);
   if (!values.quiet) {
     // Names, sizes and versions only: never a value.

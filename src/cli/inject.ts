@@ -1,24 +1,30 @@
 /**
- * `smk inject -f FILE|-`: the admission webhook's mutation, offline. Pods and the pod templates of
- * Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs in multi-document YAML
- * come out injected, exactly as the webhook would store them:
- *   smk inject -f app.yaml | kubectl apply -f -
- * Nothing is printed unless every document succeeded.
+ * `smk inject -f FILE|DIR|- …`: the admission webhook's mutation, offline. Pods and the pod
+ * templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs in
+ * multi-document YAML come out injected, exactly as the webhook would store them:
+ *   smk inject -f app/ | kubectl apply -f -
+ * What was injected is said on stderr (`deployment/web injected`), as `linkerd inject` does, so
+ * stdout stays the manifests alone. Nothing is printed to stdout unless every document succeeded.
  */
-import { readFile } from 'node:fs/promises';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
-import { injectManifests } from '../webhook/manifests.ts';
-import { parseCommandArgs } from './args.ts';
+import { type InjectedObject, injectManifests } from '../webhook/manifests.ts';
+import { checkFlags, parseCommandArgs, usageError } from './args.ts';
+import { manifestFiles, readStdin, readTextArgument } from './input.ts';
 
-const help = `Usage: smk inject -f FILE|- [options]
+const help = `Usage: smk inject -f FILE|DIR|- [-f …] [options]
 
-Apply the injector's mutation to every Pod and pod template in FILE (multi-document YAML; "-"
-reads stdin) and print the result as YAML. Objects without injection annotations are printed
-unchanged. Errors name the document (index, kind, name) and the annotation at fault.
+Apply the injector's mutation to every Pod and pod template in the manifests (multi-document YAML
+or JSON) and print the result as YAML on stdout. Objects without injection annotations are printed
+unchanged. Each object is reported on stderr ("deployment/web injected", "service/web unchanged").
+Errors name the file, the document (index, kind, name) and the annotation at fault; nothing is
+printed on stdout unless every document succeeded.
 
 Options:
-  -f, --filename FILE|-     the manifests
+  -f, --filename F          a file, a directory (its .yaml, .yml and .json files, recursively, in
+                            path order) or "-" for stdin; repeat for several
+  --quiet                   do not report the objects on stderr
   --agent-image IMAGE       image of the injected agent (default: this release's smk image)
   --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
   --agent-aws-endpoint-url URL
@@ -26,49 +32,95 @@ Options:
                             (LocalStack, a proxy for every service; default: AWS's endpoints)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
+${jmesPathExpressionsHelp(28)}
 `;
 
-async function readInput(source: string): Promise<string> {
-  if (source !== '-') return readFile(source, 'utf8');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+interface Source {
+  /** The file's path, or "stdin". */
+  readonly name: string;
+  readonly text: string;
+}
+
+async function readSources(arguments_: readonly string[]): Promise<Source[]> {
+  if (arguments_.filter((source) => source === '-').length > 1) {
+    throw usageError('inject', '-f - (stdin) may be given once', '--filename');
+  }
+  const sources: Source[] = [];
+  for (const argument of arguments_) {
+    if (argument === '-') {
+      sources.push({ name: 'stdin', text: await readStdin() });
+      continue;
+    }
+    for (const file of await manifestFiles('inject', '-f', argument)) {
+      sources.push({ name: file, text: await readTextArgument('inject', '-f', file) });
+    }
+  }
+  return sources;
+}
+
+/** kubectl's short form: "deployment/web". */
+function reference(object: InjectedObject): string {
+  const kind = object.kind.toLowerCase();
+  return object.name === '' ? kind : `${kind}/${object.name}`;
 }
 
 export async function run(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs('inject', args, {
-    filename: { type: 'string', short: 'f' },
+    filename: { type: 'string', short: 'f', multiple: true },
+    quiet: { type: 'boolean', default: false },
     'agent-image': { type: 'string' },
     'agent-pull-policy': { type: 'string' },
     'agent-aws-endpoint-url': { type: 'string' },
     'volume-size-limit': { type: 'string' },
     'no-native-sidecar': { type: 'boolean', default: false },
+    ...jmesPathExpressionsOption,
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
     process.stdout.write(help);
     return 0;
   }
-  if (values.filename === undefined) {
-    throw new InvalidInputError('smk inject: -f FILE|- is required (see smk inject --help)', {
-      field: '--filename',
-    });
+  if (values.filename === undefined || values.filename.length === 0) {
+    throw usageError('inject', '-f FILE|DIR|- is required', '--filename');
   }
-  const config = injectorConfigFromFlags(
-    {
-      agentImage: values['agent-image'],
-      pullPolicy: values['agent-pull-policy'],
-      awsEndpointUrl: values['agent-aws-endpoint-url'],
-      volumeSizeLimit: values['volume-size-limit'],
-      nativeSidecar: !values['no-native-sidecar'],
-    },
-    'inject',
+  const config = checkFlags(() =>
+    injectorConfigFromFlags(
+      {
+        agentImage: values['agent-image'],
+        pullPolicy: values['agent-pull-policy'],
+        awsEndpointUrl: values['agent-aws-endpoint-url'],
+        volumeSizeLimit: values['volume-size-limit'],
+        nativeSidecar: !values['no-native-sidecar'],
+        allowJmesPathExpressions: values['allow-jmespath-expressions'],
+      },
+      'inject',
+    ),
   );
-  const result = injectManifests(await readInput(values.filename), config);
-  if (!result.ok) {
-    for (const error of result.errors) process.stderr.write(`smk inject: ${error}\n`);
+  const sources = await readSources(values.filename);
+  const outputs: string[] = [];
+  const report: string[] = [];
+  const errors: string[] = [];
+  // With one source the messages stay as they were; with several, each names its file.
+  const prefix = (source: Source): string => (sources.length > 1 ? `${source.name}: ` : '');
+  for (const source of sources) {
+    const result = injectManifests(source.text, config);
+    if (!result.ok) {
+      for (const error of result.errors) errors.push(`${prefix(source)}${error}`);
+      continue;
+    }
+    if (result.yaml !== '') outputs.push(result.yaml);
+    for (const object of result.objects) {
+      report.push(`${reference(object)} ${object.changed ? 'injected' : 'unchanged'}`);
+    }
+  }
+  if (errors.length > 0) {
+    for (const error of errors) process.stderr.write(`smk inject: ${error}\n`);
     return 1;
   }
-  process.stdout.write(result.yaml);
+  if (report.length === 0) {
+    throw new InvalidInputError('smk inject: the manifests hold no objects', { field: '--filename' });
+  }
+  process.stdout.write(outputs.join('---\n'));
+  if (!values.quiet) process.stderr.write(`${report.join('\n')}\n`);
   return 0;
 }

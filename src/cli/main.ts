@@ -1,15 +1,12 @@
-#!/usr/bin/env node
 /**
  * `smk <command>`: one binary for every role. Each command module is imported only when used, so a
  * one-shot command like `smk fetch` does not pay for the Kubernetes client or gRPC at start.
+ * The program starts at smk.mjs, which checks the Node version before this module is loaded.
  */
-import { enableCompileCache } from 'node:module';
-import { describeError, isSmkError } from '../core/errors.ts';
+import { isSmkError } from '../core/errors.ts';
+import { UsageError, usageExitCode } from './args.ts';
 import { type CommandName, commands } from './commands.ts';
-
-// V8's code cache on disk makes every later start skip compiling the bundle (a no-op where the
-// cache directory is not writable, e.g. a read-only root file system without a writable tmp).
-enableCompileCache?.();
+import { describeCliError, describeSystemError } from './errors.ts';
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));
@@ -35,12 +32,16 @@ async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
-    return name === undefined ? 2 : 0;
+    return name === undefined ? usageExitCode : 0;
   }
   if (name === '--version') return main(['version']);
+  if (name.startsWith('-')) {
+    process.stderr.write(`smk: unknown flag ${name} (see smk --help; flags go after the command)\n`);
+    return usageExitCode;
+  }
   if (!isCommandName(name)) {
-    process.stderr.write(`smk: unknown command "${name}"\n\n${usage()}`);
-    return 2;
+    process.stderr.write(`smk: unknown command "${name}" (see smk --help)\n\n${usage()}`);
+    return usageExitCode;
   }
   const command = commands[name];
   const module = await command.load();
@@ -50,12 +51,19 @@ async function main(argv: readonly string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  // Our own errors are value-free by construction; anything else is reduced to its class name.
-  const message = describeError(error);
+  // Our own errors are value-free by construction; system errors are described by their code and
+  // place (file, address); anything else is reduced to its class name.
+  const message = describeCliError(error);
   // Command errors already start with "smk <command>:"; others get the program name.
   process.stderr.write(message.startsWith('smk ') ? `${message}\n` : `smk: ${message}\n`);
-  if (!isSmkError(error) && process.env.SMK_DEBUG === '1' && error instanceof Error) {
-    process.stderr.write(`${error.stack ?? ''}\n`);
+  if (!isSmkError(error) && error instanceof Error) {
+    if (process.env.SMK_DEBUG === '1') process.stderr.write(`${error.stack ?? ''}\n`);
+    // An error neither ours nor the system's: the stack says where (it may quote input, so on request).
+    else if (describeSystemError(error) === undefined) {
+      process.stderr.write(
+        'smk: SMK_DEBUG=1 prints where this error came from (its stack may quote input)\n',
+      );
+    }
   }
-  process.exitCode = 1;
+  process.exitCode = error instanceof UsageError ? usageExitCode : 1;
 }

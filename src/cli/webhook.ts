@@ -5,12 +5,15 @@
  * admission seals a labelled Secret's value to the controller's key, and the controller writes it
  * to Secrets Manager (src/webhook/secrets).
  */
+import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
-import { parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
-import { loadKubeConfig } from '../kube/client.ts';
 import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
 import { createWriteThroughCache } from '../webhook/secrets/cache.ts';
 import { reviewSecretAdmission } from '../webhook/secrets/handler.ts';
@@ -18,17 +21,21 @@ import { publishedKeySource } from '../webhook/secrets/sealing-key.ts';
 import { startWebhookServer, type WriteThroughRoutes } from '../webhook/server.ts';
 import { startWebhookTls } from '../webhook/tls/bootstrap.ts';
 import { tlsFlagOptions, tlsFlagsHelp, tlsSettingsFromFlags } from '../webhook/tls/flags.ts';
-import { parseCommandArgs } from './args.ts';
+import { checkFlags, parseCommandArgs, usageError } from './args.ts';
+import { readTextArgument } from './input.ts';
+import { loadCommandKubeConfig } from './kube-config.ts';
 
 const help = `Usage: smk webhook --tls-cert FILE --tls-key FILE [options]
+       smk webhook --tls-secret NAME --tls-service NAME --tls-webhook-config NAME [options]
 
 Serve the mutating admission webhook (POST /mutate/pods, with --write-through also /mutate/secrets;
 GET /healthz /readyz /metrics) over HTTPS.
 The certificate files are re-read when they change.
 
 Options:
-  --tls-cert FILE           PEM serving certificate (chain)
-  --tls-key FILE            PEM private key
+  --tls-cert FILE           PEM serving certificate (chain); with --tls-secret, where it is written
+                            (default: a private temporary directory of this process)
+  --tls-key FILE            PEM private key; likewise
   --port N                  listen port (default 8443)
   --host ADDR               listen address (default 0.0.0.0)
   --agent-image IMAGE       image of the injected agent (default: this release's smk image)
@@ -38,6 +45,7 @@ Options:
                             (LocalStack, a proxy for every service; default: AWS's endpoints)
   --volume-size-limit Q     size limit of the memory volume (default 4Mi)
   --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
+${jmesPathExpressionsHelp(28)}
   --shutdown-delay SECONDS  keep serving this long after SIGTERM with /readyz failing (default 5)
   --write-through           also serve POST /mutate/secrets: Secrets labelled smk.dev/write-through=true
                             are stored without data, their value sealed to the controller's key (which
@@ -65,6 +73,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'agent-aws-endpoint-url': { type: 'string' },
     'volume-size-limit': { type: 'string' },
     'no-native-sidecar': { type: 'boolean', default: false },
+    ...jmesPathExpressionsOption,
     'shutdown-delay': { type: 'string', default: '5' },
     'write-through': { type: 'boolean', default: false },
     'write-through-prefix': { type: 'string', default: 'kubernetes/' },
@@ -77,33 +86,31 @@ export async function run(args: readonly string[]): Promise<number> {
     process.stdout.write(help);
     return 0;
   }
-  const certFile = values['tls-cert'];
-  const keyFile = values['tls-key'];
-  if (certFile === undefined || keyFile === undefined) {
-    throw new InvalidInputError(
-      'smk webhook: --tls-cert and --tls-key are required (see smk webhook --help)',
-      {
-        field: certFile === undefined ? '--tls-cert' : '--tls-key',
-      },
-    );
-  }
   const flags = flagsSchema.safeParse({ port: values.port, shutdownDelay: values['shutdown-delay'] });
   if (!flags.success) {
     const key = String(flags.error.issues[0]?.path[0] ?? '');
     const flag = key === 'port' ? '--port' : '--shutdown-delay';
-    throw new InvalidInputError(`smk webhook: ${flag} must be a number in range`, { field: flag });
+    throw usageError('webhook', `${flag} must be a number in range`, flag);
   }
-  const injector = injectorConfigFromFlags(
-    {
-      agentImage: values['agent-image'],
-      pullPolicy: values['agent-pull-policy'],
-      awsEndpointUrl: values['agent-aws-endpoint-url'],
-      volumeSizeLimit: values['volume-size-limit'],
-      nativeSidecar: !values['no-native-sidecar'],
-    },
-    'webhook',
+  const injector = checkFlags(() =>
+    injectorConfigFromFlags(
+      {
+        agentImage: values['agent-image'],
+        pullPolicy: values['agent-pull-policy'],
+        awsEndpointUrl: values['agent-aws-endpoint-url'],
+        volumeSizeLimit: values['volume-size-limit'],
+        nativeSidecar: !values['no-native-sidecar'],
+        allowJmesPathExpressions: values['allow-jmespath-expressions'],
+      },
+      'webhook',
+    ),
   );
-  const tlsSettings = tlsSettingsFromFlags(values, process.env.POD_NAMESPACE);
+  const tlsSettings = checkFlags(() => tlsSettingsFromFlags(values, process.env.POD_NAMESPACE));
+  const { certFile, keyFile } = await certificateFiles(
+    values['tls-cert'],
+    values['tls-key'],
+    tlsSettings !== undefined,
+  );
   const environment = parseEnvironment(process.env);
   const log = createLogger({ name: 'smk-webhook', level: environment.logLevel });
   collectProcessMetrics();
@@ -112,7 +119,7 @@ export async function run(args: readonly string[]): Promise<number> {
   const tls = tlsSettings
     ? await startWebhookTls({
         ...tlsSettings,
-        kubeConfig: loadKubeConfig(),
+        kubeConfig: loadCommandKubeConfig('webhook'),
         certFile,
         keyFile,
         log,
@@ -130,7 +137,7 @@ export async function run(args: readonly string[]): Promise<number> {
         },
       );
     }
-    const kubeConfig = loadKubeConfig();
+    const kubeConfig = loadCommandKubeConfig('webhook');
     const cache = createWriteThroughCache(kubeConfig, {
       logger: log.child({ component: 'write-through' }),
       location: { prefix: settings.prefix, region: environment.region },
@@ -184,6 +191,44 @@ export async function run(args: readonly string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * The serving certificate's files. Given ones must be readable now, so a wrong path is named at
+ * start. With self-managed TLS (--tls-secret) the bootstrap writes them, by default into a private
+ * directory of this process (mode 0700, removed at exit), as the README's `--tls-secret NAME` says.
+ */
+async function certificateFiles(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  selfManaged: boolean,
+): Promise<{ certFile: string; keyFile: string }> {
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    const missing = certFile === undefined ? '--tls-cert' : '--tls-key';
+    throw usageError(
+      'webhook',
+      `${missing} is required with ${missing === '--tls-cert' ? '--tls-key' : '--tls-cert'}`,
+      missing,
+    );
+  }
+  if (certFile !== undefined && keyFile !== undefined) {
+    if (!selfManaged) {
+      await readTextArgument('webhook', '--tls-cert', certFile);
+      await readTextArgument('webhook', '--tls-key', keyFile);
+    }
+    return { certFile, keyFile };
+  }
+  if (!selfManaged) {
+    throw usageError(
+      'webhook',
+      'give --tls-cert FILE and --tls-key FILE, or --tls-secret NAME for self-managed TLS',
+      '--tls-cert',
+    );
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'smk-webhook-tls-'));
+  // The private key does not outlive the process, however it ends (short of SIGKILL).
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
+}
+
 const settingsSchema = z.object({
   prefix: z.string().regex(/^[A-Za-z0-9/_+=.@-]{0,256}$/, 'expected Secrets Manager name characters'),
   cluster: z.string().regex(/^[A-Za-z0-9 _.:/=+@-]{1,256}$/, 'expected 1-256 AWS tag value characters'),
@@ -194,7 +239,7 @@ function writeThroughSettings(prefix: string, cluster: string): { prefix: string
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const flag = issue?.path[0] === 'prefix' ? '--write-through-prefix' : '--cluster-name';
-    throw new InvalidInputError(`smk webhook: ${flag} ${issue?.message ?? 'is invalid'}`, { field: flag });
+    throw usageError('webhook', `${flag} ${issue?.message ?? 'is invalid'}`, flag);
   }
   return parsed.data;
 }

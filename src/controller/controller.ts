@@ -6,6 +6,7 @@
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { describeError, InvalidInputError, NotFoundError } from '../core/errors.ts';
+import type { ExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
 import { counter, gauge, histogram } from '../core/metrics.ts';
 import { createObjects, type Objects } from '../kube/apply.ts';
@@ -62,6 +63,8 @@ export interface SyncControllerOptions {
   readonly identities: IdentityResolver;
   /** Region for objects whose spec names none (AWS_REGION). */
   readonly defaultRegion: string | undefined;
+  /** Full JMESPath expressions (--allow-jmespath-expressions); default plain field paths only. */
+  readonly expressions?: ExpressionEvaluator | undefined;
   readonly logger: Logger;
   /** Syncs running at once (default 16). */
   readonly concurrency?: number;
@@ -432,6 +435,7 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
   const syncDeps: SyncDeps = {
     identities: options.identities,
     defaultRegion: options.defaultRegion,
+    expressions: options.expressions,
     cachedSecret: (namespace, name) => lookup(secretInformers, namespace, name),
     readSecret: (namespace, name) => objects.read<V1Secret>(secretRef(namespace, name)),
     async createSecret(body) {

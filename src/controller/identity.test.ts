@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Identity } from '../aws/identity.ts';
+import { type Identity, identityKey } from '../aws/identity.ts';
 import { InvalidInputError, NotFoundError } from '../core/errors.ts';
 import type { SecretReader } from '../core/source.ts';
 import type { ServiceAccounts } from '../kube/service-accounts.ts';
@@ -126,6 +126,50 @@ describe('per-namespace identity', () => {
       'arn:aws:iam::111122223333:role/i',
       'IRSA still wins',
     );
+  });
+
+  it('keys identities by the whole namespace/account, not by the shortened session name', async () => {
+    const made: Identity[] = [];
+    const names = ['a'.repeat(63), 'b'.repeat(63)];
+    const { serviceAccounts } = accounts(
+      Object.fromEntries(names.map((name) => [`${'n'.repeat(63)}/${name}`, 'arn:aws:iam::1:role/r'])),
+    );
+    const resolver = createIdentityResolver({
+      serviceAccounts,
+      makeReader: (identity) => {
+        made.push(identity);
+        return reader;
+      },
+    });
+    for (const name of names) await resolver.resolve('n'.repeat(63), name);
+    const [first, second] = made;
+    assert.ok(first?.kind === 'webIdentity' && second?.kind === 'webIdentity');
+    assert.equal(first.subject, `${'n'.repeat(63)}/${names[0]}`);
+    // Even if two session names were equal (a 48-bit hash can collide), the cache keys differ.
+    assert.notEqual(identityKey(first), identityKey({ ...second, sessionName: first.sessionName }));
+  });
+
+  it('keeps at most maxAccounts identities; a dropped one is resolved again', async () => {
+    const made: Identity[] = [];
+    const { serviceAccounts, calls } = accounts({
+      'ns/a': 'arn:aws:iam::1:role/a',
+      'ns/b': 'arn:aws:iam::1:role/b',
+      'ns/c': 'arn:aws:iam::1:role/c',
+    });
+    const resolver = createIdentityResolver({
+      serviceAccounts,
+      maxAccounts: 2,
+      makeReader: (identity) => {
+        made.push(identity);
+        return reader;
+      },
+    });
+    for (const name of ['a', 'b', 'a', 'c']) await resolver.resolve('ns', name);
+    assert.equal(made.length, 3, 'a was kept while it was used');
+    assert.equal(calls.roleArn, 3);
+    await resolver.resolve('ns', 'b');
+    assert.equal(made.length, 4, 'b, the least recently used, was dropped and is built again');
+    assert.equal(calls.roleArn, 4);
   });
 
   it('makes valid, distinct AWS session names, hashing long ones', () => {

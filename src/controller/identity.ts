@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Identity } from '../aws/identity.ts';
+import { WeightedLru } from '../aws/lru.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { SecretReader } from '../core/source.ts';
 import {
@@ -47,6 +48,8 @@ export interface IdentityResolverOptions {
    * RoleNotConfigured condition).
    */
   readonly podIdentity?: { readonly endpoint?: string } | undefined;
+  /** ServiceAccounts whose role, token and reader are kept, least recently used dropped first (default 4096). */
+  readonly maxAccounts?: number;
 }
 
 /** What ResolvedIdentity.roleArn says for an identity the Pod Identity agent decides. */
@@ -64,9 +67,11 @@ export function createIdentityResolver(options: IdentityResolverOptions): Identi
   const now = options.now ?? Date.now;
   const roleTtlMs = options.roleTtlMs ?? 30_000;
   const tokenSeconds = options.tokenSeconds ?? defaultTokenSeconds;
-  const roles = new Map<string, { roleArn: Promise<string | undefined>; at: number }>();
-  const tokens = new Map<string, { token: Promise<string>; expiresAt: number }>();
-  const readers = new Map<string, ResolvedIdentity>();
+  // Tenants create ServiceAccounts at will: every record is bounded, and a dropped one is looked up again.
+  const maxAccounts = options.maxAccounts ?? 4096;
+  const roles = new WeightedLru<string, { roleArn: Promise<string | undefined>; at: number }>(maxAccounts);
+  const tokens = new WeightedLru<string, { token: Promise<string>; expiresAt: number }>(maxAccounts);
+  const readers = new WeightedLru<string, ResolvedIdentity>(maxAccounts);
 
   /** The IRSA role, or undefined when the account has none and Pod Identity is on. */
   function roleOf(ref: ServiceAccountRef): Promise<string | undefined> {
@@ -124,7 +129,13 @@ export function createIdentityResolver(options: IdentityResolverOptions): Identi
               token: () => tokenOf(ref, podIdentityAudience),
               ...(options.podIdentity?.endpoint ? { endpoint: options.podIdentity.endpoint } : {}),
             }
-          : { kind: 'webIdentity', roleArn, sessionName, token: () => tokenOf(ref, stsAudience) };
+          : {
+              kind: 'webIdentity',
+              roleArn,
+              subject: `${namespace}/${serviceAccountName}`,
+              sessionName,
+              token: () => tokenOf(ref, stsAudience),
+            };
       const resolved = {
         reader: options.makeReader(identity),
         roleArn: roleArn ?? podIdentityRole,

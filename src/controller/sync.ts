@@ -6,6 +6,7 @@
  */
 import type { V1Secret } from '@kubernetes/client-node';
 import { describeError, isSmkError, type SmkError, TransientError } from '../core/errors.ts';
+import type { ExpressionEvaluator } from '../core/expressions.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import type { Payload } from '../core/spec-types.ts';
@@ -17,6 +18,8 @@ import { type RenderedSecret, renderSecretData } from './render.ts';
 export interface SyncDeps {
   readonly identities: IdentityResolver;
   readonly defaultRegion: string | undefined;
+  /** Full JMESPath expressions, where the administrator enabled them; else plain field paths only. */
+  readonly expressions?: ExpressionEvaluator | undefined;
   /**
    * The Secret as the informer cache holds it, or undefined when the cache does not know it:
    * absent, or not labelled as smk's (the cache only watches those), or not seen yet.
@@ -142,7 +145,7 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
   const label = sourceLabel(job.source);
   let spec: ReturnType<typeof parseMountSpec>;
   try {
-    spec = parseMountSpec(job.params, label);
+    spec = parseMountSpec(job.params, label, { allowExpressions: deps.expressions !== undefined });
   } catch (error) {
     return fail('InvalidSpec', error, false);
   }
@@ -160,6 +163,7 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
     payloads = await resolvePayloads(spec, identity.reader, {
       defaultRegion: deps.defaultRegion,
       subject: label,
+      expressions: deps.expressions,
     });
   } catch (error) {
     if (isSmkError(error)) return fetchFailure(error, roleArn);

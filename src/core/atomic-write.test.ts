@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import {
+  lchown,
   lstat,
   mkdir,
   mkdtemp,
@@ -168,6 +169,71 @@ describe('writePayloadsAtomically', () => {
     await symlink('/etc/hostname', join(dir, 'b'));
     await assert.rejects(writePayloadsAtomically(dir, [payload('b', 'B')]), InvalidInputError);
     assert.equal(await readlink(join(dir, 'b')), '/etc/hostname');
+  });
+
+  describe('links planted in the directory by someone else', () => {
+    const plantedHome = async (): Promise<{ dir: string; home: string }> => {
+      const dir = await freshDir();
+      const home = `${dir}-home`;
+      await mkdir(join(home, 'docs'), { recursive: true });
+      await writeFile(join(home, 'docs', 'thesis'), 'years of work');
+      await mkdir(dir);
+      return { dir, home };
+    };
+
+    test('..data pointing out of the directory: refused by name, nothing followed or deleted', async () => {
+      const { dir, home } = await plantedHome();
+      await symlink(`../${home.split('/').pop()}`, join(dir, '..data'));
+      await assert.rejects(writePayloadsAtomically(dir, [payload('a', 'A')]), {
+        name: 'InvalidInputError',
+        message: `writing ${dir}: ${dir}/..data points to "../${home.split('/').pop()}", not to a version directory smk makes; refusing to follow or remove it`,
+      });
+      assert.equal(await readFile(join(home, 'docs', 'thesis'), 'utf8'), 'years of work');
+      assert.deepEqual(await readdir(dir), ['..data'], 'nothing written either');
+    });
+
+    test('..data pointing at a version-like name that is itself a link: refused', async () => {
+      const { dir, home } = await plantedHome();
+      const lookalike = '..2025_01_02_03_04_05.123.AbCdEfGh';
+      await symlink(home, join(dir, lookalike));
+      await symlink(lookalike, join(dir, '..data'));
+      await assert.rejects(writePayloadsAtomically(dir, [payload('a', 'A')]), {
+        name: 'InvalidInputError',
+        message: `writing ${dir}: ${dir}/${lookalike} (where ..data points) is not a directory smk made; refusing to follow or remove it`,
+      });
+      assert.equal(await readFile(join(home, 'docs', 'thesis'), 'utf8'), 'years of work');
+    });
+
+    test('a link inside an old version is removed as a link, its target kept', async () => {
+      const { dir, home } = await plantedHome();
+      await writePayloadsAtomically(dir, [payload('a', 'A')]);
+      const version = await readlink(join(dir, '..data'));
+      await symlink(home, join(dir, version, 'escape'));
+      await writePayloadsAtomically(dir, [payload('a', 'A2')]);
+      assert.equal(await readFile(join(home, 'docs', 'thesis'), 'utf8'), 'years of work');
+      await assert.rejects(lstat(join(dir, version)), { code: 'ENOENT' });
+    });
+
+    test('a leftover ..data_tmp that is not a link is refused', async () => {
+      const { dir } = await plantedHome();
+      await mkdir(join(dir, '..data_tmp'));
+      await assert.rejects(writePayloadsAtomically(dir, [payload('a', 'A')]), {
+        message: `writing ${dir}: ${dir}/..data_tmp exists but is not a symlink smk made`,
+      });
+    });
+
+    test('the directory itself as a link owned by another user is not followed', {
+      skip: process.getuid?.() !== 0 && 'making a link owned by another user needs root',
+    }, async () => {
+      const { dir, home } = await plantedHome();
+      const link = `${dir}-link`;
+      await symlink(home, link);
+      await lchown(link, 4242, 4242);
+      await assert.rejects(writePayloadsAtomically(link, [payload('a', 'A')]), {
+        message: `writing ${link}: ${link} is a symlink owned by uid 4242, not by this user; refusing to follow it`,
+      });
+      assert.deepEqual(await readdir(home), ['docs']);
+    });
   });
 
   test('leaves unrelated files in the directory alone', async () => {

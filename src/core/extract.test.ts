@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { InvalidInputError, TooLargeError } from './errors.ts';
+import { createExpressionEvaluator } from './expressions.ts';
 import { extractJmesPaths, maxValueBytes, wholeValue } from './extract.ts';
 
 const W = 'SecretProviderClass default/aws-secrets: objects[0] (db)';
@@ -20,28 +21,22 @@ const credentials = utf8(
   }),
 );
 
-describe('extractJmesPaths', () => {
-  test('selects strings, in entry order, from one parse', () => {
-    const out = extractJmesPaths(
+describe('extractJmesPaths (plain field paths, the default)', () => {
+  test('selects strings, in entry order, from one parse', async () => {
+    const out = await extractJmesPaths(
       credentials,
-      [
-        entry('username'),
-        entry('db.name'),
-        entry('hosts[1]'),
-        entry('to_string(port)'),
-        entry("join(',', hosts)"),
-      ],
+      [entry('username'), entry('db.name'), entry('hosts[1]'), entry('hosts[-1]'), entry('"password"')],
       W,
     );
-    assert.deepEqual(out.map(text), ['john.doe', 'app', 'b', '5432', 'a,b']);
+    assert.deepEqual(out.map(text), ['john.doe', 'app', 'b', 'b', 's3cr3t-Pa55']);
   });
 
-  test('no entries: nothing is parsed (a non-JSON value is fine)', () => {
-    assert.deepEqual(extractJmesPaths(utf8('not json'), [], W), []);
+  test('no entries: nothing is parsed (a non-JSON value is fine)', async () => {
+    assert.deepEqual(await extractJmesPaths(utf8('not json'), [], W), []);
   });
 
-  test('a JSON SecretBinary works like a SecretString', () => {
-    const out = extractJmesPaths(Uint8Array.from(credentials), [entry('username')], W);
+  test('a JSON SecretBinary works like a SecretString', async () => {
+    const out = await extractJmesPaths(Uint8Array.from(credentials), [entry('username')], W);
     assert.equal(text(out[0] ?? new Uint8Array()), 'john.doe');
   });
 
@@ -74,52 +69,52 @@ describe('extractJmesPaths', () => {
       'number (as ASCP: refused)',
       credentials,
       'port',
-      `${W}: jmesPath[0] (port) selects a number; expected a string (write to_string(port) to store it as text)`,
+      `${W}: jmesPath[0] (port) selects a number; expected a string (store it in the secret as a JSON string, or, where expressions are enabled, write to_string(...))`,
     ],
     [
       'boolean',
       credentials,
       'tls',
-      `${W}: jmesPath[0] (tls) selects a boolean; expected a string (write to_string(tls) to store it as text)`,
+      `${W}: jmesPath[0] (tls) selects a boolean; expected a string (store it in the secret as a JSON string, or, where expressions are enabled, write to_string(...))`,
     ],
     ['object', credentials, 'db', `${W}: jmesPath[0] (db) selects an object; expected a string`],
     ['list', credentials, 'hosts', `${W}: jmesPath[0] (hosts) selects a list; expected a string`],
     [
-      'function on the wrong type',
+      "an expression, without the administrator's opt-in",
       credentials,
-      'abs(password)',
-      `${W}: jmesPath[0] (abs(password)) could not be evaluated on this value (a function got an argument of the wrong type)`,
+      "starts_with(password, 's')",
+      `${W}: jmesPath[0].path is not a plain field path (at character 12); expected names, dots, "quoted names" and [n] indexes, like db.password, "db-user" or hosts[0]. Full JMESPath expressions run only where the cluster administrator enabled them (--allow-jmespath-expressions)`,
     ],
   ];
   for (const [name, value, path, expected] of refused) {
-    test(`refuses ${name}`, () => {
-      assert.throws(
-        () => extractJmesPaths(value, [entry(path)], W),
+    test(`refuses ${name}`, async () => {
+      await assert.rejects(
+        extractJmesPaths(value, [entry(path)], W),
         (error: unknown) => error instanceof InvalidInputError && error.message === expected,
       );
     });
   }
 
-  test('names the failing entry by position', () => {
-    assert.throws(
-      () => extractJmesPaths(credentials, [entry('username'), entry('nope')], W),
+  test('names the failing entry by position', async () => {
+    await assert.rejects(
+      extractJmesPaths(credentials, [entry('username'), entry('nope')], W),
       (error: unknown) => error instanceof InvalidInputError && error.field === 'jmesPath[1].path',
     );
   });
 
-  test('no error message or cause carries any part of the value', () => {
-    const paths = ['missing', 'secret', 'abs(secret)', 'nested', 'n'];
-    fc.assert(
-      fc.property(
+  test('no error message or cause carries any part of the value', async () => {
+    const paths = ['missing', 'secret', 'secret.inner[0]', 'nested', 'nested[0].x', 'n'];
+    await fc.assert(
+      fc.asyncProperty(
         fc.string({ minLength: 6, maxLength: 40 }).map((s) => `Q9${s}`),
         fc.boolean(),
-        (secret, asJson) => {
+        async (secret, asJson) => {
           const value = asJson
             ? utf8(JSON.stringify({ secret: { inner: secret }, nested: [secret], n: secret.length }))
             : utf8(`${secret}{`);
           for (const path of paths) {
             try {
-              extractJmesPaths(value, [entry(path)], W);
+              await extractJmesPaths(value, [entry(path)], W);
             } catch (error) {
               assert.ok(error instanceof InvalidInputError);
               assert.equal(error.cause, undefined);
@@ -129,6 +124,51 @@ describe('extractJmesPaths', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe("extractJmesPaths with expressions (the administrator's opt-in)", () => {
+  const evaluator = createExpressionEvaluator({ workers: 1 });
+  after(() => evaluator.close());
+
+  test('field paths and expressions together, in entry order', async () => {
+    const out = await extractJmesPaths(
+      credentials,
+      [entry('username'), entry('to_string(port)'), entry("join(',', hosts)"), entry('db.name')],
+      W,
+      evaluator,
+    );
+    assert.deepEqual(out.map(text), ['john.doe', '5432', 'a,b', 'app']);
+  });
+
+  test('a structural failure of a field path is still named, before any expression runs', async () => {
+    await assert.rejects(
+      extractJmesPaths(credentials, [entry('abs(port)'), entry('nope')], W, evaluator),
+      (error: unknown) => error instanceof InvalidInputError && error.field === 'jmesPath[1].path',
+    );
+  });
+
+  test('an expression failing says so without naming the entry or the reason: same text for every guess', async () => {
+    const messages = new Set<string>();
+    for (const guess of ['a', 's', 's3', 'x']) {
+      // The finding's probe: entry 1 gives a number (no string) exactly when the guess is right.
+      const probe = `starts_with(password, '${guess}') && \`1\` || 'no'`;
+      await assert.rejects(
+        extractJmesPaths(credentials, [entry("'yes'"), entry(probe), entry('`2`')], W, evaluator),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidInputError);
+          assert.equal(error.field, 'jmesPath');
+          messages.add(error.message);
+          return true;
+        },
+      );
+    }
+    assert.deepEqual(
+      [...messages],
+      [
+        `${W}: jmesPath: an expression did not give a string within its budget (100 ms of CPU, 32 MiB); with expressions, which entry failed and why is not reported, since that could depend on the value`,
+      ],
     );
   });
 });
@@ -148,8 +188,8 @@ describe('wholeValue', () => {
     );
   });
 
-  test('jmesPath on an oversized value is refused as too large, not parsed', () => {
+  test('jmesPath on an oversized value is refused as too large, not parsed', async () => {
     const big = utf8(JSON.stringify({ a: 'x'.repeat(maxValueBytes) }));
-    assert.throws(() => extractJmesPaths(big, [entry('a')], W), TooLargeError);
+    await assert.rejects(extractJmesPaths(big, [entry('a')], W), TooLargeError);
   });
 });

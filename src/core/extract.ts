@@ -1,13 +1,19 @@
 /**
- * What bytes a file gets: the whole value, or a JMESPath selection from a JSON value.
+ * What bytes a file gets: the whole value, or a jmesPath selection from a JSON value.
  *
  * Like ASCP, a selection must be a string: numbers and booleans are refused rather than
- * guessed at (`5432` vs `5432.0`), with a hint to write `to_string(path)`. Error messages name
- * the object and the path, never the value: parser and evaluator messages are not passed on,
- * because JSON.parse quotes the text it failed on.
+ * guessed at (`5432` vs `5432.0`). Error messages name the object and the path, never the value.
+ *
+ * What a failure may say is chosen so that a status or event never tells a value: a plain field
+ * path (./field-path.ts) fails only on the value's structure (no such key, not a string), so its
+ * error names the entry; a full expression (allowed only by the administrator, run by
+ * ./expressions.ts) can fail because of the value's text (`starts_with(password, 'a')`), so all
+ * expression failures of a spec give one message naming neither the object nor the entry — and
+ * they are reported only when nothing structural failed, whose report then never depends on them.
  */
-import { type JSONValue, search } from '@jmespath-community/jmespath';
 import { InvalidInputError, TooLargeError } from './errors.ts';
+import type { ExpressionEvaluator } from './expressions.ts';
+import { notPlainFieldPath, parseFieldPath, selectField } from './field-path.ts';
 import type { JmesPathEntry } from './spec-types.ts';
 
 /** Secrets Manager's limit for one value; SSM parameters are smaller still. */
@@ -33,13 +39,30 @@ function kindOf(result: unknown): string {
   return `a ${typeof result}`;
 }
 
-/** One selection per entry, in entry order. The value is parsed once. */
-export function extractJmesPaths(
+/** One object's selections before its expressions ran. */
+export interface FieldSelections {
+  /** One per entry, in entry order; undefined where an expression's result goes. */
+  readonly selections: readonly (Uint8Array | undefined)[];
+  /** The value as JSON text and the expressions still to run, when the object has some. */
+  readonly pending?: {
+    readonly json: string;
+    readonly positions: readonly number[];
+    readonly expressions: readonly string[];
+  };
+}
+
+/**
+ * Parses the value once and selects every plain field path; expressions are left for
+ * evaluateExpressions (and refused here unless `expressionsAllowed`). Throws an
+ * InvalidInputError naming the object and entry, about the value's structure only.
+ */
+export function selectFields(
   bytes: Uint8Array,
   entries: readonly JmesPathEntry[],
   subject: string,
-): Uint8Array[] {
-  if (entries.length === 0) return [];
+  expressionsAllowed: boolean,
+): FieldSelections {
+  if (entries.length === 0) return { selections: [] };
   wholeValue(bytes, subject);
   const notJson = (why: string): never => {
     throw new InvalidInputError(`${subject}: jmesPath needs a JSON value, but the value ${why}`, {
@@ -53,32 +76,95 @@ export function extractJmesPaths(
   } catch {
     notJson('is not UTF-8 text');
   }
-  let data: JSONValue = null;
+  let data: unknown = null;
   try {
-    data = JSON.parse(text) as JSONValue;
+    data = JSON.parse(text);
   } catch {
     notJson('is not valid JSON');
   }
 
-  return entries.map((entry, position) => {
-    const where = `${subject}: jmesPath[${position}] (${entry.path})`;
+  const selections: (Uint8Array | undefined)[] = [];
+  const positions: number[] = [];
+  const expressions: string[] = [];
+  for (const [position, entry] of entries.entries()) {
+    const field = `jmesPath[${position}].path`;
+    const parsed = parseFieldPath(entry.path);
+    if (!parsed.ok) {
+      if (!expressionsAllowed) {
+        throw new InvalidInputError(`${subject}: ${notPlainFieldPath(field, parsed.at)}`, { subject, field });
+      }
+      selections.push(undefined);
+      positions.push(position);
+      expressions.push(entry.path);
+      continue;
+    }
     const fail = (what: string): never => {
-      throw new InvalidInputError(`${where} ${what}`, { subject, field: `jmesPath[${position}].path` });
+      throw new InvalidInputError(`${subject}: jmesPath[${position}] (${entry.path}) ${what}`, {
+        subject,
+        field,
+      });
     };
-    let result: unknown;
-    try {
-      result = search(data, entry.path);
-    } catch {
-      fail('could not be evaluated on this value (a function got an argument of the wrong type)');
+    const result = selectField(data, parsed.path);
+    if (result === undefined) fail('selects nothing; expected a path to a string in the JSON value');
+    if (typeof result === 'string') {
+      selections.push(encoder.encode(result));
+      continue;
     }
-    if (result === null || result === undefined) {
-      return fail('selects nothing; expected a path to a string in the JSON value');
-    }
-    if (typeof result === 'string') return encoder.encode(result);
     const hint =
       typeof result === 'number' || typeof result === 'boolean'
-        ? ` (write to_string(${entry.path}) to store it as text)`
+        ? ' (store it in the secret as a JSON string, or, where expressions are enabled, write to_string(...))'
         : '';
-    return fail(`selects ${kindOf(result)}; expected a string${hint}`);
+    fail(`selects ${kindOf(result)}; expected a string${hint}`);
+  }
+  return expressions.length === 0
+    ? { selections }
+    : { selections, pending: { json: text, positions, expressions } };
+}
+
+/**
+ * Runs every object's pending expressions (off the event loop, within the evaluator's budget)
+ * and gives each object's selections complete. Any failure throws one InvalidInputError about
+ * `subject` as a whole: which object or entry failed, and why, could depend on the value.
+ */
+export async function evaluateExpressions(
+  objects: readonly FieldSelections[],
+  evaluator: ExpressionEvaluator | undefined,
+  subject: string,
+): Promise<Uint8Array[][]> {
+  const outcomes = await Promise.all(
+    objects.map(async (object) => {
+      if (object.pending === undefined) return { ok: true as const, results: [] };
+      if (evaluator === undefined) return { ok: false as const };
+      return evaluator.evaluate(object.pending.json, object.pending.expressions, maxValueBytes);
+    }),
+  );
+  if (outcomes.some((outcome) => !outcome.ok)) {
+    const budget = evaluator?.budget;
+    const within = budget ? ` within its budget (${budget.cpuMs} ms of CPU, ${budget.heapMb} MiB)` : '';
+    throw new InvalidInputError(
+      `${subject}: jmesPath: an expression did not give a string${within}; with expressions, which entry failed and why is not reported, since that could depend on the value`,
+      { subject, field: 'jmesPath' },
+    );
+  }
+  return objects.map((object, index) => {
+    const selections = [...object.selections];
+    const outcome = outcomes[index];
+    const results = outcome?.ok ? outcome.results : [];
+    object.pending?.positions.forEach((position, i) => {
+      selections[position] = encoder.encode(results[i] ?? '');
+    });
+    return selections as Uint8Array[];
   });
+}
+
+/** One object's selections, in entry order: selectFields then evaluateExpressions. */
+export async function extractJmesPaths(
+  bytes: Uint8Array,
+  entries: readonly JmesPathEntry[],
+  subject: string,
+  evaluator?: ExpressionEvaluator,
+): Promise<Uint8Array[]> {
+  const fields = selectFields(bytes, entries, subject, evaluator !== undefined);
+  const [selections = []] = await evaluateExpressions([fields], evaluator, subject);
+  return selections;
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import {
   AccessDeniedError,
   InvalidInputError,
@@ -9,6 +9,7 @@ import {
   TooLargeError,
   TransientError,
 } from './errors.ts';
+import { createExpressionEvaluator } from './expressions.ts';
 import { planRequests, resolvePayloads } from './payloads.ts';
 import type { ReadResult, SecretReader, SecretRequest, SecretValue, SecretVersions } from './source.ts';
 import { parseMountSpec } from './spec.ts';
@@ -405,6 +406,126 @@ describe('resolvePayloads', () => {
       ),
       TransientError,
     );
+  });
+});
+
+describe("resolvePayloads with expressions (the administrator's opt-in)", () => {
+  const evaluator = createExpressionEvaluator({ workers: 1 });
+  after(() => evaluator.close());
+  const value = JSON.stringify({ user: 'u1', password: 'Hx9-payload-secret', port: 5432 });
+  const reader = new MemoryReader().put('us-east-1', 'a', value).put('us-east-1', 'b', value);
+  const expressionSpec = (objects: unknown[]): MountSpec =>
+    parseMountSpec({ objects, region: 'us-east-1' }, S, { allowExpressions: true });
+
+  test('expression results land in their files, in spec order', async () => {
+    const payloads = await resolvePayloads(
+      expressionSpec([
+        {
+          objectName: 'a',
+          objectType: 'secretsmanager',
+          jmesPath: [
+            { path: 'user', objectAlias: 'user' },
+            { path: 'to_string(port)', objectAlias: 'port' },
+          ],
+        },
+        {
+          objectName: 'b',
+          objectType: 'secretsmanager',
+          jmesPath: [{ path: "join(':', [user, to_string(port)])", objectAlias: 'dsn' }],
+        },
+      ]),
+      reader,
+      { subject: S, expressions: evaluator },
+    );
+    assert.deepEqual(
+      payloads.map((p) => [p.name, text(p.bytes)]),
+      [
+        ['a', value],
+        ['user', 'u1'],
+        ['port', '5432'],
+        ['b', value],
+        ['dsn', 'u1:5432'],
+      ],
+    );
+  });
+
+  test('a spec with expressions is refused without an evaluator (a spec not parsed by this role)', async () => {
+    await assert.rejects(
+      resolvePayloads(
+        expressionSpec([
+          {
+            objectName: 'a',
+            objectType: 'secretsmanager',
+            jmesPath: [{ path: 'to_string(port)', objectAlias: 'p' }],
+          },
+        ]),
+        reader,
+        { subject: S },
+      ),
+      (error: unknown) => error instanceof InvalidInputError && error.field === 'jmesPath[0].path',
+    );
+  });
+
+  test('a structural failure is reported (naming its object) whatever the expressions give', async () => {
+    for (const probe of [
+      "starts_with(password, 'H') && `1` || 'no'",
+      "starts_with(password, 'Z') && `1` || 'no'",
+    ]) {
+      await assert.rejects(
+        resolvePayloads(
+          expressionSpec([
+            { objectName: 'a', objectType: 'secretsmanager', jmesPath: [{ path: probe, objectAlias: 'p' }] },
+            { objectName: 'b', objectType: 'secretsmanager', jmesPath: [{ path: 'nope', objectAlias: 'n' }] },
+          ]),
+          reader,
+          { subject: S, expressions: evaluator },
+        ),
+        (error: unknown) =>
+          error instanceof InvalidInputError &&
+          error.message ===
+            `${S}: objects[1] (b): jmesPath[0] (nope) selects nothing; expected a path to a string in the JSON value`,
+      );
+    }
+  });
+
+  test('finding 1: a failing expression names neither object nor entry, whichever object and entry failed', async () => {
+    const probe = (guess: string): string => `starts_with(password, '${guess}') && \`1\` || 'no'`;
+    const messages = new Set<string>();
+    // Each guess makes a different object's entry fail (the right one, 'H', fails in object a).
+    for (const [first, second] of [
+      ['H', 'Z'],
+      ['Z', 'H'],
+    ]) {
+      await assert.rejects(
+        resolvePayloads(
+          expressionSpec([
+            {
+              objectName: 'a',
+              objectType: 'secretsmanager',
+              jmesPath: [{ path: probe(first as string), objectAlias: 'p' }],
+            },
+            {
+              objectName: 'b',
+              objectType: 'secretsmanager',
+              jmesPath: [
+                { path: 'user', objectAlias: 'u' },
+                { path: probe(second as string), objectAlias: 'q' },
+              ],
+            },
+          ]),
+          reader,
+          { subject: S, expressions: evaluator },
+        ),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidInputError);
+          assert.equal(error.subject, S);
+          messages.add(error.message);
+          return true;
+        },
+      );
+    }
+    assert.equal(messages.size, 1, [...messages].join('\n'));
+    assert.doesNotMatch([...messages][0] ?? '', /objects\[|jmesPath\[/);
   });
 });
 

@@ -19,7 +19,8 @@ import {
   TooLargeError,
   TransientError,
 } from './errors.ts';
-import { extractJmesPaths, wholeValue } from './extract.ts';
+import type { ExpressionEvaluator } from './expressions.ts';
+import { evaluateExpressions, type FieldSelections, selectFields, wholeValue } from './extract.ts';
 import { assertSafeRelativeName, jmesPathFileName, objectFileName } from './naming.ts';
 import type { ReadResult, SecretReader, SecretRequest, SecretValue } from './source.ts';
 import type { FileMode, MountSpec, ObjectSpec, Payload } from './spec-types.ts';
@@ -51,6 +52,11 @@ export interface ResolveOptions {
   readonly defaultFileMode?: FileMode | undefined;
   /** Prefix of every error message, e.g. `SecretProviderClass default/aws-secrets`. */
   readonly subject?: string | undefined;
+  /**
+   * Runs full JMESPath expressions (off the event loop, within a budget); only where the
+   * administrator enabled them. Without it a spec may hold plain field paths only.
+   */
+  readonly expressions?: ExpressionEvaluator | undefined;
 }
 
 const labelOf = (object: ObjectSpec): string => `objects[${object.index}] (${object.objectName})`;
@@ -168,13 +174,19 @@ function throwFirst(failures: readonly Failure[], subject: string): never {
   throw about(first.error, `${subject}: ${first.plan.label}`, `${first.error.message}${more}`);
 }
 
-function payloadsOf(
+/** An object's payloads, its jmesPath entries' bytes still to come from its selections. */
+interface PreparedObject {
+  readonly payloads: Payload[];
+  readonly fields: FieldSelections;
+}
+
+function prepare(
   plan: PlannedObject,
   value: SecretValue,
   spec: MountSpec,
   options: ResolveOptions,
   subject: string,
-): Payload[] {
+): PreparedObject {
   const { object, label } = plan;
   const where = `${subject}: ${label}`;
   const fallbackMode = options.defaultFileMode ?? defaultFileMode;
@@ -188,18 +200,48 @@ function payloadsOf(
       objectVersion: { id: name, version: value.versionId },
     },
   ];
-  const selections = extractJmesPaths(value.bytes, object.jmesPath, where);
+  const fields = selectFields(value.bytes, object.jmesPath, where, options.expressions !== undefined);
   object.jmesPath.forEach((entry, position) => {
     const entryName = jmesPathFileName(entry, spec.pathTranslation);
     assertSafeRelativeName(entryName, where, `jmesPath[${position}].objectAlias`);
     payloads.push({
       name: entryName,
-      bytes: selections[position] as Uint8Array,
+      bytes: new Uint8Array(),
       mode: entry.filePermission ?? object.filePermission ?? fallbackMode,
       objectVersion: { id: entryName, version: value.versionId },
     });
   });
-  return payloads;
+  return { payloads, fields };
+}
+
+/**
+ * Every object's payloads, in spec order. Structural failures (names, sizes, field paths) are
+ * found for all objects, in order, before any expression runs, so which one is reported never
+ * depends on an expression's outcome.
+ */
+async function payloadsOf(
+  plans: readonly PlannedObject[],
+  values: ReadonlyMap<PlannedObject, SecretValue>,
+  spec: MountSpec,
+  options: ResolveOptions,
+  subject: string,
+): Promise<Payload[]> {
+  const prepared = plans.map((plan) =>
+    prepare(plan, values.get(plan) as SecretValue, spec, options, subject),
+  );
+  const selections = await evaluateExpressions(
+    prepared.map((object) => object.fields),
+    options.expressions,
+    subject,
+  );
+  return prepared.flatMap(({ payloads }, index) => {
+    const [whole, ...entries] = payloads;
+    const selected = selections[index] ?? [];
+    return [
+      whole as Payload,
+      ...entries.map((payload, position) => ({ ...payload, bytes: selected[position] as Uint8Array })),
+    ];
+  });
 }
 
 /**
@@ -249,5 +291,5 @@ export async function resolvePayloads(
   });
   if (failures.length > 0) throwFirst(failures, subject);
 
-  return plans.flatMap((plan) => payloadsOf(plan, values.get(plan) as SecretValue, spec, options, subject));
+  return payloadsOf(plans, values, spec, options, subject);
 }

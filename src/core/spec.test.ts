@@ -55,12 +55,23 @@ const rejected: readonly Row[] = [
   {
     name: 'region shape',
     params: { objects: [sm()], region: 'US-EAST-1' },
-    expected: `${S}: region must be an AWS region like "us-east-1", got "US-EAST-1"`,
+    expected: `${S}: region must be an AWS region of a partition the AWS SDK in this smk knows, like "us-east-1", got "US-EAST-1"`,
   },
   {
     name: 'failoverRegion shape',
     params: { objects: [sm()], failoverRegion: 'east' },
-    expected: `${S}: failoverRegion must be an AWS region like "us-east-1", got "east"`,
+    expected: `${S}: failoverRegion must be an AWS region of a partition the AWS SDK in this smk knows, like "us-east-1", got "east"`,
+  },
+  {
+    // Each distinct region name costs an SDK client: invented ones never get that far.
+    name: 'region shaped like one but made up',
+    params: { objects: [sm()], region: 'xx-yyyy-1' },
+    expected: `${S}: region must be an AWS region of a partition the AWS SDK in this smk knows, like "us-east-1", got "xx-yyyy-1"`,
+  },
+  {
+    name: 'ARN in a made-up region',
+    params: { objects: [{ objectName: 'arn:aws:secretsmanager:xx-yyyy-7:111122223333:secret:db-AbCdEf' }] },
+    expected: `${S}: objects[0] (arn:aws:secretsmanager:xx-yyyy-7:111122223333:secret:db-AbCdEf): objectName is an ARN in region "xx-yyyy-7"; expected an AWS region of a partition the AWS SDK in this smk knows, like "us-east-1"`,
   },
   {
     name: 'failoverRegion equal to region',
@@ -204,11 +215,23 @@ const rejected: readonly Row[] = [
     expected: `${S}: objects[0] (db): jmesPath[0].filePermission must be four octal digits like "0640"`,
   },
   {
-    name: 'jmesPath syntax error',
+    name: 'jmesPath not a plain field path (an unclosed index)',
     params: { objects: [sm({ jmesPath: [{ path: 'a[', objectAlias: 'a' }] })] },
-    expected: new RegExp(
-      `^${S}: objects\\[0\\] \\(db\\): jmesPath\\[0\\]\\.path is not a valid JMESPath expression: .+`,
-    ),
+    expected: `${S}: objects[0] (db): jmesPath[0].path is not a plain field path (at character 3); expected names, dots, "quoted names" and [n] indexes, like db.password, "db-user" or hosts[0]. Full JMESPath expressions run only where the cluster administrator enabled them (--allow-jmespath-expressions)`,
+  },
+  {
+    name: 'finding 1: a value-probing expression is refused by default, naming the object and field',
+    params: {
+      objects: [
+        sm({
+          jmesPath: [
+            { path: 'username', objectAlias: 'u' },
+            { path: "starts_with(password,'a') && `1` || 'no'", objectAlias: 'p' },
+          ],
+        }),
+      ],
+    },
+    expected: `${S}: objects[0] (db): jmesPath[1].path is not a plain field path (at character 12); expected names, dots, "quoted names" and [n] indexes, like db.password, "db-user" or hosts[0]. Full JMESPath expressions run only where the cluster administrator enabled them (--allow-jmespath-expressions)`,
   },
   // failover
   {
@@ -398,6 +421,50 @@ describe('parseMountSpec rejects', () => {
       () => parseMountSpec({ objects: [sm({ jmesPath: [{ path: 'a' }] })] }, S),
       (error: unknown) => error instanceof InvalidInputError && error.field === 'jmesPath[0].objectAlias',
     );
+  });
+});
+
+describe("parseMountSpec with allowExpressions (the administrator's opt-in)", () => {
+  const withPaths = (...paths: string[]): MountParams => ({
+    objects: [sm({ jmesPath: paths.map((path, i) => ({ path, objectAlias: `f${i}` })) })],
+  });
+
+  test('accepts full expressions next to plain paths', () => {
+    const spec = parseMountSpec(withPaths('username', 'to_string(port)', "join(',', hosts)"), S, {
+      allowExpressions: true,
+    });
+    assert.deepEqual(
+      spec.objects[0]?.jmesPath.map((entry) => entry.path),
+      ['username', 'to_string(port)', "join(',', hosts)"],
+    );
+  });
+
+  test('still refuses what is not JMESPath at all', () => {
+    assert.throws(
+      () => parseMountSpec(withPaths('a['), S, { allowExpressions: true }),
+      (error: unknown) =>
+        error instanceof InvalidInputError &&
+        error.field === 'jmesPath[0].path' &&
+        error.message.startsWith(
+          `${S}: objects[0] (db): jmesPath[0].path is not a valid JMESPath expression: `,
+        ),
+    );
+  });
+
+  test('an expression is at most 2048 characters (its syntax is checked on the event loop)', () => {
+    assert.ok(parseMountSpec(withPaths(`to_string(${'a'.repeat(2_037)})`), S, { allowExpressions: true }));
+    assert.throws(
+      () => parseMountSpec(withPaths(`to_string(${'a'.repeat(2_038)})`), S, { allowExpressions: true }),
+      (error: unknown) =>
+        error instanceof InvalidInputError &&
+        error.message ===
+          `${S}: objects[0] (db): jmesPath[0].path is an expression of 2049 characters; expected at most 2048`,
+    );
+  });
+
+  test('plain paths parse alike with and without it', () => {
+    const params = withPaths('a.b', '"db-user"', 'hosts[0]');
+    assert.deepEqual(parseMountSpec(params, S, { allowExpressions: true }), parseMountSpec(params, S));
   });
 });
 

@@ -15,6 +15,7 @@ import { compile } from '@jmespath-community/jmespath';
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
 import { InvalidInputError } from './errors.ts';
+import { notPlainFieldPath, parseFieldPath } from './field-path.ts';
 import {
   jmesPathFileName,
   type NamedFile,
@@ -22,6 +23,7 @@ import {
   objectFileName,
   unsafeNameReason,
 } from './naming.ts';
+import { awsRegionExpectation, isAwsRegion } from './regions.ts';
 import type { ObjectType } from './source.ts';
 import type {
   FailoverObject,
@@ -40,10 +42,26 @@ export interface MountParams {
   readonly pathTranslation?: string | undefined;
 }
 
+/** How a role reads specs; every role that evaluates a spec parses it with the same options. */
+export interface SpecOptions {
+  /**
+   * Accept full JMESPath expressions in jmesPath[].path (a cluster administrator's choice,
+   * `--allow-jmespath-expressions`); default: plain field paths only (./field-path.ts).
+   */
+  readonly allowExpressions?: boolean | undefined;
+}
+
+/**
+ * Longest expression accepted: its syntax is checked here, on the caller's event loop, at about
+ * 2 µs a character; a real expression is a few dozen characters.
+ */
+const maxExpressionLength = 2_048;
+
 /** At most this many problems are listed in one error; the rest are counted. */
 const maxReportedProblems = 10;
 
-const regionPattern = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+/** The shape of an ARN's region field; whether the region exists is isAwsRegion's question. */
+const regionPattern = /^[a-z]{2,}(-[a-z]+)+-\d+$/;
 const secretsManagerArnPattern = /^arn:(aws(?:-[a-z]+)*):secretsmanager:([^:]*):([^:]+):secret:([^:]+)$/;
 const ssmArnPattern = /^arn:(aws(?:-[a-z]+)*):ssm:([^:]*):([^:]+):parameter(\/.+)$/;
 const secretNamePattern = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
@@ -253,6 +271,11 @@ function checkName(
         field,
         message: `${field} looks like an ARN but is not arn:<partition>:secretsmanager:<region>:<account>:secret:<name> or arn:<partition>:ssm:<region>:<account>:parameter/<name>`,
       });
+    } else if (!isAwsRegion(arn.region)) {
+      problems.push({
+        field,
+        message: `${field} is an ARN in region ${JSON.stringify(arn.region)}; expected ${awsRegionExpectation}`,
+      });
     } else if (arn.objectType !== objectType) {
       problems.push({
         field,
@@ -310,6 +333,7 @@ function buildObject(
   index: number,
   raw: RawObject,
   top: TopLevel,
+  options: SpecOptions,
   problems: Problem[],
 ): ObjectSpec | undefined {
   const arnGuess = raw.objectName.startsWith('arn:') ? parseArn(raw.objectName) : undefined;
@@ -331,14 +355,22 @@ function buildObject(
 
   const jmesPath: JmesPathEntry[] = [];
   for (const [position, entry] of (raw.jmesPath ?? []).entries()) {
-    try {
-      compile(entry.path);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : 'unreadable';
+    const field = `jmesPath[${position}].path`;
+    const plain = parseFieldPath(entry.path);
+    if (!plain.ok && !options.allowExpressions) {
+      problems.push({ field, message: notPlainFieldPath(field, plain.at) });
+    } else if (!plain.ok && entry.path.length > maxExpressionLength) {
       problems.push({
-        field: `jmesPath[${position}].path`,
-        message: `jmesPath[${position}].path is not a valid JMESPath expression: ${reason}`,
+        field,
+        message: `${field} is an expression of ${entry.path.length} characters; expected at most ${maxExpressionLength}`,
       });
+    } else if (!plain.ok) {
+      try {
+        compile(entry.path);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : 'unreadable';
+        problems.push({ field, message: `${field} is not a valid JMESPath expression: ${reason}` });
+      }
     }
     jmesPath.push({
       path: entry.path,
@@ -435,10 +467,10 @@ function parsePathTranslation(value: string | undefined, problems: Problem[]): P
 
 function parseRegion(field: string, value: string | undefined, problems: Problem[]): string | undefined {
   if (value === undefined || value === '') return undefined;
-  if (!regionPattern.test(value)) {
+  if (!isAwsRegion(value)) {
     problems.push({
       field,
-      message: `${field} must be an AWS region like "us-east-1", got ${JSON.stringify(value)}`,
+      message: `${field} must be ${awsRegionExpectation}, got ${JSON.stringify(value)}`,
     });
     return undefined;
   }
@@ -456,9 +488,10 @@ function fail(subject: string, problems: readonly Problem[]): never {
 
 /**
  * Validates a whole mount spec. Throws one InvalidInputError listing every problem, each naming
- * the object (`objects[1] (db)`), the field and what was expected; never a secret value.
+ * the object (`objects[1] (db)`), the field and what was expected; never a secret value. A
+ * jmesPath path that is not a plain field path is refused unless `options.allowExpressions`.
  */
-export function parseMountSpec(params: MountParams, subject: string): MountSpec {
+export function parseMountSpec(params: MountParams, subject: string, options: SpecOptions = {}): MountSpec {
   const rawObjects =
     typeof params.objects === 'string' ? parseObjectsText(params.objects, subject) : params.objects;
   const problems: Problem[] = [];
@@ -482,7 +515,7 @@ export function parseMountSpec(params: MountParams, subject: string): MountSpec 
     const label = objectLabel(index, raw);
     const here: Problem[] = [];
     const result = objectSchema.safeParse(raw);
-    const object = result.success ? buildObject(index, result.data, top, here) : undefined;
+    const object = result.success ? buildObject(index, result.data, top, options, here) : undefined;
     if (!result.success) here.push(...result.error.issues.map(describeIssue));
     for (const problem of here)
       problems.push({ field: problem.field, message: `${label}: ${problem.message}` });

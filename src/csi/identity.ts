@@ -110,6 +110,7 @@ export async function identityFor(
     kind: 'webIdentity',
     roleArn,
     token: () => Promise.resolve(token),
+    subject: `${ref.namespace}/${ref.name}`,
     sessionName: sessionNameFor(ref),
   };
 }

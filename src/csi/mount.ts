@@ -12,6 +12,7 @@ import {
   type SmkErrorOptions,
   TooLargeError,
 } from '../core/errors.ts';
+import type { ExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import type { SecretReader } from '../core/source.ts';
@@ -34,6 +35,8 @@ export interface MountOptions {
   /** The node's `topology.kubernetes.io/region` label: the last resort, as ASCP does. */
   readonly nodeRegion?: (() => Promise<string | undefined>) | undefined;
   readonly maxReplyBytes?: number;
+  /** Full JMESPath expressions (--allow-jmespath-expressions); default plain field paths only. */
+  readonly expressions?: ExpressionEvaluator | undefined;
   readonly logger: Logger;
 }
 
@@ -114,7 +117,9 @@ export function createMountHandler(options: MountOptions): MountHandler {
         { subject, field: 'objects' },
       );
     }
-    const spec = parseMountSpec({ objects, region, failoverRegion, pathTranslation }, subject);
+    const spec = parseMountSpec({ objects, region, failoverRegion, pathTranslation }, subject, {
+      allowExpressions: options.expressions !== undefined,
+    });
     const defaultRegion = await regionFor(subject, spec);
     if (spec.failoverRegion !== undefined && spec.failoverRegion === defaultRegion) {
       throw new InvalidInputError(
@@ -126,6 +131,7 @@ export function createMountHandler(options: MountOptions): MountHandler {
     const payloads = await resolvePayloads(spec, options.readerFor(identity), {
       ...(defaultRegion === undefined ? {} : { defaultRegion }),
       defaultFileMode,
+      expressions: options.expressions,
     });
     checkReplySize(payloads, maxReplyBytes, subject);
     const versions = objectVersions(payloads);

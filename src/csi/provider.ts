@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { SecretCache } from '../aws/cache.ts';
 import { AwsClients } from '../aws/clients.ts';
 import { createSecretReader } from '../aws/reader.ts';
+import { createExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
 import { smkVersion } from '../core/version.ts';
 import type { KubeConfig } from '../kube/client.ts';
@@ -43,6 +44,11 @@ export interface CsiProviderConfig {
   readonly roleCacheTtlMs?: number | undefined;
   /** Pod Identity agent URL; default chosen per mount by preferredAddressType, as ASCP does. */
   readonly podIdentityEndpoint?: string | undefined;
+  /**
+   * Accept full JMESPath expressions (--allow-jmespath-expressions), run off the event loop
+   * within a budget; default plain field paths only.
+   */
+  readonly allowJmesPathExpressions?: boolean | undefined;
   readonly logger: Logger;
 }
 
@@ -71,6 +77,7 @@ export async function startCsiProvider(config: CsiProviderConfig): Promise<CsiPr
   const roleCacheTtlMs = config.roleCacheTtlMs ?? 30_000;
   const { nodeName } = config;
   const nodes = nodeName === undefined ? undefined : createNodes(config.kubeConfig);
+  const expressions = config.allowJmesPathExpressions ? createExpressionEvaluator() : undefined;
   const mount = createMountHandler({
     readerFor: (identity) => createSecretReader(identity, { cache, clients }),
     identities: {
@@ -83,6 +90,7 @@ export async function startCsiProvider(config: CsiProviderConfig): Promise<CsiPr
     environmentRegion: config.environmentRegion,
     nodeRegion: nodes && nodeName ? rememberOnceFound(() => nodes.region(nodeName)) : undefined,
     maxReplyBytes: config.maxReplyBytes,
+    expressions,
     logger: config.logger,
   });
   // Before the socket exists, so the driver's first Mount does not pay for one-time work.
@@ -101,6 +109,7 @@ export async function startCsiProvider(config: CsiProviderConfig): Promise<CsiPr
     cache,
     async close(graceMs) {
       await server.close(graceMs);
+      await expressions?.close();
       clients.destroy();
     },
   };

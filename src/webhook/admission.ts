@@ -4,10 +4,11 @@
  * patch state shared between requests. Input is validated once here; anything malformed is a
  * clean 400 for the caller to report, never an exception escaping to the server.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { isInjectionAnnotation, mentionsInjection } from './annotations.ts';
 import { type InjectorConfig, mutatePod } from './mutate.ts';
-import { describeSchemaError, podMetadataSchema, podSchema, rawAnnotations } from './pod.ts';
+import { describeSchemaError, podMetadataSchema, rawAnnotations } from './pod.ts';
 
 const groupVersionKind = z.object({ group: z.string(), version: z.string(), kind: z.string() });
 
@@ -99,13 +100,18 @@ type Answer =
 const answerCacheSize = 256;
 const answerCaches = new WeakMap<InjectorConfig, Map<string, Answer>>();
 
-/** Equal keys mean equal injection annotations (types included) and an equal spec. */
+/**
+ * Equal keys mean equal injection annotations (types included) and an equal spec. A digest, not
+ * the text: a spec can be megabytes, and 256 of them kept as keys would outgrow the webhook's memory.
+ */
 function answerKey(annotations: Readonly<Record<string, unknown>>, spec: unknown): string {
   const relevant: unknown[] = [];
   for (const name of Object.keys(annotations)) {
     if (isInjectionAnnotation(name)) relevant.push(name, annotations[name]);
   }
-  return JSON.stringify([relevant, spec]);
+  return createHash('sha256')
+    .update(JSON.stringify([relevant, spec]))
+    .digest('base64');
 }
 
 /**
@@ -128,8 +134,9 @@ function answerFor(object: unknown, config: InjectorConfig): Answer {
     return cached;
   }
 
-  const cacheable = podSchema.safeParse(object).success;
   const result = mutatePod(object, config);
+  // Only a pod of valid shape is remembered (mutatePod checked it; a malformed one is denied).
+  const cacheable = !('denied' in result) || !result.malformed;
   const answer: Answer =
     'denied' in result
       ? { outcome: 'denied', message: result.denied }

@@ -14,6 +14,11 @@ export const agentEnv = {
   dir: 'SMK_DIR',
   /** Seconds between version checks (refresh sidecar only). */
   refreshInterval: 'SMK_REFRESH_INTERVAL',
+  /**
+   * "allowed" when the injector runs with --allow-jmespath-expressions: the agent then accepts
+   * what the injector accepted, so a pod's spec means what it means to the controller and CSI.
+   */
+  jmesPathExpressions: 'SMK_JMESPATH_EXPRESSIONS',
 } as const;
 
 export const initContainerName = 'smk-agent-init';

@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isSmkError } from '../core/errors.ts';
 import { unsafeNameReason } from '../core/naming.ts';
+import { awsRegionExpectation, isAwsRegion } from '../core/regions.ts';
 import { parseMountSpec, parseObjectsText } from '../core/spec.ts';
 
 export const annotations = {
@@ -186,7 +187,6 @@ function parseContainerList(name: string, value: string): string[] {
   return [...new Set(names)];
 }
 
-const regionPattern = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 const seedArnPattern =
   /^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
 
@@ -234,13 +234,19 @@ function injectionKey(values: Readonly<Record<string, string>>): string {
   return key;
 }
 
-/** Reads the annotations of a pod (or template). Pure; no AWS or Kubernetes call. */
-export function planFromAnnotations(values: Readonly<Record<string, string>> | undefined): PlanResult {
+/**
+ * Reads the annotations of a pod (or template). Pure; no AWS or Kubernetes call.
+ * `allowExpressions`: the injector's --allow-jmespath-expressions (the agent gets the same).
+ */
+export function planFromAnnotations(
+  values: Readonly<Record<string, string>> | undefined,
+  allowExpressions = false,
+): PlanResult {
   if (values === undefined || !mentionsInjection(values)) return { kind: 'none' };
-  const key = injectionKey(values);
+  const key = `${allowExpressions ? 'x' : 'p'}\0${injectionKey(values)}`;
   const cached = planCache.get(key);
   if (cached !== undefined) return cached;
-  const result = computePlan(values);
+  const result = computePlan(values, allowExpressions);
   planCache.set(key, result);
   if (planCache.size > planCacheSize) {
     const oldest = planCache.keys().next().value;
@@ -249,19 +255,23 @@ export function planFromAnnotations(values: Readonly<Record<string, string>> | u
   return result;
 }
 
-function computePlan(values: Readonly<Record<string, string>>): PlanResult {
+function computePlan(values: Readonly<Record<string, string>>, allowExpressions: boolean): PlanResult {
   try {
     const seed = parseSwitch(values, annotations.seedEnabled, 'enabled', 'disabled');
     const own = parseSwitch(values, annotations.inject, 'true', 'false');
     if (!seed && !own) return { kind: 'none' };
-    return { kind: 'plan', plan: buildPlan(values, seed) };
+    return { kind: 'plan', plan: buildPlan(values, seed, allowExpressions) };
   } catch (error) {
     if (error instanceof AnnotationProblem) return { kind: 'invalid', message: error.message };
     throw error;
   }
 }
 
-function buildPlan(values: Readonly<Record<string, string>>, seed: boolean): InjectionPlan {
+function buildPlan(
+  values: Readonly<Record<string, string>>,
+  seed: boolean,
+  allowExpressions: boolean,
+): InjectionPlan {
   for (const name of Object.keys(values)) {
     if (name.startsWith(smkPrefix) && !knownSmkAnnotations.has(name)) {
       problem(name, `unknown smk annotation; expected one of ${[...knownSmkAnnotations].join(', ')}`);
@@ -277,8 +287,8 @@ function buildPlan(values: Readonly<Record<string, string>>, seed: boolean): Inj
   }
 
   const region = optional(values, annotations.region);
-  if (region !== undefined && !regionPattern.test(region)) {
-    problem(annotations.region, 'expected an AWS region like us-east-1');
+  if (region !== undefined && !isAwsRegion(region)) {
+    problem(annotations.region, `expected ${awsRegionExpectation}`);
   }
 
   let objects: unknown[];
@@ -296,6 +306,7 @@ function buildPlan(values: Readonly<Record<string, string>>, seed: boolean): Inj
     parseMountSpec(
       { objects, ...(region === undefined ? {} : { region }) },
       `annotation ${objectsAnnotation}`,
+      { allowExpressions },
     ),
   );
 

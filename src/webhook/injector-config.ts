@@ -21,6 +21,7 @@ const flagsSchema = z.object({
   nativeSidecar: z.boolean().optional(),
   agentUser: z.coerce.number().int().min(1).max(2_147_483_647).optional(),
   awsEndpointUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  allowJmesPathExpressions: z.boolean().optional(),
 });
 
 /** Flag values as parsed from argv: strings, not yet validated. */
@@ -32,6 +33,7 @@ export interface InjectorFlags {
   readonly nativeSidecar?: boolean | undefined;
   readonly agentUser?: string | number | undefined;
   readonly awsEndpointUrl?: string | undefined;
+  readonly allowJmesPathExpressions?: boolean | undefined;
 }
 
 const flagNames: Record<string, string> = {
@@ -42,6 +44,7 @@ const flagNames: Record<string, string> = {
   nativeSidecar: '--no-native-sidecar',
   agentUser: '--agent-user',
   awsEndpointUrl: '--agent-aws-endpoint-url',
+  allowJmesPathExpressions: '--allow-jmespath-expressions',
 };
 
 export function injectorConfigFromFlags(flags: InjectorFlags, command: string): InjectorConfig {
@@ -65,5 +68,8 @@ export function injectorConfigFromFlags(flags: InjectorFlags, command: string): 
     ...(values.nativeSidecar === undefined ? {} : { nativeSidecar: values.nativeSidecar }),
     ...(values.agentUser === undefined ? {} : { agentUser: values.agentUser }),
     ...(values.awsEndpointUrl === undefined ? {} : { awsEndpointUrl: values.awsEndpointUrl }),
+    ...(values.allowJmesPathExpressions === undefined
+      ? {}
+      : { allowJmesPathExpressions: values.allowJmesPathExpressions }),
   };
 }

@@ -50,7 +50,7 @@ describe('smk inject fixtures', () => {
 
 describe('injectManifests', () => {
   test('an empty stream gives empty output', () => {
-    assert.deepEqual(injectManifests('', config), { ok: true, yaml: '', changed: 0 });
+    assert.deepEqual(injectManifests('', config), { ok: true, yaml: '', changed: 0, objects: [] });
   });
 
   test('invalid YAML names the document and line', () => {
@@ -82,9 +82,20 @@ describe('injectManifests', () => {
     }
   });
 
-  test('counts the documents it changed', () => {
+  test('counts the documents it changed and says which (what smk inject reports)', () => {
     const result = injectManifests(read('workloads.in.yaml'), config);
     assert.ok(result.ok);
-    if (result.ok) assert.equal(result.changed, 3);
+    if (!result.ok) return;
+    assert.equal(result.changed, 3);
+    assert.deepEqual(
+      result.objects.map(({ kind, name, changed }) => `${kind} ${name} ${changed}`),
+      [
+        'ConfigMap settings false',
+        'StatefulSet db true',
+        'CronJob report true',
+        'Job plain-job false',
+        'List  true',
+      ],
+    );
   });
 });

@@ -18,8 +18,20 @@ const templatePaths: Readonly<Record<string, readonly string[]>> = {
   CronJob: ['spec', 'jobTemplate', 'spec', 'template'],
 };
 
+/** One object of the input and whether the injection changed it (what `smk inject` reports). */
+export interface InjectedObject {
+  readonly kind: string;
+  readonly name: string;
+  readonly changed: boolean;
+}
+
 export type InjectManifestsResult =
-  | { readonly ok: true; readonly yaml: string; readonly changed: number }
+  | {
+      readonly ok: true;
+      readonly yaml: string;
+      readonly changed: number;
+      readonly objects: readonly InjectedObject[];
+    }
   | { readonly ok: false; readonly errors: readonly string[] };
 
 type ObjectResult = { readonly object: unknown; readonly changed: boolean } | { readonly error: string };
@@ -28,8 +40,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function label(object: unknown): string {
-  if (!isRecord(object)) return 'not an object';
+function identify(object: unknown): { kind: string; name: string | undefined } {
+  if (!isRecord(object)) return { kind: 'not an object', name: undefined };
   const kind = typeof object.kind === 'string' ? object.kind : 'unknown kind';
   const metadata = isRecord(object.metadata) ? object.metadata : {};
   const name =
@@ -38,6 +50,11 @@ function label(object: unknown): string {
       : typeof metadata.generateName === 'string'
         ? `${metadata.generateName}*`
         : undefined;
+  return { kind, name };
+}
+
+function label(object: unknown): string {
+  const { kind, name } = identify(object);
   return name === undefined ? kind : `${kind} ${name}`;
 }
 
@@ -84,9 +101,10 @@ function yamlLine(document: Document.Parsed): number | undefined {
 export function injectManifests(text: string, config: InjectorConfig): InjectManifestsResult {
   // logLevel 'error': warnings are reported through our errors, never printed with the input quoted.
   const documents = parseAllDocuments(text, { logLevel: 'error' });
-  if (!Array.isArray(documents)) return { ok: true, yaml: '', changed: 0 };
+  if (!Array.isArray(documents)) return { ok: true, yaml: '', changed: 0, objects: [] };
   const errors: string[] = [];
   const output: string[] = [];
+  const objects: InjectedObject[] = [];
   let changed = 0;
   for (const [index, document] of documents.entries()) {
     if (!isDocument(document)) continue;
@@ -102,6 +120,8 @@ export function injectManifests(text: string, config: InjectorConfig): InjectMan
       errors.push(`document ${index} (${label(object)}): ${result.error}`);
       continue;
     }
+    const { kind, name } = identify(object);
+    objects.push({ kind, name: name ?? '', changed: result.changed });
     if (result.changed) {
       changed += 1;
       output.push(stringify(result.object, { lineWidth: 0 }));
@@ -116,5 +136,6 @@ export function injectManifests(text: string, config: InjectorConfig): InjectMan
     ok: true,
     yaml: output.map((doc) => (doc.endsWith('\n') ? doc : `${doc}\n`)).join('---\n'),
     changed,
+    objects,
   };
 }

@@ -268,4 +268,39 @@ describe('mutatePod', () => {
     assert.ok('denied' in result);
     assert.doesNotMatch(result.denied, /hunter2/);
   });
+
+  test('jmesPath expressions: denied by default, naming the annotation and field; with the flag admitted and passed on to the agent', () => {
+    const pod: Pod = {
+      metadata: {
+        name: 'web',
+        annotations: {
+          'smk.dev/inject': 'true',
+          'smk.dev/objects': JSON.stringify([
+            { objectName: arn, jmesPath: [{ path: 'to_string(port)', objectAlias: 'port' }] },
+          ]),
+        },
+      },
+      spec: { containers: [{ name: 'web', image: 'busybox:1.28' }] },
+    };
+    const refused = mutatePod(pod, config);
+    assert.ok('denied' in refused);
+    assert.match(
+      refused.denied,
+      /^annotation smk\.dev\/objects: .*jmesPath\[0\]\.path is not a plain field path/,
+    );
+    assert.match(refused.denied, /--allow-jmespath-expressions/);
+
+    const allowed = injected(mutatePod(pod, { ...config, allowJmesPathExpressions: true }));
+    const init = container(allowed, initContainerName);
+    assert.deepEqual(
+      init.env?.find((variable) => variable.name === agentEnv.jmesPathExpressions),
+      { name: agentEnv.jmesPathExpressions, value: 'allowed' },
+    );
+    // Plain paths never need it: the default injection carries no such variable.
+    assert.ok(
+      !envNames(container(injected(mutatePod(seedPod(), config)), initContainerName)).includes(
+        agentEnv.jmesPathExpressions,
+      ),
+    );
+  });
 });

@@ -3,9 +3,12 @@
  * denial naming the annotation or field at fault). Pure: it edits a copy and never calls AWS or
  * Kubernetes, so the admission path stays fast and the CLI prints exactly what the webhook does.
  *
- * Idempotent by construction: a pod that carries the injected-status marker keeps its injected
- * containers and only has their identity env/mounts brought in line with the app containers
- * (that is what a reinvocation after the EKS identity webhook needs); applying twice is a no-op.
+ * Idempotent by construction: a pod that carries the injected-status marker has its injected
+ * containers and volume rebuilt exactly as smk makes them now, with the identity env/mounts of the
+ * app containers (what a reinvocation after the EKS identity webhook needs); applying twice is a
+ * no-op. The marker is an annotation anyone creating a pod can write, so it is never trusted: a
+ * container under a reserved name keeps nothing its author put there (args, envFrom, lifecycle…),
+ * only what the API server defaults.
  */
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { smkVersion } from '../core/version.ts';
@@ -47,6 +50,11 @@ export interface InjectorConfig {
    * proxy, the same one smk's own pods use); undefined = the AWS default endpoints.
    */
   readonly awsEndpointUrl: string | undefined;
+  /**
+   * --allow-jmespath-expressions: admit specs with full JMESPath expressions and let the agent
+   * run them (SMK_JMESPATH_EXPRESSIONS), as the controller and CSI provider do with the same flag.
+   */
+  readonly allowJmesPathExpressions: boolean;
 }
 
 export const defaultInjectorConfig: InjectorConfig = {
@@ -59,6 +67,7 @@ export const defaultInjectorConfig: InjectorConfig = {
   nativeSidecar: true,
   agentUser: 65532,
   awsEndpointUrl: undefined,
+  allowJmesPathExpressions: false,
 };
 
 export type MutationResult =
@@ -67,7 +76,8 @@ export type MutationResult =
    * form; `patch` is the JSON patch from the input to `pod` (what the admission response carries).
    */
   | { readonly pod: Pod; readonly changed: boolean; readonly patch: readonly Operation[] }
-  | { readonly denied: string };
+  /** `malformed`: the pod itself is not of a valid shape (not the annotations' fault). */
+  | { readonly denied: string; readonly malformed?: boolean };
 
 const { compare } = fastJsonPatch;
 
@@ -90,11 +100,11 @@ export function mutatePod(input: unknown, config: InjectorConfig): MutationResul
     return { pod: input as Pod, changed: false, patch: [] };
   }
   const parsed = podSchema.safeParse(input);
-  if (!parsed.success) return { denied: `pod ${describeSchemaError(parsed.error)}` };
+  if (!parsed.success) return { denied: `pod ${describeSchemaError(parsed.error)}`, malformed: true };
   // The schema has no transforms, so the validated input is a Pod; working on it (not on zod's
   // output) keeps the caller's key order, which `smk inject` prints.
   const original = input as Pod;
-  const planned = planFromAnnotations(original.metadata?.annotations);
+  const planned = planFromAnnotations(original.metadata?.annotations, config.allowJmesPathExpressions);
   if (planned.kind === 'none') return { pod: original, changed: false, patch: [] };
   if (planned.kind === 'invalid') return { denied: planned.message };
   const pod = copyForEdit(original);
@@ -140,6 +150,10 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
   const userInit = initContainers.filter((container) => !ours.has(container.name));
   const appContainers = spec.containers.filter((container) => !ours.has(container.name));
 
+  // smk never puts its init container among the regular ones, injected or not.
+  if (spec.containers.some((container) => container.name === initContainerName)) {
+    deny(`pod already has a container named "${initContainerName}", which the injector reserves; rename it`);
+  }
   if (!plan.alreadyInjected) {
     for (const container of [...spec.containers, ...initContainers]) {
       if (ours.has(container.name)) {
@@ -167,6 +181,7 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
       { name: agentEnv.objects, value: plan.objectsJson },
       { name: agentEnv.dir, value: plan.mountPath },
       ...(plan.region === undefined ? [] : [{ name: agentEnv.region, value: plan.region }]),
+      ...(config.allowJmesPathExpressions ? [{ name: agentEnv.jmesPathExpressions, value: 'allowed' }] : []),
       ...modeEnv,
       ...identity.env.map(copyJson),
     ],
@@ -205,7 +220,7 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
   const volume = { name: volumeName, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } };
   const existing = volumes.findIndex((candidate) => candidate.name === volumeName);
   if (existing === -1) volumes.push(volume);
-  else volumes[existing] = { ...volumes[existing], ...volume };
+  else volumes[existing] = volume;
   spec.volumes = volumes;
 
   const metadata = pod.metadata ?? {};
@@ -283,9 +298,17 @@ function mergeResources(defaults: Resources, overrides: Resources | undefined): 
 }
 
 /**
+ * Container fields the API server fills in when they are missing, with the value it uses, that
+ * smk leaves unset: an injected container may carry these (and only these) besides what smk wrote.
+ */
+const apiServerDefaults: Readonly<Record<string, unknown>> = {
+  terminationMessagePath: '/dev/termination-log',
+};
+
+/**
  * Puts `container` at `index`, or — when a container of that name is already there (an injected
- * pod) — updates only what depends on the app containers and the plan, leaving fields the API
- * server defaulted alone.
+ * pod, or one claiming to be) — replaces it where it stands with `container`, keeping only fields
+ * the API server defaulted to their default values.
  */
 function place(list: Container[], container: Container, index: number): void {
   const at = list.findIndex((candidate) => candidate.name === container.name);
@@ -293,9 +316,11 @@ function place(list: Container[], container: Container, index: number): void {
     list.splice(Math.min(index, list.length), 0, container);
     return;
   }
-  const current = list[at];
-  if (current === undefined) return;
-  list[at] = { ...current, ...container };
+  const current: Readonly<Record<string, unknown>> = list[at] ?? {};
+  const defaulted = Object.entries(apiServerDefaults).filter(
+    ([field, value]) => !(field in container) && current[field] === value,
+  );
+  list[at] = { ...container, ...Object.fromEntries(defaulted) };
 }
 
 function removeByName(list: Container[], name: string): void {

@@ -167,6 +167,91 @@ describe('webhook server', () => {
   });
 });
 
+describe('webhook server memory budget', () => {
+  /** A TLS connection that sends a POST's headers and part of its body, then waits. */
+  async function stalledPost(port: number, declared: number, sent: number): Promise<TLSSocket> {
+    const socket = connect({ host: '127.0.0.1', port, ca: ca.certPem, servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    socket.write(`POST /mutate/pods HTTP/1.1\r\nHost: x\r\nContent-Length: ${declared}\r\n\r\n`);
+    socket.write(Buffer.alloc(sent, 0x20));
+    return socket;
+  }
+
+  async function withServer(
+    limits: { maxInFlightBytes?: number; maxInFlightReviews?: number },
+    run: () => Promise<void>,
+  ): Promise<void> {
+    const budgeted = await startWebhookServer({
+      tlsCertFile: certFile,
+      tlsKeyFile: keyFile,
+      injector: defaultInjectorConfig,
+      log: silentLogger(),
+      port: 0,
+      host: '127.0.0.1',
+      maxBodyBytes: 64 * 1024,
+      ...limits,
+    });
+    const previous = server;
+    server = budgeted;
+    try {
+      await run();
+    } finally {
+      server = previous;
+      await budgeted.close({ graceMs: 100 });
+    }
+  }
+
+  test('a body that does not fit what other requests hold is refused 429 at once; room comes back', async () => {
+    // The budget is never below two of the largest bodies (64 KiB here): two stalled ones hold most of it.
+    await withServer({ maxInFlightBytes: 128 * 1024 }, async () => {
+      const holding = [
+        await stalledPost(server.port, 60_000, 10),
+        await stalledPost(server.port, 60_000, 10),
+      ];
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const body = await review();
+        assert.equal((await call('/mutate/pods', { method: 'POST', body })).status, 200, 'a small one fits');
+        const refused = await call('/mutate/pods', { method: 'POST', body: Buffer.alloc(20_000, 0x20) });
+        assert.deepEqual(
+          [refused.status, refused.body],
+          [429, 'admission review bodies over the memory budget; retry\n'],
+        );
+        assert.equal((await call('/healthz')).status, 200, 'health is outside the budget');
+        const [first] = holding;
+        const closed = new Promise((resolve) => first?.once('close', resolve));
+        first?.end(Buffer.alloc(60_000 - 10, 0x20));
+        await closed;
+        const later = await call('/mutate/pods', { method: 'POST', body: Buffer.alloc(20_000, 0x20) });
+        assert.equal(later.status, 400, 'once the first is answered its bytes are free again');
+        const metrics = await call('/metrics');
+        assert.match(metrics.body, /smk_webhook_admission_requests_total\{outcome="over_budget"\} [1-9]/);
+      } finally {
+        for (const socket of holding) socket.destroy();
+      }
+    });
+  });
+
+  test('reviews in progress are capped too', async () => {
+    await withServer({ maxInFlightReviews: 1 }, async () => {
+      const holding = await stalledPost(server.port, 1_000, 10);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const refused = await call('/mutate/pods', { method: 'POST', body: await review() });
+        assert.deepEqual(
+          [refused.status, refused.body],
+          [429, 'too many admission reviews in progress; retry\n'],
+        );
+      } finally {
+        holding.destroy();
+      }
+    });
+  });
+});
+
 describe('webhook server shutdown', () => {
   test('readiness turns 503 while draining, then the port closes', async () => {
     const draining = await startWebhookServer({

@@ -4,6 +4,11 @@
  * Certificates are re-read when their files change (a rotated Secret mount), bodies are capped,
  * slow or broken clients time out, and malformed input gets a 400 — the process never crashes or
  * hangs on input. No AWS call happens here: the mutation is pure.
+ *
+ * Memory: review bodies are held to a budget (see `AdmissionBudget`), so a flood of the largest
+ * requests the API server can send cannot push the process past its memory limit. Every smk
+ * webhook is failurePolicy Fail, and an OOM-killed webhook would block pod creation for the
+ * whole cluster; a request over budget is answered 429 at once instead, without reading its body.
  */
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -50,8 +55,15 @@ export interface WebhookServerOptions {
   /** 0 picks a free port. */
   readonly port?: number;
   readonly host?: string;
-  /** Largest request body accepted; the API server sends pods well under this. */
+  /**
+   * Largest /mutate/pods body accepted (default: the largest the API server sends, see
+   * `apiServerLimits`); /mutate/secrets takes twice as much (an UPDATE carries object and oldObject).
+   */
   readonly maxBodyBytes?: number;
+  /** Bytes of review bodies held at once, all requests together (default `defaultInFlightBytes`). */
+  readonly maxInFlightBytes?: number;
+  /** Reviews in progress at once (default 32). */
+  readonly maxInFlightReviews?: number;
   /** How often the certificate files are checked for a change. */
   readonly certCheckIntervalMs?: number;
   /** A request (headers and body) must arrive within this time. */
@@ -77,7 +89,65 @@ interface KeyPair {
   readonly key: string;
 }
 
+/**
+ * What the API server can send. It decodes no write body over 3 MiB (MaxRequestBodyBytes: etcd's
+ * 1.5 MiB request limit, doubled for JSON), so a CREATE review carries an object of at most that,
+ * plus the review's own fields; an UPDATE carries the object and the old one.
+ */
+export const apiServerLimits = {
+  maxObjectBytes: 3 * 1024 * 1024,
+  reviewEnvelopeBytes: 64 * 1024,
+} as const;
+const defaultMaxBodyBytes = apiServerLimits.maxObjectBytes + apiServerLimits.reviewEnvelopeBytes;
+
+/**
+ * Review bodies held at once. Parsing and reviewing a body costs several times its size (many
+ * small objects cost most: ~10× for a pod of 60,000 env entries), and the chart gives the webhook
+ * 256Mi of which the idle process uses about half: 8 MiB of bodies stays well inside. It holds
+ * one body of the largest kind (an UPDATE Secret review) at least, so no valid request is refused forever.
+ */
+export const defaultInFlightBytes = 8 * 1024 * 1024;
+
 class RequestTooLarge extends Error {}
+class OverBudget extends Error {}
+
+/**
+ * Bytes of review bodies and reviews in progress, across all requests. A request reserves what it
+ * declares (Content-Length) before a byte is read, or chunk by chunk when it declares nothing,
+ * and gives it back when its answer is sent.
+ */
+class AdmissionBudget {
+  readonly maxBytes: number;
+  readonly maxReviews: number;
+  #bytes = 0;
+  #reviews = 0;
+
+  constructor(maxBytes: number, maxReviews: number) {
+    this.maxBytes = maxBytes;
+    this.maxReviews = maxReviews;
+  }
+
+  /** A review slot, or false when `maxReviews` are in progress. */
+  enter(): boolean {
+    if (this.#reviews >= this.maxReviews) return false;
+    this.#reviews += 1;
+    return true;
+  }
+
+  leave(): void {
+    this.#reviews -= 1;
+  }
+
+  reserve(bytes: number): boolean {
+    if (this.#bytes + bytes > this.maxBytes) return false;
+    this.#bytes += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.#bytes -= bytes;
+  }
+}
 
 /** A review that cannot be answered right now (the write-through cache has not listed yet). */
 interface Unavailable {
@@ -95,27 +165,52 @@ async function readKeyPair(options: WebhookServerOptions): Promise<KeyPair> {
   return { cert, key };
 }
 
-function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(request.headers['content-length'] ?? '0');
-    if (declared > limit) {
+/**
+ * Reads a body of at most `limit` bytes, reserving them in `budget` as it goes (all of a declared
+ * length up front). Stops reading at the first byte too many: RequestTooLarge, or OverBudget when
+ * the budget has no room. `reserved()` says how much to give back once the answer is sent.
+ */
+function readBody(
+  request: IncomingMessage,
+  limit: number,
+  budget: AdmissionBudget,
+): { readonly body: Promise<Buffer>; readonly reserved: () => number } {
+  let reserved = 0;
+  const body = new Promise<Buffer>((resolve, reject) => {
+    const header = request.headers['content-length'];
+    const declared = header === undefined ? undefined : Number(header);
+    if (declared !== undefined && (!Number.isSafeInteger(declared) || declared > limit)) {
       reject(new RequestTooLarge());
       return;
     }
+    if (declared !== undefined) {
+      if (!budget.reserve(declared)) {
+        reject(new OverBudget());
+        return;
+      }
+      reserved = declared;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
+    const stop = (error: Error): void => {
+      request.removeAllListeners('data');
+      request.pause();
+      reject(error);
+    };
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        request.removeAllListeners('data');
-        reject(new RequestTooLarge());
-        return;
+      if (size > limit) return stop(new RequestTooLarge());
+      if (size > reserved) {
+        if (declared !== undefined) return stop(new RequestTooLarge());
+        if (!budget.reserve(size - reserved)) return stop(new OverBudget());
+        reserved = size;
       }
       chunks.push(chunk);
     });
     request.on('end', () => resolve(Buffer.concat(chunks, size)));
     request.on('error', reject);
   });
+  return { body, reserved: () => reserved };
 }
 
 function send(response: ServerResponse, status: number, contentType: string, body: string): void {
@@ -128,9 +223,35 @@ function send(response: ServerResponse, status: number, contentType: string, bod
 
 const notListedYet: Unavailable = { status: 503, message: 'write-through Secrets not listed yet' };
 
+/**
+ * A queue that runs each piece of work (parsing and reviewing one body: up to a few hundred ms
+ * for the largest) after the one before, each in its own turn of the event loop, so health probes
+ * and TLS handshakes are served between two reviews instead of waiting behind all of them.
+ */
+function oneTurnEach(): <T>(work: () => T) => Promise<T> {
+  let last: Promise<unknown> = Promise.resolve();
+  return (work) => {
+    const run = last.then(() => new Promise((resolve) => setImmediate(resolve))).then(work);
+    last = run.catch(() => undefined);
+    return run;
+  };
+}
+
+/** An answer that stops the connection: the rest of the body is never read. */
+function refuse(response: ServerResponse, status: 413 | 429, text: string): void {
+  response.setHeader('connection', 'close');
+  if (status === 429) response.setHeader('retry-after', '1');
+  send(response, status, 'text/plain', text);
+}
+
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const log = options.log;
-  const maxBodyBytes = options.maxBodyBytes ?? 3 * 1024 * 1024;
+  const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
+  const budget = new AdmissionBudget(
+    Math.max(options.maxInFlightBytes ?? defaultInFlightBytes, 2 * maxBodyBytes),
+    options.maxInFlightReviews ?? 32,
+  );
+  const inTurn = oneTurnEach();
   let keyPair = await readKeyPair(options);
   let draining = false;
   let inFlight = 0;
@@ -139,25 +260,50 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   async function admit(
     request: IncomingMessage,
     response: ServerResponse,
+    limit: number,
     review: (body: unknown) => AdmissionResult | Unavailable | Promise<AdmissionResult>,
   ): Promise<void> {
     const started = process.hrtime.bigint();
     let outcome = 'invalid';
+    if (!budget.enter()) {
+      outcome = 'over_budget';
+      refuse(response, 429, 'too many admission reviews in progress; retry\n');
+      requests.inc({ outcome });
+      return;
+    }
+    const reading = readBody(request, limit, budget);
     try {
-      let body: unknown;
+      let text: string;
       try {
-        body = JSON.parse((await readBody(request, maxBodyBytes)).toString('utf8'));
+        text = (await reading.body).toString('utf8');
       } catch (error) {
         if (error instanceof RequestTooLarge) {
           outcome = 'too_large';
-          response.setHeader('connection', 'close');
-          send(response, 413, 'text/plain', `request body larger than ${maxBodyBytes} bytes\n`);
+          refuse(response, 413, `request body larger than ${limit} bytes\n`);
           return;
         }
+        if (error instanceof OverBudget) {
+          outcome = 'over_budget';
+          refuse(response, 429, 'admission review bodies over the memory budget; retry\n');
+          return;
+        }
+        send(response, 400, 'text/plain', 'request body could not be read\n');
+        return;
+      }
+      const reviewed = await inTurn(() => {
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          return undefined;
+        }
+        return { result: review(body) };
+      });
+      if (reviewed === undefined) {
         send(response, 400, 'text/plain', 'request body is not JSON\n');
         return;
       }
-      const result = await review(body);
+      const result = await reviewed.result;
       if (result.status === 503) {
         outcome = 'unavailable';
         send(response, 503, 'text/plain', `${result.message}\n`);
@@ -180,6 +326,11 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       log.error({ err: error instanceof Error ? error.name : 'unknown' }, 'admission review failed');
       if (!response.headersSent) send(response, 500, 'text/plain', 'internal error\n');
     } finally {
+      // The body and all made from it are garbage once the answer is out: its bytes go back then.
+      const reserved = reading.reserved();
+      budget.leave();
+      if (response.writableFinished) budget.release(reserved);
+      else response.once('close', () => budget.release(reserved));
       requests.inc({ outcome });
       latency.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
     }
@@ -194,9 +345,9 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
         return;
       }
       if (path === '/mutate/secrets' && writeThrough)
-        await admit(request, response, writeThrough.reviewSecret);
+        await admit(request, response, 2 * maxBodyBytes, writeThrough.reviewSecret);
       else if (writeThrough) {
-        await admit(request, response, (body) =>
+        await admit(request, response, maxBodyBytes, (body) =>
           writeThrough.synced?.() === false && needsWriteThroughLookup(body)
             ? notListedYet
             : withWriteThroughVolumes(
@@ -206,7 +357,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
                 options.injector,
               ),
         );
-      } else await admit(request, response, (body) => reviewAdmission(body, options.injector));
+      } else await admit(request, response, maxBodyBytes, (body) => reviewAdmission(body, options.injector));
       return;
     }
     if (request.method !== 'GET') {

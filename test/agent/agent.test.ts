@@ -144,6 +144,29 @@ describe('smk agent', () => {
     await assert.rejects(readdir(dir), { code: 'ENOENT' });
   });
 
+  test('init runs a JMESPath expression only when the injector allowed them (SMK_JMESPATH_EXPRESSIONS)', async () => {
+    const withExpression = JSON.stringify([
+      {
+        objectName: `${prefix}/db`,
+        objectType: 'secretsmanager',
+        jmesPath: [{ path: "join('@', [username, 'db'])", objectAlias: 'login' }],
+      },
+    ]);
+    const refusedDir = join(work, 'expression-refused');
+    const refused = startAgent('init', envFor(refusedDir, { SMK_OBJECTS: withExpression }));
+    assert.equal(await refused.exit(), 1);
+    assert.match(refused.stderr(), /jmesPath\[0\]\.path is not a plain field path/);
+    await assert.rejects(readdir(refusedDir), { code: 'ENOENT' });
+
+    const dir = join(work, 'expression-allowed');
+    const allowed = startAgent(
+      'init',
+      envFor(dir, { SMK_OBJECTS: withExpression, SMK_JMESPATH_EXPRESSIONS: 'allowed' }),
+    );
+    assert.equal(await allowed.exit(), 0, allowed.stderr());
+    assert.equal(await readFile(join(dir, 'login'), 'utf8'), 'app@db');
+  });
+
   test('init without its env contract exits non-zero with the variable named', async () => {
     const agent = startAgent('init', { SMK_OBJECTS: objects, SMK_DIR: 'relative/dir' });
     assert.equal(await agent.exit(), 1);

@@ -21,6 +21,7 @@ test('AssumeRoleWithWebIdentity with our token: one unsigned STS call, then call
   const identity: Identity = {
     kind: 'webIdentity',
     roleArn,
+    subject: 'team-a/app',
     sessionName: 'smk-team-a-app',
     token: async () => {
       tokens += 1;
@@ -52,9 +53,13 @@ test('a refused web identity and a failing token become sentinel errors without 
   proxy.addFault({ fault: { kind: 'deny' }, api: 'AssumeRoleWithWebIdentity' });
   const refused = expectError(
     (
-      await reader({ kind: 'webIdentity', roleArn, sessionName: 'refused', token: async () => token }).read([
-        sm(name),
-      ])
+      await reader({
+        kind: 'webIdentity',
+        roleArn,
+        subject: 'ns/refused',
+        sessionName: 'refused',
+        token: async () => token,
+      }).read([sm(name)])
     )[0],
   ).error;
   assert.ok(refused instanceof AccessDeniedError, refused.name);
@@ -65,6 +70,7 @@ test('a refused web identity and a failing token become sentinel errors without 
       await reader({
         kind: 'webIdentity',
         roleArn,
+        subject: 'ns/broken',
         sessionName: 'broken',
         token: () => Promise.reject(new Error(`cannot read ${token}`)),
       }).read([sm(name)])

@@ -3,7 +3,18 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -68,7 +79,7 @@ describe('smk fetch', () => {
     // The whole-value file is named after the ARN, with '/' translated to '_' (ASCP's default).
     assert.equal(await readFile(join(dir, dbArn.replaceAll('/', '_')), 'utf8'), dbValue);
     assert.equal((await stat(join(dir, 'dbpassword'))).mode & 0o777, 0o600);
-    assert.equal((await stat(join(dir, 'foobar'))).mode & 0o777, 0o644);
+    assert.equal((await stat(join(dir, 'foobar'))).mode & 0o777, 0o600, 'owner-only unless asked otherwise');
     assert.ok((await lstat(join(dir, 'foobar'))).isSymbolicLink(), 'visible names point into ..data');
     assert.ok(!result.stderr.includes(apiKey) && !result.stderr.includes('pw-'), 'no value in the output');
     assert.match(result.stderr, /4 file\(s\)/);
@@ -76,6 +87,57 @@ describe('smk fetch', () => {
     const again = await smk(['fetch', '--objects', spec, '--dir', dir]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /unchanged/);
+  });
+
+  test('--file-mode sets the mode of files whose object names none; a bad one is refused by name', async () => {
+    const spec = JSON.stringify([
+      { objectName: `${prefix}-api`, objectType: 'secretsmanager', objectAlias: 'shared' },
+      {
+        objectName: `${prefix}-api`,
+        objectType: 'secretsmanager',
+        objectAlias: 'own',
+        filePermission: '0400',
+      },
+    ]);
+    const dir = join(work, 'modes');
+    const result = await smk(['fetch', '--objects', '-', '--dir', dir, '--file-mode', '0644'], {
+      input: spec,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((await stat(join(dir, 'shared'))).mode & 0o777, 0o644);
+    assert.equal((await stat(join(dir, 'own'))).mode & 0o777, 0o400, "the object's own mode wins");
+    const bad = await smk(['fetch', '--objects', '-', '--dir', dir, '--file-mode', 'rw-r--r--'], {
+      input: spec,
+    });
+    assert.equal(bad.code, 2, 'a bad flag value is a usage error');
+    assert.match(bad.stderr, /--file-mode must be octal permission bits like 0600 or 0640, got "rw-r--r--"/);
+  });
+
+  test('a ..data link planted to point out of --dir: refused by name, exit 1, nothing outside touched', async () => {
+    // Issue 14 finding 9 as found: `out/..data -> ../home`, then `smk fetch --dir out` returned 0
+    // and deleted home/ (the old version's cleanup followed the link).
+    const base = await mkdtemp(join(work, 'planted-'));
+    const home = join(base, 'home');
+    await mkdir(join(home, 'user'), { recursive: true });
+    await writeFile(join(home, 'user', 'notes.txt'), 'not yours to delete');
+    const out = join(base, 'out');
+    await mkdir(out);
+    await symlink('../home', join(out, '..data'));
+    const spec = JSON.stringify([{ objectName: `${prefix}-api`, objectType: 'secretsmanager' }]);
+    const result = await smk(['fetch', '--objects', '-', '--dir', out], { input: spec });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(`${out}/..data points to "../home", not to a version directory smk makes; refusing`),
+    );
+    assert.equal(await readFile(join(home, 'user', 'notes.txt'), 'utf8'), 'not yours to delete');
+    assert.deepEqual(await readdir(out), ['..data'], 'no secret written next to the planted link');
+    assert.equal(
+      await readlink(join(out, '..data')),
+      '../home',
+      'the planted link itself left for its owner',
+    );
+    assert.ok(!result.stderr.includes(apiKey));
   });
 
   test('reads the spec from stdin and from SMK_OBJECTS', async () => {
@@ -115,11 +177,11 @@ describe('smk fetch', () => {
     assert.match(result.stderr, /objects\[0\] \(x\).*filePermission/);
 
     const noDir = await smk(['fetch', '--objects', '-'], { input: badMode });
-    assert.equal(noDir.code, 1);
+    assert.equal(noDir.code, 2, 'a missing flag is a usage error');
     assert.match(noDir.stderr, /--dir is required/);
 
     const unknown = await smk(['fetch', '--bogus']);
-    assert.equal(unknown.code, 1);
+    assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /bogus/);
   });
 });

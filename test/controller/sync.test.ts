@@ -505,6 +505,7 @@ describe('per-namespace identity', () => {
     const identityB = {
       kind: 'webIdentity' as const,
       roleArn: roleArn('tenant-b-role'),
+      subject: `${nsB}/app`,
       sessionName: sessionNameFor(nsB, 'app'),
       token: () => bed.serviceAccountToken(nsB, 'app', 'sts.amazonaws.com'),
     };

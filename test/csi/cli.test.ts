@@ -71,10 +71,10 @@ describe('smk csi-provider (process)', () => {
 
   it('refuses an unknown flag and a bad duration with a clear message', async () => {
     const unknown = smk(['csi-provider', '--provider-volumes', '/tmp/x']);
-    assert.equal(await exitCode(unknown), 1);
-    assert.match(unknown.output(), /command line: Unknown option '--provider-volumes'/);
+    assert.equal(await exitCode(unknown), 2);
+    assert.match(unknown.output(), /smk csi-provider: unknown flag --provider-volumes/);
     const duration = smk(['csi-provider', '--authorization-window', 'soon']);
-    assert.equal(await exitCode(duration), 1);
+    assert.equal(await exitCode(duration), 2);
     assert.match(duration.output(), /--authorization-window: expected a duration like 500ms, 30s or 5m/);
   });
 

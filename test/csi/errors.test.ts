@@ -171,11 +171,11 @@ describe('csi provider: refusals', () => {
         [/objects\[0\] \(db\): jmesPath\[0\]\.objectAlias is required/],
       ],
       [
-        'a jmesPath that is not an expression',
+        'a jmesPath that is not a plain field path',
         {
           objects: '- {objectName: db, objectType: secretsmanager, jmesPath: [{path: "a[", objectAlias: x}]}',
         },
-        [/objects\[0\] \(db\): jmesPath\[0\]\.path is not a valid JMESPath expression/],
+        [/objects\[0\] \(db\): jmesPath\[0\]\.path is not a plain field path/],
       ],
       [
         'a failoverObject without objectAlias',
@@ -381,7 +381,10 @@ describe('csi provider: refusals', () => {
 
     it('refuses a jmesPath that selects a number, with the to_string hint', async () => {
       const objects = `- {objectName: ${secret}, objectType: secretsmanager, jmesPath: [{path: port, objectAlias: p}]}`;
-      await refused(world.request(pod, { objects }), invalid(/to_string\(port\)/));
+      await refused(
+        world.request(pod, { objects }),
+        invalid(/jmesPath\[0\] \(port\) selects a number; expected a string .*to_string/),
+      );
     });
 
     it('refuses a jmesPath on a value that is not JSON, without quoting it', async () => {

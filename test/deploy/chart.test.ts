@@ -395,6 +395,37 @@ describe('Helm chart deploy/helm/smk', () => {
     assert.equal(writeThrough?.failurePolicy, 'Fail');
   });
 
+  test('jmesPathExpressions: off by default; true gives every role that reads specs the same flag', async () => {
+    const roles = (objects: readonly RenderedObject[]): Record<string, boolean> =>
+      Object.fromEntries(
+        workloads(objects).map((object) => [
+          `${object.kind}/${object.metadata.name}`,
+          (podTemplate(object).spec.containers[0]?.args ?? []).includes('--allow-jmespath-expressions'),
+        ]),
+      );
+    const setJson = { 'csiProvider.enabled': true };
+    const off = await renderChart({ release: 'smk', namespace: 'smk', setJson });
+    assert.deepEqual(roles(off.objects), {
+      'DaemonSet/smk-csi-provider': false,
+      'Deployment/smk-controller': false,
+      'Deployment/smk-webhook': false,
+    });
+    const on = await renderChart({
+      release: 'smk',
+      namespace: 'smk',
+      setJson: { ...setJson, jmesPathExpressions: true },
+    });
+    assert.deepEqual(roles(on.objects), {
+      'DaemonSet/smk-csi-provider': true,
+      'Deployment/smk-controller': true,
+      'Deployment/smk-webhook': true,
+    });
+    await assert.rejects(
+      renderChart({ release: 'smk', namespace: 'smk', setJson: { jmesPathExpressions: 'yes' } }),
+      /jmesPathExpressions/,
+    );
+  });
+
   test('helm lint --strict passes for the default and the all-on values', async () => {
     const binary = await helm();
     for (const values of [[], ['--values', `${fixtures}values-all-on.yaml`]]) {

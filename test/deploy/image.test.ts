@@ -349,4 +349,39 @@ describe('the smk image (npm run image) matches the Dockerfile and runs from its
       await bed.stop();
     }
   });
+
+  test('with --allow-jmespath-expressions, the bundle runs an expression in its worker thread', async () => {
+    const moto = connectMoto();
+    const id = Math.random().toString(36).slice(2, 8);
+    const secrets = new SecretsManagerClient({
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    await secrets.send(
+      new CreateSecretCommand({ Name: `image/${id}/db`, SecretString: JSON.stringify({ port: 5432 }) }),
+    );
+    secrets.destroy();
+    await writeFile(
+      join(tmp, `expression-${id}.yaml`),
+      `- objectName: image/${id}/db\n  objectType: secretsmanager\n  objectAlias: db\n  jmesPath:\n    - {path: to_string(port), objectAlias: port}\n`,
+    );
+    await runImage(
+      [
+        'fetch',
+        '--allow-jmespath-expressions',
+        '--objects',
+        `/tmp/expression-${id}.yaml`,
+        '--dir',
+        `/tmp/expression-${id}`,
+      ],
+      {
+        AWS_ENDPOINT_URL: moto.endpoint,
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'testing',
+        AWS_SECRET_ACCESS_KEY: 'testing',
+      },
+    );
+    assert.equal(await readFile(join(tmp, `expression-${id}`, 'port'), 'utf8'), '5432');
+  });
 });

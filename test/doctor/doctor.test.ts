@@ -6,10 +6,14 @@
  * socket and a dead one, an unreachable cluster and a user who may not read CRDs.
  * The webhook configurations made here select no object (a label nothing carries), so the API
  * server never calls them for other tests' pods.
+ * And the doctor in the cluster, as docs/troubleshooting.md tells it: in-cluster configuration (the
+ * ServiceAccount token mounted where a pod has it, in a private mount namespace of the process) as
+ * the chart's controller ServiceAccount with the chart's RBAC and admission policies, then with the
+ * doc's extra reads.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,8 +25,10 @@ import {
   AdmissionregistrationV1Api,
   CoreV1Api,
   DiscoveryV1Api,
+  KubernetesObjectApi,
   type V1MutatingWebhookConfiguration,
 } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import type { CheckResult } from '../../src/cli/doctor/checks.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { type CsiProvider, startCsiProvider } from '../../src/csi/provider.ts';
@@ -31,6 +37,7 @@ import {
   createCertificateAuthority,
   issueServingCertificate,
 } from '../../src/kube/pki.ts';
+import { controllerAccess, helm, type RenderedObject, renderChart, serverSideApply } from '../deploy/helm.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { runCommand } from '../harness/run.ts';
 import { installCrds } from '../rotation/harness.ts';
@@ -375,7 +382,167 @@ describe('smk doctor', () => {
     const result = await runCommand(process.execPath, [cli, 'doctor', '--service-account=just-a-name'], {
       env: { ...process.env, KUBECONFIG: bed.kubeConfigPath },
     });
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2);
     assert.match(result.stderr, /--service-account: expected NAMESPACE\/NAME/);
+  });
+});
+
+describe("smk doctor in the cluster (docs/troubleshooting.md), as the chart's controller ServiceAccount", () => {
+  const release = `doc-${id}`;
+  const clusterObjects: RenderedObject[] = [];
+  let smkNamespace: string;
+  let account: string;
+  let mountDir: string;
+
+  before(
+    async () => {
+      await helm();
+      smkNamespace = await bed.newNamespace('doctor-smk');
+      const { objects } = await renderChart({
+        release,
+        namespace: smkNamespace,
+        setJson: { 'webhook.enabled': false },
+      });
+      // Its RBAC, and the admission policies that hold its TokenRequests to the AWS audiences (they
+      // match this release's controller alone, so other tests on the bed are not affected).
+      const policies = objects.filter(
+        (object) =>
+          object.kind.startsWith('ValidatingAdmissionPolicy') &&
+          (object.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'] ===
+            'controller',
+      );
+      assert.ok(policies.length > 0, 'the chart renders the controller admission policies');
+      for (const object of [...controllerAccess(objects), ...policies]) {
+        await serverSideApply(bed.kubeConfig, object, { dryRun: false, fieldManager: 'helm' });
+        if (!object.metadata.namespace) clusterObjects.push(object);
+      }
+      const serviceAccount = controllerAccess(objects).find((object) => object.kind === 'ServiceAccount');
+      assert.ok(serviceAccount, 'the chart renders the controller ServiceAccount');
+      account = serviceAccount.metadata.name;
+      // What the kubelet mounts into the controller's pod.
+      mountDir = join(work, 'serviceaccount');
+      await mkdir(mountDir);
+      await writeFile(join(mountDir, 'token'), await bed.serviceAccountToken(smkNamespace, account));
+      await writeFile(join(mountDir, 'ca.crt'), bed.caPem);
+      await writeFile(join(mountDir, 'namespace'), smkNamespace);
+    },
+    { timeout: 15 * 60_000 },
+  );
+
+  after(async () => {
+    const client = KubernetesObjectApi.makeApiClient(bed.kubeConfig);
+    for (const object of clusterObjects) await client.delete(object).catch(() => undefined);
+  });
+
+  /**
+   * The doctor as `kubectl exec deploy/smk-controller -- smk doctor` runs it: no KUBECONFIG, no
+   * ~/.kube/config, the token at /var/run/secrets/kubernetes.io/serviceaccount and the API server in
+   * KUBERNETES_SERVICE_HOST/PORT. The mount is private to this process (unshare), not the machine's.
+   */
+  async function doctorInCluster(args: readonly string[]): Promise<{ code: number; results: CheckResult[] }> {
+    const home = await mkdtemp(join(work, 'home-'));
+    const { KUBECONFIG: _notInAPod, ...env } = process.env;
+    const inPod =
+      'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io/serviceaccount' +
+      ' && mount --bind "$1" /run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"';
+    const result = await runCommand(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        inPod,
+        'sh',
+        mountDir,
+        process.execPath,
+        cli,
+        'doctor',
+        '--json',
+        '--timeout=8s',
+        ...args,
+      ],
+      {
+        env: {
+          ...env,
+          HOME: home,
+          KUBERNETES_SERVICE_HOST: '127.0.0.1',
+          KUBERNETES_SERVICE_PORT: new URL(bed.serverUrl).port,
+        },
+      },
+    );
+    try {
+      return { code: result.code, results: JSON.parse(result.stdout) as CheckResult[] };
+    } catch {
+      return assert.fail(
+        `smk doctor printed no JSON (exit ${result.code}): ${result.stdout}\n${result.stderr}`,
+      );
+    }
+  }
+
+  const everything = (): string[] => [
+    `--webhook-config=doctor-svc-${id}`,
+    `--service-account=${namespace}/web`,
+    `--secret=doctor/${id}/db`,
+    '--region=us-east-1',
+    `--queue-url=${queueUrl}`,
+  ];
+
+  it("with the chart's RBAC: identity, role, secret, TLS Secret and queue are checked; the rest is forbidden and says where the reads are", async () => {
+    const { code, results } = await doctorInCluster(everything());
+    assert.equal(code, 1);
+    const cluster = check(results, 'cluster reachable');
+    assert.equal(cluster.status, 'pass', cluster.detail);
+    assert.match(cluster.detail, new RegExp(`as system:serviceaccount:${smkNamespace}:${account}$`));
+    for (const name of [
+      'ServiceAccount IAM role',
+      'role can describe the secret',
+      'rotation queue reachable',
+    ]) {
+      assert.equal(check(results, name).status, 'pass', `${name}: ${check(results, name).detail}`);
+    }
+    for (const name of ['CRDs installed', 'webhook configuration present']) {
+      const forbidden = check(results, name);
+      assert.equal(forbidden.status, 'fail', name);
+      assert.match(forbidden.detail, /forbidden \(HTTP 403\)/);
+      assert.match(forbidden.hint ?? '', /docs\/troubleshooting\.md: the doctor in the cluster/);
+    }
+  });
+
+  it('with the read-only ClusterRole of docs/troubleshooting.md bound to it: every check passes', async () => {
+    const doc = await readFile(new URL('../../docs/troubleshooting.md', import.meta.url), 'utf8');
+    const block =
+      /<!-- test\/doctor\/doctor\.test\.ts applies this block[^>]*-->\n```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(block, "docs/troubleshooting.md has the doctor's RBAC block");
+    const documents = parseAllDocuments(block).map((document) => document.toJS() as RenderedObject);
+    assert.deepEqual(
+      documents.map((object) => object.kind),
+      ['ClusterRole', 'ClusterRoleBinding'],
+    );
+    const [role, binding] = documents as [
+      RenderedObject,
+      RenderedObject & { roleRef: { name: string }; subjects: { name: string; namespace: string }[] },
+    ];
+    // The doc's names are a release called smk in smk-system; here they are this test's.
+    role.metadata.name = `smk-doctor-${id}`;
+    binding.metadata.name = `smk-doctor-${id}`;
+    binding.roleRef.name = role.metadata.name;
+    assert.equal(binding.subjects.length, 1);
+    binding.subjects[0] = { ...binding.subjects[0], name: account, namespace: smkNamespace } as {
+      name: string;
+      namespace: string;
+    };
+    for (const object of [role, binding]) {
+      await serverSideApply(bed.kubeConfig, object, { dryRun: false });
+      clusterObjects.push(object);
+    }
+    const { code, results } = await doctorInCluster(everything());
+    for (const result of results) {
+      if (result.name === 'CSI provider socket answers Version') assert.equal(result.status, 'skip');
+      else assert.equal(result.status, 'pass', `${result.name}: ${result.detail}`);
+    }
+    assert.equal(code, 0);
   });
 });

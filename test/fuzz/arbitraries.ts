@@ -104,7 +104,7 @@ export const validObjectArb: fc.Arbitrary<Record<string, unknown>> = fc
     jmesPath: maybe(
       fc.array(
         fc.record({
-          path: fc.constantFrom('username', 'password', 'a.b', 'items[0]', 'to_string(port)', 'host'),
+          path: fc.constantFrom('username', 'password', 'a.b', 'items[0]', '"db-user"', 'host'),
           objectAlias: safeNameArb,
         }),
         { maxLength: 3 },

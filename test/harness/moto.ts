@@ -49,6 +49,8 @@ export interface StartMotoOptions {
   readonly python?: string;
   /** How long to wait for the server to answer (default 60 s: the first start compiles a lot). */
   readonly readyTimeoutMs?: number;
+  /** The address to listen on (default 127.0.0.1; the node bed's bridge gateway, for pods to reach it). */
+  readonly host?: string;
 }
 
 const maxLogBytes = 256 * 1024;
@@ -76,8 +78,9 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export async function startMoto(options: StartMotoOptions = {}): Promise<MotoServer> {
   const python = options.python ?? motoPython();
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const host = options.host ?? '127.0.0.1';
   const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `http://${host}:${port}`;
   let log = '';
   const append = (chunk: Buffer): void => {
     log += chunk.toString('utf8');
@@ -85,7 +88,7 @@ export async function startMoto(options: StartMotoOptions = {}): Promise<MotoSer
   };
   // moto's recorder writes `moto_recording` into its working directory: keep that out of the repo.
   const workDir = await mkdtemp(join(tmpdir(), 'smk-moto-'));
-  const child: ChildProcess = spawn(python, ['-c', motoBootstrap, '-H', '127.0.0.1', '-p', String(port)], {
+  const child: ChildProcess = spawn(python, ['-c', motoBootstrap, '-H', host, '-p', String(port)], {
     cwd: workDir,
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, PYTHONUNBUFFERED: '1' },

@@ -14,6 +14,11 @@ export interface World {
   readonly auditLogPath: string;
   /** The last lines of every server's log (the bed's processes and moto), for failure reports. */
   logs(): string;
+  /**
+   * Copies more output for the leak scan into its capture dir (the node world: smk's container logs
+   * on the node). Called once the tests are done, before the scan; says what it added.
+   */
+  collectForLeakScan?(captureDir: string): Promise<string>;
   stop(): Promise<void>;
 }
 

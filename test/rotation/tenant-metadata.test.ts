@@ -118,6 +118,7 @@ describe('rotation shows a namespace only what its own identities may describe',
       const refused = await stack.clients.credentials({
         kind: 'webIdentity',
         roleArn: roleArn('tenant-refused'),
+        subject: `${ns}/app`,
         sessionName: sessionNameFor(ns, 'app'),
         token: () => bed.serviceAccountToken(ns, 'app', 'sts.amazonaws.com'),
       })();

@@ -4,6 +4,7 @@
 #   usage: test/testbed/build.sh            -> prints the bin directory on its last line
 # Env: SMK_K8S_VERSION (default below), SMK_ETCD_VERSION, SMK_TESTBED_CACHE, SMK_GO_BUILD_PARALLEL.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/kubernetes-module.sh"
 
 k8s_version="${SMK_K8S_VERSION:-v1.35.4}"
 etcd_version="${SMK_ETCD_VERSION:-v3.6.16}"
@@ -48,55 +49,16 @@ heartbeat() { while sleep 30; do log "still building ($1)…"; done; }
 
 build_kubernetes() {
   local dir="$work/kubernetes-$k8s_version"
-  mkdir -p "$dir"
-  cd "$dir"
   log "resolving k8s.io/kubernetes@$k8s_version"
-  local gomod
-  gomod=$(go mod download -json "k8s.io/kubernetes@$k8s_version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
-  [ -n "$gomod" ] || { log "FATAL: could not download k8s.io/kubernetes@$k8s_version"; exit 1; }
-  local go_directive staging_version
-  go_directive=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod" | head -1)
-  # k8s.io/kubernetes requires its staging modules at v0.0.0 and points them at ./staging with
-  # replace lines that only apply inside its own repo. v1.X.Y pairs with staging v0.X.Y.
-  staging_version="v0.${k8s_version#v1.}"
-  {
-    echo "module smk.dev/testbed/kubernetes"
-    echo
-    echo "go $go_directive"
-    echo
-    echo "require k8s.io/kubernetes $k8s_version"
-    echo
-    echo "replace ("
-    sed -n 's/^[[:space:]]*\(k8s\.io\/[a-z0-9.\/-]*\) v0\.0\.0$/\1/p' "$gomod" | sort -u | while read -r module; do
-      echo "	$module => $module $staging_version"
-    done
-    echo ")"
-  } > go.mod
+  write_kubernetes_module "$dir" "$k8s_version" \
+    k8s.io/kubernetes/cmd/kube-apiserver/app k8s.io/kubernetes/cmd/kube-controller-manager/app
+  cd "$dir"
   log "go.mod has $(grep -c '=>' go.mod) replace lines derived from k8s.io/kubernetes' go.mod"
-  cat > tools.go <<'GO'
-//go:build tools
-
-// Pins the commands' packages so `go mod tidy` records every dependency they need.
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
-)
-GO
   log "go mod tidy (downloads modules on the first run)"
   go mod tidy
-  local minor="${k8s_version#v1.}"; minor="${minor%%.*}"
-  local ldflags="-s -w"
-  ldflags+=" -X k8s.io/component-base/version.gitVersion=$k8s_version"
-  ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
-  ldflags+=" -X k8s.io/component-base/version.gitMinor=$minor"
-  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
-  ldflags+=" -X k8s.io/component-base/version.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version"
   log "compiling kube-apiserver and kube-controller-manager (-p $parallel; 10-30 minutes on 2 cores the first time)"
   heartbeat kubernetes & local hb=$!
-  go build -p "$parallel" -trimpath -ldflags "$ldflags" -o "$bin_dir/" \
+  go build -p "$parallel" -trimpath -ldflags "$(kubernetes_ldflags "$k8s_version")" -o "$bin_dir/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
   kill "$hb" 2>/dev/null || true
 }

@@ -4,8 +4,17 @@
  * (progress goes to stderr), e.g. for a script:
  *   npm run -s testbed > world.env &   until grep -q SMK_TEST_BED world.env; do sleep 1; done; . ./world.env
  * It stays up until Ctrl-C / SIGTERM, then stops what it started and removes its temp dir.
+ *
+ * `npm run testbed -- --node`: the same with a real node where pods run (root; test/testbed/node),
+ * plus `export SMK_NODE_BED=…` and `export SMK_NODE_HELM_ARGS="--set …"`, so that
+ *   helm upgrade --install smk deploy/helm/smk -n smk-system --create-namespace $SMK_NODE_HELM_ARGS
+ * installs smk as on a cluster. The first time, build the node first: bash test/testbed/node/build.sh.
  */
+import { parseArgs } from 'node:util';
+import { startNodeWorld } from '../harness/node-world.ts';
 import { startWorld, type World } from '../harness/world.ts';
+
+const { values } = parseArgs({ options: { node: { type: 'boolean', default: false } } });
 
 function shellQuote(value: string): string {
   return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
@@ -13,7 +22,7 @@ function shellQuote(value: string): string {
 
 let world: World;
 try {
-  world = await startWorld();
+  world = values.node ? await startNodeWorld() : await startWorld();
 } catch (error) {
   process.stderr.write(
     `[testbed] could not start: ${error instanceof Error ? error.message : String(error)}\n`,

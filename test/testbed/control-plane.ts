@@ -1,6 +1,7 @@
 /**
- * Command lines of the bed's etcd, kube-apiserver and kube-controller-manager. Pure: paths and
- * ports in, argv out, so what a real cluster would run is readable in one place.
+ * Command lines of the bed's etcd, kube-apiserver, kube-controller-manager (and, for the node bed,
+ * kube-scheduler). Pure: paths and ports in, argv out, so what a real cluster would run is readable
+ * in one place.
  */
 
 export interface ControlPlaneLayout {
@@ -17,6 +18,19 @@ export interface ControlPlaneLayout {
   /** With both set, the API server writes an audit log (what the leak scan reads). */
   readonly auditPolicyPath?: string;
   readonly auditLogPath?: string;
+  /** Set for the node bed (test/testbed/node): a control plane that kubelets and pods reach. */
+  readonly node?: NodeControlPlaneLayout;
+}
+
+export interface NodeControlPlaneLayout {
+  /** Where the API server listens and what it advertises: the node's bridge gateway, which pods reach. */
+  readonly address: string;
+  /** The API server's client certificate towards kubelets (logs, exec). */
+  readonly kubeletClientCertPath: string;
+  readonly kubeletClientKeyPath: string;
+  /** The CA that signs kubelet client certificates asked for by CSRs. */
+  readonly caKeyPath: string;
+  readonly schedulerKubeConfigPath: string;
 }
 
 /** Where the bed keeps its audit policy and log, under its temp dir. */
@@ -62,7 +76,7 @@ export const admissionPlugins = [
 ];
 
 /** What smk's roles need from a controller manager; there is no kubelet, so Pods stay Pending. */
-export const controllers = [
+export const plainBedControllers = [
   'deployment-controller',
   'replicaset-controller',
   'serviceaccount-controller',
@@ -92,9 +106,11 @@ export function etcdArgs(layout: ControlPlaneLayout): string[] {
 }
 
 export function kubeApiserverArgs(layout: ControlPlaneLayout): string[] {
+  const { node } = layout;
+  const address = node?.address ?? '127.0.0.1';
   return [
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${address}`,
+    `--advertise-address=${address}`,
     `--secure-port=${layout.apiserverPort}`,
     `--tls-cert-file=${layout.servingCertPath}`,
     `--tls-private-key-file=${layout.servingKeyPath}`,
@@ -107,8 +123,17 @@ export function kubeApiserverArgs(layout: ControlPlaneLayout): string[] {
     '--authorization-mode=Node,RBAC',
     `--enable-admission-plugins=${admissionPlugins.join(',')}`,
     '--allow-privileged=true',
-    // The `kubernetes` Service would point at 127.0.0.1, which Endpoints validation refuses.
-    '--endpoint-reconciler-type=none',
+    ...(node
+      ? [
+          // The `kubernetes` Service points at the advertised address, which pods reach through kube-proxy.
+          `--kubelet-client-certificate=${node.kubeletClientCertPath}`,
+          `--kubelet-client-key=${node.kubeletClientKeyPath}`,
+          '--kubelet-preferred-address-types=InternalIP',
+          // Webhook Services resolve to their pods' IPs, as on clusters whose control plane is on the pod network.
+          '--enable-aggregator-routing=true',
+        ]
+      : // The `kubernetes` Service would point at 127.0.0.1, which Endpoints validation refuses.
+        ['--endpoint-reconciler-type=none']),
     ...(layout.auditPolicyPath && layout.auditLogPath
       ? [
           `--audit-policy-file=${layout.auditPolicyPath}`,
@@ -121,9 +146,14 @@ export function kubeApiserverArgs(layout: ControlPlaneLayout): string[] {
 }
 
 export function kubeControllerManagerArgs(layout: ControlPlaneLayout): string[] {
+  const { node } = layout;
   return [
     `--kubeconfig=${layout.controllerManagerKubeConfigPath}`,
-    `--controllers=${controllers.join(',')}`,
+    // A node needs them all (node lifecycle, DaemonSets, endpoints, garbage collection of pods…).
+    `--controllers=${node ? '*' : plainBedControllers.join(',')}`,
+    ...(node
+      ? [`--cluster-signing-cert-file=${layout.caCertPath}`, `--cluster-signing-key-file=${node.caKeyPath}`]
+      : []),
     // As kubeadm does: each controller acts as its own ServiceAccount, so RBAC is exercised as in production.
     '--use-service-account-credentials=true',
     `--service-account-private-key-file=${layout.serviceAccountKeyPath}`,
@@ -132,4 +162,8 @@ export function kubeControllerManagerArgs(layout: ControlPlaneLayout): string[] 
     '--leader-elect=false',
     '--secure-port=0',
   ];
+}
+
+export function kubeSchedulerArgs(node: NodeControlPlaneLayout): string[] {
+  return [`--kubeconfig=${node.schedulerKubeConfigPath}`, '--leader-elect=false', '--secure-port=0'];
 }

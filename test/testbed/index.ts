@@ -27,6 +27,8 @@ import {
   kubeApiserverArgs,
   kubeControllerManagerArgs,
   kubernetesServiceIp,
+  kubeSchedulerArgs,
+  type NodeControlPlaneLayout,
   serviceAccountIssuer,
 } from './control-plane.ts';
 import { kubeConfigFromText, renderKubeConfig } from './kubeconfig.ts';
@@ -35,9 +37,11 @@ import { freePorts, type ManagedProcess, startProcess, tailFile } from './proces
 export { serviceAccountIssuer };
 
 export interface TestBed {
-  /** https://127.0.0.1:PORT */
+  /** https://127.0.0.1:PORT (a node bed: https://GATEWAY:PORT, where pods reach it too) */
   readonly serverUrl: string;
   readonly caPem: string;
+  /** The bed's CA (certificate and key): the node bed issues its kubelet's and kube-proxy's certificates with it. */
+  readonly ca: CertificateAuthority;
   /** Admin (system:masters) kubeconfig file, for child processes and people. */
   readonly kubeConfigPath: string;
   /** Admin client. */
@@ -46,6 +50,8 @@ export interface TestBed {
   readonly infoPath: string;
   /** The bed's temp dir (data, certificates, logs). */
   readonly dir: string;
+  /** The control plane's processes (those the starting bed owns). */
+  readonly processes: readonly { readonly name: string; readonly pid: number; readonly logPath: string }[];
   /** Creates `<prefix>-<random>` and waits until its `default` ServiceAccount exists (Pods need it). */
   newNamespace(prefix: string): Promise<string>;
   /** A client that authenticates with a client certificate as `user` in `groups`. */
@@ -72,6 +78,11 @@ export interface TestBedOptions {
   readonly binDir?: string;
   /** Limit for the control plane to become ready once the binaries are there. */
   readonly readyTimeoutMs?: number;
+  /**
+   * The control plane of a node bed (test/testbed/node): the API server on `address` (the bridge
+   * gateway pods reach) with kubelet client credentials, every controller, and kube-scheduler.
+   */
+  readonly node?: { readonly address: string; readonly kubeScheduler: string };
 }
 
 const infoSchema = z.object({
@@ -108,7 +119,7 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
   const pkiDir = join(dir, 'pki');
   const logsDir = join(dir, 'logs');
   await Promise.all([mkdir(pkiDir), mkdir(logsDir)]);
-  const layout: ControlPlaneLayout = {
+  let layout: ControlPlaneLayout = {
     dataDir: join(dir, 'etcd'),
     etcdClientPort,
     etcdPeerPort,
@@ -122,7 +133,16 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
     auditPolicyPath: auditPaths(dir).policy,
     auditLogPath: auditPaths(dir).log,
   };
-  const serverUrl = `https://127.0.0.1:${apiserverPort}`;
+  const caKeyPath = join(pkiDir, 'ca.key');
+  const node: NodeControlPlaneLayout | undefined = options.node && {
+    address: options.node.address,
+    kubeletClientCertPath: join(pkiDir, 'apiserver-kubelet-client.crt'),
+    kubeletClientKeyPath: join(pkiDir, 'apiserver-kubelet-client.key'),
+    caKeyPath,
+    schedulerKubeConfigPath: join(dir, 'kube-scheduler.kubeconfig'),
+  };
+  if (node) layout = { ...layout, node };
+  const serverUrl = `https://${node?.address ?? '127.0.0.1'}:${apiserverPort}`;
   const ca = await createCertificateAuthority({ commonName: 'smk-testbed-ca' });
   const [serving, admin, controllerManager, serviceAccountKeys] = await Promise.all([
     issueServingCertificate(ca, {
@@ -134,13 +154,12 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
         'kubernetes.default.svc',
         'kubernetes.default.svc.cluster.local',
       ],
-      ipAddresses: ['127.0.0.1', kubernetesServiceIp],
+      ipAddresses: ['127.0.0.1', kubernetesServiceIp, ...(node ? [node.address] : [])],
     }),
     issueClientCertificate(ca, { user: adminUser, groups: ['system:masters'] }),
     issueClientCertificate(ca, { user: 'system:kube-controller-manager' }),
     generateKeyPair(),
   ]);
-  const caKeyPath = join(pkiDir, 'ca.key');
   const kubeConfigPath = join(dir, 'admin.kubeconfig');
   await Promise.all([
     writeFile(auditPaths(dir).policy, auditPolicy),
@@ -162,6 +181,7 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
         credentials: { name: 'system:kube-controller-manager', ...controllerManager },
       }),
     ),
+    node && writeNodeControlPlaneCredentials(ca, serverUrl, node),
   ]);
 
   const processes: ManagedProcess[] = [];
@@ -196,6 +216,16 @@ export async function startTestBed(options: TestBedOptions = {}): Promise<TestBe
         join(logsDir, 'kube-controller-manager.log'),
       ),
     );
+    if (node && options.node) {
+      processes.push(
+        startProcess(
+          'kube-scheduler',
+          options.node.kubeScheduler,
+          kubeSchedulerArgs(node),
+          join(logsDir, 'kube-scheduler.log'),
+        ),
+      );
+    }
     await untilExit(processes, (signal) =>
       waitForServiceAccount(kubeConfig, 'default', 'default', readyBy, signal),
     );
@@ -317,10 +347,12 @@ function createBed(
   return {
     serverUrl,
     caPem,
+    ca,
     kubeConfigPath: info.kubeConfigPath,
     kubeConfig,
     infoPath,
     dir: info.dir,
+    processes: info.processes,
     async newNamespace(prefix: string): Promise<string> {
       const base = prefix
         .toLowerCase()
@@ -445,6 +477,31 @@ async function httpsGet(url: string, tls: ClientTls): Promise<{ status: number; 
     req.on('error', reject);
     req.end();
   });
+}
+
+/** The API server's client certificate towards kubelets, and kube-scheduler's kubeconfig. */
+async function writeNodeControlPlaneCredentials(
+  ca: CertificateAuthority,
+  serverUrl: string,
+  node: NodeControlPlaneLayout,
+): Promise<void> {
+  const [kubeletClient, scheduler] = await Promise.all([
+    // As kubeadm's apiserver-kubelet-client: the kubelet authorizes it through the API server.
+    issueClientCertificate(ca, { user: 'kube-apiserver-kubelet-client', groups: ['system:masters'] }),
+    issueClientCertificate(ca, { user: 'system:kube-scheduler' }),
+  ]);
+  await Promise.all([
+    writeFile(node.kubeletClientCertPath, kubeletClient.certPem),
+    writeSecretFile(node.kubeletClientKeyPath, kubeletClient.keyPem),
+    writeSecretFile(
+      node.schedulerKubeConfigPath,
+      renderKubeConfig({
+        server: serverUrl,
+        caPem: ca.certPem,
+        credentials: { name: 'system:kube-scheduler', ...scheduler },
+      }),
+    ),
+  ]);
 }
 
 async function writeSecretFile(path: string, text: string): Promise<void> {

@@ -35,12 +35,17 @@ export function startProcess(
   command: string,
   args: readonly string[],
   logPath: string,
+  /** Added to this process's environment. */
+  env?: Readonly<Record<string, string>>,
 ): ManagedProcess {
   installExitHook();
   const fd = openSync(logPath, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(command, args, { stdio: ['ignore', fd, fd] });
+    child = spawn(command, args, {
+      stdio: ['ignore', fd, fd],
+      ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
+    });
   } finally {
     closeSync(fd);
   }

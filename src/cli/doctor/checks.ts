@@ -8,6 +8,7 @@ import { connect as tlsConnect } from 'node:tls';
 import {
   AdmissionregistrationV1Api,
   ApiextensionsV1Api,
+  AuthenticationV1Api,
   CoreV1Api,
   DiscoveryV1Api,
   type V1MutatingWebhook,
@@ -16,10 +17,11 @@ import {
 } from '@kubernetes/client-node';
 import type { AwsClients } from '../../aws/index.ts';
 import { createSecretReader, type Identity, readQueueState, SecretCache } from '../../aws/index.ts';
-import { describeError, isSmkError, NotFoundError } from '../../core/errors.ts';
+import { isSmkError, NotFoundError } from '../../core/errors.ts';
 import { connectProvider } from '../../csi/client.ts';
 import { apiStatus, type KubeConfig } from '../../kube/client.ts';
 import { createServiceAccounts, type ServiceAccountRef } from '../../kube/service-accounts.ts';
+import { describeCliError, systemErrorReason } from '../errors.ts';
 import { verifyServingCertificate } from './certificates.ts';
 
 export type CheckStatus = 'pass' | 'fail' | 'warn' | 'skip';
@@ -46,7 +48,8 @@ export interface DoctorOptions {
 }
 
 export interface DoctorDeps {
-  readonly kubeConfig: KubeConfig;
+  /** The cluster to check, or why there is none to talk to (the cluster checks then fail and skip). */
+  readonly kubeConfig: KubeConfig | { readonly problem: string };
   readonly clients: AwsClients;
   /** Deadline per check (default 10 s). */
   readonly timeoutMs?: number;
@@ -82,26 +85,47 @@ async function withDeadline<T>(what: string, ms: number, work: Promise<T>): Prom
   }
 }
 
+/** The checks that talk to the cluster, once there is one. */
+type ClusterDeps = DoctorDeps & { readonly kubeConfig: KubeConfig };
+
 /** An API failure in a few words, never the server's body (it may echo request content). */
 function apiProblem(error: unknown): string {
   const status = apiStatus(error);
   if (status === 403 || status === 401) return `forbidden (HTTP ${status})`;
   if (status !== undefined) return `HTTP ${status}`;
-  return error instanceof Error && /no answer within/.test(error.message)
-    ? error.message
-    : describeError(error);
+  if (error instanceof Error && /no answer within/.test(error.message)) return error.message;
+  // The server is named beside it; the reason says what happened on the way (refused, unknown host, TLS).
+  return systemErrorReason(error) ?? describeCliError(error);
 }
 
 function forbiddenHint(verb: string): string {
-  return `your credentials may not ${verb}; run doctor as a cluster admin, or grant that read`;
+  return `your credentials may not ${verb}; run doctor as a cluster admin, or grant that read (docs/troubleshooting.md: the doctor in the cluster)`;
 }
 
-async function checkCluster(deps: DoctorDeps, ms: number): Promise<CheckResult> {
+/** Who the API server takes us for (SelfSubjectReview, open to every user), so a 403 below reads in context. */
+async function whoAmI(deps: ClusterDeps, ms: number): Promise<string | undefined> {
+  try {
+    const review = await withDeadline(
+      'SelfSubjectReview',
+      ms,
+      deps.kubeConfig.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+      }),
+    );
+    return review.status?.userInfo?.username;
+  } catch {
+    // Older API servers and some proxies do not serve it; the check stands without it.
+    return undefined;
+  }
+}
+
+async function checkCluster(deps: ClusterDeps, ms: number): Promise<CheckResult> {
   const name = 'cluster reachable';
   const server = deps.kubeConfig.getCurrentCluster()?.server ?? '(no server in the kubeconfig)';
   try {
     const version = await withDeadline(name, ms, deps.kubeConfig.makeApiClient(VersionApi).getCode());
-    return pass(name, `Kubernetes ${version.gitVersion} at ${server}`);
+    const user = await whoAmI(deps, ms);
+    return pass(name, `Kubernetes ${version.gitVersion} at ${server}${user ? `, as ${user}` : ''}`);
   } catch (error) {
     return fail(
       name,
@@ -125,7 +149,7 @@ async function crdEstablished(
   }
 }
 
-async function checkCrds(deps: DoctorDeps, ms: number): Promise<CheckResult[]> {
+async function checkCrds(deps: ClusterDeps, ms: number): Promise<CheckResult[]> {
   const extensions = deps.kubeConfig.makeApiClient(ApiextensionsV1Api);
   const name = 'CRDs installed';
   const results: CheckResult[] = [];
@@ -178,7 +202,7 @@ async function checkCrds(deps: DoctorDeps, ms: number): Promise<CheckResult[]> {
 const smkWebhookName = /\.smk\.dev$/;
 
 async function findWebhookConfiguration(
-  deps: DoctorDeps,
+  deps: ClusterDeps,
   options: DoctorOptions,
   ms: number,
 ): Promise<{ result: CheckResult; configuration?: V1MutatingWebhookConfiguration }> {
@@ -338,7 +362,7 @@ async function checkWebhookUrl(
 }
 
 async function checkWebhookService(
-  deps: DoctorDeps,
+  deps: ClusterDeps,
   options: DoctorOptions,
   webhook: V1MutatingWebhook,
   caPem: string,
@@ -435,7 +459,7 @@ async function checkWebhookService(
   return results;
 }
 
-async function checkWebhook(deps: DoctorDeps, options: DoctorOptions, ms: number): Promise<CheckResult[]> {
+async function checkWebhook(deps: ClusterDeps, options: DoctorOptions, ms: number): Promise<CheckResult[]> {
   const found = await findWebhookConfiguration(deps, options, ms);
   if (!found.configuration) {
     return [
@@ -481,7 +505,7 @@ async function checkWebhook(deps: DoctorDeps, options: DoctorOptions, ms: number
 
 const secretArnRegion = /^arn:[^:]+:secretsmanager:([^:]+):/;
 
-async function checkIdentity(deps: DoctorDeps, options: DoctorOptions, ms: number): Promise<CheckResult[]> {
+async function checkIdentity(deps: ClusterDeps, options: DoctorOptions, ms: number): Promise<CheckResult[]> {
   const roleName = 'ServiceAccount IAM role';
   const readName = 'role can describe the secret';
   const ref = options.serviceAccount;
@@ -500,7 +524,7 @@ async function checkIdentity(deps: DoctorDeps, options: DoctorOptions, ms: numbe
     return [
       fail(
         roleName,
-        error instanceof NotFoundError ? `${account} not found` : describeError(error),
+        error instanceof NotFoundError ? `${account} not found` : describeCliError(error),
         error instanceof NotFoundError
           ? `kubectl -n ${ref.namespace} create serviceaccount ${ref.name}, then annotate it`
           : `kubectl -n ${ref.namespace} annotate serviceaccount ${ref.name} eks.amazonaws.com/role-arn=arn:aws:iam::ACCOUNT:role/ROLE (docs/iam.md); doctor checks IRSA only`,
@@ -524,6 +548,7 @@ async function checkIdentity(deps: DoctorDeps, options: DoctorOptions, ms: numbe
   const identity: Identity = {
     kind: 'webIdentity',
     roleArn,
+    subject: `${ref.namespace}/${ref.name}`,
     sessionName: `smk-doctor.${ref.namespace}.${ref.name}`.replace(/[^\w+=,.@-]/g, '-').slice(0, 64),
     token: async () => (await serviceAccounts.token(ref)).token,
   };
@@ -550,7 +575,7 @@ async function checkIdentity(deps: DoctorDeps, options: DoctorOptions, ms: numbe
         : kind === 'AccessDenied'
           ? `allow secretsmanager:DescribeSecret and secretsmanager:GetSecretValue on this secret in the role's policy, and let the role's trust policy accept system:serviceaccount:${ref.namespace}:${ref.name} from the cluster's OIDC provider (docs/iam.md)`
           : 'STS or Secrets Manager could not be reached: check the region, AWS_ENDPOINT_URL and the network';
-    return [...results, fail(readName, `as ${account} (${roleArn}): ${describeError(error)}`, hint)];
+    return [...results, fail(readName, `as ${account} (${roleArn}): ${describeCliError(error)}`, hint)];
   }
 }
 
@@ -574,7 +599,7 @@ async function checkQueue(deps: DoctorDeps, options: DoctorOptions, ms: number):
     const kind = isSmkError(error) ? error.kind : undefined;
     return fail(
       name,
-      `${options.queueUrl}: ${describeError(error)}`,
+      `${options.queueUrl}: ${describeCliError(error)}`,
       kind === 'NotFound'
         ? 'no such queue: deploy/aws/rotation.yaml creates it; pass its QueueUrl output'
         : kind === 'AccessDenied'
@@ -610,12 +635,21 @@ async function checkCsiSocket(options: DoctorOptions, ms: number): Promise<Check
 export async function runChecks(options: DoctorOptions, deps: DoctorDeps): Promise<CheckResult[]> {
   const ms = deps.timeoutMs ?? 10_000;
   const results: CheckResult[] = [];
-  const cluster = await checkCluster(deps, ms);
+  const { kubeConfig } = deps;
+  const cluster =
+    'problem' in kubeConfig
+      ? fail(
+          'cluster reachable',
+          kubeConfig.problem,
+          'doctor uses KUBECONFIG, else ~/.kube/config, else the pod it runs in',
+        )
+      : await checkCluster({ ...deps, kubeConfig }, ms);
   results.push(cluster);
-  if (cluster.status === 'pass') {
-    results.push(...(await checkCrds(deps, ms)));
-    results.push(...(await checkWebhook(deps, options, ms)));
-    results.push(...(await checkIdentity(deps, options, ms)));
+  if (cluster.status === 'pass' && !('problem' in kubeConfig)) {
+    const clusterDeps = { ...deps, kubeConfig };
+    results.push(...(await checkCrds(clusterDeps, ms)));
+    results.push(...(await checkWebhook(clusterDeps, options, ms)));
+    results.push(...(await checkIdentity(clusterDeps, options, ms)));
   } else {
     for (const name of [
       'CRDs installed',

@@ -109,6 +109,8 @@ export interface RotationControllerOptions {
   readonly queueWaitSeconds?: number;
   /** Watch SecretProviderClasses / mappings: true, false, or 'auto' (when the CRD is served; default). */
   readonly secretProviderClasses?: boolean | 'auto';
+  /** Specs with full JMESPath expressions are read, as the sync controller does (same flag). */
+  readonly allowJmesPathExpressions?: boolean;
   readonly mappings?: boolean | 'auto';
   readonly leaderElection?: RotationLeaderElection;
   readonly onLostLeadership?: () => void;
@@ -311,7 +313,9 @@ export function createRotationController(options: RotationControllerOptions): Ro
     const version = object.metadata?.resourceVersion ?? '';
     const memo = usageMemo.get(key);
     if (memo && memo.version === version) return memo.usage;
-    const usage = sourceUsage(kind, object, options.defaultRegion);
+    const usage = sourceUsage(kind, object, options.defaultRegion, {
+      allowExpressions: options.allowJmesPathExpressions,
+    });
     usageMemo.set(key, { version, usage });
     return usage;
   }

@@ -6,7 +6,7 @@
  */
 import { jmesPathFileName, objectFileName } from '../../core/naming.ts';
 import { planRequests } from '../../core/payloads.ts';
-import { parseMountSpec } from '../../core/spec.ts';
+import { parseMountSpec, type SpecOptions } from '../../core/spec.ts';
 import { type SourceKind, type SyncJob, secretSyncJob, secretSyncKind, spcJob } from '../jobs.ts';
 import type { Watch } from './detector.ts';
 import { currentStageName } from './stages.ts';
@@ -37,11 +37,16 @@ export function sourceUsage(
   kind: SourceKind,
   object: unknown,
   defaultRegion: string | undefined,
+  specOptions: SpecOptions = {},
 ): SourceUsage | undefined {
   let job: SyncJob;
   try {
     job = kind === secretSyncKind ? secretSyncJob(object) : spcJob(object);
-    const spec = parseMountSpec(job.params, `${kind} ${job.source.namespace}/${job.source.name}`);
+    const spec = parseMountSpec(
+      job.params,
+      `${kind} ${job.source.namespace}/${job.source.name}`,
+      specOptions,
+    );
     const planned = planRequests(spec, defaultRegion);
     const uses: SecretUse[] = [];
     for (const { object: spec_object, primary } of planned) {
