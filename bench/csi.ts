@@ -4,7 +4,7 @@
  * bench/tools/build-peers.sh), the same Mount requests against the same moto (through a counting
  * proxy) and the same kube-apiserver (the ServiceAccount's IRSA annotation).
  *
- * Each round starts both providers afresh (their own processes on core 0; this process, the load,
+ * smk runs as shipped (dist/smk.mjs). Each round starts both providers afresh (their own processes on core 0; this process, the load,
  * on core 1), times the first Mount once the socket answers, then re-mounts with the versions the
  * first reply gave back (what the driver does on each rotation poll). Every reply must carry the
  * 9 files with the same contents from both providers. ASCP reads Kubernetes credentials from the
@@ -29,6 +29,7 @@ import { startWorld } from '../test/harness/world.ts';
 import { connectTestBed } from '../test/testbed/index.ts';
 import {
   buildPeers,
+  buildSmk,
   machineLoad,
   onServerCore,
   type PeerFigure,
@@ -46,9 +47,8 @@ const mounts = Number(values.mounts);
 const region = 'us-east-1';
 const objectCount = 5;
 const fileCount = objectCount + 4;
-const root = new URL('..', import.meta.url).pathname;
 
-const peers = await buildPeers();
+const [peers, smkBundle] = await Promise.all([buildPeers(), buildSmk()]);
 process.stderr.write('starting moto and the Kubernetes test bed…\n');
 const world = await startWorld();
 Object.assign(process.env, world.env);
@@ -193,7 +193,7 @@ try {
   const providers = {
     smk: (): Promise<Provider> => {
       const [command, args] = onServerCore(process.execPath, [
-        join(root, 'src/cli/main.ts'),
+        smkBundle,
         'csi-provider',
         '--provider-volume',
         smkVolume,

@@ -38,6 +38,15 @@ export function buildPeers(): Promise<BuiltPeers> {
 }
 
 /**
+ * Bundles smk (scripts/build.ts) and returns dist/smk.mjs: the benchmarks run what the image
+ * ships, not src/ (Node's type stripping alone adds tens of MiB of RSS and a slower start).
+ */
+export async function buildSmk(): Promise<string> {
+  await run(process.execPath, [join(root, 'scripts/build.ts')], { cwd: root });
+  return join(root, 'dist/smk.mjs');
+}
+
+/**
  * The core servers run on and the one the load runs on: on a machine with two or more cores the
  * servers share core 0 (one at a time is under load) and this process, with every load generator
  * it starts, moves to core 1, so a server never competes with its own load.

@@ -1,5 +1,6 @@
 /**
- * `npm run bench:webhook`: the admission webhook (`smk webhook`, its own process, HTTPS) beside the
+ * `npm run bench:webhook`: the admission webhook (`smk webhook` as shipped, dist/smk.mjs, its own
+ * process, HTTPS) beside the
  * seeds' Go injector (aws-secret-sidecar-injector, built from ../shared/third-party by
  * bench/tools/build-peers.sh) answering the same AdmissionReviews: a Deployment's Pod with 1 or 3
  * containers and seed 002's annotations, so every answer carries a patch. Also a bare Node HTTPS
@@ -28,6 +29,7 @@ import { z } from 'zod';
 import { createCertificateAuthority, issueServingCertificate } from '../src/kube/pki.ts';
 import {
   buildPeers,
+  buildSmk,
   cpuSeconds,
   machineLoad,
   onServerCore,
@@ -342,7 +344,7 @@ end
 const work = await mkdtemp(join(tmpdir(), 'smk-bench-webhook-'));
 const children: ChildProcess[] = [];
 try {
-  const peers = await buildPeers();
+  const [peers, smkBundle] = await Promise.all([buildPeers(), buildSmk()]);
   await pinSelfToLoadCore();
   const ca = await createCertificateAuthority({ commonName: 'bench CA', validForDays: 1 });
   const serving = await issueServingCertificate(ca, { commonName: 'bench', ipAddresses: ['127.0.0.1'] });
@@ -369,7 +371,7 @@ try {
   const plainReview = JSON.stringify(fixture);
 
   const smk = await startNodeServer('smk webhook', [
-    'src/cli/main.ts',
+    smkBundle,
     'webhook',
     '--tls-cert',
     certFile,
