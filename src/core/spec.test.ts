@@ -78,11 +78,11 @@ const rejected: readonly Row[] = [
     params: { objects: [sm()], region: 'us-east-1', failoverRegion: 'us-east-1' },
     expected: `${S}: failoverRegion must differ from region (both are us-east-1)`,
   },
-  ...['..', '.', '/', '\0', 'ab'].map(
+  ...['..', '.', '/', '\0', 'ab', 'True', 'true'].map(
     (value): Row => ({
       name: `pathTranslation ${JSON.stringify(value)}`,
       params: { objects: [sm()], pathTranslation: value },
-      expected: `${S}: pathTranslation must be "False", "True" or one character other than ".", "/" and NUL, got ${JSON.stringify(value)}`,
+      expected: `${S}: pathTranslation must be "False" or one character other than ".", "/" and NUL (ASCP refuses "True" too), got ${JSON.stringify(value)}`,
     }),
   ),
   // object shape
@@ -291,6 +291,20 @@ const rejected: readonly Row[] = [
       failoverRegion: 'us-east-2',
     },
     expected: `${S}: objects[0] (db): failoverObject: unknown field "region"; expected only objectName, objectVersion, objectVersionLabel`,
+  },
+  {
+    name: 'ARN region must match region (ASCP: "ARN region must match region")',
+    params: { objects: [{ objectName: primaryArn }], region: 'eu-west-1' },
+    expected: `${S}: objects[0] (${primaryArn}): objectName is an ARN in us-east-1; expected one in region eu-west-1 (ASCP refuses the mismatch too)`,
+  },
+  {
+    name: 'failover object without objectType when not an ARN (ASCP: "Must use objectType when a full ARN is not specified")',
+    params: {
+      objects: [{ objectName: primaryArn, objectAlias: 'db', failoverObject: { objectName: 'db' } }],
+      region: 'us-east-1',
+      failoverRegion: 'us-east-2',
+    },
+    expected: `${S}: objects[0] (${primaryArn}): objectType is required when failoverObject.objectName is not an ARN; expected "secretsmanager" or "ssmparameter"`,
   },
   {
     name: 'ARN object with failoverRegion but no failoverObject',
@@ -547,9 +561,21 @@ describe('parseMountSpec accepts', () => {
     ]);
   });
 
-  test('an ARN region that differs from region (it is read where it lives)', () => {
-    const spec = parseMountSpec({ objects: [{ objectName: primaryArn }], region: 'eu-west-1' }, S);
+  test('an ARN without region set is read where it lives', () => {
+    const spec = parseMountSpec({ objects: [{ objectName: primaryArn }] }, S);
     assert.equal(spec.objects[0]?.arnRegion, 'us-east-1');
+  });
+
+  test('a plain failover name is fine with objectType set', () => {
+    const spec = parseMountSpec(
+      {
+        objects: [{ objectName: primaryArn, objectType: 'secretsmanager', objectAlias: 'db', failoverObject: { objectName: 'db' } }],
+        region: 'us-east-1',
+        failoverRegion: 'us-east-2',
+      },
+      S,
+    );
+    assert.equal(spec.objects[0]?.failoverObject?.objectName, 'db');
   });
 
   test('pathTranslation values', () => {
@@ -558,7 +584,6 @@ describe('parseMountSpec accepts', () => {
       ['', '_'],
       ['False', false],
       ['false', false],
-      ['True', '_'],
       ['-', '-'],
       ['ü', 'ü'],
     ];

@@ -6,8 +6,10 @@
  * - ASCP's duplicate check looks at objectName/objectAlias/objectVersionLabel; we check the file
  *   names actually produced (after pathTranslation), which also catches `a/b` vs `a_b` and a
  *   name used as a file and as a directory.
- * - An ARN's region wins over `region` for that object (ASCP refuses a mismatch; we read it
- *   where it lives). A failover read of an ARN object needs a failoverObject.
+ * - An ARN in a region other than `region` (or, for a failoverObject, `failoverRegion`) is
+ *   refused, as ASCP refuses it; so is a pathTranslation other than "False" or one character
+ *   ("True" included), and a failoverObject that is not an ARN when the object has no
+ *   objectType. A failover read of an ARN object needs a failoverObject.
  * - filePermission may not set setuid/setgid/sticky bits; unquoted numbers are refused because
  *   YAML reads `0644` as decimal 644.
  */
@@ -351,6 +353,12 @@ function buildObject(
     return undefined;
   }
   const arn = checkName(raw.objectName, objectType, 'objectName', problems);
+  if (arn && top.region !== undefined && arn.region !== top.region) {
+    problems.push({
+      field: 'objectName',
+      message: `objectName is an ARN in ${arn.region}; expected one in region ${top.region} (ASCP refuses the mismatch too)`,
+    });
+  }
   checkVersions(objectType, '', raw.objectVersion, raw.objectVersionLabel, problems);
 
   const jmesPath: JmesPathEntry[] = [];
@@ -397,6 +405,14 @@ function buildObject(
       });
     }
     const failoverArn = checkName(failover.objectName, objectType, 'failoverObject.objectName', problems);
+    if (!failover.objectName.startsWith('arn:') && raw.objectType == null) {
+      // ASCP takes the type from the object's own name only: a plain failover name has none.
+      problems.push({
+        field: 'objectType',
+        message:
+          'objectType is required when failoverObject.objectName is not an ARN; expected "secretsmanager" or "ssmparameter"',
+      });
+    }
     if (failoverArn && top.failoverRegion !== undefined && failoverArn.region !== top.failoverRegion) {
       problems.push({
         field: 'failoverObject.objectName',
@@ -453,12 +469,11 @@ function parsePathTranslation(value: string | undefined, problems: Problem[]): P
   if (value === undefined || value === '') return '_';
   const lower = value.toLowerCase();
   if (lower === 'false') return false;
-  if (lower === 'true') return '_';
   const characters = [...value];
   if (characters.length !== 1 || value === '.' || value === '/' || value === '\0') {
     problems.push({
       field: 'pathTranslation',
-      message: `pathTranslation must be "False", "True" or one character other than ".", "/" and NUL, got ${JSON.stringify(value)}`,
+      message: `pathTranslation must be "False" or one character other than ".", "/" and NUL (ASCP refuses "True" too), got ${JSON.stringify(value)}`,
     });
     return '_';
   }
