@@ -544,8 +544,8 @@ describe('planRequests', () => {
     { objectName: 'param-l', objectType: 'ssmparameter', objectVersionLabel: 'blue' },
   ];
 
-  test('regions (ARN, then spec, then default) and explicit stages', () => {
-    const plans = planRequests(spec(objects, { region: 'us-east-1' }), 'ap-south-1');
+  test('regions (an ARN its own, else the default; an ARN outside `region` is refused by the parser) and explicit stages', () => {
+    const plans = planRequests(spec(objects), 'us-east-1');
     assert.deepEqual(
       plans.map((plan) => plan.primary),
       [

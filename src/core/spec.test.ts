@@ -107,16 +107,6 @@ const rejected: readonly Row[] = [
     expected: `${S}: objects[0]: objectName must not be empty`,
   },
   {
-    name: 'unknown field (objectTemplate is not supported)',
-    params: { objects: [sm({ objectTemplate: '{{ . }}' })] },
-    expected: `${S}: objects[0] (db): unknown field "objectTemplate"; expected only ${objectKeys}`,
-  },
-  {
-    name: 'two unknown fields',
-    params: { objects: [sm({ name: 'x', type: 'y' })] },
-    expected: `${S}: objects[0] (db): unknown fields "name", "type"; expected only ${objectKeys}`,
-  },
-  {
     name: 'objectType ssm (ASCP refuses it too)',
     params: { objects: [sm({ objectType: 'ssm' })] },
     expected: `${S}: objects[0] (db): objectType must be "secretsmanager" or "ssmparameter", got "ssm"`,
@@ -205,11 +195,6 @@ const rejected: readonly Row[] = [
     expected: `${S}: objects[0] (db): jmesPath[1].path is required`,
   },
   {
-    name: 'jmesPath entry with an unknown field',
-    params: { objects: [sm({ jmesPath: [{ path: 'a', objectAlias: 'a', mode: '0600' }] })] },
-    expected: `${S}: objects[0] (db): jmesPath[0]: unknown field "mode"; expected only path, objectAlias, filePermission`,
-  },
-  {
     name: 'jmesPath entry filePermission',
     params: { objects: [sm({ jmesPath: [{ path: 'a', objectAlias: 'a', filePermission: '777' }] })] },
     expected: `${S}: objects[0] (db): jmesPath[0].filePermission must be four octal digits like "0640"`,
@@ -283,14 +268,6 @@ const rejected: readonly Row[] = [
       failoverRegion: 'us-east-2',
     },
     expected: `${S}: objects[0] (db): failoverObject.objectName is an ARN of a SSM parameter, but the object is of type secretsmanager`,
-  },
-  {
-    name: 'failoverObject with an unknown field',
-    params: {
-      objects: [sm({ objectAlias: 'db', failoverObject: { objectName: 'db', region: 'us-east-2' } })],
-      failoverRegion: 'us-east-2',
-    },
-    expected: `${S}: objects[0] (db): failoverObject: unknown field "region"; expected only objectName, objectVersion, objectVersionLabel`,
   },
   {
     name: 'ARN region must match region (ASCP: "ARN region must match region")',
@@ -488,6 +465,7 @@ describe('parseMountSpec accepts', () => {
     assert.deepEqual(spec, {
       region: 'eu-west-1',
       pathTranslation: '_',
+      ignoredFields: [],
       objects: [
         {
           index: 0,
@@ -561,6 +539,31 @@ describe('parseMountSpec accepts', () => {
     ]);
   });
 
+  test('unknown fields are ignored, as ASCP ignores them, and named for a warning', () => {
+    const spec = parseMountSpec(
+      {
+        objects: [
+          sm({
+            objectTemplate: '{{ . }}',
+            objectAlias: 'db',
+            jmesPath: [{ path: 'user', objectAlias: 'user', mode: '0600' }],
+            failoverObject: { objectName: 'db', region: 'us-east-2' },
+          }),
+          sm({ objectName: 'plain' }),
+        ],
+        failoverRegion: 'us-east-2',
+      },
+      S,
+    );
+    assert.deepEqual(spec.ignoredFields, [
+      'objects[0] (db): "objectTemplate"',
+      'objects[0] (db): "jmesPath[0].mode"',
+      'objects[0] (db): "failoverObject.region"',
+    ]);
+    assert.deepEqual(spec.objects[0]?.failoverObject, { objectName: 'db' });
+    assert.deepEqual(spec.objects[0]?.jmesPath, [{ path: 'user', objectAlias: 'user' }]);
+  });
+
   test('an ARN without region set is read where it lives', () => {
     const spec = parseMountSpec({ objects: [{ objectName: primaryArn }] }, S);
     assert.equal(spec.objects[0]?.arnRegion, 'us-east-1');
@@ -569,7 +572,14 @@ describe('parseMountSpec accepts', () => {
   test('a plain failover name is fine with objectType set', () => {
     const spec = parseMountSpec(
       {
-        objects: [{ objectName: primaryArn, objectType: 'secretsmanager', objectAlias: 'db', failoverObject: { objectName: 'db' } }],
+        objects: [
+          {
+            objectName: primaryArn,
+            objectType: 'secretsmanager',
+            objectAlias: 'db',
+            failoverObject: { objectName: 'db' },
+          },
+        ],
         region: 'us-east-1',
         failoverRegion: 'us-east-2',
       },

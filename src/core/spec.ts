@@ -187,17 +187,17 @@ const objectKeys = [
 const mappingError = (keys: readonly string[]) => (issue: { input: unknown }) =>
   `must be a mapping with ${keys.join(', ')}; got ${typeName(issue.input)}`;
 
-const jmesPathEntrySchema = z.strictObject(
+const jmesPathEntrySchema = z.object(
   { path: text, objectAlias: text, filePermission: filePermission.optional() },
   { error: mappingError(jmesPathEntryKeys) },
 );
 
-const failoverObjectSchema = z.strictObject(
+const failoverObjectSchema = z.object(
   { objectName: text, objectVersion: version.nullish(), objectVersionLabel: text.nullish() },
   { error: mappingError(failoverObjectKeys) },
 );
 
-const objectSchema = z.strictObject(
+const objectSchema = z.object(
   {
     objectName: text,
     objectType: objectTypeField.nullish(),
@@ -221,23 +221,38 @@ function fieldName(path: readonly PropertyKey[]): string {
   return name;
 }
 
-function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
-  if (path[0] === 'jmesPath') return jmesPathEntryKeys;
-  if (path[0] === 'failoverObject') return failoverObjectKeys;
-  return objectKeys;
-}
-
 function describeIssue(issue: z.core.$ZodIssue): { field: string; message: string } {
   const field = fieldName(issue.path);
-  if (issue.code === 'unrecognized_keys') {
-    const names = issue.keys.map((key) => JSON.stringify(key)).join(', ');
-    const where = field === '' ? '' : `${field}: `;
-    return {
-      field: field === '' ? (issue.keys[0] ?? '') : field,
-      message: `${where}unknown field${issue.keys.length > 1 ? 's' : ''} ${names}; expected only ${allowedKeysAt(issue.path).join(', ')}`,
-    };
-  }
   return { field, message: field === '' ? issue.message : `${field} ${issue.message}` };
+}
+
+/** Longest unknown field name quoted in a warning; longer ones are cut (a key, never a value). */
+const maxIgnoredNameLength = 64;
+
+const keysOutside = (input: unknown, allowed: readonly string[]): string[] =>
+  typeof input === 'object' && input !== null && !Array.isArray(input)
+    ? Object.keys(input).filter((key) => !allowed.includes(key))
+    : [];
+
+/**
+ * Fields of an object entry that ASCP ignores (its YAML decoding drops unknown keys, and its own
+ * tests carry such fields): `objects[0] (db): objectTemplate`. Names only, never their values.
+ */
+function ignoredFieldsOf(index: number, raw: unknown): string[] {
+  const found = keysOutside(raw, objectKeys);
+  if (typeof raw === 'object' && raw !== null) {
+    const entries = 'jmesPath' in raw && Array.isArray(raw.jmesPath) ? (raw.jmesPath as unknown[]) : [];
+    entries.forEach((entry, position) => {
+      for (const key of keysOutside(entry, jmesPathEntryKeys)) found.push(`jmesPath[${position}].${key}`);
+    });
+    const failover = 'failoverObject' in raw ? raw.failoverObject : undefined;
+    for (const key of keysOutside(failover, failoverObjectKeys)) found.push(`failoverObject.${key}`);
+  }
+  const label = objectLabel(index, raw);
+  return found.map((field) => {
+    const shown = field.length > maxIgnoredNameLength ? `${field.slice(0, maxIgnoredNameLength)}…` : field;
+    return `${label}: ${JSON.stringify(shown)}`;
+  });
 }
 
 // ---- meaning (what zod cannot say) -------------------------------------------------------------
@@ -503,7 +518,8 @@ function fail(subject: string, problems: readonly Problem[]): never {
 
 /**
  * Validates a whole mount spec. Throws one InvalidInputError listing every problem, each naming
- * the object (`objects[1] (db)`), the field and what was expected; never a secret value. A
+ * the object (`objects[1] (db)`), the field and what was expected; never a secret value. Unknown
+ * fields are ignored, as ASCP ignores them, and listed in `ignoredFields` for the role to warn. A
  * jmesPath path that is not a plain field path is refused unless `options.allowExpressions`.
  */
 export function parseMountSpec(params: MountParams, subject: string, options: SpecOptions = {}): MountSpec {
@@ -526,12 +542,14 @@ export function parseMountSpec(params: MountParams, subject: string, options: Sp
 
   const top: TopLevel = { region, failoverRegion };
   const objects: ObjectSpec[] = [];
+  const ignoredFields: string[] = [];
   for (const [index, raw] of rawObjects.entries()) {
     const label = objectLabel(index, raw);
     const here: Problem[] = [];
     const result = objectSchema.safeParse(raw);
     const object = result.success ? buildObject(index, result.data, top, options, here) : undefined;
     if (!result.success) here.push(...result.error.issues.map(describeIssue));
+    else ignoredFields.push(...ignoredFieldsOf(index, raw));
     for (const problem of here)
       problems.push({ field: problem.field, message: `${label}: ${problem.message}` });
     if (object && here.length === 0) objects.push(object);
@@ -573,5 +591,6 @@ export function parseMountSpec(params: MountParams, subject: string, options: Sp
     ...(region === undefined ? {} : { region }),
     ...(failoverRegion === undefined ? {} : { failoverRegion }),
     pathTranslation,
+    ignoredFields,
   };
 }

@@ -1,0 +1,69 @@
+/**
+ * ASCP drop-in, to the letter: a SecretProviderClass that works with the AWS provider mounts the
+ * same way with smk's, in the cases where smk used to differ. Test names use ASCP's own terms
+ * (its README and provider/secret_descriptor.go).
+ */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { createLogger } from '../../src/core/log.ts';
+import {
+  filesAsText,
+  type ProviderWorld,
+  putSecret,
+  startProviderWorld,
+  type TestPod,
+  uniqueName,
+} from './harness.ts';
+
+describe('csi provider: ASCP drop-in', () => {
+  let world: ProviderWorld;
+  let pod: TestPod;
+  let logText = '';
+  const logLines = (): Record<string, unknown>[] =>
+    logText
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  before(async () => {
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        logText += String(chunk);
+        done();
+      },
+    });
+    world = await startProviderWorld({
+      environmentRegion: 'us-east-1',
+      logger: createLogger({ level: 'info', destination }),
+    });
+    pod = await world.pod();
+  });
+  after(async () => {
+    await world?.close();
+  });
+
+  it('ignores unknown fields in an object entry as ASCP does, and warns once naming the field (never its value)', async () => {
+    const name = uniqueName('smk-ascp-unknown');
+    await putSecret('us-east-1', name, '{"user":"u"}');
+    const objects = `
+- objectName: ${name}
+  objectType: secretsmanager
+  objectAlias: db
+  objectTemplate: "template-value-not-logged"
+  jmesPath: [{path: user, objectAlias: user, mode: "mode-value-not-logged"}]
+`;
+    const request = world.request(pod, { objects, region: 'us-east-1' });
+    const first = await world.client.mount(request);
+    assert.deepEqual(filesAsText(first.files), { db: '{"user":"u"}', user: 'u' });
+    await world.client.mount(request);
+
+    const warnings = logLines().filter((line) => Array.isArray(line.ignoredFields));
+    assert.equal(warnings.length, 1, logText);
+    assert.deepEqual(warnings[0]?.ignoredFields, [
+      'objects[0] (' + name + '): "objectTemplate"',
+      'objects[0] (' + name + '): "jmesPath[0].mode"',
+    ]);
+    assert.doesNotMatch(logText, /value-not-logged/);
+  });
+});
