@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/core/log.ts';
+import { MountCallError } from '../../src/csi/client.ts';
 import {
   filesAsText,
   type ProviderWorld,
@@ -66,4 +67,29 @@ describe('csi provider: ASCP drop-in', () => {
     ]);
     assert.doesNotMatch(logText, /value-not-logged/);
   });
+
+  for (const [missing, present, role] of [
+    ['eu-west-1', 'us-east-2', 'failover'],
+    ['us-east-2', 'eu-west-1', 'primary'],
+  ] as const) {
+    it(`fails the mount on a client error (4XX) from the ${role} region, though the other region has the secret (ASCP README, Automated Failover Regions)`, async () => {
+      const name = uniqueName('smk-ascp-failover');
+      await putSecret(present, name, `only in ${present}`);
+      const objects = `
+- objectName: ${name}
+  objectType: secretsmanager
+  objectAlias: db
+  failoverObject: {objectName: ${name}}
+`;
+      const error = await world.client
+        .mount(world.request(pod, { objects, region: 'us-east-2', failoverRegion: 'eu-west-1' }))
+        .then(
+          () => assert.fail('the mount should fail'),
+          (failure: unknown) => failure,
+        );
+      assert.ok(error instanceof MountCallError);
+      assert.equal(error.errorCode, 'NotFound');
+      assert.match(error.details, new RegExp(`objects\\[0\\] \\(${name}\\): ${missing} \\(${role}\\)`));
+    });
+  }
 });
