@@ -80,8 +80,14 @@ class MemoryReader implements SecretReader {
     });
   }
 
-  async describe(): Promise<SecretVersions> {
-    throw new Error('not used by the payload pipeline');
+  readonly described: SecretRequest[] = [];
+
+  /** Records the check; a secret failing reads fails its describe too. */
+  async describe(request: SecretRequest): Promise<SecretVersions> {
+    this.described.push(request);
+    const failure = this.#failures.get(`${request.region}|${request.id}`);
+    if (failure) throw failure;
+    return { arn: request.id, name: request.id, versionsToStages: new Map() };
   }
 }
 
@@ -276,6 +282,39 @@ describe('resolvePayloads', () => {
       });
     }
   }
+
+  test("recheckStages (the driver's rotation re-mount): one describe per moving Secrets Manager pointer before the read, none otherwise", async () => {
+    const objects = [
+      { objectName: 'current', objectType: 'secretsmanager' },
+      { objectName: 'labelled', objectType: 'secretsmanager', objectVersionLabel: 'blue' },
+      {
+        objectName: 'pinned',
+        objectType: 'secretsmanager',
+        objectVersion: 'EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE',
+      },
+      { objectName: 'param', objectType: 'ssmparameter' },
+      { objectName: 'gone', objectType: 'secretsmanager' },
+    ];
+    const reader = new MemoryReader()
+      .put('us-east-1', 'current', 'c')
+      .put('us-east-1', 'labelled', 'l', 'v2', ['blue'])
+      .put('us-east-1', 'pinned', 'p', 'EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE')
+      .put('us-east-1', 'param', 'x')
+      .fail('us-east-1', 'gone', new NotFoundError('secret gone not found'));
+    await assert.rejects(
+      resolvePayloads(spec(objects, { region: 'us-east-1' }), reader, { recheckStages: true }),
+      NotFoundError,
+    );
+    assert.deepEqual(
+      reader.described.map((r) => r.id),
+      ['current', 'labelled', 'gone'],
+    );
+    assert.equal(reader.calls.length, 1);
+
+    const first = new MemoryReader().put('us-east-1', 'current', 'c');
+    await resolvePayloads(spec([objects[0]], { region: 'us-east-1' }), first);
+    assert.deepEqual(first.described, []);
+  });
 
   test('an extraction error is never hidden behind a failover', async () => {
     const reader = new MemoryReader()

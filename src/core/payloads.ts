@@ -12,6 +12,7 @@
 import {
   AccessDeniedError,
   InvalidInputError,
+  isSmkError,
   NotFoundError,
   NotModifiedError,
   type SmkError,
@@ -51,6 +52,13 @@ export interface ResolveOptions {
    * administrator enabled them. Without it a spec may hold plain field paths only.
    */
   readonly expressions?: ExpressionEvaluator | undefined;
+  /**
+   * Ask where each Secrets Manager stage (AWSCURRENT, a label) points now (one DescribeSecret
+   * per secret) before reading, instead of trusting a resolution for up to the stage TTL: for
+   * the CSI driver's rotation re-mount, as ASCP does. The value is read again only when the
+   * version moved; a failed check leaves the read to report.
+   */
+  readonly recheckStages?: boolean | undefined;
 }
 
 const labelOf = (object: ObjectSpec): string => `objects[${object.index}] (${object.objectName})`;
@@ -133,6 +141,21 @@ async function readAll(reader: SecretReader, requests: readonly SecretRequest[])
     if (answer) byKey.set(requestKey(r), answer);
   });
   return requests.map((r) => byKey.get(requestKey(r)) as ReadResult);
+}
+
+/** The reader learns where the stages point from each describe; errors are left to the read. */
+async function recheckStages(reader: SecretReader, requests: readonly SecretRequest[]): Promise<void> {
+  const moving = new Map<string, SecretRequest>();
+  for (const r of requests) {
+    if (r.objectType === 'secretsmanager' && r.versionId === undefined) moving.set(requestKey(r), r);
+  }
+  await Promise.all(
+    [...moving.values()].map((r) =>
+      reader.describe(r).catch((error: unknown) => {
+        if (!isSmkError(error)) throw error;
+      }),
+    ),
+  );
 }
 
 type ErrorClass = new (message: string, options?: SmkErrorOptions) => SmkError;
@@ -274,10 +297,9 @@ export async function resolvePayloads(
 ): Promise<Payload[]> {
   const subject = options.subject ?? 'objects spec';
   const plans = planRequests(spec, options.defaultRegion, subject);
-  const results = await readAll(
-    reader,
-    plans.flatMap((plan) => (plan.failover ? [plan.primary, plan.failover] : [plan.primary])),
-  );
+  const requests = plans.flatMap((plan) => (plan.failover ? [plan.primary, plan.failover] : [plan.primary]));
+  if (options.recheckStages) await recheckStages(reader, requests);
+  const results = await readAll(reader, requests);
 
   const values = new Map<PlannedObject, SecretValue>();
   const failures: Failure[] = [];

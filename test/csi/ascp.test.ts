@@ -12,6 +12,7 @@ import {
   filesAsText,
   type ProviderWorld,
   putSecret,
+  putSecretVersion,
   startProviderWorld,
   type TestPod,
   uniqueName,
@@ -36,6 +37,8 @@ describe('csi provider: ASCP drop-in', () => {
     });
     world = await startProviderWorld({
       environmentRegion: 'us-east-1',
+      // Far longer than any test: a re-mount that trusted the stage TTL would see the old value.
+      stageTtlMs: 3_600_000,
       logger: createLogger({ level: 'info', destination }),
     });
     pod = await world.pod();
@@ -92,4 +95,32 @@ describe('csi provider: ASCP drop-in', () => {
       assert.match(error.details, new RegExp(`objects\\[0\\] \\(${name}\\): ${missing} \\(${role}\\)`));
     });
   }
+
+  it("returns the current version on the driver's rotation re-mount: DescribeSecret each time, GetSecretValue only when the version moved", async () => {
+    const name = uniqueName('smk-ascp-rotation');
+    await putSecret('us-east-1', name, 'before rotation');
+    const parameters = {
+      objects: `- {objectName: ${name}, objectType: secretsmanager}`,
+      region: 'us-east-1',
+    };
+    const first = await world.client.mount(world.request(pod, parameters));
+    assert.deepEqual(filesAsText(first.files), { [name]: 'before rotation' });
+    const remount = () =>
+      world.client.mount({ ...world.request(pod, parameters), current_object_version: first.object_version });
+    const reads = (): number =>
+      world.proxy.count({ api: 'GetSecretValue' }) + world.proxy.count({ api: 'BatchGetSecretValue' });
+
+    world.proxy.resetCounts();
+    const unchanged = await remount();
+    assert.deepEqual(filesAsText(unchanged.files), { [name]: 'before rotation' });
+    assert.equal(world.proxy.count({ api: 'DescribeSecret' }), 1, JSON.stringify(world.proxy.countsByApi()));
+    assert.equal(reads(), 0, JSON.stringify(world.proxy.countsByApi()));
+
+    await putSecretVersion('us-east-1', name, 'after rotation');
+    world.proxy.resetCounts();
+    const rotated = await remount();
+    assert.deepEqual(filesAsText(rotated.files), { [name]: 'after rotation' });
+    assert.equal(world.proxy.count({ api: 'DescribeSecret' }), 1, JSON.stringify(world.proxy.countsByApi()));
+    assert.equal(reads(), 1, JSON.stringify(world.proxy.countsByApi()));
+  });
 });
