@@ -366,6 +366,26 @@ describe('resolvePayloads', () => {
     );
   });
 
+  test('a 5xx in the primary and a 4XX in the failover region: the client error decides, both answers named', async () => {
+    const reader = new MemoryReader()
+      .fail('us-east-1', 'db', new TransientError('unavailable'))
+      .fail('us-east-2', 'db', new NotFoundError('secret db not found'));
+    await assert.rejects(
+      resolvePayloads(
+        spec([{ objectName: 'db', objectType: 'secretsmanager' }], {
+          region: 'us-east-1',
+          failoverRegion: 'us-east-2',
+        }),
+        reader,
+        { subject: S },
+      ),
+      (thrown: unknown) =>
+        thrown instanceof NotFoundError &&
+        thrown.message ===
+          `${S}: objects[0] (db): both regions failed: us-east-1 (primary): unavailable; us-east-2 (failover): secret db not found`,
+    );
+  });
+
   test('both regions failing permanently: the primary error class', async () => {
     const reader = new MemoryReader()
       .fail('us-east-1', 'db', new AccessDeniedError('access denied'))

@@ -267,22 +267,25 @@ const isClientError = (error: SmkError): boolean => !error.transient || error.ki
 /**
  * ASCP's failover rule: a client error in either region fails the object (a missing or
  * forbidden secret is a configuration error, not a reason to read elsewhere); otherwise the
- * primary's value, else the failover's; both failing with 5xx/network reports the primary's class.
+ * primary's value, else the failover's; both failing names both answers.
  */
 function eitherRegion(plan: PlannedObject, primary: ReadResult, failover: ReadResult): ReadResult {
   const failoverRegion = plan.failover?.region ?? '';
   const inRegion = (error: SmkError, region: string, role: string): SmkError =>
     about(error, `${region} (${role})`, error.message);
-  if (!primary.ok && isClientError(primary.error)) {
-    return { ok: false, error: inRegion(primary.error, plan.primary.region, 'primary') };
+  if (primary.ok && (failover.ok || !isClientError(failover.error))) return primary;
+  if (failover.ok) {
+    if (!primary.ok && isClientError(primary.error)) {
+      return { ok: false, error: inRegion(primary.error, plan.primary.region, 'primary') };
+    }
+    return failover;
   }
-  if (!failover.ok && isClientError(failover.error)) {
-    return { ok: false, error: inRegion(failover.error, failoverRegion, 'failover') };
-  }
-  if (primary.ok) return primary;
-  if (failover.ok) return failover;
+  if (primary.ok) return { ok: false, error: inRegion(failover.error, failoverRegion, 'failover') };
+  // Both failed: say what each answered; a client error (something to fix) decides the class.
+  const chosen =
+    isClientError(primary.error) || !isClientError(failover.error) ? primary.error : failover.error;
   const message = `${plan.primary.region} (primary): ${primary.error.message}; ${failoverRegion} (failover): ${failover.error.message}`;
-  return { ok: false, error: about(primary.error, 'both regions failed', message) };
+  return { ok: false, error: about(chosen, 'both regions failed', message) };
 }
 
 /**
