@@ -564,6 +564,13 @@ describe('parseMountSpec accepts', () => {
     assert.deepEqual(spec.objects[0]?.jmesPath, [{ path: 'user', objectAlias: 'user' }]);
   });
 
+  test('a warning lists at most ten ignored fields, then counts the rest', () => {
+    const extra = Object.fromEntries(Array.from({ length: 12 }, (_, n) => [`x${n}`, n]));
+    const spec = parseMountSpec({ objects: [sm(extra)] }, S);
+    assert.equal(spec.ignoredFields.length, 11);
+    assert.equal(spec.ignoredFields[10], 'and 2 more');
+  });
+
   test('an ARN without region set is read where it lives', () => {
     const spec = parseMountSpec({ objects: [{ objectName: primaryArn }] }, S);
     assert.equal(spec.objects[0]?.arnRegion, 'us-east-1');

@@ -591,6 +591,12 @@ export function parseMountSpec(params: MountParams, subject: string, options: Sp
     ...(region === undefined ? {} : { region }),
     ...(failoverRegion === undefined ? {} : { failoverRegion }),
     pathTranslation,
-    ignoredFields,
+    ignoredFields:
+      ignoredFields.length > maxReportedProblems
+        ? [
+            ...ignoredFields.slice(0, maxReportedProblems),
+            `and ${ignoredFields.length - maxReportedProblems} more`,
+          ]
+        : ignoredFields,
   };
 }
