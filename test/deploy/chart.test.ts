@@ -462,3 +462,274 @@ describe('Helm chart deploy/helm/smk', () => {
     );
   });
 });
+
+interface Container {
+  name: string;
+  args?: string[];
+  env?: Array<{ name: string; value?: string }>;
+  ports?: Array<{ name: string; containerPort: number }>;
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
+  securityContext?: Record<string, unknown>;
+  [probe: string]: unknown;
+}
+
+interface FullPodSpec {
+  containers: Container[];
+  volumes?: Array<{ name: string }>;
+  securityContext?: Record<string, unknown>;
+  priorityClassName?: string;
+  topologySpreadConstraints?: Array<{ topologyKey: string; whenUnsatisfiable: string }>;
+  hostNetwork?: boolean;
+  dnsPolicy?: string;
+  tolerations?: unknown[];
+  affinity?: Record<string, unknown>;
+}
+
+function podSpec(object: RenderedObject): FullPodSpec {
+  return (object.spec as { template: { spec: FullPodSpec } }).template.spec;
+}
+
+describe('Helm chart deploy/helm/smk: escape hatches and scheduling (issue 18)', () => {
+  let bed: TestBed;
+  before(
+    async () => {
+      await helm();
+      bed = await connectTestBed();
+    },
+    { timeout: 15 * 60_000 },
+  );
+  after(async () => {
+    await bed?.stop();
+  });
+
+  test('every role takes extraArgs, extraEnv, extraVolumes, extraVolumeMounts after its own; priority and spread per Deployment; all accepted (dry-run)', async () => {
+    const namespace = await bed.newNamespace('chart-extras');
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace,
+      valuesFiles: [`${fixtures}values-escape-hatches.yaml`],
+    });
+    const expectedArg: Record<string, string> = {
+      'Deployment/smk-webhook': '--shutdown-delay=7',
+      'Deployment/smk-controller': '--concurrency=8',
+      'DaemonSet/smk-csi-provider': '--authorization-window=10m',
+    };
+    assert.deepEqual(
+      Object.keys(expectedArg).sort(),
+      workloads(objects)
+        .map((o) => `${o.kind}/${o.metadata.name}`)
+        .sort(),
+    );
+    for (const workload of workloads(objects)) {
+      const what = `${workload.kind}/${workload.metadata.name}`;
+      const spec = podSpec(workload);
+      const [container] = spec.containers;
+      assert.ok(container);
+      // Appended last: a repeated flag given here wins over the chart's (the CLI keeps the last).
+      assert.equal(container.args?.at(-1), expectedArg[what], `${what}: extraArgs last`);
+      assert.equal(container.env?.at(-1)?.name, 'HTTPS_PROXY', `${what}: extraEnv last`);
+      assert.deepEqual(container.volumeMounts?.at(-1), {
+        name: 'trust',
+        mountPath: '/etc/smk/trust',
+        readOnly: true,
+      });
+      assert.deepEqual(spec.volumes?.at(-1), { name: 'trust', configMap: { name: 'corporate-ca' } });
+      assert.ok(
+        spec.volumes?.some((volume) => volume.name === 'tmp'),
+        `${what}: the chart's volumes stay`,
+      );
+      if (workload.kind === 'Deployment') {
+        assert.equal(spec.priorityClassName, 'system-cluster-critical', what);
+        assert.deepEqual(
+          spec.topologySpreadConstraints?.map((c) => [c.topologyKey, c.whenUnsatisfiable]),
+          [['topology.kubernetes.io/zone', 'DoNotSchedule']],
+          `${what}: the given spread replaces the default`,
+        );
+      }
+    }
+    // Default spread of the controller (a leader and its standby on different nodes).
+    const defaults = await renderChart({ release: 'smk', namespace });
+    assert.deepEqual(
+      podSpec(find(defaults.objects, 'Deployment', 'smk-controller')).topologySpreadConstraints?.map(
+        (c) => c.topologyKey,
+      ),
+      ['kubernetes.io/hostname'],
+    );
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+    await assert.rejects(
+      renderChart({
+        release: 'smk',
+        namespace,
+        setJson: { 'controller.extraVolumeMounts': [{ name: 'trust' }] },
+      }),
+      /controller\/extraVolumeMounts\/0.*mountPath/,
+    );
+    await assert.rejects(
+      renderChart({ release: 'smk', namespace, setJson: { 'webhook.extraArgs': '--port=1' } }),
+      /at '\/webhook\/extraArgs'/,
+    );
+  });
+
+  test('OpenShift restricted-v2: null removes runAsUser/runAsGroup/fsGroup; the pods still pass Pod Security "restricted"', async () => {
+    const namespace = await bed.newNamespace('chart-openshift');
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    await core.patchNamespace(
+      {
+        name: namespace,
+        body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace,
+      valuesFiles: [`${fixtures}values-openshift.yaml`],
+    });
+    const deployments = objects.filter((object) => object.kind === 'Deployment');
+    assert.equal(deployments.length, 2);
+    for (const deployment of deployments) {
+      const spec = podSpec(deployment);
+      const contexts = [spec.securityContext ?? {}, ...spec.containers.map((c) => c.securityContext ?? {})];
+      for (const context of contexts) {
+        for (const fixed of ['runAsUser', 'runAsGroup', 'fsGroup']) {
+          assert.ok(!(fixed in context), `${objectName(deployment)}: no ${fixed} (the SCC assigns it)`);
+        }
+      }
+      assert.equal(spec.securityContext?.runAsNonRoot, true);
+      assert.deepEqual(spec.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
+      await core.createNamespacedPod({
+        namespace,
+        dryRun: 'All',
+        body: {
+          metadata: { name: `${deployment.metadata.name}-pod` },
+          spec: { ...(spec as object), serviceAccountName: 'default' } as never,
+        },
+      });
+    }
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+  });
+
+  test('webhook hostNetwork: the port is the container port, and the Service, probes and NetworkPolicy follow it; DNS for the host network', async () => {
+    const namespace = await bed.newNamespace('chart-hostnet');
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: {
+        'webhook.hostNetwork': true,
+        'webhook.port': 9443,
+        'networkPolicy.enabled': true,
+        'networkPolicy.webhook.apiServer': [{ ipBlock: { cidr: '10.0.0.0/24' } }],
+      },
+    });
+    const deployment = find(objects, 'Deployment', 'smk-webhook');
+    const spec = podSpec(deployment);
+    assert.equal(spec.hostNetwork, true);
+    assert.equal(spec.dnsPolicy, 'ClusterFirstWithHostNet');
+    const [container] = spec.containers;
+    assert.ok(container);
+    assert.ok(container.args?.includes('--port=9443'));
+    assert.deepEqual(container.ports, [{ name: 'https', containerPort: 9443, protocol: 'TCP' }]);
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+      assert.equal((container[probe] as { httpGet: { port: string } }).httpGet.port, 'https', probe);
+    }
+    const service = find(objects, 'Service', 'smk-webhook');
+    assert.deepEqual((service.spec as { ports: unknown[] }).ports, [
+      { name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' },
+    ]);
+    const policy = find(objects, 'NetworkPolicy', 'smk-webhook');
+    assert.deepEqual((policy.spec as { ingress: Array<{ ports: unknown[] }> }).ingress[0]?.ports, [
+      { protocol: 'TCP', port: 9443 },
+    ]);
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+    // dnsPolicy given wins; without hostNetwork none is rendered (Kubernetes' default).
+    const given = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: { 'webhook.hostNetwork': true, 'webhook.dnsPolicy': 'Default' },
+    });
+    assert.equal(podSpec(find(given.objects, 'Deployment', 'smk-webhook')).dnsPolicy, 'Default');
+    const defaults = await renderChart({ release: 'smk', namespace });
+    const defaultSpec = podSpec(find(defaults.objects, 'Deployment', 'smk-webhook'));
+    assert.equal(defaultSpec.hostNetwork, undefined);
+    assert.equal(defaultSpec.dnsPolicy, undefined);
+  });
+
+  test('CSI provider: kept off EKS Fargate nodes by default, tolerations still configurable', async () => {
+    const namespace = await bed.newNamespace('chart-csi-fargate');
+    const fargateExcluded = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            {
+              matchExpressions: [
+                { key: 'eks.amazonaws.com/compute-type', operator: 'NotIn', values: ['fargate'] },
+              ],
+            },
+          ],
+        },
+      },
+    };
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: { 'csiProvider.enabled': true },
+    });
+    const daemonSet = find(objects, 'DaemonSet', 'smk-csi-provider');
+    assert.deepEqual(podSpec(daemonSet).affinity, fargateExcluded);
+    assert.deepEqual(podSpec(daemonSet).tolerations, [{ operator: 'Exists' }]);
+    assert.deepEqual(await dryRunAll(bed, [daemonSet]), []);
+    const tolerations = [{ key: 'dedicated', operator: 'Equal', value: 'secrets', effect: 'NoSchedule' }];
+    const custom = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: { 'csiProvider.enabled': true, 'csiProvider.tolerations': tolerations },
+    });
+    const customSpec = podSpec(find(custom.objects, 'DaemonSet', 'smk-csi-provider'));
+    assert.deepEqual(customSpec.tolerations, tolerations);
+    assert.deepEqual(customSpec.affinity, fargateExcluded, 'the Fargate rule stays with other tolerations');
+  });
+
+  test('PodDisruptionBudget: one replica gets maxUnavailable 1 (drains finish) and NOTES says so; minAvailable >= replicas > 1 fails', async () => {
+    const namespace = await bed.newNamespace('chart-pdb');
+    const setJson = {
+      'webhook.replicas': 1,
+      'controller.replicas': 1,
+      'controller.podDisruptionBudget.enabled': true,
+    };
+    const { objects } = await renderChart({ release: 'smk', namespace, setJson });
+    for (const name of ['smk-webhook', 'smk-controller']) {
+      assert.deepEqual(
+        (find(objects, 'PodDisruptionBudget', name).spec as Record<string, unknown>).maxUnavailable,
+        1,
+        name,
+      );
+      assert.equal(
+        (find(objects, 'PodDisruptionBudget', name).spec as Record<string, unknown>).minAvailable,
+        undefined,
+        name,
+      );
+    }
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+    const notes = async (values: Record<string, unknown>): Promise<string> => {
+      const args = ['install', 'smk', chartDir, '--dry-run=client', '--namespace', namespace];
+      for (const [key, value] of Object.entries(values))
+        args.push('--set-json', `${key}=${JSON.stringify(value)}`);
+      const { stdout } = await run(await helm(), args, { maxBuffer: 64 * 1024 * 1024 });
+      return stdout.slice(stdout.indexOf('NOTES:'));
+    };
+    const relaxed = await notes(setJson);
+    assert.match(relaxed, /Injector webhook[\s\S]*One replica: its PodDisruptionBudget is maxUnavailable 1/);
+    assert.match(relaxed, /Sync controller[\s\S]*One replica: its PodDisruptionBudget is maxUnavailable 1/);
+    assert.doesNotMatch(await notes({}), /One replica/);
+    // Two replicas keep minAvailable 1.
+    const two = await renderChart({ release: 'smk', namespace });
+    assert.equal(
+      (find(two.objects, 'PodDisruptionBudget', 'smk-webhook').spec as Record<string, unknown>).minAvailable,
+      1,
+    );
+    await assert.rejects(
+      renderChart({ release: 'smk', namespace, setJson: { 'webhook.podDisruptionBudget.minAvailable': 2 } }),
+      /webhook\.podDisruptionBudget\.minAvailable 2 with webhook\.replicas 2 blocks every node drain/,
+    );
+  });
+});
