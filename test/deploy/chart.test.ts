@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import {
@@ -137,7 +137,7 @@ describe('Helm chart deploy/helm/smk', () => {
     assert.deepEqual(await dryRunAll(bed, objects), []);
   });
 
-  test('all-on values: every role, write-through, cert-manager, ServiceMonitors — all accepted (dry-run)', async () => {
+  test('all-on values: every role, write-through, cert-manager, monitors, alerts, dashboard — all accepted (dry-run)', async () => {
     const namespace = await bed.newNamespace('chart-all-on');
     const watched = [await bed.newNamespace('chart-team-a'), await bed.newNamespace('chart-team-b')];
     const { objects } = await renderChart({
@@ -156,6 +156,8 @@ describe('Helm chart deploy/helm/smk', () => {
       'ServiceMonitor/platform-smk-webhook',
       'ServiceMonitor/platform-smk-controller',
       'PodMonitor/platform-smk-csi-provider',
+      'PrometheusRule/platform-smk',
+      'ConfigMap/platform-smk-dashboard',
       'PodDisruptionBudget/platform-smk-controller',
     ]) {
       assert.ok(names.includes(expected), `${expected} rendered`);
@@ -731,5 +733,218 @@ describe('Helm chart deploy/helm/smk: escape hatches and scheduling (issue 18)',
       renderChart({ release: 'smk', namespace, setJson: { 'webhook.podDisruptionBudget.minAvailable': 2 } }),
       /webhook\.podDisruptionBudget\.minAvailable 2 with webhook\.replicas 2 blocks every node drain/,
     );
+  });
+});
+
+/**
+ * Every metric the code registers, by name and type, read from the registry itself: each src module
+ * that registers an smk_ metric is imported (registration happens at import), and the process
+ * metrics are turned on as the roles do. Dashboards and alerts are checked against this, not a list.
+ */
+async function registeredMetrics(): Promise<Map<string, string>> {
+  const src = new URL('../../src/', import.meta.url).pathname;
+  const files = (await readdir(src, { recursive: true })).filter(
+    (file) => file.endsWith('.ts') && !file.endsWith('.test.ts'),
+  );
+  for (const file of files) {
+    const text = await readFile(`${src}${file}`, 'utf8');
+    if (/\b(counter|gauge|histogram)\(\s*'smk_/.test(text)) await import(`${src}${file}`);
+  }
+  const { registry, collectProcessMetrics } = await import('../../src/core/metrics.ts');
+  collectProcessMetrics();
+  const metrics = await registry.getMetricsAsJSON();
+  return new Map(metrics.map((metric) => [metric.name, String(metric.type)]));
+}
+
+/** The metric names a PromQL expression reads, with a histogram's _bucket/_sum/_count series mapped to it. */
+function metricNames(expr: string, known: ReadonlyMap<string, string>): string[] {
+  return [...expr.matchAll(/\bsmk_[a-z0-9_]+/g)].map(([name]) => {
+    const base = name.replace(/_(bucket|sum|count)$/, '');
+    return base !== name && known.get(base) === 'histogram' ? base : name;
+  });
+}
+
+describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
+  test('ServiceMonitors: namespace, interval, scrapeTimeout, relabelings and metricRelabelings on every endpoint', async () => {
+    const relabelings = [{ sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node' }];
+    const metricRelabelings = [{ sourceLabels: ['__name__'], regex: 'smk_nodejs_gc_.*', action: 'drop' }];
+    const setJson = {
+      'serviceMonitor.enabled': true,
+      'serviceMonitor.namespace': 'monitoring',
+      'serviceMonitor.interval': '15s',
+      'serviceMonitor.scrapeTimeout': '5s',
+      'serviceMonitor.relabelings': relabelings,
+      'serviceMonitor.metricRelabelings': metricRelabelings,
+      'csiProvider.enabled': true,
+    };
+    // Another namespace: the webhook's CA must be a Secret there (Prometheus Operator reads tlsConfig
+    // Secrets from the monitor's namespace only), so the render asks for it rather than break TLS.
+    await assert.rejects(
+      renderChart({ release: 'smk', namespace: 'smk-system', setJson }),
+      /serviceMonitor\.namespace monitoring: .*serviceMonitor\.webhookCaSecret/,
+    );
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: { ...setJson, 'serviceMonitor.webhookCaSecret': 'smk-webhook-ca' },
+    });
+    const monitors = objects.filter((o) => ['ServiceMonitor', 'PodMonitor'].includes(o.kind));
+    assert.deepEqual(kinds(monitors), [
+      'PodMonitor/smk-csi-provider',
+      'ServiceMonitor/smk-controller',
+      'ServiceMonitor/smk-webhook',
+    ]);
+    for (const monitor of monitors) {
+      const spec = monitor.spec as Record<string, unknown>;
+      assert.equal(monitor.metadata.namespace, 'monitoring', objectName(monitor));
+      assert.deepEqual(spec.namespaceSelector, { matchNames: ['smk-system'] }, objectName(monitor));
+      const endpoints = (spec.endpoints ?? spec.podMetricsEndpoints) as Array<Record<string, unknown>>;
+      assert.equal(endpoints.length, 1);
+      const [endpoint] = endpoints;
+      assert.equal(endpoint?.interval, '15s');
+      assert.equal(endpoint?.scrapeTimeout, '5s');
+      assert.deepEqual(endpoint?.relabelings, relabelings);
+      assert.deepEqual(endpoint?.metricRelabelings, metricRelabelings);
+    }
+    const webhook = find(monitors, 'ServiceMonitor', 'smk-webhook');
+    assert.deepEqual((webhook.spec as { endpoints: Array<{ tlsConfig: unknown }> }).endpoints[0]?.tlsConfig, {
+      serverName: 'smk-webhook.smk-system.svc',
+      ca: { secret: { name: 'smk-webhook-ca', key: 'ca.crt' } },
+    });
+    // Default: the release's namespace, no selector across namespaces, no timeout or relabelings.
+    const defaults = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: { 'serviceMonitor.enabled': true },
+    });
+    const controller = find(defaults.objects, 'ServiceMonitor', 'smk-controller');
+    assert.equal(controller.metadata.namespace, 'smk-system');
+    assert.deepEqual(controller.spec, {
+      selector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'smk',
+          'app.kubernetes.io/instance': 'smk',
+          'app.kubernetes.io/component': 'controller',
+        },
+      },
+      endpoints: [{ port: 'http', path: '/metrics', interval: '30s' }],
+    });
+  });
+
+  test('PrometheusRule: opt-in, alerts only on metrics the code registers, scoped to the release namespace', async () => {
+    const known = await registeredMetrics();
+    assert.ok(known.size > 20, `the registry holds smk's metrics (${known.size})`);
+    const off = await renderChart({ release: 'smk', namespace: 'smk-system' });
+    assert.ok(!off.objects.some((o) => o.kind === 'PrometheusRule' || o.kind === 'ConfigMap'));
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: {
+        'prometheusRule.enabled': true,
+        'prometheusRule.extraRules': [{ alert: 'Mine', expr: 'vector(1)' }],
+        'csiProvider.enabled': true,
+        'webhook.writeThrough.enabled': true,
+      },
+    });
+    const rule = find(objects, 'PrometheusRule', 'smk');
+    const groups = (rule.spec as { groups: Array<{ name: string; rules: Array<Record<string, unknown>> }> })
+      .groups;
+    assert.equal(groups.length, 1);
+    const rules = groups[0]?.rules ?? [];
+    assert.deepEqual(
+      rules.map((r) => r.alert),
+      [
+        'SmkWebhookCertificateExpiring',
+        'SmkWebhookTlsCheckFailing',
+        'SmkWebhookOverloaded',
+        'SmkSyncFailing',
+        'SmkSyncQueueNotDraining',
+        'SmkInformerRestarting',
+        'SmkEventsDropped',
+        'SmkRotationPollsFailing',
+        'SmkRotationRolloutsFailing',
+        'SmkWriteThroughFailing',
+        'SmkAwsThrottled',
+        'SmkCsiMountsFailing',
+        'Mine',
+      ],
+    );
+    for (const alert of rules.slice(0, -1)) {
+      const what = String(alert.alert);
+      const expr = String(alert.expr);
+      const names = metricNames(expr, known);
+      assert.ok(names.length > 0, `${what}: reads an smk metric`);
+      for (const name of names) assert.ok(known.has(name), `${what}: ${name} is registered by src`);
+      // Every selector names this release's namespace, so two installs do not alert for each other.
+      for (const selector of expr.matchAll(/\bsmk_[a-z0-9_]+\{([^}]*)\}/g)) {
+        assert.match(selector[1] ?? '', /^namespace="smk-system"/, `${what}: ${selector[0]}`);
+      }
+      assert.ok(!/\bsmk_[a-z0-9_]+(\[|\)|\s|$)/.test(expr), `${what}: no unscoped selector`);
+      assert.match(String((alert.labels as Record<string, string>).severity), /^(critical|warning|info)$/);
+      assert.ok((alert.annotations as Record<string, string>).summary, `${what}: summary`);
+      if (alert.for !== undefined) assert.match(String(alert.for), /^[0-9]+[smh]$/, what);
+      // Balanced brackets: a cheap guard against a template typo (no promtool here).
+      for (const [open, close] of ['()', '{}', '[]']) {
+        assert.equal(
+          expr.split(open ?? '').length,
+          expr.split(close ?? '').length,
+          `${what}: ${open}${close}`,
+        );
+      }
+    }
+    // cert-manager mode: no self-TLS metrics, so no alerts on them.
+    const certManager = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: { 'prometheusRule.enabled': true, 'webhook.tls.mode': 'cert-manager' },
+    });
+    const names = (
+      find(certManager.objects, 'PrometheusRule').spec as {
+        groups: Array<{ rules: Array<{ alert: string }> }>;
+      }
+    ).groups[0]?.rules.map((r) => r.alert);
+    assert.ok(!names?.includes('SmkWebhookCertificateExpiring'));
+  });
+
+  test('Grafana dashboard: opt-in ConfigMap with the sidecar label; every panel query reads metrics the code registers', async () => {
+    const known = await registeredMetrics();
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: {
+        'grafanaDashboard.enabled': true,
+        'grafanaDashboard.annotations': { grafana_folder: 'smk' },
+      },
+    });
+    const configMap = find(objects, 'ConfigMap', 'smk-dashboard');
+    assert.equal((configMap.metadata.labels as Record<string, string>).grafana_dashboard, '1');
+    assert.deepEqual(configMap.metadata.annotations, { grafana_folder: 'smk' });
+    const dashboard = JSON.parse((configMap.data as Record<string, string>)['smk.json'] ?? '') as {
+      uid: string;
+      panels: Array<{ type: string; title: string; targets?: Array<{ expr: string }> }>;
+    };
+    assert.equal(dashboard.uid, 'smk-overview');
+    const queried = new Set<string>();
+    for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
+      assert.ok(panel.targets && panel.targets.length > 0, `${panel.title}: has queries`);
+      for (const { expr } of panel.targets) {
+        const names = metricNames(expr, known);
+        assert.ok(names.length > 0, `${panel.title}: reads an smk metric`);
+        for (const name of names) {
+          assert.ok(known.has(name), `${panel.title}: ${name} is registered by src`);
+          queried.add(name);
+        }
+      }
+    }
+    // The headline series of each role are on it.
+    for (const name of [
+      'smk_webhook_admission_requests_total',
+      'smk_sync_reconciles_total',
+      'smk_rotation_rollouts_total',
+      'smk_csi_mounts_total',
+      'smk_aws_calls_total',
+    ]) {
+      assert.ok(queried.has(name), name);
+    }
   });
 });
