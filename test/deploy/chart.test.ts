@@ -428,9 +428,14 @@ describe('Helm chart deploy/helm/smk', () => {
     );
   });
 
-  test('helm lint --strict passes for the default and the all-on values', async () => {
+  test('helm lint --strict passes for the default, all-on, escape-hatch and OpenShift values', async () => {
     const binary = await helm();
-    for (const values of [[], ['--values', `${fixtures}values-all-on.yaml`]]) {
+    for (const values of [
+      [],
+      ['--values', `${fixtures}values-all-on.yaml`],
+      ['--values', `${fixtures}values-escape-hatches.yaml`],
+      ['--values', `${fixtures}values-openshift.yaml`],
+    ]) {
       const { stdout } = await run(binary, ['lint', '--strict', chartDir, ...values]);
       assert.match(stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
     }
@@ -643,6 +648,30 @@ describe('Helm chart deploy/helm/smk: escape hatches and scheduling (issue 18)',
       { protocol: 'TCP', port: 9443 },
     ]);
     assert.deepEqual(await dryRunAll(bed, objects), []);
+    // Pod Security: the host network needs the "privileged" level (as values.yaml says).
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    const pod = (level: string) =>
+      core.createNamespacedPod({
+        namespace: level === 'privileged' ? namespace : baseline,
+        dryRun: 'All',
+        body: {
+          metadata: { name: `webhook-${level}` },
+          spec: { ...(spec as object), serviceAccountName: 'default' } as never,
+        },
+      });
+    const baseline = await bed.newNamespace('chart-hostnet-baseline');
+    await core.patchNamespace(
+      {
+        name: baseline,
+        body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'baseline' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await assert.rejects(
+      pod('baseline'),
+      /violates PodSecurity .*baseline:latest.*host namespaces \(hostNetwork=true\)/,
+    );
+    await pod('privileged');
     // dnsPolicy given wins; without hostNetwork none is rendered (Kubernetes' default).
     const given = await renderChart({
       release: 'smk',
