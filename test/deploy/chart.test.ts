@@ -765,12 +765,17 @@ describe('Helm chart deploy/helm/smk: escape hatches and scheduling (issue 18)',
   });
 });
 
+interface RegisteredMetric {
+  readonly type: string;
+  readonly labels: readonly string[];
+}
+
 /**
- * Every metric the code registers, by name and type, read from the registry itself: each src module
- * that registers an smk_ metric is imported (registration happens at import), and the process
- * metrics are turned on as the roles do. Dashboards and alerts are checked against this, not a list.
+ * Every metric the code registers, with its type and label names, read from the registry itself:
+ * each src module that registers an smk_ metric is imported (registration happens at import), and
+ * the process metrics are turned on as the roles do. Dashboards and alerts are checked against this.
  */
-async function registeredMetrics(): Promise<Map<string, string>> {
+async function registeredMetrics(): Promise<Map<string, RegisteredMetric>> {
   const src = new URL('../../src/', import.meta.url).pathname;
   const files = (await readdir(src, { recursive: true })).filter(
     (file) => file.endsWith('.ts') && !file.endsWith('.test.ts'),
@@ -781,16 +786,47 @@ async function registeredMetrics(): Promise<Map<string, string>> {
   }
   const { registry, collectProcessMetrics } = await import('../../src/core/metrics.ts');
   collectProcessMetrics();
-  const metrics = await registry.getMetricsAsJSON();
-  return new Map(metrics.map((metric) => [metric.name, String(metric.type)]));
+  const known = new Map<string, RegisteredMetric>();
+  for (const metric of await registry.getMetricsAsJSON()) {
+    // prom-client keeps a metric's label names on the instance (not in its typings).
+    const labels = (registry.getSingleMetric(metric.name) as unknown as { labelNames?: unknown }).labelNames;
+    assert.ok(Array.isArray(labels), `${metric.name}: label names readable`);
+    known.set(metric.name, { type: String(metric.type), labels: labels.map(String) });
+  }
+  return known;
 }
 
 /** The metric names a PromQL expression reads, with a histogram's _bucket/_sum/_count series mapped to it. */
-function metricNames(expr: string, known: ReadonlyMap<string, string>): string[] {
+function metricNames(expr: string, known: ReadonlyMap<string, RegisteredMetric>): string[] {
   return [...expr.matchAll(/\bsmk_[a-z0-9_]+/g)].map(([name]) => {
     const base = name.replace(/_(bucket|sum|count)$/, '');
-    return base !== name && known.get(base) === 'histogram' ? base : name;
+    return base !== name && known.get(base)?.type === 'histogram' ? base : name;
   });
+}
+
+/** Labels every scraped series has besides its own: Prometheus Operator's target labels, and le. */
+const targetLabels = ['namespace', 'pod', 'service', 'job', 'instance', 'container', 'endpoint', 'le'];
+
+/**
+ * Checks one expression: every smk_ metric it reads is registered by src, and every label it
+ * matches on or aggregates by is one of those metrics' labels or a target label.
+ */
+function assertRealMetrics(
+  what: string,
+  expr: string,
+  known: ReadonlyMap<string, RegisteredMetric>,
+): string[] {
+  const names = metricNames(expr, known);
+  assert.ok(names.length > 0, `${what}: reads an smk metric`);
+  for (const name of names) assert.ok(known.has(name), `${what}: ${name} is registered by src`);
+  const labels = new Set([...targetLabels, ...names.flatMap((name) => known.get(name)?.labels ?? [])]);
+  const used = [
+    ...[...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap(([, list]) => (list ?? '').split(',')),
+    ...[...expr.matchAll(/[{,]\s*([a-z_]+)\s*(?:=~|!~|!=|=)/g)].map(([, label]) => label ?? ''),
+  ].map((label) => label.trim());
+  for (const label of used)
+    assert.ok(labels.has(label), `${what}: label ${label} exists on ${names.join(', ')}`);
+  return names;
 }
 
 describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
@@ -901,9 +937,7 @@ describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
     for (const alert of rules.slice(0, -1)) {
       const what = String(alert.alert);
       const expr = String(alert.expr);
-      const names = metricNames(expr, known);
-      assert.ok(names.length > 0, `${what}: reads an smk metric`);
-      for (const name of names) assert.ok(known.has(name), `${what}: ${name} is registered by src`);
+      assertRealMetrics(what, expr, known);
       // Every selector names this release's namespace, so two installs do not alert for each other.
       for (const selector of expr.matchAll(/\bsmk_[a-z0-9_]+\{([^}]*)\}/g)) {
         assert.match(selector[1] ?? '', /^namespace="smk-system"/, `${what}: ${selector[0]}`);
@@ -957,12 +991,7 @@ describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
     for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
       assert.ok(panel.targets && panel.targets.length > 0, `${panel.title}: has queries`);
       for (const { expr } of panel.targets) {
-        const names = metricNames(expr, known);
-        assert.ok(names.length > 0, `${panel.title}: reads an smk metric`);
-        for (const name of names) {
-          assert.ok(known.has(name), `${panel.title}: ${name} is registered by src`);
-          queried.add(name);
-        }
+        for (const name of assertRealMetrics(panel.title, expr, known)) queried.add(name);
       }
     }
     // The headline series of each role are on it.
