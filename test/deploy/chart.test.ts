@@ -718,6 +718,30 @@ describe('Helm chart deploy/helm/smk: escape hatches and scheduling (issue 18)',
     const customSpec = podSpec(find(custom.objects, 'DaemonSet', 'smk-csi-provider'));
     assert.deepEqual(customSpec.tolerations, tolerations);
     assert.deepEqual(customSpec.affinity, fargateExcluded, 'the Fargate rule stays with other tolerations');
+    // Helm merges a given affinity into the default; null removes the rule.
+    const preferred = [{ weight: 1, preference: { matchExpressions: [{ key: 'ssd', operator: 'Exists' }] } }];
+    const merged = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: {
+        'csiProvider.enabled': true,
+        'csiProvider.affinity': {
+          nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: preferred },
+        },
+      },
+    });
+    assert.deepEqual(podSpec(find(merged.objects, 'DaemonSet', 'smk-csi-provider')).affinity, {
+      nodeAffinity: {
+        ...fargateExcluded.nodeAffinity,
+        preferredDuringSchedulingIgnoredDuringExecution: preferred,
+      },
+    });
+    const removed = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: { 'csiProvider.enabled': true, 'csiProvider.affinity': { nodeAffinity: null } },
+    });
+    assert.equal(podSpec(find(removed.objects, 'DaemonSet', 'smk-csi-provider')).affinity, undefined);
   });
 
   test('PodDisruptionBudget: one replica gets maxUnavailable 1 (drains finish) and NOTES says so; minAvailable >= replicas > 1 fails', async () => {
