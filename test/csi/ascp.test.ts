@@ -65,8 +65,8 @@ describe('csi provider: ASCP drop-in', () => {
     const warnings = logLines().filter((line) => Array.isArray(line.ignoredFields));
     assert.equal(warnings.length, 1, logText);
     assert.deepEqual(warnings[0]?.ignoredFields, [
-      'objects[0] (' + name + '): "objectTemplate"',
-      'objects[0] (' + name + '): "jmesPath[0].mode"',
+      `objects[0] (${name}): "objectTemplate"`,
+      `objects[0] (${name}): "jmesPath[0].mode"`,
     ]);
     assert.doesNotMatch(logText, /value-not-logged/);
   });
