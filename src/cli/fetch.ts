@@ -22,7 +22,7 @@ Options:
   --objects FILE|-          the spec; "-" reads stdin; default: environment variable SMK_OBJECTS
   --dir DIR                 target directory (created if missing)
   --region R                region for objects without an ARN (default AWS_REGION / AWS_DEFAULT_REGION)
-  --failover-region R       region to read from when the primary region fails
+  --failover-region R       second region, read too (ASCP's rule: its value when the primary is down)
   --path-translation C      character replacing "/" in names (default "_"; "False" keeps sub-directories)
   --file-mode MODE          mode of files whose object sets no filePermission (default 0600: owner only)
   --quiet                   print nothing on success

@@ -80,8 +80,14 @@ class MemoryReader implements SecretReader {
     });
   }
 
-  async describe(): Promise<SecretVersions> {
-    throw new Error('not used by the payload pipeline');
+  readonly described: SecretRequest[] = [];
+
+  /** Records the check; a secret failing reads fails its describe too. */
+  async describe(request: SecretRequest): Promise<SecretVersions> {
+    this.described.push(request);
+    const failure = this.#failures.get(`${request.region}|${request.id}`);
+    if (failure) throw failure;
+    return { arn: request.id, name: request.id, versionsToStages: new Map() };
   }
 }
 
@@ -209,10 +215,10 @@ describe('resolvePayloads', () => {
     assert.equal(reader.calls[0]?.length, 1);
   });
 
-  test('failover: only the object whose primary failed is read again, in the failover region', async () => {
+  test('failover region: both regions are read; a 5xx in the primary is covered by the failover value (ASCP README)', async () => {
     const reader = new MemoryReader()
       .put('us-east-1', 'ok', 'primary value')
-      .put('us-east-2', 'ok', 'failover value (must not be read)')
+      .put('us-east-2', 'ok', 'failover value (read, not used)')
       .fail('us-east-1', 'down', new TransientError('Secrets Manager in us-east-1 unavailable'))
       .put('us-east-2', 'down-replica', 'from the replica', 'r1');
     const payloads = await resolvePayloads(
@@ -240,49 +246,74 @@ describe('resolvePayloads', () => {
     assert.deepEqual(reader.calls, [
       [
         { objectType: 'secretsmanager', id: 'ok', region: 'us-east-1', versionStage: 'AWSCURRENT' },
+        { objectType: 'secretsmanager', id: 'ok', region: 'us-east-2', versionStage: 'AWSCURRENT' },
         { objectType: 'secretsmanager', id: 'down', region: 'us-east-1', versionStage: 'AWSCURRENT' },
+        { objectType: 'secretsmanager', id: 'down-replica', region: 'us-east-2', versionStage: 'AWSCURRENT' },
       ],
-      [{ objectType: 'secretsmanager', id: 'down-replica', region: 'us-east-2', versionStage: 'AWSCURRENT' }],
     ]);
   });
 
   for (const error of [
-    new NotFoundError('secret down not found'),
-    new ThrottledError('throttled'),
+    new NotFoundError('secret db not found'),
     new AccessDeniedError('access denied'),
+    new ThrottledError('rate exceeded'),
+    new InvalidInputError('bad id'),
+    new TooLargeError('too large'),
   ]) {
-    test(`failover after ${error.kind}, with the object's own name when there is no failoverObject`, async () => {
-      const reader = new MemoryReader().fail('us-east-1', 'down', error).put('us-east-2', 'down', 'replica');
-      const payloads = await resolvePayloads(
-        spec([{ objectName: 'down', objectType: 'secretsmanager' }], {
-          region: 'us-east-1',
-          failoverRegion: 'us-east-2',
-        }),
-        reader,
-      );
-      assert.equal(text(payloads[0]?.bytes ?? new Uint8Array()), 'replica');
-      assert.equal(reader.calls.length, 2);
-    });
+    for (const [failing, role, other] of [
+      ['us-east-1', 'primary', 'us-east-2'],
+      ['us-east-2', 'failover', 'us-east-1'],
+    ] as const) {
+      test(`failover region: a client error (${error.kind}) in the ${role} region fails the mount, though the other answers (ASCP README)`, async () => {
+        const reader = new MemoryReader().fail(failing, 'db', error).put(other, 'db', 'the other copy');
+        await assert.rejects(
+          resolvePayloads(
+            spec([{ objectName: 'db', objectType: 'secretsmanager' }], {
+              region: 'us-east-1',
+              failoverRegion: 'us-east-2',
+            }),
+            reader,
+            { subject: S },
+          ),
+          (thrown: unknown) =>
+            thrown instanceof error.constructor &&
+            (thrown as Error).message === `${S}: objects[0] (db): ${failing} (${role}): ${error.message}`,
+        );
+      });
+    }
   }
 
-  test('no failover for an invalid-input or too-large answer', async () => {
-    for (const error of [new InvalidInputError('bad id'), new TooLargeError('too large')]) {
-      const reader = new MemoryReader().fail('us-east-1', 'db', error).put('us-east-2', 'db', 'replica');
-      await assert.rejects(
-        resolvePayloads(
-          spec([{ objectName: 'db', objectType: 'secretsmanager' }], {
-            region: 'us-east-1',
-            failoverRegion: 'us-east-2',
-          }),
-          reader,
-          { subject: S },
-        ),
-        (thrown: unknown) =>
-          thrown instanceof error.constructor &&
-          (thrown as Error).message === `${S}: objects[0] (db): ${error.message}`,
-      );
-      assert.equal(reader.calls.length, 1);
-    }
+  test("recheckStages (the driver's rotation re-mount): one describe per moving Secrets Manager pointer before the read, none otherwise", async () => {
+    const objects = [
+      { objectName: 'current', objectType: 'secretsmanager' },
+      { objectName: 'labelled', objectType: 'secretsmanager', objectVersionLabel: 'blue' },
+      {
+        objectName: 'pinned',
+        objectType: 'secretsmanager',
+        objectVersion: 'EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE',
+      },
+      { objectName: 'param', objectType: 'ssmparameter' },
+      { objectName: 'gone', objectType: 'secretsmanager' },
+    ];
+    const reader = new MemoryReader()
+      .put('us-east-1', 'current', 'c')
+      .put('us-east-1', 'labelled', 'l', 'v2', ['blue'])
+      .put('us-east-1', 'pinned', 'p', 'EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE')
+      .put('us-east-1', 'param', 'x')
+      .fail('us-east-1', 'gone', new NotFoundError('secret gone not found'));
+    await assert.rejects(
+      resolvePayloads(spec(objects, { region: 'us-east-1' }), reader, { recheckStages: true }),
+      NotFoundError,
+    );
+    assert.deepEqual(
+      reader.described.map((r) => r.id),
+      ['current', 'labelled', 'gone'],
+    );
+    assert.equal(reader.calls.length, 1);
+
+    const first = new MemoryReader().put('us-east-1', 'current', 'c');
+    await resolvePayloads(spec([objects[0]], { region: 'us-east-1' }), first);
+    assert.deepEqual(first.described, []);
   });
 
   test('an extraction error is never hidden behind a failover', async () => {
@@ -315,10 +346,10 @@ describe('resolvePayloads', () => {
     assert.equal(reader.calls.length, 1);
   });
 
-  test('both regions failing: the transient failure is reported, naming both regions', async () => {
+  test('both regions failing with a 5xx: the primary class is reported, naming both regions', async () => {
     const reader = new MemoryReader()
-      .fail('us-east-1', 'db', new NotFoundError('secret db not found'))
-      .fail('us-east-2', 'db', new ThrottledError('rate exceeded'));
+      .fail('us-east-1', 'db', new TransientError('timed out'))
+      .fail('us-east-2', 'db', new TransientError('unavailable'));
     await assert.rejects(
       resolvePayloads(
         spec([{ objectName: 'db', objectType: 'secretsmanager' }], {
@@ -329,9 +360,29 @@ describe('resolvePayloads', () => {
         { subject: S },
       ),
       (thrown: unknown) =>
-        thrown instanceof ThrottledError &&
+        thrown instanceof TransientError &&
         thrown.message ===
-          `${S}: objects[0] (db): both regions failed: us-east-1 (primary): secret db not found; us-east-2 (failover): rate exceeded`,
+          `${S}: objects[0] (db): both regions failed: us-east-1 (primary): timed out; us-east-2 (failover): unavailable`,
+    );
+  });
+
+  test('a 5xx in the primary and a 4XX in the failover region: the client error decides, both answers named', async () => {
+    const reader = new MemoryReader()
+      .fail('us-east-1', 'db', new TransientError('unavailable'))
+      .fail('us-east-2', 'db', new NotFoundError('secret db not found'));
+    await assert.rejects(
+      resolvePayloads(
+        spec([{ objectName: 'db', objectType: 'secretsmanager' }], {
+          region: 'us-east-1',
+          failoverRegion: 'us-east-2',
+        }),
+        reader,
+        { subject: S },
+      ),
+      (thrown: unknown) =>
+        thrown instanceof NotFoundError &&
+        thrown.message ===
+          `${S}: objects[0] (db): both regions failed: us-east-1 (primary): unavailable; us-east-2 (failover): secret db not found`,
     );
   });
 
@@ -544,8 +595,8 @@ describe('planRequests', () => {
     { objectName: 'param-l', objectType: 'ssmparameter', objectVersionLabel: 'blue' },
   ];
 
-  test('regions (ARN, then spec, then default) and explicit stages', () => {
-    const plans = planRequests(spec(objects, { region: 'us-east-1' }), 'ap-south-1');
+  test('regions (an ARN its own, else the default; an ARN outside `region` is refused by the parser) and explicit stages', () => {
+    const plans = planRequests(spec(objects), 'us-east-1');
     assert.deepEqual(
       plans.map((plan) => plan.primary),
       [

@@ -2,14 +2,17 @@
  * THE pipeline every role uses: objects spec + a reader bound to one identity → named payloads.
  * The agent writes them as files, the CSI provider returns them, the sync controller stores them.
  *
- * Reads: one read() for every primary request (duplicates merged; the aws layer batches), then at
- * most one more for the objects whose primary read failed in a way another region can fix.
- * Unlike ASCP, the failover region is never asked when the primary answered, and an
- * extraction error is never hidden behind a failover. Any failure throws; no partial sets.
+ * Reads: one read() for every request (duplicates merged; the aws layer batches). With a
+ * failoverRegion both regions are read, as ASCP reads them (its README, "Automated Failover
+ * Regions"): a client error (not found, denied, invalid) from either fails the object, as a
+ * configuration error; a 5xx or network failure in one region is
+ * covered by the other's answer; the primary's value wins when both answer. An extraction error
+ * is never hidden behind a failover. Any failure throws; no partial sets.
  */
 import {
   AccessDeniedError,
   InvalidInputError,
+  isSmkError,
   NotFoundError,
   NotModifiedError,
   type SmkError,
@@ -27,14 +30,6 @@ import type { FileMode, MountSpec, ObjectSpec, Payload } from './spec-types.ts';
 
 export const defaultFileMode: FileMode = 0o644;
 const currentStage = 'AWSCURRENT';
-
-/** Primary-read failures that another region may not have: worth one failover read. */
-const failoverKinds: ReadonlySet<SmkErrorKind> = new Set([
-  'NotFound',
-  'Transient',
-  'Throttled',
-  'AccessDenied',
-]);
 
 export interface PlannedObject {
   readonly object: ObjectSpec;
@@ -57,6 +52,13 @@ export interface ResolveOptions {
    * administrator enabled them. Without it a spec may hold plain field paths only.
    */
   readonly expressions?: ExpressionEvaluator | undefined;
+  /**
+   * Ask where each Secrets Manager stage (AWSCURRENT, a label) points now (one DescribeSecret
+   * per secret) before reading, instead of trusting a resolution for up to the stage TTL: for
+   * the CSI driver's rotation re-mount, as ASCP does. The value is read again only when the
+   * version moved; a failed check leaves the read to report.
+   */
+  readonly recheckStages?: boolean | undefined;
 }
 
 const labelOf = (object: ObjectSpec): string => `objects[${object.index}] (${object.objectName})`;
@@ -139,6 +141,21 @@ async function readAll(reader: SecretReader, requests: readonly SecretRequest[])
     if (answer) byKey.set(requestKey(r), answer);
   });
   return requests.map((r) => byKey.get(requestKey(r)) as ReadResult);
+}
+
+/** The reader learns where the stages point from each describe; errors are left to the read. */
+async function recheckStages(reader: SecretReader, requests: readonly SecretRequest[]): Promise<void> {
+  const moving = new Map<string, SecretRequest>();
+  for (const r of requests) {
+    if (r.objectType === 'secretsmanager' && r.versionId === undefined) moving.set(requestKey(r), r);
+  }
+  await Promise.all(
+    [...moving.values()].map((r) =>
+      reader.describe(r).catch((error: unknown) => {
+        if (!isSmkError(error)) throw error;
+      }),
+    ),
+  );
 }
 
 type ErrorClass = new (message: string, options?: SmkErrorOptions) => SmkError;
@@ -244,6 +261,33 @@ async function payloadsOf(
   });
 }
 
+/** An AWS 4XX: a spec or policy to fix. Throttling is one (400 ThrottlingException), as in ASCP. */
+const isClientError = (error: SmkError): boolean => !error.transient || error.kind === 'Throttled';
+
+/**
+ * ASCP's failover rule: a client error in either region fails the object (a missing or
+ * forbidden secret is a configuration error, not a reason to read elsewhere); otherwise the
+ * primary's value, else the failover's; both failing names both answers.
+ */
+function eitherRegion(plan: PlannedObject, primary: ReadResult, failover: ReadResult): ReadResult {
+  const failoverRegion = plan.failover?.region ?? '';
+  const inRegion = (error: SmkError, region: string, role: string): SmkError =>
+    about(error, `${region} (${role})`, error.message);
+  if (primary.ok && (failover.ok || !isClientError(failover.error))) return primary;
+  if (failover.ok) {
+    if (!primary.ok && isClientError(primary.error)) {
+      return { ok: false, error: inRegion(primary.error, plan.primary.region, 'primary') };
+    }
+    return failover;
+  }
+  if (primary.ok) return { ok: false, error: inRegion(failover.error, failoverRegion, 'failover') };
+  // Both failed: say what each answered; a client error (something to fix) decides the class.
+  const chosen =
+    isClientError(primary.error) || !isClientError(failover.error) ? primary.error : failover.error;
+  const message = `${plan.primary.region} (primary): ${primary.error.message}; ${failoverRegion} (failover): ${failover.error.message}`;
+  return { ok: false, error: about(chosen, 'both regions failed', message) };
+}
+
 /**
  * Reads every object of `spec` through `reader` and returns one payload per file: the whole
  * value (named by naming.ts) and one per jmesPath entry, in spec order. Throws the first
@@ -256,39 +300,20 @@ export async function resolvePayloads(
 ): Promise<Payload[]> {
   const subject = options.subject ?? 'objects spec';
   const plans = planRequests(spec, options.defaultRegion, subject);
-  const primaryResults = await readAll(
-    reader,
-    plans.map((plan) => plan.primary),
-  );
+  const requests = plans.flatMap((plan) => (plan.failover ? [plan.primary, plan.failover] : [plan.primary]));
+  if (options.recheckStages) await recheckStages(reader, requests);
+  const results = await readAll(reader, requests);
 
   const values = new Map<PlannedObject, SecretValue>();
   const failures: Failure[] = [];
-  const retry: { plan: PlannedObject; primaryError: SmkError; request: SecretRequest }[] = [];
-  plans.forEach((plan, i) => {
-    const result = primaryResults[i];
-    if (result === undefined) return;
-    if (result.ok) values.set(plan, result.value);
-    else if (plan.failover && failoverKinds.has(result.error.kind)) {
-      retry.push({ plan, primaryError: result.error, request: plan.failover });
-    } else failures.push({ plan, error: result.error });
-  });
-
-  const failoverResults = await readAll(
-    reader,
-    retry.map((r) => r.request),
-  );
-  retry.forEach(({ plan, primaryError, request: failoverRequest }, i) => {
-    const result = failoverResults[i];
-    if (result === undefined) return;
-    if (result.ok) {
-      values.set(plan, result.value);
-      return;
-    }
-    // A retry may help when either region's failure is transient: report that one.
-    const chosen = primaryError.transient || !result.error.transient ? primaryError : result.error;
-    const message = `${plan.primary.region} (primary): ${primaryError.message}; ${failoverRequest.region} (failover): ${result.error.message}`;
-    failures.push({ plan, error: about(chosen, 'both regions failed', message) });
-  });
+  let next = 0;
+  for (const plan of plans) {
+    const primary = results[next++] as ReadResult;
+    const failover = plan.failover ? (results[next++] as ReadResult) : undefined;
+    const chosen = failover === undefined ? primary : eitherRegion(plan, primary, failover);
+    if (chosen.ok) values.set(plan, chosen.value);
+    else failures.push({ plan, error: chosen.error });
+  }
   if (failures.length > 0) throwFirst(failures, subject);
 
   return payloadsOf(plans, values, spec, options, subject);

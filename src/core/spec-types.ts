@@ -44,6 +44,11 @@ export interface MountSpec {
   readonly region?: string;
   readonly failoverRegion?: string;
   readonly pathTranslation: PathTranslation;
+  /**
+   * Unknown fields of object entries, ignored as ASCP ignores them, named
+   * `objects[0] (db): "objectTemplate"` for a warning; names only, never a value.
+   */
+  readonly ignoredFields: readonly string[];
 }
 
 /** One file's worth of output: what the agent writes, the CSI provider returns, the sync controller stores. */

@@ -78,11 +78,11 @@ const rejected: readonly Row[] = [
     params: { objects: [sm()], region: 'us-east-1', failoverRegion: 'us-east-1' },
     expected: `${S}: failoverRegion must differ from region (both are us-east-1)`,
   },
-  ...['..', '.', '/', '\0', 'ab'].map(
+  ...['..', '.', '/', '\0', 'ab', 'True', 'true'].map(
     (value): Row => ({
       name: `pathTranslation ${JSON.stringify(value)}`,
       params: { objects: [sm()], pathTranslation: value },
-      expected: `${S}: pathTranslation must be "False", "True" or one character other than ".", "/" and NUL, got ${JSON.stringify(value)}`,
+      expected: `${S}: pathTranslation must be "False" or one character other than ".", "/" and NUL (ASCP refuses "True" too), got ${JSON.stringify(value)}`,
     }),
   ),
   // object shape
@@ -105,16 +105,6 @@ const rejected: readonly Row[] = [
     name: 'objectName empty',
     params: { objects: [{ objectName: '', objectType: 'secretsmanager' }] },
     expected: `${S}: objects[0]: objectName must not be empty`,
-  },
-  {
-    name: 'unknown field (objectTemplate is not supported)',
-    params: { objects: [sm({ objectTemplate: '{{ . }}' })] },
-    expected: `${S}: objects[0] (db): unknown field "objectTemplate"; expected only ${objectKeys}`,
-  },
-  {
-    name: 'two unknown fields',
-    params: { objects: [sm({ name: 'x', type: 'y' })] },
-    expected: `${S}: objects[0] (db): unknown fields "name", "type"; expected only ${objectKeys}`,
   },
   {
     name: 'objectType ssm (ASCP refuses it too)',
@@ -205,11 +195,6 @@ const rejected: readonly Row[] = [
     expected: `${S}: objects[0] (db): jmesPath[1].path is required`,
   },
   {
-    name: 'jmesPath entry with an unknown field',
-    params: { objects: [sm({ jmesPath: [{ path: 'a', objectAlias: 'a', mode: '0600' }] })] },
-    expected: `${S}: objects[0] (db): jmesPath[0]: unknown field "mode"; expected only path, objectAlias, filePermission`,
-  },
-  {
     name: 'jmesPath entry filePermission',
     params: { objects: [sm({ jmesPath: [{ path: 'a', objectAlias: 'a', filePermission: '777' }] })] },
     expected: `${S}: objects[0] (db): jmesPath[0].filePermission must be four octal digits like "0640"`,
@@ -285,12 +270,18 @@ const rejected: readonly Row[] = [
     expected: `${S}: objects[0] (db): failoverObject.objectName is an ARN of a SSM parameter, but the object is of type secretsmanager`,
   },
   {
-    name: 'failoverObject with an unknown field',
+    name: 'ARN region must match region (ASCP: "ARN region must match region")',
+    params: { objects: [{ objectName: primaryArn }], region: 'eu-west-1' },
+    expected: `${S}: objects[0] (${primaryArn}): objectName is an ARN in us-east-1; expected one in region eu-west-1 (ASCP refuses the mismatch too)`,
+  },
+  {
+    name: 'failover object without objectType when not an ARN (ASCP: "Must use objectType when a full ARN is not specified")',
     params: {
-      objects: [sm({ objectAlias: 'db', failoverObject: { objectName: 'db', region: 'us-east-2' } })],
+      objects: [{ objectName: primaryArn, objectAlias: 'db', failoverObject: { objectName: 'db' } }],
+      region: 'us-east-1',
       failoverRegion: 'us-east-2',
     },
-    expected: `${S}: objects[0] (db): failoverObject: unknown field "region"; expected only objectName, objectVersion, objectVersionLabel`,
+    expected: `${S}: objects[0] (${primaryArn}): objectType is required when failoverObject.objectName is not an ARN; expected "secretsmanager" or "ssmparameter"`,
   },
   {
     name: 'ARN object with failoverRegion but no failoverObject',
@@ -474,6 +465,7 @@ describe('parseMountSpec accepts', () => {
     assert.deepEqual(spec, {
       region: 'eu-west-1',
       pathTranslation: '_',
+      ignoredFields: [],
       objects: [
         {
           index: 0,
@@ -547,9 +539,60 @@ describe('parseMountSpec accepts', () => {
     ]);
   });
 
-  test('an ARN region that differs from region (it is read where it lives)', () => {
-    const spec = parseMountSpec({ objects: [{ objectName: primaryArn }], region: 'eu-west-1' }, S);
+  test('unknown fields are ignored, as ASCP ignores them, and named for a warning', () => {
+    const spec = parseMountSpec(
+      {
+        objects: [
+          sm({
+            objectTemplate: '{{ . }}',
+            objectAlias: 'db',
+            jmesPath: [{ path: 'user', objectAlias: 'user', mode: '0600' }],
+            failoverObject: { objectName: 'db', region: 'us-east-2' },
+          }),
+          sm({ objectName: 'plain' }),
+        ],
+        failoverRegion: 'us-east-2',
+      },
+      S,
+    );
+    assert.deepEqual(spec.ignoredFields, [
+      'objects[0] (db): "objectTemplate"',
+      'objects[0] (db): "jmesPath[0].mode"',
+      'objects[0] (db): "failoverObject.region"',
+    ]);
+    assert.deepEqual(spec.objects[0]?.failoverObject, { objectName: 'db' });
+    assert.deepEqual(spec.objects[0]?.jmesPath, [{ path: 'user', objectAlias: 'user' }]);
+  });
+
+  test('a warning lists at most ten ignored fields, then counts the rest', () => {
+    const extra = Object.fromEntries(Array.from({ length: 12 }, (_, n) => [`x${n}`, n]));
+    const spec = parseMountSpec({ objects: [sm(extra)] }, S);
+    assert.equal(spec.ignoredFields.length, 11);
+    assert.equal(spec.ignoredFields[10], 'and 2 more');
+  });
+
+  test('an ARN without region set is read where it lives', () => {
+    const spec = parseMountSpec({ objects: [{ objectName: primaryArn }] }, S);
     assert.equal(spec.objects[0]?.arnRegion, 'us-east-1');
+  });
+
+  test('a plain failover name is fine with objectType set', () => {
+    const spec = parseMountSpec(
+      {
+        objects: [
+          {
+            objectName: primaryArn,
+            objectType: 'secretsmanager',
+            objectAlias: 'db',
+            failoverObject: { objectName: 'db' },
+          },
+        ],
+        region: 'us-east-1',
+        failoverRegion: 'us-east-2',
+      },
+      S,
+    );
+    assert.equal(spec.objects[0]?.failoverObject?.objectName, 'db');
   });
 
   test('pathTranslation values', () => {
@@ -558,7 +601,6 @@ describe('parseMountSpec accepts', () => {
       ['', '_'],
       ['False', false],
       ['false', false],
-      ['True', '_'],
       ['-', '-'],
       ['ü', 'ü'],
     ];

@@ -6,8 +6,10 @@
  * - ASCP's duplicate check looks at objectName/objectAlias/objectVersionLabel; we check the file
  *   names actually produced (after pathTranslation), which also catches `a/b` vs `a_b` and a
  *   name used as a file and as a directory.
- * - An ARN's region wins over `region` for that object (ASCP refuses a mismatch; we read it
- *   where it lives). A failover read of an ARN object needs a failoverObject.
+ * - An ARN in a region other than `region` (or, for a failoverObject, `failoverRegion`) is
+ *   refused, as ASCP refuses it; so is a pathTranslation other than "False" or one character
+ *   ("True" included), and a failoverObject that is not an ARN when the object has no
+ *   objectType. A failover read of an ARN object needs a failoverObject.
  * - filePermission may not set setuid/setgid/sticky bits; unquoted numbers are refused because
  *   YAML reads `0644` as decimal 644.
  */
@@ -185,17 +187,17 @@ const objectKeys = [
 const mappingError = (keys: readonly string[]) => (issue: { input: unknown }) =>
   `must be a mapping with ${keys.join(', ')}; got ${typeName(issue.input)}`;
 
-const jmesPathEntrySchema = z.strictObject(
+const jmesPathEntrySchema = z.object(
   { path: text, objectAlias: text, filePermission: filePermission.optional() },
   { error: mappingError(jmesPathEntryKeys) },
 );
 
-const failoverObjectSchema = z.strictObject(
+const failoverObjectSchema = z.object(
   { objectName: text, objectVersion: version.nullish(), objectVersionLabel: text.nullish() },
   { error: mappingError(failoverObjectKeys) },
 );
 
-const objectSchema = z.strictObject(
+const objectSchema = z.object(
   {
     objectName: text,
     objectType: objectTypeField.nullish(),
@@ -219,23 +221,38 @@ function fieldName(path: readonly PropertyKey[]): string {
   return name;
 }
 
-function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
-  if (path[0] === 'jmesPath') return jmesPathEntryKeys;
-  if (path[0] === 'failoverObject') return failoverObjectKeys;
-  return objectKeys;
-}
-
 function describeIssue(issue: z.core.$ZodIssue): { field: string; message: string } {
   const field = fieldName(issue.path);
-  if (issue.code === 'unrecognized_keys') {
-    const names = issue.keys.map((key) => JSON.stringify(key)).join(', ');
-    const where = field === '' ? '' : `${field}: `;
-    return {
-      field: field === '' ? (issue.keys[0] ?? '') : field,
-      message: `${where}unknown field${issue.keys.length > 1 ? 's' : ''} ${names}; expected only ${allowedKeysAt(issue.path).join(', ')}`,
-    };
-  }
   return { field, message: field === '' ? issue.message : `${field} ${issue.message}` };
+}
+
+/** Longest unknown field name quoted in a warning; longer ones are cut (a key, never a value). */
+const maxIgnoredNameLength = 64;
+
+const keysOutside = (input: unknown, allowed: readonly string[]): string[] =>
+  typeof input === 'object' && input !== null && !Array.isArray(input)
+    ? Object.keys(input).filter((key) => !allowed.includes(key))
+    : [];
+
+/**
+ * Fields of an object entry that ASCP ignores (its YAML decoding drops unknown keys, and its own
+ * tests carry such fields): `objects[0] (db): objectTemplate`. Names only, never their values.
+ */
+function ignoredFieldsOf(index: number, raw: unknown): string[] {
+  const found = keysOutside(raw, objectKeys);
+  if (typeof raw === 'object' && raw !== null) {
+    const entries = 'jmesPath' in raw && Array.isArray(raw.jmesPath) ? (raw.jmesPath as unknown[]) : [];
+    entries.forEach((entry, position) => {
+      for (const key of keysOutside(entry, jmesPathEntryKeys)) found.push(`jmesPath[${position}].${key}`);
+    });
+    const failover = 'failoverObject' in raw ? raw.failoverObject : undefined;
+    for (const key of keysOutside(failover, failoverObjectKeys)) found.push(`failoverObject.${key}`);
+  }
+  const label = objectLabel(index, raw);
+  return found.map((field) => {
+    const shown = field.length > maxIgnoredNameLength ? `${field.slice(0, maxIgnoredNameLength)}…` : field;
+    return `${label}: ${JSON.stringify(shown)}`;
+  });
 }
 
 // ---- meaning (what zod cannot say) -------------------------------------------------------------
@@ -351,6 +368,12 @@ function buildObject(
     return undefined;
   }
   const arn = checkName(raw.objectName, objectType, 'objectName', problems);
+  if (arn && top.region !== undefined && arn.region !== top.region) {
+    problems.push({
+      field: 'objectName',
+      message: `objectName is an ARN in ${arn.region}; expected one in region ${top.region} (ASCP refuses the mismatch too)`,
+    });
+  }
   checkVersions(objectType, '', raw.objectVersion, raw.objectVersionLabel, problems);
 
   const jmesPath: JmesPathEntry[] = [];
@@ -397,6 +420,14 @@ function buildObject(
       });
     }
     const failoverArn = checkName(failover.objectName, objectType, 'failoverObject.objectName', problems);
+    if (!failover.objectName.startsWith('arn:') && raw.objectType == null) {
+      // ASCP takes the type from the object's own name only: a plain failover name has none.
+      problems.push({
+        field: 'objectType',
+        message:
+          'objectType is required when failoverObject.objectName is not an ARN; expected "secretsmanager" or "ssmparameter"',
+      });
+    }
     if (failoverArn && top.failoverRegion !== undefined && failoverArn.region !== top.failoverRegion) {
       problems.push({
         field: 'failoverObject.objectName',
@@ -453,12 +484,11 @@ function parsePathTranslation(value: string | undefined, problems: Problem[]): P
   if (value === undefined || value === '') return '_';
   const lower = value.toLowerCase();
   if (lower === 'false') return false;
-  if (lower === 'true') return '_';
   const characters = [...value];
   if (characters.length !== 1 || value === '.' || value === '/' || value === '\0') {
     problems.push({
       field: 'pathTranslation',
-      message: `pathTranslation must be "False", "True" or one character other than ".", "/" and NUL, got ${JSON.stringify(value)}`,
+      message: `pathTranslation must be "False" or one character other than ".", "/" and NUL (ASCP refuses "True" too), got ${JSON.stringify(value)}`,
     });
     return '_';
   }
@@ -488,7 +518,8 @@ function fail(subject: string, problems: readonly Problem[]): never {
 
 /**
  * Validates a whole mount spec. Throws one InvalidInputError listing every problem, each naming
- * the object (`objects[1] (db)`), the field and what was expected; never a secret value. A
+ * the object (`objects[1] (db)`), the field and what was expected; never a secret value. Unknown
+ * fields are ignored, as ASCP ignores them, and listed in `ignoredFields` for the role to warn. A
  * jmesPath path that is not a plain field path is refused unless `options.allowExpressions`.
  */
 export function parseMountSpec(params: MountParams, subject: string, options: SpecOptions = {}): MountSpec {
@@ -511,12 +542,14 @@ export function parseMountSpec(params: MountParams, subject: string, options: Sp
 
   const top: TopLevel = { region, failoverRegion };
   const objects: ObjectSpec[] = [];
+  const ignoredFields: string[] = [];
   for (const [index, raw] of rawObjects.entries()) {
     const label = objectLabel(index, raw);
     const here: Problem[] = [];
     const result = objectSchema.safeParse(raw);
     const object = result.success ? buildObject(index, result.data, top, options, here) : undefined;
     if (!result.success) here.push(...result.error.issues.map(describeIssue));
+    else ignoredFields.push(...ignoredFieldsOf(index, raw));
     for (const problem of here)
       problems.push({ field: problem.field, message: `${label}: ${problem.message}` });
     if (object && here.length === 0) objects.push(object);
@@ -558,5 +591,12 @@ export function parseMountSpec(params: MountParams, subject: string, options: Sp
     ...(region === undefined ? {} : { region }),
     ...(failoverRegion === undefined ? {} : { failoverRegion }),
     pathTranslation,
+    ignoredFields:
+      ignoredFields.length > maxReportedProblems
+        ? [
+            ...ignoredFields.slice(0, maxReportedProblems),
+            `and ${ignoredFields.length - maxReportedProblems} more`,
+          ]
+        : ignoredFields,
   };
 }

@@ -77,9 +77,25 @@ function checkReplySize(payloads: readonly Payload[], limit: number, subject: st
   );
 }
 
+/** Distinct (class, field) warnings remembered; past it the memory starts over (a warning again, not growth). */
+const maxRememberedWarnings = 4_096;
+
 export function createMountHandler(options: MountOptions): MountHandler {
   const maxReplyBytes = options.maxReplyBytes ?? defaultMaxReplyBytes;
   const { logger } = options;
+  const warned = new Set<string>();
+
+  /** ASCP ignores unknown object fields, so smk does too, and says so once per class and field. */
+  function warnIgnoredFields(subject: string, spec: MountSpec): void {
+    const fresh = spec.ignoredFields.filter((field) => !warned.has(`${subject}\0${field}`));
+    if (fresh.length === 0) return;
+    if (warned.size + fresh.length > maxRememberedWarnings) warned.clear();
+    for (const field of fresh) warned.add(`${subject}\0${field}`);
+    logger.warn(
+      { mount: subject, ignoredFields: fresh },
+      'unknown fields in the objects are ignored, as ASCP ignores them; check them for typos',
+    );
+  }
 
   /** The default region, required only when some object is not an ARN (an ARN names its own). */
   async function regionFor(subject: string, spec: MountSpec): Promise<string | undefined> {
@@ -120,6 +136,7 @@ export function createMountHandler(options: MountOptions): MountHandler {
     const spec = parseMountSpec({ objects, region, failoverRegion, pathTranslation }, subject, {
       allowExpressions: options.expressions !== undefined,
     });
+    warnIgnoredFields(subject, spec);
     const defaultRegion = await regionFor(subject, spec);
     if (spec.failoverRegion !== undefined && spec.failoverRegion === defaultRegion) {
       throw new InvalidInputError(
@@ -132,6 +149,9 @@ export function createMountHandler(options: MountOptions): MountHandler {
       ...(defaultRegion === undefined ? {} : { defaultRegion }),
       defaultFileMode,
       expressions: options.expressions,
+      // The driver sends the versions it holds only on a re-mount (its rotation poll): that one
+      // must return the current version, not one cached for up to --stage-ttl.
+      recheckStages: request.current_object_version.length > 0,
     });
     checkReplySize(payloads, maxReplyBytes, subject);
     const versions = objectVersions(payloads);

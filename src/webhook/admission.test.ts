@@ -36,9 +36,10 @@ describe('reviewAdmission', () => {
     const first = fixture();
     const second = fixture();
     second.request.uid = 'second';
+    // A different refresh interval: a region change would put the fixture's ARN outside `region`.
     (second.request.object.metadata as { annotations: Record<string, string> }).annotations[
-      'smk.dev/region'
-    ] = 'eu-west-1';
+      'smk.dev/refresh-interval'
+    ] = '10m';
     const a1 = patchOf(reviewAdmission(first, config));
     const b = patchOf(reviewAdmission(second, config));
     const a2 = patchOf(reviewAdmission(first, config));

@@ -302,13 +302,21 @@ function buildPlan(
   } else {
     return problem(annotations.objects, `is required when ${annotations.inject} is "true"`);
   }
-  relabel(() =>
+  const { ignoredFields } = relabel(() =>
     parseMountSpec(
       { objects, ...(region === undefined ? {} : { region }) },
       `annotation ${objectsAnnotation}`,
       { allowExpressions },
     ),
   );
+  // smk's own annotation, checked at admission: a typo is refused here, where the user sees it
+  // at once (a SecretProviderClass is ASCP's format, and ASCP ignores unknown fields).
+  if (ignoredFields.length > 0) {
+    problem(
+      objectsAnnotation,
+      `unknown field ${ignoredFields.join(', ')}; expected only ASCP's object fields`,
+    );
+  }
 
   const seedPath = optional(values, annotations.seedMountPath);
   const ownPath = optional(values, annotations.mountPath);

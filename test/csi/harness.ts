@@ -19,7 +19,7 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { silentLogger } from '../../src/core/log.ts';
+import { type Logger, silentLogger } from '../../src/core/log.ts';
 import { connectProvider, type ProviderClient } from '../../src/csi/client.ts';
 import type { MountRequest } from '../../src/csi/protocol.ts';
 import { type CsiProvider, type CsiProviderConfig, startCsiProvider } from '../../src/csi/provider.ts';
@@ -174,6 +174,8 @@ export type ProviderWorldOptions = Partial<
 > & {
   /** Something in front of the counting proxy (it gets the proxy's endpoint, returns its own). */
   readonly inFront?: (proxyEndpoint: string) => string;
+  /** The provider's logger; default silent. */
+  readonly logger?: Logger;
 };
 
 export async function startProviderWorld(options: ProviderWorldOptions = {}): Promise<ProviderWorld> {
@@ -204,7 +206,7 @@ export async function startProviderWorld(options: ProviderWorldOptions = {}): Pr
     maxReplyBytes: options.maxReplyBytes,
     cacheMaxBytes: options.cacheMaxBytes,
     podIdentityEndpoint: options.podIdentityEndpoint,
-    logger: silentLogger(),
+    logger: options.logger ?? silentLogger(),
   });
   const client = connectProvider(provider.socketPath);
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import {
@@ -137,7 +137,7 @@ describe('Helm chart deploy/helm/smk', () => {
     assert.deepEqual(await dryRunAll(bed, objects), []);
   });
 
-  test('all-on values: every role, write-through, cert-manager, ServiceMonitors — all accepted (dry-run)', async () => {
+  test('all-on values: every role, write-through, cert-manager, monitors, alerts, dashboard — all accepted (dry-run)', async () => {
     const namespace = await bed.newNamespace('chart-all-on');
     const watched = [await bed.newNamespace('chart-team-a'), await bed.newNamespace('chart-team-b')];
     const { objects } = await renderChart({
@@ -156,6 +156,8 @@ describe('Helm chart deploy/helm/smk', () => {
       'ServiceMonitor/platform-smk-webhook',
       'ServiceMonitor/platform-smk-controller',
       'PodMonitor/platform-smk-csi-provider',
+      'PrometheusRule/platform-smk',
+      'ConfigMap/platform-smk-dashboard',
       'PodDisruptionBudget/platform-smk-controller',
     ]) {
       assert.ok(names.includes(expected), `${expected} rendered`);
@@ -426,9 +428,14 @@ describe('Helm chart deploy/helm/smk', () => {
     );
   });
 
-  test('helm lint --strict passes for the default and the all-on values', async () => {
+  test('helm lint --strict passes for the default, all-on, escape-hatch and OpenShift values', async () => {
     const binary = await helm();
-    for (const values of [[], ['--values', `${fixtures}values-all-on.yaml`]]) {
+    for (const values of [
+      [],
+      ['--values', `${fixtures}values-all-on.yaml`],
+      ['--values', `${fixtures}values-escape-hatches.yaml`],
+      ['--values', `${fixtures}values-openshift.yaml`],
+    ]) {
       const { stdout } = await run(binary, ['lint', '--strict', chartDir, ...values]);
       assert.match(stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
     }
@@ -460,5 +467,566 @@ describe('Helm chart deploy/helm/smk', () => {
       }),
       /at '\/controller\/serviceAccount\/roleArn'/,
     );
+  });
+});
+
+interface Container {
+  name: string;
+  args?: string[];
+  env?: Array<{ name: string; value?: string }>;
+  ports?: Array<{ name: string; containerPort: number }>;
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
+  securityContext?: Record<string, unknown>;
+  [probe: string]: unknown;
+}
+
+interface FullPodSpec {
+  containers: Container[];
+  volumes?: Array<{ name: string }>;
+  securityContext?: Record<string, unknown>;
+  priorityClassName?: string;
+  topologySpreadConstraints?: Array<{ topologyKey: string; whenUnsatisfiable: string }>;
+  hostNetwork?: boolean;
+  dnsPolicy?: string;
+  tolerations?: unknown[];
+  affinity?: Record<string, unknown>;
+}
+
+function podSpec(object: RenderedObject): FullPodSpec {
+  return (object.spec as { template: { spec: FullPodSpec } }).template.spec;
+}
+
+describe('Helm chart deploy/helm/smk: escape hatches and scheduling (issue 18)', () => {
+  let bed: TestBed;
+  before(
+    async () => {
+      await helm();
+      bed = await connectTestBed();
+    },
+    { timeout: 15 * 60_000 },
+  );
+  after(async () => {
+    await bed?.stop();
+  });
+
+  test('every role takes extraArgs, extraEnv, extraVolumes, extraVolumeMounts after its own; priority and spread per Deployment; all accepted (dry-run)', async () => {
+    const namespace = await bed.newNamespace('chart-extras');
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace,
+      valuesFiles: [`${fixtures}values-escape-hatches.yaml`],
+    });
+    const expectedArg: Record<string, string> = {
+      'Deployment/smk-webhook': '--shutdown-delay=7',
+      'Deployment/smk-controller': '--concurrency=8',
+      'DaemonSet/smk-csi-provider': '--authorization-window=10m',
+    };
+    assert.deepEqual(
+      Object.keys(expectedArg).sort(),
+      workloads(objects)
+        .map((o) => `${o.kind}/${o.metadata.name}`)
+        .sort(),
+    );
+    for (const workload of workloads(objects)) {
+      const what = `${workload.kind}/${workload.metadata.name}`;
+      const spec = podSpec(workload);
+      const [container] = spec.containers;
+      assert.ok(container);
+      // Appended last: a repeated flag given here wins over the chart's (the CLI keeps the last).
+      assert.equal(container.args?.at(-1), expectedArg[what], `${what}: extraArgs last`);
+      assert.equal(container.env?.at(-1)?.name, 'HTTPS_PROXY', `${what}: extraEnv last`);
+      assert.deepEqual(container.volumeMounts?.at(-1), {
+        name: 'trust',
+        mountPath: '/etc/smk/trust',
+        readOnly: true,
+      });
+      assert.deepEqual(spec.volumes?.at(-1), { name: 'trust', configMap: { name: 'corporate-ca' } });
+      assert.ok(
+        spec.volumes?.some((volume) => volume.name === 'tmp'),
+        `${what}: the chart's volumes stay`,
+      );
+      if (workload.kind === 'Deployment') {
+        assert.equal(spec.priorityClassName, 'system-cluster-critical', what);
+        assert.deepEqual(
+          spec.topologySpreadConstraints?.map((c) => [c.topologyKey, c.whenUnsatisfiable]),
+          [['topology.kubernetes.io/zone', 'DoNotSchedule']],
+          `${what}: the given spread replaces the default`,
+        );
+      }
+    }
+    // Default spread of the controller (a leader and its standby on different nodes).
+    const defaults = await renderChart({ release: 'smk', namespace });
+    assert.deepEqual(
+      podSpec(find(defaults.objects, 'Deployment', 'smk-controller')).topologySpreadConstraints?.map(
+        (c) => c.topologyKey,
+      ),
+      ['kubernetes.io/hostname'],
+    );
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+    await assert.rejects(
+      renderChart({
+        release: 'smk',
+        namespace,
+        setJson: { 'controller.extraVolumeMounts': [{ name: 'trust' }] },
+      }),
+      /controller\/extraVolumeMounts\/0.*mountPath/,
+    );
+    await assert.rejects(
+      renderChart({ release: 'smk', namespace, setJson: { 'webhook.extraArgs': '--port=1' } }),
+      /at '\/webhook\/extraArgs'/,
+    );
+  });
+
+  test('OpenShift restricted-v2: null removes runAsUser/runAsGroup/fsGroup; the pods still pass Pod Security "restricted"', async () => {
+    const namespace = await bed.newNamespace('chart-openshift');
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    await core.patchNamespace(
+      {
+        name: namespace,
+        body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace,
+      valuesFiles: [`${fixtures}values-openshift.yaml`],
+    });
+    const deployments = objects.filter((object) => object.kind === 'Deployment');
+    assert.equal(deployments.length, 2);
+    for (const deployment of deployments) {
+      const spec = podSpec(deployment);
+      const contexts = [spec.securityContext ?? {}, ...spec.containers.map((c) => c.securityContext ?? {})];
+      for (const context of contexts) {
+        for (const fixed of ['runAsUser', 'runAsGroup', 'fsGroup']) {
+          assert.ok(!(fixed in context), `${objectName(deployment)}: no ${fixed} (the SCC assigns it)`);
+        }
+      }
+      assert.equal(spec.securityContext?.runAsNonRoot, true);
+      assert.deepEqual(spec.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
+      await core.createNamespacedPod({
+        namespace,
+        dryRun: 'All',
+        body: {
+          metadata: { name: `${deployment.metadata.name}-pod` },
+          spec: { ...(spec as object), serviceAccountName: 'default' } as never,
+        },
+      });
+    }
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+  });
+
+  test('webhook hostNetwork: the port is the container port, and the Service, probes and NetworkPolicy follow it; DNS for the host network', async () => {
+    const namespace = await bed.newNamespace('chart-hostnet');
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: {
+        'webhook.hostNetwork': true,
+        'webhook.port': 9443,
+        'networkPolicy.enabled': true,
+        'networkPolicy.webhook.apiServer': [{ ipBlock: { cidr: '10.0.0.0/24' } }],
+      },
+    });
+    const deployment = find(objects, 'Deployment', 'smk-webhook');
+    const spec = podSpec(deployment);
+    assert.equal(spec.hostNetwork, true);
+    assert.equal(spec.dnsPolicy, 'ClusterFirstWithHostNet');
+    const [container] = spec.containers;
+    assert.ok(container);
+    assert.ok(container.args?.includes('--port=9443'));
+    assert.deepEqual(container.ports, [{ name: 'https', containerPort: 9443, protocol: 'TCP' }]);
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+      assert.equal((container[probe] as { httpGet: { port: string } }).httpGet.port, 'https', probe);
+    }
+    const service = find(objects, 'Service', 'smk-webhook');
+    assert.deepEqual((service.spec as { ports: unknown[] }).ports, [
+      { name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' },
+    ]);
+    const policy = find(objects, 'NetworkPolicy', 'smk-webhook');
+    assert.deepEqual((policy.spec as { ingress: Array<{ ports: unknown[] }> }).ingress[0]?.ports, [
+      { protocol: 'TCP', port: 9443 },
+    ]);
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+    // Pod Security: the host network needs the "privileged" level (as values.yaml says).
+    const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+    const pod = (level: string) =>
+      core.createNamespacedPod({
+        namespace: level === 'privileged' ? namespace : baseline,
+        dryRun: 'All',
+        body: {
+          metadata: { name: `webhook-${level}` },
+          spec: { ...(spec as object), serviceAccountName: 'default' } as never,
+        },
+      });
+    const baseline = await bed.newNamespace('chart-hostnet-baseline');
+    await core.patchNamespace(
+      {
+        name: baseline,
+        body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'baseline' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await assert.rejects(
+      pod('baseline'),
+      /violates PodSecurity .*baseline:latest.*host namespaces \(hostNetwork=true\)/,
+    );
+    await pod('privileged');
+    // dnsPolicy given wins; without hostNetwork none is rendered (Kubernetes' default).
+    const given = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: { 'webhook.hostNetwork': true, 'webhook.dnsPolicy': 'Default' },
+    });
+    assert.equal(podSpec(find(given.objects, 'Deployment', 'smk-webhook')).dnsPolicy, 'Default');
+    const defaults = await renderChart({ release: 'smk', namespace });
+    const defaultSpec = podSpec(find(defaults.objects, 'Deployment', 'smk-webhook'));
+    assert.equal(defaultSpec.hostNetwork, undefined);
+    assert.equal(defaultSpec.dnsPolicy, undefined);
+  });
+
+  test('CSI provider: kept off EKS Fargate nodes by default, tolerations still configurable', async () => {
+    const namespace = await bed.newNamespace('chart-csi-fargate');
+    const fargateExcluded = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            {
+              matchExpressions: [
+                { key: 'eks.amazonaws.com/compute-type', operator: 'NotIn', values: ['fargate'] },
+              ],
+            },
+          ],
+        },
+      },
+    };
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: { 'csiProvider.enabled': true },
+    });
+    const daemonSet = find(objects, 'DaemonSet', 'smk-csi-provider');
+    assert.deepEqual(podSpec(daemonSet).affinity, fargateExcluded);
+    assert.deepEqual(podSpec(daemonSet).tolerations, [{ operator: 'Exists' }]);
+    assert.deepEqual(await dryRunAll(bed, [daemonSet]), []);
+    const tolerations = [{ key: 'dedicated', operator: 'Equal', value: 'secrets', effect: 'NoSchedule' }];
+    const custom = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: { 'csiProvider.enabled': true, 'csiProvider.tolerations': tolerations },
+    });
+    const customSpec = podSpec(find(custom.objects, 'DaemonSet', 'smk-csi-provider'));
+    assert.deepEqual(customSpec.tolerations, tolerations);
+    assert.deepEqual(customSpec.affinity, fargateExcluded, 'the Fargate rule stays with other tolerations');
+    // Helm merges a given affinity into the default; null removes the rule.
+    const preferred = [{ weight: 1, preference: { matchExpressions: [{ key: 'ssd', operator: 'Exists' }] } }];
+    const merged = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: {
+        'csiProvider.enabled': true,
+        'csiProvider.affinity': {
+          nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: preferred },
+        },
+      },
+    });
+    assert.deepEqual(podSpec(find(merged.objects, 'DaemonSet', 'smk-csi-provider')).affinity, {
+      nodeAffinity: {
+        ...fargateExcluded.nodeAffinity,
+        preferredDuringSchedulingIgnoredDuringExecution: preferred,
+      },
+    });
+    const removed = await renderChart({
+      release: 'smk',
+      namespace,
+      setJson: { 'csiProvider.enabled': true, 'csiProvider.affinity': { nodeAffinity: null } },
+    });
+    assert.equal(podSpec(find(removed.objects, 'DaemonSet', 'smk-csi-provider')).affinity, undefined);
+  });
+
+  test('PodDisruptionBudget: one replica gets maxUnavailable 1 (drains finish) and NOTES says so; minAvailable >= replicas > 1 fails', async () => {
+    const namespace = await bed.newNamespace('chart-pdb');
+    const setJson = {
+      'webhook.replicas': 1,
+      'controller.replicas': 1,
+      'controller.podDisruptionBudget.enabled': true,
+    };
+    const { objects } = await renderChart({ release: 'smk', namespace, setJson });
+    for (const name of ['smk-webhook', 'smk-controller']) {
+      assert.deepEqual(
+        (find(objects, 'PodDisruptionBudget', name).spec as Record<string, unknown>).maxUnavailable,
+        1,
+        name,
+      );
+      assert.equal(
+        (find(objects, 'PodDisruptionBudget', name).spec as Record<string, unknown>).minAvailable,
+        undefined,
+        name,
+      );
+    }
+    assert.deepEqual(await dryRunAll(bed, objects), []);
+    const notes = async (values: Record<string, unknown>): Promise<string> => {
+      const args = ['install', 'smk', chartDir, '--dry-run=client', '--namespace', namespace];
+      for (const [key, value] of Object.entries(values))
+        args.push('--set-json', `${key}=${JSON.stringify(value)}`);
+      const { stdout } = await run(await helm(), args, { maxBuffer: 64 * 1024 * 1024 });
+      return stdout.slice(stdout.indexOf('NOTES:'));
+    };
+    const relaxed = await notes(setJson);
+    assert.match(relaxed, /Injector webhook[\s\S]*One replica: its PodDisruptionBudget is maxUnavailable 1/);
+    assert.match(relaxed, /Sync controller[\s\S]*One replica: its PodDisruptionBudget is maxUnavailable 1/);
+    assert.doesNotMatch(await notes({}), /One replica/);
+    // Two replicas keep minAvailable 1.
+    const two = await renderChart({ release: 'smk', namespace });
+    assert.equal(
+      (find(two.objects, 'PodDisruptionBudget', 'smk-webhook').spec as Record<string, unknown>).minAvailable,
+      1,
+    );
+    await assert.rejects(
+      renderChart({ release: 'smk', namespace, setJson: { 'webhook.podDisruptionBudget.minAvailable': 2 } }),
+      /webhook\.podDisruptionBudget\.minAvailable 2 with webhook\.replicas 2 blocks every node drain/,
+    );
+  });
+});
+
+interface RegisteredMetric {
+  readonly type: string;
+  readonly labels: readonly string[];
+}
+
+/**
+ * Every metric the code registers, with its type and label names, read from the registry itself:
+ * each src module that registers an smk_ metric is imported (registration happens at import), and
+ * the process metrics are turned on as the roles do. Dashboards and alerts are checked against this.
+ */
+async function registeredMetrics(): Promise<Map<string, RegisteredMetric>> {
+  const src = new URL('../../src/', import.meta.url).pathname;
+  const files = (await readdir(src, { recursive: true })).filter(
+    (file) => file.endsWith('.ts') && !file.endsWith('.test.ts'),
+  );
+  for (const file of files) {
+    const text = await readFile(`${src}${file}`, 'utf8');
+    if (/\b(counter|gauge|histogram)\(\s*'smk_/.test(text)) await import(`${src}${file}`);
+  }
+  const { registry, collectProcessMetrics } = await import('../../src/core/metrics.ts');
+  collectProcessMetrics();
+  const known = new Map<string, RegisteredMetric>();
+  for (const metric of await registry.getMetricsAsJSON()) {
+    // prom-client keeps a metric's label names on the instance (not in its typings).
+    const labels = (registry.getSingleMetric(metric.name) as unknown as { labelNames?: unknown }).labelNames;
+    assert.ok(Array.isArray(labels), `${metric.name}: label names readable`);
+    known.set(metric.name, { type: String(metric.type), labels: labels.map(String) });
+  }
+  return known;
+}
+
+/** The metric names a PromQL expression reads, with a histogram's _bucket/_sum/_count series mapped to it. */
+function metricNames(expr: string, known: ReadonlyMap<string, RegisteredMetric>): string[] {
+  return [...expr.matchAll(/\bsmk_[a-z0-9_]+/g)].map(([name]) => {
+    const base = name.replace(/_(bucket|sum|count)$/, '');
+    return base !== name && known.get(base)?.type === 'histogram' ? base : name;
+  });
+}
+
+/** Labels every scraped series has besides its own: Prometheus Operator's target labels, and le. */
+const targetLabels = ['namespace', 'pod', 'service', 'job', 'instance', 'container', 'endpoint', 'le'];
+
+/**
+ * Checks one expression: every smk_ metric it reads is registered by src, and every label it
+ * matches on or aggregates by is one of those metrics' labels or a target label.
+ */
+function assertRealMetrics(
+  what: string,
+  expr: string,
+  known: ReadonlyMap<string, RegisteredMetric>,
+): string[] {
+  const names = metricNames(expr, known);
+  assert.ok(names.length > 0, `${what}: reads an smk metric`);
+  for (const name of names) assert.ok(known.has(name), `${what}: ${name} is registered by src`);
+  const labels = new Set([...targetLabels, ...names.flatMap((name) => known.get(name)?.labels ?? [])]);
+  const used = [
+    ...[...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap(([, list]) => (list ?? '').split(',')),
+    ...[...expr.matchAll(/[{,]\s*([a-z_]+)\s*(?:=~|!~|!=|=)/g)].map(([, label]) => label ?? ''),
+  ].map((label) => label.trim());
+  for (const label of used)
+    assert.ok(labels.has(label), `${what}: label ${label} exists on ${names.join(', ')}`);
+  return names;
+}
+
+describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
+  test('ServiceMonitors: namespace, interval, scrapeTimeout, relabelings and metricRelabelings on every endpoint', async () => {
+    const relabelings = [{ sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node' }];
+    const metricRelabelings = [{ sourceLabels: ['__name__'], regex: 'smk_nodejs_gc_.*', action: 'drop' }];
+    const setJson = {
+      'serviceMonitor.enabled': true,
+      'serviceMonitor.namespace': 'monitoring',
+      'serviceMonitor.interval': '15s',
+      'serviceMonitor.scrapeTimeout': '5s',
+      'serviceMonitor.relabelings': relabelings,
+      'serviceMonitor.metricRelabelings': metricRelabelings,
+      'csiProvider.enabled': true,
+    };
+    // Another namespace: the webhook's CA must be a Secret there (Prometheus Operator reads tlsConfig
+    // Secrets from the monitor's namespace only), so the render asks for it rather than break TLS.
+    await assert.rejects(
+      renderChart({ release: 'smk', namespace: 'smk-system', setJson }),
+      /serviceMonitor\.namespace monitoring: .*serviceMonitor\.webhookCaSecret/,
+    );
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: { ...setJson, 'serviceMonitor.webhookCaSecret': 'smk-webhook-ca' },
+    });
+    const monitors = objects.filter((o) => ['ServiceMonitor', 'PodMonitor'].includes(o.kind));
+    assert.deepEqual(kinds(monitors), [
+      'PodMonitor/smk-csi-provider',
+      'ServiceMonitor/smk-controller',
+      'ServiceMonitor/smk-webhook',
+    ]);
+    for (const monitor of monitors) {
+      const spec = monitor.spec as Record<string, unknown>;
+      assert.equal(monitor.metadata.namespace, 'monitoring', objectName(monitor));
+      assert.deepEqual(spec.namespaceSelector, { matchNames: ['smk-system'] }, objectName(monitor));
+      const endpoints = (spec.endpoints ?? spec.podMetricsEndpoints) as Array<Record<string, unknown>>;
+      assert.equal(endpoints.length, 1);
+      const [endpoint] = endpoints;
+      assert.equal(endpoint?.interval, '15s');
+      assert.equal(endpoint?.scrapeTimeout, '5s');
+      assert.deepEqual(endpoint?.relabelings, relabelings);
+      assert.deepEqual(endpoint?.metricRelabelings, metricRelabelings);
+    }
+    const webhook = find(monitors, 'ServiceMonitor', 'smk-webhook');
+    assert.deepEqual((webhook.spec as { endpoints: Array<{ tlsConfig: unknown }> }).endpoints[0]?.tlsConfig, {
+      serverName: 'smk-webhook.smk-system.svc',
+      ca: { secret: { name: 'smk-webhook-ca', key: 'ca.crt' } },
+    });
+    // Default: the release's namespace, no selector across namespaces, no timeout or relabelings.
+    const defaults = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: { 'serviceMonitor.enabled': true },
+    });
+    const controller = find(defaults.objects, 'ServiceMonitor', 'smk-controller');
+    assert.equal(controller.metadata.namespace, 'smk-system');
+    assert.deepEqual(controller.spec, {
+      selector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'smk',
+          'app.kubernetes.io/instance': 'smk',
+          'app.kubernetes.io/component': 'controller',
+        },
+      },
+      endpoints: [{ port: 'http', path: '/metrics', interval: '30s' }],
+    });
+  });
+
+  test('PrometheusRule: opt-in, alerts only on metrics the code registers, scoped to the release namespace', async () => {
+    const known = await registeredMetrics();
+    assert.ok(known.size > 20, `the registry holds smk's metrics (${known.size})`);
+    const off = await renderChart({ release: 'smk', namespace: 'smk-system' });
+    assert.ok(!off.objects.some((o) => o.kind === 'PrometheusRule' || o.kind === 'ConfigMap'));
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: {
+        'prometheusRule.enabled': true,
+        'prometheusRule.extraRules': [{ alert: 'Mine', expr: 'vector(1)' }],
+        'csiProvider.enabled': true,
+        'webhook.writeThrough.enabled': true,
+      },
+    });
+    const rule = find(objects, 'PrometheusRule', 'smk');
+    const groups = (rule.spec as { groups: Array<{ name: string; rules: Array<Record<string, unknown>> }> })
+      .groups;
+    assert.equal(groups.length, 1);
+    const rules = groups[0]?.rules ?? [];
+    assert.deepEqual(
+      rules.map((r) => r.alert),
+      [
+        'SmkWebhookCertificateExpiring',
+        'SmkWebhookTlsCheckFailing',
+        'SmkWebhookOverloaded',
+        'SmkSyncFailing',
+        'SmkSyncQueueNotDraining',
+        'SmkInformerRestarting',
+        'SmkEventsDropped',
+        'SmkRotationPollsFailing',
+        'SmkRotationRolloutsFailing',
+        'SmkWriteThroughFailing',
+        'SmkAwsThrottled',
+        'SmkCsiMountsFailing',
+        'Mine',
+      ],
+    );
+    for (const alert of rules.slice(0, -1)) {
+      const what = String(alert.alert);
+      const expr = String(alert.expr);
+      assertRealMetrics(what, expr, known);
+      // Every selector names this release's namespace, so two installs do not alert for each other.
+      for (const selector of expr.matchAll(/\bsmk_[a-z0-9_]+\{([^}]*)\}/g)) {
+        assert.match(selector[1] ?? '', /^namespace="smk-system"/, `${what}: ${selector[0]}`);
+      }
+      assert.ok(!/\bsmk_[a-z0-9_]+(\[|\)|\s|$)/.test(expr), `${what}: no unscoped selector`);
+      assert.match(String((alert.labels as Record<string, string>).severity), /^(critical|warning|info)$/);
+      assert.ok((alert.annotations as Record<string, string>).summary, `${what}: summary`);
+      if (alert.for !== undefined) assert.match(String(alert.for), /^[0-9]+[smh]$/, what);
+      // Balanced brackets: a cheap guard against a template typo (no promtool here).
+      for (const [open, close] of ['()', '{}', '[]']) {
+        assert.equal(
+          expr.split(open ?? '').length,
+          expr.split(close ?? '').length,
+          `${what}: ${open}${close}`,
+        );
+      }
+    }
+    // cert-manager mode: no self-TLS metrics, so no alerts on them.
+    const certManager = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: { 'prometheusRule.enabled': true, 'webhook.tls.mode': 'cert-manager' },
+    });
+    const names = (
+      find(certManager.objects, 'PrometheusRule').spec as {
+        groups: Array<{ rules: Array<{ alert: string }> }>;
+      }
+    ).groups[0]?.rules.map((r) => r.alert);
+    assert.ok(!names?.includes('SmkWebhookCertificateExpiring'));
+  });
+
+  test('Grafana dashboard: opt-in ConfigMap with the sidecar label; every panel query reads metrics the code registers', async () => {
+    const known = await registeredMetrics();
+    const { objects } = await renderChart({
+      release: 'smk',
+      namespace: 'smk-system',
+      setJson: {
+        'grafanaDashboard.enabled': true,
+        'grafanaDashboard.annotations': { grafana_folder: 'smk' },
+      },
+    });
+    const configMap = find(objects, 'ConfigMap', 'smk-dashboard');
+    assert.equal((configMap.metadata.labels as Record<string, string>).grafana_dashboard, '1');
+    assert.deepEqual(configMap.metadata.annotations, { grafana_folder: 'smk' });
+    const dashboard = JSON.parse((configMap.data as Record<string, string>)['smk.json'] ?? '') as {
+      uid: string;
+      panels: Array<{ type: string; title: string; targets?: Array<{ expr: string }> }>;
+    };
+    assert.equal(dashboard.uid, 'smk-overview');
+    const queried = new Set<string>();
+    for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
+      assert.ok(panel.targets && panel.targets.length > 0, `${panel.title}: has queries`);
+      for (const { expr } of panel.targets) {
+        for (const name of assertRealMetrics(panel.title, expr, known)) queried.add(name);
+      }
+    }
+    // The headline series of each role are on it.
+    for (const name of [
+      'smk_webhook_admission_requests_total',
+      'smk_sync_reconciles_total',
+      'smk_rotation_rollouts_total',
+      'smk_csi_mounts_total',
+      'smk_aws_calls_total',
+    ]) {
+      assert.ok(queried.has(name), name);
+    }
   });
 });

@@ -88,25 +88,51 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
-{{/* Container security context of the non-root roles (the CSI provider documents its exception). */}}
-{{- define "smk.restrictedContainerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-privileged: false
-capabilities:
-  drop: [ALL]
-seccompProfile:
-  type: RuntimeDefault
+{{/* The escape hatches every role shares, appended after the chart's own entries: pass the role's
+values and the list's key, e.g. (dict "role" .Values.webhook "key" "extraEnv" "indent" 12). Nothing is
+rendered for an empty list, so the default output stays as it was. */}}
+{{- define "smk.extra" -}}
+{{- $indent := int .indent }}
+{{- with (get .role .key) }}
+{{- toYaml . | nindent $indent }}
+{{- end }}
 {{- end -}}
 
-{{- define "smk.restrictedPodSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-fsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
+{{/* A role's PodDisruptionBudget: pass (dict "ctx" $ "component" "webhook" "name" $name "replicas" n
+"pdb" .podDisruptionBudget). minAvailable that is an integer not below the replica count would block
+every node drain for ever: with one replica the budget becomes maxUnavailable 1 (evictions allowed;
+NOTES says so), with more the render fails naming the value. */}}
+{{- define "smk.podDisruptionBudget" -}}
+{{- $replicas := int .replicas -}}
+{{- $min := .pdb.minAvailable -}}
+{{- $blocks := and (not (kindIs "string" $min)) (ge (int $min) $replicas) -}}
+{{- if and $blocks (gt $replicas 1) -}}
+{{- fail (printf "%s.podDisruptionBudget.minAvailable %d with %s.replicas %d blocks every node drain: give fewer, a percentage, or more replicas" .key (int $min) .key $replicas) -}}
+{{- end }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ .name }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "smk.componentLabels" (dict "ctx" .ctx "component" .component) | nindent 4 }}
+spec:
+  {{- if $blocks }}
+  # One replica: minAvailable {{ $min }} would refuse every eviction, so a drain of its node would
+  # never finish. The pod may be evicted; there is no second one to answer meanwhile.
+  maxUnavailable: 1
+  {{- else }}
+  minAvailable: {{ $min }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "smk.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 6 }}
+{{- end -}}
+
+{{/* True (non-empty) when a role's budget was relaxed to maxUnavailable 1 (one replica); for NOTES. */}}
+{{- define "smk.podDisruptionBudget.relaxed" -}}
+{{- $min := .pdb.minAvailable -}}
+{{- if and .pdb.enabled (not (kindIs "string" $min)) (ge (int $min) (int .replicas)) (le (int .replicas) 1) }}true{{ end -}}
 {{- end -}}
 
 {{/* Namespaces no smk webhook ever sees: the control plane's and smk's own (it must start without itself). */}}
