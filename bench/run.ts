@@ -1,18 +1,22 @@
 /**
  * `npm run bench`: every benchmark in bench/ (fetch, webhook, sync, rotation, csi — any
- * bench/*.ts but this runner and table.ts), one after another (they share the machine), and one
+ * bench/*.ts but this runner, table.ts and peers.ts), one after another (they share the machine), and one
  * table of the figures that matter: smk's figure, the baseline measured in the same run, the
  * ratio, and the goal from the benchmark's issue. Written to bench/results/latest.json and
  * bench/results/latest.md; each benchmark's own output is kept beside them (bench/results/<name>.txt).
  *
  *   npm run bench                      all of them at their goals' sizes (sync at N=10,000/M=1,000):
- *                                      about 11 min on 2 cores (sync alone about 6; each starts its own world)
+ *                                      about 14 min on 2 cores (sync about 6, webhook 3, csi 1.5; each
+ *                                      starts its own world); the first run also builds the peers
+ *                                      (bench/tools/build-peers.sh: about 15 min on a busy 2-core machine)
  *   npm run bench -- csi fetch         only these (their rows replace those of the last run)
  *   npm run bench -- --quick           smaller sizes (a smoke run, figures not comparable)
  *   npm run bench:<name>               one benchmark on its own, with its full table
  *
  * The figures are read from the tables the benchmarks print (bench/table.ts), so each benchmark
- * stays runnable alone and this file holds only the mapping to the issues' goals.
+ * stays runnable alone and this file holds only the mapping to the issues' goals. Figures beside a
+ * real peer (the Go injector, ASCP) come from the benchmarks' peer tables as they are, with the
+ * min/median/max of their per-round ratios.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -20,6 +24,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { peerTableTitle } from './peers.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const benchDir = join(root, 'bench');
@@ -209,7 +214,7 @@ export const figureSpecs: Readonly<Record<string, readonly FigureSpec[]>> = {
       unit: 'ms',
       table: /^CSI Mount/,
       smk: { row: /^smk: mounts 2/, column: 'p99 ms' },
-      baseline: { row: /^baseline/, column: 'p99 ms' },
+      baseline: { row: /^ASCP: mounts 2/, column: 'p99 ms' },
       goal: '≤ 20 ms (issue 7)',
       met: (smk) => smk <= 20,
     },
@@ -221,7 +226,7 @@ export const figureSpecs: Readonly<Record<string, readonly FigureSpec[]>> = {
         row: /^smk: mounts 2/,
         column: 'GetSecretValue',
       },
-      baseline: { row: /^baseline/, column: 'GetSecretValue' },
+      baseline: { row: /^ASCP: mounts 2/, column: 'GetSecretValue' },
       goal: '0 GetSecretValue (issue 7)',
       met: (smk) => smk === 0,
     },
@@ -239,7 +244,7 @@ const quickArgs: Readonly<Record<string, readonly string[]>> = {
   webhook: ['--duration', '2', '--rounds', '1'],
   sync: ['--n', '100', '--m', '20'],
   rotation: ['--secrets', '100', '--pods', '500', '--trials', '5'],
-  csi: ['--mounts', '30'],
+  csi: ['--rounds', '2', '--mounts', '10'],
 };
 
 export interface FigureRow {
@@ -248,8 +253,13 @@ export interface FigureRow {
   readonly unit: string;
   readonly smk: number | undefined;
   readonly baseline: number | undefined;
-  /** smk ÷ baseline. */
+  /** What the baseline is when it is a real peer (the Go injector, ASCP); else a self-made baseline. */
+  readonly peer?: string;
+  /** smk ÷ baseline (for a peer: the median of the per-round ratios). */
   readonly ratio: number | undefined;
+  /** For a peer: the smallest and largest per-round ratio. */
+  readonly ratioMin?: number;
+  readonly ratioMax?: number;
   readonly goal: string;
   readonly met: boolean | undefined;
   /** Why a figure is missing (the benchmark failed, or printed no such row). */
@@ -262,11 +272,43 @@ function cellOf(table: PrintedTable, cell: Cell): string | undefined {
   return index < 0 || row === undefined ? undefined : row[index];
 }
 
+/**
+ * Rows of a benchmark's peer tables (bench/peers.ts printPeerTable): each row is already a figure
+ * with smk, the peer, the per-round ratios and the goal, so no mapping is needed here.
+ */
+export function peerFiguresOf(bench: string, tables: readonly PrintedTable[]): FigureRow[] {
+  return tables
+    .filter((table) => table.title.startsWith(peerTableTitle))
+    .flatMap((table) =>
+      table.rows.map((cells): FigureRow => {
+        const cell = (name: string): string | undefined => cells[table.header.indexOf(name)];
+        const met = cell('met');
+        const ratioMin = numberIn(cell('ratio min'));
+        const ratioMax = numberIn(cell('ratio max'));
+        return {
+          bench,
+          figure: cell('figure') ?? '',
+          unit: (cell('smk') ?? '').replace(/^[-\d.,]+\s*/, ''),
+          smk: numberIn(cell('smk')),
+          baseline: numberIn(cell('peer figure')),
+          peer: cell('peer') ?? '',
+          ratio: numberIn(cell('ratio median')),
+          ...(ratioMin === undefined ? {} : { ratioMin }),
+          ...(ratioMax === undefined ? {} : { ratioMax }),
+          goal: cell('goal') ?? '',
+          met: met === 'met' ? true : met === 'NOT met' ? false : undefined,
+        };
+      }),
+    );
+}
+
 /** The figures of one benchmark's output, against its goals. */
 export function figuresOf(bench: string, output: string, failure?: string): FigureRow[] {
   const tables = parseTables(output);
+  const peerRows = peerFiguresOf(bench, tables);
   const specs = figureSpecs[bench];
   if (!specs) {
+    if (peerRows.length > 0) return peerRows;
     // A benchmark this runner has no goals for still shows up, with its tables' row count.
     return [
       {
@@ -282,7 +324,7 @@ export function figuresOf(bench: string, output: string, failure?: string): Figu
       },
     ];
   }
-  return specs.map((spec) => {
+  const specRows = specs.map((spec) => {
     const table = tables.find((candidate) => spec.table.test(candidate.title));
     const read = (cell: Cell): number | undefined =>
       table ? (cell.read ?? numberIn)(cellOf(table, cell)) : undefined;
@@ -307,6 +349,7 @@ export function figuresOf(bench: string, output: string, failure?: string): Figu
       ...(note ? { note } : {}),
     };
   });
+  return [...peerRows, ...specRows];
 }
 
 // ---- output ------------------------------------------------------------------------------------
@@ -330,15 +373,21 @@ function metText(met: boolean | undefined): string {
   return met === undefined ? '–' : met ? 'yes' : 'NO';
 }
 
-const headers = ['benchmark', 'figure', 'smk', 'baseline', 'ratio', 'goal', 'met'];
+const headers = ['benchmark', 'figure', 'smk', 'baseline', 'ratio (min–max over rounds)', 'goal', 'met'];
+
+function ratioText(row: FigureRow): string {
+  const median = formatRatio(row.ratio);
+  if (row.ratioMin === undefined || row.ratioMax === undefined) return median;
+  return `${median} (${formatRatio(row.ratioMin)}–${formatRatio(row.ratioMax)})`;
+}
 
 function cellsOf(row: FigureRow): string[] {
   return [
     row.bench,
     row.note ? `${row.figure} (${row.note})` : row.figure,
     format(row.smk, row.unit),
-    format(row.baseline, row.unit),
-    formatRatio(row.ratio),
+    row.peer ? `${row.peer}: ${format(row.baseline, row.unit)}` : format(row.baseline, row.unit),
+    ratioText(row),
     row.goal,
     metText(row.met),
   ];
@@ -383,7 +432,10 @@ const figureRowSchema = z.object({
   unit: z.string(),
   smk: z.number().optional(),
   baseline: z.number().optional(),
+  peer: z.string().optional(),
   ratio: z.number().optional(),
+  ratioMin: z.number().optional(),
+  ratioMax: z.number().optional(),
   goal: z.string(),
   met: z.boolean().optional(),
   note: z.string().optional(),
@@ -447,7 +499,10 @@ async function benchNames(): Promise<string[]> {
   const files = await readdir(benchDir);
   const found = files
     .filter(
-      (file) => file.endsWith('.ts') && !['run.ts', 'table.ts'].includes(file) && !file.endsWith('.test.ts'),
+      (file) =>
+        file.endsWith('.ts') &&
+        !['run.ts', 'table.ts', 'peers.ts'].includes(file) &&
+        !file.endsWith('.test.ts'),
     )
     .map((file) => file.slice(0, -'.ts'.length));
   // The issues' order first, then anything newer.
@@ -520,7 +575,7 @@ async function main(): Promise<number> {
       `# smk benchmarks${values.quick ? ' (quick run: figures not comparable with the goals)' : ''}`,
       '',
       `Run ${runDates.join(' and ')} UTC with Node ${process.version} on ${summary.machine}: ${durations} (${(totalSeconds / 60).toFixed(1)} min in all).`,
-      "Baselines are measured in the same run; ratio = smk ÷ baseline. Each benchmark's full output is in bench/results/<name>.txt.",
+      "Baselines and peers are measured in the same run; ratio = smk ÷ baseline (for a peer: the median of the per-round ratios, with their min–max). Each benchmark's full output is in bench/results/<name>.txt.",
       '',
       markdownTable(rows),
       '',

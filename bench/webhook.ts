@@ -1,21 +1,43 @@
 /**
- * `npm run bench:webhook`: the admission webhook (`smk webhook`, its own process, HTTPS) answering a
- * realistic AdmissionReview (a Deployment's Pod with 3 containers that asks for injection, so
- * every answer carries a patch), at a fixed 1,000 req/s and at saturation, driven by autocannon.
- * Baseline in the same run: a bare Node HTTPS server that parses the review and answers
- * "allowed" without looking at the pod. Also the fast path: a Pod without annotations.
- * Goals (issue 4): p99 ≤ 2 ms at 1,000 req/s; saturation ≥ 50% of the bare baseline.
+ * `npm run bench:webhook`: the admission webhook (`smk webhook` as shipped, dist/smk.mjs, its own
+ * process, HTTPS) beside the
+ * seeds' Go injector (aws-secret-sidecar-injector, built from ../shared/third-party by
+ * bench/tools/build-peers.sh) answering the same AdmissionReviews: a Deployment's Pod with 1 or 3
+ * containers and seed 002's annotations, so every answer carries a patch. Also a bare Node HTTPS
+ * server that parses the review and answers "allowed" (what any webhook must at least do) and
+ * smk's fast path (a Pod without annotations).
+ *
+ * Servers run on core 0, the load on core 1 (taskset); rounds interleave the servers so load from
+ * other processes hits all alike; ratios are smk ÷ peer per round, shown as min/median/max.
+ * Saturation: wrk (1 thread, N connections); every answer is compared byte for byte with an answer
+ * checked before the run (its patch decoded, valid JSON, applied to the pod, the init container
+ * there), so a server answering fast but wrong shows as errors. 1,000 req/s: autocannon's fixed rate.
+ * Goals: issue 4 (p99 ≤ 2 ms at 1,000 req/s; saturation ≥ 50% of the bare baseline), issue 19
+ * (saturation ≥ 1.5× the Go injector's; RSS ≤ 64 MiB).
  *   node bench/webhook.ts [--duration SECONDS] [--rounds N] [--connections N]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { z } from 'zod';
 import { createCertificateAuthority, issueServingCertificate } from '../src/kube/pki.ts';
+import {
+  buildPeers,
+  buildSmk,
+  cpuSeconds,
+  machineLoad,
+  onServerCore,
+  type PeerFigure,
+  pinSelfToLoadCore,
+  printPeerTable,
+  rssMiB,
+} from './peers.ts';
 import { percentile, printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -37,9 +59,7 @@ interface AutocannonInstance extends PromiseLike<unknown> {
 }
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
-const resultSchema = z.object({
-  requests: z.object({ average: z.number() }),
-  latency: z.object({ p50: z.number(), p99: z.number() }),
+const autocannonSchema = z.object({
   errors: z.number(),
   timeouts: z.number(),
   non2xx: z.number(),
@@ -47,7 +67,18 @@ const resultSchema = z.object({
   duration: z.number(),
 });
 
-/** The bare baseline: read the body, parse it, answer allowed. What any webhook must at least do. */
+/** What the wrk script's done() prints (bench/tools/wrk-check.lua). */
+const wrkSchema = z.object({
+  requests: z.number(),
+  duration_us: z.number(),
+  good: z.number(),
+  bad: z.number(),
+  errors: z.number(),
+  p50_us: z.number(),
+  p99_us: z.number(),
+});
+
+/** The bare baseline: read the body, parse it, answer allowed. */
 const bareServer = `
 import { createServer } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -65,15 +96,18 @@ server.keepAliveTimeout = 30000;
 server.listen(0, '127.0.0.1', () => process.stderr.write(JSON.stringify({ msg: 'webhook listening', port: server.address().port }) + '\\n'));
 `;
 
-interface Started {
+interface Server {
+  readonly name: string;
   readonly child: ChildProcess;
   readonly port: number;
+  readonly path: string;
 }
 
-/** Starts a server process and waits for its `webhook listening` log line (JSON with the port). */
-function startServer(args: readonly string[]): Promise<Started> {
+/** Starts a Node server on the servers' core and waits for its `webhook listening` line (with the port). */
+function startNodeServer(name: string, args: readonly string[]): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
+    const [command, pinned] = onServerCore(process.execPath, args);
+    const child = spawn(command, pinned, {
       cwd: root,
       env: { ...process.env, SMK_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -86,90 +120,258 @@ function startServer(args: readonly string[]): Promise<Started> {
         if (port !== undefined) {
           child.stderr?.removeAllListeners('data');
           child.stderr?.resume();
-          resolve({ child, port: Number(port) });
+          resolve({ name, child, port: Number(port), path: '/mutate/pods' });
           return;
         }
       }
     });
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}: ${buffered}`)));
+    child.on('exit', (code) => reject(new Error(`${name} exited ${code}: ${buffered}`)));
+    setTimeout(() => reject(new Error(`${name}: not listening after 120 s: ${buffered}`)), 120_000).unref();
   });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** The Go injector as its chart runs it (klog to stderr, which goes nowhere here), ready on /readyz. */
+async function startGoInjector(
+  binary: string,
+  certFile: string,
+  keyFile: string,
+  caPem: string,
+): Promise<Server> {
+  const port = await freePort();
+  const [command, pinned] = onServerCore(binary, [
+    `--tls-cert-file=${certFile}`,
+    `--tls-private-key-file=${keyFile}`,
+    `--port=${port}`,
+    '--sidecar-image=amazon/aws-secrets-manager-secret-sidecar:v0.1.4',
+  ]);
+  const child = spawn(command, pinned, { stdio: ['ignore', 'ignore', 'ignore'] });
+  for (let attempt = 0; attempt < 200; attempt += 1) {
+    if (child.exitCode !== null) throw new Error(`the Go injector exited ${child.exitCode}`);
+    const ready = await post(port, '/readyz', caPem, '', 'GET').then(
+      (answer) => answer.status === 200,
+      () => false,
+    );
+    if (ready) return { name: 'Go injector', child, port, path: '/mutating-pods' };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('the Go injector did not answer /readyz');
+}
+
+const reviewAnswerSchema = z.object({
+  response: z.object({
+    uid: z.string(),
+    allowed: z.boolean(),
+    patch: z.string().optional(),
+    patchType: z.string().optional(),
+  }),
+});
+
+interface Pod {
+  spec: { initContainers?: Array<{ name: string }>; containers: Array<{ name: string }> };
+}
+
+/**
+ * Why an answer is not a real injection, or undefined when it is: allowed, the request's uid, a
+ * base64 JSON patch that parses, applies to the pod and leaves an init container in it.
+ */
+function injectionProblem(answerText: string, review: string): string | undefined {
+  const reviewed = JSON.parse(review) as { request: { uid: string; object: Pod } };
+  let answer: z.infer<typeof reviewAnswerSchema>;
+  try {
+    answer = reviewAnswerSchema.parse(JSON.parse(answerText));
+  } catch {
+    return 'the AdmissionReview answer is not valid JSON of the expected shape';
+  }
+  if (answer.response.uid !== reviewed.request.uid) return 'the answer carries another uid';
+  if (!answer.response.allowed) return 'the pod was refused';
+  if (answer.response.patch === undefined) return 'the answer carries no patch';
+  let operations: Operation[];
+  try {
+    operations = JSON.parse(Buffer.from(answer.response.patch, 'base64').toString('utf8')) as Operation[];
+  } catch {
+    return 'the patch is not valid JSON';
+  }
+  try {
+    const pod = fastJsonPatch.applyPatch(
+      structuredClone(reviewed.request.object),
+      operations,
+      true,
+    ).newDocument;
+    if ((pod.spec.initContainers ?? []).length === 0) return 'the patched pod has no init container';
+  } catch (error) {
+    return `the patch does not apply to the pod (${error instanceof Error ? error.name : 'error'})`;
+  }
+  return undefined;
 }
 
 interface Measurement {
   readonly rate: number;
   readonly p50: number;
   readonly p99: number;
+  /** Answers that were not the checked answer (or not 200), plus transport errors. */
   readonly failures: number;
   /** Server CPU time (user + system) per answered request, µs: robust to other load on the machine. */
   readonly cpuMicros: number;
+  readonly rssMiB: number;
 }
 
-/** CPU seconds a process has used so far (Linux /proc; NaN elsewhere). */
-async function cpuSeconds(pid: number | undefined): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat(5); after the command they are at 11 and 12.
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
+/** Saturation with wrk: every answer compared with `expected`. */
+async function saturate(
+  server: Server,
+  bodyFile: string,
+  expectedFile: string,
+  script: string,
+  wrk: string,
+  seconds: number,
+): Promise<Measurement> {
+  const cpuBefore = await cpuSeconds(server.child.pid);
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(
+      wrk,
+      [
+        '-t1',
+        `-c${connections}`,
+        `-d${seconds}s`,
+        '-s',
+        script,
+        `https://127.0.0.1:${server.port}${server.path}`,
+      ],
+      {
+        env: { ...process.env, WRK_BODY: bodyFile, WRK_EXPECTED: expectedFile },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}: ${text}`)),
+    );
+  });
+  const cpu = (await cpuSeconds(server.child.pid)) - cpuBefore;
+  const line = /^WRK_RESULT (.*)$/m.exec(output)?.[1];
+  if (line === undefined) throw new Error(`wrk printed no result: ${output}`);
+  const result = wrkSchema.parse(JSON.parse(line));
+  return {
+    rate: result.good / (result.duration_us / 1e6),
+    p50: result.p50_us / 1000,
+    p99: result.p99_us / 1000,
+    failures: result.bad + result.errors,
+    cpuMicros: (cpu * 1e6) / Math.max(1, result.good),
+    rssMiB: await rssMiB(server.child.pid),
+  };
 }
 
-async function measure(
-  port: number,
-  pid: number | undefined,
+/** A fixed rate with autocannon; answers whose size differs from the first one's count as failures. */
+async function atRate(
+  server: Server,
   caPem: string,
   body: string,
   seconds: number,
-  overallRate?: number,
+  rate: number,
 ): Promise<Measurement> {
   const samples: number[] = [];
+  let wrongSize = 0;
+  let firstSize: number | undefined;
   const instance = autocannon({
-    url: `https://127.0.0.1:${port}/mutate/pods`,
+    url: `https://127.0.0.1:${server.port}${server.path}`,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body,
-    connections: overallRate === undefined ? connections : 10,
-    ...(overallRate === undefined ? {} : { overallRate }),
+    connections: 10,
+    overallRate: rate,
     duration: seconds,
     tlsOptions: { ca: caPem },
   });
-  instance.on('response', (_client, status, _bytes, ms) => {
+  instance.on('response', (_client, status, bytes, ms) => {
     if (status === 200) samples.push(ms);
+    // autocannon counts the headers too, so sizes are compared with the first answer's (the
+    // checked answer is byte-identical each time; saturation compares the bodies themselves).
+    firstSize ??= bytes;
+    if (bytes !== firstSize) wrongSize += 1;
   });
-  const cpuBefore = await cpuSeconds(pid);
-  const result = resultSchema.parse(await instance);
-  const cpu = (await cpuSeconds(pid)) - cpuBefore;
+  const cpuBefore = await cpuSeconds(server.child.pid);
+  const result = autocannonSchema.parse(await instance);
+  const cpu = (await cpuSeconds(server.child.pid)) - cpuBefore;
   return {
     cpuMicros: (cpu * 1e6) / Math.max(1, result['2xx']),
     rate: result['2xx'] / result.duration,
     p50: percentile(samples, 50),
     p99: percentile(samples, 99),
-    failures: result.errors + result.timeouts + result.non2xx,
+    failures: result.errors + result.timeouts + result.non2xx + wrongSize,
+    rssMiB: await rssMiB(server.child.pid),
   };
 }
+
+const wrkScript = `
+local function slurp(path) local f = assert(io.open(path, "rb")); local s = f:read("*a"); f:close(); return s end
+wrk.method = "POST"
+wrk.body = slurp(os.getenv("WRK_BODY"))
+wrk.headers["Content-Type"] = "application/json"
+local expected = slurp(os.getenv("WRK_EXPECTED"))
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) good = 0; bad = 0 end
+function response(status, headers, body)
+  if status == 200 and body == expected then good = good + 1 else bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local g, b = 0, 0
+  for _, t in ipairs(threads) do g = g + t:get("good"); b = b + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format('WRK_RESULT {"requests":%d,"duration_us":%d,"good":%d,"bad":%d,"errors":%d,"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, g, b, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+`;
 
 const work = await mkdtemp(join(tmpdir(), 'smk-bench-webhook-'));
 const children: ChildProcess[] = [];
 try {
+  const [peers, smkBundle] = await Promise.all([buildPeers(), buildSmk()]);
+  await pinSelfToLoadCore();
   const ca = await createCertificateAuthority({ commonName: 'bench CA', validForDays: 1 });
   const serving = await issueServingCertificate(ca, { commonName: 'bench', ipAddresses: ['127.0.0.1'] });
   const certFile = join(work, 'tls.crt');
   const keyFile = join(work, 'tls.key');
+  const script = join(work, 'check.lua');
   await writeFile(certFile, serving.certPem);
   await writeFile(keyFile, serving.keyPem);
+  await writeFile(script, wrkScript);
 
-  const review = await readFile(
-    join(root, 'src/webhook/fixtures/admission-review-3-containers.json'),
-    'utf8',
-  );
-  const parsed = JSON.parse(review) as { request: { object: { metadata: { annotations?: unknown } } } };
-  delete parsed.request.object.metadata.annotations;
-  const plainReview = JSON.stringify(parsed);
+  // The same reviews for both injectors: the 3-container Pod with seed 002's annotations, and its first container alone.
+  const fixture = JSON.parse(
+    await readFile(join(root, 'src/webhook/fixtures/admission-review-3-containers.json'), 'utf8'),
+  ) as { request: { object: { metadata: { annotations?: Record<string, string> }; spec: Pod['spec'] } } };
+  fixture.request.object.metadata.annotations = {
+    'secrets.k8s.aws/sidecarInjectorWebhook': 'enabled',
+    'secrets.k8s.aws/secret-arn':
+      'arn:aws:secretsmanager:us-east-1:123456789012:secret:database-password-hlRvvF',
+  };
+  const review3 = JSON.stringify(fixture);
+  fixture.request.object.spec.containers = fixture.request.object.spec.containers.slice(0, 1);
+  const review1 = JSON.stringify(fixture);
+  delete fixture.request.object.metadata.annotations;
+  const plainReview = JSON.stringify(fixture);
 
-  const smk = await startServer([
-    'src/cli/main.ts',
+  const smk = await startNodeServer('smk webhook', [
+    smkBundle,
     'webhook',
     '--tls-cert',
     certFile,
@@ -183,82 +385,202 @@ try {
     '0',
   ]);
   children.push(smk.child);
-  const bare = await startServer(['--input-type=module', '-e', bareServer, certFile, keyFile]);
+  const bare = await startNodeServer('bare HTTPS "allowed"', [
+    '--input-type=module',
+    '-e',
+    bareServer,
+    certFile,
+    keyFile,
+  ]);
   children.push(bare.child);
+  const go = await startGoInjector(peers.injector, certFile, keyFile, ca.certPem);
+  children.push(go.child);
 
-  // The mutated answer must carry a patch; the plain one must not (sanity, not timed).
-  for (const [name, body, patched] of [
-    ['mutated', review, true],
-    ['plain', plainReview, false],
-  ] as const) {
-    const answer = await fetchReview(smk.port, ca.certPem, body);
-    if (answer.includes('"patch"') !== patched) throw new Error(`${name} review: unexpected answer`);
+  // Each (server, review): the answer every request must get, checked here once (not timed).
+  const notes: string[] = [];
+  const firstAnswer = await post(go.port, go.path, ca.certPem, review3);
+  const firstProblem = injectionProblem(firstAnswer.text, review3);
+  notes.push(
+    `Go injector, first answer after its start: ${firstProblem ?? 'a valid injection'}` +
+      (firstProblem ? ' (its global patch template; every later answer is checked below)' : ''),
+  );
+  async function expectedAnswer(server: Server, review: string, injects: boolean): Promise<string> {
+    const answer = await post(server.port, server.path, ca.certPem, review);
+    const problem = injects ? injectionProblem(answer.text, review) : undefined;
+    if (answer.status !== 200 || problem)
+      throw new Error(`${server.name}: ${problem ?? `HTTP ${answer.status}`}`);
+    if (!injects && answer.text.includes('"patch"'))
+      throw new Error(`${server.name}: patched a pod that did not ask`);
+    const again = await post(server.port, server.path, ca.certPem, review);
+    if (again.text !== answer.text) throw new Error(`${server.name}: two answers to one review differ`);
+    const file = join(work, `expected-${children.length}-${Math.random().toString(36).slice(2)}.json`);
+    await writeFile(file, answer.text);
+    return file;
   }
+  const bodyFile = async (review: string): Promise<string> => {
+    const file = join(work, `review-${Math.random().toString(36).slice(2)}.json`);
+    await writeFile(file, review);
+    return file;
+  };
+
+  interface Variant {
+    readonly name: string;
+    readonly server: Server;
+    readonly review: string;
+    readonly bodyFile: string;
+    readonly expectedFile: string;
+  }
+  async function variant(name: string, server: Server, review: string, injects: boolean): Promise<Variant> {
+    const expectedFile = await expectedAnswer(server, review, injects);
+    return {
+      name,
+      server,
+      review,
+      bodyFile: await bodyFile(review),
+      expectedFile,
+    };
+  }
+  const variants = {
+    bare: await variant('bare HTTPS "allowed" (baseline)', bare, review3, false),
+    smk3: await variant('smk webhook, 3-container pod injected', smk, review3, true),
+    go3: await variant('Go injector, 3-container pod injected', go, review3, true),
+    smk1: await variant('smk webhook, 1-container pod injected', smk, review1, true),
+    go1: await variant('Go injector, 1-container pod injected', go, review1, true),
+    plain: await variant('smk webhook, pod without annotations', smk, plainReview, false),
+  };
 
   process.stderr.write(`warming up, then ${rounds} rounds of ${duration} s per server and load…\n`);
-  await measure(smk.port, smk.child.pid, ca.certPem, review, 2);
-  await measure(bare.port, bare.child.pid, ca.certPem, review, 2);
+  for (const each of [variants.smk3, variants.go3, variants.bare])
+    await saturate(each.server, each.bodyFile, each.expectedFile, script, peers.wrk, 2);
 
-  // Servers take turns within each round, so load from other processes on the machine hits all
-  // of them alike; the table shows the median over the rounds.
-  const servers = [
-    { name: 'bare HTTPS "allowed" (baseline)', port: bare.port, pid: bare.child.pid, body: review },
-    { name: 'smk webhook, 3-container pod injected', port: smk.port, pid: smk.child.pid, body: review },
-    { name: 'smk webhook, pod without annotations', port: smk.port, pid: smk.child.pid, body: plainReview },
-  ];
-  const loads = [
-    { name: '1,000 req/s', rate: 1000 },
-    { name: `saturation (${connections} conns)`, rate: undefined },
-  ];
-  const rows: Array<[string, string, Measurement]> = [];
-  for (const load of loads) {
-    const runs = servers.map((): Measurement[] => []);
-    for (let round = 0; round < rounds; round++) {
-      for (const [index, server] of servers.entries()) {
-        runs[index]?.push(
-          await measure(server.port, server.pid, ca.certPem, server.body, duration, load.rate),
-        );
-      }
-    }
-    for (const [index, server] of servers.entries())
-      rows.push([server.name, load.name, median(runs[index] ?? [])]);
+  const load = await machineLoad();
+  const saturated = [variants.bare, variants.smk3, variants.go3, variants.smk1, variants.go1, variants.plain];
+  const paced = [variants.bare, variants.smk3, variants.go3, variants.plain];
+  const saturationRuns = new Map<Variant, Measurement[]>(saturated.map((each) => [each, []]));
+  const pacedRuns = new Map<Variant, Measurement[]>(paced.map((each) => [each, []]));
+  // Servers take turns within each round, so load from other processes hits all of them alike.
+  for (let round = 0; round < rounds; round += 1) {
+    for (const each of paced)
+      pacedRuns.get(each)?.push(await atRate(each.server, ca.certPem, each.review, duration, 1000));
+    for (const each of saturated)
+      saturationRuns
+        .get(each)
+        ?.push(await saturate(each.server, each.bodyFile, each.expectedFile, script, peers.wrk, duration));
   }
+  const rssAfter = { smk: await rssMiB(smk.child.pid), go: await rssMiB(go.child.pid) };
+
+  const rows: Array<[string, string, Measurement]> = [
+    ...paced.map((each): [string, string, Measurement] => [
+      each.name,
+      '1,000 req/s',
+      median(pacedRuns.get(each) ?? []),
+    ]),
+    ...saturated.map((each): [string, string, Measurement] => [
+      each.name,
+      `saturation (${connections} conns)`,
+      median(saturationRuns.get(each) ?? []),
+    ]),
+  ];
   printTable(
-    `Admission webhook: AdmissionReview of a 3-container Pod over HTTPS (autocannon); median of ${rounds} interleaved ${duration} s runs`,
-    ['server', 'load', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'errors'],
-    rows.map(([server, load, m]) => [server, load, m.rate, m.p50, m.p99, m.cpuMicros, m.failures]),
+    `Admission webhook: AdmissionReview of a Pod with seed 002's annotations over HTTPS; median of ${rounds} interleaved ${duration} s runs ` +
+      `(servers on core 0, load on core 1; saturation: wrk, 1,000 req/s: autocannon; ${load})`,
+    ['server', 'load', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'RSS MiB', 'errors'],
+    rows.map(([server, loadName, m]) => [
+      server,
+      loadName,
+      m.rate,
+      m.p50,
+      m.p99,
+      m.cpuMicros,
+      m.rssMiB,
+      m.failures,
+    ]),
   );
-  const at1000 = rows[1]?.[2];
-  const bareAt1000 = rows[0]?.[2];
-  const bareMax = rows[3]?.[2];
-  const smkMax = rows[4]?.[2];
-  if (at1000 && bareAt1000 && bareMax && smkMax) {
-    printTable(
-      'Goals (issue 4)',
-      ['goal', 'measured', 'baseline', 'met'],
+  for (const note of notes) process.stdout.write(`${note}\n`);
+
+  const perRound = (
+    a: Variant,
+    b: Variant,
+    pick: (m: Measurement) => number,
+    runs = saturationRuns,
+  ): number[] => (runs.get(a) ?? []).map((m, index) => pick(m) / pick((runs.get(b) ?? [])[index] ?? m));
+  const mid = (each: Variant, pick: (m: Measurement) => number, runs = saturationRuns): number =>
+    percentile((runs.get(each) ?? []).map(pick), 50);
+  const throughput = (smkVariant: Variant, goVariant: Variant, containers: number): PeerFigure => {
+    const ratios = perRound(smkVariant, goVariant, (m) => m.rate);
+    return {
+      figure: `webhook throughput at saturation, ${containers} container${containers > 1 ? 's' : ''}`,
+      unit: 'req/s',
+      smk: mid(smkVariant, (m) => m.rate),
+      peer: mid(goVariant, (m) => m.rate),
+      peerName: 'Go injector',
+      ratios,
+      goal: '≥ 1.5× (issue 19)',
+      met: percentile(ratios, 50) >= 1.5,
+    };
+  };
+  printPeerTable(`webhook; ratio = smk ÷ peer per round, ${rounds} rounds; ${load}`, [
+    throughput(variants.smk1, variants.go1, 1),
+    throughput(variants.smk3, variants.go3, 3),
+    {
+      figure: 'webhook CPU per request, 3 containers, saturation',
+      unit: 'µs',
+      smk: mid(variants.smk3, (m) => m.cpuMicros),
+      peer: mid(variants.go3, (m) => m.cpuMicros),
+      peerName: 'Go injector',
+      ratios: perRound(variants.smk3, variants.go3, (m) => m.cpuMicros),
+      goal: '(lower is better)',
+    },
+    {
+      figure: 'webhook p99 at 1,000 req/s, 3 containers',
+      unit: 'ms',
+      smk: mid(variants.smk3, (m) => m.p99, pacedRuns),
+      peer: mid(variants.go3, (m) => m.p99, pacedRuns),
+      peerName: 'Go injector',
+      ratios: perRound(variants.smk3, variants.go3, (m) => m.p99, pacedRuns),
+      goal: '(neighbours decide p99; see CPU per request)',
+    },
+    {
+      figure: 'webhook RSS after the run',
+      unit: 'MiB',
+      smk: rssAfter.smk,
+      peer: rssAfter.go,
+      peerName: 'Go injector',
+      ratios: perRound(variants.smk3, variants.go3, (m) => m.rssMiB),
+      goal: '≤ 64 MiB (issue 19)',
+      met: rssAfter.smk <= 64,
+    },
+  ]);
+
+  const at1000 = median(pacedRuns.get(variants.smk3) ?? []);
+  const bareAt1000 = median(pacedRuns.get(variants.bare) ?? []);
+  const bareMax = median(saturationRuns.get(variants.bare) ?? []);
+  const smkMax = median(saturationRuns.get(variants.smk3) ?? []);
+  printTable(
+    'Goals (issue 4)',
+    ['goal', 'measured', 'baseline', 'met'],
+    [
       [
-        [
-          'p99 ≤ 2 ms at 1,000 req/s (injected pod)',
-          `${at1000.p99.toFixed(2)} ms`,
-          `${bareAt1000.p99.toFixed(2)} ms`,
-          at1000.p99 <= 2 ? 'yes' : 'NO',
-        ],
-        [
-          'saturation ≥ 50% of the bare baseline',
-          `${((smkMax.rate / bareMax.rate) * 100).toFixed(0)}%`,
-          `${bareMax.rate.toFixed(0)} req/s`,
-          smkMax.rate >= bareMax.rate / 2 ? 'yes' : 'NO',
-        ],
-        [
-          // Throughput on a shared machine also measures its other load; CPU per request does not.
-          'same, as capacity from server CPU per request',
-          `${((bareMax.cpuMicros / smkMax.cpuMicros) * 100).toFixed(0)}%`,
-          `${bareMax.cpuMicros.toFixed(0)} µs/req`,
-          smkMax.cpuMicros <= bareMax.cpuMicros * 2 ? 'yes' : 'NO',
-        ],
+        'p99 ≤ 2 ms at 1,000 req/s (injected pod)',
+        `${at1000.p99.toFixed(2)} ms`,
+        `${bareAt1000.p99.toFixed(2)} ms`,
+        at1000.p99 <= 2 ? 'yes' : 'NO',
       ],
-    );
-  }
+      [
+        'saturation ≥ 50% of the bare baseline',
+        `${((smkMax.rate / bareMax.rate) * 100).toFixed(0)}%`,
+        `${bareMax.rate.toFixed(0)} req/s`,
+        smkMax.rate >= bareMax.rate / 2 ? 'yes' : 'NO',
+      ],
+      [
+        // Throughput on a shared machine also measures its other load; CPU per request does not.
+        'same, as capacity from server CPU per request',
+        `${((bareMax.cpuMicros / smkMax.cpuMicros) * 100).toFixed(0)}%`,
+        `${bareMax.cpuMicros.toFixed(0)} µs/req`,
+        smkMax.cpuMicros <= bareMax.cpuMicros * 2 ? 'yes' : 'NO',
+      ],
+    ],
+  );
 } finally {
   for (const child of children) child.kill('SIGTERM');
   await rm(work, { recursive: true, force: true });
@@ -273,26 +595,26 @@ function median(runs: readonly Measurement[]): Measurement {
     p99: mid((m) => m.p99),
     failures: mid((m) => m.failures),
     cpuMicros: mid((m) => m.cpuMicros),
+    rssMiB: mid((m) => m.rssMiB),
   };
 }
 
-function fetchReview(port: number, caPem: string, body: string): Promise<string> {
+function post(
+  port: number,
+  path: string,
+  caPem: string,
+  body: string,
+  method = 'POST',
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/mutate/pods',
-        method: 'POST',
-        ca: caPem,
-        headers: { 'content-type': 'application/json' },
-      },
+      { host: '127.0.0.1', port, path, method, ca: caPem, headers: { 'content-type': 'application/json' } },
       (response) => {
         let text = '';
         response.on('data', (chunk: Buffer) => {
           text += chunk.toString();
         });
-        response.on('end', () => resolve(text));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
       },
     );
     req.on('error', reject);

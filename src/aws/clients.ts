@@ -12,7 +12,8 @@
 
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { Readable } from 'node:stream';
+import { BatchGetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
@@ -72,6 +73,46 @@ export interface AwsClientsOptions {
   readonly maxIdentities?: number;
   /** Connections per endpoint host, shared by every client (default 64). */
   readonly maxSockets?: number;
+}
+
+/** An SDK request handler that answers every request with `body`, for `preload`'s rehearsal. */
+function answerFromMemory(contentType: string, body: string) {
+  return {
+    handle: () =>
+      Promise.resolve({
+        response: {
+          statusCode: 200,
+          reason: 'OK',
+          headers: { 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)) },
+          body: Readable.from([Buffer.from(body)]),
+        },
+      }),
+    updateHttpClientConfig: (): void => {},
+    httpHandlerConfigs: () => ({}),
+    destroy: (): void => {},
+  };
+}
+
+const rehearsalAssumeRoleAnswer =
+  '<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult>' +
+  '<Credentials><AccessKeyId>rehearsal</AccessKeyId><SecretAccessKey>rehearsal</SecretAccessKey>' +
+  '<SessionToken>rehearsal</SessionToken><Expiration>2100-01-01T00:00:00Z</Expiration></Credentials>' +
+  '</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>';
+
+function rehearsalBatchAnswer(region: string): string {
+  return JSON.stringify({
+    SecretValues: [
+      {
+        ARN: `arn:aws:secretsmanager:${region}:000000000000:secret:rehearsal-AbCdEf`,
+        Name: 'rehearsal',
+        VersionId: '00000000-0000-4000-8000-000000000000',
+        SecretString: '{"rehearsal":"rehearsal"}',
+        VersionStages: ['AWSCURRENT'],
+        CreatedDate: 1_700_000_000,
+      },
+    ],
+    Errors: [],
+  });
 }
 
 /** Socket timeout of SQS clients: a 20 s long poll plus room for the answer. */
@@ -241,6 +282,46 @@ export class AwsClients {
       stop();
       awsCalls.inc({ api: context.api, outcome: outcomeLabel(failure) });
     }
+  }
+
+  /**
+   * Loads the SDK packages that otherwise load on first use (STS, SSM) and sends one
+   * AssumeRoleWithWebIdentity and one BatchGetSecretValue through clients whose handler answers
+   * from memory (nothing leaves the process; the clients are dropped). A long-running role calls
+   * this before it reports ready, so its first real request does not pay for module loading and the
+   * SDK's one-time work on a first call (middleware, endpoint rules, signing, (de)serialisers).
+   */
+  async preload(region = this.options.stsRegion): Promise<void> {
+    const [{ STSClient, AssumeRoleWithWebIdentityCommand }] = await Promise.all([stsSdk(), ssmSdk()]);
+    const unsigned = (): Promise<never> => Promise.reject(new Error('a rehearsal is not signed'));
+    const sts = new STSClient({
+      ...this.#config(this.options.stsRegion, unsigned),
+      requestHandler: answerFromMemory('text/xml', rehearsalAssumeRoleAnswer),
+    });
+    const secretsManager = new SecretsManagerClient({
+      ...this.#config(region, () =>
+        Promise.resolve({
+          accessKeyId: 'rehearsal',
+          secretAccessKey: 'rehearsal',
+          sessionToken: 'rehearsal',
+        }),
+      ),
+      requestHandler: answerFromMemory('application/x-amz-json-1.1', rehearsalBatchAnswer(region)),
+    });
+    try {
+      await sts.send(
+        new AssumeRoleWithWebIdentityCommand({
+          RoleArn: 'arn:aws:iam::000000000000:role/rehearsal',
+          RoleSessionName: 'rehearsal',
+          WebIdentityToken: 'rehearsal',
+        }),
+      );
+      await secretsManager.send(new BatchGetSecretValueCommand({ SecretIdList: ['rehearsal'] }));
+    } finally {
+      sts.destroy();
+      secretsManager.destroy();
+    }
+    await this.#stsClient();
   }
 
   /** Close every connection (process shutdown, tests). Clients made later get fresh pools. */

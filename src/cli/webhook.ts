@@ -15,15 +15,10 @@ import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
 import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
-import { createWriteThroughCache } from '../webhook/secrets/cache.ts';
-import { reviewSecretAdmission } from '../webhook/secrets/handler.ts';
-import { publishedKeySource } from '../webhook/secrets/sealing-key.ts';
 import { startWebhookServer, type WriteThroughRoutes } from '../webhook/server.ts';
-import { startWebhookTls } from '../webhook/tls/bootstrap.ts';
 import { tlsFlagOptions, tlsFlagsHelp, tlsSettingsFromFlags } from '../webhook/tls/flags.ts';
 import { checkFlags, parseCommandArgs, usageError } from './args.ts';
 import { readTextArgument } from './input.ts';
-import { loadCommandKubeConfig } from './kube-config.ts';
 
 const help = `Usage: smk webhook --tls-cert FILE --tls-key FILE [options]
        smk webhook --tls-secret NAME --tls-service NAME --tls-webhook-config NAME [options]
@@ -114,12 +109,15 @@ export async function run(args: readonly string[]): Promise<number> {
   const environment = parseEnvironment(process.env);
   const log = createLogger({ name: 'smk-webhook', level: environment.logLevel });
   collectProcessMetrics();
+  // The Kubernetes client (and write-through) load only when a flag needs them: the client's
+  // modules alone hold ~80 MiB of a webhook that serves certificate files and injects pods.
+  const kubeConfigOf = async () => (await import('./kube-config.ts')).loadCommandKubeConfig('webhook');
   // Self-managed TLS writes the certificate files before the server first reads them.
   let reloadCertificates = (): void => {};
   const tls = tlsSettings
-    ? await startWebhookTls({
+    ? await (await import('../webhook/tls/bootstrap.ts')).startWebhookTls({
         ...tlsSettings,
-        kubeConfig: loadCommandKubeConfig('webhook'),
+        kubeConfig: await kubeConfigOf(),
         certFile,
         keyFile,
         log,
@@ -137,7 +135,13 @@ export async function run(args: readonly string[]): Promise<number> {
         },
       );
     }
-    const kubeConfig = loadCommandKubeConfig('webhook');
+    const [kubeConfig, { createWriteThroughCache }, { reviewSecretAdmission }, { publishedKeySource }] =
+      await Promise.all([
+        kubeConfigOf(),
+        import('../webhook/secrets/cache.ts'),
+        import('../webhook/secrets/handler.ts'),
+        import('../webhook/secrets/sealing-key.ts'),
+      ]);
     const cache = createWriteThroughCache(kubeConfig, {
       logger: log.child({ component: 'write-through' }),
       location: { prefix: settings.prefix, region: environment.region },

@@ -16,6 +16,7 @@ import { createServiceAccounts } from '../kube/service-accounts.ts';
 import { rememberRoleArns } from './identity.ts';
 import { createMountHandler, rememberOnceFound } from './mount.ts';
 import { type ProviderServer, startProviderServer } from './server.ts';
+import { warmUp } from './warm-up.ts';
 
 export const defaultProviderVolume = '/var/run/secrets-store-csi-providers';
 export const defaultProviderName = 'aws';
@@ -92,6 +93,8 @@ export async function startCsiProvider(config: CsiProviderConfig): Promise<CsiPr
     expressions,
     logger: config.logger,
   });
+  // Before the socket exists, so the driver's first Mount does not pay for one-time work.
+  await warmUp({ clients, serviceAccounts, logger: config.logger });
   const socketPath = socketPathFor(config.providerVolume, config.providerName);
   const server = await startProviderServer({
     socketPath,
