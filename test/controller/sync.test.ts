@@ -250,6 +250,23 @@ describe('SecretSync', () => {
     assert.equal(await readSecret(bed.kubeConfig, ns, 'bad'), undefined);
   });
 
+  it('a label value the schema allows but the API server refuses for the Secret is InvalidSpec naming the field', async () => {
+    const ns = await namespaceWithController('sync-rejected');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-r');
+    await createAwsSecret(aws, `${ns}/api-key`, 'rejected-label-value-0');
+    // A label value may not hold a space: the SecretSync's schema takes any string, the Secret's does not.
+    await api().create(ns, 'labelled', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/api-key`, objectType: 'secretsmanager', objectAlias: 'api-key' }],
+      target: { name: 'labelled', labels: { tier: 'not valid' } },
+    });
+    const failed = await waitReady(ns, 'labelled', 'False', 'InvalidSpec');
+    const message = ready(failed)?.message ?? '';
+    assert.match(message, /Secret .*labelled: rejected by the API server \(HTTP 422\) at metadata\.labels/);
+    assert.doesNotMatch(message, /not valid/, 'the refused value is not echoed');
+    assert.equal(await readSecret(bed.kubeConfig, ns, 'labelled'), undefined);
+  });
+
   it('a ServiceAccount without a role is a condition, and fixing it syncs', async () => {
     const ns = await namespaceWithController('sync-norole');
     await createServiceAccount(bed.kubeConfig, ns, 'app', undefined);

@@ -16,7 +16,7 @@ import { describeError, InvalidInputError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { counter, histogram } from '../../core/metrics.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
-import { apiStatus, type KubeConfig } from '../../kube/client.ts';
+import { apiErrorOf, type KubeConfig, retryAfterMsOf } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder, type InvolvedObject } from '../../kube/events.ts';
 import { apiSource, createInformer, type Informer, resourcePath } from '../../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
@@ -1011,12 +1011,12 @@ export function createRotationController(options: RotationControllerOptions): Ro
         if (leading) await reconcileWorkload(key);
         queue.forget(key);
       } catch (error) {
-        const conflict = apiStatus((error as { cause?: unknown }).cause) === 409;
+        const conflict = apiErrorOf(error)?.status === 409;
         // A conflict means the workload changed under us: plan again from a fresh read at once.
         let delay = 0;
         if (conflict) queue.add(key);
         else {
-          delay = queue.addRateLimited(key);
+          delay = queue.addRateLimited(key, retryAfterMsOf(error));
           rollouts.inc({ kind: key.split('/')[0] ?? '', outcome: 'failed' });
         }
         logger.warn({ workload: key, err: describeError(error), retryInMs: delay }, 'rollout step failed');
