@@ -32,6 +32,12 @@ export const annotations = {
    * keys into it (`SecretSync/name`, `SecretProviderClass/name`, or a bare SecretSync name).
    */
   mergeFrom: 'smk.dev/merge-from',
+  /**
+   * On a Secret a SecretProviderClass owns: which version of each object it holds (JSON, object
+   * name → versionId). A SecretSync keeps this in `status.syncedVersions`; a SecretProviderClass
+   * has no status of ours, so the rotation controller reads it here.
+   */
+  versions: 'smk.dev/versions',
 } as const;
 
 export const managedByLabel = 'app.kubernetes.io/managed-by';

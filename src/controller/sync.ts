@@ -214,10 +214,18 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
   let refusal: { reason: FailureReason; message: string } | undefined;
   let keys = 0;
   const namespace = job.source.namespace;
+  const versions = versionsOf(payloads);
+  const versionMap = Object.fromEntries(versions.map((entry) => [entry.objectName, entry.versionId]));
   for (const [index, target] of job.targets.entries()) {
     const data = rendered[index]?.data ?? {};
     keys += Object.keys(data).length;
-    const desired = { source: job.source, target, creationPolicy: job.creationPolicy, data };
+    const desired = {
+      source: job.source,
+      target,
+      creationPolicy: job.creationPolicy,
+      data,
+      versions: versionMap,
+    };
     let existing = deps.cachedSecret(namespace, target.name);
     try {
       if (!existing && job.creationPolicy !== 'Merge') {
@@ -260,5 +268,5 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
     written.push({ name: target.name, action: plan.action === 'create' ? 'created' : 'updated' });
   }
   if (refusal) return fail(refusal.reason, refusal.message, true, { targets: written, roleArn });
-  return { ok: true, targets: written, versions: versionsOf(payloads), roleArn, keys };
+  return { ok: true, targets: written, versions, roleArn, keys };
 }

@@ -546,16 +546,21 @@ export function createRotationController(options: RotationControllerOptions): Ro
 
   function syncedVersions(owner: SourceUsage, secretName: string): Map<string, string> {
     const { source } = owner;
-    const secret = lookup(secretInformers, source.namespace, secretName);
-    const annotated = secret?.metadata?.annotations?.['smk.dev/versions'];
-    if (annotated) {
+    if (source.kind !== secretSyncKind) {
+      // A SecretProviderClass has no status of ours: its Secret records the versions (sync.ts).
+      const secret = lookup(secretInformers, source.namespace, secretName);
+      const annotated = secret?.metadata?.annotations?.[syncAnnotations.versions];
+      if (!annotated) return new Map();
       try {
-        return new Map(Object.entries(JSON.parse(annotated) as Record<string, string>));
+        const parsed: unknown = JSON.parse(annotated);
+        if (typeof parsed !== 'object' || parsed === null) return new Map();
+        return new Map(
+          Object.entries(parsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
+        );
       } catch {
-        // fall through to the status
+        return new Map();
       }
     }
-    if (source.kind !== secretSyncKind) return new Map();
     const object = lookup(syncInformers, source.namespace, source.name) as
       | { status?: { syncedVersions?: { objectName?: string; versionId?: string }[] } }
       | undefined;
