@@ -33,10 +33,10 @@ import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } 
 import { coalescingReader } from '../controller/coalesce.ts';
 import { createSyncController } from '../controller/controller.ts';
 import { createIdentityResolver } from '../controller/identity.ts';
-import { parseDuration } from '../controller/jobs.ts';
 import { createRotationController } from '../controller/rotation/controller.ts';
 import { startHealthServer } from '../controller/server.ts';
 import { createWriteThroughController } from '../controller/write-through/controller.ts';
+import { parseDuration } from '../core/duration.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';

@@ -5,6 +5,7 @@
  * deleted. Only the leader (Lease) writes; every replica keeps warm caches.
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import { parseDuration } from '../core/duration.ts';
 import { describeError, InvalidInputError, NotFoundError } from '../core/errors.ts';
 import type { ExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
@@ -34,7 +35,6 @@ import {
   managedByValue,
   needsFinalizer,
   ownerMarker,
-  parseDuration,
   type SourceKind,
   type SyncJob,
   type SyncSource,
