@@ -18,6 +18,7 @@ import {
 import type { AwsClients } from '../../aws/index.ts';
 import { createSecretReader, type Identity, readQueueState, SecretCache } from '../../aws/index.ts';
 import { isSmkError, NotFoundError } from '../../core/errors.ts';
+import { currentStage } from '../../core/source.ts';
 import { connectProvider } from '../../csi/client.ts';
 import { apiStatus, type KubeConfig } from '../../kube/client.ts';
 import { createServiceAccounts, type ServiceAccountRef } from '../../kube/service-accounts.ts';
@@ -559,7 +560,7 @@ async function checkIdentity(deps: ClusterDeps, options: DoctorOptions, ms: numb
       ms * 2,
       reader.describe({ objectType: 'secretsmanager', id: options.secret, region }),
     );
-    const current = [...versions.versionsToStages].find(([, stages]) => stages.includes('AWSCURRENT'))?.[0];
+    const current = [...versions.versionsToStages].find(([, stages]) => stages.includes(currentStage))?.[0];
     return [
       ...results,
       pass(

@@ -15,6 +15,7 @@ import { secretIdMatches } from '../../aws/index.ts';
 import { describeError, InvalidInputError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { counter, histogram } from '../../core/metrics.ts';
+import { currentStage } from '../../core/source.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
 import { apiErrorOf, type KubeConfig, retryAfterMsOf } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder, type InvolvedObject } from '../../kube/events.ts';
@@ -57,7 +58,7 @@ import {
   type RotationMapping,
 } from './mapping.ts';
 import { createPermissions, type PermissionSubject } from './permissions.ts';
-import { currentStageName, regionOf } from './stages.ts';
+import { regionOf } from './stages.ts';
 import { type SourceRef, type SourceUsage, sourceUsage } from './usage.ts';
 import {
   type Dependency,
@@ -376,7 +377,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
   }
   function watchFor(id: string): Watch | undefined {
     const region = regionOf(id, options.defaultRegion);
-    return region ? { region, id, stage: currentStageName } : undefined;
+    return region ? { region, id, stage: currentStage } : undefined;
   }
 
   function watches(): Watch[] {
@@ -765,9 +766,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
     const status: MappingStatus = {
       observedGeneration: mapping.generation,
       ...(seen ? { secretArn: seen.arn } : before.secretArn ? { secretArn: before.secretArn } : {}),
-      ...(seen?.stages.get(currentStageName)
-        ? { currentVersion: seen.stages.get(currentStageName) as string }
-        : {}),
+      ...(seen?.stages.get(currentStage) ? { currentVersion: seen.stages.get(currentStage) as string } : {}),
       ...(before.lastChange ? { lastChange: before.lastChange } : {}),
       workloadsRolled: [...(before.workloadsRolled ?? [])],
       conditions: [
@@ -779,7 +778,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
             ? `secret ${mapping.secretId} not seen yet (ListSecrets/DescribeSecret)`
             : seen.deleted
               ? `secret ${seen.name} is deleted or scheduled for deletion`
-              : `following ${seen.name} at ${currentStageName}`,
+              : `following ${seen.name} at ${currentStage}`,
           lastTransitionTime: at,
         },
       ],
@@ -791,8 +790,8 @@ export function createRotationController(options: RotationControllerOptions): Ro
     }
     if (update.change) {
       const change = update.change;
-      const versionId = change.secret.stages.get(currentStageName);
-      const previousVersionId = change.previous?.stages.get(currentStageName);
+      const versionId = change.secret.stages.get(currentStage);
+      const previousVersionId = change.previous?.stages.get(currentStage);
       status.lastChange = {
         ...(versionId ? { versionId } : {}),
         ...(previousVersionId ? { previousVersionId } : {}),
