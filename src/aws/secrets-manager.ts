@@ -10,10 +10,11 @@ import {
   ListSecretsCommand,
   type SecretValueEntry,
 } from '@aws-sdk/client-secrets-manager';
+import { parseArn } from '../core/arn.ts';
 import { AccessDeniedError, type SmkError, TransientError } from '../core/errors.ts';
 import type { SecretVersions } from '../core/source.ts';
 import { currentStage } from '../core/source.ts';
-import { parseArn, secretIdMatches } from './arn.ts';
+import { secretIdMatches } from './arn.ts';
 import type { SecretCache } from './cache.ts';
 import type { AwsClients } from './clients.ts';
 import { forSubject, mapAwsErrorCode } from './errors.ts';
