@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { createCertificateAuthority, issueServingCertificate } from '../src/kube/pki.ts';
+import { createCertificateAuthority, issueServingCertificate } from '../src/webhook/tls/pki.ts';
 import { percentile, printTable } from './table.ts';
 
 const { values } = parseArgs({
