@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { z } from 'zod';
-import { createCertificateAuthority, issueServingCertificate } from '../src/kube/pki.ts';
+import { createCertificateAuthority, issueServingCertificate } from '../src/webhook/tls/pki.ts';
 import {
   buildPeers,
   buildSmk,

@@ -13,6 +13,9 @@ const environmentSchema = z.object({
   AWS_ENDPOINT_URL: z.url().optional(),
   SMK_OBJECTS: nonEmpty.optional(),
   SMK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  // Set by the chart from the downward API; the lease holder's name and the namespace smk runs in.
+  POD_NAME: z.string().optional(),
+  POD_NAMESPACE: z.string().optional(),
 });
 
 export interface Environment {
@@ -22,6 +25,10 @@ export interface Environment {
   /** An objects spec given through the environment (the injected agent receives it this way). */
   readonly objects: string | undefined;
   readonly logLevel: string;
+  /** POD_NAME: this replica's name (else the caller uses the host name). */
+  readonly podName: string | undefined;
+  /** POD_NAMESPACE: the namespace smk itself runs in. */
+  readonly podNamespace: string | undefined;
 }
 
 export function parseEnvironment(env: NodeJS.ProcessEnv): Environment {
@@ -40,6 +47,8 @@ export function parseEnvironment(env: NodeJS.ProcessEnv): Environment {
     awsEndpoint: e.AWS_ENDPOINT_URL,
     objects: e.SMK_OBJECTS,
     logLevel: e.SMK_LOG_LEVEL ?? 'info',
+    podName: e.POD_NAME,
+    podNamespace: e.POD_NAMESPACE,
   };
 }
 

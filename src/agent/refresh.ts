@@ -10,11 +10,9 @@ import { describeError, isSmkError } from '../core/errors.ts';
 import type { ExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
 import { type PlannedObject, planRequests, resolvePayloads } from '../core/payloads.ts';
-import type { SecretReader, SecretRequest } from '../core/source.ts';
+import { currentStage, type SecretReader, type SecretRequest } from '../core/source.ts';
 import type { MountSpec } from '../core/spec-types.ts';
 import { describePayloads } from './init.ts';
-
-const currentStage = 'AWSCURRENT';
 
 export interface RefreshOptions {
   readonly spec: MountSpec;

@@ -1,20 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { effectiveRegion, parseArn, secretIdMatches, splitSsmSelector } from './arn.ts';
+import { effectiveRegion, secretIdMatches, splitSsmSelector } from './arn.ts';
 
 const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf';
-
-test('parseArn reads partition, service, region, account and resource', () => {
-  assert.deepEqual(parseArn(arn), {
-    partition: 'aws',
-    service: 'secretsmanager',
-    region: 'eu-west-1',
-    account: '123456789012',
-    resource: 'secret:prod/db-AbCdEf',
-  });
-  assert.equal(parseArn('prod/db'), undefined);
-  assert.equal(parseArn('arn:aws-cn:ssm:cn-north-1:123456789012:parameter/x')?.partition, 'aws-cn');
-});
 
 test('the region an ARN names wins', () => {
   assert.equal(effectiveRegion(arn, 'us-east-1'), 'eu-west-1');

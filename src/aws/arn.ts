@@ -2,23 +2,7 @@
  * ARN handling for the two object types. Pure functions: which region an id names, and whether
  * an id as the user wrote it (name, full ARN, partial ARN) is the secret AWS answered with.
  */
-
-export interface ParsedArn {
-  readonly partition: string;
-  readonly service: string;
-  readonly region: string;
-  readonly account: string;
-  readonly resource: string;
-}
-
-const arnPattern = /^arn:([a-z-]+):([a-z0-9-]+):([a-z0-9-]*):([0-9]*):(.+)$/;
-
-export function parseArn(id: string): ParsedArn | undefined {
-  const match = arnPattern.exec(id);
-  if (!match) return undefined;
-  const [, partition = '', service = '', region = '', account = '', resource = ''] = match;
-  return { partition, service, region, account, resource };
-}
+import { parseArn } from '../core/arn.ts';
 
 /** The region an ARN names wins over the region the caller asked for. */
 export function effectiveRegion(id: string, requested: string): string {

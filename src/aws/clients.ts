@@ -63,7 +63,7 @@ export interface AwsClientsOptions {
   readonly requestTimeoutMs?: number;
   /** Deadline for one call including retries (default 15 s). */
   readonly callTimeoutMs?: number;
-  /** Region of the STS endpoint used for AssumeRoleWithWebIdentity (default AWS_REGION, else us-east-1). */
+  /** Region of the STS endpoint used for AssumeRoleWithWebIdentity (the CLI passes config.ts's region; default us-east-1). */
   readonly stsRegion?: string;
   /** Refresh assumed credentials this long before they expire (default 10 min; at least the SDK's 5). */
   readonly credentialRefreshMarginMs?: number;
@@ -182,7 +182,7 @@ export class AwsClients {
       connectionTimeoutMs: options.connectionTimeoutMs ?? 3_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       callTimeoutMs: options.callTimeoutMs ?? 15_000,
-      stsRegion: options.stsRegion ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      stsRegion: options.stsRegion ?? 'us-east-1',
       credentialRefreshMarginMs: options.credentialRefreshMarginMs ?? 10 * 60_000,
       maxClients: options.maxClients ?? 256,
       maxIdentities: options.maxIdentities ?? 4096,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type RequestListener } from 'node:http';
 import { test } from 'node:test';
 import { AccessDeniedError, TransientError } from '../core/errors.ts';
-import { cachedCredentials, fetchPodIdentityCredentials, identityKey } from './identity.ts';
+import { cachedCredentials, fetchPodIdentityCredentials, identityKey, sessionNameFor } from './identity.ts';
 
 test('identity keys name the principal and never carry a token or secret key', () => {
   const token = async (): Promise<string> => 'tok';
@@ -106,4 +106,17 @@ test('Pod Identity agent answers map to credentials or sentinel errors without t
     (e: unknown) => e,
   );
   assert.ok(unreachable instanceof TransientError);
+});
+
+test('session names: smk.<namespace>.<account> within 64, long ones unique by a hash and legal for STS', () => {
+  assert.equal(sessionNameFor('team-a', 'app'), 'smk.team-a.app');
+  const long = 'x'.repeat(200);
+  const first = sessionNameFor('ns', `${long}a`);
+  assert.equal(first.length, 64);
+  assert.match(first, /^smk\.ns\.x+-[0-9a-f]{16}$/);
+  assert.notEqual(first, sessionNameFor('ns', `${long}b`));
+  assert.notEqual(
+    sessionNameFor('n'.repeat(63), 's'.repeat(63)),
+    sessionNameFor('n'.repeat(63), `${'s'.repeat(62)}t`),
+  );
 });

@@ -2,8 +2,23 @@
  * Who a reader acts as. Each identity has a stable `key` for the cache's authorisation records,
  * and a credential provider that caches credentials until shortly before they expire.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { AccessDeniedError, TransientError } from '../core/errors.ts';
+
+/**
+ * The RoleSessionName smk assumes a ServiceAccount's role with, in every role (sync, CSI):
+ * `smk.<namespace>.<serviceaccount>` (docs/iam.md), so CloudTrail shows whose read it was. AWS
+ * allows 2–64 of [\w+=,.@-]: a longer name ends in a hash of the whole account (namespaces hold no
+ * dots, so the readable form cannot collide). Never a cache key: Identity.subject is.
+ */
+export function sessionNameFor(namespace: string, serviceAccountName: string): string {
+  const readable = `smk.${namespace}.${serviceAccountName}`.replace(/[^\w+=,.@-]/g, '-');
+  if (readable.length <= maxSessionName) return readable;
+  const hash = createHash('sha256').update(`${namespace}/${serviceAccountName}`).digest('hex').slice(0, 16);
+  return `${readable.slice(0, maxSessionName - hash.length - 1)}-${hash}`;
+}
+const maxSessionName = 64;
 
 export type Identity =
   /** The SDK's default chain: env, IRSA web identity token file, EKS Pod Identity / container credentials. */

@@ -10,14 +10,16 @@ import {
   ListSecretsCommand,
   type SecretValueEntry,
 } from '@aws-sdk/client-secrets-manager';
+import { parseArn } from '../core/arn.ts';
 import { AccessDeniedError, type SmkError, TransientError } from '../core/errors.ts';
 import type { SecretVersions } from '../core/source.ts';
-import { parseArn, secretIdMatches } from './arn.ts';
+import { currentStage } from '../core/source.ts';
+import { secretIdMatches } from './arn.ts';
 import type { SecretCache } from './cache.ts';
 import type { AwsClients } from './clients.ts';
 import { forSubject, mapAwsErrorCode } from './errors.ts';
 import type { Identity } from './identity.ts';
-import { chunks, currentStage, mapLimit, type Outcome, type Target } from './targets.ts';
+import { chunks, mapLimit, type Outcome, type Target } from './targets.ts';
 
 /** AWS refuses more; moto does not (moto.md #3), so we enforce it. */
 export const batchLimit = 20;

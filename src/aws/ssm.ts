@@ -5,11 +5,12 @@
 import type { Parameter } from '@aws-sdk/client-ssm';
 import type { SmkError } from '../core/errors.ts';
 import type { SecretVersions } from '../core/source.ts';
+import { currentStage } from '../core/source.ts';
 import { ssmParameterMatches } from './arn.ts';
 import { ssmSdk } from './clients.ts';
 import { forSubject, mapAwsErrorCode } from './errors.ts';
 import type { SecretsManagerContext } from './secrets-manager.ts';
-import { currentStage, type Outcome, type Target } from './targets.ts';
+import type { Outcome, Target } from './targets.ts';
 
 /** The API maximum of names per GetParameters call. */
 export const parametersLimit = 10;

@@ -3,12 +3,10 @@
  * ARN's wins), id, explicit version or stage/label. Pure; plus the small batching helpers.
  */
 import { InvalidInputError, type SmkError } from '../core/errors.ts';
-import type { ObjectType, SecretRequest } from '../core/source.ts';
+// Every Secrets Manager read names the stage explicitly when none is asked for (moto.md #1).
+import { currentStage, type ObjectType, type SecretRequest } from '../core/source.ts';
 import { effectiveRegion, splitSsmSelector } from './arn.ts';
 import type { CachedSecret, CacheSlot } from './cache.ts';
-
-/** The stage every Secrets Manager read names explicitly when none is asked for (moto.md #1). */
-export const currentStage = 'AWSCURRENT';
 
 export interface Target {
   readonly slot: CacheSlot;

@@ -15,6 +15,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { NotFoundError, TransientError } from '../core/errors.ts';
+import { currentStage } from '../core/source.ts';
 import type { AwsClients } from './clients.ts';
 import type { Identity } from './identity.ts';
 
@@ -192,7 +193,7 @@ export function createSecretWriter(identity: Identity, region: string, deps: Sec
           arn: answer.ARN,
           name: answer.Name ?? input.name,
           versionId: answer.VersionId,
-          stages: ['AWSCURRENT'],
+          stages: [currentStage],
         },
       };
     },

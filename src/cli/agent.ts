@@ -100,7 +100,13 @@ export async function run(args: readonly string[]): Promise<number> {
   const log = createLogger({ name: `smk-agent-${mode}`, level: environment.logLevel });
   const reader = createSecretReader(
     { kind: 'default' },
-    { cache: new SecretCache(), clients: new AwsClients({ endpoint: environment.awsEndpoint }) },
+    {
+      cache: new SecretCache(),
+      clients: new AwsClients({
+        endpoint: environment.awsEndpoint,
+        ...(environment.region ? { stsRegion: environment.region } : {}),
+      }),
+    },
   );
   const defaultRegion = own.region ?? environment.region;
 

@@ -33,10 +33,10 @@ import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } 
 import { coalescingReader } from '../controller/coalesce.ts';
 import { createSyncController } from '../controller/controller.ts';
 import { createIdentityResolver } from '../controller/identity.ts';
-import { parseDuration } from '../controller/jobs.ts';
 import { createRotationController } from '../controller/rotation/controller.ts';
 import { startHealthServer } from '../controller/server.ts';
 import { createWriteThroughController } from '../controller/write-through/controller.ts';
+import { parseDuration } from '../core/duration.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
@@ -201,7 +201,10 @@ export async function run(args: readonly string[]): Promise<number> {
 
   const kubeConfig = loadCommandKubeConfig('controller');
   const cache = new SecretCache();
-  const clients = new AwsClients(env.awsEndpoint ? { endpoint: env.awsEndpoint } : {});
+  const clients = new AwsClients({
+    ...(env.awsEndpoint ? { endpoint: env.awsEndpoint } : {}),
+    ...(env.region ? { stsRegion: env.region } : {}),
+  });
   const identities = createIdentityResolver({
     serviceAccounts: createServiceAccounts(kubeConfig),
     makeReader: (identity) => coalescingReader(createSecretReader(identity, { cache, clients })),
@@ -209,7 +212,7 @@ export async function run(args: readonly string[]): Promise<number> {
   });
   const allowExpressions = values['allow-jmespath-expressions'];
   const expressions = allowExpressions ? createExpressionEvaluator() : undefined;
-  const podName = process.env.POD_NAME ?? hostname();
+  const podName = env.podName ?? hostname();
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
   const controller = createSyncController({
@@ -226,7 +229,7 @@ export async function run(args: readonly string[]): Promise<number> {
     ...(flags['leader-elect'] === 'true'
       ? {
           leaderElection: {
-            namespace: flags['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
+            namespace: flags['lease-namespace'] ?? env.podNamespace ?? 'default',
             name: flags['lease-name'],
             identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
           },
@@ -272,7 +275,7 @@ export async function run(args: readonly string[]): Promise<number> {
           ...(flags['leader-elect'] === 'true'
             ? {
                 leaderElection: {
-                  namespace: flags['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
+                  namespace: flags['lease-namespace'] ?? env.podNamespace ?? 'default',
                   name: `${flags['lease-name']}-rotation`,
                   identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
                 },
@@ -298,7 +301,7 @@ export async function run(args: readonly string[]): Promise<number> {
             ...(flags['write-through-kms-key'] ? { kmsKeyId: flags['write-through-kms-key'] } : {}),
           },
           sealingKey: {
-            namespace: process.env.POD_NAMESPACE ?? 'default',
+            namespace: env.podNamespace ?? 'default',
             name: flags['write-through-key'],
           },
           logger: logger.child({ component: 'write-through' }),
@@ -308,7 +311,7 @@ export async function run(args: readonly string[]): Promise<number> {
           ...(flags['leader-elect'] === 'true'
             ? {
                 leaderElection: {
-                  namespace: flags['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'default',
+                  namespace: flags['lease-namespace'] ?? env.podNamespace ?? 'default',
                   name: `${flags['lease-name']}-write-through`,
                   identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
                 },

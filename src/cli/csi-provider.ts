@@ -13,6 +13,7 @@
 import { createServer, type Server } from 'node:http';
 import { z } from 'zod';
 import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
+import { parseDuration } from '../core/duration.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { collectProcessMetrics, registry } from '../core/metrics.ts';
@@ -53,16 +54,12 @@ The driver must pass each pod's token: its CSIDriver needs
 (driver Helm chart: --set tokenRequests[0].audience=sts.amazonaws.com). RBAC: get serviceaccounts, get nodes.
 `;
 
-const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
-const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-
-export function parseDuration(text: string, flag: string): number {
-  const match = durationPattern.exec(text.trim());
-  if (!match) {
+function durationFlag(text: string, flag: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
     throw usageError('csi-provider', `--${flag}: expected a duration like 500ms, 30s or 5m`, `--${flag}`);
   }
-  const unit = (match[2] ?? 's') as keyof typeof unitMs;
-  return Math.round(Number(match[1]) * unitMs[unit]);
+  return ms;
 }
 
 const flagsSchema = z.object({
@@ -103,9 +100,9 @@ function parseFlags(args: readonly string[]) {
   }
   return {
     ...parsed.data,
-    authorizationWindowMs: parseDuration(values['authorization-window'], 'authorization-window'),
-    stageTtlMs: parseDuration(values['stage-ttl'], 'stage-ttl'),
-    roleCacheTtlMs: parseDuration(values['role-cache-ttl'], 'role-cache-ttl'),
+    authorizationWindowMs: durationFlag(values['authorization-window'], 'authorization-window'),
+    stageTtlMs: durationFlag(values['stage-ttl'], 'stage-ttl'),
+    roleCacheTtlMs: durationFlag(values['role-cache-ttl'], 'role-cache-ttl'),
     probe: values.probe,
     allowJmesPathExpressions: values['allow-jmespath-expressions'],
     help: values.help,

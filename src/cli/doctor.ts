@@ -88,6 +88,7 @@ export async function run(args: readonly string[]): Promise<number> {
   const kubeConfig = 'problem' in found ? { problem: found.problem } : found.kubeConfig;
   const clients = new AwsClients({
     endpoint: environment.awsEndpoint,
+    ...(environment.region ? { stsRegion: environment.region } : {}),
     maxAttempts: 2,
     callTimeoutMs: timeoutMs,
   });

@@ -90,7 +90,13 @@ export async function run(args: readonly string[]): Promise<number> {
   );
   const reader = createSecretReader(
     { kind: 'default' },
-    { cache: new SecretCache(), clients: new AwsClients({ endpoint: environment.awsEndpoint }) },
+    {
+      cache: new SecretCache(),
+      clients: new AwsClients({
+        endpoint: environment.awsEndpoint,
+        ...(environment.region ? { stsRegion: environment.region } : {}),
+      }),
+    },
   );
   const expressions = allowExpressions ? createExpressionEvaluator() : undefined;
   const payloads = await resolvePayloads(spec, reader, {

@@ -100,13 +100,13 @@ export async function run(args: readonly string[]): Promise<number> {
       'webhook',
     ),
   );
-  const tlsSettings = checkFlags(() => tlsSettingsFromFlags(values, process.env.POD_NAMESPACE));
+  const environment = parseEnvironment(process.env);
+  const tlsSettings = checkFlags(() => tlsSettingsFromFlags(values, environment.podNamespace));
   const { certFile, keyFile } = await certificateFiles(
     values['tls-cert'],
     values['tls-key'],
     tlsSettings !== undefined,
   );
-  const environment = parseEnvironment(process.env);
   const log = createLogger({ name: 'smk-webhook', level: environment.logLevel });
   collectProcessMetrics();
   // The Kubernetes client (and write-through) load only when a flag needs them: the client's
@@ -154,7 +154,7 @@ export async function run(args: readonly string[]): Promise<number> {
     const deps = {
       settings,
       publicKey: publishedKeySource(kubeConfig, {
-        namespace: process.env.POD_NAMESPACE ?? 'default',
+        namespace: environment.podNamespace ?? 'default',
         name: values['write-through-key'],
       }),
       log: log.child({ component: 'write-through' }),

@@ -5,12 +5,13 @@
  * deleted. Only the leader (Lease) writes; every replica keeps warm caches.
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import { parseDuration } from '../core/duration.ts';
 import { describeError, InvalidInputError, NotFoundError } from '../core/errors.ts';
 import type { ExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
 import { counter, gauge, histogram } from '../core/metrics.ts';
 import { createObjects, type Objects } from '../kube/apply.ts';
-import { type KubeConfig, withConnectionReuse } from '../kube/client.ts';
+import { type KubeConfig, retryAfterMsOf, withConnectionReuse } from '../kube/client.ts';
 import { createEventRecorder, type EventRecorder, type InvolvedObject } from '../kube/events.ts';
 import {
   apiSource,
@@ -34,7 +35,6 @@ import {
   managedByValue,
   needsFinalizer,
   ownerMarker,
-  parseDuration,
   type SourceKind,
   type SyncJob,
   type SyncSource,
@@ -636,8 +636,10 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
       return;
     }
     if (!outcome.retry) return;
-    const delay = queue.addRateLimited(key);
-    if (job && job.refreshIntervalMs < delay) queue.addAfter(key, job.refreshIntervalMs);
+    const delay = queue.addRateLimited(key, outcome.retryAfterMs);
+    // A short refresh interval pulls the retry in, but never before the API server's Retry-After.
+    if (job && job.refreshIntervalMs < delay && outcome.retryAfterMs === undefined)
+      queue.addAfter(key, job.refreshIntervalMs);
   }
 
   function count(kind: SourceKind, outcome: SyncOutcome): void {
@@ -795,7 +797,7 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
         await reconcile(key);
       } catch (error) {
         // API errors while writing status, finalizers or releasing: retry with backoff.
-        const delay = queue.addRateLimited(key);
+        const delay = queue.addRateLimited(key, retryAfterMsOf(error));
         logger.warn({ key, err: describeError(error), retryInMs: delay }, 'sync failed');
       } finally {
         inFlight -= 1;

@@ -4,7 +4,7 @@ import { type Identity, identityKey } from '../aws/identity.ts';
 import { InvalidInputError, NotFoundError } from '../core/errors.ts';
 import type { SecretReader } from '../core/source.ts';
 import type { ServiceAccounts } from '../kube/service-accounts.ts';
-import { createIdentityResolver, sessionNameFor } from './identity.ts';
+import { createIdentityResolver } from './identity.ts';
 
 function accounts(roles: Record<string, string | Error>) {
   const calls = { roleArn: 0, token: 0 };
@@ -170,13 +170,5 @@ describe('per-namespace identity', () => {
     await resolver.resolve('ns', 'b');
     assert.equal(made.length, 4, 'b, the least recently used, was dropped and is built again');
     assert.equal(calls.roleArn, 4);
-  });
-
-  it('makes valid, distinct AWS session names, hashing long ones', () => {
-    assert.equal(sessionNameFor('team-a', 'app'), 'smk.team-a.app');
-    const long = sessionNameFor('n'.repeat(63), 's'.repeat(63));
-    assert.ok(long.length <= 64);
-    assert.match(long, /^[\w+=,.@-]+$/);
-    assert.notEqual(long, sessionNameFor('n'.repeat(63), `${'s'.repeat(62)}t`));
   });
 });

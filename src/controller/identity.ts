@@ -5,8 +5,7 @@
  * namespace reaches only what its own role may read, and the AWS layer's cache keys every value
  * by this identity (the session name names namespace and account).
  */
-import { createHash } from 'node:crypto';
-import type { Identity } from '../aws/identity.ts';
+import { type Identity, sessionNameFor } from '../aws/identity.ts';
 import { WeightedLru } from '../aws/lru.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { SecretReader } from '../core/source.ts';
@@ -54,14 +53,6 @@ export interface IdentityResolverOptions {
 
 /** What ResolvedIdentity.roleArn says for an identity the Pod Identity agent decides. */
 export const podIdentityRole = 'EKS Pod Identity association';
-
-/** AWS RoleSessionName: 2–64 of [\w+=,.@-]; names namespace and account, hashed when too long. */
-export function sessionNameFor(namespace: string, serviceAccountName: string): string {
-  const plain = `smk.${namespace}.${serviceAccountName}`.replace(/[^\w+=,.@-]/g, '-');
-  if (plain.length <= 64) return plain;
-  const digest = createHash('sha256').update(`${namespace}/${serviceAccountName}`).digest('hex').slice(0, 12);
-  return `${plain.slice(0, 64 - digest.length - 1)}-${digest}`;
-}
 
 export function createIdentityResolver(options: IdentityResolverOptions): IdentityResolver {
   const now = options.now ?? Date.now;

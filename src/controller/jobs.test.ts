@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { InvalidInputError } from '../core/errors.ts';
-import { needsFinalizer, parseDuration, secretSyncJob, spcJob, spcOptedIn } from './jobs.ts';
+import { needsFinalizer, secretSyncJob, spcJob, spcOptedIn } from './jobs.ts';
 
 const seedSpc = parse(
   readFileSync(new URL('../../test/controller/fixtures/seed-004-spc.yaml', import.meta.url), 'utf8'),
@@ -231,17 +231,5 @@ describe('finalizer', () => {
     assert.equal(needsFinalizer({ creationPolicy: 'Orphan', deletionPolicy: 'Delete' }), true);
     assert.equal(needsFinalizer({ creationPolicy: 'Merge', deletionPolicy: 'Retain' }), false);
     assert.equal(needsFinalizer({ creationPolicy: 'Merge', deletionPolicy: 'Delete' }), true);
-  });
-});
-
-describe('durations', () => {
-  it('reads Go-style durations', () => {
-    assert.equal(parseDuration('30s'), 30_000);
-    assert.equal(parseDuration('1h30m'), 5_400_000);
-    assert.equal(parseDuration('1.5s'), 1500);
-    assert.equal(parseDuration('250ms'), 250);
-    assert.equal(parseDuration('10'), undefined);
-    assert.equal(parseDuration(''), undefined);
-    assert.equal(parseDuration('1d'), undefined);
   });
 });

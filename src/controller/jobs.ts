@@ -6,6 +6,7 @@
  * Both are parsed here once, with zod, into plain values; errors name the object and field.
  */
 import { z } from 'zod';
+import { parseDuration } from '../core/duration.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import type { MountParams } from '../core/spec.ts';
 
@@ -32,6 +33,12 @@ export const annotations = {
    * keys into it (`SecretSync/name`, `SecretProviderClass/name`, or a bare SecretSync name).
    */
   mergeFrom: 'smk.dev/merge-from',
+  /**
+   * On a Secret a SecretProviderClass owns: which version of each object it holds (JSON, object
+   * name → versionId). A SecretSync keeps this in `status.syncedVersions`; a SecretProviderClass
+   * has no status of ours, so the rotation controller reads it here.
+   */
+  versions: 'smk.dev/versions',
 } as const;
 
 export const managedByLabel = 'app.kubernetes.io/managed-by';
@@ -113,20 +120,6 @@ export interface SyncJob {
 export const defaultRefreshIntervalMs = 60 * 60 * 1000;
 /** Refreshing more often than this would only burn API calls. */
 export const minRefreshIntervalMs = 1000;
-
-const durationPattern = /^(\d+(\.\d+)?(ms|s|m|h))+$/;
-const durationPart = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
-const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Go-style durations as Kubernetes users write them: `30s`, `1h30m`, `500ms`. */
-export function parseDuration(text: string): number | undefined {
-  if (!durationPattern.test(text)) return undefined;
-  let total = 0;
-  for (const match of text.matchAll(durationPart)) {
-    total += Number(match[1]) * (unitMs[match[2] ?? ''] ?? 0);
-  }
-  return Math.round(total);
-}
 
 const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const secretKeyPattern = /^[-._a-zA-Z0-9]+$/;

@@ -329,3 +329,28 @@ describe("smk's create entry (createManager)", () => {
     assert.equal(adoptCreatedFields(adopted, 'smk'), undefined, 'nothing left to adopt');
   });
 });
+
+describe('the versions a SecretProviderClass Secret holds', () => {
+  const spc: SyncSource = {
+    ...source,
+    kind: 'SecretProviderClass',
+    apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+  };
+  const versions = { db: 'v-7' };
+
+  it('are recorded on its Secret, so a new version with the same bytes is still a write', () => {
+    const body = desiredBody({ ...desired('Owner'), source: spc, versions });
+    assert.equal(body.metadata?.annotations?.['smk.dev/versions'], '{"db":"v-7"}');
+    const existing = stored(desiredBody({ ...desired('Owner'), source: spc, versions: { db: 'v-6' } }));
+    assert.equal(planSecretWrite({ ...desired('Owner'), source: spc, versions }, existing).action, 'update');
+  });
+
+  it('are not recorded for a SecretSync (its status holds them) nor on a merged Secret', () => {
+    assert.equal(
+      desiredBody({ ...desired('Owner'), versions }).metadata?.annotations?.['smk.dev/versions'],
+      undefined,
+    );
+    const merged = desiredBody({ ...desired('Merge'), source: spc, versions });
+    assert.equal(merged.metadata?.annotations?.['smk.dev/versions'], undefined);
+  });
+});

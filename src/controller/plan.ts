@@ -18,6 +18,7 @@ import {
   type SyncSource,
   type SyncTarget,
   secretSyncKind,
+  spcKind,
 } from './jobs.ts';
 
 export type RefusalReason =
@@ -50,6 +51,8 @@ export interface DesiredSecret {
   readonly target: SyncTarget;
   readonly creationPolicy: CreationPolicy;
   readonly data: Readonly<Record<string, string>>;
+  /** Object name → the versionId the data holds (recorded on a SecretProviderClass's own Secret). */
+  readonly versions?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -104,7 +107,14 @@ export function desiredBody(desired: DesiredSecret): V1Secret {
       name: target.name,
       namespace: source.namespace,
       labels: { ...target.labels, [managedByLabel]: managedByValue },
-      annotations: { ...target.annotations, [annotations.owner]: ownerMarker(source) },
+      annotations: {
+        ...target.annotations,
+        [annotations.owner]: ownerMarker(source),
+        // Merged Secrets are left out: several sources would contend for one annotation.
+        ...(source.kind === spcKind && desired.versions
+          ? { [annotations.versions]: JSON.stringify(desired.versions) }
+          : {}),
+      },
       ...(desired.creationPolicy === 'Owner' ? { ownerReferences: [ownerReference(source)] } : {}),
     },
     type: target.type,

@@ -9,6 +9,7 @@ import {
   TransientError,
 } from '../core/errors.ts';
 import type { ReadResult, SecretReader, SecretRequest } from '../core/source.ts';
+import { KubeHttpError, kubeError } from '../kube/client.ts';
 import type { IdentityResolver } from './identity.ts';
 import { managedByLabel, managedByValue, secretSyncJob } from './jobs.ts';
 import { createManager } from './plan.ts';
@@ -180,6 +181,52 @@ describe('syncJob', () => {
     assert.deepEqual(Object.keys(apply?.body.data ?? {}), ['api-key']);
     assert.equal(apply?.body.metadata?.resourceVersion, '2', 'applied against the adopted version');
   });
+
+  /** What the controller's Objects throw: our sentinel error wrapping the API server's answer. */
+  const apiError = (status: number, details: ConstructorParameters<typeof KubeHttpError>[3] = {}) =>
+    kubeError(
+      new KubeHttpError('PATCH', '/api/v1/namespaces/team-a/secrets/db', status, details),
+      'Secret team-a/db',
+    );
+
+  it('a Secret the API server refuses (422) is InvalidSpec naming the field, not retried', async () => {
+    const { reader } = fakeReader({ 'db-creds': '{"password":"pw"}', 'api-key': 'k' });
+    const world = deps(reader);
+    world.deps.createSecret = async () => {
+      throw apiError(422, { reason: 'Invalid', fields: ['metadata.labels'] });
+    };
+    const outcome = await syncJob(job(), world.deps);
+    assert.equal(!outcome.ok && outcome.reason, 'InvalidSpec');
+    assert.equal(!outcome.ok && outcome.retry, false);
+    assert.match(
+      !outcome.ok ? outcome.message : '',
+      /Secret team-a\/db: rejected by the API server \(HTTP 422\) at metadata\.labels/,
+    );
+  });
+
+  const writeFailures: Array<[string, 'adopt' | 'apply', SmkError, string, number | undefined]> = [
+    ['changed since read (409)', 'apply', apiError(409, { reason: 'Conflict' }), 'Conflict', undefined],
+    ["the adoption's resourceVersion test failed (422)", 'adopt', apiError(422), 'Conflict', undefined],
+    ['throttled with Retry-After', 'apply', apiError(429, { retryAfterMs: 7000 }), 'ApiUnavailable', 7000],
+    ['unavailable', 'apply', apiError(503), 'ApiUnavailable', undefined],
+  ];
+  for (const [what, step, error, reason, retryAfterMs] of writeFailures) {
+    it(`an update ${what} → ${reason}, retried`, async () => {
+      const { reader } = fakeReader({ 'db-creds': '{"password":"pw"}', 'api-key': 'k' });
+      const world = deps(reader);
+      await syncJob(job(), world.deps);
+      const fail = async (): Promise<never> => {
+        throw error;
+      };
+      if (step === 'adopt') world.deps.adoptCreatedFields = fail;
+      else world.deps.applySecret = fail;
+      const fewer = job({ objects: [{ objectName: 'api-key', objectType: 'secretsmanager' }] });
+      const outcome = await syncJob(fewer, world.deps);
+      assert.equal(!outcome.ok && outcome.reason, reason);
+      assert.equal(!outcome.ok && outcome.retry, true);
+      assert.equal(!outcome.ok ? outcome.retryAfterMs : 'ok', retryAfterMs);
+    });
+  }
 
   const fetchFailures: Array<[string, SmkError, string]> = [
     ['refused by AWS', new AccessDeniedError('db-creds: access denied'), 'AccessDenied'],

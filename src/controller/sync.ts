@@ -10,6 +10,7 @@ import type { ExpressionEvaluator } from '../core/expressions.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import type { Payload } from '../core/spec-types.ts';
+import { apiErrorOf } from '../kube/client.ts';
 import type { IdentityResolver } from './identity.ts';
 import { type SyncJob, sourceLabel } from './jobs.ts';
 import { planSecretWrite } from './plan.ts';
@@ -83,6 +84,8 @@ export type SyncOutcome =
       /** Targets written before a later target was refused. */
       readonly targets: readonly { readonly name: string; readonly action: TargetAction }[];
       readonly roleArn?: string;
+      /** The API server's Retry-After: retry no sooner than this. */
+      readonly retryAfterMs?: number;
     };
 
 /** `error` is described value-free (describeError); a string is our own message, used as is. */
@@ -90,7 +93,7 @@ function fail(
   reason: FailureReason,
   error: unknown,
   retry: boolean,
-  extra: { targets?: { name: string; action: TargetAction }[]; roleArn?: string } = {},
+  extra: { targets?: { name: string; action: TargetAction }[]; roleArn?: string; retryAfterMs?: number } = {},
 ): SyncOutcome {
   return {
     ok: false,
@@ -99,7 +102,31 @@ function fail(
     retry,
     targets: extra.targets ?? [],
     ...(extra.roleArn ? { roleArn: extra.roleArn } : {}),
+    ...(extra.retryAfterMs === undefined ? {} : { retryAfterMs: extra.retryAfterMs }),
   };
+}
+
+/**
+ * A target Secret's read or write the API server failed. 409: changed since it was read, a
+ * Conflict retried on what is there now (as is a 422 of the adoption patch, whose resourceVersion
+ * test failed). 400/422 of the Secret itself: the server refuses what the spec asks for (a label
+ * value it does not allow, …), InvalidSpec naming the field and not retried until the object
+ * changes. The rest (429, 5xx, unreachable): retried with backoff, never before Retry-After.
+ */
+function apiFailure(
+  error: unknown,
+  step: 'write' | 'adopt',
+  extra: { targets: { name: string; action: TargetAction }[]; roleArn: string },
+): SyncOutcome {
+  const failure = apiErrorOf(error);
+  const status = failure?.status;
+  if (status === 409 || (step === 'adopt' && status === 422)) return fail('Conflict', error, true, extra);
+  if (status === 400 || status === 422) return fail('InvalidSpec', error, false, extra);
+  const retryAfterMs = failure?.retryAfterMs;
+  return fail('ApiUnavailable', error, true, {
+    ...extra,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  });
 }
 
 function identityFailure(error: unknown): SyncOutcome {
@@ -187,10 +214,18 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
   let refusal: { reason: FailureReason; message: string } | undefined;
   let keys = 0;
   const namespace = job.source.namespace;
+  const versions = versionsOf(payloads);
+  const versionMap = Object.fromEntries(versions.map((entry) => [entry.objectName, entry.versionId]));
   for (const [index, target] of job.targets.entries()) {
     const data = rendered[index]?.data ?? {};
     keys += Object.keys(data).length;
-    const desired = { source: job.source, target, creationPolicy: job.creationPolicy, data };
+    const desired = {
+      source: job.source,
+      target,
+      creationPolicy: job.creationPolicy,
+      data,
+      versions: versionMap,
+    };
     let existing = deps.cachedSecret(namespace, target.name);
     try {
       if (!existing && job.creationPolicy !== 'Merge') {
@@ -204,7 +239,7 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
       }
       existing ??= await deps.readSecret(namespace, target.name);
     } catch (error) {
-      return fail('ApiUnavailable', error, true, { targets: written, roleArn });
+      return apiFailure(error, 'write', { targets: written, roleArn });
     }
     const plan = planSecretWrite(desired, existing);
     if (plan.action === 'refuse') {
@@ -216,22 +251,22 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
       written.push({ name: target.name, action: 'unchanged' });
       continue;
     }
+    let step: 'write' | 'adopt' = 'write';
     try {
       let body = plan.body;
       const resourceVersion = existing?.metadata?.resourceVersion;
       if (plan.action === 'update' && plan.adoptCreated && resourceVersion) {
+        step = 'adopt';
         const adopted = await deps.adoptCreatedFields(namespace, target.name, resourceVersion, plan.manager);
+        step = 'write';
         body = { ...body, metadata: { ...body.metadata, resourceVersion: adopted } };
       }
       await deps.applySecret(body, { force: plan.force, manager: plan.manager });
     } catch (error) {
-      const code = isSmkError(error) ? (error.cause as { code?: number } | undefined)?.code : undefined;
-      // 409: changed since read; 422: the adoption's resourceVersion test failed. Both: read again.
-      const conflict = code === 409 || code === 422;
-      return fail(conflict ? 'Conflict' : 'ApiUnavailable', error, true, { targets: written, roleArn });
+      return apiFailure(error, step, { targets: written, roleArn });
     }
     written.push({ name: target.name, action: plan.action === 'create' ? 'created' : 'updated' });
   }
   if (refusal) return fail(refusal.reason, refusal.message, true, { targets: written, roleArn });
-  return { ok: true, targets: written, versions: versionsOf(payloads), roleArn, keys };
+  return { ok: true, targets: written, versions, roleArn, keys };
 }

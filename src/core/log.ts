@@ -41,7 +41,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
       name: options.name ?? 'smk',
-      level: options.level ?? process.env.SMK_LOG_LEVEL ?? 'info',
+      level: options.level ?? 'info',
       redact: { paths: redactedPaths, censor: '[redacted]' },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,

@@ -25,11 +25,16 @@ import {
 import type { ExpressionEvaluator } from './expressions.ts';
 import { evaluateExpressions, type FieldSelections, selectFields, wholeValue } from './extract.ts';
 import { assertSafeRelativeName, jmesPathFileName, objectFileName } from './naming.ts';
-import type { ReadResult, SecretReader, SecretRequest, SecretValue } from './source.ts';
+import {
+  currentStage,
+  type ReadResult,
+  type SecretReader,
+  type SecretRequest,
+  type SecretValue,
+} from './source.ts';
 import type { FileMode, MountSpec, ObjectSpec, Payload } from './spec-types.ts';
 
 export const defaultFileMode: FileMode = 0o644;
-const currentStage = 'AWSCURRENT';
 
 export interface PlannedObject {
   readonly object: ObjectSpec;

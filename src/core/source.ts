@@ -7,6 +7,9 @@ import type { SmkError } from './errors.ts';
 
 export type ObjectType = 'secretsmanager' | 'ssmparameter';
 
+/** The Secrets Manager stage a reader gets when it names no version or stage. */
+export const currentStage = 'AWSCURRENT';
+
 /** One thing to read: a secret or SSM parameter, in one region, at one version. */
 export interface SecretRequest {
   readonly objectType: ObjectType;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { InvalidInputError } from './errors.ts';
-import { type MountParams, parseArn, parseMountSpec, parseObjectsText } from './spec.ts';
+import { type MountParams, parseMountSpec, parseObjectsText } from './spec.ts';
 
 const S = 'SecretProviderClass default/aws-secrets';
 const fixture = (name: string): string =>
@@ -624,56 +624,4 @@ describe('parseMountSpec accepts', () => {
     }
     assert.throws(() => parseObjectsText(bomb.join('\n'), S), /objects is not valid YAML or JSON: .*alias/i);
   });
-});
-
-describe('parseArn', () => {
-  const cases: [string, ReturnType<typeof parseArn>][] = [
-    [
-      'arn:aws:secretsmanager:us-east-1:123456789012:secret:database-password-hlRvvF',
-      {
-        partition: 'aws',
-        objectType: 'secretsmanager',
-        region: 'us-east-1',
-        account: '123456789012',
-        resourceName: 'database-password-hlRvvF',
-      },
-    ],
-    [
-      'arn:aws-us-gov:secretsmanager:us-gov-west-1:[111122223333]:secret:prod/db-AbCdEf',
-      {
-        partition: 'aws-us-gov',
-        objectType: 'secretsmanager',
-        region: 'us-gov-west-1',
-        account: '[111122223333]',
-        resourceName: 'prod/db-AbCdEf',
-      },
-    ],
-    [
-      'arn:aws-cn:ssm:cn-north-1:123456789012:parameter/prod/db',
-      {
-        partition: 'aws-cn',
-        objectType: 'ssmparameter',
-        region: 'cn-north-1',
-        account: '123456789012',
-        resourceName: '/prod/db',
-      },
-    ],
-    [
-      'arn:aws:ssm:eu-west-1:123456789012:parameter/flag',
-      {
-        partition: 'aws',
-        objectType: 'ssmparameter',
-        region: 'eu-west-1',
-        account: '123456789012',
-        resourceName: 'flag',
-      },
-    ],
-    ['arn:aws:secretsmanager:us-east-1:1:secret:', undefined],
-    ['arn:aws:ssm:us-east-1:1:document/x', undefined],
-    ['arn:azure:secretsmanager:us-east-1:1:secret:x', undefined],
-    ['db', undefined],
-  ];
-  for (const [input, expected] of cases) {
-    test(input, () => assert.deepEqual(parseArn(input), expected));
-  }
 });

@@ -16,6 +16,7 @@
 import { compile } from '@jmespath-community/jmespath';
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
+import { type ObjectArn, parseObjectArn } from './arn.ts';
 import { InvalidInputError } from './errors.ts';
 import { notPlainFieldPath, parseFieldPath } from './field-path.ts';
 import {
@@ -62,43 +63,10 @@ const maxExpressionLength = 2_048;
 /** At most this many problems are listed in one error; the rest are counted. */
 const maxReportedProblems = 10;
 
-/** The shape of an ARN's region field; whether the region exists is isAwsRegion's question. */
-const regionPattern = /^[a-z]{2,}(-[a-z]+)+-\d+$/;
-const secretsManagerArnPattern = /^arn:(aws(?:-[a-z]+)*):secretsmanager:([^:]*):([^:]+):secret:([^:]+)$/;
-const ssmArnPattern = /^arn:(aws(?:-[a-z]+)*):ssm:([^:]*):([^:]+):parameter(\/.+)$/;
 const secretNamePattern = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 const parameterNamePattern = /^[A-Za-z0-9/_.-]{1,2048}$/;
 const secretVersionIdPattern = /^[A-Za-z0-9-]{32,64}$/;
 const parameterVersionPattern = /^[1-9][0-9]*$/;
-
-export interface ParsedArn {
-  readonly partition: string;
-  readonly objectType: ObjectType;
-  readonly region: string;
-  /** Kept as written: the account is not checked (docs print placeholders like `[111122223333]`). */
-  readonly account: string;
-  /** Secret name (with its random suffix), or parameter name (`/prod/db` for `parameter/prod/db`). */
-  readonly resourceName: string;
-}
-
-/** A Secrets Manager secret or SSM parameter ARN, or undefined when `text` is neither. */
-export function parseArn(text: string): ParsedArn | undefined {
-  const secret = secretsManagerArnPattern.exec(text);
-  if (secret) {
-    const [, partition = '', region = '', account = '', resourceName = ''] = secret;
-    if (!regionPattern.test(region)) return undefined;
-    return { partition, objectType: 'secretsmanager', region, account, resourceName };
-  }
-  const parameter = ssmArnPattern.exec(text);
-  if (parameter) {
-    const [, partition = '', region = '', account = '', path = ''] = parameter;
-    if (!regionPattern.test(region)) return undefined;
-    // `parameter/db` names the parameter `db`; `parameter/prod/db` names `/prod/db`.
-    const resourceName = path.indexOf('/', 1) === -1 ? path.slice(1) : path;
-    return { partition, objectType: 'ssmparameter', region, account, resourceName };
-  }
-  return undefined;
-}
 
 function typeName(input: unknown): string {
   if (input === null) return 'null';
@@ -280,9 +248,9 @@ function checkName(
   objectType: ObjectType,
   field: string,
   problems: Problem[],
-): ParsedArn | undefined {
+): ObjectArn | undefined {
   if (name.startsWith('arn:')) {
-    const arn = parseArn(name);
+    const arn = parseObjectArn(name);
     if (!arn) {
       problems.push({
         field,
@@ -353,7 +321,7 @@ function buildObject(
   options: SpecOptions,
   problems: Problem[],
 ): ObjectSpec | undefined {
-  const arnGuess = raw.objectName.startsWith('arn:') ? parseArn(raw.objectName) : undefined;
+  const arnGuess = raw.objectName.startsWith('arn:') ? parseObjectArn(raw.objectName) : undefined;
   const objectType = raw.objectType ?? arnGuess?.objectType;
   if (objectType === undefined) {
     if (raw.objectName.startsWith('arn:'))

@@ -4,26 +4,11 @@ import { describe, it } from 'node:test';
 import { identityKey } from '../aws/identity.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { parseMountAttributes } from './attributes.ts';
-import { identityFor, podIdentityAgentUrls, rememberRoleArns, sessionNameFor } from './identity.ts';
+import { identityFor, podIdentityAgentUrls, rememberRoleArns } from './identity.ts';
 
 const fixture = (name: string): string =>
   readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 const roleArn = 'arn:aws:iam::123456789012:role/app';
-
-describe('sessionNameFor', () => {
-  it('names the ServiceAccount readably within 64 characters', () => {
-    assert.equal(sessionNameFor({ namespace: 'team-a', name: 'api' }), 'team-a.api');
-  });
-
-  it('keeps long names unique with a hash and legal for STS', () => {
-    const long = 'x'.repeat(200);
-    const first = sessionNameFor({ namespace: 'ns', name: `${long}a` });
-    const second = sessionNameFor({ namespace: 'ns', name: `${long}b` });
-    assert.equal(first.length, 64);
-    assert.notEqual(first, second);
-    assert.match(first, /^[\w+=,.@-]{2,64}$/);
-  });
-});
 
 describe('identityFor', () => {
   it("assumes the annotated role with the pod's sts.amazonaws.com token", async () => {
@@ -40,7 +25,7 @@ describe('identityFor', () => {
     if (identity.kind !== 'webIdentity') return;
     assert.equal(identity.roleArn, roleArn);
     assert.equal(await identity.token(), 'header.payload.signature');
-    assert.equal(identity.sessionName, 'default.nginx-deployment-sa');
+    assert.equal(identity.sessionName, 'smk.default.nginx-deployment-sa');
     assert.doesNotMatch(identityKey(identity), /signature/);
   });
 

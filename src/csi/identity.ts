@@ -3,8 +3,7 @@
  * the one the driver passes in the mount (CSIDriver `tokenRequests`), so the provider needs no
  * right to mint tokens; the IRSA role is read from the ServiceAccount's annotation.
  */
-import { createHash } from 'node:crypto';
-import type { Identity } from '../aws/identity.ts';
+import { type Identity, sessionNameFor } from '../aws/identity.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import type { ServiceAccountRef } from '../kube/service-accounts.ts';
 import { type AddressPreference, type MountAttributes, serviceAccountTokensKey } from './attributes.ts';
@@ -18,14 +17,16 @@ export const podIdentityAgentUrls = {
   ipv6: 'http://[fd00:ec2::23]/v1/credentials',
 } as const;
 
-export interface IdentityResolver {
+/**
+ * Where a mount's role comes from. Not an identity resolver (controller/identity.ts has the one):
+ * the mount itself carries the token, so only the ServiceAccount's role is looked up.
+ */
+export interface RoleLookup {
   /** The IAM role named by the ServiceAccount's `eks.amazonaws.com/role-arn` annotation. */
   roleArn(ref: ServiceAccountRef): Promise<string>;
   /** Overrides the Pod Identity agent address (tests); else chosen by preferredAddressType. */
   readonly podIdentityEndpoint?: string | undefined;
 }
-
-const maxSessionName = 64;
 
 /**
  * Remembers each ServiceAccount's role for `ttlMs` (concurrent asks share one lookup; failures are
@@ -58,17 +59,6 @@ export function rememberRoleArns(
   };
 }
 
-/**
- * RoleSessionName for a ServiceAccount: readable in CloudTrail and unique per account. Namespaces
- * hold no dots, so `namespace.name` cannot collide; names too long for 64 characters end in a hash.
- */
-export function sessionNameFor(ref: ServiceAccountRef): string {
-  const readable = `${ref.namespace}.${ref.name}`.replace(/[^\w+=,.@-]/g, '-');
-  if (readable.length <= maxSessionName) return readable;
-  const hash = createHash('sha256').update(`${ref.namespace}/${ref.name}`).digest('hex').slice(0, 16);
-  return `${readable.slice(0, maxSessionName - hash.length - 1)}-${hash}`;
-}
-
 function tokenFor(attributes: MountAttributes, audience: string, how: string): string {
   const token = attributes.tokens.get(audience);
   if (token) return token.token;
@@ -88,10 +78,7 @@ function agentUrl(preference: AddressPreference): string | undefined {
   return undefined;
 }
 
-export async function identityFor(
-  attributes: MountAttributes,
-  resolver: IdentityResolver,
-): Promise<Identity> {
+export async function identityFor(attributes: MountAttributes, resolver: RoleLookup): Promise<Identity> {
   const ref: ServiceAccountRef = { namespace: attributes.pod.namespace, name: attributes.pod.serviceAccount };
   if (attributes.usePodIdentity) {
     const token = tokenFor(attributes, podIdentityAudience, 'Pod Identity (usePodIdentity: "true")');
@@ -111,6 +98,6 @@ export async function identityFor(
     roleArn,
     token: () => Promise.resolve(token),
     subject: `${ref.namespace}/${ref.name}`,
-    sessionName: sessionNameFor(ref),
+    sessionName: sessionNameFor(ref.namespace, ref.name),
   };
 }

@@ -19,7 +19,7 @@ import type { SecretReader } from '../core/source.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import type { MountSpec, Payload } from '../core/spec-types.ts';
 import { parseDefaultMode, parseMountAttributes } from './attributes.ts';
-import { type IdentityResolver, identityFor } from './identity.ts';
+import { identityFor, type RoleLookup } from './identity.ts';
 import type { MountRequest, MountResponse, ObjectVersion } from './protocol.ts';
 import type { MountHandler } from './server.ts';
 
@@ -29,7 +29,7 @@ export const defaultMaxReplyBytes = 4 * 1024 * 1024 - 64 * 1024;
 export interface MountOptions {
   /** A reader acting as `identity`, over the process's one shared cache. */
   readonly readerFor: (identity: Identity) => SecretReader;
-  readonly identities: IdentityResolver;
+  readonly identities: RoleLookup;
   /** The provider's AWS_REGION, if set: the default when the SecretProviderClass names none. */
   readonly environmentRegion?: string | undefined;
   /** The node's `topology.kubernetes.io/region` label: the last resort, as ASCP does. */

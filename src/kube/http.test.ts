@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { apiStatus, KubeHttpError, kubeError } from './client.ts';
+import { ApiException } from '@kubernetes/client-node';
+import { apiErrorOf, apiStatus, KubeHttpError, kubeError, parseApiStatus } from './client.ts';
 import { apiBase, collectionPath, queryString } from './http.ts';
 
 describe('API paths', () => {
@@ -43,11 +44,69 @@ describe('API paths', () => {
 
 describe('KubeHttpError', () => {
   it('carries the status for kubeError, which maps it like client-node errors', () => {
-    const error = new KubeHttpError('PATCH', '/api/v1/namespaces/a/secrets/b', 403, 'Forbidden');
+    const error = new KubeHttpError('PATCH', '/api/v1/namespaces/a/secrets/b', 403, { reason: 'Forbidden' });
     assert.equal(apiStatus(error), 403);
     assert.equal(kubeError(error, 'Secret a/b').kind, 'AccessDenied');
     assert.equal(kubeError(new KubeHttpError('GET', '/x', 404, undefined), 'x').kind, 'NotFound');
-    assert.equal(kubeError(new KubeHttpError('POST', '/x', 422, 'Invalid'), 'x').kind, 'InvalidInput');
+    assert.equal(
+      kubeError(new KubeHttpError('POST', '/x', 422, { reason: 'Invalid' }), 'x').kind,
+      'InvalidInput',
+    );
     assert.equal(kubeError(new KubeHttpError('POST', '/x', 503, undefined), 'x').transient, true);
+  });
+});
+
+describe('the API server Status', () => {
+  // As kube-apiserver answers a Secret with a label value it does not allow: the message echoes the value.
+  const invalidLabel = JSON.stringify({
+    kind: 'Status',
+    status: 'Failure',
+    reason: 'Invalid',
+    message: 'Secret "db" is invalid: metadata.labels: Invalid value: "hunter2 x": a valid label must …',
+    details: {
+      name: 'db',
+      kind: 'Secret',
+      causes: [
+        { reason: 'FieldValueInvalid', message: 'Invalid value: "hunter2 x"', field: 'metadata.labels' },
+        { reason: 'FieldValueInvalid', message: 'Invalid value: "hunter2 x"', field: 'metadata.labels' },
+        { reason: 'FieldValueInvalid', message: 'x', field: 'not a "field" hunter2' },
+      ],
+    },
+    code: 422,
+  });
+
+  it('keeps the reason and the field names, never a message or value', () => {
+    const details = parseApiStatus(invalidLabel, undefined);
+    assert.deepEqual(details, { reason: 'Invalid', fields: ['metadata.labels'] });
+    const error = kubeError(
+      new KubeHttpError('POST', '/api/v1/namespaces/a/secrets', 422, details),
+      'Secret a/db',
+    );
+    assert.equal(error.kind, 'InvalidInput');
+    assert.equal(error.field, 'metadata.labels');
+    assert.equal(error.message, 'Secret a/db: rejected by the API server (HTTP 422) at metadata.labels');
+    assert.doesNotMatch(`${error.message} ${(error.cause as Error).message}`, /hunter2/);
+  });
+
+  it('reads Retry-After as seconds or a date, bounded', () => {
+    assert.equal(parseApiStatus('', '3').retryAfterMs, 3000);
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    assert.equal(parseApiStatus('', 'Thu, 01 Jan 2026 00:00:10 GMT', now).retryAfterMs, 10_000);
+    assert.equal(parseApiStatus('', '999999').retryAfterMs, 600_000);
+    assert.equal(parseApiStatus('', 'soon').retryAfterMs, undefined);
+    assert.equal(parseApiStatus('not json', undefined).reason, undefined);
+  });
+
+  it("client-node's ApiException becomes the same error type; 429 is Throttled", () => {
+    const thrown = new ApiException(422, 'Unprocessable', invalidLabel, { 'retry-after': '2' });
+    const error = kubeError(thrown, 'Secret a/db');
+    assert.equal(error.kind, 'InvalidInput');
+    assert.deepEqual(apiErrorOf(error)?.fields, ['metadata.labels']);
+    assert.equal(apiErrorOf(error)?.retryAfterMs, 2000);
+    assert.equal(apiStatus(apiErrorOf(error)), 422);
+    assert.equal(
+      kubeError(new KubeHttpError('GET', '/x', 429, { retryAfterMs: 1000 }), 'x').kind,
+      'Throttled',
+    );
   });
 });

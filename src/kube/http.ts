@@ -11,7 +11,7 @@
 import { RequestContext } from '@kubernetes/client-node';
 import { type Dispatcher, request } from 'undici';
 import { smkVersion } from '../core/version.ts';
-import { type KubeConfig, KubeHttpError, withConnectionReuse } from './client.ts';
+import { type KubeConfig, KubeHttpError, parseApiStatus, withConnectionReuse } from './client.ts';
 
 export type ContentType =
   | 'application/json'
@@ -69,10 +69,6 @@ interface ApiResourceList {
   readonly resources?: readonly { name: string; kind: string; namespaced: boolean }[];
 }
 
-interface StatusBody {
-  readonly reason?: string;
-}
-
 const userAgent = `smk/${smkVersion}`;
 const connectionReuseMs = 1000;
 
@@ -111,7 +107,13 @@ export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
     });
     const text = await response.body.text();
     if (response.statusCode >= 400) {
-      throw new KubeHttpError(spec.method, spec.path, response.statusCode, statusReason(text));
+      const retryAfter = response.headers['retry-after'];
+      throw new KubeHttpError(
+        spec.method,
+        spec.path,
+        response.statusCode,
+        parseApiStatus(text, typeof retryAfter === 'string' ? retryAfter : undefined),
+      );
     }
     return (text ? JSON.parse(text) : undefined) as T;
   }
@@ -128,21 +130,12 @@ export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
     const found = (await listing).resources?.find(
       (entry) => entry.kind === kind && !entry.name.includes('/'),
     );
-    if (!found) throw new KubeHttpError('GET', base, 404, `kind ${kind} is not served by ${apiVersion}`);
+    if (!found)
+      throw new KubeHttpError('GET', `${base} (kind ${kind} not served)`, 404, { reason: 'NotFound' });
     return { base, plural: found.name, namespaced: found.namespaced };
   }
 
   return { send, resource };
-}
-
-/** The Status reason (`NotFound`, `Conflict`, …), a fixed word that never carries request content. */
-function statusReason(text: string): string | undefined {
-  try {
-    const reason = (JSON.parse(text) as StatusBody).reason;
-    return typeof reason === 'string' && /^[A-Za-z]{1,64}$/.test(reason) ? reason : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 interface Connection {

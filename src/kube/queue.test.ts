@@ -126,6 +126,21 @@ describe('work queue', () => {
     queue.shutDown();
   });
 
+  it("waits at least the server's Retry-After, even when the backoff is shorter", async () => {
+    const clock = manualClock();
+    const queue = createWorkQueue({
+      clock,
+      random: () => 0,
+      backoff: { baseMs: 100, maxMs: 1000, jitter: 0 },
+    });
+    assert.equal(queue.addRateLimited('a', 5000), 5000);
+    clock.advance(4999);
+    assert.deepEqual(await takeReady(queue), [], 'not before Retry-After');
+    clock.advance(1);
+    assert.deepEqual(await takeReady(queue), ['a']);
+    queue.shutDown();
+  });
+
   it('adds jitter to the backoff', () => {
     const options = { baseMs: 1000, maxMs: 60_000, jitter: 0.2 };
     assert.equal(

@@ -55,8 +55,11 @@ export interface WorkQueue {
   add(key: string): void;
   /** Queue `key` after `ms`, unless an earlier run is already due; replaces a later schedule. */
   addAfter(key: string, ms: number): void;
-  /** Queue `key` after its per-key backoff; returns the delay chosen. */
-  addRateLimited(key: string): number;
+  /**
+   * Queue `key` after its per-key backoff, or after `atLeastMs` when that is longer (the server's
+   * Retry-After); returns the delay chosen.
+   */
+  addRateLimited(key: string, atLeastMs?: number): number;
   /** Forget the key's failure count (after a success). */
   forget(key: string): void;
   /** Drop any pending schedule and queued run of `key` (the object is gone). */
@@ -206,10 +209,10 @@ export function createWorkQueue(options: WorkQueueOptions = {}): WorkQueue {
       heap.push({ at, key });
       if (at < timerAt) armTimer();
     },
-    addRateLimited(key) {
+    addRateLimited(key, atLeastMs = 0) {
       const count = (failures.get(key) ?? 0) + 1;
       failures.set(key, count);
-      const delay = backoffDelay(count, backoff, random);
+      const delay = Math.max(backoffDelay(count, backoff, random), atLeastMs);
       dueAt.delete(key);
       this.addAfter(key, delay);
       return delay;

@@ -6,6 +6,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { parseDuration } from '../core/duration.ts';
 import { isSmkError } from '../core/errors.ts';
 import { unsafeNameReason } from '../core/naming.ts';
 import { awsRegionExpectation, isAwsRegion } from '../core/regions.ts';
@@ -116,17 +117,11 @@ export function parseMountPath(name: string, value: string): string {
   return trimmed;
 }
 
-/** `90s`, `5m`, `1h30m` → seconds. */
-export function parseDuration(text: string): number | undefined {
-  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
-  if (!match || text === '') return undefined;
-  const [, hours = '0', minutes = '0', seconds = '0'] = match;
-  return Number(hours) * 3600 + Number(minutes) * 60 + Number(seconds);
-}
-
 function parseRefreshInterval(name: string, value: string): number {
-  const seconds = parseDuration(value);
-  if (seconds === undefined) problem(name, 'expected a duration like 60s, 5m or 1h30m');
+  const ms = parseDuration(value);
+  if (ms === undefined) problem(name, 'expected a duration like 60s, 5m or 1h30m');
+  // The agent counts whole seconds: a fraction rounds up, never to a shorter interval.
+  const seconds = Math.ceil(ms / 1000);
   if (seconds < minRefreshSeconds || seconds > maxRefreshSeconds) {
     problem(name, `must be between ${minRefreshSeconds}s and 24h`);
   }

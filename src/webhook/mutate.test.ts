@@ -213,6 +213,20 @@ describe('mutatePod', () => {
     );
   });
 
+  test('the refresh interval reads the one duration grammar (as on a SecretProviderClass); a fraction rounds up', () => {
+    const refresh = (value: string) =>
+      container(
+        injected(mutatePod(seedPod({ 'smk.dev/refresh-interval': value }), config)),
+        refreshContainerName,
+      ).env?.find((v) => v.name === agentEnv.refreshInterval)?.value;
+    assert.equal(refresh('90000ms'), '90');
+    assert.equal(refresh('1.5m'), '90');
+    assert.equal(refresh('10500ms'), '11');
+    const tooShort = mutatePod(seedPod({ 'smk.dev/refresh-interval': '500ms' }), config);
+    assert.ok('denied' in tooShort);
+    assert.match(tooShort.denied, /between 10s and 24h/);
+  });
+
   test('the refresh sidecar is a native sidecar, or a regular container when configured so', () => {
     const annotated = seedPod({ 'smk.dev/refresh-interval': '1h30m' });
     const native = injected(mutatePod(annotated, config));

@@ -6,13 +6,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { silentLogger } from '../core/log.ts';
-import {
-  type CertificateAuthority,
-  createCertificateAuthority,
-  issueServingCertificate,
-} from '../kube/pki.ts';
 import { defaultInjectorConfig } from './mutate.ts';
 import { startWebhookServer, type WebhookServer } from './server.ts';
+import { type CertificateAuthority, createCertificateAuthority, issueServingCertificate } from './tls/pki.ts';
 
 interface Reply {
   readonly status: number;

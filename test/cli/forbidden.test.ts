@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
-import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
+import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/tls/pki.ts';
 import { installCrds } from '../harness/crds.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { waitFor } from '../harness/wait.ts';

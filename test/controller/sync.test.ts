@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
-import { sessionNameFor } from '../../src/controller/identity.ts';
+import { sessionNameFor } from '../../src/aws/identity.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
@@ -248,6 +248,23 @@ describe('SecretSync', () => {
       /objects\[1\] \(second\): objectAlias gives file name "same", already used by objects\[0\] \(first\)/,
     );
     assert.equal(await readSecret(bed.kubeConfig, ns, 'bad'), undefined);
+  });
+
+  it('a label value the schema allows but the API server refuses for the Secret is InvalidSpec naming the field', async () => {
+    const ns = await namespaceWithController('sync-rejected');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-r');
+    await createAwsSecret(aws, `${ns}/api-key`, 'rejected-label-value-0');
+    // A label value may not hold a space: the SecretSync's schema takes any string, the Secret's does not.
+    await api().create(ns, 'labelled', {
+      serviceAccountName: 'app',
+      objects: [{ objectName: `${ns}/api-key`, objectType: 'secretsmanager', objectAlias: 'api-key' }],
+      target: { name: 'labelled', labels: { tier: 'not valid' } },
+    });
+    const failed = await waitReady(ns, 'labelled', 'False', 'InvalidSpec');
+    const message = ready(failed)?.message ?? '';
+    assert.match(message, /Secret .*labelled: rejected by the API server \(HTTP 422\) at metadata\.labels/);
+    assert.doesNotMatch(message, /not valid/, 'the refused value is not echoed');
+    assert.equal(await readSecret(bed.kubeConfig, ns, 'labelled'), undefined);
   });
 
   it('a ServiceAccount without a role is a condition, and fixing it syncs', async () => {

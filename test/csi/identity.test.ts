@@ -42,7 +42,7 @@ describe('csi provider: IRSA', () => {
     assert.equal(assumed.length, 1, 'credentials are cached per identity');
     assert.deepEqual(assumed[0], {
       roleArn: pod.roleArn,
-      sessionName: `${pod.namespace}.${pod.serviceAccount}`,
+      sessionName: `smk.${pod.namespace}.${pod.serviceAccount}`,
       token: pod.tokens['sts.amazonaws.com'],
     });
   });

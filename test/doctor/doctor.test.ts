@@ -36,7 +36,7 @@ import {
   type CertificateAuthority,
   createCertificateAuthority,
   issueServingCertificate,
-} from '../../src/kube/pki.ts';
+} from '../../src/webhook/tls/pki.ts';
 import { controllerAccess, helm, type RenderedObject, renderChart, serverSideApply } from '../deploy/helm.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { runCommand } from '../harness/run.ts';

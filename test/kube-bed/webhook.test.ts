@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
+import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/tls/pki.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import { eventually } from './wait.ts';
 

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { AppsV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { createObjects, type ObjectRef, type Objects } from '../../src/kube/apply.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
@@ -576,6 +576,55 @@ describe('rotation: the SecretProviderClass drop-in', () => {
       assert.equal(await replicaSets(bed.kubeConfig, ns, 'web'), 2);
     } finally {
       await stack.stop();
+    }
+  });
+});
+
+describe('rotation: a SecretProviderClass Secret changed while no controller ran', () => {
+  it('its Secret records the synced versions, so a new version put while down rolls the reader once at start', async () => {
+    const ns = await bed.newNamespace('rot-spc-down');
+    const secretName = `${ns}/csi-secret`;
+    await createSecret(aws.secrets, secretName, 'spc-down-1');
+    await createServiceAccount(bed.kubeConfig, ns, 'rot-spc-down');
+    const first = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns], spc: true });
+    let second: Stack | undefined;
+    try {
+      await createSyncedSpc(bed.kubeConfig, ns, 'aws-secrets', secretName, 'spc-env');
+      await waitFor(
+        'Secret spc-env synced',
+        30_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'spc-env')) === 'spc-down-1',
+      );
+      await createDeployment(bed.kubeConfig, ns, 'web', {
+        labels: { app: 'web' },
+        secretName: 'spc-env',
+        annotations: { 'smk.dev/rollout-on-sync': 'true' },
+      });
+      await waitFor('adopted', 30_000, () => adopted(bed.kubeConfig, ns, 'web'));
+      await waitFor(
+        'first ReplicaSet',
+        30_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'web')) === 1,
+      );
+      await first.stop();
+      // A new version (a rotation that kept the value): only the versions recorded on the Secret
+      // tell a fresh process that what was synced is older than what AWS now calls AWSCURRENT.
+      const version = await putSecret(aws.secrets, secretName, 'spc-down-1');
+      second = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns], spc: true });
+      await waitFor('the Secret records the new version', 15_000, async () => {
+        const secret = await bed.kubeConfig
+          .makeApiClient(CoreV1Api)
+          .readNamespacedSecret({ namespace: ns, name: 'spc-env' });
+        return secret.metadata?.annotations?.['smk.dev/versions']?.includes(version) === true;
+      });
+      await waitFor(
+        'a new ReplicaSet',
+        15_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'web')) === 2,
+      );
+    } finally {
+      await first.stop().catch(() => undefined);
+      await second?.stop();
     }
   });
 });

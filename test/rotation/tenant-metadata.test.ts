@@ -17,7 +17,7 @@ import {
   type KubeConfig,
   RbacAuthorizationV1Api,
 } from '@kubernetes/client-node';
-import { sessionNameFor } from '../../src/controller/identity.ts';
+import { sessionNameFor } from '../../src/aws/identity.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';

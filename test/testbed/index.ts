@@ -17,7 +17,7 @@ import {
   generateKeyPair,
   issueClientCertificate,
   issueServingCertificate,
-} from '../../src/kube/pki.ts';
+} from '../../src/webhook/tls/pki.ts';
 import { resolveBinaries } from './binaries.ts';
 import {
   auditPaths,

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AdmissionregistrationV1Api, CoreV1Api } from '@kubernetes/client-node';
-import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
+import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/tls/pki.ts';
 import { freePort } from '../harness/ports.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
+import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/tls/pki.ts';
 import { bundledSmk } from '../harness/bundle.ts';
 import { chartLimits, mebibytes, watchRss } from '../harness/limits.ts';
 

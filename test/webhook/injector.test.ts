@@ -33,11 +33,11 @@ import {
 import fastJsonPatch from 'fast-json-patch';
 import { parse as parseYaml } from 'yaml';
 import { silentLogger } from '../../src/core/log.ts';
-import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
 import { initContainerName, refreshContainerName, volumeName } from '../../src/webhook/agent-contract.ts';
 import { webhookConfiguration } from '../../src/webhook/configuration.ts';
 import { defaultInjectorConfig } from '../../src/webhook/mutate.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
+import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/tls/pki.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';

@@ -27,8 +27,8 @@ import {
   KubernetesObjectApi,
   type V1MutatingWebhook,
 } from '@kubernetes/client-node';
-import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
 import { writeThroughWebhooks } from '../../src/webhook/secrets/configuration.ts';
+import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/tls/pki.ts';
 import { find, helm, objectName, type RenderedObject, renderChart, serverSideApply } from '../deploy/helm.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';

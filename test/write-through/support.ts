@@ -30,13 +30,13 @@ import {
 } from '../../src/controller/write-through/controller.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { writeThroughFinalizer } from '../../src/core/write-through.ts';
-import { createCertificateAuthority, issueServingCertificate } from '../../src/kube/pki.ts';
 import { defaultInjectorConfig } from '../../src/webhook/mutate.ts';
 import { createWriteThroughCache, type WriteThroughCache } from '../../src/webhook/secrets/cache.ts';
 import { secretsPath, writeThroughWebhooks } from '../../src/webhook/secrets/configuration.ts';
 import { reviewSecretAdmission } from '../../src/webhook/secrets/handler.ts';
 import { publishedKeySource } from '../../src/webhook/secrets/sealing-key.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
+import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/tls/pki.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';

@@ -5,7 +5,7 @@ import {
   type CertificateWithKey,
   createCertificateAuthority,
   issueServingCertificate,
-} from '../../kube/pki.ts';
+} from '../../webhook/tls/pki.ts';
 import { parsePemBundle, verifyServingCertificate } from './certificates.ts';
 
 describe('verifyServingCertificate', () => {

@@ -17,7 +17,9 @@ import {
 } from '@kubernetes/client-node';
 import type { AwsClients } from '../../aws/index.ts';
 import { createSecretReader, type Identity, readQueueState, SecretCache } from '../../aws/index.ts';
+import { parseArn } from '../../core/arn.ts';
 import { isSmkError, NotFoundError } from '../../core/errors.ts';
+import { currentStage } from '../../core/source.ts';
 import { connectProvider } from '../../csi/client.ts';
 import { apiStatus, type KubeConfig } from '../../kube/client.ts';
 import { createServiceAccounts, type ServiceAccountRef } from '../../kube/service-accounts.ts';
@@ -503,8 +505,6 @@ async function checkWebhook(deps: ClusterDeps, options: DoctorOptions, ms: numbe
   return [found.result, ...checks];
 }
 
-const secretArnRegion = /^arn:[^:]+:secretsmanager:([^:]+):/;
-
 async function checkIdentity(deps: ClusterDeps, options: DoctorOptions, ms: number): Promise<CheckResult[]> {
   const roleName = 'ServiceAccount IAM role';
   const readName = 'role can describe the secret';
@@ -534,7 +534,8 @@ async function checkIdentity(deps: ClusterDeps, options: DoctorOptions, ms: numb
   }
   const results = [pass(roleName, `${account} → ${roleArn}`)];
   if (!options.secret) return [...results, skip(readName, 'give --secret NAME|ARN')];
-  const region = secretArnRegion.exec(options.secret)?.[1] ?? options.region;
+  const arn = parseArn(options.secret);
+  const region = arn?.service === 'secretsmanager' && arn.region !== '' ? arn.region : options.region;
   if (!region) {
     return [
       ...results,
@@ -559,7 +560,7 @@ async function checkIdentity(deps: ClusterDeps, options: DoctorOptions, ms: numb
       ms * 2,
       reader.describe({ objectType: 'secretsmanager', id: options.secret, region }),
     );
-    const current = [...versions.versionsToStages].find(([, stages]) => stages.includes('AWSCURRENT'))?.[0];
+    const current = [...versions.versionsToStages].find(([, stages]) => stages.includes(currentStage))?.[0];
     return [
       ...results,
       pass(

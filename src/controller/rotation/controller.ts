@@ -15,8 +15,9 @@ import { secretIdMatches } from '../../aws/index.ts';
 import { describeError, InvalidInputError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { counter, histogram } from '../../core/metrics.ts';
+import { currentStage } from '../../core/source.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
-import { apiStatus, type KubeConfig } from '../../kube/client.ts';
+import { apiErrorOf, type KubeConfig, retryAfterMsOf } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder, type InvolvedObject } from '../../kube/events.ts';
 import { apiSource, createInformer, type Informer, resourcePath } from '../../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
@@ -57,7 +58,7 @@ import {
   type RotationMapping,
 } from './mapping.ts';
 import { createPermissions, type PermissionSubject } from './permissions.ts';
-import { currentStageName, regionOf } from './stages.ts';
+import { regionOf } from './stages.ts';
 import { type SourceRef, type SourceUsage, sourceUsage } from './usage.ts';
 import {
   type Dependency,
@@ -376,7 +377,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
   }
   function watchFor(id: string): Watch | undefined {
     const region = regionOf(id, options.defaultRegion);
-    return region ? { region, id, stage: currentStageName } : undefined;
+    return region ? { region, id, stage: currentStage } : undefined;
   }
 
   function watches(): Watch[] {
@@ -546,16 +547,21 @@ export function createRotationController(options: RotationControllerOptions): Ro
 
   function syncedVersions(owner: SourceUsage, secretName: string): Map<string, string> {
     const { source } = owner;
-    const secret = lookup(secretInformers, source.namespace, secretName);
-    const annotated = secret?.metadata?.annotations?.['smk.dev/versions'];
-    if (annotated) {
+    if (source.kind !== secretSyncKind) {
+      // A SecretProviderClass has no status of ours: its Secret records the versions (sync.ts).
+      const secret = lookup(secretInformers, source.namespace, secretName);
+      const annotated = secret?.metadata?.annotations?.[syncAnnotations.versions];
+      if (!annotated) return new Map();
       try {
-        return new Map(Object.entries(JSON.parse(annotated) as Record<string, string>));
+        const parsed: unknown = JSON.parse(annotated);
+        if (typeof parsed !== 'object' || parsed === null) return new Map();
+        return new Map(
+          Object.entries(parsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
+        );
       } catch {
-        // fall through to the status
+        return new Map();
       }
     }
-    if (source.kind !== secretSyncKind) return new Map();
     const object = lookup(syncInformers, source.namespace, source.name) as
       | { status?: { syncedVersions?: { objectName?: string; versionId?: string }[] } }
       | undefined;
@@ -760,9 +766,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
     const status: MappingStatus = {
       observedGeneration: mapping.generation,
       ...(seen ? { secretArn: seen.arn } : before.secretArn ? { secretArn: before.secretArn } : {}),
-      ...(seen?.stages.get(currentStageName)
-        ? { currentVersion: seen.stages.get(currentStageName) as string }
-        : {}),
+      ...(seen?.stages.get(currentStage) ? { currentVersion: seen.stages.get(currentStage) as string } : {}),
       ...(before.lastChange ? { lastChange: before.lastChange } : {}),
       workloadsRolled: [...(before.workloadsRolled ?? [])],
       conditions: [
@@ -774,7 +778,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
             ? `secret ${mapping.secretId} not seen yet (ListSecrets/DescribeSecret)`
             : seen.deleted
               ? `secret ${seen.name} is deleted or scheduled for deletion`
-              : `following ${seen.name} at ${currentStageName}`,
+              : `following ${seen.name} at ${currentStage}`,
           lastTransitionTime: at,
         },
       ],
@@ -786,8 +790,8 @@ export function createRotationController(options: RotationControllerOptions): Ro
     }
     if (update.change) {
       const change = update.change;
-      const versionId = change.secret.stages.get(currentStageName);
-      const previousVersionId = change.previous?.stages.get(currentStageName);
+      const versionId = change.secret.stages.get(currentStage);
+      const previousVersionId = change.previous?.stages.get(currentStage);
       status.lastChange = {
         ...(versionId ? { versionId } : {}),
         ...(previousVersionId ? { previousVersionId } : {}),
@@ -1011,12 +1015,12 @@ export function createRotationController(options: RotationControllerOptions): Ro
         if (leading) await reconcileWorkload(key);
         queue.forget(key);
       } catch (error) {
-        const conflict = apiStatus((error as { cause?: unknown }).cause) === 409;
+        const conflict = apiErrorOf(error)?.status === 409;
         // A conflict means the workload changed under us: plan again from a fresh read at once.
         let delay = 0;
         if (conflict) queue.add(key);
         else {
-          delay = queue.addRateLimited(key);
+          delay = queue.addRateLimited(key, retryAfterMsOf(error));
           rollouts.inc({ kind: key.split('/')[0] ?? '', outcome: 'failed' });
         }
         logger.warn({ workload: key, err: describeError(error), retryInMs: delay }, 'rollout step failed');

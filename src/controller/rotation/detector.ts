@@ -10,6 +10,7 @@
  * dropped, so duplicates and reordering of polls and events cannot flap a version back.
  */
 import { secretIdMatches } from '../../aws/index.ts';
+import { parseArn } from '../../core/arn.ts';
 import { describeError, NotFoundError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { counter, gauge, histogram } from '../../core/metrics.ts';
@@ -142,9 +143,9 @@ function sameObservation(a: SecretObservation, b: SecretObservation): boolean {
 
 /** The name prefix a ListSecrets `name` filter needs for an id (names in ARNs lose their random suffix). */
 function filterPrefix(id: string): string {
-  const match = /^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:(.+)$/.exec(id);
-  if (!match?.[1]) return id;
-  const name = match[1];
+  const arn = parseArn(id);
+  const name = arn?.service === 'secretsmanager' ? /^secret:(.+)$/.exec(arn.resource)?.[1] : undefined;
+  if (!name) return id;
   return /-[A-Za-z0-9]{6}$/.test(name) ? name.slice(0, -7) : name;
 }
 

@@ -1,10 +1,7 @@
-/** Secrets Manager staging labels rotation cares about. */
+import { parseArn } from '../../core/arn.ts';
 
-/** The stage readers get when they name none. */
-export const currentStageName = 'AWSCURRENT';
-
-/** A region in an ARN id, else the default. */
+/** The region a Secrets Manager ARN id names, else the default. */
 export function regionOf(id: string, defaultRegion: string | undefined): string | undefined {
-  const match = /^arn:[^:]+:secretsmanager:([^:]+):/.exec(id);
-  return match?.[1] ?? defaultRegion;
+  const arn = parseArn(id);
+  return arn?.service === 'secretsmanager' && arn.region !== '' ? arn.region : defaultRegion;
 }

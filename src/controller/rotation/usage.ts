@@ -6,10 +6,10 @@
  */
 import { jmesPathFileName, objectFileName } from '../../core/naming.ts';
 import { planRequests } from '../../core/payloads.ts';
+import { currentStage } from '../../core/source.ts';
 import { parseMountSpec, type SpecOptions } from '../../core/spec.ts';
 import { type SourceKind, type SyncJob, secretSyncJob, secretSyncKind, spcJob } from '../jobs.ts';
 import type { Watch } from './detector.ts';
-import { currentStageName } from './stages.ts';
 
 export interface SourceRef {
   readonly kind: SourceKind;
@@ -54,7 +54,7 @@ export function sourceUsage(
       const stage =
         primary.versionId !== undefined && primary.versionStage === undefined
           ? undefined
-          : (primary.versionStage ?? currentStageName);
+          : (primary.versionStage ?? currentStage);
       uses.push({
         watch: { region: primary.region, id: primary.id, stage },
         files: [

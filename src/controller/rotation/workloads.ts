@@ -16,6 +16,7 @@
  */
 import { z } from 'zod';
 import { InvalidInputError } from '../../core/errors.ts';
+import { currentStage } from '../../core/source.ts';
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
 export const workloadKinds: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet'];
@@ -118,7 +119,7 @@ const recordSchema = z.record(z.string(), z.string());
 
 /** The record key of a followed secret: its ARN, with `@LABEL` when the label is not AWSCURRENT. */
 export function recordKey(arn: string, stage: string): string {
-  return stage === 'AWSCURRENT' ? arn : `${arn}@${stage}`;
+  return stage === currentStage ? arn : `${arn}@${stage}`;
 }
 
 function parseRecord(text: string | undefined): Map<string, string> {

@@ -14,7 +14,7 @@ import type { SealingKeyPair } from '../../core/seal.ts';
 import { writeThroughAnnotations, writeThroughLabel, writeThroughTags } from '../../core/write-through.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
 import type { KubeConfig } from '../../kube/client.ts';
-import { apiStatus, withConnectionReuse } from '../../kube/client.ts';
+import { apiStatus, retryAfterMsOf, withConnectionReuse } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
 import { apiSource, createInformer, type Informer, resourcePath, secretLister } from '../../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
@@ -255,7 +255,7 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
         queue.forget(key);
       } catch (error) {
         reconciles.inc({ outcome: 'failed' });
-        const delay = queue.addRateLimited(key);
+        const delay = queue.addRateLimited(key, retryAfterMsOf(error));
         logger.warn(
           { secret: key, err: describeError(error), retryInMs: delay },
           'write-through reconcile failed',

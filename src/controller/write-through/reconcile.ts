@@ -27,6 +27,7 @@
 import type { SecretDescription, SecretTags, SecretWriter } from '../../aws/index.ts';
 import { InvalidInputError, TransientError } from '../../core/errors.ts';
 import { contentToken, openSealed, type SealingKeyPair } from '../../core/seal.ts';
+import { currentStage } from '../../core/source.ts';
 import {
   type DeletionPolicy,
   decodeSecretDocument,
@@ -36,8 +37,6 @@ import {
   writeThroughFinalizer,
   writeThroughTags,
 } from '../../core/write-through.ts';
-
-const currentStage = 'AWSCURRENT';
 
 export interface WriteThroughSecret {
   readonly metadata?: {

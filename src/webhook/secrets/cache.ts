@@ -4,7 +4,7 @@
  * which secret volumes to swap without any call on its path.
  */
 import type { V1Secret } from '@kubernetes/client-node';
-import { parseArn } from '../../aws/arn.ts';
+import { parseArn } from '../../core/arn.ts';
 import type { Logger } from '../../core/log.ts';
 import {
   secretKeyProblem,

@@ -21,12 +21,8 @@ import { describeError, InvalidInputError, isSmkError, TransientError } from '..
 import type { Logger } from '../../core/log.ts';
 import { counter, gauge } from '../../core/metrics.ts';
 import { apiStatus, type KubeConfig, kubeError } from '../../kube/client.ts';
-import {
-  type CertificateWithKey,
-  createCertificateAuthority,
-  issueServingCertificate,
-} from '../../kube/pki.ts';
 import { caBundle, materialFacts, readMaterial, type TlsMaterial, writeMaterial } from './material.ts';
+import { type CertificateWithKey, createCertificateAuthority, issueServingCertificate } from './pki.ts';
 import { planTls, type RotationPolicy, type ServingNames, type TlsAction } from './plan.ts';
 
 const dayMs = 24 * 60 * 60 * 1000;

@@ -3,8 +3,8 @@
  * Kept here so the command only spreads them in: flag names, help text and parsing stay together.
  */
 import { z } from 'zod';
+import { parseDuration } from '../../core/duration.ts';
 import { InvalidInputError } from '../../core/errors.ts';
-import { parseDuration } from '../annotations.ts';
 import type { RotationPolicy } from './plan.ts';
 
 export const tlsFlagOptions = {
@@ -71,12 +71,12 @@ const list = z
   )
   .pipe(z.array(z.string().max(253).regex(dnsName, 'must be object names')));
 const duration = z.string().transform((text, context) => {
-  const seconds = parseDuration(text);
-  if (seconds === undefined || seconds <= 0) {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) {
     context.addIssue({ code: 'custom', message: 'must be a duration like 90s, 30m or 8760h' });
     return z.NEVER;
   }
-  return seconds * 1000;
+  return ms;
 });
 
 const schema = z.object({

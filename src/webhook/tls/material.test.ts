@@ -2,11 +2,6 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import {
-  type CertificateWithKey,
-  createCertificateAuthority,
-  issueServingCertificate,
-} from '../../kube/pki.ts';
-import {
   caBundle,
   materialFacts,
   nextCaSinceAnnotation,
@@ -15,6 +10,7 @@ import {
   type TlsMaterial,
   writeMaterial,
 } from './material.ts';
+import { type CertificateWithKey, createCertificateAuthority, issueServingCertificate } from './pki.ts';
 
 const pair = (cert: CertificateWithKey): { certPem: string; keyPem: string } => ({
   certPem: cert.certPem,

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { issueClientCertificate } from '../../../src/kube/pki.ts';
+import { issueClientCertificate } from '../../../src/webhook/tls/pki.ts';
 import { connectTestBed, startTestBed, type TestBed } from '../index.ts';
 import { renderKubeConfig } from '../kubeconfig.ts';
 import { type ManagedProcess, startProcess, tailFile } from '../processes.ts';

@@ -17,7 +17,7 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { type CertificateAuthority, issueServingCertificate } from '../../../src/kube/pki.ts';
+import { type CertificateAuthority, issueServingCertificate } from '../../../src/webhook/tls/pki.ts';
 
 export const roleArnAnnotation = 'eks.amazonaws.com/role-arn';
 export const tokenVolumeName = 'aws-iam-token';

@@ -3,7 +3,7 @@ import { createPrivateKey, createPublicKey, sign, verify, X509Certificate } from
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import * as tls from 'node:tls';
-import { InvalidInputError } from '../core/errors.ts';
+import { InvalidInputError } from '../../core/errors.ts';
 import {
   createCertificateAuthority,
   generateKeyPair,
