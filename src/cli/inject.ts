@@ -6,11 +6,10 @@
  * What was injected is said on stderr (`deployment/web injected`), as `linkerd inject` does, so
  * stdout stays the manifests alone. Nothing is printed to stdout unless every document succeeded.
  */
-import { jmesPathExpressionsHelp, jmesPathExpressionsOption } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
-import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
 import { type InjectedObject, injectManifests } from '../webhook/manifests.ts';
-import { checkFlags, parseCommandArgs, usageError } from './args.ts';
+import { parseCommandArgs, usageError } from './args.ts';
+import { injectorFlagOptions, injectorFlagsHelp, injectorFromFlags } from './injector-flags.ts';
 import { manifestFiles, readStdin, readTextArgument } from './input.ts';
 
 const help = `Usage: smk inject -f FILE|DIR|- [-f …] [options]
@@ -25,14 +24,7 @@ Options:
   -f, --filename F          a file, a directory (its .yaml, .yml and .json files, recursively, in
                             path order) or "-" for stdin; repeat for several
   --quiet                   do not report the objects on stderr
-  --agent-image IMAGE       image of the injected agent (default: this release's smk image)
-  --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
-  --agent-aws-endpoint-url URL
-                            AWS_ENDPOINT_URL of the injected agents unless the pod sets its own
-                            (LocalStack, a proxy for every service; default: AWS's endpoints)
-  --volume-size-limit Q     size limit of the memory volume (default 4Mi)
-  --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
-${jmesPathExpressionsHelp(28)}
+${injectorFlagsHelp}
 `;
 
 interface Source {
@@ -68,12 +60,7 @@ export async function run(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs('inject', args, {
     filename: { type: 'string', short: 'f', multiple: true },
     quiet: { type: 'boolean', default: false },
-    'agent-image': { type: 'string' },
-    'agent-pull-policy': { type: 'string' },
-    'agent-aws-endpoint-url': { type: 'string' },
-    'volume-size-limit': { type: 'string' },
-    'no-native-sidecar': { type: 'boolean', default: false },
-    ...jmesPathExpressionsOption,
+    ...injectorFlagOptions,
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
@@ -83,19 +70,7 @@ export async function run(args: readonly string[]): Promise<number> {
   if (values.filename === undefined || values.filename.length === 0) {
     throw usageError('inject', '-f FILE|DIR|- is required', '--filename');
   }
-  const config = checkFlags(() =>
-    injectorConfigFromFlags(
-      {
-        agentImage: values['agent-image'],
-        pullPolicy: values['agent-pull-policy'],
-        awsEndpointUrl: values['agent-aws-endpoint-url'],
-        volumeSizeLimit: values['volume-size-limit'],
-        nativeSidecar: !values['no-native-sidecar'],
-        allowJmesPathExpressions: values['allow-jmespath-expressions'],
-      },
-      'inject',
-    ),
-  );
+  const config = injectorFromFlags(values, 'inject');
   const sources = await readSources(values.filename);
   const outputs: string[] = [];
   const report: string[] = [];

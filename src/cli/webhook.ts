@@ -10,14 +10,14 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
+import { parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
-import { injectorConfigFromFlags } from '../webhook/injector-config.ts';
 import { startWebhookServer, type WriteThroughRoutes } from '../webhook/server.ts';
 import { tlsFlagOptions, tlsFlagsHelp, tlsSettingsFromFlags } from '../webhook/tls/flags.ts';
 import { checkFlags, parseCommandArgs, usageError } from './args.ts';
+import { injectorFlagOptions, injectorFlagsHelp, injectorFromFlags } from './injector-flags.ts';
 import { readTextArgument } from './input.ts';
 
 const help = `Usage: smk webhook --tls-cert FILE --tls-key FILE [options]
@@ -33,14 +33,7 @@ Options:
   --tls-key FILE            PEM private key; likewise
   --port N                  listen port (default 8443)
   --host ADDR               listen address (default 0.0.0.0)
-  --agent-image IMAGE       image of the injected agent (default: this release's smk image)
-  --agent-pull-policy P     Always | IfNotPresent | Never (default IfNotPresent)
-  --agent-aws-endpoint-url URL
-                            AWS_ENDPOINT_URL of the injected agents unless the pod sets its own
-                            (LocalStack, a proxy for every service; default: AWS's endpoints)
-  --volume-size-limit Q     size limit of the memory volume (default 4Mi)
-  --no-native-sidecar       run the refresh sidecar as a regular container (Kubernetes < 1.29)
-${jmesPathExpressionsHelp(28)}
+${injectorFlagsHelp}
   --shutdown-delay SECONDS  keep serving this long after SIGTERM with /readyz failing (default 5)
   --write-through           also serve POST /mutate/secrets: Secrets labelled smk.dev/write-through=true
                             are stored without data, their value sealed to the controller's key (which
@@ -63,12 +56,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'tls-key': { type: 'string' },
     port: { type: 'string', default: '8443' },
     host: { type: 'string', default: '0.0.0.0' },
-    'agent-image': { type: 'string' },
-    'agent-pull-policy': { type: 'string' },
-    'agent-aws-endpoint-url': { type: 'string' },
-    'volume-size-limit': { type: 'string' },
-    'no-native-sidecar': { type: 'boolean', default: false },
-    ...jmesPathExpressionsOption,
+    ...injectorFlagOptions,
     'shutdown-delay': { type: 'string', default: '5' },
     'write-through': { type: 'boolean', default: false },
     'write-through-prefix': { type: 'string', default: 'kubernetes/' },
@@ -87,19 +75,7 @@ export async function run(args: readonly string[]): Promise<number> {
     const flag = key === 'port' ? '--port' : '--shutdown-delay';
     throw usageError('webhook', `${flag} must be a number in range`, flag);
   }
-  const injector = checkFlags(() =>
-    injectorConfigFromFlags(
-      {
-        agentImage: values['agent-image'],
-        pullPolicy: values['agent-pull-policy'],
-        awsEndpointUrl: values['agent-aws-endpoint-url'],
-        volumeSizeLimit: values['volume-size-limit'],
-        nativeSidecar: !values['no-native-sidecar'],
-        allowJmesPathExpressions: values['allow-jmespath-expressions'],
-      },
-      'webhook',
-    ),
-  );
+  const injector = injectorFromFlags(values, 'webhook');
   const environment = parseEnvironment(process.env);
   const tlsSettings = checkFlags(() => tlsSettingsFromFlags(values, environment.podNamespace));
   const { certFile, keyFile } = await certificateFiles(
