@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { applyExample } from '../examples/examples.ts';
 import {
+  describePods,
   execInPod,
   installSmk,
   isReady,
@@ -105,7 +106,21 @@ describe('sync and rotation on a real node', () => {
         return ready.find((pod) => pod.metadata?.uid !== before.metadata?.uid);
       },
       500,
-    );
+    ).catch(async (error: unknown) => {
+      // Say where it stopped: the Deployment's record and rollout state, the pods and the events.
+      const deployment = await test.apps.readNamespacedDeployment({ namespace, name: 'operatortest' });
+      const state = JSON.stringify({
+        annotations: deployment.metadata?.annotations,
+        template: deployment.spec?.template?.metadata?.annotations,
+        status: deployment.status,
+      });
+      throw new Error(
+        `${error instanceof Error ? error.message : String(error)}
+Deployment operatortest: ${state}
+${await describePods(test, namespace)}`,
+        { cause: error },
+      );
+    });
     recordTiming('seed 003 put-secret-value → new pod Ready', secondsSince(rotated));
     assert.equal(await envOf(namespace, after, 'nginx', 'VALUE'), second, 'the new pod has the new value');
     await waitFor(

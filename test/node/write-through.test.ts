@@ -1,12 +1,12 @@
 /**
- * Write-through with real pods: the labelled Secret of examples/write-through is stored in Secrets
- * Manager by smk's webhook (etcd keeps no data); a pod mounting it gets the value in its volume,
+ * Write-through with real pods: the labelled Secret of examples/write-through is sealed by smk's
+ * webhook and stored in Secrets Manager by smk's controller (etcd never keeps the value); a pod mounting it gets the value in its volume,
  * filled by the injected agent as the pod's own identity; env use of it is refused with a message
  * that says how to consume it instead (by design: docs/write-through.md).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ApiException } from '@kubernetes/client-node';
+import { ApiException, type V1Secret, Watch } from '@kubernetes/client-node';
 import { applyExample } from '../examples/examples.ts';
 import {
   execInPod,
@@ -15,6 +15,7 @@ import {
   nodeTestWorld,
   recordTiming,
   secondsSince,
+  waitFor,
   waitForReadyPod,
 } from './harness.ts';
 
@@ -31,6 +32,27 @@ after(async () => {
 /** The value examples/write-through/secret.yaml stores. */
 const exampleValue = 'example-not-a-real-key';
 
+/** True when `secret` shows the example's value in clear or base64 (without printing either). */
+function showsValue(secret: V1Secret): boolean {
+  const text = JSON.stringify(secret);
+  return text.includes(exampleValue) || text.includes(Buffer.from(exampleValue).toString('base64'));
+}
+
+/** Every state of the namespace's Secrets a client could watch, from now on. */
+async function watchSecrets(namespace: string): Promise<{ seen: V1Secret[]; stop(): void }> {
+  const seen: V1Secret[] = [];
+  const list = await test.core.listNamespacedSecret({ namespace });
+  const abort = await new Watch(test.kubeConfig).watch(
+    `/api/v1/namespaces/${namespace}/secrets`,
+    { resourceVersion: list.metadata?.resourceVersion },
+    (_phase: string, secret: V1Secret) => {
+      seen.push(secret);
+    },
+    () => undefined,
+  );
+  return { seen, stop: () => abort.abort() };
+}
+
 describe('write-through on a real node', () => {
   it('a pod mounting the labelled Secret reads its value; etcd holds none; env use is refused', async () => {
     const namespace = await test.node.bed.newNamespace('write-through');
@@ -43,13 +65,43 @@ describe('write-through on a real node', () => {
         },
       },
     });
-    await applyExample(test.kubeConfig, 'write-through', namespace);
-    const stored = await test.core.readNamespacedSecret({ namespace, name: 'payment-api' });
-    assert.deepEqual(stored.data ?? {}, {}, 'etcd keeps no data');
-    assert.ok(
-      stored.metadata?.annotations?.['smk.dev/aws-secret-arn'],
-      'the Secret names where its value lives',
-    );
+    const watch = await watchSecrets(namespace);
+    try {
+      await applyExample(test.kubeConfig, 'write-through', namespace);
+      const right = await test.core.readNamespacedSecret({ namespace, name: 'payment-api' });
+      assert.deepEqual(right.data ?? {}, {}, 'etcd keeps no data');
+      assert.ok(!showsValue(right), 'the Secret read right after the create does not show the value');
+      // The controller writes the sealed value to Secrets Manager after the API server stored the
+      // Secret, then replaces the sealed copy by where the value lives.
+      const stored = await waitFor(
+        'the controller to write the Secret through (smk.dev/aws-secret-arn, no smk.dev/sealed)',
+        120_000,
+        async () => {
+          const secret = await test.core.readNamespacedSecret({ namespace, name: 'payment-api' });
+          const annotations = secret.metadata?.annotations ?? {};
+          return annotations['smk.dev/aws-secret-arn'] && annotations['smk.dev/sealed'] === undefined
+            ? secret
+            : undefined;
+        },
+        250,
+      );
+      assert.deepEqual(stored.data ?? {}, {}, 'etcd keeps no data once written');
+      assert.match(
+        stored.metadata?.annotations?.['smk.dev/aws-secret-arn'] ?? '',
+        /^arn:aws:secretsmanager:/,
+      );
+      const states = watch.seen.filter((secret) => secret.metadata?.name === 'payment-api');
+      assert.ok(states.length > 0, 'the watch saw the Secret');
+      for (const state of states) {
+        assert.deepEqual(state.data ?? {}, {}, `state ${state.metadata?.resourceVersion} keeps no data`);
+        assert.ok(
+          !showsValue(state),
+          `state ${state.metadata?.resourceVersion} does not show the value (only sealed, or where it lives)`,
+        );
+      }
+    } finally {
+      watch.stop();
+    }
 
     const started = performance.now();
     await test.core.createNamespacedPod({

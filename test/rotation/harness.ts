@@ -387,6 +387,11 @@ export interface StackOptions extends Partial<Omit<RotationControllerOptions, 'q
   readonly withSync?: boolean;
   /** Sync and follow opted-in SecretProviderClasses (default false). */
   readonly spc?: boolean;
+  /**
+   * The sync controller gets an AWS cache of its own, as when its leader is another replica than
+   * the rotation leader: the rotation's change does not invalidate what the sync has cached.
+   */
+  readonly separateSyncCache?: boolean;
 }
 
 /** Sync controller + rotation controller in this process, sharing one AWS cache, AWS through `endpoint`. */
@@ -402,16 +407,25 @@ export async function startStack(
     makeReader: (identity) => coalescingReader(createSecretReader(identity, { cache, clients })),
     roleTtlMs: 500,
   });
+  const syncCache = options.separateSyncCache ? new SecretCache() : cache;
+  const syncIdentities = options.separateSyncCache
+    ? createIdentityResolver({
+        serviceAccounts: createServiceAccounts(kubeConfig),
+        makeReader: (identity) =>
+          coalescingReader(createSecretReader(identity, { cache: syncCache, clients })),
+        roleTtlMs: 500,
+      })
+    : identities;
   const sync = createSyncController({
     kubeConfig,
-    identities,
+    identities: syncIdentities,
     defaultRegion: 'us-east-1',
     logger: silentLogger(),
     concurrency: 4,
     namespaces: options.namespaces,
     secretProviderClasses: options.spc ?? false,
   });
-  const { queueUrl, withSync = true, spc = false, ...rest } = options;
+  const { queueUrl, withSync = true, spc = false, separateSyncCache: _separate, ...rest } = options;
   const rotation = createRotationController({
     kubeConfig,
     reader: createSecretReader(staticIdentity, { cache, clients }),

@@ -534,6 +534,37 @@ describe('rotation: never onto the old value', () => {
   });
 });
 
+describe('rotation: the sync leader is another replica', () => {
+  it('its cache still holds the old stage when asked to re-sync: the rollout asks again, and rolls once the Secret carries the new version', async () => {
+    const ns = await bed.newNamespace('rot-replica');
+    const queueUrl = await createQueue(aws.sqs, `${ns}-events`);
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, {
+      namespaces: [ns],
+      queueUrl,
+      separateSyncCache: true,
+      resyncRetryMs: 2_000,
+    });
+    try {
+      // The sync read the secret's stage just now; the change follows within that cache's 15 s.
+      const { secretName, arn } = await seedScenario(ns, 'rot-replica');
+      await putSecret(aws.secrets, secretName, 'testsqssec:newsecret');
+      await send(aws.sqs, queueUrl, await cloudTrailEvent('PutSecretValue', secretName, arn));
+      await waitFor(
+        'Secret carries the new value',
+        45_000,
+        async () => (await secretValue(bed.kubeConfig, ns, 'app-secret')) === 'testsqssec:newsecret',
+      );
+      await waitFor(
+        'then the rollout',
+        30_000,
+        async () => (await replicaSets(bed.kubeConfig, ns, 'operatortest')) === 2,
+      );
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
 describe('rotation: the SecretProviderClass drop-in', () => {
   it('a Deployment reading an SPC-synced Secret rolls once, after smk rewrote that Secret', async () => {
     const ns = await bed.newNamespace('rot-spc');

@@ -107,6 +107,12 @@ export interface RotationControllerOptions {
   readonly debounceMs?: number;
   /** How long a rollout waits for its synced Secrets before warning (default 2 min); it never rolls onto the old value. */
   readonly syncWaitMs?: number;
+  /**
+   * A rollout still waiting this long after asking a source to re-sync asks again (default 30 s).
+   * The sync may run in another replica, whose cache this one's change cannot invalidate: its
+   * stage cache (15 s) may answer the old version once, and that sync then succeeds with it.
+   */
+  readonly resyncRetryMs?: number;
   readonly queueWaitSeconds?: number;
   /** Watch SecretProviderClasses / mappings: true, false, or 'auto' (when the CRD is served; default). */
   readonly secretProviderClasses?: boolean | 'auto';
@@ -223,6 +229,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
   const now = options.now ?? Date.now;
   const debounceMs = options.debounceMs ?? 500;
   const syncWaitMs = options.syncWaitMs ?? 120_000;
+  const resyncRetryMs = options.resyncRetryMs ?? 30_000;
   const objects = options.objects ?? createObjects(kubeConfig);
   const events = options.events ?? createEventRecorder(kubeConfig, { component: 'smk-rotation', logger });
   const queue: WorkQueue = createWorkQueue({ backoff: { baseMs: 200, maxMs: 5_000, jitter: 0.2 } });
@@ -492,7 +499,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
 
   // ---- waiting for the synced Secrets --------------------------------------------------------
 
-  /** (source key, version) → when we asked it to re-sync, so each change asks once. */
+  /** (source key, version) → when we asked it to re-sync, so each change asks once per resyncRetryMs. */
   const resyncAsked = new Map<string, number>();
   /** Workload key → when it first had to wait for a sync. */
   const waitingSince = new Map<string, number>();
@@ -582,7 +589,9 @@ export function createRotationController(options: RotationControllerOptions): Ro
 
   async function askResync(source: SourceRef, versionId: string): Promise<void> {
     const key = `${source.kind}/${source.namespace}/${source.name}@${versionId}`;
-    if (resyncAsked.has(key)) return;
+    const asked = resyncAsked.get(key);
+    if (asked !== undefined && now() - asked < resyncRetryMs) return;
+    resyncAsked.delete(key);
     resyncAsked.set(key, now());
     if (resyncAsked.size > 10_000) {
       for (const [old, at] of resyncAsked) if (now() - at > 3_600_000) resyncAsked.delete(old);
