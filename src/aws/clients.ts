@@ -12,7 +12,6 @@
 
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { Readable } from 'node:stream';
 import { BatchGetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SSMClient } from '@aws-sdk/client-ssm';
@@ -31,6 +30,7 @@ import {
 } from './identity.ts';
 import { WeightedLru } from './lru.ts';
 import { awsCallSeconds, awsCalls } from './metrics.ts';
+import { answerFromMemory, rehearsalAssumeRoleAnswer, rehearsalBatchAnswer } from './rehearsal.ts';
 
 /**
  * The exports of a dynamically imported CommonJS package. Node finds a CommonJS module's named
@@ -73,46 +73,6 @@ export interface AwsClientsOptions {
   readonly maxIdentities?: number;
   /** Connections per endpoint host, shared by every client (default 64). */
   readonly maxSockets?: number;
-}
-
-/** An SDK request handler that answers every request with `body`, for `preload`'s rehearsal. */
-function answerFromMemory(contentType: string, body: string) {
-  return {
-    handle: () =>
-      Promise.resolve({
-        response: {
-          statusCode: 200,
-          reason: 'OK',
-          headers: { 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)) },
-          body: Readable.from([Buffer.from(body)]),
-        },
-      }),
-    updateHttpClientConfig: (): void => {},
-    httpHandlerConfigs: () => ({}),
-    destroy: (): void => {},
-  };
-}
-
-const rehearsalAssumeRoleAnswer =
-  '<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult>' +
-  '<Credentials><AccessKeyId>rehearsal</AccessKeyId><SecretAccessKey>rehearsal</SecretAccessKey>' +
-  '<SessionToken>rehearsal</SessionToken><Expiration>2100-01-01T00:00:00Z</Expiration></Credentials>' +
-  '</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>';
-
-function rehearsalBatchAnswer(region: string): string {
-  return JSON.stringify({
-    SecretValues: [
-      {
-        ARN: `arn:aws:secretsmanager:${region}:000000000000:secret:rehearsal-AbCdEf`,
-        Name: 'rehearsal',
-        VersionId: '00000000-0000-4000-8000-000000000000',
-        SecretString: '{"rehearsal":"rehearsal"}',
-        VersionStages: ['AWSCURRENT'],
-        CreatedDate: 1_700_000_000,
-      },
-    ],
-    Errors: [],
-  });
 }
 
 /** Socket timeout of SQS clients: a 20 s long poll plus room for the answer. */

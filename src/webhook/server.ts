@@ -18,6 +18,14 @@ import { createSecureContext } from 'node:tls';
 import type { Logger } from '../core/log.ts';
 import { counter, histogram, registry } from '../core/metrics.ts';
 import { type AdmissionResult, reviewAdmission } from './admission.ts';
+import {
+  AdmissionBudget,
+  defaultInFlightBytes,
+  defaultMaxBodyBytes,
+  OverBudget,
+  RequestTooLarge,
+  readBody,
+} from './body-budget.ts';
 import type { InjectorConfig } from './mutate.ts';
 import { needsWriteThroughLookup, withWriteThroughVolumes } from './secrets/pod-review.ts';
 import type { WriteThroughLookup } from './secrets/pods.ts';
@@ -89,66 +97,6 @@ interface KeyPair {
   readonly key: string;
 }
 
-/**
- * What the API server can send. It decodes no write body over 3 MiB (MaxRequestBodyBytes: etcd's
- * 1.5 MiB request limit, doubled for JSON), so a CREATE review carries an object of at most that,
- * plus the review's own fields; an UPDATE carries the object and the old one.
- */
-export const apiServerLimits = {
-  maxObjectBytes: 3 * 1024 * 1024,
-  reviewEnvelopeBytes: 64 * 1024,
-} as const;
-const defaultMaxBodyBytes = apiServerLimits.maxObjectBytes + apiServerLimits.reviewEnvelopeBytes;
-
-/**
- * Review bodies held at once. Parsing and reviewing a body costs several times its size (many
- * small objects cost most: ~10× for a pod of 60,000 env entries), and the chart gives the webhook
- * 256Mi of which the idle process uses about half: 8 MiB of bodies stays well inside. It holds
- * one body of the largest kind (an UPDATE Secret review) at least, so no valid request is refused forever.
- */
-export const defaultInFlightBytes = 8 * 1024 * 1024;
-
-class RequestTooLarge extends Error {}
-class OverBudget extends Error {}
-
-/**
- * Bytes of review bodies and reviews in progress, across all requests. A request reserves what it
- * declares (Content-Length) before a byte is read, or chunk by chunk when it declares nothing,
- * and gives it back when its answer is sent.
- */
-class AdmissionBudget {
-  readonly maxBytes: number;
-  readonly maxReviews: number;
-  #bytes = 0;
-  #reviews = 0;
-
-  constructor(maxBytes: number, maxReviews: number) {
-    this.maxBytes = maxBytes;
-    this.maxReviews = maxReviews;
-  }
-
-  /** A review slot, or false when `maxReviews` are in progress. */
-  enter(): boolean {
-    if (this.#reviews >= this.maxReviews) return false;
-    this.#reviews += 1;
-    return true;
-  }
-
-  leave(): void {
-    this.#reviews -= 1;
-  }
-
-  reserve(bytes: number): boolean {
-    if (this.#bytes + bytes > this.maxBytes) return false;
-    this.#bytes += bytes;
-    return true;
-  }
-
-  release(bytes: number): void {
-    this.#bytes -= bytes;
-  }
-}
-
 /** A review that cannot be answered right now (the write-through cache has not listed yet). */
 interface Unavailable {
   readonly status: 503;
@@ -163,54 +111,6 @@ async function readKeyPair(options: WebhookServerOptions): Promise<KeyPair> {
   // Throws on unreadable PEM or a key that does not match the certificate.
   createSecureContext({ cert, key });
   return { cert, key };
-}
-
-/**
- * Reads a body of at most `limit` bytes, reserving them in `budget` as it goes (all of a declared
- * length up front). Stops reading at the first byte too many: RequestTooLarge, or OverBudget when
- * the budget has no room. `reserved()` says how much to give back once the answer is sent.
- */
-function readBody(
-  request: IncomingMessage,
-  limit: number,
-  budget: AdmissionBudget,
-): { readonly body: Promise<Buffer>; readonly reserved: () => number } {
-  let reserved = 0;
-  const body = new Promise<Buffer>((resolve, reject) => {
-    const header = request.headers['content-length'];
-    const declared = header === undefined ? undefined : Number(header);
-    if (declared !== undefined && (!Number.isSafeInteger(declared) || declared > limit)) {
-      reject(new RequestTooLarge());
-      return;
-    }
-    if (declared !== undefined) {
-      if (!budget.reserve(declared)) {
-        reject(new OverBudget());
-        return;
-      }
-      reserved = declared;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const stop = (error: Error): void => {
-      request.removeAllListeners('data');
-      request.pause();
-      reject(error);
-    };
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) return stop(new RequestTooLarge());
-      if (size > reserved) {
-        if (declared !== undefined) return stop(new RequestTooLarge());
-        if (!budget.reserve(size - reserved)) return stop(new OverBudget());
-        reserved = size;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks, size)));
-    request.on('error', reject);
-  });
-  return { body, reserved: () => reserved };
 }
 
 function send(response: ServerResponse, status: number, contentType: string, body: string): void {
