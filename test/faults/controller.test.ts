@@ -182,9 +182,13 @@ describe('sync controller under faults (smk controller process)', () => {
       // proves the failures' backoff is forgotten on recovery. The time itself is reported, not
       // asserted (the brief: timing targets are for bench/, and the SDK's adaptive rate limiter
       // after throttling makes it depend on the machine's load: 6–30 s measured).
-      await waitFor('new values synced after the fault', recoveryDeadlineMs, allSynced).catch((error: unknown) => {
-        throw new Error(`${String(error)}; calls since the fault began: ${callLog()}\n${controller.log().slice(-6000)}`);
-      });
+      await waitFor('new values synced after the fault', recoveryDeadlineMs, allSynced).catch(
+        (error: unknown) => {
+          throw new Error(
+            `${String(error)}; calls since the fault began: ${callLog()}\n${controller.log().slice(-6000)}`,
+          );
+        },
+      );
       const converged = (performance.now() - cleared) / 1000;
       t.diagnostic(
         `${faultName}: ${calls} AWS calls in ${windowSeconds.toFixed(0)} s for ${syncCount} SecretSyncs (ceiling ${ceiling}); converged ${converged.toFixed(1)} s after recovery (one refresh is ${refreshSeconds} s)`,
