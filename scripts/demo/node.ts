@@ -89,9 +89,9 @@ const scenarios: Scenario[] = [
       const value = JSON.stringify({ username: 'admin', password: `P@ss-${randomBytes(3).toString('hex')}` });
       await upsertSecret(test.secretsManager, 'database-password-hlRvvF', value);
       say(`$ aws secretsmanager create-secret --name database-password-hlRvvF --secret-string '${value}'`);
-      say(`$ kubectl -n ${namespace} apply -f examples/injection-seed-002/`);
+      say(`$ kubectl -n ${namespace} apply -f examples/injection-sidecar-injector/`);
       const started = performance.now();
-      await applyExample(test.kubeConfig, 'injection-seed-002', namespace);
+      await applyExample(test.kubeConfig, 'injection-sidecar-injector', namespace);
       const pod = await waitForReadyPod(test, namespace, 'run=webserver');
       const readySeconds = secondsSince(started);
       const init = pod.spec?.initContainers?.[0];
@@ -123,9 +123,9 @@ const scenarios: Scenario[] = [
         const user = { username: 'john.doe', password: `pw-${randomBytes(3).toString('hex')}` };
         await upsertSecret(euWest1, 'MySecret-00AACC', JSON.stringify({ user }));
         await upsertSecret(euWest1, 'MySecret2-00AABB', 'the whole value');
-        say(`$ kubectl -n ${namespace} apply -f examples/csi-seed-001/`);
+        say(`$ kubectl -n ${namespace} apply -f examples/csi-ascp/`);
         const started = performance.now();
-        await applyExample(test.kubeConfig, 'csi-seed-001', namespace);
+        await applyExample(test.kubeConfig, 'csi-ascp', namespace);
         await waitForReadyPod(test, namespace, '');
         const readySeconds = secondsSince(started);
         say(`pod test-secrets Ready after ${readySeconds} s`);
@@ -153,9 +153,9 @@ const scenarios: Scenario[] = [
       const namespace = await test.node.bed.newNamespace('demo-seed-004');
       const value = `api-key-${randomBytes(3).toString('hex')}`;
       await upsertSecret(test.secretsManager, 'CSI-driver-test-secret', value);
-      say(`$ kubectl -n ${namespace} apply -f examples/sync-seed-004/`);
+      say(`$ kubectl -n ${namespace} apply -f examples/sync-secretproviderclass/`);
       const started = performance.now();
-      await applyExample(test.kubeConfig, 'sync-seed-004', namespace);
+      await applyExample(test.kubeConfig, 'sync-secretproviderclass', namespace);
       const pods = await waitFor('3 Ready replicas', 240_000, async () => {
         const ready = await readyPods(test, namespace, 'app=nginx');
         return ready.length === 3 ? ready : undefined;
@@ -180,9 +180,9 @@ const scenarios: Scenario[] = [
       const first = `first-${randomBytes(3).toString('hex')}`;
       const second = `second-${randomBytes(3).toString('hex')}`;
       const { versionId } = await upsertSecret(test.secretsManager, 'eks-controller-test-secret', first);
-      say(`$ kubectl -n ${namespace} apply -f examples/rotation-seed-003/`);
+      say(`$ kubectl -n ${namespace} apply -f examples/rotation-mapping/`);
       const started = performance.now();
-      await applyExample(test.kubeConfig, 'rotation-seed-003', namespace);
+      await applyExample(test.kubeConfig, 'rotation-mapping', namespace);
       await waitForReadyPod(test, namespace, 'app=operatortest', 240_000);
       const readySeconds = secondsSince(started);
       const before = await waitFor('the Deployment to settle', 240_000, async () => {

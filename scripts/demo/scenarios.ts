@@ -195,8 +195,8 @@ const injectSeed002: Scenario = {
       });
       return (probe.spec?.initContainers?.length ?? 0) > 0;
     });
-    say(`$ kubectl -n ${namespace} apply -f examples/injection-seed-002/`);
-    await applyExample(world.bed.kubeConfig, 'injection-seed-002', namespace);
+    say(`$ kubectl -n ${namespace} apply -f examples/injection-sidecar-injector/`);
+    await applyExample(world.bed.kubeConfig, 'injection-sidecar-injector', namespace);
     const pod = await waitFor('the Deployment controller to create the pod', 30_000, async () => {
       const pods = await core.listNamespacedPod({ namespace, labelSelector: 'run=webserver' });
       return pods.items[0];
@@ -252,8 +252,8 @@ const csiSeed001: Scenario = {
     say(
       `$ aws --region eu-west-1 secretsmanager create-secret --name MySecret2-00AABB --secret-string '${whole}'`,
     );
-    say(`$ kubectl -n ${namespace} apply -f examples/csi-seed-001/`);
-    await applyExample(world.bed.kubeConfig, 'csi-seed-001', namespace);
+    say(`$ kubectl -n ${namespace} apply -f examples/csi-ascp/`);
+    await applyExample(world.bed.kubeConfig, 'csi-ascp', namespace);
     const pod = await core.readNamespacedPod({ namespace, name: 'test-secrets' });
     const spc = (await custom.getNamespacedCustomObject({
       group: 'secrets-store.csi.x-k8s.io',
@@ -312,8 +312,8 @@ const syncSeed004: Scenario = {
     say(
       "$ aws --region us-east-1 secretsmanager create-secret --name CSI-driver-test-secret --secret-string 'secretkey'",
     );
-    say(`$ kubectl -n ${namespace} apply -f examples/sync-seed-004/`);
-    await applyExample(world.bed.kubeConfig, 'sync-seed-004', namespace);
+    say(`$ kubectl -n ${namespace} apply -f examples/sync-secretproviderclass/`);
+    await applyExample(world.bed.kubeConfig, 'sync-secretproviderclass', namespace);
     const secret = await waitFor('Secret foosecret', 30_000, async () =>
       core.readNamespacedSecret({ namespace, name: 'foosecret' }).catch(() => undefined),
     );
@@ -380,8 +380,8 @@ const rotationSeed003: Scenario = {
     const secretName = 'eks-controller-test-secret';
     const arn = await upsertSecret(world.secretsManager, secretName, 'testsqssec:oldsecret');
     say(`$ aws secretsmanager create-secret --name ${secretName} --secret-string testsqssec:oldsecret`);
-    say(`$ kubectl -n ${namespace} apply -f examples/rotation-seed-003/`);
-    await applyExample(world.bed.kubeConfig, 'rotation-seed-003', namespace);
+    say(`$ kubectl -n ${namespace} apply -f examples/rotation-mapping/`);
+    await applyExample(world.bed.kubeConfig, 'rotation-mapping', namespace);
     const secretValue = async (): Promise<string | undefined> => {
       const secret = await core
         .readNamespacedSecret({ namespace, name: 'app-secret' })

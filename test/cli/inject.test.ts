@@ -45,7 +45,7 @@ describe('smk inject', () => {
     await mkdir(join(tree, 'base', 'seed'), { recursive: true });
     await cp(join(examples, 'injection-smk', 'deployment.yaml'), join(tree, 'base', 'api.yaml'));
     await cp(join(examples, 'injection-smk', 'serviceaccount.yaml'), join(tree, 'base', 'sa.yml'));
-    await cp(join(examples, 'injection-seed-002', 'deployment.yaml'), join(tree, 'base', 'seed', 'web.yaml'));
+    await cp(join(examples, 'injection-sidecar-injector', 'deployment.yaml'), join(tree, 'base', 'seed', 'web.yaml'));
     await writeFile(
       join(tree, 'config.json'),
       JSON.stringify({
@@ -85,7 +85,7 @@ describe('smk inject', () => {
   });
 
   test('several -f and stdin together, in the order given; --quiet keeps stderr empty', async () => {
-    const seed = await readFile(join(examples, 'injection-seed-002', 'deployment.yaml'), 'utf8');
+    const seed = await readFile(join(examples, 'injection-sidecar-injector', 'deployment.yaml'), 'utf8');
     const result = await smk(
       [
         '-f',

@@ -1,7 +1,8 @@
 /**
  * The docs say what the code does: every metric the code registers is in docs/metrics.md and no
  * other (committed files only); every command of the CLI is in README's table; every relative link of README and docs/
- * points at a file that exists. (Pure file checks; no servers.)
+ * points at a file that exists; the pages a user reads carry no project-internal jargon. (Pure file
+ * checks; no servers.)
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -86,5 +87,27 @@ describe('docs', () => {
       }
     }
     assert.deepEqual(broken, []);
+  });
+
+  it('user-facing docs name upstream projects, not internal labels (seed NNN, the brief, issue N)', async () => {
+    const userFiles = [
+      ...(await docFiles()),
+      join(root, 'deploy', 'helm', 'smk', 'README.md'),
+      join(root, 'deploy', 'helm', 'smk', 'templates', 'NOTES.txt'),
+      join(root, 'deploy', 'helm', 'smk', 'values.yaml'),
+      ...(await readdir(join(root, 'deploy', 'crds'))).map((name) => join(root, 'deploy', 'crds', name)),
+      ...(await readdir(join(root, 'examples'), { withFileTypes: true, recursive: true }))
+        .filter((entry) => entry.isFile() && /\.(md|ya?ml)$/.test(entry.name))
+        .map((entry) => join(entry.parentPath, entry.name)),
+    ];
+    const jargon = /\bseeds?\b|\bthe brief\b|\bissue \d+|\bissues? #\d+/i;
+    const found: string[] = [];
+    for (const file of userFiles) {
+      const lines = (await readFile(file, 'utf8')).split('\n');
+      lines.forEach((line, index) => {
+        if (jargon.test(line)) found.push(`${file.slice(root.length)}:${index + 1}: ${line.trim()}`);
+      });
+    }
+    assert.deepEqual(found, []);
   });
 });

@@ -73,12 +73,12 @@ const decode = (data: string | undefined): string => Buffer.from(data ?? '', 'ba
 describe('examples/', () => {
   it('has the examples the docs point to', async () => {
     assert.deepEqual(await exampleNames(), [
-      'csi-seed-001',
-      'injection-seed-002',
+      'csi-ascp',
+      'injection-sidecar-injector',
       'injection-smk',
-      'rotation-seed-003',
+      'rotation-mapping',
       'sync-secretsync',
-      'sync-seed-004',
+      'sync-secretproviderclass',
       'write-through',
     ]);
   });
@@ -97,7 +97,7 @@ describe('examples/', () => {
   });
 
   it('the injection examples: smk inject adds the agent, and the injected objects pass a dry run', async () => {
-    for (const name of ['injection-seed-002', 'injection-smk']) {
+    for (const name of ['injection-sidecar-injector', 'injection-smk']) {
       const result = await runCommand(process.execPath, [
         cli,
         'inject',
@@ -128,7 +128,7 @@ describe('examples/', () => {
     }
   });
 
-  it('csi-seed-001 for real: the CSI provider mounts dbusername, dbpassword and foobar for its pod', async () => {
+  it('csi-ascp for real: the CSI provider mounts dbusername, dbpassword and foobar for its pod', async () => {
     const user = await ensureSecret(
       'eu-west-1',
       'MySecret-00AACC',
@@ -136,7 +136,7 @@ describe('examples/', () => {
     );
     const whole = await ensureSecret('eu-west-1', 'MySecret2-00AABB', 'example whole value');
     const namespace = await bed.newNamespace('example-csi');
-    await applyExample(bed.kubeConfig, 'csi-seed-001', namespace);
+    await applyExample(bed.kubeConfig, 'csi-ascp', namespace);
     const work = await mkdtemp(join(tmpdir(), 'smk-example-csi-'));
     let provider: CsiProvider | undefined;
     try {
@@ -183,7 +183,7 @@ describe('examples/', () => {
     const namespaces: Record<string, string> = {};
 
     before(async () => {
-      for (const name of ['sync-seed-004', 'sync-secretsync', 'rotation-seed-003']) {
+      for (const name of ['sync-secretproviderclass', 'sync-secretsync', 'rotation-mapping']) {
         namespaces[name] = await bed.newNamespace(`example-${name}`);
       }
       stack = await startStack(bed.kubeConfig, moto.endpoint, {
@@ -202,10 +202,10 @@ describe('examples/', () => {
         .readNamespacedSecret({ namespace, name })
         .catch(() => undefined);
 
-    it('sync-seed-004 for real: foosecret carries SECRET_API_KEY', async () => {
+    it('sync-secretproviderclass for real: foosecret carries SECRET_API_KEY', async () => {
       const value = await ensureSecret('us-east-1', 'CSI-driver-test-secret', 'secretkey');
-      const namespace = namespaces['sync-seed-004'] ?? '';
-      await applyExample(bed.kubeConfig, 'sync-seed-004', namespace);
+      const namespace = namespaces['sync-secretproviderclass'] ?? '';
+      await applyExample(bed.kubeConfig, 'sync-secretproviderclass', namespace);
       const synced = await waitFor('Secret foosecret', 30_000, () => secret(namespace, 'foosecret'));
       assert.deepEqual(Object.keys(synced.data ?? {}), ['SECRET_API_KEY']);
       assert.equal(decode(synced.data?.SECRET_API_KEY), value);
@@ -231,10 +231,10 @@ describe('examples/', () => {
       );
     });
 
-    it('rotation-seed-003 for real: app-secret synced, the mapping watches and adopts the labelled Deployment', async () => {
+    it('rotation-mapping for real: app-secret synced, the mapping watches and adopts the labelled Deployment', async () => {
       const value = await ensureSecret('us-east-1', 'eks-controller-test-secret', 'testsqssec:oldsecret');
-      const namespace = namespaces['rotation-seed-003'] ?? '';
-      await applyExample(bed.kubeConfig, 'rotation-seed-003', namespace);
+      const namespace = namespaces['rotation-mapping'] ?? '';
+      await applyExample(bed.kubeConfig, 'rotation-mapping', namespace);
       await waitFor(
         'app-secret synced',
         30_000,

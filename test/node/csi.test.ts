@@ -52,7 +52,7 @@ describe('CSI on a real node', () => {
     await upsertSecret(euWest1, 'MySecret2-00AABB', whole);
 
     const started = performance.now();
-    await applyExample(test.kubeConfig, 'csi-seed-001', namespace);
+    await applyExample(test.kubeConfig, 'csi-ascp', namespace);
     const pod = await waitForReadyPod(test, namespace, '', 180_000);
     recordTiming('seed 001 CSI mount (Pod) apply→Ready', secondsSince(started));
     const name = pod.metadata?.name ?? '';

@@ -41,7 +41,7 @@ describe('injection on a real node', () => {
     const value = JSON.stringify({ username: 'admin', password: `pw-${randomBytes(6).toString('hex')}` });
     await upsertSecret(test.secretsManager, seedSecretName, value);
     const started = performance.now();
-    await applyExample(test.kubeConfig, 'injection-seed-002', namespace);
+    await applyExample(test.kubeConfig, 'injection-sidecar-injector', namespace);
     const pod = await waitForReadyPod(test, namespace, 'run=webserver');
     recordTiming('seed 002 injection (Deployment) apply→Ready', secondsSince(started));
 
@@ -68,7 +68,7 @@ describe('injection on a real node', () => {
     const namespace = await test.node.bed.newNamespace('seed-002-missing');
     const missing = `arn:aws:secretsmanager:us-east-1:123456789012:secret:no-such-secret-${randomBytes(3).toString('hex')}`;
     // Seed 002's Deployment with its ARN pointed at a secret that does not exist.
-    await applyExample(test.kubeConfig, 'injection-seed-002', namespace);
+    await applyExample(test.kubeConfig, 'injection-sidecar-injector', namespace);
     await test.apps.patchNamespacedDeployment(
       {
         namespace,

@@ -47,7 +47,7 @@ describe('sync and rotation on a real node', () => {
     const value = `api-key-${randomBytes(6).toString('hex')}`;
     await upsertSecret(test.secretsManager, 'CSI-driver-test-secret', value);
     const started = performance.now();
-    await applyExample(test.kubeConfig, 'sync-seed-004', namespace);
+    await applyExample(test.kubeConfig, 'sync-secretproviderclass', namespace);
     const pods = await waitFor(
       '3 Ready replicas',
       240_000,
@@ -71,7 +71,7 @@ describe('sync and rotation on a real node', () => {
     const second = `second-${randomBytes(6).toString('hex')}`;
     const { versionId: firstVersion } = await upsertSecret(test.secretsManager, secretName, first);
     const started = performance.now();
-    await applyExample(test.kubeConfig, 'rotation-seed-003', namespace);
+    await applyExample(test.kubeConfig, 'rotation-mapping', namespace);
     await waitForReadyPod(test, namespace, 'app=operatortest', 240_000);
     recordTiming('seed 003 first rollout (Deployment) apply→Ready', secondsSince(started));
     // The secret is shared with earlier runs: its first version here may itself be a change the
