@@ -9,7 +9,7 @@ import { parseDuration } from '../core/duration.ts';
 import { describeError, InvalidInputError, NotFoundError } from '../core/errors.ts';
 import type { ExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
-import { counter, gauge, histogram } from '../core/metrics.ts';
+import { gauge, histogram } from '../core/metrics.ts';
 import { createObjects, type Objects } from '../kube/apply.ts';
 import { type KubeConfig, retryAfterMsOf, withConnectionReuse } from '../kube/client.ts';
 import { createEventRecorder, type EventRecorder, type InvolvedObject } from '../kube/events.ts';
@@ -50,6 +50,7 @@ import {
   version,
 } from './jobs.ts';
 import { adoptCreatedFields, createManager, managerFor } from './plan.ts';
+import { forgetStatus, recordSync } from './status-metrics.ts';
 import { type SyncDeps, type SyncOutcome, syncJob } from './sync.ts';
 
 export interface LeaderElectionSettings {
@@ -124,10 +125,6 @@ interface SyncStatus {
   conditions?: Condition[];
 }
 
-const reconciles = counter('smk_sync_reconciles_total', 'Syncs run, by source kind and outcome.', [
-  'kind',
-  'outcome',
-]);
 const reconcileSeconds = histogram(
   'smk_sync_reconcile_seconds',
   'Duration of one sync.',
@@ -642,19 +639,6 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
       queue.addAfter(key, job.refreshIntervalMs);
   }
 
-  function count(kind: SourceKind, outcome: SyncOutcome): void {
-    if (!outcome.ok) {
-      reconciles.inc({ kind, outcome: outcome.reason });
-      return;
-    }
-    const action = outcome.targets.some((t) => t.action === 'created')
-      ? 'created'
-      : outcome.targets.some((t) => t.action === 'updated')
-        ? 'updated'
-        : 'unchanged';
-    reconciles.inc({ kind, outcome: action });
-  }
-
   function parseSecretSync(object: SecretSyncObject): { job?: SyncJob; error?: InvalidInputError } {
     try {
       return { job: secretSyncJob(object) };
@@ -695,6 +679,7 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
       const last = tombstones.get(key);
       tombstones.delete(key);
       queue.remove(key);
+      forgetStatus({ kind: secretSyncKind, namespace, name });
       if (last && last.creationPolicy !== 'Merge' && last.deletionPolicy === 'Delete') {
         await releaseSecrets(last.source, 'Delete', new Set());
       }
@@ -721,11 +706,12 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
         ok: false,
         reason: 'InvalidSpec',
         message: describeError(parsed.error),
+        ...(parsed.error?.field ? { field: parsed.error.field } : {}),
         retry: false,
         targets: [],
       };
     }
-    count(secretSyncKind, outcome);
+    recordSync(source, outcome, logger);
     recordOutcome(source, outcome);
     await writeStatus(object, job, outcome);
     if (outcome.ok && job && job.deletionPolicy === 'Delete') {
@@ -751,6 +737,7 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
       const policyText = object?.metadata?.annotations?.[annotations.deletionPolicy] ?? last?.deletionPolicy;
       await finalize(last, source, policyText === 'Retain' ? 'Retain' : 'Delete');
       queue.remove(key);
+      forgetStatus(source);
       return;
     }
     let job: SyncJob | undefined;
@@ -764,11 +751,12 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
         ok: false,
         reason: 'InvalidSpec',
         message: describeError(error),
+        ...(error.field ? { field: error.field } : {}),
         retry: false,
         targets: [],
       };
     }
-    count(spcKind, outcome);
+    recordSync(source, outcome, logger);
     recordOutcome(source, outcome);
     if (outcome.ok && job && job.deletionPolicy === 'Delete') {
       await releaseSecrets(source, 'Delete', new Set(job.targets.map((t) => t.name)));

@@ -79,6 +79,8 @@ export type SyncOutcome =
       readonly ok: false;
       readonly reason: FailureReason;
       readonly message: string;
+      /** The spec field at fault, when the error names one (logged beside the reason). */
+      readonly field?: string;
       /** Worth retrying soon with backoff; false: wait for a change of the object (or a slow retry). */
       readonly retry: boolean;
       /** Targets written before a later target was refused. */
@@ -101,6 +103,7 @@ function fail(
     message: typeof error === 'string' ? error : describeError(error),
     retry,
     targets: extra.targets ?? [],
+    ...(isSmkError(error) && error.field ? { field: error.field } : {}),
     ...(extra.roleArn ? { roleArn: extra.roleArn } : {}),
     ...(extra.retryAfterMs === undefined ? {} : { retryAfterMs: extra.retryAfterMs }),
   };

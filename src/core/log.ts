@@ -1,6 +1,7 @@
 /**
- * The one logger. JSON lines (pino) with redaction of every field name that could carry secret
- * material, as a second line of defence: our own code never puts a value in a log call.
+ * The one logger. JSON lines (pino) on stderr with redaction of every field name that could carry
+ * secret material, as a second line of defence: our own code never puts a value in a log call.
+ * Levels are words ("level":"warn"), as people grep and alert on them, not pino's numbers.
  */
 import { type Logger, pino } from 'pino';
 
@@ -44,6 +45,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       level: options.level ?? 'info',
       redact: { paths: redactedPaths, censor: '[redacted]' },
       base: { pid: process.pid },
+      formatters: { level: (label) => ({ level: label }) },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     options.destination ?? pino.destination({ fd: 2, sync: false }),

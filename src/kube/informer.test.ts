@@ -330,8 +330,8 @@ describe('a refused list', () => {
     logger.flush();
     assert.equal(calls, 2, 'retried after the backoff');
     assert.equal(informer.healthy, false);
-    const line = JSON.parse(text.split('\n')[0] ?? '{}') as { level: number; msg: string };
-    assert.equal(line.level, 50);
+    const line = JSON.parse(text.split('\n')[0] ?? '{}') as { level: string; msg: string };
+    assert.equal(line.level, 'error');
     assert.equal(
       line.msg,
       'forbidden: this identity may not list secrets in all namespaces (label selector smk.dev/write-through=true); it needs RBAC list and watch there (retrying)',

@@ -64,13 +64,13 @@ describe('customResourceServed', () => {
     logger.flush();
     assert.equal(served, false);
     assert.deepEqual(clock.delays, [100, 200]);
-    const [refused, failed] = lines() as { level: number; msg: string }[];
-    assert.equal(refused?.level, 50);
+    const [refused, failed] = lines() as { level: string; msg: string }[];
+    assert.equal(refused?.level, 'error');
     assert.equal(
       refused?.msg,
       'forbidden: this identity may not list secretsrotationmappings.awssecretsoperator.secretoperator in all namespaces; it needs RBAC list and watch there (retrying)',
     );
-    assert.equal(failed?.level, 40);
+    assert.equal(failed?.level, 'warn');
   });
 
   it('answers true when the list answers, asking in the namespace given', async () => {

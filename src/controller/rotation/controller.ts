@@ -38,6 +38,7 @@ import {
   group as syncGroup,
   version as syncVersion,
 } from '../jobs.ts';
+import { conditionGauge } from '../status-metrics.ts';
 import { type Consumer, createConsumer } from './consumer.ts';
 import {
   type ChangeSink,
@@ -234,6 +235,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
   const events = options.events ?? createEventRecorder(kubeConfig, { component: 'smk-rotation', logger });
   const queue: WorkQueue = createWorkQueue({ backoff: { baseMs: 200, maxMs: 5_000, jitter: 0.2 } });
   const namespaces = options.namespaces && options.namespaces.length > 0 ? options.namespaces : [undefined];
+  const mappingReady = conditionGauge(mappingKind);
 
   function informersFor<T extends KubernetesObject>(
     apiVersion: string,
@@ -1041,6 +1043,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
 
   function startLeading(): void {
     leading = true;
+    mappingReady.activate();
     detector.start();
     consumer?.start();
     if (workers.length === 0) workers = Array.from({ length: 4 }, () => work());
@@ -1090,6 +1093,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
       if (mapped) {
         mappingInformers = informersFor(`${mappingGroup}/${mappingVersion}`, mappingKind, mappingPlural);
         for (const informer of mappingInformers) {
+          informer.addHandlers(mappingReady.handlers);
           informer.addHandlers({
             add: (object) => {
               detector.refresh();
