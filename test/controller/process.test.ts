@@ -104,6 +104,95 @@ describe('smk controller (the process)', () => {
   });
 });
 
+/** `smk controller` as a child process at the default log level, watching one namespace. */
+async function spawnController(ns: string) {
+  const child = spawn(
+    process.execPath,
+    [`${root}src/cli/main.ts`, 'controller', '--health-port', '0', '--namespaces', ns],
+    {
+      env: {
+        ...Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'SMK_LOG_LEVEL')),
+        POD_NAMESPACE: ns,
+        POD_NAME: 'smk-controller-test',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const port = await waitFor('health port in the log', 30_000, async () => {
+    const match = /"healthPort":(\d+)/.exec(stderr);
+    return match ? Number(match[1]) : undefined;
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor('/readyz 200', 30_000, async () => (await fetch(`${base}/readyz`)).status === 200);
+  return {
+    stderr: () => stderr,
+    metrics: async () => (await fetch(`${base}/metrics`)).text(),
+    stop: () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+describe('smk_status_condition on /metrics', () => {
+  it('a SecretSync shows Ready False while its secret is missing, True once synced, and its series go on delete; the failure is logged at the default level', async () => {
+    const ns = await bed.newNamespace('gauge');
+    await createServiceAccount(bed.kubeConfig, ns, 'app', 'gauge-role');
+    const controller = await spawnController(ns);
+    try {
+      const api = secretSyncApi(bed.kubeConfig);
+      await api.create(ns, 'v', {
+        serviceAccountName: 'app',
+        objects: [{ objectName: `${ns}/later`, objectType: 'secretsmanager', objectAlias: 'V' }],
+      });
+      const series = (status: string) =>
+        `smk_status_condition{kind="SecretSync",namespace="${ns}",name="v",condition="Ready",status="${status}"}`;
+      const value = async (status: string): Promise<string | undefined> => {
+        const line = (await controller.metrics()).split('\n').find((l) => l.startsWith(series(status)));
+        return line?.slice(series(status).length + 1);
+      };
+      await waitFor('Ready False on /metrics', 30_000, async () =>
+        (await value('False')) === '1' ? true : undefined,
+      );
+      assert.equal(await value('True'), '0');
+      assert.match(
+        await controller.metrics(),
+        /smk_sync_reconciles_total\{kind="SecretSync",outcome="failed",reason="SecretNotFound"\} \d+/,
+      );
+      const failure = controller
+        .stderr()
+        .split('\n')
+        .map((line) => (line.startsWith('{') ? (JSON.parse(line) as Record<string, unknown>) : {}))
+        .find((line) => line.msg !== undefined && String(line.msg).startsWith('sync failed:'));
+      assert.equal(failure?.level, 'warn', 'a failed sync is logged at the default level, its level a word');
+      assert.equal(failure?.kind, 'SecretSync');
+      assert.equal(failure?.namespace, ns);
+      assert.equal(failure?.name, 'v');
+      assert.equal(failure?.reason, 'SecretNotFound');
+
+      await createAwsSecret(aws, `${ns}/later`, 'gauge-V4lue-9x');
+      await api.poke(ns, 'v');
+      await waitFor('Ready True on /metrics', 30_000, async () =>
+        (await value('True')) === '1' ? true : undefined,
+      );
+      assert.equal(await value('False'), '0');
+      assert.equal(decode((await readSecret(bed.kubeConfig, ns, 'v'))?.data?.V), 'gauge-V4lue-9x');
+
+      await api.delete(ns, 'v');
+      await waitFor('the series gone from /metrics', 30_000, async () =>
+        (await controller.metrics()).includes(`namespace="${ns}",name="v"`) ? undefined : true,
+      );
+      assert.doesNotMatch(await controller.metrics(), /gauge-V4lue-9x/, 'no value in any metric');
+      assert.doesNotMatch(controller.stderr(), /gauge-V4lue-9x/, 'no value in any log line');
+    } finally {
+      controller.stop();
+    }
+  });
+});
+
 describe('leader election', () => {
   it('only the leader syncs; when it stops, the other replica takes over', async () => {
     const ns = await bed.newNamespace('leader');
