@@ -18,8 +18,9 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { InvalidInputError, isSmkError, type SmkError, TransientError } from '../core/errors.ts';
+import { errorLabels } from '../core/metrics.ts';
 import { awsRegionExpectation, isAwsRegion } from '../core/regions.ts';
-import { type AwsErrorContext, mapAwsError, outcomeLabel } from './errors.ts';
+import { type AwsErrorContext, mapAwsError } from './errors.ts';
 import {
   type CredentialProvider,
   cachedCredentials,
@@ -224,7 +225,7 @@ export class AwsClients {
 
   /**
    * Run one AWS call with the deadline (default callTimeoutMs; a long poll passes its own), count
-   * it in `smk_aws_calls_total{api,outcome}` and map any failure to a sentinel error (thrown).
+   * it in `smk_aws_calls_total{api,outcome,reason}` and map any failure to a sentinel error (thrown).
    */
   async call<T>(
     context: AwsErrorContext,
@@ -240,7 +241,7 @@ export class AwsClients {
       throw failure;
     } finally {
       stop();
-      awsCalls.inc({ api: context.api, outcome: outcomeLabel(failure) });
+      awsCalls.inc({ api: context.api, ...errorLabels(failure) });
     }
   }
 

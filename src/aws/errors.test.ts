@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mapAwsError, mapAwsErrorCode, outcomeLabel } from './errors.ts';
+import { errorLabels } from '../core/metrics.ts';
+import { mapAwsError, mapAwsErrorCode } from './errors.ts';
 
 /** An error shaped like what SDK v3 throws: name = AWS code, $metadata with the status and a request id. */
 function sdkError(name: string, status: number | undefined, message = 'raw server text req-1234'): Error {
@@ -124,8 +125,18 @@ test('per-item batch codes map like whole-call errors; unknown codes are not ret
   );
 });
 
-test('metric outcome labels', () => {
-  assert.equal(outcomeLabel(undefined), 'ok');
-  assert.equal(outcomeLabel(mapAwsError(sdkError('AccessDeniedException', 400), context)), 'access_denied');
-  assert.equal(outcomeLabel(mapAwsError(sdkError('ResourceNotFoundException', 400), context)), 'not_found');
+test("metric labels: outcome ok or failed, the failure's kind in reason", () => {
+  assert.deepEqual(errorLabels(undefined), { outcome: 'ok' });
+  assert.deepEqual(errorLabels(mapAwsError(sdkError('AccessDeniedException', 400), context)), {
+    outcome: 'failed',
+    reason: 'AccessDenied',
+  });
+  assert.deepEqual(errorLabels(mapAwsError(sdkError('ResourceNotFoundException', 400), context)), {
+    outcome: 'failed',
+    reason: 'NotFound',
+  });
+  assert.deepEqual(errorLabels(mapAwsError(sdkError('ThrottlingException', 400), context)), {
+    outcome: 'failed',
+    reason: 'Throttled',
+  });
 });

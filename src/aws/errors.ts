@@ -220,11 +220,6 @@ export function mapAwsErrorCode(code: string | undefined, context: AwsErrorConte
 }
 
 /** Metric label for an outcome: `ok` or the sentinel kind in snake case. */
-export function outcomeLabel(error: SmkError | undefined): string {
-  if (error === undefined) return 'ok';
-  return error.kind.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
-}
-
 /** The same error for one item of a batch whose whole call failed: same class and message, item as subject. */
 export function forSubject(error: SmkError, subject: string): SmkError {
   const Kind = error.constructor as new (message: string, options?: { subject?: string }) => SmkError;

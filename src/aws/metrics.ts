@@ -1,10 +1,11 @@
 /** The aws layer's instruments, registered once in the core's registry. */
 import { counter, gauge, histogram } from '../core/metrics.ts';
 
-export const awsCalls = counter('smk_aws_calls_total', 'AWS API calls made, by API and outcome.', [
-  'api',
-  'outcome',
-] as const);
+export const awsCalls = counter(
+  'smk_aws_calls_total',
+  'AWS API calls made, by API, outcome and (for failed) reason.',
+  ['api', 'outcome', 'reason'] as const,
+);
 
 export const awsCallSeconds = histogram(
   'smk_aws_call_duration_seconds',

@@ -55,9 +55,16 @@ export interface ExpressionEvaluatorOptions {
 
 const evaluations = counter(
   'smk_jmespath_expressions_total',
-  'Objects whose JMESPath expressions were evaluated (only with --allow-jmespath-expressions), by outcome.',
-  ['outcome'],
+  'Objects whose JMESPath expressions were evaluated (only with --allow-jmespath-expressions), by outcome and (for failed) reason.',
+  ['outcome', 'reason'],
 );
+
+/** The metric's `reason` for each failed evaluation (CamelCase, as every metric's reason). */
+const failureReason = {
+  no_string: 'NoString',
+  over_budget: 'OverBudget',
+  worker_failed: 'WorkerFailed',
+} as const;
 
 /** Where the worker's code is: beside this file, as .ts from source or .mjs in the bundle. */
 function workerUrl(): URL {
@@ -190,7 +197,9 @@ export function createExpressionEvaluator(options: ExpressionEvaluatorOptions = 
     clearTimeout(timer);
     slot.settle = undefined;
     slot.expectedId = undefined;
-    evaluations.inc({ outcome: outcome.ok ? 'ok' : outcome.outcome });
+    evaluations.inc(
+      outcome.ok ? { outcome: 'ok' } : { outcome: 'failed', reason: failureReason[outcome.outcome] },
+    );
     job.resolve(outcome);
     if (outcome.ok || outcome.outcome === 'no_string') return true;
     // Over budget or broken: this worker may still be computing; it is replaced, not reused.

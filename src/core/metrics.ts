@@ -3,6 +3,7 @@
  * helpers, so `/metrics` of any process shows all of them and tests can read them.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { SmkError, SmkErrorKind } from './errors.ts';
 
 export const registry = new Registry();
 let defaultsCollected = false;
@@ -12,6 +13,19 @@ export function collectProcessMetrics(): void {
   if (defaultsCollected) return;
   defaultsCollected = true;
   collectDefaultMetrics({ register: registry, prefix: 'smk_' });
+}
+
+/**
+ * The `outcome` and `reason` labels of a call that may fail with one of our errors. Across all
+ * metrics `outcome` is a snake_case word and every failure is `failed`, its `reason` the error's
+ * kind (CamelCase, as in Events and status conditions); NotModified is an answer, not a failure.
+ */
+export function errorLabels(
+  error: SmkError | undefined,
+): { outcome: 'ok' | 'not_modified' } | { outcome: 'failed'; reason: SmkErrorKind } {
+  if (error === undefined) return { outcome: 'ok' };
+  if (error.kind === 'NotModified') return { outcome: 'not_modified' };
+  return { outcome: 'failed', reason: error.kind };
 }
 
 function existing<T>(name: string): T | undefined {

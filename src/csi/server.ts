@@ -40,7 +40,10 @@ export interface ProviderServer {
   close(graceMs?: number): Promise<void>;
 }
 
-const mounts = counter('smk_csi_mounts_total', 'CSI Mount calls by outcome', ['outcome']);
+const mounts = counter('smk_csi_mounts_total', 'CSI Mount calls by outcome and (for failed) reason', [
+  'outcome',
+  'reason',
+]);
 const mountSeconds = histogram(
   'smk_csi_mount_duration_seconds',
   'CSI Mount duration by outcome',
@@ -77,9 +80,14 @@ export async function startProviderServer(options: ProviderServerOptions): Promi
     },
     Mount(call: ServerUnaryCall<MountRequest, MountResponse>, reply: sendUnaryData<MountResponse>) {
       const started = performance.now();
-      const finish = (outcome: 'ok' | MountErrorCode): void => {
-        mounts.inc({ outcome });
-        mountSeconds.observe({ outcome }, (performance.now() - started) / 1000);
+      const finish = (code: 'ok' | MountErrorCode): void => {
+        // NotModified is a remount with nothing new, an answer rather than a failure.
+        const labels =
+          code === 'ok' || code === 'NotModified'
+            ? { outcome: code === 'ok' ? 'ok' : 'not_modified' }
+            : { outcome: 'failed', reason: code };
+        mounts.inc(labels);
+        mountSeconds.observe({ outcome: labels.outcome }, (performance.now() - started) / 1000);
       };
       options.mount(call.request).then(
         (response) => {

@@ -224,7 +224,10 @@ describe('webhook server memory budget', () => {
         const later = await call('/mutate/pods', { method: 'POST', body: Buffer.alloc(20_000, 0x20) });
         assert.equal(later.status, 400, 'once the first is answered its bytes are free again');
         const metrics = await call('/metrics');
-        assert.match(metrics.body, /smk_webhook_admission_requests_total\{outcome="over_budget"\} [1-9]/);
+        assert.match(
+          metrics.body,
+          /smk_webhook_admission_requests_total\{outcome="failed",reason="OverBudget"\} [1-9]/,
+        );
       } finally {
         for (const socket of holding) socket.destroy();
       }

@@ -30,9 +30,14 @@ import type { InjectorConfig } from './mutate.ts';
 import { needsWriteThroughLookup, withWriteThroughVolumes } from './secrets/pod-review.ts';
 import type { WriteThroughLookup } from './secrets/pods.ts';
 
-const requests = counter('smk_webhook_admission_requests_total', 'Admission requests, by outcome.', [
-  'outcome',
-]);
+const requests = counter(
+  'smk_webhook_admission_requests_total',
+  'Admission requests, by outcome and (for failed) reason.',
+  ['outcome', 'reason'],
+);
+
+/** Why an admission request failed: the `reason` label of `outcome="failed"`. */
+type AdmissionFailure = 'InvalidReview' | 'TooLarge' | 'OverBudget' | 'Unavailable' | 'Internal';
 const latency = histogram(
   'smk_webhook_admission_duration_seconds',
   'Time to answer an admission request, by outcome.',
@@ -164,11 +169,11 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     review: (body: unknown) => AdmissionResult | Unavailable | Promise<AdmissionResult>,
   ): Promise<void> {
     const started = process.hrtime.bigint();
-    let outcome = 'invalid';
+    let outcome = 'failed';
+    let reason: AdmissionFailure | undefined = 'InvalidReview';
     if (!budget.enter()) {
-      outcome = 'over_budget';
       refuse(response, 429, 'too many admission reviews in progress; retry\n');
-      requests.inc({ outcome });
+      requests.inc({ outcome, reason: 'OverBudget' });
       return;
     }
     const reading = readBody(request, limit, budget);
@@ -178,12 +183,12 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
         text = (await reading.body).toString('utf8');
       } catch (error) {
         if (error instanceof RequestTooLarge) {
-          outcome = 'too_large';
+          reason = 'TooLarge';
           refuse(response, 413, `request body larger than ${limit} bytes\n`);
           return;
         }
         if (error instanceof OverBudget) {
-          outcome = 'over_budget';
+          reason = 'OverBudget';
           refuse(response, 429, 'admission review bodies over the memory budget; retry\n');
           return;
         }
@@ -205,16 +210,17 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       }
       const result = await reviewed.result;
       if (result.status === 503) {
-        outcome = 'unavailable';
+        reason = 'Unavailable';
         send(response, 503, 'text/plain', `${result.message}\n`);
         return;
       }
-      outcome = result.outcome;
       if (result.status === 400) {
-        log.warn({ outcome }, result.message);
+        log.warn({ outcome, reason }, result.message);
         send(response, 400, 'text/plain', `${result.message}\n`);
         return;
       }
+      outcome = result.outcome;
+      reason = undefined;
       if (result.outcome === 'denied') {
         log.info({ outcome, uid: result.body.response.uid }, result.message ?? 'denied');
       } else if (log.isLevelEnabled('debug')) {
@@ -222,7 +228,8 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       }
       send(response, 200, 'application/json', JSON.stringify(result.body));
     } catch (error) {
-      outcome = 'error';
+      outcome = 'failed';
+      reason = 'Internal';
       log.error({ err: error instanceof Error ? error.name : 'unknown' }, 'admission review failed');
       if (!response.headersSent) send(response, 500, 'text/plain', 'internal error\n');
     } finally {
@@ -231,7 +238,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       budget.leave();
       if (response.writableFinished) budget.release(reserved);
       else response.once('close', () => budget.release(reserved));
-      requests.inc({ outcome });
+      requests.inc(reason === undefined ? { outcome } : { outcome, reason });
       latency.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
     }
   }

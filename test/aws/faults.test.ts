@@ -25,9 +25,13 @@ function assertSanitised(message: string): void {
   assert.doesNotMatch(message, /not authorized to perform|Rate exceeded|injected/, 'not the server text');
 }
 
-async function callCount(api: string, outcome: string): Promise<number> {
+/** Failed calls of `api` whose reason (the error's kind) is `reason`. */
+async function callCount(api: string, reason: string): Promise<number> {
   const found = (await registry.getMetricsAsJSON()).find((entry) => entry.name === 'smk_aws_calls_total');
-  const match = found?.values.find((entry) => entry.labels.api === api && entry.labels.outcome === outcome);
+  const match = found?.values.find(
+    (entry) =>
+      entry.labels.api === api && entry.labels.outcome === 'failed' && entry.labels.reason === reason,
+  );
   return match?.value ?? 0;
 }
 
@@ -35,7 +39,7 @@ test('throttling maps to ThrottledError; with attempts left the SDK retries and 
   const once = await wire(t);
   const name = uniquePrefix('throttle');
   await createSecret(name, value);
-  const before = await callCount('GetSecretValue', 'throttled');
+  const before = await callCount('GetSecretValue', 'Throttled');
   once.proxy.addFault({ fault: { kind: 'throttle' } });
   const { error } = expectError((await once.reader(identity).read([sm(name)]))[0]);
   assert.ok(error instanceof ThrottledError, error.name);
@@ -45,7 +49,7 @@ test('throttling maps to ThrottledError; with attempts left the SDK retries and 
     /^GetSecretValue smk-test-throttle-[0-9a-f]+ in us-east-1: throttled by AWS \(ThrottlingException, HTTP 400\)$/,
   );
   assertSanitised(error.message);
-  assert.equal((await callCount('GetSecretValue', 'throttled')) - before, 1);
+  assert.equal((await callCount('GetSecretValue', 'Throttled')) - before, 1);
 
   const retrying = await wire(t, { clients: { maxAttempts: 3 } });
   retrying.proxy.addFault({ fault: { kind: 'throttle' }, times: 2 });

@@ -45,7 +45,10 @@ describe('smk inject', () => {
     await mkdir(join(tree, 'base', 'seed'), { recursive: true });
     await cp(join(examples, 'injection-smk', 'deployment.yaml'), join(tree, 'base', 'api.yaml'));
     await cp(join(examples, 'injection-smk', 'serviceaccount.yaml'), join(tree, 'base', 'sa.yml'));
-    await cp(join(examples, 'injection-sidecar-injector', 'deployment.yaml'), join(tree, 'base', 'seed', 'web.yaml'));
+    await cp(
+      join(examples, 'injection-sidecar-injector', 'deployment.yaml'),
+      join(tree, 'base', 'seed', 'web.yaml'),
+    );
     await writeFile(
       join(tree, 'config.json'),
       JSON.stringify({

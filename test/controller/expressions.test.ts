@@ -315,7 +315,7 @@ function sampleLatency(url: string): { stop(): number[] } {
 
 async function overBudget(metricsUrl: string): Promise<number> {
   const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5_000) })).text();
-  const match = /smk_jmespath_expressions_total\{outcome="over_budget"\} (\d+)/.exec(text);
+  const match = /smk_jmespath_expressions_total\{outcome="failed",reason="OverBudget"\} (\d+)/.exec(text);
   return Number(match?.[1] ?? 0);
 }
 

@@ -216,7 +216,7 @@ describe('finding 5: an expression cannot stall the CSI provider', () => {
       assert.ok(slowest(versionLatencies) < 1_000, `Version took ${slowest(versionLatencies).toFixed(0)} ms`);
       assert.ok(slowest(healthLatencies) < 1_000, `/healthz took ${slowest(healthLatencies).toFixed(0)} ms`);
       const metrics = await (await fetch(`${provider.healthUrl}/metrics`)).text();
-      assert.match(metrics, /smk_jmespath_expressions_total\{outcome="over_budget"\} 3/);
+      assert.match(metrics, /smk_jmespath_expressions_total\{outcome="failed",reason="OverBudget"\} 3/);
       assert.doesNotMatch(provider.output(), /Vq5-/, 'no secret value in the log');
     } finally {
       client.close();

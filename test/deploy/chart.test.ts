@@ -828,8 +828,51 @@ function metricNames(expr: string, known: ReadonlyMap<string, RegisteredMetric>)
   });
 }
 
-/** Labels every scraped series has besides its own: Prometheus Operator's target labels, and le. */
-const targetLabels = ['namespace', 'pod', 'service', 'job', 'instance', 'container', 'endpoint', 'le'];
+/**
+ * Labels every scraped series has besides its own: Prometheus Operator's target labels, and le; a
+ * series' own `namespace` (smk_status_condition's object) arrives as exported_namespace.
+ */
+const targetLabels = [
+  'namespace',
+  'exported_namespace',
+  'pod',
+  'service',
+  'job',
+  'instance',
+  'container',
+  'endpoint',
+  'le',
+];
+
+/** Each metric's row of docs/metrics.md, whose backticked words are its label values. */
+async function documentedRows(): Promise<Map<string, string>> {
+  const page = await readFile(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+  return new Map(
+    [...page.matchAll(/^\| `(smk_[a-z0-9_]+)` \|(.*)$/gm)].map(([, name, row]) => [name ?? '', row ?? '']),
+  );
+}
+
+/**
+ * Every `outcome`, `reason`, `condition` and `status` value an expression matches is one docs/metrics.md
+ * lists for one of the metrics it reads: a renamed value cannot leave an alert that never fires.
+ */
+function assertDocumentedValues(
+  what: string,
+  expr: string,
+  names: string[],
+  rows: ReadonlyMap<string, string>,
+): void {
+  for (const [, label, values] of expr.matchAll(
+    /\b(outcome|reason|condition|status)\s*(?:=~|!~|!=|=)\s*"([^"]*)"/g,
+  )) {
+    for (const value of (values ?? '').split('|')) {
+      assert.ok(
+        names.some((name) => rows.get(name)?.includes(`\`${value}\``)),
+        `${what}: ${label}="${value}" is listed for ${names.join(', ')} in docs/metrics.md`,
+      );
+    }
+  }
+}
 
 /**
  * Checks one expression: every smk_ metric it reads is registered by src, and every label it
@@ -922,6 +965,7 @@ describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
 
   test('PrometheusRule: opt-in, alerts only on metrics the code registers, scoped to the release namespace', async () => {
     const known = await registeredMetrics();
+    const rows = await documentedRows();
     assert.ok(known.size > 20, `the registry holds smk's metrics (${known.size})`);
     const off = await renderChart({ release: 'smk', namespace: 'smk-system' });
     assert.ok(!off.objects.some((o) => o.kind === 'PrometheusRule' || o.kind === 'ConfigMap'));
@@ -946,6 +990,7 @@ describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
         'SmkWebhookCertificateExpiring',
         'SmkWebhookTlsCheckFailing',
         'SmkWebhookOverloaded',
+        'SmkObjectNotReady',
         'SmkSyncFailing',
         'SmkSyncQueueNotDraining',
         'SmkInformerRestarting',
@@ -961,7 +1006,7 @@ describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
     for (const alert of rules.slice(0, -1)) {
       const what = String(alert.alert);
       const expr = String(alert.expr);
-      assertRealMetrics(what, expr, known);
+      assertDocumentedValues(what, expr, assertRealMetrics(what, expr, known), rows);
       // Every selector names this release's namespace, so two installs do not alert for each other.
       for (const selector of expr.matchAll(/\bsmk_[a-z0-9_]+\{([^}]*)\}/g)) {
         assert.match(selector[1] ?? '', /^namespace="smk-system"/, `${what}: ${selector[0]}`);
@@ -995,6 +1040,7 @@ describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
 
   test('Grafana dashboard: opt-in ConfigMap with the sidecar label; every panel query reads metrics the code registers', async () => {
     const known = await registeredMetrics();
+    const rows = await documentedRows();
     const { objects } = await renderChart({
       release: 'smk',
       namespace: 'smk-system',
@@ -1015,7 +1061,9 @@ describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
     for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
       assert.ok(panel.targets && panel.targets.length > 0, `${panel.title}: has queries`);
       for (const { expr } of panel.targets) {
-        for (const name of assertRealMetrics(panel.title, expr, known)) queried.add(name);
+        const names = assertRealMetrics(panel.title, expr, known);
+        assertDocumentedValues(panel.title, expr, names, rows);
+        for (const name of names) queried.add(name);
       }
     }
     // The headline series of each role are on it.
@@ -1025,6 +1073,7 @@ describe('Helm chart deploy/helm/smk: monitoring (issue 18)', () => {
       'smk_rotation_rollouts_total',
       'smk_csi_mounts_total',
       'smk_aws_calls_total',
+      'smk_status_condition',
     ]) {
       assert.ok(queried.has(name), name);
     }
