@@ -77,8 +77,8 @@ describe('examples/', () => {
       'injection-sidecar-injector',
       'injection-smk',
       'rotation-mapping',
-      'sync-secretsync',
       'sync-secretproviderclass',
+      'sync-secretsync',
       'write-through',
     ]);
   });
