@@ -166,7 +166,11 @@ export function createInformer<T extends KubeObject>(
     endWatch();
     failures += 1;
     restartPending = true;
-    restarts.inc({ informer: options.name, reason });
+    // The metric's reason is a word from a closed set; the HTTP status is in the log line.
+    restarts.inc({
+      informer: options.name,
+      reason: verb === 'list' ? 'ListFailed' : verb === 'watch' ? 'WatchFailed' : 'WatchNotStarted',
+    });
     const delay = backoffDelay(failures, backoff, Math.random);
     const status = apiStatus(error) ?? (error as { statusCode?: number } | null)?.statusCode;
     if (verb && (status === 401 || status === 403)) {
@@ -272,7 +276,7 @@ export function createInformer<T extends KubeObject>(
       () => {
         if (stopped) return;
         if (!restartPending && clock.now() - lastActivity > silenceMs) {
-          restarts.inc({ informer: options.name, reason: 'watchdog' });
+          restarts.inc({ informer: options.name, reason: 'Silent' });
           logger.warn({ informer: options.name, silentForMs: clock.now() - lastActivity }, 'informer silent');
           lastActivity = clock.now();
           void relist();
