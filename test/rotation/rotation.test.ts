@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
+import { registry } from '../../src/core/metrics.ts';
 import { createObjects, type ObjectRef, type Objects } from '../../src/kube/apply.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
@@ -291,6 +292,38 @@ describe('rotation: a mapping smk cannot use', () => {
         (await eventReasons(bed.kubeConfig, ns, 'everything')).includes('Warning/InvalidSpec'),
       );
       assert.equal(await adopted(bed.kubeConfig, ns, 'web'), false);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it("a mapping's Ready condition is on smk_status_condition, and its series go when the mapping is deleted", async () => {
+    const ns = await bed.newNamespace('rot-gauge');
+    const stack = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns] });
+    const series = async (): Promise<Record<string, number>> => {
+      const metric = await registry.getSingleMetric('smk_status_condition')?.get();
+      return Object.fromEntries(
+        (metric?.values ?? [])
+          .filter((v) => v.labels.kind === 'SecretsRotationMapping' && v.labels.namespace === ns)
+          .map((v) => [`${v.labels.name}/${v.labels.condition}/${v.labels.status}`, v.value]),
+      );
+    };
+    try {
+      await createMapping(bed.kubeConfig, ns, 'everything', 'some-secret', {});
+      await waitFor('Ready False on the gauge', 15_000, async () =>
+        (await series())['everything/Ready/False'] === 1 ? true : undefined,
+      );
+      assert.deepEqual(await series(), { 'everything/Ready/True': 0, 'everything/Ready/False': 1 });
+      await bed.kubeConfig.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({
+        group: 'awssecretsoperator.secretoperator',
+        version: 'v1',
+        plural: 'secretsrotationmappings',
+        namespace: ns,
+        name: 'everything',
+      });
+      await waitFor('the series gone', 15_000, async () =>
+        Object.keys(await series()).length === 0 ? true : undefined,
+      );
     } finally {
       await stack.stop();
     }
