@@ -9,7 +9,7 @@ import { notPlainFieldPath, parseFieldPath } from './field-path.ts';
 import { awsRegionExpectation, isAwsRegion } from './regions.ts';
 import type { ObjectType } from './source.ts';
 import type { RawObject } from './spec-schema.ts';
-import type { FailoverObject, JmesPathEntry, ObjectSpec } from './spec-types.ts';
+import type { ExtractKeys, FailoverObject, JmesPathEntry, ObjectSpec } from './spec-types.ts';
 
 /** How a role reads specs; every role that evaluates a spec parses it with the same options. */
 export interface SpecOptions {
@@ -30,6 +30,9 @@ const secretNamePattern = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 const parameterNamePattern = /^[A-Za-z0-9/_.-]{1,2048}$/;
 const secretVersionIdPattern = /^[A-Za-z0-9-]{32,64}$/;
 const parameterVersionPattern = /^[1-9][0-9]*$/;
+/** Room is left for the key itself within a Secret key's 253 characters. */
+const maxKeyPrefixLength = 128;
+const keyPrefixPattern = new RegExp(`^[-._a-zA-Z0-9]{0,${maxKeyPrefixLength}}$`);
 
 export interface Problem {
   readonly field: string;
@@ -178,7 +181,7 @@ export function buildObject(
           'failoverObject is set but the spec has no failoverRegion; expected failoverRegion next to region',
       });
     }
-    if (raw.objectAlias == null) {
+    if (raw.objectAlias == null && raw.extractKeys !== true) {
       problems.push({
         field: 'objectAlias',
         message:
@@ -232,6 +235,7 @@ export function buildObject(
     });
   }
 
+  const extractKeys = checkExtractKeys(raw, problems);
   return {
     index,
     objectName: raw.objectName,
@@ -243,5 +247,37 @@ export function buildObject(
     ...(raw.filePermission === undefined ? {} : { filePermission: raw.filePermission }),
     jmesPath,
     ...(failoverObject ? { failoverObject } : {}),
+    ...(extractKeys ? { extractKeys } : {}),
   };
+}
+
+/**
+ * `extractKeys: true` (ESO's dataFrom.extract): one file per top-level key of the JSON value, named
+ * keyPrefix + key, and no whole-value file, so objectAlias (which names that file) has no meaning.
+ */
+function checkExtractKeys(raw: RawObject, problems: Problem[]): ExtractKeys | undefined {
+  if (raw.extractKeys !== true) {
+    if (raw.keyPrefix != null) {
+      problems.push({
+        field: 'keyPrefix',
+        message: 'keyPrefix is set but extractKeys is not true; expected extractKeys: true beside it',
+      });
+    }
+    return undefined;
+  }
+  if (raw.objectAlias != null) {
+    problems.push({
+      field: 'objectAlias',
+      message:
+        'objectAlias names the whole-value file, which an extractKeys object does not write; expected keyPrefix to name its keys',
+    });
+  }
+  const prefix = raw.keyPrefix ?? '';
+  if (!keyPrefixPattern.test(prefix)) {
+    problems.push({
+      field: 'keyPrefix',
+      message: `keyPrefix must be at most ${maxKeyPrefixLength} of letters, digits, "-", "_" and ".", got ${JSON.stringify(prefix.slice(0, 64))}`,
+    });
+  }
+  return { prefix };
 }

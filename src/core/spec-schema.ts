@@ -90,6 +90,8 @@ const objectKeys = [
   'filePermission',
   'jmesPath',
   'failoverObject',
+  'extractKeys',
+  'keyPrefix',
 ] as const;
 
 const mappingError = (keys: readonly string[]) => (issue: { input: unknown }) =>
@@ -115,6 +117,10 @@ export const objectSchema = z.object(
     filePermission: filePermission.optional(),
     jmesPath: z.array(jmesPathEntrySchema, { error: 'must be a list of {path, objectAlias}' }).nullish(),
     failoverObject: failoverObjectSchema.nullish(),
+    extractKeys: z
+      .boolean({ error: (issue) => `must be true or false, got ${typeName(issue.input)}` })
+      .nullish(),
+    keyPrefix: z.string({ error: (issue) => `must be a string, got ${typeName(issue.input)}` }).nullish(),
   },
   { error: mappingError(objectKeys) },
 );

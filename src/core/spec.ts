@@ -125,11 +125,14 @@ export function parseMountSpec(params: MountParams, subject: string, options: Sp
   const files: NamedFile[] = [];
   for (const object of objects) {
     const origin = objectLabel(object.index, object);
-    files.push({
-      name: objectFileName(object, pathTranslation),
-      origin,
-      field: object.objectAlias === undefined ? 'objectName' : 'objectAlias',
-    });
+    // An extractKeys object's names are known only once its value is read (payloads.ts checks them).
+    if (object.extractKeys === undefined) {
+      files.push({
+        name: objectFileName(object, pathTranslation),
+        origin,
+        field: object.objectAlias === undefined ? 'objectName' : 'objectAlias',
+      });
+    }
     for (const [position, entry] of object.jmesPath.entries()) {
       files.push({
         name: jmesPathFileName(entry, pathTranslation),
