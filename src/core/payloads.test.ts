@@ -622,16 +622,22 @@ describe('resolvePayloads with extractKeys (every key of a JSON value)', () => {
       { subject: S },
     );
     assert.deepEqual(
-      payloads.map((p) => [p.name, text(p.bytes), p.mode.toString(8), p.objectVersion.version]),
+      payloads.map((p) => [
+        p.name,
+        text(p.bytes),
+        p.mode.toString(8),
+        p.objectVersion.id,
+        p.objectVersion.version,
+      ]),
       [
-        ['db_user', 'app', '400', 'v7'],
-        ['db_password', 's3cr3t', '400', 'v7'],
-        ['db_port', '5432', '400', 'v7'],
-        ['db_tls', 'true', '400', 'v7'],
-        ['db_none', 'null', '400', 'v7'],
-        ['db_opts', '{"a":[1,"x"]}', '400', 'v7'],
-        ['whole', JSON.stringify(value), '644', 'v7'],
-        ['u', 'app', '644', 'v7'],
+        ['db_user', 'app', '400', 'prod_db', 'v7'],
+        ['db_password', 's3cr3t', '400', 'prod_db', 'v7'],
+        ['db_port', '5432', '400', 'prod_db', 'v7'],
+        ['db_tls', 'true', '400', 'prod_db', 'v7'],
+        ['db_none', 'null', '400', 'prod_db', 'v7'],
+        ['db_opts', '{"a":[1,"x"]}', '400', 'prod_db', 'v7'],
+        ['whole', JSON.stringify(value), '644', 'whole', 'v7'],
+        ['u', 'app', '644', 'u', 'v7'],
       ],
     );
     assert.equal(reader.calls.length, 1, 'one read for both objects');

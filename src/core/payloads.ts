@@ -45,6 +45,7 @@ import {
   type SecretValue,
 } from './source.ts';
 import type { FileMode, MountSpec, ObjectSpec, Payload } from './spec-types.ts';
+import { type FileTemplate, renderTemplates } from './template.ts';
 
 export const defaultFileMode: FileMode = 0o644;
 
@@ -76,6 +77,11 @@ export interface ResolveOptions {
    * version moved; a failed check leaves the read to report.
    */
   readonly recheckStages?: boolean | undefined;
+  /**
+   * Files made from several of the spec's own files (./template.ts), added after them. Parsed by
+   * the role with parseTemplate, so a template's syntax fails before anything is read.
+   */
+  readonly templates?: readonly FileTemplate[] | undefined;
 }
 
 const labelOf = (object: ObjectSpec): string => `objects[${object.index}] (${object.objectName})`;
@@ -235,8 +241,11 @@ function prepare(
   const fixed: Payload[] = [];
   const files: NamedFile[] = [];
   if (object.extractKeys) {
+    // Versioned as the object (its name as a whole-value file would be), not per key: the key
+    // set is the value's, while sync status and rotation name what the spec names.
+    const objectId = objectFileName(object, spec.pathTranslation);
     for (const key of extractKeys(value.bytes, object.extractKeys.prefix, where)) {
-      fixed.push({ name: key.name, bytes: key.bytes, mode, objectVersion: versioned(key.name) });
+      fixed.push({ name: key.name, bytes: key.bytes, mode, objectVersion: versioned(objectId) });
       files.push({ name: key.name, origin: label, field: 'extractKeys' });
     }
   } else {
@@ -360,5 +369,16 @@ export async function resolvePayloads(
   }
   if (failures.length > 0) throwFirst(failures, subject);
 
-  return payloadsOf(plans, values, spec, options, subject);
+  const produced = await payloadsOf(plans, values, spec, options, subject);
+  const templates = options.templates ?? [];
+  if (templates.length === 0) return produced;
+  const conflict = nameConflicts([
+    ...produced.map((payload) => ({ name: payload.name, origin: 'the objects', field: 'that produce it' })),
+    ...templates.map((template) => ({ name: template.name, origin: 'template', field: template.field })),
+  ])[0];
+  if (conflict) {
+    throw new InvalidInputError(`${subject}: ${conflict.message}`, { subject, field: conflict.field });
+  }
+  const mode = options.defaultFileMode ?? defaultFileMode;
+  return [...produced, ...renderTemplates(produced, templates, mode, subject)];
 }
