@@ -112,6 +112,8 @@ export interface SyncJob {
   /** The objects spec and its region settings, for core's parseMountSpec. */
   readonly params: MountParams;
   readonly targets: readonly SyncTarget[];
+  /** Keys rendered from the objects' files (SecretSync spec.target.templates), key → template text. */
+  readonly templates: Readonly<Record<string, string>>;
   readonly refreshIntervalMs: number;
   readonly creationPolicy: CreationPolicy;
   readonly deletionPolicy: DeletionPolicy;
@@ -167,6 +169,7 @@ const secretSyncSchema = z.object({
         labels: stringMap.default({}),
         annotations: stringMap.default({}),
         data: z.array(dataEntry).min(1).optional(),
+        templates: z.record(z.string(), z.string()).optional(),
       })
       .default({ type: 'Opaque', labels: {}, annotations: {} }),
     refreshInterval: duration.optional(),
@@ -249,6 +252,7 @@ export function secretSyncJob(object: unknown): SyncJob {
       pathTranslation: spec.pathTranslation,
     },
     targets: [target],
+    templates: spec.target.templates ?? {},
     refreshIntervalMs: spec.refreshInterval
       ? (parseDuration(spec.refreshInterval) ?? 0)
       : defaultRefreshIntervalMs,
@@ -384,6 +388,7 @@ export function spcJob(object: unknown): SyncJob {
       annotations: target.annotations,
       data: target.data,
     })),
+    templates: {},
     refreshIntervalMs: refresh ? (parseDuration(refresh) ?? 0) : defaultRefreshIntervalMs,
     creationPolicy: settings.data[annotations.creationPolicy],
     deletionPolicy: settings.data[annotations.deletionPolicy],

@@ -10,6 +10,7 @@ import type { ExpressionEvaluator } from '../core/expressions.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import type { Payload } from '../core/spec-types.ts';
+import { type FileTemplate, parseTemplates } from '../core/template.ts';
 import { apiErrorOf } from '../kube/client.ts';
 import type { IdentityResolver } from './identity.ts';
 import { type SyncJob, sourceLabel } from './jobs.ts';
@@ -171,8 +172,10 @@ function versionsOf(payloads: readonly Payload[]): SyncedVersion[] {
 export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome> {
   const label = sourceLabel(job.source);
   let spec: ReturnType<typeof parseMountSpec>;
+  let templates: FileTemplate[];
   try {
     spec = parseMountSpec(job.params, label, { allowExpressions: deps.expressions !== undefined });
+    templates = parseTemplates(job.templates, (key) => `spec.target.templates.${key}`, label);
   } catch (error) {
     return fail('InvalidSpec', error, false);
   }
@@ -191,6 +194,7 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
       defaultRegion: deps.defaultRegion,
       subject: label,
       expressions: deps.expressions,
+      templates,
     });
   } catch (error) {
     if (isSmkError(error)) return fetchFailure(error, roleArn);

@@ -13,6 +13,7 @@
  */
 import { InvalidInputError, TooLargeError } from './errors.ts';
 import { maxValueBytes } from './extract.ts';
+import { isExtractedKeyName } from './naming.ts';
 import type { FileMode, Payload } from './spec-types.ts';
 
 export const templateFilters = ['base64', 'json', 'urlquery'] as const;
@@ -113,6 +114,49 @@ export function parseTemplate(source: TemplateSource, subject: string): FileTemp
     parts,
     names,
   };
+}
+
+/**
+ * A role's templates (name → text) parsed: each name must be a valid Secret key and file name
+ * (the same rule as extracted keys, so one template means the same in every role), each text
+ * valid. `fieldOf` says where the role read a template (`smk.dev/template-dsn`).
+ */
+export function parseTemplates(
+  templates: Readonly<Record<string, string>>,
+  fieldOf: (name: string) => string,
+  subject: string,
+): FileTemplate[] {
+  return Object.entries(templates).map(([name, text]) => {
+    const field = fieldOf(name);
+    if (!isExtractedKeyName(name)) {
+      throw new InvalidInputError(
+        `${subject}: ${field}: ${JSON.stringify(name.slice(0, maxShownFragment))} is not a valid name for a template's file or key; expected at most 253 of letters, digits, "-", "_", ".", not "." and not starting with ".."`,
+        { subject, field },
+      );
+    }
+    return parseTemplate({ name, text, field }, subject);
+  });
+}
+
+/** The agent's SMK_TEMPLATES: the templates as a JSON object, name → text (what the webhook wrote). */
+export function parseTemplatesJson(text: string, subject: string): FileTemplate[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    typeof parsed !== 'object' ||
+    parsed === null ||
+    Array.isArray(parsed) ||
+    Object.values(parsed).some((value) => typeof value !== 'string')
+  ) {
+    throw new InvalidInputError(`${subject}: expected a JSON object of template name → template text`, {
+      subject,
+    });
+  }
+  return parseTemplates(parsed as Record<string, string>, (name) => `template ${name}`, subject);
 }
 
 function applyFilter(bytes: Uint8Array, filter: TemplateFilter | undefined): Uint8Array {
