@@ -84,6 +84,11 @@ export function reservedKeyReason(key: string): string | undefined {
 }
 
 export type CreationPolicy = 'Owner' | 'Orphan' | 'Merge';
+/**
+ * When a source is synced again: Periodic (every refreshInterval, and on a change), OnChange (only
+ * when its spec changes, or a rotation asks), CreatedOnce (until its Secrets exist, then never).
+ */
+export type RefreshPolicy = 'Periodic' | 'OnChange' | 'CreatedOnce';
 export type DeletionPolicy = 'Retain' | 'Delete';
 export type SourceKind = typeof secretSyncKind | typeof spcKind;
 
@@ -93,6 +98,8 @@ export interface SyncTarget {
   readonly type: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly annotations: Readonly<Record<string, string>>;
+  /** `immutable: true` on the Secret: once written its data never changes (the API server holds it). */
+  readonly immutable?: boolean;
   /** Which produced file goes under which key; undefined: one key per file, named as the file. */
   readonly data?: readonly { readonly objectName: string; readonly key: string }[];
 }
@@ -115,6 +122,7 @@ export interface SyncJob {
   /** Keys rendered from the objects' files (SecretSync spec.target.templates), key → template text. */
   readonly templates: Readonly<Record<string, string>>;
   readonly refreshIntervalMs: number;
+  readonly refreshPolicy: RefreshPolicy;
   readonly creationPolicy: CreationPolicy;
   readonly deletionPolicy: DeletionPolicy;
 }
@@ -170,9 +178,11 @@ const secretSyncSchema = z.object({
         annotations: stringMap.default({}),
         data: z.array(dataEntry).min(1).optional(),
         templates: z.record(z.string(), z.string()).optional(),
+        immutable: z.boolean().optional(),
       })
       .default({ type: 'Opaque', labels: {}, annotations: {} }),
     refreshInterval: duration.optional(),
+    refreshPolicy: z.enum(['Periodic', 'OnChange', 'CreatedOnce']).default('Periodic'),
     creationPolicy: z.enum(['Owner', 'Orphan', 'Merge']).default('Owner'),
     deletionPolicy: z.enum(['Retain', 'Delete']).optional(),
   }),
@@ -233,8 +243,22 @@ export function secretSyncJob(object: unknown): SyncJob {
     labels: spec.target.labels,
     annotations: spec.target.annotations,
     ...(spec.target.data ? { data: spec.target.data } : {}),
+    ...(spec.target.immutable ? { immutable: true } : {}),
   };
   checkTarget(label, metadata.namespace, target, 'spec.target');
+  // The CRD's CEL says the same; checked here too, as a CRD may be older than the controller.
+  if (target.immutable && spec.creationPolicy === 'Merge') {
+    throw new InvalidInputError(
+      `${label}: spec.target.immutable: creationPolicy Merge adds keys to a Secret smk does not own, so it cannot make it immutable; expected Owner or Orphan`,
+      { subject: label, field: 'spec.target.immutable' },
+    );
+  }
+  if (spec.refreshInterval !== undefined && spec.refreshPolicy !== 'Periodic') {
+    throw new InvalidInputError(
+      `${label}: spec.refreshInterval is set but refreshPolicy is ${spec.refreshPolicy}; expected refreshInterval only with refreshPolicy Periodic`,
+      { subject: label, field: 'spec.refreshInterval' },
+    );
+  }
   return {
     source: {
       kind: secretSyncKind,
@@ -256,6 +280,7 @@ export function secretSyncJob(object: unknown): SyncJob {
     refreshIntervalMs: spec.refreshInterval
       ? (parseDuration(spec.refreshInterval) ?? 0)
       : defaultRefreshIntervalMs,
+    refreshPolicy: spec.refreshPolicy,
     creationPolicy: spec.creationPolicy,
     deletionPolicy: spec.deletionPolicy ?? defaultDeletionPolicy(spec.creationPolicy),
   };
@@ -389,6 +414,7 @@ export function spcJob(object: unknown): SyncJob {
       data: target.data,
     })),
     templates: {},
+    refreshPolicy: 'Periodic',
     refreshIntervalMs: refresh ? (parseDuration(refresh) ?? 0) : defaultRefreshIntervalMs,
     creationPolicy: settings.data[annotations.creationPolicy],
     deletionPolicy: settings.data[annotations.deletionPolicy],
