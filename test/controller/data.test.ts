@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import {
@@ -115,6 +116,49 @@ describe('SecretSync data features', () => {
     );
     for (const resource of [tls, dsn]) assert.doesNotMatch(JSON.stringify(resource.status), /Kp3/);
     assert.equal(await readSecret(bed.kubeConfig, ns, 'tls'), undefined);
+  });
+
+  it('a synced SecretProviderClass: extractKeys feeds a kubernetes.io/tls secretObject, the same names as a SecretSync', async () => {
+    const ns = await namespaceWithController('data-spc');
+    const value = { 'tls.crt': 'CERT-Wd4-data-5', 'tls.key': 'KEY-Wd4-data-5' };
+    await createAwsSecret(aws, `${ns}/tls`, JSON.stringify(value));
+    await bed.kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace: ns,
+      plural: 'secretproviderclasses',
+      body: {
+        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+        kind: 'SecretProviderClass',
+        metadata: {
+          name: 'web',
+          namespace: ns,
+          annotations: { 'smk.dev/sync': 'true', 'smk.dev/service-account': 'app' },
+        },
+        spec: {
+          provider: 'aws',
+          parameters: {
+            objects: `- {objectName: "${ns}/tls", objectType: secretsmanager, extractKeys: true}`,
+          },
+          secretObjects: [
+            {
+              secretName: 'web-tls',
+              type: 'kubernetes.io/tls',
+              data: [
+                { objectName: 'tls.crt', key: 'tls.crt' },
+                { objectName: 'tls.key', key: 'tls.key' },
+              ],
+            },
+          ],
+        },
+      },
+    });
+    const secret = await waitFor('Secret web-tls', 30_000, () => readSecret(bed.kubeConfig, ns, 'web-tls'));
+    assert.equal(secret.type, 'kubernetes.io/tls');
+    assert.equal(decode(secret.data?.['tls.key']), value['tls.key']);
+    // Versions are recorded per object (what rotation follows), not per extracted key.
+    const versions = JSON.parse(secret.metadata?.annotations?.['smk.dev/versions'] ?? '{}') as object;
+    assert.deepEqual(Object.keys(versions), [`${ns}_tls`]);
   });
 
   it('the CRD refuses what spans fields: refreshInterval without Periodic, immutable with Merge, keyPrefix alone', async () => {
