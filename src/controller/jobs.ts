@@ -128,6 +128,8 @@ export interface SyncJob {
 }
 
 export const defaultRefreshIntervalMs = 60 * 60 * 1000;
+/** As the CRD's maxProperties: a template is rendered on every sync, so their number is bounded. */
+const maxTemplates = 64;
 /** Refreshing more often than this would only burn API calls. */
 export const minRefreshIntervalMs = 1000;
 
@@ -177,7 +179,13 @@ const secretSyncSchema = z.object({
         labels: stringMap.default({}),
         annotations: stringMap.default({}),
         data: z.array(dataEntry).min(1).optional(),
-        templates: z.record(z.string(), z.string()).optional(),
+        templates: z
+          .record(z.string(), z.string())
+          .refine(
+            (templates) => Object.keys(templates).length <= maxTemplates,
+            `expected at most ${maxTemplates} templates`,
+          )
+          .optional(),
         immutable: z.boolean().optional(),
       })
       .default({ type: 'Opaque', labels: {}, annotations: {} }),
