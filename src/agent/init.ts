@@ -10,6 +10,7 @@ import type { Logger } from '../core/log.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import type { SecretReader } from '../core/source.ts';
 import type { MountSpec, Payload } from '../core/spec-types.ts';
+import type { FileTemplate } from '../core/template.ts';
 
 export interface InitOptions {
   readonly spec: MountSpec;
@@ -18,6 +19,8 @@ export interface InitOptions {
   readonly defaultRegion?: string | undefined;
   /** Full JMESPath expressions, when the injector allowed them (SMK_JMESPATH_EXPRESSIONS). */
   readonly expressions?: ExpressionEvaluator | undefined;
+  /** Files rendered from the spec's own files (`smk.dev/template-<file>`, SMK_TEMPLATES). */
+  readonly templates?: readonly FileTemplate[] | undefined;
   readonly log: Logger;
   /** Prefix of error messages (where the spec came from). */
   readonly subject?: string;
@@ -49,6 +52,7 @@ export async function runInit(options: InitOptions): Promise<InitResult> {
     try {
       const payloads = await resolvePayloads(options.spec, options.reader, {
         defaultRegion: options.defaultRegion,
+        templates: options.templates,
         subject: options.subject ?? 'SMK_OBJECTS',
         expressions: options.expressions,
       });

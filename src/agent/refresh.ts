@@ -12,6 +12,7 @@ import type { Logger } from '../core/log.ts';
 import { type PlannedObject, planRequests, resolvePayloads } from '../core/payloads.ts';
 import { currentStage, type SecretReader, type SecretRequest } from '../core/source.ts';
 import type { MountSpec } from '../core/spec-types.ts';
+import type { FileTemplate } from '../core/template.ts';
 import { describePayloads } from './init.ts';
 
 export interface RefreshOptions {
@@ -21,6 +22,8 @@ export interface RefreshOptions {
   readonly defaultRegion?: string | undefined;
   /** Full JMESPath expressions, when the injector allowed them (SMK_JMESPATH_EXPRESSIONS). */
   readonly expressions?: ExpressionEvaluator | undefined;
+  /** Files rendered from the spec's own files (`smk.dev/template-<file>`, SMK_TEMPLATES). */
+  readonly templates?: readonly FileTemplate[] | undefined;
   readonly log: Logger;
   readonly intervalMs: number;
   /** Stops the loop; the current cycle finishes its write first. */
@@ -133,6 +136,7 @@ export async function runRefreshLoop(options: RefreshOptions): Promise<void> {
       } else {
         const payloads = await resolvePayloads(options.spec, options.reader, {
           defaultRegion: options.defaultRegion,
+          templates: options.templates,
           subject: 'SMK_OBJECTS',
           expressions: options.expressions,
         });

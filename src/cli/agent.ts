@@ -15,6 +15,7 @@ import { InvalidInputError } from '../core/errors.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
 import { parseMountSpec } from '../core/spec.ts';
+import { parseTemplatesJson } from '../core/template.ts';
 import { agentEnv } from '../webhook/agent-contract.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 
@@ -27,6 +28,8 @@ Runs inside a pod the injector mutated; configured by the environment it set:
   ${agentEnv.refreshInterval}  seconds between version checks (refresh only)
   ${agentEnv.jmesPathExpressions}  "allowed": accept full JMESPath expressions (set by the injector
             when its administrator enabled them; default: plain field paths)
+  ${agentEnv.templates}     files rendered from the objects' files, as JSON {"file": "template"}
+            (the pod's smk.dev/template-<file> annotations; docs/templates.md)
 
   init      fetch every object and write the files atomically; exit 1 if anything failed
   refresh   keep the files current: a version check per interval (with jitter), a fetch and an
@@ -96,6 +99,9 @@ export async function run(args: readonly string[]): Promise<number> {
   const spec = parseMountSpec({ objects: environment.objects, region: own.region }, agentEnv.objects, {
     allowExpressions: own.allowExpressions,
   });
+  const templatesText = process.env[agentEnv.templates];
+  const templates =
+    templatesText === undefined ? undefined : parseTemplatesJson(templatesText, agentEnv.templates);
   const expressions = own.allowExpressions ? createExpressionEvaluator() : undefined;
   const log = createLogger({ name: `smk-agent-${mode}`, level: environment.logLevel });
   const reader = createSecretReader(
@@ -112,7 +118,7 @@ export async function run(args: readonly string[]): Promise<number> {
 
   if (mode === 'init') {
     try {
-      await runInit({ spec, dir: own.dir, reader, defaultRegion, expressions, log });
+      await runInit({ spec, dir: own.dir, reader, defaultRegion, expressions, templates, log });
     } finally {
       await expressions?.close();
     }
@@ -139,6 +145,7 @@ export async function run(args: readonly string[]): Promise<number> {
     reader,
     defaultRegion,
     expressions,
+    templates,
     log,
     intervalMs: own.refreshIntervalSeconds * 1000,
     signal: controller.signal,

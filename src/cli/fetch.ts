@@ -9,6 +9,7 @@ import { writePayloadsAtomically } from '../core/atomic-write.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import { parseMountSpec } from '../core/spec.ts';
+import { parseTemplates } from '../core/template.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import { readTextArgument } from './input.ts';
 
@@ -25,6 +26,8 @@ Options:
   --failover-region R       second region, read too (ASCP's rule: its value when the primary is down)
   --path-translation C      character replacing "/" in names (default "_"; "False" keeps sub-directories)
   --file-mode MODE          mode of files whose object sets no filePermission (default 0600: owner only)
+  --template NAME=FILE      also write file NAME rendered from the template in FILE ({{ name }} of the
+                            files the objects produce; repeatable; docs/templates.md)
   --quiet                   print nothing on success
 ${jmesPathExpressionsHelp(28)}
 `;
@@ -48,6 +51,23 @@ function parseFileMode(value: string | undefined): number {
   return Number.parseInt(value, 8);
 }
 
+/** `--template NAME=FILE` flags → name → template text (a file, or "-" for stdin once). */
+async function templateTexts(flags: readonly string[]): Promise<Record<string, string>> {
+  const texts: Record<string, string> = {};
+  for (const flag of flags) {
+    const at = flag.indexOf('=');
+    if (at <= 0 || at === flag.length - 1) {
+      throw usageError('fetch', `--template must be NAME=FILE, got ${JSON.stringify(flag)}`, '--template');
+    }
+    const name = flag.slice(0, at);
+    if (Object.hasOwn(texts, name)) {
+      throw usageError('fetch', `--template ${name} is given twice`, '--template');
+    }
+    texts[name] = await readTextArgument('fetch', `--template ${name}`, flag.slice(at + 1));
+  }
+  return texts;
+}
+
 export async function run(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs('fetch', args, {
     objects: { type: 'string' },
@@ -56,6 +76,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'failover-region': { type: 'string' },
     'path-translation': { type: 'string' },
     'file-mode': { type: 'string' },
+    template: { type: 'string', multiple: true },
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
     ...jmesPathExpressionsOption,
@@ -88,6 +109,11 @@ export async function run(args: readonly string[]): Promise<number> {
     subject,
     { allowExpressions },
   );
+  const templates = parseTemplates(
+    await templateTexts(values.template ?? []),
+    (name) => `--template ${name}`,
+    subject,
+  );
   const reader = createSecretReader(
     { kind: 'default' },
     {
@@ -104,6 +130,7 @@ export async function run(args: readonly string[]): Promise<number> {
     defaultFileMode,
     subject,
     expressions,
+    templates,
   }).finally(() => expressions?.close());
   const result = await writePayloadsAtomically(values.dir, payloads);
   if (!values.quiet) {

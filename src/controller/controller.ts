@@ -629,7 +629,8 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
   function schedule(key: string, job: SyncJob | undefined, outcome: SyncOutcome): void {
     if (outcome.ok) {
       queue.forget(key);
-      if (job) queue.addAfter(key, jittered(job.refreshIntervalMs));
+      // OnChange and CreatedOnce sources wait for a change of the object (or a rotation's ask).
+      if (job?.refreshPolicy === 'Periodic') queue.addAfter(key, jittered(job.refreshIntervalMs));
       return;
     }
     if (!outcome.retry) return;

@@ -84,6 +84,11 @@ export function reservedKeyReason(key: string): string | undefined {
 }
 
 export type CreationPolicy = 'Owner' | 'Orphan' | 'Merge';
+/**
+ * When a source is synced again: Periodic (every refreshInterval, and on a change), OnChange (only
+ * when its spec changes, or a rotation asks), CreatedOnce (until its Secrets exist, then never).
+ */
+export type RefreshPolicy = 'Periodic' | 'OnChange' | 'CreatedOnce';
 export type DeletionPolicy = 'Retain' | 'Delete';
 export type SourceKind = typeof secretSyncKind | typeof spcKind;
 
@@ -93,6 +98,8 @@ export interface SyncTarget {
   readonly type: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly annotations: Readonly<Record<string, string>>;
+  /** `immutable: true` on the Secret: once written its data never changes (the API server holds it). */
+  readonly immutable?: boolean;
   /** Which produced file goes under which key; undefined: one key per file, named as the file. */
   readonly data?: readonly { readonly objectName: string; readonly key: string }[];
 }
@@ -112,12 +119,17 @@ export interface SyncJob {
   /** The objects spec and its region settings, for core's parseMountSpec. */
   readonly params: MountParams;
   readonly targets: readonly SyncTarget[];
+  /** Keys rendered from the objects' files (SecretSync spec.target.templates), key → template text. */
+  readonly templates: Readonly<Record<string, string>>;
   readonly refreshIntervalMs: number;
+  readonly refreshPolicy: RefreshPolicy;
   readonly creationPolicy: CreationPolicy;
   readonly deletionPolicy: DeletionPolicy;
 }
 
 export const defaultRefreshIntervalMs = 60 * 60 * 1000;
+/** As the CRD's maxProperties: a template is rendered on every sync, so their number is bounded. */
+const maxTemplates = 64;
 /** Refreshing more often than this would only burn API calls. */
 export const minRefreshIntervalMs = 1000;
 
@@ -167,9 +179,18 @@ const secretSyncSchema = z.object({
         labels: stringMap.default({}),
         annotations: stringMap.default({}),
         data: z.array(dataEntry).min(1).optional(),
+        templates: z
+          .record(z.string(), z.string())
+          .refine(
+            (templates) => Object.keys(templates).length <= maxTemplates,
+            `expected at most ${maxTemplates} templates`,
+          )
+          .optional(),
+        immutable: z.boolean().optional(),
       })
       .default({ type: 'Opaque', labels: {}, annotations: {} }),
     refreshInterval: duration.optional(),
+    refreshPolicy: z.enum(['Periodic', 'OnChange', 'CreatedOnce']).default('Periodic'),
     creationPolicy: z.enum(['Owner', 'Orphan', 'Merge']).default('Owner'),
     deletionPolicy: z.enum(['Retain', 'Delete']).optional(),
   }),
@@ -230,8 +251,22 @@ export function secretSyncJob(object: unknown): SyncJob {
     labels: spec.target.labels,
     annotations: spec.target.annotations,
     ...(spec.target.data ? { data: spec.target.data } : {}),
+    ...(spec.target.immutable ? { immutable: true } : {}),
   };
   checkTarget(label, metadata.namespace, target, 'spec.target');
+  // The CRD's CEL says the same; checked here too, as a CRD may be older than the controller.
+  if (target.immutable && spec.creationPolicy === 'Merge') {
+    throw new InvalidInputError(
+      `${label}: spec.target.immutable: creationPolicy Merge adds keys to a Secret smk does not own, so it cannot make it immutable; expected Owner or Orphan`,
+      { subject: label, field: 'spec.target.immutable' },
+    );
+  }
+  if (spec.refreshInterval !== undefined && spec.refreshPolicy !== 'Periodic') {
+    throw new InvalidInputError(
+      `${label}: spec.refreshInterval is set but refreshPolicy is ${spec.refreshPolicy}; expected refreshInterval only with refreshPolicy Periodic`,
+      { subject: label, field: 'spec.refreshInterval' },
+    );
+  }
   return {
     source: {
       kind: secretSyncKind,
@@ -249,9 +284,11 @@ export function secretSyncJob(object: unknown): SyncJob {
       pathTranslation: spec.pathTranslation,
     },
     targets: [target],
+    templates: spec.target.templates ?? {},
     refreshIntervalMs: spec.refreshInterval
       ? (parseDuration(spec.refreshInterval) ?? 0)
       : defaultRefreshIntervalMs,
+    refreshPolicy: spec.refreshPolicy,
     creationPolicy: spec.creationPolicy,
     deletionPolicy: spec.deletionPolicy ?? defaultDeletionPolicy(spec.creationPolicy),
   };
@@ -384,6 +421,8 @@ export function spcJob(object: unknown): SyncJob {
       annotations: target.annotations,
       data: target.data,
     })),
+    templates: {},
+    refreshPolicy: 'Periodic',
     refreshIntervalMs: refresh ? (parseDuration(refresh) ?? 0) : defaultRefreshIntervalMs,
     creationPolicy: settings.data[annotations.creationPolicy],
     deletionPolicy: settings.data[annotations.deletionPolicy],

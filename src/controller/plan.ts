@@ -26,7 +26,8 @@ export type RefusalReason =
   | 'SecretMissing'
   | 'SecretTypeMismatch'
   | 'MergeNotAllowed'
-  | 'SecretTypeNotMergeable';
+  | 'SecretTypeNotMergeable'
+  | 'SecretImmutable';
 
 export type WritePlan =
   | {
@@ -119,6 +120,7 @@ export function desiredBody(desired: DesiredSecret): V1Secret {
     },
     type: target.type,
     data: { ...desired.data },
+    ...(target.immutable ? { immutable: true } : {}),
   };
 }
 
@@ -224,6 +226,8 @@ function sameSection(
 export function appliesCleanly(body: V1Secret, existing: V1Secret, manager: string): boolean {
   const managed = existing.metadata?.managedFields;
   if (body.type !== undefined && body.type !== existing.type) return false;
+  if ((body.immutable ?? false) !== (existing.immutable ?? false) && body.immutable !== undefined)
+    return false;
   if (!sameSection(body.data, existing.data, appliedNames(managed, manager, ['f:data']))) return false;
   const labels = appliedNames(managed, manager, ['f:metadata', 'f:labels']);
   if (!sameSection(body.metadata?.labels, existing.metadata?.labels, labels)) return false;
@@ -294,6 +298,13 @@ export function planSecretWrite(desired: DesiredSecret, existing: V1Secret | und
       };
     }
     if (appliesCleanly(body, existing, manager)) return { action: 'unchanged' };
+    if (existing.immutable) {
+      return {
+        action: 'refuse',
+        reason: 'SecretImmutable',
+        message: `${secret} is immutable; creationPolicy Merge cannot add keys to it`,
+      };
+    }
     // Conditional on the Secret as judged: an opt-in withdrawn meanwhile fails the write (409).
     return {
       action: 'update',
@@ -322,6 +333,13 @@ export function planSecretWrite(desired: DesiredSecret, existing: V1Secret | und
     };
   }
   if (appliesCleanly(body, existing, manager)) return { action: 'unchanged' };
+  if (existing.immutable) {
+    return {
+      action: 'refuse',
+      reason: 'SecretImmutable',
+      message: `${secret} is immutable and the source would change it; delete the Secret to let smk create it anew (with immutable, a change needs a new Secret)`,
+    };
+  }
   // Ours: take back any field someone else changed by hand, and refuse to write over a newer version.
   return {
     action: 'update',

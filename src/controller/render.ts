@@ -14,6 +14,44 @@ export const maxSecretBytes = 1024 * 1024 - 16 * 1024;
 
 const secretKeyPattern = /^[-._a-zA-Z0-9]{1,253}$/;
 
+/**
+ * The keys each Secret type needs, as the API server's validation has them (all of `all`, one of
+ * `oneOf`): checked before writing so the error names the missing key, not the API's 422.
+ */
+export const requiredKeys: Readonly<Record<string, { all?: readonly string[]; oneOf?: readonly string[] }>> =
+  {
+    'kubernetes.io/tls': { all: ['tls.crt', 'tls.key'] },
+    'kubernetes.io/dockerconfigjson': { all: ['.dockerconfigjson'] },
+    'kubernetes.io/dockercfg': { all: ['.dockercfg'] },
+    'kubernetes.io/basic-auth': { oneOf: ['username', 'password'] },
+    'kubernetes.io/ssh-auth': { all: ['ssh-privatekey'] },
+  };
+
+function checkRequiredKeys(
+  data: Readonly<Record<string, string>>,
+  target: SyncTarget,
+  where: string,
+  subject: string,
+): void {
+  const required = requiredKeys[target.type];
+  if (!required) return;
+  const produced =
+    Object.keys(data)
+      .map((key) => JSON.stringify(key))
+      .join(', ') || 'no key';
+  const fail = (what: string): never => {
+    throw new InvalidInputError(
+      `${where}: type ${target.type} needs ${what}; the target produces ${produced} (name keys with objectAlias, keyPrefix, target.data or target.templates)`,
+      { subject, field: 'target.type' },
+    );
+  };
+  const missing = required.all?.find((key) => !Object.hasOwn(data, key));
+  if (missing !== undefined) fail(`key ${JSON.stringify(missing)}`);
+  if (required.oneOf && !required.oneOf.some((key) => Object.hasOwn(data, key))) {
+    fail(`key ${required.oneOf.map((key) => JSON.stringify(key)).join(' or ')}`);
+  }
+}
+
 export interface RenderedSecret {
   /** Key → base64 value, as a Secret's `data`. */
   readonly data: Readonly<Record<string, string>>;
@@ -77,6 +115,7 @@ export function renderSecretData(
       payload.bytes.byteLength,
     ).toString('base64');
   }
+  checkRequiredKeys(data, target, where, subject);
   const encoded = Object.entries(data).reduce((sum, [key, value]) => sum + key.length + value.length, 0);
   if (encoded > maxSecretBytes) {
     throw new TooLargeError(

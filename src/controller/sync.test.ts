@@ -306,3 +306,123 @@ describe('syncJob', () => {
     assert.doesNotMatch(!outcome.ok ? outcome.message : '', /hunter2/);
   });
 });
+
+describe('syncJob: data features (extractKeys, templates, types, immutable, refreshPolicy)', () => {
+  const dbValue = JSON.stringify({ username: 'app', password: 'pw:/@x', port: 5432 });
+  const extractJob = (extra: Record<string, unknown> = {}, target: Record<string, unknown> = {}) =>
+    job({
+      objects: [{ objectName: 'db-creds', objectType: 'secretsmanager', extractKeys: true }],
+      target: { ...target },
+      ...extra,
+    });
+  const decoded = (secret: V1Secret | undefined) =>
+    Object.fromEntries(
+      Object.entries(secret?.data ?? {}).map(([key, value]) => [
+        key,
+        Buffer.from(value, 'base64').toString(),
+      ]),
+    );
+
+  it('extractKeys and a template: every key plus the rendered DSN; versions per object', async () => {
+    const { reader } = fakeReader({ 'db-creds': dbValue });
+    const world = deps(reader);
+    const outcome = await syncJob(
+      extractJob(
+        {},
+        { templates: { DSN: 'postgres://{{ username }}:{{ password | urlquery }}@db:{{ port }}/app' } },
+      ),
+      world.deps,
+    );
+    assert.equal(outcome.ok, true, JSON.stringify(outcome));
+    assert.deepEqual(decoded(world.created[0]), {
+      username: 'app',
+      password: 'pw:/@x',
+      port: '5432',
+      DSN: 'postgres://app:pw%3A%2F%40x@db:5432/app',
+    });
+    assert.deepEqual(outcome.ok && outcome.versions.map((v) => v.objectName), ['db-creds', 'DSN']);
+  });
+
+  it('a template naming a key the value lacks is InvalidSpec naming the key, never a value; nothing written', async () => {
+    const { reader } = fakeReader({ 'db-creds': dbValue });
+    const world = deps(reader);
+    const outcome = await syncJob(extractJob({}, { templates: { DSN: '{{ user }}' } }), world.deps);
+    assert.equal(outcome.ok, false);
+    if (outcome.ok) return;
+    assert.equal(outcome.reason, 'InvalidObject');
+    assert.match(
+      outcome.message,
+      /spec\.target\.templates\.DSN: \{\{ user \}\} names no file the objects produce/,
+    );
+    assert.doesNotMatch(outcome.message, /pw:/);
+    assert.equal(world.created.length, 0);
+  });
+
+  it('a template with bad syntax is InvalidSpec before anything is read', async () => {
+    const { reader, reads } = fakeReader({ 'db-creds': dbValue });
+    const outcome = await syncJob(extractJob({}, { templates: { DSN: '{{ if x }}' } }), deps(reader).deps);
+    assert.equal(outcome.ok === false && outcome.reason, 'InvalidSpec');
+    assert.equal(reads.length, 0);
+  });
+
+  it('type kubernetes.io/tls without tls.key is refused before writing, naming the missing key', async () => {
+    const { reader } = fakeReader({ 'db-creds': JSON.stringify({ 'tls.crt': 'CERT-x1' }) });
+    const world = deps(reader);
+    const outcome = await syncJob(extractJob({}, { type: 'kubernetes.io/tls' }), world.deps);
+    assert.equal(outcome.ok, false);
+    assert.match(
+      (!outcome.ok && outcome.message) || '',
+      /Secret db: type kubernetes\.io\/tls needs key "tls\.key"; the target produces "tls\.crt"/,
+    );
+    assert.equal(world.created.length, 0);
+  });
+
+  it('type kubernetes.io/basic-auth needs username or password', async () => {
+    const { reader } = fakeReader({ 'db-creds': JSON.stringify({ user: 'x' }) });
+    const outcome = await syncJob(extractJob({}, { type: 'kubernetes.io/basic-auth' }), deps(reader).deps);
+    assert.match((!outcome.ok && outcome.message) || '', /needs key "username" or "password"/);
+    const ok = await syncJob(
+      extractJob({}, { type: 'kubernetes.io/basic-auth' }),
+      deps(fakeReader({ 'db-creds': dbValue }).reader).deps,
+    );
+    assert.equal(ok.ok, true);
+  });
+
+  it('immutable: created immutable; a changed value is refused (SecretImmutable), never forced', async () => {
+    const values: Record<string, string> = { 'db-creds': dbValue };
+    const world = deps(fakeReader(values).reader);
+    const first = await syncJob(extractJob({}, { immutable: true }), world.deps);
+    assert.equal(first.ok, true);
+    assert.equal(world.created[0]?.immutable, true);
+    const again = await syncJob(extractJob({}, { immutable: true }), world.deps);
+    assert.deepEqual(again.ok && again.targets, [{ name: 'db', action: 'unchanged' }]);
+    values['db-creds'] = JSON.stringify({ username: 'app', password: 'new' });
+    const changed = await syncJob(
+      extractJob({}, { immutable: true }),
+      deps(fakeReader(values).reader, world.secrets).deps,
+    );
+    assert.equal(changed.ok === false && changed.reason, 'SecretImmutable');
+    assert.doesNotMatch((!changed.ok && changed.message) || '', /"new"|pw:/);
+  });
+
+  it('immutable with creationPolicy Merge, and refreshInterval with a non-Periodic policy, are invalid', () => {
+    assert.throws(
+      () => extractJob({ creationPolicy: 'Merge' }, { immutable: true }),
+      /spec\.target\.immutable/,
+    );
+    assert.throws(
+      () => extractJob({ refreshPolicy: 'OnChange', refreshInterval: '1m' }),
+      /refreshInterval is set but refreshPolicy is OnChange/,
+    );
+  });
+
+  it('refreshPolicy CreatedOnce: once the Secret exists nothing is read from AWS again', async () => {
+    const { reader, reads } = fakeReader({ 'db-creds': dbValue });
+    const world = deps(reader);
+    assert.equal((await syncJob(extractJob({ refreshPolicy: 'CreatedOnce' }), world.deps)).ok, true);
+    assert.equal(reads.length, 1);
+    const again = await syncJob(extractJob({ refreshPolicy: 'CreatedOnce' }), world.deps);
+    assert.deepEqual(again.ok && again.targets, [{ name: 'db', action: 'unchanged' }]);
+    assert.equal(reads.length, 1, 'no second read');
+  });
+});

@@ -10,10 +10,11 @@ import type { ExpressionEvaluator } from '../core/expressions.ts';
 import { resolvePayloads } from '../core/payloads.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import type { Payload } from '../core/spec-types.ts';
+import { type FileTemplate, parseTemplates } from '../core/template.ts';
 import { apiErrorOf } from '../kube/client.ts';
 import type { IdentityResolver } from './identity.ts';
 import { type SyncJob, sourceLabel } from './jobs.ts';
-import { planSecretWrite } from './plan.ts';
+import { ownedBy, planSecretWrite } from './plan.ts';
 import { type RenderedSecret, renderSecretData } from './render.ts';
 
 export interface SyncDeps {
@@ -65,6 +66,7 @@ export type FailureReason =
   | 'SecretTypeMismatch'
   | 'MergeNotAllowed'
   | 'SecretTypeNotMergeable'
+  | 'SecretImmutable'
   | 'Conflict';
 
 export type SyncOutcome =
@@ -171,13 +173,45 @@ function versionsOf(payloads: readonly Payload[]): SyncedVersion[] {
   return [...seen].map(([objectName, versionId]) => ({ objectName, versionId }));
 }
 
+/**
+ * refreshPolicy CreatedOnce: the target Secrets when every one exists and is this source's (then
+ * nothing is read from AWS nor written again); undefined otherwise, and a read failure counts as
+ * not created, leaving the normal path to decide.
+ */
+async function createdSecrets(job: SyncJob, deps: SyncDeps): Promise<V1Secret[] | undefined> {
+  const secrets: V1Secret[] = [];
+  for (const target of job.targets) {
+    const secret = await Promise.resolve(
+      deps.cachedSecret(job.source.namespace, target.name) ??
+        deps.readSecret(job.source.namespace, target.name),
+    ).catch(() => undefined);
+    if (!secret || !ownedBy(secret, job.source)) return undefined;
+    secrets.push(secret);
+  }
+  return secrets;
+}
+
 export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome> {
   const label = sourceLabel(job.source);
   let spec: ReturnType<typeof parseMountSpec>;
+  let templates: FileTemplate[];
   try {
     spec = parseMountSpec(job.params, label, { allowExpressions: deps.expressions !== undefined });
+    templates = parseTemplates(job.templates, (key) => `spec.target.templates.${key}`, label);
   } catch (error) {
     return fail('InvalidSpec', error, false);
+  }
+
+  const created = job.refreshPolicy === 'CreatedOnce' ? await createdSecrets(job, deps) : undefined;
+  if (created) {
+    return {
+      ok: true,
+      targets: job.targets.map((target) => ({ name: target.name, action: 'unchanged' as const })),
+      versions: [],
+      // The condition says "(role …)": nothing was read, and this says why.
+      roleArn: 'not used: refreshPolicy CreatedOnce and the Secret exists',
+      keys: created.reduce((sum, secret) => sum + Object.keys(secret.data ?? {}).length, 0),
+    };
   }
 
   let identity: Awaited<ReturnType<IdentityResolver['resolve']>>;
@@ -194,6 +228,7 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
       defaultRegion: deps.defaultRegion,
       subject: label,
       expressions: deps.expressions,
+      templates,
     });
   } catch (error) {
     if (isSmkError(error)) return fetchFailure(error, roleArn);

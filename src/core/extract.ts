@@ -14,6 +14,7 @@
 import { InvalidInputError, TooLargeError } from './errors.ts';
 import type { ExpressionEvaluator } from './expressions.ts';
 import { notPlainFieldPath, parseFieldPath, selectField } from './field-path.ts';
+import { isExtractedKeyName } from './naming.ts';
 import type { JmesPathEntry } from './spec-types.ts';
 
 /** Secrets Manager's limit for one value; SSM parameters are smaller still. */
@@ -34,9 +35,51 @@ export function wholeValue(bytes: Uint8Array, subject: string): Uint8Array {
 }
 
 function kindOf(result: unknown): string {
+  if (result === null) return 'null';
   if (Array.isArray(result)) return 'a list';
   if (typeof result === 'object') return 'an object';
   return `a ${typeof result}`;
+}
+
+/** One file of an extractKeys object: its name (prefix + key) and bytes. */
+export interface ExtractedKey {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * Every top-level key of a JSON object value as its own file (ESO's dataFrom.extract): a string
+ * gives its text, anything else (number, boolean, null, object, list) its JSON text, so a nested
+ * object stays one JSON document and `5432` stays `5432` (`5432.0` is written `5432`, as JSON.parse
+ * reads it). A key whose name (prefix + key) is not a valid name (naming.ts) fails the object; the
+ * error gives its position, not its text, as a key that is not a name may be anything.
+ */
+export function extractKeys(bytes: Uint8Array, prefix: string, subject: string): ExtractedKey[] {
+  wholeValue(bytes, subject);
+  const fail = (why: string): never => {
+    throw new InvalidInputError(`${subject}: extractKeys needs a JSON object, but the value ${why}`, {
+      subject,
+      field: 'extractKeys',
+    });
+  };
+  let data: unknown = null;
+  try {
+    data = JSON.parse(utf8.decode(bytes));
+  } catch {
+    fail('is not UTF-8 JSON text');
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) fail(`is ${kindOf(data)}`);
+  const entries = Object.entries(data as Record<string, unknown>);
+  return entries.map(([key, value], position) => {
+    const name = `${prefix}${key}`;
+    if (!isExtractedKeyName(name)) {
+      throw new InvalidInputError(
+        `${subject}: extractKeys: key ${position + 1} of ${entries.length} (in the value's order) does not give a valid name with keyPrefix ${JSON.stringify(prefix)}; expected at most 253 of letters, digits, "-", "_", ".", not "." and not starting with ".." (the key is not shown: it may not be a name at all)`,
+        { subject, field: 'extractKeys' },
+      );
+    }
+    return { name, bytes: encoder.encode(typeof value === 'string' ? value : JSON.stringify(value)) };
+  });
 }
 
 /** One object's selections before its expressions ran. */

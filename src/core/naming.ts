@@ -27,6 +27,15 @@ export function jmesPathFileName(entry: JmesPathEntry, pathTranslation: PathTran
   return translatePath(entry.objectAlias, pathTranslation);
 }
 
+/**
+ * The one rule for names made from a JSON value's keys (extractKeys), the same in every role so a
+ * spec gives the same names as files and as Secret keys: a valid Secret key (letters, digits, "-",
+ * "_", "."; at most 253), not "." or "..", and not starting with ".." (the atomic writer's).
+ */
+export function isExtractedKeyName(name: string): boolean {
+  return /^[-._a-zA-Z0-9]{1,253}$/.test(name) && name !== '.' && !name.startsWith('..');
+}
+
 /** Why `name` cannot be a file inside the target directory, or undefined when it can. */
 export function unsafeNameReason(name: string): string | undefined {
   if (name === '') return 'is empty';

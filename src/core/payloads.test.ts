@@ -580,6 +580,161 @@ describe("resolvePayloads with expressions (the administrator's opt-in)", () => 
   });
 });
 
+describe('resolvePayloads with extractKeys (every key of a JSON value)', () => {
+  const region = { region: 'eu-west-1' };
+  const invalid = (pattern: RegExp) => (error: unknown) => {
+    assert.ok(error instanceof InvalidInputError, String(error));
+    assert.match(error.message, pattern);
+    assert.doesNotMatch(error.message, /s3cr3t|hunter2/);
+    return true;
+  };
+
+  test('one file per top-level key, prefixed; strings as text, the rest as JSON; no whole-value file', async () => {
+    const value = {
+      user: 'app',
+      password: 's3cr3t',
+      port: 5432,
+      tls: true,
+      none: null,
+      opts: { a: [1, 'x'] },
+    };
+    const reader = new MemoryReader().put('eu-west-1', 'prod/db', JSON.stringify(value), 'v7');
+    const payloads = await resolvePayloads(
+      spec(
+        [
+          {
+            objectName: 'prod/db',
+            objectType: 'secretsmanager',
+            extractKeys: true,
+            keyPrefix: 'db_',
+            filePermission: '0400',
+          },
+          {
+            objectName: 'prod/db',
+            objectType: 'secretsmanager',
+            objectAlias: 'whole',
+            jmesPath: [{ path: 'user', objectAlias: 'u' }],
+          },
+        ],
+        region,
+      ),
+      reader,
+      { subject: S },
+    );
+    assert.deepEqual(
+      payloads.map((p) => [
+        p.name,
+        text(p.bytes),
+        p.mode.toString(8),
+        p.objectVersion.id,
+        p.objectVersion.version,
+      ]),
+      [
+        ['db_user', 'app', '400', 'prod_db', 'v7'],
+        ['db_password', 's3cr3t', '400', 'prod_db', 'v7'],
+        ['db_port', '5432', '400', 'prod_db', 'v7'],
+        ['db_tls', 'true', '400', 'prod_db', 'v7'],
+        ['db_none', 'null', '400', 'prod_db', 'v7'],
+        ['db_opts', '{"a":[1,"x"]}', '400', 'prod_db', 'v7'],
+        ['whole', JSON.stringify(value), '644', 'whole', 'v7'],
+        ['u', 'app', '644', 'u', 'v7'],
+      ],
+    );
+    assert.equal(reader.calls.length, 1, 'one read for both objects');
+  });
+
+  test('a key produced by two objects fails, naming both objects and the key, never a value', async () => {
+    const reader = new MemoryReader()
+      .put('eu-west-1', 'prod/db', JSON.stringify({ password: 's3cr3t' }))
+      .put('eu-west-1', 'prod/api', JSON.stringify({ token: 'x', password: 'hunter2' }));
+    await assert.rejects(
+      resolvePayloads(
+        spec(
+          [
+            { objectName: 'prod/db', objectType: 'secretsmanager', extractKeys: true },
+            { objectName: 'prod/api', objectType: 'secretsmanager', extractKeys: true },
+          ],
+          region,
+        ),
+        reader,
+        { subject: S },
+      ),
+      invalid(
+        /^SecretProviderClass default\/aws-secrets: objects\[1\] \(prod\/api\): extractKeys gives file name "password", already used by objects\[0\] \(prod\/db\) extractKeys; expected unique file names$/,
+      ),
+    );
+  });
+
+  test('a key meeting a name of the spec itself (an alias) fails, naming both', async () => {
+    const reader = new MemoryReader().put('eu-west-1', 'prod/db', JSON.stringify({ password: 's3cr3t' }));
+    await assert.rejects(
+      resolvePayloads(
+        spec(
+          [
+            { objectName: 'other', objectType: 'secretsmanager', objectAlias: 'password' },
+            { objectName: 'prod/db', objectType: 'secretsmanager', extractKeys: true },
+          ],
+          region,
+        ),
+        reader.put('eu-west-1', 'other', 'hunter2'),
+        { subject: S },
+      ),
+      invalid(
+        /objects\[1\] \(prod\/db\): extractKeys gives file name "password", already used by objects\[0\] \(other\) objectAlias/,
+      ),
+    );
+  });
+
+  test('a key that is not a valid name fails, by position, without showing the key', async () => {
+    for (const key of ['a/b', '..data', 'has space', '', 'x'.repeat(254)]) {
+      const reader = new MemoryReader().put(
+        'eu-west-1',
+        'prod/db',
+        JSON.stringify({ ok: 's3cr3t', [key]: 'hunter2' }),
+      );
+      await assert.rejects(
+        resolvePayloads(
+          spec([{ objectName: 'prod/db', objectType: 'secretsmanager', extractKeys: true }], region),
+          reader,
+          {
+            subject: S,
+          },
+        ),
+        (error: unknown) => {
+          invalid(
+            /objects\[0\] \(prod\/db\): extractKeys: key 2 of 2 \(in the value's order\) does not give a valid name/,
+          )(error);
+          if (key !== '') assert.ok(!(error as Error).message.includes(JSON.stringify(key)), key);
+          return true;
+        },
+      );
+    }
+  });
+
+  test('a value that is not a JSON object fails, saying what it is', async () => {
+    for (const [value, what] of [
+      ['s3cr3t', 'is not UTF-8 JSON text'],
+      ['["s3cr3t"]', 'is a list'],
+      ['"s3cr3t"', 'is a string'],
+      ['null', 'is null'],
+    ] as const) {
+      const reader = new MemoryReader().put('eu-west-1', 'prod/db', value);
+      await assert.rejects(
+        resolvePayloads(
+          spec([{ objectName: 'prod/db', objectType: 'secretsmanager', extractKeys: true }], region),
+          reader,
+          {
+            subject: S,
+          },
+        ),
+        invalid(
+          new RegExp(`objects\\[0\\] \\(prod/db\\): extractKeys needs a JSON object, but the value ${what}$`),
+        ),
+      );
+    }
+  });
+});
+
 describe('planRequests', () => {
   const objects = [
     { objectName: 'arn:aws:secretsmanager:eu-west-1:1:secret:arn-wins-AbCdEf' },

@@ -23,8 +23,20 @@ import {
   TransientError,
 } from './errors.ts';
 import type { ExpressionEvaluator } from './expressions.ts';
-import { evaluateExpressions, type FieldSelections, selectFields, wholeValue } from './extract.ts';
-import { assertSafeRelativeName, jmesPathFileName, objectFileName } from './naming.ts';
+import {
+  evaluateExpressions,
+  extractKeys,
+  type FieldSelections,
+  selectFields,
+  wholeValue,
+} from './extract.ts';
+import {
+  assertSafeRelativeName,
+  jmesPathFileName,
+  type NamedFile,
+  nameConflicts,
+  objectFileName,
+} from './naming.ts';
 import {
   currentStage,
   type ReadResult,
@@ -33,6 +45,7 @@ import {
   type SecretValue,
 } from './source.ts';
 import type { FileMode, MountSpec, ObjectSpec, Payload } from './spec-types.ts';
+import { type FileTemplate, renderTemplates } from './template.ts';
 
 export const defaultFileMode: FileMode = 0o644;
 
@@ -64,6 +77,11 @@ export interface ResolveOptions {
    * version moved; a failed check leaves the read to report.
    */
   readonly recheckStages?: boolean | undefined;
+  /**
+   * Files made from several of the spec's own files (./template.ts), added after them. Parsed by
+   * the role with parseTemplate, so a template's syntax fails before anything is read.
+   */
+  readonly templates?: readonly FileTemplate[] | undefined;
 }
 
 const labelOf = (object: ObjectSpec): string => `objects[${object.index}] (${object.objectName})`;
@@ -196,10 +214,16 @@ function throwFirst(failures: readonly Failure[], subject: string): never {
   throw about(first.error, `${subject}: ${first.plan.label}`, `${first.error.message}${more}`);
 }
 
-/** An object's payloads, its jmesPath entries' bytes still to come from its selections. */
+/**
+ * An object's payloads: `fixed` (the whole value, or its extracted keys) complete, `entries` (one
+ * per jmesPath entry) with their bytes still to come from `fields`; `files` names them all, for
+ * the conflict check of names known only after the read.
+ */
 interface PreparedObject {
-  readonly payloads: Payload[];
+  readonly fixed: Payload[];
+  readonly entries: Payload[];
   readonly fields: FieldSelections;
+  readonly files: NamedFile[];
 }
 
 function prepare(
@@ -212,28 +236,52 @@ function prepare(
   const { object, label } = plan;
   const where = `${subject}: ${label}`;
   const fallbackMode = options.defaultFileMode ?? defaultFileMode;
-  const name = objectFileName(object, spec.pathTranslation);
-  assertSafeRelativeName(name, where, object.objectAlias === undefined ? 'objectName' : 'objectAlias');
-  const payloads: Payload[] = [
-    {
-      name,
-      bytes: wholeValue(value.bytes, where),
-      mode: object.filePermission ?? fallbackMode,
-      objectVersion: { id: name, version: value.versionId },
-    },
-  ];
+  const mode = object.filePermission ?? fallbackMode;
+  const versioned = (name: string) => ({ id: name, version: value.versionId });
+  const fixed: Payload[] = [];
+  const files: NamedFile[] = [];
+  if (object.extractKeys) {
+    // Versioned as the object (its name as a whole-value file would be), not per key: the key
+    // set is the value's, while sync status and rotation name what the spec names.
+    const objectId = objectFileName(object, spec.pathTranslation);
+    for (const key of extractKeys(value.bytes, object.extractKeys.prefix, where)) {
+      fixed.push({ name: key.name, bytes: key.bytes, mode, objectVersion: versioned(objectId) });
+      files.push({ name: key.name, origin: label, field: 'extractKeys' });
+    }
+  } else {
+    const name = objectFileName(object, spec.pathTranslation);
+    const field = object.objectAlias === undefined ? 'objectName' : 'objectAlias';
+    assertSafeRelativeName(name, where, field);
+    fixed.push({ name, bytes: wholeValue(value.bytes, where), mode, objectVersion: versioned(name) });
+    files.push({ name, origin: label, field });
+  }
   const fields = selectFields(value.bytes, object.jmesPath, where, options.expressions !== undefined);
-  object.jmesPath.forEach((entry, position) => {
+  const entries = object.jmesPath.map((entry, position): Payload => {
     const entryName = jmesPathFileName(entry, spec.pathTranslation);
-    assertSafeRelativeName(entryName, where, `jmesPath[${position}].objectAlias`);
-    payloads.push({
+    const field = `jmesPath[${position}].objectAlias`;
+    assertSafeRelativeName(entryName, where, field);
+    files.push({ name: entryName, origin: label, field });
+    return {
       name: entryName,
       bytes: new Uint8Array(),
-      mode: entry.filePermission ?? object.filePermission ?? fallbackMode,
-      objectVersion: { id: entryName, version: value.versionId },
-    });
+      mode: entry.filePermission ?? mode,
+      objectVersion: versioned(entryName),
+    };
   });
-  return { payloads, fields };
+  return { fixed, entries, fields, files };
+}
+
+/**
+ * Names made from a value's keys can meet each other or the spec's own names only now: the error
+ * names both sources (object and field) and the name, which is a valid file name and Secret key
+ * that anyone reading the output would see; never a value.
+ */
+function checkExtractedNames(prepared: readonly PreparedObject[], subject: string): void {
+  if (!prepared.some((object) => object.files.some((file) => file.field === 'extractKeys'))) return;
+  const [first] = nameConflicts(prepared.flatMap((object) => object.files));
+  if (first) {
+    throw new InvalidInputError(`${subject}: ${first.message}`, { subject, field: first.field });
+  }
 }
 
 /**
@@ -251,16 +299,16 @@ async function payloadsOf(
   const prepared = plans.map((plan) =>
     prepare(plan, values.get(plan) as SecretValue, spec, options, subject),
   );
+  checkExtractedNames(prepared, subject);
   const selections = await evaluateExpressions(
     prepared.map((object) => object.fields),
     options.expressions,
     subject,
   );
-  return prepared.flatMap(({ payloads }, index) => {
-    const [whole, ...entries] = payloads;
+  return prepared.flatMap(({ fixed, entries }, index) => {
     const selected = selections[index] ?? [];
     return [
-      whole as Payload,
+      ...fixed,
       ...entries.map((payload, position) => ({ ...payload, bytes: selected[position] as Uint8Array })),
     ];
   });
@@ -321,5 +369,16 @@ export async function resolvePayloads(
   }
   if (failures.length > 0) throwFirst(failures, subject);
 
-  return payloadsOf(plans, values, spec, options, subject);
+  const produced = await payloadsOf(plans, values, spec, options, subject);
+  const templates = options.templates ?? [];
+  if (templates.length === 0) return produced;
+  const conflict = nameConflicts([
+    ...produced.map((payload) => ({ name: payload.name, origin: 'the objects', field: 'that produce it' })),
+    ...templates.map((template) => ({ name: template.name, origin: 'template', field: template.field })),
+  ])[0];
+  if (conflict) {
+    throw new InvalidInputError(`${subject}: ${conflict.message}`, { subject, field: conflict.field });
+  }
+  const mode = options.defaultFileMode ?? defaultFileMode;
+  return [...produced, ...renderTemplates(produced, templates, mode, subject)];
 }

@@ -34,6 +34,13 @@ export interface ObjectSpec {
   readonly filePermission?: FileMode;
   readonly jmesPath: readonly JmesPathEntry[];
   readonly failoverObject?: FailoverObject;
+  /** Set by `extractKeys: true`: one file per top-level JSON key, and no whole-value file. */
+  readonly extractKeys?: ExtractKeys;
+}
+
+/** Every top-level key of a JSON value as its own file, named `prefix + key` (./naming.ts). */
+export interface ExtractKeys {
+  readonly prefix: string;
 }
 
 /** `false` when pathTranslation is "False": slashes in names then make sub-directories. */

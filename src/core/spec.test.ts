@@ -16,7 +16,7 @@ const sm = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
 const versionId = 'EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE';
 const primaryArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:Primary-AbCdEf';
 const objectKeys =
-  'objectName, objectType, objectAlias, objectVersion, objectVersionLabel, filePermission, jmesPath, failoverObject';
+  'objectName, objectType, objectAlias, objectVersion, objectVersionLabel, filePermission, jmesPath, failoverObject, extractKeys, keyPrefix';
 
 interface Row {
   readonly name: string;
@@ -389,6 +389,26 @@ const rejected: readonly Row[] = [
     expected:
       /objects\[9\] \(s9\): objectType is required [^;]*; expected "secretsmanager" or "ssmparameter"; and 2 more$/,
   },
+  {
+    name: 'extractKeys: keyPrefix without extractKeys',
+    params: { objects: [sm({ keyPrefix: 'db_' })] },
+    expected: `${S}: objects[0] (db): keyPrefix is set but extractKeys is not true; expected extractKeys: true beside it`,
+  },
+  {
+    name: 'extractKeys: objectAlias has nothing to name',
+    params: { objects: [sm({ extractKeys: true, objectAlias: 'db' })] },
+    expected: `${S}: objects[0] (db): objectAlias names the whole-value file, which an extractKeys object does not write; expected keyPrefix to name its keys`,
+  },
+  {
+    name: 'extractKeys: a keyPrefix that is no Secret key',
+    params: { objects: [sm({ extractKeys: true, keyPrefix: 'db/' })] },
+    expected: `${S}: objects[0] (db): keyPrefix must be at most 128 of letters, digits, "-", "_" and ".", got "db/"`,
+  },
+  {
+    name: 'extractKeys: not a boolean',
+    params: { objects: [sm({ extractKeys: 'yes' })] },
+    expected: `${S}: objects[0] (db): extractKeys must be true or false, got a string`,
+  },
 ];
 
 describe('parseMountSpec rejects', () => {
@@ -613,6 +633,35 @@ describe('parseMountSpec accepts', () => {
   test('names that only collide without translation are fine with it', () => {
     const spec = parseMountSpec({ objects: [sm({ objectName: 'prod' }), sm({ objectName: 'prod/db' })] }, S);
     assert.equal(spec.objects.length, 2);
+  });
+
+  test('extractKeys: its names come from the value, so they are not listed at parse time', () => {
+    const parsed = parseMountSpec(
+      {
+        objects: [
+          sm({ extractKeys: true, keyPrefix: 'db_' }),
+          sm({ objectName: 'api', extractKeys: true }),
+          sm({ objectName: 'other', objectAlias: 'db', extractKeys: false }),
+        ],
+      },
+      S,
+    );
+    assert.deepEqual(
+      parsed.objects.map((object) => object.extractKeys),
+      [{ prefix: 'db_' }, { prefix: '' }, undefined],
+    );
+  });
+
+  test('extractKeys with a failoverObject needs no objectAlias (it writes no whole-value file)', () => {
+    const parsed = parseMountSpec(
+      {
+        objects: [sm({ extractKeys: true, failoverObject: { objectName: 'db' } })],
+        region: 'eu-west-1',
+        failoverRegion: 'eu-central-1',
+      },
+      S,
+    );
+    assert.deepEqual(parsed.objects[0]?.extractKeys, { prefix: '' });
   });
 
   test('a YAML alias bomb is refused, not expanded', () => {

@@ -19,6 +19,8 @@ export const agentEnv = {
    * what the injector accepted, so a pod's spec means what it means to the controller and CSI.
    */
   jmesPathExpressions: 'SMK_JMESPATH_EXPRESSIONS',
+  /** The pod's `smk.dev/template-<file>` annotations as a JSON object, file → template; only when set. */
+  templates: 'SMK_TEMPLATES',
 } as const;
 
 export const initContainerName = 'smk-agent-init';

@@ -11,6 +11,7 @@ import { isSmkError } from '../core/errors.ts';
 import { unsafeNameReason } from '../core/naming.ts';
 import { awsRegionExpectation, isAwsRegion } from '../core/regions.ts';
 import { parseMountSpec, parseObjectsText } from '../core/spec.ts';
+import { parseTemplates } from '../core/template.ts';
 
 export const annotations = {
   seedEnabled: 'secrets.k8s.aws/sidecarInjectorWebhook',
@@ -26,6 +27,9 @@ export const annotations = {
   resources: 'smk.dev/resources',
   status: 'smk.dev/status',
 } as const;
+
+/** `smk.dev/template-<file>`: a file rendered from the objects' files (core/template.ts), as Vault's agent-inject-template. */
+export const templatePrefix = 'smk.dev/template-';
 
 export const injectedStatus = 'injected';
 export const seedDefaultMountPath = '/tmp';
@@ -50,6 +54,8 @@ export interface Resources {
 export interface InjectionPlan {
   /** The objects list as JSON, for the agent's SMK_OBJECTS. */
   readonly objectsJson: string;
+  /** The `smk.dev/template-<file>` annotations as JSON (file → text), for SMK_TEMPLATES. */
+  readonly templatesJson?: string;
   readonly region?: string;
   /** Absolute, normalised (no trailing slash). */
   readonly mountPath: string;
@@ -268,9 +274,20 @@ function buildPlan(
   allowExpressions: boolean,
 ): InjectionPlan {
   for (const name of Object.keys(values)) {
-    if (name.startsWith(smkPrefix) && !knownSmkAnnotations.has(name)) {
-      problem(name, `unknown smk annotation; expected one of ${[...knownSmkAnnotations].join(', ')}`);
+    if (name.startsWith(smkPrefix) && !knownSmkAnnotations.has(name) && !name.startsWith(templatePrefix)) {
+      problem(
+        name,
+        `unknown smk annotation; expected one of ${[...knownSmkAnnotations].join(', ')}, ${templatePrefix}<file>`,
+      );
     }
+  }
+  const templates: Record<string, string> = {};
+  for (const [name, text] of Object.entries(values)) {
+    if (name.startsWith(templatePrefix)) templates[name.slice(templatePrefix.length)] = text;
+  }
+  // Checked here (syntax and names) so a bad template is refused at admission, where it is seen.
+  for (const [file, text] of Object.entries(templates)) {
+    relabel(() => parseTemplates({ [file]: text }, () => 'template', `annotation ${templatePrefix}${file}`));
   }
   const ownObjects = optional(values, annotations.objects);
   const seedArn = values[annotations.seedSecretArn];
@@ -335,6 +352,7 @@ function buildPlan(
   }
   return {
     objectsJson: JSON.stringify(objects),
+    ...(Object.keys(templates).length === 0 ? {} : { templatesJson: JSON.stringify(templates) }),
     ...(region === undefined ? {} : { region }),
     mountPath,
     ...(containersValue === undefined

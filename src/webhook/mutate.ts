@@ -181,6 +181,7 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
       { name: agentEnv.objects, value: plan.objectsJson },
       { name: agentEnv.dir, value: plan.mountPath },
       ...(plan.region === undefined ? [] : [{ name: agentEnv.region, value: plan.region }]),
+      ...(plan.templatesJson === undefined ? [] : [{ name: agentEnv.templates, value: plan.templatesJson }]),
       ...(config.allowJmesPathExpressions ? [{ name: agentEnv.jmesPathExpressions, value: 'allowed' }] : []),
       ...modeEnv,
       ...identity.env.map(copyJson),

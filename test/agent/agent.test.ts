@@ -127,6 +127,39 @@ describe('smk agent', () => {
     assert.doesNotMatch(agent.stderr(), /pw-1-|key-1/);
   });
 
+  test('init with SMK_TEMPLATES (smk.dev/template-<file>) and extractKeys: the keys and the rendered file', async () => {
+    const dir = join(work, 'templates');
+    const agent = startAgent(
+      'init',
+      envFor(dir, {
+        SMK_OBJECTS: JSON.stringify([
+          { objectName: `${prefix}/db`, objectType: 'secretsmanager', extractKeys: true },
+        ]),
+        SMK_TEMPLATES: JSON.stringify({ 'db.properties': 'user={{ username }}\npassword={{ password }}\n' }),
+      }),
+    );
+    assert.equal(await agent.exit(), 0, agent.stderr());
+    assert.equal(await readFile(join(dir, 'username'), 'utf8'), 'app');
+    assert.match(
+      await readFile(join(dir, 'db.properties'), 'utf8'),
+      /^user=app\npassword=pw-\d+-[-0-9a-f]+\n$/,
+    );
+    assert.doesNotMatch(agent.stderr(), /pw-\d/);
+
+    const bad = startAgent(
+      'init',
+      envFor(join(work, 'templates-bad'), {
+        SMK_OBJECTS: JSON.stringify([
+          { objectName: `${prefix}/db`, objectType: 'secretsmanager', extractKeys: true },
+        ]),
+        SMK_TEMPLATES: JSON.stringify({ x: '{{ pass }}' }),
+      }),
+    );
+    assert.notEqual(await bad.exit(), 0);
+    assert.match(bad.stderr(), /template x: \{\{ pass \}\} names no file the objects produce/);
+    assert.doesNotMatch(bad.stderr(), /pw-\d/);
+  });
+
   test('init fails closed: a missing secret exits non-zero, names the object and writes nothing', async () => {
     const dir = join(work, 'missing');
     const agent = startAgent(

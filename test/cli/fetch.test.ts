@@ -168,6 +168,61 @@ describe('smk fetch', () => {
     await assert.rejects(readdir(dir), { code: 'ENOENT' });
   });
 
+  test('extractKeys and --template: one file per key and the rendered file, the same as a SecretSync gives', async () => {
+    const spec = join(work, 'keys.yaml');
+    await writeFile(spec, [`- objectName: "${dbArn}"`, '  extractKeys: true', '  keyPrefix: db_'].join('\n'));
+    const template = join(work, 'config.tmpl');
+    await writeFile(template, '{"user": {{ db_user | json }}}');
+    const dir = join(work, 'keys');
+    const result = await smk([
+      'fetch',
+      '--objects',
+      spec,
+      '--dir',
+      dir,
+      '--template',
+      `config.json=${template}`,
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual((await readdir(dir)).filter((name) => !name.startsWith('..')).sort(), [
+      'config.json',
+      'db_user',
+    ]);
+    const user = (JSON.parse(dbValue) as { user: unknown }).user;
+    assert.equal(await readFile(join(dir, 'db_user'), 'utf8'), JSON.stringify(user));
+    assert.deepEqual(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')), {
+      user: JSON.stringify(user),
+    });
+    assert.ok(!result.stderr.includes('pw-'), 'no value printed');
+
+    const missing = await smk([
+      'fetch',
+      '--objects',
+      spec,
+      '--dir',
+      join(work, 'none'),
+      '--template',
+      `x=${template.replace('config', 'missing')}`,
+    ]);
+    assert.notEqual(missing.code, 0);
+    await writeFile(join(work, 'bad.tmpl'), '{{ db_password }}');
+    const bad = await smk([
+      'fetch',
+      '--objects',
+      spec,
+      '--dir',
+      join(work, 'none'),
+      '--template',
+      `x=${join(work, 'bad.tmpl')}`,
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(
+      bad.stderr,
+      /--template x: \{\{ db_password \}\} names no file the objects produce; they produce "db_user"/,
+    );
+    assert.ok(!bad.stderr.includes('pw-'), 'no value printed');
+  });
+
   test('bad input is refused with the field named', async () => {
     const badMode = JSON.stringify([
       { objectName: 'x', objectType: 'secretsmanager', filePermission: '644' },

@@ -104,6 +104,26 @@ describe('csi provider: Mount', () => {
     assert.deepEqual(versions, { [translated]: '1', 'password-v1': '1', 'password-now': '2' });
   });
 
+  it('extractKeys: one file per JSON key, nested values as JSON, one object_version for the object', async () => {
+    const name = `${uniqueName('smk-csi')}/settings`;
+    await putSecret(
+      'us-east-1',
+      name,
+      JSON.stringify({ host: 'db-2.internal', port: 5432, tls: { mode: 'full' } }),
+    );
+    const objects = `- {objectName: "${name}", objectType: secretsmanager, extractKeys: true, keyPrefix: db_}`;
+    const response = await world.client.mount(world.request(pod, { objects, region: 'us-east-1' }));
+    assert.deepEqual(filesAsText(response.files), {
+      db_host: 'db-2.internal',
+      db_port: '5432',
+      db_tls: '{"mode":"full"}',
+    });
+    assert.deepEqual(
+      response.object_version.map((version) => version.id),
+      [name.replaceAll('/', '_')],
+    );
+  });
+
   it('keeps sub-directories when pathTranslation is False, and uses a custom character otherwise', async () => {
     const name = `${uniqueName('smk-csi')}/app/token`;
     await putSecret('us-east-1', name, 'tok');

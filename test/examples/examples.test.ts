@@ -77,8 +77,11 @@ describe('examples/', () => {
       'injection-sidecar-injector',
       'injection-smk',
       'rotation-mapping',
+      'sync-extract-keys',
+      'sync-secret-types',
       'sync-secretproviderclass',
       'sync-secretsync',
+      'sync-template',
       'write-through',
     ]);
   });
@@ -183,7 +186,14 @@ describe('examples/', () => {
     const namespaces: Record<string, string> = {};
 
     before(async () => {
-      for (const name of ['sync-secretproviderclass', 'sync-secretsync', 'rotation-mapping']) {
+      for (const name of [
+        'sync-secretproviderclass',
+        'sync-secretsync',
+        'rotation-mapping',
+        'sync-extract-keys',
+        'sync-template',
+        'sync-secret-types',
+      ]) {
         namespaces[name] = await bed.newNamespace(`example-${name}`);
       }
       stack = await startStack(bed.kubeConfig, moto.endpoint, {
@@ -229,6 +239,75 @@ describe('examples/', () => {
       await waitFor('Deployment worker adopted (smk.dev/rollout-on-sync)', 30_000, () =>
         adopted(bed.kubeConfig, namespace, 'worker'),
       );
+    });
+
+    const settings = { host: 'db.internal', port: 5432, username: 'app', password: 'example:pass@word-7' };
+
+    it('sync-extract-keys for real: app-settings has every key of the JSON secret, prefixed', async () => {
+      const value = JSON.parse(
+        await ensureSecret('us-east-1', 'prod/app/settings', JSON.stringify(settings)),
+      ) as typeof settings;
+      const namespace = namespaces['sync-extract-keys'] ?? '';
+      await applyExample(bed.kubeConfig, 'sync-extract-keys', namespace);
+      const synced = await waitFor('Secret app-settings', 30_000, () => secret(namespace, 'app-settings'));
+      assert.deepEqual(Object.keys(synced.data ?? {}).sort(), [
+        'APP_host',
+        'APP_password',
+        'APP_port',
+        'APP_username',
+      ]);
+      assert.equal(decode(synced.data?.APP_password), value.password);
+      assert.equal(decode(synced.data?.APP_port), String(value.port));
+    });
+
+    it("sync-template for real: app-dsn holds the rendered DSN and properties; its Deployment's agent gets the same templates", async () => {
+      const value = JSON.parse(
+        await ensureSecret('us-east-1', 'prod/app/settings', JSON.stringify(settings)),
+      ) as typeof settings;
+      const namespace = namespaces['sync-template'] ?? '';
+      await applyExample(bed.kubeConfig, 'sync-template', namespace);
+      const synced = await waitFor('Secret app-dsn', 30_000, () => secret(namespace, 'app-dsn'));
+      assert.deepEqual(Object.keys(synced.data ?? {}).sort(), ['DATABASE_URL', 'db.properties']);
+      assert.equal(
+        decode(synced.data?.DATABASE_URL),
+        `postgres://${value.username}:${encodeURIComponent(value.password)}@${value.host}:${value.port}/app`,
+      );
+      assert.equal(
+        decode(synced.data?.['db.properties']),
+        `db.user=${value.username}\ndb.password=${value.password}\n`,
+      );
+      const injected = await runCommand(process.execPath, [
+        cli,
+        'inject',
+        '-f',
+        join(examplesDir, 'sync-template', 'deployment.yaml'),
+      ]);
+      assert.equal(injected.code, 0, injected.stderr);
+      const [deployment] = loadAllYaml(injected.stdout) as V1Deployment[];
+      const init = deployment?.spec?.template.spec?.initContainers?.[0];
+      const templates = init?.env?.find((variable) => variable.name === 'SMK_TEMPLATES');
+      assert.deepEqual(Object.keys(JSON.parse(templates?.value ?? '{}') as object).sort(), [
+        'DATABASE_URL',
+        'db.properties',
+      ]);
+    });
+
+    it('sync-secret-types for real: web-tls is a labelled, immutable kubernetes.io/tls Secret', async () => {
+      const value = JSON.parse(
+        await ensureSecret(
+          'us-east-1',
+          'prod/app/tls',
+          JSON.stringify({ 'tls.crt': 'example-cert-PEM-9', 'tls.key': 'example-key-PEM-9' }),
+        ),
+      ) as Record<string, string>;
+      const namespace = namespaces['sync-secret-types'] ?? '';
+      await applyExample(bed.kubeConfig, 'sync-secret-types', namespace);
+      const synced = await waitFor('Secret web-tls', 30_000, () => secret(namespace, 'web-tls'));
+      assert.equal(synced.type, 'kubernetes.io/tls');
+      assert.equal(synced.immutable, true);
+      assert.equal(synced.metadata?.labels?.app, 'web');
+      assert.equal(synced.metadata?.annotations?.team, 'payments');
+      assert.equal(decode(synced.data?.['tls.key']), value['tls.key']);
     });
 
     it('rotation-mapping for real: app-secret synced, the mapping watches and adopts the labelled Deployment', async () => {
