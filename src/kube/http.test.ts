@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApiException } from '@kubernetes/client-node';
 import { apiErrorOf, apiStatus, KubeHttpError, kubeError, parseApiStatus } from './client.ts';
-import { apiBase, collectionPath, queryString } from './http.ts';
+import { apiBase, pathOf, queryString, resourcePath } from './http.ts';
 
 describe('API paths', () => {
   it('puts the core group under /api and the others under /apis', () => {
@@ -12,24 +12,38 @@ describe('API paths', () => {
   });
 
   it('builds namespaced and cluster-scoped collection paths', () => {
-    const secrets = { base: '/api/v1', plural: 'secrets', namespaced: true };
-    assert.equal(collectionPath(secrets, 'team-a'), '/api/v1/namespaces/team-a/secrets');
+    const secrets = { apiVersion: 'v1', plural: 'secrets', namespaced: true };
+    assert.equal(pathOf(secrets, 'team-a'), '/api/v1/namespaces/team-a/secrets');
     const webhooks = {
-      base: '/apis/admissionregistration.k8s.io/v1',
+      apiVersion: 'admissionregistration.k8s.io/v1',
       plural: 'mutatingwebhookconfigurations',
       namespaced: false,
     };
     assert.equal(
-      collectionPath(webhooks, 'ignored'),
+      pathOf(webhooks, 'ignored'),
       '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
     );
   });
 
   it('refuses a namespaced path without a namespace instead of building a cluster-wide one', () => {
-    assert.throws(
-      () => collectionPath({ base: '/api/v1', plural: 'secrets', namespaced: true }, ''),
-      /namespace/,
+    assert.throws(() => pathOf({ apiVersion: 'v1', plural: 'secrets', namespaced: true }, ''), /namespace/);
+  });
+
+  it('builds object and subresource paths, encoding every name so none reaches another path', () => {
+    assert.equal(
+      resourcePath('smk.dev/v1alpha1', 'secretsyncs', 'team-a', { name: 'db', subresource: 'status' }),
+      '/apis/smk.dev/v1alpha1/namespaces/team-a/secretsyncs/db/status',
     );
+    assert.equal(
+      resourcePath('v1', 'secrets', 'a/b', { name: '../x?y' }),
+      '/api/v1/namespaces/a%2Fb/secrets/..%2Fx%3Fy',
+    );
+    assert.equal(resourcePath('v1', 'nodes', undefined, { name: 'n1' }), '/api/v1/nodes/n1');
+    assert.equal(resourcePath('apps/v1', 'deployments'), '/apis/apps/v1/deployments');
+  });
+
+  it('refuses an object path without a name instead of building the collection path', () => {
+    assert.throws(() => resourcePath('v1', 'secrets', 'a', { name: '' }), /needs a name/);
   });
 
   it('encodes query values and leaves out undefined ones', () => {

@@ -17,6 +17,7 @@ export type ContentType =
   | 'application/json'
   | 'application/apply-patch+yaml'
   | 'application/merge-patch+json'
+  | 'application/strategic-merge-patch+json'
   | 'application/json-patch+json';
 
 export interface KubeRequest {
@@ -31,8 +32,8 @@ export interface KubeRequest {
 
 /** What identifies a kind's REST resource; found by discovery. */
 export interface ResourceInfo {
-  /** `/api/v1` or `/apis/<group>/<version>`. */
-  readonly base: string;
+  /** `v1`, `apps/v1`, `smk.dev/v1alpha1`. */
+  readonly apiVersion: string;
   readonly plural: string;
   readonly namespaced: boolean;
 }
@@ -49,11 +50,46 @@ export function apiBase(apiVersion: string): string {
   return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
 }
 
-/** The collection path of a resource, in `namespace` when it is namespaced. */
-export function collectionPath(resource: ResourceInfo, namespace: string | undefined): string {
-  if (!resource.namespaced) return `${resource.base}/${resource.plural}`;
-  if (!namespace) throw new TypeError(`${resource.plural} are namespaced: a namespace is required`);
-  return `${resource.base}/namespaces/${encodeURIComponent(namespace)}/${resource.plural}`;
+/** One object of a collection, and optionally its subresource (`status`, `token`). */
+export interface ObjectPathPart {
+  readonly name: string;
+  readonly subresource?: string;
+}
+
+/**
+ * The one builder of API paths (requests and watches alike): the collection of `plural` in
+ * `apiVersion`, cluster-wide or in `namespace`, and with `object` one object of it. Names are
+ * URL-encoded, so a name can never reach another path.
+ */
+export function resourcePath(
+  apiVersion: string,
+  plural: string,
+  namespace?: string,
+  object?: ObjectPathPart,
+): string {
+  const scope = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  const collection = `${apiBase(apiVersion)}${scope}/${plural}`;
+  if (!object) return collection;
+  // Without a name the path would be the collection: a GET would list, a DELETE delete them all.
+  if (!object.name) throw new TypeError(`${plural}: an object path needs a name`);
+  const sub = object.subresource ? `/${object.subresource}` : '';
+  return `${collection}/${encodeURIComponent(object.name)}${sub}`;
+}
+
+/** The path of a discovered resource, in `namespace` when it is namespaced (required then). */
+export function pathOf(
+  resource: ResourceInfo,
+  namespace: string | undefined,
+  object?: ObjectPathPart,
+): string {
+  if (resource.namespaced && !namespace)
+    throw new TypeError(`${resource.plural} are namespaced: a namespace is required`);
+  return resourcePath(
+    resource.apiVersion,
+    resource.plural,
+    resource.namespaced ? namespace : undefined,
+    object,
+  );
 }
 
 export function queryString(query: KubeRequest['query']): string {
@@ -132,7 +168,7 @@ export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
     );
     if (!found)
       throw new KubeHttpError('GET', `${base} (kind ${kind} not served)`, 404, { reason: 'NotFound' });
-    return { base, plural: found.name, namespaced: found.namespaced };
+    return { apiVersion, plural: found.name, namespaced: found.namespaced };
   }
 
   return { send, resource };
