@@ -5,7 +5,7 @@
  */
 import { InvalidInputError, type SmkError } from '../core/errors.ts';
 // Every Secrets Manager read names the stage explicitly when none is asked for (moto.md #1).
-import { currentStage, type ObjectType, type SecretRequest } from '../core/source.ts';
+import { type ObjectType, requestedStage, type SecretRequest } from '../core/source.ts';
 import { effectiveRegion, splitSsmSelector } from './arn.ts';
 import type { CachedSecret, CacheSlot } from './cache.ts';
 
@@ -49,7 +49,7 @@ export function targetBase(identityKey: string, request: SecretRequest): TargetB
 /** Secrets Manager: a version id pins; otherwise the stage asked for, AWSCURRENT when none. */
 export function secretTarget(base: TargetBase, request: SecretRequest): Target | SmkError {
   const versionId = request.versionId;
-  const versionStage = request.versionStage ?? (versionId === undefined ? currentStage : undefined);
+  const versionStage = requestedStage(request);
   const slot: CacheSlot =
     versionId === undefined
       ? { ...base, id: request.id, selector: `stage:${versionStage}`, pinned: false }

@@ -26,8 +26,9 @@ import type { ExpressionEvaluator } from './expressions.ts';
 import { evaluateExpressions, type FieldSelections, selectFields, wholeValue } from './extract.ts';
 import { assertSafeRelativeName, jmesPathFileName, objectFileName } from './naming.ts';
 import {
-  currentStage,
+  followedStage,
   type ReadResult,
+  requestedStage,
   type SecretReader,
   type SecretRequest,
   type SecretValue,
@@ -75,9 +76,7 @@ function request(
   versionId: string | undefined,
   label: string | undefined,
 ): SecretRequest {
-  // Secrets Manager always gets an explicit stage (moto.md #1): AWSCURRENT unless pinned.
-  const versionStage =
-    label ?? (object.objectType === 'secretsmanager' && versionId === undefined ? currentStage : undefined);
+  const versionStage = requestedStage({ objectType: object.objectType, versionId, versionStage: label });
   return {
     objectType: object.objectType,
     id,
@@ -152,7 +151,8 @@ async function readAll(reader: SecretReader, requests: readonly SecretRequest[])
 async function recheckStages(reader: SecretReader, requests: readonly SecretRequest[]): Promise<void> {
   const moving = new Map<string, SecretRequest>();
   for (const r of requests) {
-    if (r.objectType === 'secretsmanager' && r.versionId === undefined) moving.set(requestKey(r), r);
+    // Only Secrets Manager resolves stages through the reader's cache; SSM reads name the label.
+    if (r.objectType === 'secretsmanager' && followedStage(r) !== undefined) moving.set(requestKey(r), r);
   }
   await Promise.all(
     [...moving.values()].map((r) =>
