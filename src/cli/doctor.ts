@@ -4,7 +4,7 @@
  * not give are listed as skipped, so the output always shows what was and was not looked at.
  */
 import { AwsClients } from '../aws/index.ts';
-import { parseEnvironment } from '../config.ts';
+import { processEnvironment } from '../config.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import { type DoctorOptions, runChecks } from './doctor/checks.ts';
 import { exitCode, formatReport } from './doctor/report.ts';
@@ -71,7 +71,7 @@ export async function run(args: readonly string[]): Promise<number> {
     process.stdout.write(help);
     return 0;
   }
-  const environment = parseEnvironment(process.env);
+  const environment = processEnvironment();
   const region = values.region ?? environment.region;
   const timeoutMs = parseTimeout(values.timeout);
   const options: DoctorOptions = {
