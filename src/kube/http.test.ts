@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApiException } from '@kubernetes/client-node';
 import { apiErrorOf, apiStatus, KubeHttpError, kubeError, parseApiStatus } from './client.ts';
-import { apiBase, pathOf, queryString, resourcePath } from './http.ts';
+import { apiBase, parseBody, pathOf, queryString, resourcePath } from './http.ts';
 
 describe('API paths', () => {
   it('puts the core group under /api and the others under /apis', () => {
@@ -121,6 +121,26 @@ describe('the API server Status', () => {
     assert.equal(
       kubeError(new KubeHttpError('GET', '/x', 429, { retryAfterMs: 1000 }), 'x').kind,
       'Throttled',
+    );
+  });
+});
+
+describe('parseBody', () => {
+  it('parses JSON and reads an empty body as undefined', () => {
+    assert.deepEqual(parseBody({ method: 'GET', path: '/api/v1' }, 200, '{"kind":"APIResourceList"}'), {
+      kind: 'APIResourceList',
+    });
+    assert.equal(parseBody({ method: 'DELETE', path: '/api/v1/x' }, 200, ''), undefined);
+  });
+
+  it('turns a body that is not JSON into a KubeHttpError naming the request, never quoting the text', () => {
+    const body = 'token: s3cr3t-value-not-json';
+    assert.throws(
+      () => parseBody({ method: 'GET', path: '/api/v1/namespaces/a/secrets/b' }, 200, body),
+      (error: Error) =>
+        error instanceof KubeHttpError &&
+        error.message === 'GET /api/v1/namespaces/a/secrets/b: HTTP 200 (NotJson)' &&
+        !error.message.includes('s3cr3t'),
     );
   });
 });

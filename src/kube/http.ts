@@ -151,7 +151,7 @@ export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
         parseApiStatus(text, typeof retryAfter === 'string' ? retryAfter : undefined),
       );
     }
-    return (text ? JSON.parse(text) : undefined) as T;
+    return parseBody<T>(spec, response.statusCode, text);
   }
 
   async function resource(apiVersion: string, kind: string): Promise<ResourceInfo> {
@@ -172,6 +172,20 @@ export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
   }
 
   return { send, resource };
+}
+
+/**
+ * The JSON of a successful answer. A body that is not JSON (a proxy's page, a cut connection) is a
+ * KubeHttpError naming the request, never JSON.parse's SyntaxError: its message quotes the text,
+ * which may be a Secret's data.
+ */
+export function parseBody<T>(spec: Pick<KubeRequest, 'method' | 'path'>, status: number, text: string): T {
+  if (!text) return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new KubeHttpError(spec.method, spec.path, status, { reason: 'NotJson' });
+  }
 }
 
 interface Connection {
