@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApiException } from '@kubernetes/client-node';
 import { apiErrorOf, apiStatus, KubeHttpError, kubeError, parseApiStatus } from './client.ts';
-import { apiBase, parseBody, pathOf, queryString, resourcePath } from './http.ts';
+import { apiBase, type KubeRequest, listPage, parseBody, pathOf, queryString, resourcePath } from './http.ts';
 
 describe('API paths', () => {
   it('puts the core group under /api and the others under /apis', () => {
@@ -142,5 +142,50 @@ describe('parseBody', () => {
         error.message === 'GET /api/v1/namespaces/a/secrets/b: HTTP 200 (NotJson)' &&
         !error.message.includes('s3cr3t'),
     );
+  });
+});
+
+describe('listPage', () => {
+  it('asks for one page with its continue token and selector, and hands back the next token', async () => {
+    const asked: KubeRequest[] = [];
+    const http = {
+      async send<T>(request: KubeRequest): Promise<T> {
+        asked.push(request);
+        return {
+          items: [{ metadata: { name: 'a' } }],
+          metadata: { resourceVersion: '42', continue: 'next-page' },
+        } as T;
+      },
+    };
+    const page = await listPage<{ metadata: { name: string } }>(http, '/apis/smk.dev/v1alpha1/secretsyncs', {
+      limit: 500,
+      continueToken: 'this-page',
+      labelSelector: 'a=b',
+    });
+    assert.deepEqual(asked, [
+      {
+        method: 'GET',
+        path: '/apis/smk.dev/v1alpha1/secretsyncs',
+        query: { limit: '500', continue: 'this-page', labelSelector: 'a=b' },
+      },
+    ]);
+    assert.deepEqual(page, {
+      items: [{ metadata: { name: 'a' } }],
+      resourceVersion: '42',
+      continueToken: 'next-page',
+    });
+  });
+
+  it('ends on a page with an empty continue token and reads null items as none', async () => {
+    const http = {
+      async send<T>(): Promise<T> {
+        return { items: null, metadata: { resourceVersion: '7', continue: '' } } as T;
+      },
+    };
+    assert.deepEqual(await listPage(http, '/api/v1/secrets', { limit: 1 }), {
+      items: [],
+      resourceVersion: '7',
+      continueToken: undefined,
+    });
   });
 });

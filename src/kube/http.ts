@@ -174,6 +174,43 @@ export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
   return { send, resource };
 }
 
+/** One page of a list, as an informer consumes it. */
+export interface ListedPage<T> {
+  readonly items: T[];
+  readonly resourceVersion: string;
+  /** Undefined on the last page. */
+  readonly continueToken: string | undefined;
+}
+
+/**
+ * One page of the collection at `path` (from resourcePath), through this transport: the lister an
+ * informer needs for any kind, typed or custom, with the `continue` token kept (client-node's
+ * KubernetesObjectApi.list drops it for custom resources).
+ */
+export async function listPage<T>(
+  http: Pick<KubeHttp, 'send'>,
+  path: string,
+  page: {
+    readonly limit: number;
+    readonly continueToken?: string | undefined;
+    readonly labelSelector?: string | undefined;
+  },
+): Promise<ListedPage<T>> {
+  const list = await http.send<{
+    readonly items?: T[] | null;
+    readonly metadata?: { readonly resourceVersion?: string; readonly continue?: string };
+  }>({
+    method: 'GET',
+    path,
+    query: { limit: String(page.limit), continue: page.continueToken, labelSelector: page.labelSelector },
+  });
+  return {
+    items: list?.items ?? [],
+    resourceVersion: list?.metadata?.resourceVersion ?? '',
+    continueToken: list?.metadata?.continue || undefined,
+  };
+}
+
 /**
  * The JSON of a successful answer. A body that is not JSON (a proxy's page, a cut connection) is a
  * KubeHttpError naming the request, never JSON.parse's SyntaxError: its message quotes the text,
