@@ -1,8 +1,11 @@
 /**
  * All environment and flag input, parsed once with zod at the edge and passed down as plain
- * typed values. Nothing below src/cli reads process.env or argv.
+ * typed values. This is the one file that reads process.env; nothing else reads it or argv below
+ * src/cli.
  */
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
+import { agentEnv } from './core/agent-contract.ts';
 import { InvalidInputError } from './core/errors.ts';
 
 const nonEmpty = z.string().trim().min(1);
@@ -11,7 +14,7 @@ const environmentSchema = z.object({
   AWS_REGION: nonEmpty.optional(),
   AWS_DEFAULT_REGION: nonEmpty.optional(),
   AWS_ENDPOINT_URL: z.url().optional(),
-  SMK_OBJECTS: nonEmpty.optional(),
+  [agentEnv.objects]: nonEmpty.optional(),
   SMK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   // Set by the chart from the downward API; the lease holder's name and the namespace smk runs in.
   POD_NAME: z.string().optional(),
@@ -45,11 +48,89 @@ export function parseEnvironment(env: NodeJS.ProcessEnv): Environment {
   return {
     region: e.AWS_REGION ?? e.AWS_DEFAULT_REGION,
     awsEndpoint: e.AWS_ENDPOINT_URL,
-    objects: e.SMK_OBJECTS,
+    objects: e[agentEnv.objects],
     logLevel: e.SMK_LOG_LEVEL ?? 'info',
     podName: e.POD_NAME,
     podNamespace: e.POD_NAMESPACE,
   };
+}
+
+/** The process's environment (AWS, log level, pod facts), parsed. */
+export function processEnvironment(): Environment {
+  return parseEnvironment(process.env);
+}
+
+const agentEnvironmentSchema = z.object({
+  [agentEnv.dir]: z
+    .string({ error: 'is required' })
+    .refine((dir) => isAbsolute(dir), 'must be an absolute directory path'),
+  [agentEnv.region]: z.string().trim().min(1).optional(),
+  [agentEnv.refreshInterval]: z.coerce
+    .number({ error: 'must be a number of seconds' })
+    .int('must be a whole number of seconds')
+    .min(1, 'must be at least 1 second')
+    .max(86_400, 'must be at most 86400 seconds')
+    .optional(),
+  [agentEnv.jmesPathExpressions]: z.literal('allowed', { error: 'must be "allowed" or unset' }).optional(),
+  /** JSON {"file": "template"}; parsed by core/template.ts, which names the template in its errors. */
+  [agentEnv.templates]: z.string().optional(),
+});
+
+/** What the webhook told the injected agent through its environment (core/agent-contract.ts). */
+export interface AgentEnvironment {
+  readonly dir: string;
+  readonly region: string | undefined;
+  readonly refreshIntervalSeconds: number | undefined;
+  readonly allowExpressions: boolean;
+  /** The SMK_TEMPLATES text as the webhook wrote it (unparsed). */
+  readonly templatesText: string | undefined;
+}
+
+export function parseAgentEnvironment(env: NodeJS.ProcessEnv): AgentEnvironment {
+  const parsed = agentEnvironmentSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? 'environment');
+    throw new InvalidInputError(`smk agent: environment variable ${name} ${issue?.message ?? 'is invalid'}`, {
+      subject: 'smk agent',
+      field: name,
+    });
+  }
+  return {
+    dir: parsed.data[agentEnv.dir],
+    region: parsed.data[agentEnv.region],
+    refreshIntervalSeconds: parsed.data[agentEnv.refreshInterval],
+    allowExpressions: parsed.data[agentEnv.jmesPathExpressions] === 'allowed',
+    templatesText: parsed.data[agentEnv.templates],
+  };
+}
+
+/** The injected agent's own environment, parsed. */
+export function agentProcessEnvironment(): AgentEnvironment {
+  return parseAgentEnvironment(process.env);
+}
+
+/** Where a kubeconfig may come from, as kubectl looks (src/cli/kube-config.ts decides). */
+export interface KubeConfigEnvironment {
+  /** KUBECONFIG: a list of files, split on the platform's path delimiter. */
+  readonly kubeConfig: string | undefined;
+  readonly home: string | undefined;
+  /** KUBERNETES_SERVICE_HOST: set in every pod; in-cluster configuration needs it. */
+  readonly serviceHost: string | undefined;
+}
+
+/** Read apart from processEnvironment: a bad AWS variable must not hide where the kubeconfig is. */
+export function kubeConfigEnvironment(): KubeConfigEnvironment {
+  return {
+    kubeConfig: process.env.KUBECONFIG,
+    home: process.env.HOME,
+    serviceHost: process.env.KUBERNETES_SERVICE_HOST,
+  };
+}
+
+/** SMK_DEBUG=1: print the stack of an unexpected error. Read on its own, as the last resort of main. */
+export function debugRequested(): boolean {
+  return process.env.SMK_DEBUG === '1';
 }
 
 /**

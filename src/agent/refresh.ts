@@ -10,7 +10,7 @@ import { describeError, isSmkError } from '../core/errors.ts';
 import type { ExpressionEvaluator } from '../core/expressions.ts';
 import type { Logger } from '../core/log.ts';
 import { type PlannedObject, planRequests, resolvePayloads } from '../core/payloads.ts';
-import { currentStage, type SecretReader, type SecretRequest } from '../core/source.ts';
+import { followedStage, type SecretReader, type SecretRequest } from '../core/source.ts';
 import type { MountSpec } from '../core/spec-types.ts';
 import type { FileTemplate } from '../core/template.ts';
 import { describePayloads } from './init.ts';
@@ -46,12 +46,6 @@ export type CycleReport =
 /** Object index → where its selector points now (`region/versionId`), or undefined for pinned versions. */
 export type VersionFingerprint = ReadonlyMap<number, string>;
 
-/** The stage or label the object follows; undefined for an explicit version, which never moves. */
-function followedSelector(request: SecretRequest): string | undefined {
-  if (request.versionId !== undefined) return undefined;
-  return request.versionStage ?? currentStage;
-}
-
 async function pointsAt(reader: SecretReader, request: SecretRequest, selector: string): Promise<string> {
   const versions = await reader.describe(request);
   for (const [versionId, stages] of versions.versionsToStages) {
@@ -71,13 +65,13 @@ export async function currentVersions(
 ): Promise<VersionFingerprint> {
   const entries = await Promise.all(
     plans.map(async (plan): Promise<[number, string] | undefined> => {
-      const selector = followedSelector(plan.primary);
+      const selector = followedStage(plan.primary);
       if (selector === undefined) return undefined;
       try {
         return [plan.object.index, await pointsAt(reader, plan.primary, selector)];
       } catch (error) {
         const failover = plan.failover;
-        const failoverSelector = failover && followedSelector(failover);
+        const failoverSelector = failover && followedStage(failover);
         if (!failover || failoverSelector === undefined) throw error;
         return [plan.object.index, await pointsAt(reader, failover, failoverSelector)];
       }

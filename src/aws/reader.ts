@@ -16,15 +16,13 @@ import { type CachedSecret, type SecretCache, slotKey } from './cache.ts';
 import type { AwsClients } from './clients.ts';
 import { type Identity, identityKey } from './identity.ts';
 import { cacheHits, cacheMisses } from './metrics.ts';
+import { objectTypes, targetFor } from './object-types.ts';
 import {
-  describeSecret,
   type ListSecretVersionsOptions,
   listSecretVersions,
-  readSecrets,
   type SecretsManagerContext,
 } from './secrets-manager.ts';
-import { describeParameter, readParameters } from './ssm.ts';
-import { type Outcome, type Target, targetFor } from './targets.ts';
+import type { Outcome, Target } from './targets.ts';
 
 export interface SecretReaderDeps {
   /** The process's one cache. */
@@ -83,10 +81,7 @@ export function createSecretReader(identity: Identity, deps: SecretReaderDeps): 
         const targets = items.map((item) => item.target);
         let outcomes: Map<Target, Outcome> = new Map();
         try {
-          outcomes =
-            first.target.objectType === 'secretsmanager'
-              ? await readSecrets(context, first.target.region, targets)
-              : await readParameters(context, first.target.region, targets);
+          outcomes = await objectTypes[first.target.objectType].read(context, first.target.region, targets);
         } catch {
           // Reads settle per item and never reject; anything unforeseen leaves the items unsettled below.
         }
@@ -160,9 +155,7 @@ export function createSecretReader(identity: Identity, deps: SecretReaderDeps): 
       const target = targetFor(key, request);
       if (isSmkError(target)) throw target;
       try {
-        return target.objectType === 'secretsmanager'
-          ? await describeSecret(context, target)
-          : await describeParameter(context, target);
+        return await objectTypes[target.objectType].describe(context, target);
       } catch (error) {
         if (error instanceof NotFoundError || error instanceof AccessDeniedError) cache.forget(target.slot);
         throw error as SmkError;

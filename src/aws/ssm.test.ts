@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { targetFor } from './object-types.ts';
 import { parameterCalls } from './ssm.ts';
-import { type Target, targetFor } from './targets.ts';
+import type { Target } from './targets.ts';
 
 const target = (id: string): Target => {
   const result = targetFor('me', { objectType: 'ssmparameter', id, region: 'us-east-1' });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidInputError } from '../core/errors.ts';
 import type { SecretRequest } from '../core/source.ts';
-import { chunks, mapLimit, type Target, targetFor } from './targets.ts';
+import { targetFor } from './object-types.ts';
+import { chunks, mapLimit, type Target } from './targets.ts';
 
 function target(request: SecretRequest): Target {
   const result = targetFor('me', request);

@@ -1,10 +1,11 @@
 /**
  * From a SecretRequest to what is asked of AWS and where it lives in the cache: region (the
- * ARN's wins), id, explicit version or stage/label. Pure; plus the small batching helpers.
+ * ARN's wins), id, explicit version or stage/label, one builder per object type (the table in
+ * object-types.ts picks it). Pure; plus the small batching helpers.
  */
 import { InvalidInputError, type SmkError } from '../core/errors.ts';
 // Every Secrets Manager read names the stage explicitly when none is asked for (moto.md #1).
-import { currentStage, type ObjectType, type SecretRequest } from '../core/source.ts';
+import { type ObjectType, requestedStage, type SecretRequest } from '../core/source.ts';
 import { effectiveRegion, splitSsmSelector } from './arn.ts';
 import type { CachedSecret, CacheSlot } from './cache.ts';
 
@@ -24,7 +25,15 @@ export type Outcome =
   | { readonly ok: true; readonly secret: CachedSecret }
   | { readonly ok: false; readonly error: SmkError };
 
-export function targetFor(identityKey: string, request: SecretRequest): Target | SmkError {
+/** What every object type's target shares: the identity, the type and the resolved region. */
+export interface TargetBase {
+  readonly identityKey: string;
+  readonly objectType: ObjectType;
+  readonly region: string;
+}
+
+/** The checks every type shares (an id, a region); the type's own row (object-types.ts) does the rest. */
+export function targetBase(identityKey: string, request: SecretRequest): TargetBase | SmkError {
   const subject = request.id;
   if (request.id === '') return new InvalidInputError('secret id is empty', { subject, field: 'id' });
   const region = effectiveRegion(request.id, request.region);
@@ -34,24 +43,30 @@ export function targetFor(identityKey: string, request: SecretRequest): Target |
       field: 'region',
     });
   }
-  const base = { identityKey, objectType: request.objectType, region };
-  if (request.objectType === 'secretsmanager') {
-    const versionId = request.versionId;
-    const versionStage = request.versionStage ?? (versionId === undefined ? currentStage : undefined);
-    const slot: CacheSlot =
-      versionId === undefined
-        ? { ...base, id: request.id, selector: `stage:${versionStage}`, pinned: false }
-        : { ...base, id: request.id, selector: `version:${versionId}`, pinned: true };
-    return {
-      slot,
-      objectType: 'secretsmanager',
-      region,
-      id: request.id,
-      ...(versionId === undefined ? {} : { versionId }),
-      ...(versionStage === undefined ? {} : { versionStage }),
-    };
-  }
-  // SSM: a selector may be given as fields or written into the name (`name:3`, `name:label`).
+  return { identityKey, objectType: request.objectType, region };
+}
+
+/** Secrets Manager: a version id pins; otherwise the stage asked for, AWSCURRENT when none. */
+export function secretTarget(base: TargetBase, request: SecretRequest): Target | SmkError {
+  const versionId = request.versionId;
+  const versionStage = requestedStage(request);
+  const slot: CacheSlot =
+    versionId === undefined
+      ? { ...base, id: request.id, selector: `stage:${versionStage}`, pinned: false }
+      : { ...base, id: request.id, selector: `version:${versionId}`, pinned: true };
+  return {
+    slot,
+    objectType: base.objectType,
+    region: base.region,
+    id: request.id,
+    ...(versionId === undefined ? {} : { versionId }),
+    ...(versionStage === undefined ? {} : { versionStage }),
+  };
+}
+
+/** SSM: a selector may be given as fields or written into the name (`name:3`, `name:label`). */
+export function parameterTarget(base: TargetBase, request: SecretRequest): Target | SmkError {
+  const subject = request.id;
   const { parameter, selector } = splitSsmSelector(request.id);
   let versionId = request.versionId;
   let versionStage = request.versionStage;
@@ -88,8 +103,8 @@ export function targetFor(identityKey: string, request: SecretRequest): Target |
         };
   return {
     slot,
-    objectType: 'ssmparameter',
-    region,
+    objectType: base.objectType,
+    region: base.region,
     id: parameter,
     ...(versionId === undefined ? {} : { versionId }),
     ...(versionStage === undefined ? {} : { versionStage }),

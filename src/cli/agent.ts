@@ -5,18 +5,16 @@
  * the injector copied from the app container). init exits non-zero on any problem (fail closed);
  * refresh runs until SIGTERM.
  */
-import { isAbsolute } from 'node:path';
-import { z } from 'zod';
 import { runInit } from '../agent/init.ts';
 import { runRefreshLoop } from '../agent/refresh.ts';
 import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
-import { parseEnvironment } from '../config.ts';
+import { agentProcessEnvironment, processEnvironment } from '../config.ts';
+import { agentEnv } from '../core/agent-contract.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import { parseTemplatesJson } from '../core/template.ts';
-import { agentEnv } from '../webhook/agent-contract.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 
 const help = `Usage: smk agent init|refresh
@@ -35,38 +33,6 @@ Runs inside a pod the injector mutated; configured by the environment it set:
   refresh   keep the files current: a version check per interval (with jitter), a fetch and an
             atomic swap only when a version moved; the last good files stay on errors
 `;
-
-const agentEnvironmentSchema = z.object({
-  [agentEnv.dir]: z
-    .string({ error: 'is required' })
-    .refine((dir) => isAbsolute(dir), 'must be an absolute directory path'),
-  [agentEnv.region]: z.string().trim().min(1).optional(),
-  [agentEnv.refreshInterval]: z.coerce
-    .number({ error: 'must be a number of seconds' })
-    .int('must be a whole number of seconds')
-    .min(1, 'must be at least 1 second')
-    .max(86_400, 'must be at most 86400 seconds')
-    .optional(),
-  [agentEnv.jmesPathExpressions]: z.literal('allowed', { error: 'must be "allowed" or unset' }).optional(),
-});
-
-function agentEnvironment(env: NodeJS.ProcessEnv) {
-  const parsed = agentEnvironmentSchema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const name = String(issue?.path[0] ?? 'environment');
-    throw new InvalidInputError(`smk agent: environment variable ${name} ${issue?.message ?? 'is invalid'}`, {
-      subject: 'smk agent',
-      field: name,
-    });
-  }
-  return {
-    dir: parsed.data[agentEnv.dir],
-    region: parsed.data[agentEnv.region],
-    refreshIntervalSeconds: parsed.data[agentEnv.refreshInterval],
-    allowExpressions: parsed.data[agentEnv.jmesPathExpressions] === 'allowed',
-  };
-}
 
 export async function run(args: readonly string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(
@@ -88,8 +54,8 @@ export async function run(args: readonly string[]): Promise<number> {
         : `unknown mode "${mode}": expected "init" or "refresh"`,
     );
   }
-  const environment = parseEnvironment(process.env);
-  const own = agentEnvironment(process.env);
+  const environment = processEnvironment();
+  const own = agentProcessEnvironment();
   if (environment.objects === undefined) {
     throw new InvalidInputError(`smk agent: environment variable ${agentEnv.objects} is required`, {
       subject: 'smk agent',
@@ -99,9 +65,8 @@ export async function run(args: readonly string[]): Promise<number> {
   const spec = parseMountSpec({ objects: environment.objects, region: own.region }, agentEnv.objects, {
     allowExpressions: own.allowExpressions,
   });
-  const templatesText = process.env[agentEnv.templates];
   const templates =
-    templatesText === undefined ? undefined : parseTemplatesJson(templatesText, agentEnv.templates);
+    own.templatesText === undefined ? undefined : parseTemplatesJson(own.templatesText, agentEnv.templates);
   const expressions = own.allowExpressions ? createExpressionEvaluator() : undefined;
   const log = createLogger({ name: `smk-agent-${mode}`, level: environment.logLevel });
   const reader = createSecretReader(

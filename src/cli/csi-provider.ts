@@ -12,7 +12,12 @@
  */
 import { createServer, type Server } from 'node:http';
 import { z } from 'zod';
-import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
+import {
+  jmesPathExpressionsHelp,
+  jmesPathExpressionsOption,
+  kubeConfigEnvironment,
+  processEnvironment,
+} from '../config.ts';
 import { parseDuration } from '../core/duration.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/log.ts';
@@ -117,7 +122,7 @@ function parseFlags(args: readonly string[]) {
 function providerKubeConfig(logger: Logger): KubeConfig {
   const found = findKubeConfig();
   if (!('problem' in found)) return found.kubeConfig;
-  if (kubeConfigSource(process.env).kind !== 'none') {
+  if (kubeConfigSource(kubeConfigEnvironment()).kind !== 'none') {
     throw new InvalidInputError(`smk csi-provider: ${found.problem}`, {
       subject: 'kubeconfig',
       field: 'KUBECONFIG',
@@ -174,7 +179,7 @@ export async function run(args: readonly string[]): Promise<number> {
   const socketPath = socketPathFor(flags['provider-volume'], flags['provider-name']);
   if (flags.probe) return probe(socketPath);
 
-  const environment = parseEnvironment(process.env);
+  const environment = processEnvironment();
   const logger = createLogger({ name: 'smk-csi-provider', level: environment.logLevel });
   collectProcessMetrics();
   const provider = await startCsiProvider({

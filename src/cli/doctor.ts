@@ -4,7 +4,8 @@
  * not give are listed as skipped, so the output always shows what was and was not looked at.
  */
 import { AwsClients } from '../aws/index.ts';
-import { parseEnvironment } from '../config.ts';
+import { processEnvironment } from '../config.ts';
+import { parseDuration } from '../core/duration.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import { type DoctorOptions, runChecks } from './doctor/checks.ts';
 import { exitCode, formatReport } from './doctor/report.ts';
@@ -44,14 +45,14 @@ function parseServiceAccount(value: string | undefined): DoctorOptions['serviceA
   return { namespace: match[1], name: match[2] };
 }
 
-function parseTimeout(value: string | undefined): number {
+/** --timeout in the one duration grammar (core/duration.ts), as every other smk duration. */
+export function parseTimeout(value: string | undefined): number {
   if (value === undefined) return 10_000;
-  const match = /^(\d+)(ms|s|m)$/.exec(value.trim());
-  const amount = Number(match?.[1]);
-  if (!match || amount <= 0) {
+  const ms = parseDuration(value.trim());
+  if (ms === undefined || ms <= 0) {
     throw usageError('doctor', '--timeout: expected a duration like 500ms, 10s or 1m', '--timeout');
   }
-  return amount * (match[2] === 'ms' ? 1 : match[2] === 's' ? 1000 : 60_000);
+  return ms;
 }
 
 export async function run(args: readonly string[]): Promise<number> {
@@ -71,7 +72,7 @@ export async function run(args: readonly string[]): Promise<number> {
     process.stdout.write(help);
     return 0;
   }
-  const environment = parseEnvironment(process.env);
+  const environment = processEnvironment();
   const region = values.region ?? environment.region;
   const timeoutMs = parseTimeout(values.timeout);
   const options: DoctorOptions = {

@@ -4,7 +4,7 @@
  * fetched and extracted; the exit code says whether it worked.
  */
 import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
-import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
+import { jmesPathExpressionsHelp, jmesPathExpressionsOption, processEnvironment } from '../config.ts';
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
 import { resolvePayloads } from '../core/payloads.ts';
@@ -85,7 +85,7 @@ export async function run(args: readonly string[]): Promise<number> {
     process.stdout.write(help);
     return 0;
   }
-  const environment = parseEnvironment(process.env);
+  const environment = processEnvironment();
   const defaultFileMode = parseFileMode(values['file-mode']);
   if (values.dir === undefined || values.dir.trim() === '') {
     throw usageError('fetch', '--dir is required (the directory to write the files into)', '--dir');

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { type KubeConfigEnvironment, kubeConfigEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { type KubeConfig, loadKubeConfig } from '../kube/client.ts';
 import { systemErrorReason } from './errors.ts';
@@ -20,10 +21,10 @@ type KubeConfigSource =
   | { readonly kind: 'in-cluster' }
   | { readonly kind: 'none'; readonly homeFile: string };
 
-export function kubeConfigSource(env: NodeJS.ProcessEnv): KubeConfigSource {
-  const files = (env.KUBECONFIG ?? '').split(delimiter).filter((file) => file !== '');
+export function kubeConfigSource(env: KubeConfigEnvironment): KubeConfigSource {
+  const files = (env.kubeConfig ?? '').split(delimiter).filter((file) => file !== '');
   if (files.length > 0) return { kind: 'env', files };
-  const homeFile = join(env.HOME ?? homedir(), '.kube', 'config');
+  const homeFile = join(env.home ?? homedir(), '.kube', 'config');
   if (existsSync(homeFile)) return { kind: 'home', file: homeFile };
   if (existsSync(inClusterTokenPath)) return { kind: 'in-cluster' };
   return { kind: 'none', homeFile };
@@ -44,13 +45,14 @@ function describeSource(source: KubeConfigSource): string {
 
 /** The kubeconfig, or what is wrong with it (naming the file or the variable), without the command's name. */
 export function findKubeConfig(): { readonly kubeConfig: KubeConfig } | { readonly problem: string } {
-  const source = kubeConfigSource(process.env);
+  const env = kubeConfigEnvironment();
+  const source = kubeConfigSource(env);
   if (source.kind === 'none') {
     return {
       problem: `no kubeconfig: set KUBECONFIG, write ${source.homeFile}, or run smk in a pod (in-cluster: ${inClusterTokenPath})`,
     };
   }
-  if (source.kind === 'in-cluster' && !process.env.KUBERNETES_SERVICE_HOST) {
+  if (source.kind === 'in-cluster' && !env.serviceHost) {
     return {
       problem: `${inClusterTokenPath} is there but KUBERNETES_SERVICE_HOST is not set: set KUBECONFIG instead`,
     };

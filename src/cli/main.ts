@@ -3,6 +3,7 @@
  * one-shot command like `smk fetch` does not pay for the Kubernetes client or gRPC at start.
  * The program starts at smk.mjs, which checks the Node version before this module is loaded.
  */
+import { debugRequested } from '../config.ts';
 import { isSmkError } from '../core/errors.ts';
 import { UsageError, usageExitCode } from './args.ts';
 import { type CommandName, commands } from './commands.ts';
@@ -57,7 +58,7 @@ try {
   // Command errors already start with "smk <command>:"; others get the program name.
   process.stderr.write(message.startsWith('smk ') ? `${message}\n` : `smk: ${message}\n`);
   if (!isSmkError(error) && error instanceof Error) {
-    if (process.env.SMK_DEBUG === '1') process.stderr.write(`${error.stack ?? ''}\n`);
+    if (debugRequested()) process.stderr.write(`${error.stack ?? ''}\n`);
     // An error neither ours nor the system's: the stack says where (it may quote input, so on request).
     else if (describeSystemError(error) === undefined) {
       process.stderr.write(

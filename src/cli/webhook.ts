@@ -10,7 +10,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { parseEnvironment } from '../config.ts';
+import { processEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
@@ -76,7 +76,7 @@ export async function run(args: readonly string[]): Promise<number> {
     throw usageError('webhook', `${flag} must be a number in range`, flag);
   }
   const injector = injectorFromFlags(values, 'webhook');
-  const environment = parseEnvironment(process.env);
+  const environment = processEnvironment();
   const tlsSettings = checkFlags(() => tlsSettingsFromFlags(values, environment.podNamespace));
   const { certFile, keyFile } = await certificateFiles(
     values['tls-cert'],

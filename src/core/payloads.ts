@@ -38,8 +38,9 @@ import {
   objectFileName,
 } from './naming.ts';
 import {
-  currentStage,
+  followedStage,
   type ReadResult,
+  requestedStage,
   type SecretReader,
   type SecretRequest,
   type SecretValue,
@@ -93,9 +94,7 @@ function request(
   versionId: string | undefined,
   label: string | undefined,
 ): SecretRequest {
-  // Secrets Manager always gets an explicit stage (moto.md #1): AWSCURRENT unless pinned.
-  const versionStage =
-    label ?? (object.objectType === 'secretsmanager' && versionId === undefined ? currentStage : undefined);
+  const versionStage = requestedStage({ objectType: object.objectType, versionId, versionStage: label });
   return {
     objectType: object.objectType,
     id,
@@ -170,7 +169,8 @@ async function readAll(reader: SecretReader, requests: readonly SecretRequest[])
 async function recheckStages(reader: SecretReader, requests: readonly SecretRequest[]): Promise<void> {
   const moving = new Map<string, SecretRequest>();
   for (const r of requests) {
-    if (r.objectType === 'secretsmanager' && r.versionId === undefined) moving.set(requestKey(r), r);
+    // Only Secrets Manager resolves stages through the reader's cache; SSM reads name the label.
+    if (r.objectType === 'secretsmanager' && followedStage(r) !== undefined) moving.set(requestKey(r), r);
   }
   await Promise.all(
     [...moving.values()].map((r) =>

@@ -10,6 +10,30 @@ export type ObjectType = 'secretsmanager' | 'ssmparameter';
 /** The Secrets Manager stage a reader gets when it names no version or stage. */
 export const currentStage = 'AWSCURRENT';
 
+/** How a request selects its version: by id, by stage or label, both, or neither. */
+export type VersionSelection = Pick<SecretRequest, 'objectType' | 'versionId' | 'versionStage'>;
+
+/**
+ * The one rule for "which version does this object follow now": the stage or label whose moves
+ * change what it reads, or undefined when a version id pins it (a pinned version never moves, even
+ * with a stage beside it: the stage then only guards the read). An unlabelled SSM parameter follows
+ * its newest version, which describe reports under `currentStage` as Secrets Manager does.
+ * The agent's refresh, the payload pipeline's stage re-check and rotation's watch list all ask this.
+ */
+export function followedStage(selection: VersionSelection): string | undefined {
+  if (selection.versionId !== undefined) return undefined;
+  return selection.versionStage ?? currentStage;
+}
+
+/**
+ * The stage or label sent to AWS with a read. Secrets Manager always gets one named (AWSCURRENT
+ * unless a version id is given, moto.md #1); SSM only the label asked for (none reads the newest).
+ */
+export function requestedStage(selection: VersionSelection): string | undefined {
+  if (selection.versionStage !== undefined) return selection.versionStage;
+  return selection.objectType === 'secretsmanager' ? followedStage(selection) : undefined;
+}
+
 /** One thing to read: a secret or SSM parameter, in one region, at one version. */
 export interface SecretRequest {
   readonly objectType: ObjectType;

@@ -6,7 +6,7 @@
 import type { KubernetesObject, V1ManagedFieldsEntry, V1Secret } from '@kubernetes/client-node';
 import { InvalidInputError } from '../core/errors.ts';
 import { apiStatus, type KubeConfig, kubeError } from './client.ts';
-import { apiBase, collectionPath, createKubeHttp } from './http.ts';
+import { createKubeHttp, pathOf, resourcePath } from './http.ts';
 
 /** The one field manager smk applies with, so ownership of every field we write is visible. */
 export const fieldManager = 'smk';
@@ -95,7 +95,7 @@ export function createObjects(kubeConfig: KubeConfig): Objects {
     if (!ref.name) throw new InvalidInputError(`${describeRef(ref)}: no name`, { subject: describeRef(ref) });
     try {
       const resource = await http.resource(ref.apiVersion, ref.kind);
-      return `${collectionPath(resource, ref.namespace)}/${encodeURIComponent(ref.name)}`;
+      return pathOf(resource, ref.namespace, { name: ref.name });
     } catch (error) {
       throw kubeError(error, describeRef(ref));
     }
@@ -108,7 +108,7 @@ export function createObjects(kubeConfig: KubeConfig): Objects {
         const resource = await http.resource(ref.apiVersion, ref.kind);
         return await http.send<T>({
           method: 'POST',
-          path: collectionPath(resource, ref.namespace),
+          path: pathOf(resource, ref.namespace),
           query: { fieldManager: manager },
           body: object,
         });
@@ -121,7 +121,7 @@ export function createObjects(kubeConfig: KubeConfig): Objects {
       try {
         return await http.send<V1Secret>({
           method: 'PATCH',
-          path: `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/secrets/${encodeURIComponent(ref.name)}`,
+          path: resourcePath('v1', 'secrets', ref.namespace, { name: ref.name }),
           query: { fieldManager },
           contentType: 'application/json-patch+json',
           body: [
@@ -151,10 +151,10 @@ export function createObjects(kubeConfig: KubeConfig): Objects {
       try {
         await http.send({
           method: 'PATCH',
-          path: `${collectionPath(
-            { base: apiBase(`${ref.group}/${ref.version}`), plural: ref.plural, namespaced: true },
-            ref.namespace,
-          )}/${encodeURIComponent(ref.name)}/status`,
+          path: resourcePath(`${ref.group}/${ref.version}`, ref.plural, ref.namespace, {
+            name: ref.name,
+            subresource: 'status',
+          }),
           query: { fieldManager, force: true },
           contentType: 'application/apply-patch+yaml',
           body: {

@@ -18,7 +18,7 @@ import type { Logger } from '../core/log.ts';
 import { silentLogger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
 import type { KubeConfig } from './client.ts';
-import { createKubeHttp } from './http.ts';
+import { createKubeHttp, resourcePath } from './http.ts';
 
 export interface InvolvedObject {
   readonly apiVersion: string;
@@ -80,7 +80,7 @@ export function createEventRecorder(kubeConfig: KubeConfig, options: EventRecord
   return createEventRecorderWith(async (namespace, body) => {
     await http.send({
       method: 'POST',
-      path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+      path: resourcePath('v1', 'events', namespace),
       body,
     });
   }, options);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApiException } from '@kubernetes/client-node';
 import { apiErrorOf, apiStatus, KubeHttpError, kubeError, parseApiStatus } from './client.ts';
-import { apiBase, collectionPath, queryString } from './http.ts';
+import { apiBase, type KubeRequest, listPage, parseBody, pathOf, queryString, resourcePath } from './http.ts';
 
 describe('API paths', () => {
   it('puts the core group under /api and the others under /apis', () => {
@@ -12,24 +12,38 @@ describe('API paths', () => {
   });
 
   it('builds namespaced and cluster-scoped collection paths', () => {
-    const secrets = { base: '/api/v1', plural: 'secrets', namespaced: true };
-    assert.equal(collectionPath(secrets, 'team-a'), '/api/v1/namespaces/team-a/secrets');
+    const secrets = { apiVersion: 'v1', plural: 'secrets', namespaced: true };
+    assert.equal(pathOf(secrets, 'team-a'), '/api/v1/namespaces/team-a/secrets');
     const webhooks = {
-      base: '/apis/admissionregistration.k8s.io/v1',
+      apiVersion: 'admissionregistration.k8s.io/v1',
       plural: 'mutatingwebhookconfigurations',
       namespaced: false,
     };
     assert.equal(
-      collectionPath(webhooks, 'ignored'),
+      pathOf(webhooks, 'ignored'),
       '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
     );
   });
 
   it('refuses a namespaced path without a namespace instead of building a cluster-wide one', () => {
-    assert.throws(
-      () => collectionPath({ base: '/api/v1', plural: 'secrets', namespaced: true }, ''),
-      /namespace/,
+    assert.throws(() => pathOf({ apiVersion: 'v1', plural: 'secrets', namespaced: true }, ''), /namespace/);
+  });
+
+  it('builds object and subresource paths, encoding every name so none reaches another path', () => {
+    assert.equal(
+      resourcePath('smk.dev/v1alpha1', 'secretsyncs', 'team-a', { name: 'db', subresource: 'status' }),
+      '/apis/smk.dev/v1alpha1/namespaces/team-a/secretsyncs/db/status',
     );
+    assert.equal(
+      resourcePath('v1', 'secrets', 'a/b', { name: '../x?y' }),
+      '/api/v1/namespaces/a%2Fb/secrets/..%2Fx%3Fy',
+    );
+    assert.equal(resourcePath('v1', 'nodes', undefined, { name: 'n1' }), '/api/v1/nodes/n1');
+    assert.equal(resourcePath('apps/v1', 'deployments'), '/apis/apps/v1/deployments');
+  });
+
+  it('refuses an object path without a name instead of building the collection path', () => {
+    assert.throws(() => resourcePath('v1', 'secrets', 'a', { name: '' }), /needs a name/);
   });
 
   it('encodes query values and leaves out undefined ones', () => {
@@ -108,5 +122,70 @@ describe('the API server Status', () => {
       kubeError(new KubeHttpError('GET', '/x', 429, { retryAfterMs: 1000 }), 'x').kind,
       'Throttled',
     );
+  });
+});
+
+describe('parseBody', () => {
+  it('parses JSON and reads an empty body as undefined', () => {
+    assert.deepEqual(parseBody({ method: 'GET', path: '/api/v1' }, 200, '{"kind":"APIResourceList"}'), {
+      kind: 'APIResourceList',
+    });
+    assert.equal(parseBody({ method: 'DELETE', path: '/api/v1/x' }, 200, ''), undefined);
+  });
+
+  it('turns a body that is not JSON into a KubeHttpError naming the request, never quoting the text', () => {
+    const body = 'token: s3cr3t-value-not-json';
+    assert.throws(
+      () => parseBody({ method: 'GET', path: '/api/v1/namespaces/a/secrets/b' }, 200, body),
+      (error: Error) =>
+        error instanceof KubeHttpError &&
+        error.message === 'GET /api/v1/namespaces/a/secrets/b: HTTP 200 (NotJson)' &&
+        !error.message.includes('s3cr3t'),
+    );
+  });
+});
+
+describe('listPage', () => {
+  it('asks for one page with its continue token and selector, and hands back the next token', async () => {
+    const asked: KubeRequest[] = [];
+    const http = {
+      async send<T>(request: KubeRequest): Promise<T> {
+        asked.push(request);
+        return {
+          items: [{ metadata: { name: 'a' } }],
+          metadata: { resourceVersion: '42', continue: 'next-page' },
+        } as T;
+      },
+    };
+    const page = await listPage<{ metadata: { name: string } }>(http, '/apis/smk.dev/v1alpha1/secretsyncs', {
+      limit: 500,
+      continueToken: 'this-page',
+      labelSelector: 'a=b',
+    });
+    assert.deepEqual(asked, [
+      {
+        method: 'GET',
+        path: '/apis/smk.dev/v1alpha1/secretsyncs',
+        query: { limit: '500', continue: 'this-page', labelSelector: 'a=b' },
+      },
+    ]);
+    assert.deepEqual(page, {
+      items: [{ metadata: { name: 'a' } }],
+      resourceVersion: '42',
+      continueToken: 'next-page',
+    });
+  });
+
+  it('ends on a page with an empty continue token and reads null items as none', async () => {
+    const http = {
+      async send<T>(): Promise<T> {
+        return { items: null, metadata: { resourceVersion: '7', continue: '' } } as T;
+      },
+    };
+    assert.deepEqual(await listPage(http, '/api/v1/secrets', { limit: 1 }), {
+      items: [],
+      resourceVersion: '7',
+      continueToken: undefined,
+    });
   });
 });

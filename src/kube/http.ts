@@ -17,6 +17,7 @@ export type ContentType =
   | 'application/json'
   | 'application/apply-patch+yaml'
   | 'application/merge-patch+json'
+  | 'application/strategic-merge-patch+json'
   | 'application/json-patch+json';
 
 export interface KubeRequest {
@@ -31,8 +32,8 @@ export interface KubeRequest {
 
 /** What identifies a kind's REST resource; found by discovery. */
 export interface ResourceInfo {
-  /** `/api/v1` or `/apis/<group>/<version>`. */
-  readonly base: string;
+  /** `v1`, `apps/v1`, `smk.dev/v1alpha1`. */
+  readonly apiVersion: string;
   readonly plural: string;
   readonly namespaced: boolean;
 }
@@ -49,11 +50,46 @@ export function apiBase(apiVersion: string): string {
   return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
 }
 
-/** The collection path of a resource, in `namespace` when it is namespaced. */
-export function collectionPath(resource: ResourceInfo, namespace: string | undefined): string {
-  if (!resource.namespaced) return `${resource.base}/${resource.plural}`;
-  if (!namespace) throw new TypeError(`${resource.plural} are namespaced: a namespace is required`);
-  return `${resource.base}/namespaces/${encodeURIComponent(namespace)}/${resource.plural}`;
+/** One object of a collection, and optionally its subresource (`status`, `token`). */
+export interface ObjectPathPart {
+  readonly name: string;
+  readonly subresource?: string;
+}
+
+/**
+ * The one builder of API paths (requests and watches alike): the collection of `plural` in
+ * `apiVersion`, cluster-wide or in `namespace`, and with `object` one object of it. Names are
+ * URL-encoded, so a name can never reach another path.
+ */
+export function resourcePath(
+  apiVersion: string,
+  plural: string,
+  namespace?: string,
+  object?: ObjectPathPart,
+): string {
+  const scope = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  const collection = `${apiBase(apiVersion)}${scope}/${plural}`;
+  if (!object) return collection;
+  // Without a name the path would be the collection: a GET would list, a DELETE delete them all.
+  if (!object.name) throw new TypeError(`${plural}: an object path needs a name`);
+  const sub = object.subresource ? `/${object.subresource}` : '';
+  return `${collection}/${encodeURIComponent(object.name)}${sub}`;
+}
+
+/** The path of a discovered resource, in `namespace` when it is namespaced (required then). */
+export function pathOf(
+  resource: ResourceInfo,
+  namespace: string | undefined,
+  object?: ObjectPathPart,
+): string {
+  if (resource.namespaced && !namespace)
+    throw new TypeError(`${resource.plural} are namespaced: a namespace is required`);
+  return resourcePath(
+    resource.apiVersion,
+    resource.plural,
+    resource.namespaced ? namespace : undefined,
+    object,
+  );
 }
 
 export function queryString(query: KubeRequest['query']): string {
@@ -115,7 +151,7 @@ export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
         parseApiStatus(text, typeof retryAfter === 'string' ? retryAfter : undefined),
       );
     }
-    return (text ? JSON.parse(text) : undefined) as T;
+    return parseBody<T>(spec, response.statusCode, text);
   }
 
   async function resource(apiVersion: string, kind: string): Promise<ResourceInfo> {
@@ -132,10 +168,61 @@ export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
     );
     if (!found)
       throw new KubeHttpError('GET', `${base} (kind ${kind} not served)`, 404, { reason: 'NotFound' });
-    return { base, plural: found.name, namespaced: found.namespaced };
+    return { apiVersion, plural: found.name, namespaced: found.namespaced };
   }
 
   return { send, resource };
+}
+
+/** One page of a list, as an informer consumes it. */
+export interface ListedPage<T> {
+  readonly items: T[];
+  readonly resourceVersion: string;
+  /** Undefined on the last page. */
+  readonly continueToken: string | undefined;
+}
+
+/**
+ * One page of the collection at `path` (from resourcePath), through this transport: the lister an
+ * informer needs for any kind, typed or custom, with the `continue` token kept (client-node's
+ * KubernetesObjectApi.list drops it for custom resources).
+ */
+export async function listPage<T>(
+  http: Pick<KubeHttp, 'send'>,
+  path: string,
+  page: {
+    readonly limit: number;
+    readonly continueToken?: string | undefined;
+    readonly labelSelector?: string | undefined;
+  },
+): Promise<ListedPage<T>> {
+  const list = await http.send<{
+    readonly items?: T[] | null;
+    readonly metadata?: { readonly resourceVersion?: string; readonly continue?: string };
+  }>({
+    method: 'GET',
+    path,
+    query: { limit: String(page.limit), continue: page.continueToken, labelSelector: page.labelSelector },
+  });
+  return {
+    items: list?.items ?? [],
+    resourceVersion: list?.metadata?.resourceVersion ?? '',
+    continueToken: list?.metadata?.continue || undefined,
+  };
+}
+
+/**
+ * The JSON of a successful answer. A body that is not JSON (a proxy's page, a cut connection) is a
+ * KubeHttpError naming the request, never JSON.parse's SyntaxError: its message quotes the text,
+ * which may be a Secret's data.
+ */
+export function parseBody<T>(spec: Pick<KubeRequest, 'method' | 'path'>, status: number, text: string): T {
+  if (!text) return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new KubeHttpError(spec.method, spec.path, status, { reason: 'NotJson' });
+  }
 }
 
 interface Connection {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createLeaderElection, type LeaseRecord, type LeaseStore } from './lease.ts';
+import { createLeaderElection, type LeaseRecord, type LeaseStore, microTime } from './lease.ts';
 import type { Clock } from './queue.ts';
 
 /** One lease in memory with resourceVersion checks, as the API server does them. */
@@ -162,5 +162,11 @@ describe('leader election', () => {
     assert.equal(b.election.isLeader, true);
     assert.equal(lease.transitions, 4);
     await b.election.stop();
+  });
+});
+
+describe('microTime', () => {
+  it('writes the six fractional digits the API server parses (RFC3339Micro)', () => {
+    assert.equal(microTime(new Date('2026-12-07T03:04:05.678Z')), '2026-12-07T03:04:05.678000Z');
   });
 });

@@ -5,11 +5,11 @@
  * leader that cannot renew within `renewDeadlineMs` steps down before anyone else may take over.
  * Updates carry the resourceVersion, so two candidates never both win.
  */
-import { CoordinationV1Api, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import { describeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { silentLogger } from '../core/log.ts';
 import { apiStatus, type KubeConfig, kubeError } from './client.ts';
+import { createKubeHttp, resourcePath } from './http.ts';
 import { type Clock, systemClock } from './queue.ts';
 
 export interface LeaseRecord {
@@ -182,7 +182,30 @@ function toDate(value: unknown): Date | undefined {
   return undefined;
 }
 
-function fromLease(lease: V1Lease): LeaseRecord {
+/** A coordination.k8s.io/v1 Lease as JSON on the wire (times are RFC 3339 MicroTime strings). */
+interface LeaseJson {
+  readonly apiVersion: 'coordination.k8s.io/v1';
+  readonly kind: 'Lease';
+  readonly metadata?: {
+    readonly name?: string;
+    readonly namespace?: string;
+    readonly resourceVersion?: string;
+  };
+  readonly spec?: {
+    readonly holderIdentity?: string;
+    readonly leaseDurationSeconds?: number;
+    readonly leaseTransitions?: number;
+    readonly acquireTime?: string;
+    readonly renewTime?: string;
+  };
+}
+
+/** MicroTime: the API server parses exactly six fractional digits (RFC3339Micro), not JSON's three. */
+export function microTime(date: Date): string {
+  return date.toISOString().replace(/Z$/, '000Z');
+}
+
+function fromLease(lease: LeaseJson): LeaseRecord {
   const spec = lease.spec ?? {};
   const acquireTime = toDate(spec.acquireTime);
   const renewTime = toDate(spec.renewTime);
@@ -196,7 +219,7 @@ function fromLease(lease: V1Lease): LeaseRecord {
   };
 }
 
-function toLease(namespace: string, name: string, record: LeaseRecord): V1Lease {
+function toLease(namespace: string, name: string, record: LeaseRecord): LeaseJson {
   return {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
@@ -209,21 +232,22 @@ function toLease(namespace: string, name: string, record: LeaseRecord): V1Lease 
       holderIdentity: record.holderIdentity,
       leaseDurationSeconds: record.leaseDurationSeconds,
       leaseTransitions: record.leaseTransitions,
-      // MicroTime serialises with the six fractional digits the API server expects.
-      ...(record.acquireTime ? { acquireTime: new V1MicroTime(record.acquireTime.getTime()) } : {}),
-      ...(record.renewTime ? { renewTime: new V1MicroTime(record.renewTime.getTime()) } : {}),
+      ...(record.acquireTime ? { acquireTime: microTime(record.acquireTime) } : {}),
+      ...(record.renewTime ? { renewTime: microTime(record.renewTime) } : {}),
     },
   };
 }
 
 /** The lease `namespace/name` on the API server. */
 export function apiLeaseStore(kubeConfig: KubeConfig, namespace: string, name: string): LeaseStore {
-  const coordination = kubeConfig.makeApiClient(CoordinationV1Api);
+  const http = createKubeHttp(kubeConfig);
+  const collection = resourcePath('coordination.k8s.io/v1', 'leases', namespace);
+  const path = resourcePath('coordination.k8s.io/v1', 'leases', namespace, { name });
   const what = `Lease ${namespace}/${name}`;
   return {
     async get() {
       try {
-        return fromLease(await coordination.readNamespacedLease({ name, namespace }));
+        return fromLease(await http.send<LeaseJson>({ method: 'GET', path }));
       } catch (error) {
         if (apiStatus(error) === 404) return undefined;
         throw kubeError(error, what);
@@ -231,7 +255,7 @@ export function apiLeaseStore(kubeConfig: KubeConfig, namespace: string, name: s
     },
     async create(record) {
       try {
-        await coordination.createNamespacedLease({ namespace, body: toLease(namespace, name, record) });
+        await http.send({ method: 'POST', path: collection, body: toLease(namespace, name, record) });
         return true;
       } catch (error) {
         if (apiStatus(error) === 409) return false;
@@ -240,11 +264,8 @@ export function apiLeaseStore(kubeConfig: KubeConfig, namespace: string, name: s
     },
     async update(record) {
       try {
-        await coordination.replaceNamespacedLease({
-          name,
-          namespace,
-          body: toLease(namespace, name, record),
-        });
+        // The resourceVersion in the body makes this a compare-and-swap (409 when another won).
+        await http.send({ method: 'PUT', path, body: toLease(namespace, name, record) });
         return true;
       } catch (error) {
         if (apiStatus(error) === 409) return false;

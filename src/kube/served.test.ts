@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../core/log.ts';
+import { KubeHttpError } from './client.ts';
 import type { Clock } from './queue.ts';
 import { customResourceServed } from './served.ts';
 
@@ -58,7 +59,7 @@ describe('customResourceServed', () => {
       clock,
       backoff,
       list: async () => {
-        throw new ApiException(answers.shift() ?? 200, 'refused', '{}', {});
+        throw new KubeHttpError('GET', '/apis/x', answers.shift() ?? 200);
       },
     });
     logger.flush();
@@ -71,6 +72,23 @@ describe('customResourceServed', () => {
       'forbidden: this identity may not list secretsrotationmappings.awssecretsoperator.secretoperator in all namespaces; it needs RBAC list and watch there (retrying)',
     );
     assert.equal(failed?.level, 'warn');
+  });
+
+  it('waits at least the Retry-After a throttled server asks for, over a shorter backoff', async () => {
+    const answers = [429, 503, 404];
+    const { logger } = capture();
+    const clock = instantClock();
+    const served = await customResourceServed(new KubeConfig(), mappings, {
+      logger,
+      clock,
+      backoff,
+      list: async () => {
+        const status = answers.shift() ?? 200;
+        throw new KubeHttpError('GET', '/apis/x', status, status === 429 ? { retryAfterMs: 5000 } : {});
+      },
+    });
+    assert.equal(served, false);
+    assert.deepEqual(clock.delays, [5000, 200]);
   });
 
   it('answers true when the list answers, asking in the namespace given', async () => {
@@ -98,7 +116,7 @@ describe('customResourceServed', () => {
       signal: stop.signal,
       backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 },
       list: async () => {
-        throw new ApiException(403, 'refused', '{}', {});
+        throw new KubeHttpError('GET', '/apis/x', 403);
       },
     });
     await new Promise((resolve) => setImmediate(resolve));

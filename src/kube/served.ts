@@ -5,11 +5,11 @@
  * logged (a refusal names the verb and the resource), retried with backoff until it answers or
  * the role stops. It never throws, so a role keeps running, unready, until it can tell.
  */
-import { CustomObjectsApi } from '@kubernetes/client-node';
 import { describeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { apiStatus, type KubeConfig } from './client.ts';
-import { describeResource, refusalMessage, resourcePath } from './informer.ts';
+import { apiStatus, type KubeConfig, retryAfterMsOf } from './client.ts';
+import { createKubeHttp, resourcePath } from './http.ts';
+import { describeResource, refusalMessage } from './informer.ts';
 import { type BackoffOptions, backoffDelay, type Clock, systemClock } from './queue.ts';
 
 export interface CustomResource {
@@ -39,15 +39,10 @@ export async function customResourceServed(
   const { logger, signal } = options;
   const clock = options.clock ?? systemClock;
   const backoff = options.backoff ?? { baseMs: 500, maxMs: 30_000, jitter: 0.3 };
+  const path = resourcePath(`${group}/${version}`, plural, namespace);
   const list =
-    options.list ??
-    (() => {
-      const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-      return namespace
-        ? custom.listNamespacedCustomObject({ group, version, namespace, plural, limit: 1 })
-        : custom.listClusterCustomObject({ group, version, plural, limit: 1 });
-    });
-  const what = describeResource(resourcePath(`${group}/${version}`, plural, namespace));
+    options.list ?? (() => createKubeHttp(kubeConfig).send({ method: 'GET', path, query: { limit: '1' } }));
+  const what = describeResource(path);
   for (let failures = 1; ; failures += 1) {
     if (signal?.aborted) return undefined;
     try {
@@ -56,7 +51,8 @@ export async function customResourceServed(
     } catch (error) {
       const status = apiStatus(error);
       if (status === 404) return false;
-      const retryInMs = backoffDelay(failures, backoff, Math.random);
+      // A throttled or overloaded server's Retry-After is a floor under the backoff.
+      const retryInMs = Math.max(backoffDelay(failures, backoff, Math.random), retryAfterMsOf(error) ?? 0);
       if (status === 401 || status === 403) {
         logger.error({ resource: what, retryInMs }, refusalMessage(status, 'list', what));
       } else {

@@ -3,9 +3,10 @@
  * projected token for it (TokenRequest). The sync controller and the CSI provider both act as a
  * namespace's ServiceAccount through these two calls.
  */
-import { CoreV1Api } from '@kubernetes/client-node';
+import type { AuthenticationV1TokenRequest, V1ServiceAccount } from '@kubernetes/client-node';
 import { InvalidInputError } from '../core/errors.ts';
 import { type KubeConfig, kubeError } from './client.ts';
+import { createKubeHttp, resourcePath } from './http.ts';
 
 export const irsaRoleAnnotation = 'eks.amazonaws.com/role-arn';
 export const stsAudience = 'sts.amazonaws.com';
@@ -38,11 +39,14 @@ export interface ServiceAccounts {
 }
 
 export function createServiceAccounts(kubeConfig: KubeConfig): ServiceAccounts {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const http = createKubeHttp(kubeConfig);
   async function annotatedRole(ref: ServiceAccountRef): Promise<string | undefined> {
     const what = `ServiceAccount ${ref.namespace}/${ref.name}`;
-    const account = await core
-      .readNamespacedServiceAccount({ name: ref.name, namespace: ref.namespace })
+    const account = await http
+      .send<V1ServiceAccount>({
+        method: 'GET',
+        path: resourcePath('v1', 'serviceaccounts', ref.namespace, { name: ref.name }),
+      })
       .catch((error: unknown) => {
         throw kubeError(error, what);
       });
@@ -76,11 +80,18 @@ export function createServiceAccounts(kubeConfig: KubeConfig): ServiceAccounts {
     roleArnIfAny: annotatedRole,
     async token(ref, audience = stsAudience, expirationSeconds = tokenSeconds) {
       const what = `ServiceAccount ${ref.namespace}/${ref.name}`;
-      const request = await core
-        .createNamespacedServiceAccountToken({
-          name: ref.name,
-          namespace: ref.namespace,
-          body: { spec: { audiences: [audience], expirationSeconds } },
+      const request = await http
+        .send<AuthenticationV1TokenRequest>({
+          method: 'POST',
+          path: resourcePath('v1', 'serviceaccounts', ref.namespace, {
+            name: ref.name,
+            subresource: 'token',
+          }),
+          body: {
+            apiVersion: 'authentication.k8s.io/v1',
+            kind: 'TokenRequest',
+            spec: { audiences: [audience], expirationSeconds },
+          },
         })
         .catch((error: unknown) => {
           throw kubeError(error, `TokenRequest for ${what}`);

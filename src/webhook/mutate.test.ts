@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { agentEnv, initContainerName, refreshContainerName, volumeName } from './agent-contract.ts';
+import { agentEnv, initContainerName, refreshContainerName, volumeName } from '../core/agent-contract.ts';
 import { defaultInjectorConfig, type InjectorConfig, type MutationResult, mutatePod } from './mutate.ts';
 import type { Container, Pod } from './pod.ts';
 

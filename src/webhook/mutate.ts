@@ -11,8 +11,14 @@
  * only what the API server defaults.
  */
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import {
+  agentArguments,
+  agentEnv,
+  initContainerName,
+  refreshContainerName,
+  volumeName,
+} from '../core/agent-contract.ts';
 import { smkVersion } from '../core/version.ts';
-import { agentEnv, initContainerName, refreshContainerName, volumeName } from './agent-contract.ts';
 import {
   annotations,
   type InjectionPlan,
@@ -176,7 +182,7 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
     name,
     image: config.agentImage,
     imagePullPolicy: config.imagePullPolicy,
-    command: [...config.agentCommand, 'agent', mode],
+    command: [...config.agentCommand, ...agentArguments(mode)],
     env: [
       { name: agentEnv.objects, value: plan.objectsJson },
       { name: agentEnv.dir, value: plan.mountPath },

@@ -32,8 +32,8 @@ import {
 } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import { parse as parseYaml } from 'yaml';
+import { initContainerName, refreshContainerName, volumeName } from '../../src/core/agent-contract.ts';
 import { silentLogger } from '../../src/core/log.ts';
-import { initContainerName, refreshContainerName, volumeName } from '../../src/webhook/agent-contract.ts';
 import { webhookConfiguration } from '../../src/webhook/configuration.ts';
 import { defaultInjectorConfig } from '../../src/webhook/mutate.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';

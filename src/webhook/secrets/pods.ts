@@ -7,7 +7,7 @@
  * with a message saying how to consume the Secret. What is write-through comes from a lookup
  * (the webhook's informer cache), so no AWS or API call happens here.
  */
-import { agentEnv } from '../agent-contract.ts';
+import { agentEnv } from '../../core/agent-contract.ts';
 import { podIdentity } from '../identity.ts';
 import { agentRunAs, agentSecurityContext, type InjectorConfig } from '../mutate.ts';
 import type { Container, EnvVar, Pod, VolumeMount } from '../pod.ts';

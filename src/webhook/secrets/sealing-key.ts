@@ -4,10 +4,11 @@
  * first use and kept for `ttlMs`, so admission costs no API call in the steady state and a key
  * published after the webhook started is picked up. The webhook never sees the private half.
  */
-import { CoreV1Api } from '@kubernetes/client-node';
+import type { V1ConfigMap } from '@kubernetes/client-node';
 import { TransientError } from '../../core/errors.ts';
 import { parseSealingPublicKey, type SealingPublicKey, sealingKeyFields } from '../../core/seal.ts';
 import { apiStatus, type KubeConfig, kubeError } from '../../kube/client.ts';
+import { createKubeHttp, resourcePath } from '../../kube/http.ts';
 
 export interface PublishedKeyOptions {
   readonly namespace: string;
@@ -21,7 +22,8 @@ export function publishedKeySource(
   kubeConfig: KubeConfig,
   options: PublishedKeyOptions,
 ): () => Promise<SealingPublicKey> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const http = createKubeHttp(kubeConfig);
+  const path = resourcePath('v1', 'configmaps', options.namespace, { name: options.name });
   const subject = `ConfigMap ${options.namespace}/${options.name}`;
   const ttlMs = options.ttlMs ?? 60_000;
   const now = options.now ?? Date.now;
@@ -31,7 +33,7 @@ export function publishedKeySource(
   async function read(): Promise<SealingPublicKey> {
     let text: string | undefined;
     try {
-      const map = await core.readNamespacedConfigMap({ namespace: options.namespace, name: options.name });
+      const map = await http.send<V1ConfigMap>({ method: 'GET', path });
       text = map.data?.[sealingKeyFields.publicKey];
     } catch (error) {
       if (apiStatus(error) !== 404) throw kubeError(error, subject);

@@ -9,18 +9,17 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import {
-  AdmissionregistrationV1Api,
-  type AdmissionregistrationV1WebhookClientConfig,
-  CoreV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Secret,
+import type {
+  AdmissionregistrationV1WebhookClientConfig,
+  V1MutatingWebhookConfiguration,
+  V1Secret,
+  V1ValidatingWebhookConfiguration,
 } from '@kubernetes/client-node';
 import { describeError, InvalidInputError, isSmkError, TransientError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { counter, gauge } from '../../core/metrics.ts';
-import { apiStatus, type KubeConfig, kubeError } from '../../kube/client.ts';
+import { apiStatus, type KubeConfig, kubeError, retryAfterMsOf } from '../../kube/client.ts';
+import { createKubeHttp, resourcePath } from '../../kube/http.ts';
 import { caBundle, materialFacts, readMaterial, type TlsMaterial, writeMaterial } from './material.ts';
 import { type CertificateWithKey, createCertificateAuthority, issueServingCertificate } from './pki.ts';
 import { planTls, type RotationPolicy, type ServingNames, type TlsAction } from './plan.ts';
@@ -204,19 +203,21 @@ export async function startWebhookTls(options: WebhookTlsOptions): Promise<Webho
     throw new InvalidInputError('webhook TLS: validity periods must be positive', { field: 'policy' });
   }
   const log = options.log;
-  const core = options.kubeConfig.makeApiClient(CoreV1Api);
-  const admission = options.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+  const http = createKubeHttp(options.kubeConfig);
+  const secretsPath = resourcePath('v1', 'secrets', options.namespace);
+  const secretPath = resourcePath('v1', 'secrets', options.namespace, { name: options.secretName });
+  const configurationPath = (kind: 'mutating' | 'validating', name: string): string =>
+    resourcePath('admissionregistration.k8s.io/v1', `${kind}webhookconfigurations`, undefined, { name });
   const secretWhat = `Secret ${options.namespace}/${options.secretName}`;
   const caName = `smk-webhook-ca ${options.namespace}/${options.serviceName}`;
   const mutating = options.webhookConfigurations.mutating ?? [];
   const validating = options.webhookConfigurations.validating ?? [];
-  const strategicMerge = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
   let bundle = '';
 
   async function readSecret(): Promise<StoredSecret> {
     let secret: V1Secret;
     try {
-      secret = await core.readNamespacedSecret({ name: options.secretName, namespace: options.namespace });
+      secret = await http.send<V1Secret>({ method: 'GET', path: secretPath });
     } catch (error) {
       if (apiStatus(error) === 404) return undefined;
       throw kubeError(error, secretWhat);
@@ -229,8 +230,9 @@ export async function startWebhookTls(options: WebhookTlsOptions): Promise<Webho
     const { data, annotations } = writeMaterial(material);
     try {
       if (stored === undefined) {
-        await core.createNamespacedSecret({
-          namespace: options.namespace,
+        await http.send({
+          method: 'POST',
+          path: secretsPath,
           body: {
             apiVersion: 'v1',
             kind: 'Secret',
@@ -249,9 +251,9 @@ export async function startWebhookTls(options: WebhookTlsOptions): Promise<Webho
         const kept = Object.entries(metadata.annotations ?? {}).filter(
           ([key]) => !key.startsWith('smk.dev/ca-'),
         );
-        await core.replaceNamespacedSecret({
-          name: options.secretName,
-          namespace: options.namespace,
+        await http.send({
+          method: 'PUT',
+          path: secretPath,
           body: {
             ...stored.secret,
             // resourceVersion makes this a compare-and-swap: a replica that read older data gets 409.
@@ -309,7 +311,10 @@ export async function startWebhookTls(options: WebhookTlsOptions): Promise<Webho
             return {
               kind: 'mutating' as const,
               name,
-              object: await admission.readMutatingWebhookConfiguration({ name }),
+              object: await http.send<V1MutatingWebhookConfiguration>({
+                method: 'GET',
+                path: configurationPath('mutating', name),
+              }),
             };
           } catch (error) {
             throw kubeError(error, `MutatingWebhookConfiguration ${name}`);
@@ -322,7 +327,10 @@ export async function startWebhookTls(options: WebhookTlsOptions): Promise<Webho
             return {
               kind: 'validating' as const,
               name,
-              object: await admission.readValidatingWebhookConfiguration({ name }),
+              object: await http.send<V1ValidatingWebhookConfiguration>({
+                method: 'GET',
+                path: configurationPath('validating', name),
+              }),
             };
           } catch (error) {
             throw kubeError(error, `ValidatingWebhookConfiguration ${name}`);
@@ -349,11 +357,12 @@ export async function startWebhookTls(options: WebhookTlsOptions): Promise<Webho
         };
         const what = `${config.kind === 'mutating' ? 'Mutating' : 'Validating'}WebhookConfiguration ${config.name}`;
         try {
-          if (config.kind === 'mutating') {
-            await admission.patchMutatingWebhookConfiguration({ name: config.name, body }, strategicMerge);
-          } else {
-            await admission.patchValidatingWebhookConfiguration({ name: config.name, body }, strategicMerge);
-          }
+          await http.send({
+            method: 'PATCH',
+            path: configurationPath(config.kind, config.name),
+            contentType: 'application/strategic-merge-patch+json',
+            body,
+          });
         } catch (error) {
           throw kubeError(error, what);
         }
@@ -393,9 +402,11 @@ export async function startWebhookTls(options: WebhookTlsOptions): Promise<Webho
       await check();
       break;
     } catch (error) {
-      if (Date.now() + wait > deadline) throw error;
-      log.warn({ err: reason(error) }, 'webhook TLS not ready yet; retrying');
-      await delay(wait);
+      // A throttled or overloaded API server's Retry-After is a floor under the backoff.
+      const pause = Math.max(wait, retryAfterMsOf(error) ?? 0);
+      if (Date.now() + pause > deadline) throw error;
+      log.warn({ err: reason(error), retryInMs: pause }, 'webhook TLS not ready yet; retrying');
+      await delay(pause);
     }
   }
 

@@ -1,7 +1,9 @@
 /**
- * What the injected containers receive: their names, the command they run and the environment
- * that carries references (objects spec, region, directory) — never a secret value. The
- * webhook writes this contract; `smk agent` (src/cli/agent.ts) reads it.
+ * The webhook→agent contract: what the injected containers receive — their names, the command
+ * they run and the environment that carries references (objects spec, region, directory), never a
+ * secret value. The webhook (src/webhook/mutate.ts) writes it into the pod spec; `smk agent`
+ * reads it (the environment through src/config.ts, parseAgentEnvironment). It sits in core beside
+ * the write-through contract because two roles share it and neither may import the other.
  */
 export const agentEnv = {
   /** The objects list (AWS CSI provider `objects` format) as JSON. */
@@ -30,3 +32,8 @@ export const volumeName = 'smk-secrets';
 export const injectedContainerNames: readonly string[] = [initContainerName, refreshContainerName];
 
 export type AgentMode = 'init' | 'refresh';
+
+/** The arguments after the image's smk command: `agent init` or `agent refresh`. */
+export function agentArguments(mode: AgentMode): readonly string[] {
+  return ['agent', mode];
+}
