@@ -12,12 +12,14 @@ describe('parseAgentEnvironment: the agent side of the webhook→agent contract'
       [agentEnv.region]: 'eu-west-1',
       [agentEnv.refreshInterval]: '30',
       [agentEnv.jmesPathExpressions]: 'allowed',
+      [agentEnv.templates]: '{"dsn":"{{ user }}"}',
     });
     assert.deepEqual(parsed, {
       dir: '/smk/secrets',
       region: 'eu-west-1',
       refreshIntervalSeconds: 30,
       allowExpressions: true,
+      templatesText: '{"dsn":"{{ user }}"}',
     });
     assert.equal(
       parseEnvironment({ [agentEnv.objects]: '[{"objectName":"db"}]' }).objects,
