@@ -5,8 +5,14 @@ export { SecretCache, type SecretCacheOptions } from './cache.ts';
 export { AwsClients, type AwsClientsOptions } from './clients.ts';
 export { mapAwsError } from './errors.ts';
 export { type Credentials, chainedIdentity, type Identity, identityKey } from './identity.ts';
-export { normaliseRoleChain, parseRoleChain, type RoleChain, roleChainKeys, roleChainSchema } from './role-chain.ts';
 export { type AwsSecretReader, createSecretReader, type SecretReaderDeps } from './reader.ts';
+export {
+  normaliseRoleChain,
+  parseRoleChain,
+  type RoleChain,
+  roleChainKeys,
+  roleChainSchema,
+} from './role-chain.ts';
 export type { ListSecretVersionsOptions } from './secrets-manager.ts';
 export {
   createQueueReader,

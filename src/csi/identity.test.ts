@@ -70,12 +70,20 @@ describe('identityFor: assumeRoleArn (role chaining, ASCP PR 555 parameter names
 
   it("chains from the pod's own IRSA identity, never the provider's", async () => {
     const attributes = parseMountAttributes(
-      withChain({ assumeRoleArn: target, assumeRoleExternalId: 'shop-7f3a', assumeRoleSessionTags: 'team=shop' }),
+      withChain({
+        assumeRoleArn: target,
+        assumeRoleExternalId: 'shop-7f3a',
+        assumeRoleSessionTags: 'team=shop',
+      }),
     );
     const identity = await identityFor(attributes, { roleArn: async () => roleArn });
     assert.equal(identity.kind, 'assumeRole');
     if (identity.kind !== 'assumeRole') return;
-    assert.deepEqual(identity.chain, { roleArn: target, externalId: 'shop-7f3a', sessionTags: { team: 'shop' } });
+    assert.deepEqual(identity.chain, {
+      roleArn: target,
+      externalId: 'shop-7f3a',
+      sessionTags: { team: 'shop' },
+    });
     assert.equal(identity.field, 'assumeRoleArn');
     assert.equal(identity.sessionName, 'smk.default.nginx-deployment-sa');
     assert.equal(identity.source.kind, 'webIdentity');
@@ -85,7 +93,9 @@ describe('identityFor: assumeRoleArn (role chaining, ASCP PR 555 parameter names
   });
 
   it('refuses a bad duration before any AWS work, naming the parameter and the class', async () => {
-    const attributes = parseMountAttributes(withChain({ assumeRoleArn: target, assumeRoleDurationSeconds: '43200' }));
+    const attributes = parseMountAttributes(
+      withChain({ assumeRoleArn: target, assumeRoleDurationSeconds: '43200' }),
+    );
     await assert.rejects(identityFor(attributes, { roleArn: async () => roleArn }), (error: unknown) => {
       assert.ok(error instanceof InvalidInputError);
       assert.equal(error.field, 'assumeRoleDurationSeconds');
