@@ -159,6 +159,46 @@ export function parseRoleChain(
   return chain;
 }
 
+/**
+ * The chain from settings under other names (annotations, environment variables, flags):
+ * `names` maps each setting to the name the user wrote, which errors then use.
+ */
+export function parseNamedRoleChain(
+  values: Readonly<Record<string, string | undefined>>,
+  names: Readonly<Record<keyof typeof roleChainKeys, string>>,
+  subject: string,
+): RoleChain | undefined {
+  const settings: Record<string, string | undefined> = {};
+  for (const key of Object.keys(roleChainKeys) as (keyof typeof roleChainKeys)[]) {
+    settings[roleChainKeys[key]] = values[names[key]];
+  }
+  return parseRoleChain(settings, subject, (key) => names[key]);
+}
+
+/** The flat form of a chain, under `names` (what the injector hands the agent). */
+export function roleChainSettings(
+  chain: RoleChain,
+  names: Readonly<Record<keyof typeof roleChainKeys, string>>,
+): { name: string; value: string }[] {
+  return [
+    { name: names.roleArn, value: chain.roleArn },
+    ...(chain.externalId === undefined ? [] : [{ name: names.externalId, value: chain.externalId }]),
+    ...(chain.durationSeconds === undefined
+      ? []
+      : [{ name: names.durationSeconds, value: String(chain.durationSeconds) }]),
+    ...(chain.sessionTags === undefined
+      ? []
+      : [
+          {
+            name: names.sessionTags,
+            value: Object.entries(chain.sessionTags)
+              .map(([key, value]) => `${key}=${value}`)
+              .join(','),
+          },
+        ]),
+  ];
+}
+
 /** A chain from the CRD field (already validated by `roleChainSchema`), normalised like the flat form. */
 export function normaliseRoleChain(chain: z.infer<typeof roleChainSchema>): RoleChain {
   return {

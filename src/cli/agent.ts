@@ -9,13 +9,14 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { runInit } from '../agent/init.ts';
 import { runRefreshLoop } from '../agent/refresh.ts';
-import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
+import { AwsClients, chainedIdentity, createSecretReader, SecretCache } from '../aws/index.ts';
+import { parseNamedRoleChain } from '../aws/role-chain.ts';
 import { parseEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
 import { parseMountSpec } from '../core/spec.ts';
-import { agentEnv } from '../webhook/agent-contract.ts';
+import { agentEnv, agentRoleChainEnv } from '../webhook/agent-contract.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 
 const help = `Usage: smk agent init|refresh
@@ -27,6 +28,9 @@ Runs inside a pod the injector mutated; configured by the environment it set:
   ${agentEnv.refreshInterval}  seconds between version checks (refresh only)
   ${agentEnv.jmesPathExpressions}  "allowed": accept full JMESPath expressions (set by the injector
             when its administrator enabled them; default: plain field paths)
+  ${agentRoleChainEnv.roleArn}  a role to assume (sts:AssumeRole) with the pod's own credentials;
+            with ${agentRoleChainEnv.externalId}, ${agentRoleChainEnv.durationSeconds},
+            ${agentRoleChainEnv.sessionTags} (key=value,…)
 
   init      fetch every object and write the files atomically; exit 1 if anything failed
   refresh   keep the files current: a version check per interval (with jitter), a fetch and an
@@ -98,8 +102,10 @@ export async function run(args: readonly string[]): Promise<number> {
   });
   const expressions = own.allowExpressions ? createExpressionEvaluator() : undefined;
   const log = createLogger({ name: `smk-agent-${mode}`, level: environment.logLevel });
+  // The chain starts from the pod's own credentials (the SDK's default chain: its IRSA / Pod Identity env).
+  const roleChain = parseNamedRoleChain(process.env, agentRoleChainEnv, 'smk agent');
   const reader = createSecretReader(
-    { kind: 'default' },
+    chainedIdentity({ kind: 'default' }, roleChain, 'smk.agent', agentRoleChainEnv.roleArn),
     {
       cache: new SecretCache(),
       clients: new AwsClients({

@@ -3,7 +3,8 @@
  * calls as possible and write the files atomically. Nothing is written unless every object was
  * fetched and extracted; the exit code says whether it worked.
  */
-import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
+import { AwsClients, chainedIdentity, createSecretReader, SecretCache } from '../aws/index.ts';
+import { parseNamedRoleChain } from '../aws/role-chain.ts';
 import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
@@ -26,6 +27,11 @@ Options:
   --path-translation C      character replacing "/" in names (default "_"; "False" keeps sub-directories)
   --file-mode MODE          mode of files whose object sets no filePermission (default 0600: owner only)
   --quiet                   print nothing on success
+  --assume-role-arn ARN     read as this role, assumed (sts:AssumeRole) with your own credentials
+                            (another account's secrets); with:
+  --assume-role-external-id ID            the external id the role's trust policy asks for
+  --assume-role-duration-seconds N        session length, 900–3600 (AWS caps chained sessions at 1 h)
+  --assume-role-session-tags K=V,K2=V2    session tags (the role must allow sts:TagSession)
 ${jmesPathExpressionsHelp(28)}
 `;
 
@@ -48,6 +54,19 @@ function parseFileMode(value: string | undefined): number {
   return Number.parseInt(value, 8);
 }
 
+const roleChainFlags = {
+  roleArn: '--assume-role-arn',
+  externalId: '--assume-role-external-id',
+  durationSeconds: '--assume-role-duration-seconds',
+  sessionTags: '--assume-role-session-tags',
+} as const;
+const roleChainOptions = {
+  'assume-role-arn': { type: 'string' },
+  'assume-role-external-id': { type: 'string' },
+  'assume-role-duration-seconds': { type: 'string' },
+  'assume-role-session-tags': { type: 'string' },
+} as const;
+
 export async function run(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs('fetch', args, {
     objects: { type: 'string' },
@@ -56,6 +75,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'failover-region': { type: 'string' },
     'path-translation': { type: 'string' },
     'file-mode': { type: 'string' },
+    ...roleChainOptions,
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
     ...jmesPathExpressionsOption,
@@ -88,8 +108,18 @@ export async function run(args: readonly string[]): Promise<number> {
     subject,
     { allowExpressions },
   );
+  const roleChain = parseNamedRoleChain(
+    {
+      [roleChainFlags.roleArn]: values['assume-role-arn'],
+      [roleChainFlags.externalId]: values['assume-role-external-id'],
+      [roleChainFlags.durationSeconds]: values['assume-role-duration-seconds'],
+      [roleChainFlags.sessionTags]: values['assume-role-session-tags'],
+    },
+    roleChainFlags,
+    'smk fetch',
+  );
   const reader = createSecretReader(
-    { kind: 'default' },
+    chainedIdentity({ kind: 'default' }, roleChain, 'smk.fetch', roleChainFlags.roleArn),
     {
       cache: new SecretCache(),
       clients: new AwsClients({

@@ -11,8 +11,15 @@
  * only what the API server defaults.
  */
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import { roleChainSettings } from '../aws/role-chain.ts';
 import { smkVersion } from '../core/version.ts';
-import { agentEnv, initContainerName, refreshContainerName, volumeName } from './agent-contract.ts';
+import {
+  agentEnv,
+  agentRoleChainEnv,
+  initContainerName,
+  refreshContainerName,
+  volumeName,
+} from './agent-contract.ts';
 import {
   annotations,
   type InjectionPlan,
@@ -182,6 +189,7 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
       { name: agentEnv.dir, value: plan.mountPath },
       ...(plan.region === undefined ? [] : [{ name: agentEnv.region, value: plan.region }]),
       ...(config.allowJmesPathExpressions ? [{ name: agentEnv.jmesPathExpressions, value: 'allowed' }] : []),
+      ...(plan.roleChain === undefined ? [] : roleChainSettings(plan.roleChain, agentRoleChainEnv)),
       ...modeEnv,
       ...identity.env.map(copyJson),
     ],
