@@ -9,10 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { MountCallError } from '../../src/csi/client.ts';
-import { scannedAccountRoles } from '../leak/moto-values.ts';
+import { connectMoto } from '../harness/moto.ts';
+import { createSecretInOtherAccount, otherAccountRole } from '../harness/other-account.ts';
 import { type StsRecorder, startStsRecorder } from './fakes.ts';
 import {
   awsClientConfig,
@@ -22,32 +21,7 @@ import {
   uniqueName,
 } from './harness.ts';
 
-/** The leak scan reads this account too (test/leak/moto-values.ts). */
-const [sharedRole] = scannedAccountRoles;
-
-/** Creates a secret in the shared role's account (moto: the account of the credentials used). */
-async function putSecretInOtherAccount(name: string, value: string): Promise<void> {
-  const sts = new STSClient(awsClientConfig('us-east-1'));
-  const assumed = await sts.send(
-    new AssumeRoleCommand({ RoleArn: sharedRole, RoleSessionName: 'test-setup' }),
-  );
-  sts.destroy();
-  const issued = assumed.Credentials;
-  assert.ok(issued?.AccessKeyId && issued.SecretAccessKey);
-  const client = new SecretsManagerClient({
-    ...awsClientConfig('us-east-1'),
-    credentials: {
-      accessKeyId: issued.AccessKeyId,
-      secretAccessKey: issued.SecretAccessKey,
-      ...(issued.SessionToken ? { sessionToken: issued.SessionToken } : {}),
-    },
-  });
-  try {
-    await client.send(new CreateSecretCommand({ Name: name, SecretString: value }));
-  } finally {
-    client.destroy();
-  }
-}
+const sharedRole = otherAccountRole;
 
 describe('csi provider: assumeRoleArn (role chaining)', () => {
   let recorder: StsRecorder;
@@ -63,7 +37,7 @@ describe('csi provider: assumeRoleArn (role chaining)', () => {
       },
     });
     secret = uniqueName('smk-csi-chain');
-    await putSecretInOtherAccount(secret, 'chained-value-5c1e');
+    await createSecretInOtherAccount(connectMoto().endpoint, secret, 'chained-value-5c1e');
   });
   after(async () => {
     await world?.close();
