@@ -13,13 +13,7 @@ import { MountCallError } from '../../src/csi/client.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { createSecretInOtherAccount, otherAccountRole } from '../harness/other-account.ts';
 import { type StsRecorder, startStsRecorder } from './fakes.ts';
-import {
-  awsClientConfig,
-  filesAsText,
-  type ProviderWorld,
-  startProviderWorld,
-  uniqueName,
-} from './harness.ts';
+import { filesAsText, type ProviderWorld, startProviderWorld, uniqueName } from './harness.ts';
 
 const sharedRole = otherAccountRole;
 
