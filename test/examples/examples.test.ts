@@ -73,6 +73,7 @@ const decode = (data: string | undefined): string => Buffer.from(data ?? '', 'ba
 describe('examples/', () => {
   it('has the examples the docs point to', async () => {
     assert.deepEqual(await exampleNames(), [
+      'cross-account',
       'csi-seed-001',
       'injection-seed-002',
       'injection-smk',
