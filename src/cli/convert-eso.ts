@@ -155,7 +155,7 @@ function storeSettings(
   subject: string,
   serviceAccountOverride: string | undefined,
 ): { spec: Record<string, unknown>; objectType: string; prefix: string; issues: ConvertIssue[] } {
-  const storeSubject = `${store.kind} ${store.kind === 'SecretStore' ? `${namespace}/` : ''}${store.metadata.name}`;
+  const storeSubject = `${store.kind} ${store.kind === 'SecretStore' && namespace !== '' ? `${namespace}/` : ''}${store.metadata.name}`;
   const issues: ConvertIssue[] = [];
   const providers = Object.keys(store.spec.provider);
   const aws = store.spec.provider.aws;
@@ -191,7 +191,7 @@ function storeSettings(
       field: 'spec.secretStoreRef',
       message:
         account === undefined
-          ? `${storeSubject} reads with the operator's own credentials (no auth.jwt.serviceAccountRef); smk reads as a ServiceAccount of ${namespace}: give --service-account NAME`
+          ? `${storeSubject} reads with the operator's own credentials (no auth.jwt.serviceAccountRef); smk reads as a ServiceAccount of the ExternalSecret's namespace: give --service-account NAME`
           : `${storeSubject} reads as ServiceAccount ${account.namespace}/${account.name}, another namespace; smk reads only as this namespace's accounts: give --service-account NAME`,
     });
   }
@@ -358,7 +358,8 @@ export function convertExternalSecret(
   const parsed = externalSecretSchema.safeParse(object);
   if (!parsed.success) return { issues: [zodIssue(subject, parsed.error)] };
   const { metadata, spec } = parsed.data;
-  const namespace = metadata.namespace ?? 'default';
+  // No namespace in the input: the one `kubectl apply -n` gives, the same for the store.
+  const namespace = metadata.namespace ?? '';
   const issues: ConvertIssue[] = [
     ...unknownFields(externalSecretSpec, spec, subject, 'spec'),
     ...unknownFields(targetSchema, spec.target, subject, 'spec.target'),
@@ -446,7 +447,7 @@ export function convertExternalSecret(
   const secretSync = {
     apiVersion: 'smk.dev/v1alpha1',
     kind: 'SecretSync',
-    metadata: { name: metadata.name, namespace },
+    metadata: { name: metadata.name, ...(metadata.namespace === undefined ? {} : { namespace }) },
     spec: {
       ...settings.spec,
       objects: data.objects,
