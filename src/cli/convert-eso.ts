@@ -1,8 +1,8 @@
 /**
  * External Secrets Operator → smk: an `ExternalSecret` (external-secrets.io/v1, also v1beta1) and
  * the AWS `SecretStore` / `ClusterSecretStore` it names become one `SecretSync`. The schemas below
- * are ESO v1's fields as its API reference gives them; every field they do not list, and every
- * listed one smk cannot honour, is reported by its path.
+ * are ESO v1's fields as its API reference gives them (loose: a field they do not list is kept, so
+ * it can be reported); every unknown field, and every listed one smk cannot honour, is reported by its path.
  */
 import { z } from 'zod';
 import { type ConvertIssue, unknownFields } from './convert-output.ts';
@@ -25,7 +25,7 @@ const awsAuth = z.object({
   jwt: z.object({ serviceAccountRef }).optional(),
   secretRef: z.unknown().optional(),
 });
-const awsProvider = z.object({
+const awsProvider = z.looseObject({
   service: z.enum(['SecretsManager', 'ParameterStore']),
   region: z.string().optional(),
   role: z.string().optional(),
@@ -45,7 +45,7 @@ const storeSchema = z.object({
 });
 export type EsoStore = z.infer<typeof storeSchema>;
 
-const remoteRef = z.object({
+const remoteRef = z.looseObject({
   key: z.string().min(1),
   property: z.string().optional(),
   version: z.string().optional(),
@@ -54,7 +54,7 @@ const remoteRef = z.object({
   decodingStrategy: z.enum(['None', 'Base64', 'Base64URL', 'Auto']).optional(),
   nullBytePolicy: z.string().optional(),
 });
-const dataEntry = z.object({
+const dataEntry = z.looseObject({
   secretKey: z.string().min(1),
   remoteRef,
   sourceRef: z.unknown().optional(),
@@ -65,7 +65,7 @@ const dataFromEntry = z.object({
   rewrite: z.unknown().optional(),
   sourceRef: z.unknown().optional(),
 });
-const templateSchema = z.object({
+const templateSchema = z.looseObject({
   type: z.string().optional(),
   engineVersion: z.string().optional(),
   metadata: z
@@ -78,14 +78,14 @@ const templateSchema = z.object({
   data: z.record(z.string(), z.string()).optional(),
   templateFrom: z.array(z.unknown()).optional(),
 });
-const targetSchema = z.object({
+const targetSchema = z.looseObject({
   name: z.string().optional(),
   creationPolicy: z.enum(['Owner', 'Orphan', 'Merge', 'None']).optional(),
   deletionPolicy: z.enum(['Delete', 'Merge', 'Retain']).optional(),
   template: templateSchema.optional(),
   immutable: z.boolean().optional(),
 });
-const externalSecretSpec = z.object({
+const externalSecretSpec = z.looseObject({
   secretStoreRef: z
     .object({ name: z.string().min(1), kind: z.enum(['SecretStore', 'ClusterSecretStore']).optional() })
     .optional(),
@@ -301,7 +301,10 @@ function objectsOf(
     const unsupported = (where: string, message: string): void => {
       issues.push({ severity: 'unsupported', subject, field: `${field}.${where}`, message });
     };
-    issues.push(...unknownFields(remoteRef, entry.remoteRef, subject, `${field}.remoteRef`));
+    issues.push(
+      ...unknownFields(dataEntry, entry, subject, field),
+      ...unknownFields(remoteRef, entry.remoteRef, subject, `${field}.remoteRef`),
+    );
     const ref = entry.remoteRef;
     if (entry.sourceRef !== undefined)
       unsupported('sourceRef', 'smk reads one store per object (no generators or per-key stores)');
