@@ -76,7 +76,7 @@ describe('convert ESO: store → identity, region, role chain', () => {
 
   it('ParameterStore → ssmparameter; a store of another provider is unsupported', () => {
     const { sync } = only([store({ service: 'ParameterStore' }), externalSecret({})]);
-    assert.equal((sync?.spec.objects[0] as { objectType: string }).objectType, 'ssmparameter');
+    assert.equal((sync?.spec.objects[0] as { objectType?: string } | undefined)?.objectType, 'ssmparameter');
     const vault = { ...store({}), spec: { provider: { vault: { server: 'https://vault' } } } };
     assert.match(
       unsupported(only([vault, externalSecret({})]).issues).join(),
