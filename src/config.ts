@@ -5,7 +5,7 @@
  */
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { agentEnv } from './core/agent-contract.ts';
+import { agentEnv, agentRoleChainEnv } from './core/agent-contract.ts';
 import { InvalidInputError } from './core/errors.ts';
 
 const nonEmpty = z.string().trim().min(1);
@@ -103,6 +103,14 @@ export function parseAgentEnvironment(env: NodeJS.ProcessEnv): AgentEnvironment 
     allowExpressions: parsed.data[agentEnv.jmesPathExpressions] === 'allowed',
     templatesText: parsed.data[agentEnv.templates],
   };
+}
+
+/**
+ * The role-chaining variables the injector hands the agent (core/agent-contract.ts), unparsed:
+ * aws/role-chain.ts parses them and names the variable in its errors.
+ */
+export function agentRoleChainEnvironment(): Readonly<Record<string, string | undefined>> {
+  return Object.fromEntries(Object.values(agentRoleChainEnv).map((name) => [name, process.env[name]]));
 }
 
 /** The injected agent's own environment, parsed. */

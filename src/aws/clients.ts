@@ -15,7 +15,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { BatchGetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import type { STSClient } from '@aws-sdk/client-sts';
+import type { AssumeRoleCommandOutput, STSClient } from '@aws-sdk/client-sts';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { InvalidInputError, isSmkError, type SmkError, TransientError } from '../core/errors.ts';
 import { errorLabels } from '../core/metrics.ts';
@@ -23,6 +23,7 @@ import { awsRegionExpectation, isAwsRegion } from '../core/regions.ts';
 import { type AwsErrorContext, mapAwsError } from './errors.ts';
 import {
   type CredentialProvider,
+  type Credentials,
   cachedCredentials,
   fetchPodIdentityCredentials,
   type Identity,
@@ -127,12 +128,29 @@ interface ConnectionPools {
   readonly https: HttpsAgent;
 }
 
+/**
+ * An AssumeRole failure, re-made to name the field the role came from. Errors of the source
+ * identity (its own AssumeRoleWithWebIdentity, its token) are kept as they are: they are not
+ * about the second role.
+ */
+function chainFailure(error: unknown, field: string, roleArn: string): SmkError {
+  const mapped = mapAwsError(error, { api: 'AssumeRole', subject: roleArn });
+  if (mapped.subject !== roleArn) return mapped;
+  const Kind = mapped.constructor as new (
+    message: string,
+    options?: { subject?: string; field?: string },
+  ) => SmkError;
+  return new Kind(`${field}: ${mapped.message}`, { subject: roleArn, field });
+}
+
 export class AwsClients {
   readonly options: ResolvedOptions;
   readonly #secretsManager: WeightedLru<string, HeldClient<SecretsManagerClient>>;
   readonly #ssm: WeightedLru<string, HeldClient<SSMClient>>;
   readonly #sqs: WeightedLru<string, HeldClient<SQSClient>>;
   readonly #identities: WeightedLru<string, KnownIdentity>;
+  /** Signed STS clients for AssumeRole, one per source identity (the chain's first link). */
+  readonly #signedSts: WeightedLru<string, HeldClient<STSClient>>;
   #pools: ConnectionPools;
   #sts: STSClient | undefined;
 
@@ -153,13 +171,14 @@ export class AwsClients {
     this.#ssm = new WeightedLru(this.options.maxClients);
     this.#sqs = new WeightedLru(this.options.maxClients);
     this.#identities = new WeightedLru(this.options.maxIdentities);
+    this.#signedSts = new WeightedLru(this.options.maxClients);
     this.#pools = this.#newPools();
   }
 
   /** How many clients and identities are held now (tests, metrics). */
   get held(): { readonly clients: number; readonly identities: number } {
     return {
-      clients: this.#secretsManager.size + this.#ssm.size + this.#sqs.size,
+      clients: this.#secretsManager.size + this.#ssm.size + this.#sqs.size + this.#signedSts.size,
       identities: this.#identities.size,
     };
   }
@@ -294,6 +313,7 @@ export class AwsClients {
     this.#secretsManager.clear();
     this.#ssm.clear();
     this.#sqs.clear();
+    this.#signedSts.clear();
     this.#sts = undefined;
     this.#pools = this.#newPools();
   }
@@ -354,7 +374,61 @@ export class AwsClients {
             current.endpoint ?? process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI ?? podIdentityAgentUrl;
           return fetchPodIdentityCredentials(endpoint, await current.token(), this.options.callTimeoutMs);
         }, margin);
+      case 'assumeRole':
+        // Cached per identity key (source, role, external id, tags), in the identities LRU like the rest.
+        return cachedCredentials(() => this.#assumeRole(holder), margin);
     }
+  }
+
+  /**
+   * sts:AssumeRole signed with the source identity's own credentials, so the second role trusts
+   * (or refuses) the workload, never this process. A failure names the role and the field that
+   * asked for it; the source's own failure (its token, its role) passes through unchanged.
+   */
+  async #assumeRole(holder: { readonly latest: Identity }): Promise<Credentials> {
+    const current = holder.latest;
+    if (current.kind !== 'assumeRole') throw new Error('identity key reused for another kind');
+    const { chain } = current;
+    const { STSClient, AssumeRoleCommand } = await stsSdk();
+    const sts = this.#held(
+      this.#signedSts,
+      current.source,
+      this.options.stsRegion,
+      (config) => new STSClient(config),
+    );
+    const context = { api: 'AssumeRole', subject: chain.roleArn, region: this.options.stsRegion };
+    let answer: AssumeRoleCommandOutput;
+    try {
+      answer = await this.call(context, (abortSignal) =>
+        sts.send(
+          new AssumeRoleCommand({
+            RoleArn: chain.roleArn,
+            RoleSessionName: current.sessionName,
+            ...(chain.externalId === undefined ? {} : { ExternalId: chain.externalId }),
+            ...(chain.durationSeconds === undefined ? {} : { DurationSeconds: chain.durationSeconds }),
+            ...(chain.sessionTags === undefined
+              ? {}
+              : { Tags: Object.entries(chain.sessionTags).map(([Key, Value]) => ({ Key, Value })) }),
+          }),
+          { abortSignal },
+        ),
+      );
+    } catch (error) {
+      throw chainFailure(error, current.field, chain.roleArn);
+    }
+    const issued = answer.Credentials;
+    if (!issued?.AccessKeyId || !issued.SecretAccessKey) {
+      throw new TransientError(`${current.field} ${chain.roleArn}: AssumeRole answered without credentials`, {
+        subject: chain.roleArn,
+        field: current.field,
+      });
+    }
+    return {
+      accessKeyId: issued.AccessKeyId,
+      secretAccessKey: issued.SecretAccessKey,
+      ...(issued.SessionToken ? { sessionToken: issued.SessionToken } : {}),
+      ...(issued.Expiration ? { expiration: issued.Expiration } : {}),
+    };
   }
 
   async #assumeRoleWithWebIdentity(holder: { readonly latest: Identity }) {

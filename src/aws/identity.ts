@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { AccessDeniedError, TransientError } from '../core/errors.ts';
+import { type RoleChain, roleChainKey } from './role-chain.ts';
 
 /**
  * The RoleSessionName smk assumes a ServiceAccount's role with, in every role (sync, CSI):
@@ -54,7 +55,29 @@ export type Identity =
       readonly subject: string;
       /** Agent URL; default AWS_CONTAINER_CREDENTIALS_FULL_URI, else the EKS agent address. */
       readonly endpoint?: string;
+    }
+  /**
+   * sts:AssumeRole of `chain.roleArn`, signed with `source`'s credentials: the workload's own
+   * identity, never a process's (the tenant rule). `field` names where the user set the role
+   * (`assumeRoleArn`, `spec.assumeRole.roleArn`, an annotation) for errors.
+   */
+  | {
+      readonly kind: 'assumeRole';
+      readonly source: Identity;
+      readonly chain: RoleChain;
+      readonly sessionName: string;
+      readonly field: string;
     };
+
+/** `source`, or `source` then `chain` when a second role is asked for. */
+export function chainedIdentity(
+  source: Identity,
+  chain: RoleChain | undefined,
+  sessionName: string,
+  field: string,
+): Identity {
+  return chain === undefined ? source : { kind: 'assumeRole', source, chain, sessionName, field };
+}
 
 /** A stable cache key per principal; never contains a token or a secret key. */
 export function identityKey(identity: Identity): string {
@@ -67,6 +90,9 @@ export function identityKey(identity: Identity): string {
       return `webIdentity:${identity.roleArn}:${identity.subject}`;
     case 'podIdentity':
       return `podIdentity:${identity.endpoint ?? ''}:${identity.subject}`;
+    case 'assumeRole':
+      // The source's key is part of it: two workloads chaining to one role never share credentials.
+      return `assumeRole:${roleChainKey(identity.chain)}:${identity.sessionName}<-${identityKey(identity.source)}`;
   }
 }
 

@@ -4,8 +4,15 @@ export { secretIdMatches } from './arn.ts';
 export { SecretCache, type SecretCacheOptions } from './cache.ts';
 export { AwsClients, type AwsClientsOptions } from './clients.ts';
 export { mapAwsError } from './errors.ts';
-export { type Credentials, type Identity, identityKey } from './identity.ts';
+export { type Credentials, chainedIdentity, type Identity, identityKey } from './identity.ts';
 export { type AwsSecretReader, createSecretReader, type SecretReaderDeps } from './reader.ts';
+export {
+  normaliseRoleChain,
+  parseRoleChain,
+  type RoleChain,
+  roleChainKeys,
+  roleChainSchema,
+} from './role-chain.ts';
 export type { ListSecretVersionsOptions } from './secrets-manager.ts';
 export {
   createQueueReader,

@@ -7,9 +7,10 @@
  */
 import { runInit } from '../agent/init.ts';
 import { runRefreshLoop } from '../agent/refresh.ts';
-import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
-import { agentProcessEnvironment, processEnvironment } from '../config.ts';
-import { agentEnv } from '../core/agent-contract.ts';
+import { AwsClients, chainedIdentity, createSecretReader, SecretCache } from '../aws/index.ts';
+import { parseNamedRoleChain } from '../aws/role-chain.ts';
+import { agentProcessEnvironment, agentRoleChainEnvironment, processEnvironment } from '../config.ts';
+import { agentEnv, agentRoleChainEnv } from '../core/agent-contract.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
@@ -28,6 +29,9 @@ Runs inside a pod the injector mutated; configured by the environment it set:
             when its administrator enabled them; default: plain field paths)
   ${agentEnv.templates}     files rendered from the objects' files, as JSON {"file": "template"}
             (the pod's smk.dev/template-<file> annotations; docs/templates.md)
+  ${agentRoleChainEnv.roleArn}  a role to assume (sts:AssumeRole) with the pod's own credentials;
+            with ${agentRoleChainEnv.externalId}, ${agentRoleChainEnv.durationSeconds},
+            ${agentRoleChainEnv.sessionTags} (key=value,…)
 
   init      fetch every object and write the files atomically; exit 1 if anything failed
   refresh   keep the files current: a version check per interval (with jitter), a fetch and an
@@ -69,8 +73,10 @@ export async function run(args: readonly string[]): Promise<number> {
     own.templatesText === undefined ? undefined : parseTemplatesJson(own.templatesText, agentEnv.templates);
   const expressions = own.allowExpressions ? createExpressionEvaluator() : undefined;
   const log = createLogger({ name: `smk-agent-${mode}`, level: environment.logLevel });
+  // The chain starts from the pod's own credentials (the SDK's default chain: its IRSA / Pod Identity env).
+  const roleChain = parseNamedRoleChain(agentRoleChainEnvironment(), agentRoleChainEnv, 'smk agent');
   const reader = createSecretReader(
-    { kind: 'default' },
+    chainedIdentity({ kind: 'default' }, roleChain, 'smk.agent', agentRoleChainEnv.roleArn),
     {
       cache: new SecretCache(),
       clients: new AwsClients({

@@ -26,6 +26,10 @@ export const commands = {
     summary: "print Pods/workloads from YAML with the webhook's injection applied (pipe to kubectl apply)",
     load: () => import('./inject.ts'),
   },
+  convert: {
+    summary: 'print the smk equivalent of External Secrets Operator and Vault injector manifests',
+    load: () => import('./convert.ts'),
+  },
   agent: {
     summary: 'in an injected pod: `agent init` writes the secrets, `agent refresh` keeps them current',
     load: () => import('./agent.ts'),

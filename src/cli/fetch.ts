@@ -3,7 +3,8 @@
  * calls as possible and write the files atomically. Nothing is written unless every object was
  * fetched and extracted; the exit code says whether it worked.
  */
-import { AwsClients, createSecretReader, SecretCache } from '../aws/index.ts';
+import { AwsClients, chainedIdentity, createSecretReader, SecretCache } from '../aws/index.ts';
+import { parseNamedRoleChain } from '../aws/role-chain.ts';
 import { jmesPathExpressionsHelp, jmesPathExpressionsOption, processEnvironment } from '../config.ts';
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
@@ -29,6 +30,11 @@ Options:
   --template NAME=FILE      also write file NAME rendered from the template in FILE ({{ name }} of the
                             files the objects produce; repeatable; docs/templates.md)
   --quiet                   print nothing on success
+  --assume-role-arn ARN     read as this role, assumed (sts:AssumeRole) with your own credentials
+                            (another account's secrets); with:
+  --assume-role-external-id ID            the external id the role's trust policy asks for
+  --assume-role-duration-seconds N        session length, 900–3600 (AWS caps chained sessions at 1 h)
+  --assume-role-session-tags K=V,K2=V2    session tags (the role must allow sts:TagSession)
 ${jmesPathExpressionsHelp(28)}
 `;
 
@@ -68,6 +74,19 @@ async function templateTexts(flags: readonly string[]): Promise<Record<string, s
   return texts;
 }
 
+const roleChainFlags = {
+  roleArn: '--assume-role-arn',
+  externalId: '--assume-role-external-id',
+  durationSeconds: '--assume-role-duration-seconds',
+  sessionTags: '--assume-role-session-tags',
+} as const;
+const roleChainOptions = {
+  'assume-role-arn': { type: 'string' },
+  'assume-role-external-id': { type: 'string' },
+  'assume-role-duration-seconds': { type: 'string' },
+  'assume-role-session-tags': { type: 'string' },
+} as const;
+
 export async function run(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs('fetch', args, {
     objects: { type: 'string' },
@@ -77,6 +96,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'path-translation': { type: 'string' },
     'file-mode': { type: 'string' },
     template: { type: 'string', multiple: true },
+    ...roleChainOptions,
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
     ...jmesPathExpressionsOption,
@@ -114,8 +134,18 @@ export async function run(args: readonly string[]): Promise<number> {
     (name) => `--template ${name}`,
     subject,
   );
+  const roleChain = parseNamedRoleChain(
+    {
+      [roleChainFlags.roleArn]: values['assume-role-arn'],
+      [roleChainFlags.externalId]: values['assume-role-external-id'],
+      [roleChainFlags.durationSeconds]: values['assume-role-duration-seconds'],
+      [roleChainFlags.sessionTags]: values['assume-role-session-tags'],
+    },
+    roleChainFlags,
+    'smk fetch',
+  );
   const reader = createSecretReader(
-    { kind: 'default' },
+    chainedIdentity({ kind: 'default' }, roleChain, 'smk.fetch', roleChainFlags.roleArn),
     {
       cache: new SecretCache(),
       clients: new AwsClients({

@@ -10,7 +10,7 @@ import { InvalidInputError } from '../core/errors.ts';
 import { type InjectedObject, injectManifests } from '../webhook/manifests.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import { injectorFlagOptions, injectorFlagsHelp, injectorFromFlags } from './injector-flags.ts';
-import { manifestFiles, readStdin, readTextArgument } from './input.ts';
+import { type ManifestSource, readManifestSources } from './input.ts';
 
 const help = `Usage: smk inject -f FILE|DIR|- [-f …] [options]
 
@@ -26,29 +26,6 @@ Options:
   --quiet                   do not report the objects on stderr
 ${injectorFlagsHelp}
 `;
-
-interface Source {
-  /** The file's path, or "stdin". */
-  readonly name: string;
-  readonly text: string;
-}
-
-async function readSources(arguments_: readonly string[]): Promise<Source[]> {
-  if (arguments_.filter((source) => source === '-').length > 1) {
-    throw usageError('inject', '-f - (stdin) may be given once', '--filename');
-  }
-  const sources: Source[] = [];
-  for (const argument of arguments_) {
-    if (argument === '-') {
-      sources.push({ name: 'stdin', text: await readStdin() });
-      continue;
-    }
-    for (const file of await manifestFiles('inject', '-f', argument)) {
-      sources.push({ name: file, text: await readTextArgument('inject', '-f', file) });
-    }
-  }
-  return sources;
-}
 
 /** kubectl's short form: "deployment/web". */
 function reference(object: InjectedObject): string {
@@ -71,12 +48,12 @@ export async function run(args: readonly string[]): Promise<number> {
     throw usageError('inject', '-f FILE|DIR|- is required', '--filename');
   }
   const config = injectorFromFlags(values, 'inject');
-  const sources = await readSources(values.filename);
+  const sources = await readManifestSources('inject', values.filename);
   const outputs: string[] = [];
   const report: string[] = [];
   const errors: string[] = [];
   // With one source the messages stay as they were; with several, each names its file.
-  const prefix = (source: Source): string => (sources.length > 1 ? `${source.name}: ` : '');
+  const prefix = (source: ManifestSource): string => (sources.length > 1 ? `${source.name}: ` : '');
   for (const source of sources) {
     const result = injectManifests(source.text, config);
     if (!result.ok) {

@@ -5,6 +5,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { InvalidInputError } from '../core/errors.ts';
+import { usageError } from './args.ts';
 import { systemErrorReason } from './errors.ts';
 
 export async function readStdin(): Promise<string> {
@@ -80,4 +81,31 @@ export async function manifestFiles(command: string, flag: string, source: strin
     );
   }
   return files;
+}
+
+export interface ManifestSource {
+  /** The file's path, or "stdin". */
+  readonly name: string;
+  readonly text: string;
+}
+
+/** The texts of every -f argument (files, directories, "-" once), in order: what `smk inject` and `smk convert` read. */
+export async function readManifestSources(
+  command: string,
+  arguments_: readonly string[],
+): Promise<ManifestSource[]> {
+  if (arguments_.filter((source) => source === '-').length > 1) {
+    throw usageError(command, '-f - (stdin) may be given once', '--filename');
+  }
+  const sources: ManifestSource[] = [];
+  for (const argument of arguments_) {
+    if (argument === '-') {
+      sources.push({ name: 'stdin', text: await readStdin() });
+      continue;
+    }
+    for (const file of await manifestFiles(command, '-f', argument)) {
+      sources.push({ name: file, text: await readTextArgument(command, '-f', file) });
+    }
+  }
+  return sources;
 }

@@ -5,8 +5,9 @@
  * namespace reaches only what its own role may read, and the AWS layer's cache keys every value
  * by this identity (the session name names namespace and account).
  */
-import { type Identity, sessionNameFor } from '../aws/identity.ts';
+import { chainedIdentity, type Identity, sessionNameFor } from '../aws/identity.ts';
 import { WeightedLru } from '../aws/lru.ts';
+import { type RoleChain, roleChainKey } from '../aws/role-chain.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { SecretReader } from '../core/source.ts';
 import {
@@ -19,13 +20,21 @@ import {
 
 export interface ResolvedIdentity {
   readonly reader: SecretReader;
+  /** The role reads are made as: the chained role when one is asked for, else the account's own. */
   readonly roleArn: string;
   readonly sessionName: string;
 }
 
 export interface IdentityResolver {
-  /** The reader acting as `namespace/serviceAccountName`; throws a sentinel error naming the account. */
-  resolve(namespace: string, serviceAccountName: string): Promise<ResolvedIdentity>;
+  /**
+   * The reader acting as `namespace/serviceAccountName`, then as `roleChain`'s role assumed with
+   * that account's own credentials (never the controller's); throws a sentinel error naming the account.
+   */
+  resolve(
+    namespace: string,
+    serviceAccountName: string,
+    roleChain?: { readonly chain: RoleChain; readonly field: string },
+  ): Promise<ResolvedIdentity>;
 }
 
 export interface IdentityResolverOptions {
@@ -105,14 +114,15 @@ export function createIdentityResolver(options: IdentityResolverOptions): Identi
   }
 
   return {
-    async resolve(namespace, serviceAccountName) {
+    async resolve(namespace, serviceAccountName, roleChain) {
       const ref: ServiceAccountRef = { namespace, name: serviceAccountName };
       const roleArn = await roleOf(ref);
-      const key = `${namespace}/${serviceAccountName}\0${roleArn ?? podIdentityRole}`;
+      const chainKey = roleChain ? `\0${roleChainKey(roleChain.chain)}\0${roleChain.field}` : '';
+      const key = `${namespace}/${serviceAccountName}\0${roleArn ?? podIdentityRole}${chainKey}`;
       const known = readers.get(key);
       if (known) return known;
       const sessionName = sessionNameFor(namespace, serviceAccountName);
-      const identity: Identity =
+      const own: Identity =
         roleArn === undefined
           ? {
               kind: 'podIdentity',
@@ -127,9 +137,10 @@ export function createIdentityResolver(options: IdentityResolverOptions): Identi
               sessionName,
               token: () => tokenOf(ref, stsAudience),
             };
+      const identity = chainedIdentity(own, roleChain?.chain, sessionName, roleChain?.field ?? '');
       const resolved = {
         reader: options.makeReader(identity),
-        roleArn: roleArn ?? podIdentityRole,
+        roleArn: roleChain?.chain.roleArn ?? roleArn ?? podIdentityRole,
         sessionName,
       };
       readers.set(key, resolved);

@@ -6,6 +6,13 @@
  * Both are parsed here once, with zod, into plain values; errors name the object and field.
  */
 import { z } from 'zod';
+import {
+  normaliseRoleChain,
+  parseRoleChain,
+  type RoleChain,
+  roleChainKeys,
+  roleChainSchema,
+} from '../aws/role-chain.ts';
 import { parseDuration } from '../core/duration.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import type { MountParams } from '../core/spec.ts';
@@ -116,6 +123,11 @@ export interface SyncSource {
 export interface SyncJob {
   readonly source: SyncSource;
   readonly serviceAccountName: string;
+  /**
+   * A second role assumed with the ServiceAccount's own credentials (SecretSync `spec.assumeRole`,
+   * a class's `assumeRole*` parameters); `field` is where it was set, for errors.
+   */
+  readonly roleChain?: { readonly chain: RoleChain; readonly field: string } | undefined;
   /** The objects spec and its region settings, for core's parseMountSpec. */
   readonly params: MountParams;
   readonly targets: readonly SyncTarget[];
@@ -168,6 +180,7 @@ const secretSyncSchema = z.object({
   metadata: metadataSchema,
   spec: z.object({
     serviceAccountName: name,
+    assumeRole: roleChainSchema.optional(),
     region: z.string().optional(),
     failoverRegion: z.string().optional(),
     pathTranslation: z.string().optional(),
@@ -277,6 +290,9 @@ export function secretSyncJob(object: unknown): SyncJob {
       generation: metadata.generation,
     },
     serviceAccountName: spec.serviceAccountName,
+    ...(spec.assumeRole
+      ? { roleChain: { chain: normaliseRoleChain(spec.assumeRole), field: 'spec.assumeRole.roleArn' } }
+      : {}),
     params: {
       objects: spec.objects,
       region: spec.region,
@@ -398,6 +414,7 @@ export function spcJob(object: unknown): SyncJob {
     );
   }
   const refresh = settings.data[annotations.refreshInterval];
+  const chain = parseRoleChain(spec.parameters, label, (key) => `spec.parameters.${roleChainKeys[key]}`);
   return {
     source: {
       kind: spcKind,
@@ -408,6 +425,7 @@ export function spcJob(object: unknown): SyncJob {
       generation: metadata.generation,
     },
     serviceAccountName: settings.data[annotations.serviceAccount],
+    ...(chain ? { roleChain: { chain, field: `spec.parameters.${roleChainKeys.roleArn}` } } : {}),
     params: {
       objects,
       region: spec.parameters.region,

@@ -216,7 +216,7 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
 
   let identity: Awaited<ReturnType<IdentityResolver['resolve']>>;
   try {
-    identity = await deps.identities.resolve(job.source.namespace, job.serviceAccountName);
+    identity = await deps.identities.resolve(job.source.namespace, job.serviceAccountName, job.roleChain);
   } catch (error) {
     return identityFailure(error);
   }

@@ -25,6 +25,17 @@ export const agentEnv = {
   templates: 'SMK_TEMPLATES',
 } as const;
 
+/**
+ * Role chaining (the pod's smk.dev/assume-role-* annotations): the agent assumes this role with the
+ * pod's own IRSA / Pod Identity credentials. References only; an external id is no secret in AWS's model.
+ */
+export const agentRoleChainEnv = {
+  roleArn: 'SMK_ASSUME_ROLE_ARN',
+  externalId: 'SMK_ASSUME_ROLE_EXTERNAL_ID',
+  durationSeconds: 'SMK_ASSUME_ROLE_DURATION_SECONDS',
+  sessionTags: 'SMK_ASSUME_ROLE_SESSION_TAGS',
+} as const;
+
 export const initContainerName = 'smk-agent-init';
 export const refreshContainerName = 'smk-agent-refresh';
 export const volumeName = 'smk-secrets';

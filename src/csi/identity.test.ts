@@ -63,6 +63,48 @@ describe('identityFor', () => {
   });
 });
 
+describe('identityFor: assumeRoleArn (role chaining, ASCP PR 555 parameter names)', () => {
+  const target = 'arn:aws:iam::222233334444:role/shared-secrets';
+  const withChain = (extra: Record<string, string>): string =>
+    JSON.stringify({ ...(JSON.parse(fixture('attributes-irsa.json')) as Record<string, string>), ...extra });
+
+  it("chains from the pod's own IRSA identity, never the provider's", async () => {
+    const attributes = parseMountAttributes(
+      withChain({
+        assumeRoleArn: target,
+        assumeRoleExternalId: 'shop-7f3a',
+        assumeRoleSessionTags: 'team=shop',
+      }),
+    );
+    const identity = await identityFor(attributes, { roleArn: async () => roleArn });
+    assert.equal(identity.kind, 'assumeRole');
+    if (identity.kind !== 'assumeRole') return;
+    assert.deepEqual(identity.chain, {
+      roleArn: target,
+      externalId: 'shop-7f3a',
+      sessionTags: { team: 'shop' },
+    });
+    assert.equal(identity.field, 'assumeRoleArn');
+    assert.equal(identity.sessionName, 'smk.default.nginx-deployment-sa');
+    assert.equal(identity.source.kind, 'webIdentity');
+    if (identity.source.kind !== 'webIdentity') return;
+    assert.equal(identity.source.roleArn, roleArn);
+    assert.equal(await identity.source.token(), 'header.payload.signature');
+  });
+
+  it('refuses a bad duration before any AWS work, naming the parameter and the class', async () => {
+    const attributes = parseMountAttributes(
+      withChain({ assumeRoleArn: target, assumeRoleDurationSeconds: '43200' }),
+    );
+    await assert.rejects(identityFor(attributes, { roleArn: async () => roleArn }), (error: unknown) => {
+      assert.ok(error instanceof InvalidInputError);
+      assert.equal(error.field, 'assumeRoleDurationSeconds');
+      assert.match(error.message, /^SecretProviderClass .*assumeRoleDurationSeconds: expected at most 3600/);
+      return true;
+    });
+  });
+});
+
 describe('rememberRoleArns', () => {
   it('asks once per ServiceAccount within the TTL, shares a running lookup, and keeps no failure', async () => {
     let clock = 0;

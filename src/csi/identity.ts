@@ -3,7 +3,8 @@
  * the one the driver passes in the mount (CSIDriver `tokenRequests`), so the provider needs no
  * right to mint tokens; the IRSA role is read from the ServiceAccount's annotation.
  */
-import { type Identity, sessionNameFor } from '../aws/identity.ts';
+import { chainedIdentity, type Identity, sessionNameFor } from '../aws/identity.ts';
+import { parseRoleChain, roleChainKeys } from '../aws/role-chain.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import type { ServiceAccountRef } from '../kube/service-accounts.ts';
 import { type AddressPreference, type MountAttributes, serviceAccountTokensKey } from './attributes.ts';
@@ -78,7 +79,19 @@ function agentUrl(preference: AddressPreference): string | undefined {
   return undefined;
 }
 
+/**
+ * The pod's own identity, then (with `assumeRoleArn`, ASCP's parameter) the second role assumed
+ * with it. The chain never starts from the provider's own role: a pod reaches only what its own
+ * role's trust allows.
+ */
 export async function identityFor(attributes: MountAttributes, resolver: RoleLookup): Promise<Identity> {
+  const chain = parseRoleChain(attributes.parameters, attributes.subject);
+  const own = await podIdentityOf(attributes, resolver);
+  const { namespace, serviceAccount } = attributes.pod;
+  return chainedIdentity(own, chain, sessionNameFor(namespace, serviceAccount), roleChainKeys.roleArn);
+}
+
+async function podIdentityOf(attributes: MountAttributes, resolver: RoleLookup): Promise<Identity> {
   const ref: ServiceAccountRef = { namespace: attributes.pod.namespace, name: attributes.pod.serviceAccount };
   if (attributes.usePodIdentity) {
     const token = tokenFor(attributes, podIdentityAudience, 'Pod Identity (usePodIdentity: "true")');

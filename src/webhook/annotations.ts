@@ -6,6 +6,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { parseNamedRoleChain, type RoleChain } from '../aws/role-chain.ts';
 import { parseDuration } from '../core/duration.ts';
 import { isSmkError } from '../core/errors.ts';
 import { unsafeNameReason } from '../core/naming.ts';
@@ -25,11 +26,23 @@ export const annotations = {
   containers: 'smk.dev/containers',
   refreshInterval: 'smk.dev/refresh-interval',
   resources: 'smk.dev/resources',
+  assumeRoleArn: 'smk.dev/assume-role-arn',
+  assumeRoleExternalId: 'smk.dev/assume-role-external-id',
+  assumeRoleDurationSeconds: 'smk.dev/assume-role-duration-seconds',
+  assumeRoleSessionTags: 'smk.dev/assume-role-session-tags',
   status: 'smk.dev/status',
 } as const;
 
 /** `smk.dev/template-<file>`: a file rendered from the objects' files (core/template.ts), as Vault's agent-inject-template. */
 export const templatePrefix = 'smk.dev/template-';
+
+/** The role-chaining annotations, by the setting each carries (src/aws/role-chain.ts). */
+export const roleChainAnnotations = {
+  roleArn: annotations.assumeRoleArn,
+  externalId: annotations.assumeRoleExternalId,
+  durationSeconds: annotations.assumeRoleDurationSeconds,
+  sessionTags: annotations.assumeRoleSessionTags,
+} as const;
 
 export const injectedStatus = 'injected';
 export const seedDefaultMountPath = '/tmp';
@@ -64,6 +77,8 @@ export interface InjectionPlan {
   readonly refreshIntervalSeconds?: number;
   /** Overrides of the configured defaults, per list. */
   readonly resources?: Resources;
+  /** A second role the agent assumes with the pod's own credentials (smk.dev/assume-role-*). */
+  readonly roleChain?: RoleChain;
   /** The pod carries the injected-status marker (reinvocation, or an already injected manifest). */
   readonly alreadyInjected: boolean;
 }
@@ -346,6 +361,7 @@ function buildPlan(
   const containersValue = optional(values, annotations.containers);
   const refreshValue = optional(values, annotations.refreshInterval);
   const resourcesValue = optional(values, annotations.resources);
+  const roleChain = relabel(() => parseNamedRoleChain(values, roleChainAnnotations, 'annotations'));
   const status = values[annotations.status];
   if (status !== undefined && status !== injectedStatus) {
     problem(annotations.status, `is set by the injector; expected "${injectedStatus}" or no annotation`);
@@ -364,6 +380,7 @@ function buildPlan(
     ...(resourcesValue === undefined
       ? {}
       : { resources: parseResources(annotations.resources, resourcesValue) }),
+    ...(roleChain === undefined ? {} : { roleChain }),
     alreadyInjected: status === injectedStatus,
   };
 }

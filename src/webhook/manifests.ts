@@ -7,7 +7,7 @@ import { type Document, isDocument, parseAllDocuments, stringify } from 'yaml';
 import { type InjectorConfig, mutatePod } from './mutate.ts';
 
 /** Where each kind keeps its pod template. */
-const templatePaths: Readonly<Record<string, readonly string[]>> = {
+export const templatePaths: Readonly<Record<string, readonly string[]>> = {
   Pod: [],
   Deployment: ['spec', 'template'],
   StatefulSet: ['spec', 'template'],

@@ -11,9 +11,11 @@
  * only what the API server defaults.
  */
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import { roleChainSettings } from '../aws/role-chain.ts';
 import {
   agentArguments,
   agentEnv,
+  agentRoleChainEnv,
   initContainerName,
   refreshContainerName,
   volumeName,
@@ -189,6 +191,7 @@ function inject(pod: Pod, plan: InjectionPlan, config: InjectorConfig): void {
       ...(plan.region === undefined ? [] : [{ name: agentEnv.region, value: plan.region }]),
       ...(plan.templatesJson === undefined ? [] : [{ name: agentEnv.templates, value: plan.templatesJson }]),
       ...(config.allowJmesPathExpressions ? [{ name: agentEnv.jmesPathExpressions, value: 'allowed' }] : []),
+      ...(plan.roleChain === undefined ? [] : roleChainSettings(plan.roleChain, agentRoleChainEnv)),
       ...modeEnv,
       ...identity.env.map(copyJson),
     ],

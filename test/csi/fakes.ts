@@ -12,11 +12,23 @@ export interface AssumedRole {
   readonly token: string | null;
 }
 
+/** One sts:AssumeRole (role chaining): what was asked and which access key signed it. */
+export interface ChainedRole {
+  readonly roleArn: string | null;
+  readonly sessionName: string | null;
+  readonly externalId: string | null;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly signedBy: string | undefined;
+}
+
 export interface StsRecorder {
   readonly endpoint: string;
   /** Where requests go on to (set before the first request). */
   target: string;
   readonly assumed: AssumedRole[];
+  readonly chained: ChainedRole[];
+  /** Access key ids STS issued (AssumeRoleWithWebIdentity and AssumeRole answers), by role ARN asked for. */
+  readonly issued: Map<string, string[]>;
   stop(): Promise<void>;
 }
 
@@ -36,6 +48,8 @@ async function body(incoming: IncomingMessage): Promise<Buffer> {
 
 export async function startStsRecorder(): Promise<StsRecorder> {
   const assumed: AssumedRole[] = [];
+  const chained: ChainedRole[] = [];
+  const issued = new Map<string, string[]>();
   const recorder = { target: '' };
   const server = createServer((incoming, response) => {
     void (async () => {
@@ -48,6 +62,26 @@ export async function startStsRecorder(): Promise<StsRecorder> {
           token: form.get('WebIdentityToken'),
         });
       }
+      const action = form.get('Action');
+      if (action === 'AssumeRole') {
+        const tags: Record<string, string> = {};
+        for (let n = 1; form.has(`Tags.member.${n}.Key`); n++) {
+          tags[form.get(`Tags.member.${n}.Key`) ?? ''] = form.get(`Tags.member.${n}.Value`) ?? '';
+        }
+        chained.push({
+          roleArn: form.get('RoleArn'),
+          sessionName: form.get('RoleSessionName'),
+          externalId: form.get('ExternalId'),
+          tags,
+          signedBy: /Credential=([^/]+)\//.exec(incoming.headers.authorization ?? '')?.[1],
+        });
+      }
+      const roleArn = form.get('RoleArn');
+      const noteIssued = (answer: Buffer): void => {
+        const key = /<AccessKeyId>([^<]+)<\/AccessKeyId>/.exec(answer.toString('utf8'))?.[1];
+        if (key === undefined || roleArn === null) return;
+        issued.set(roleArn, [...(issued.get(roleArn) ?? []), key]);
+      };
       const target = new URL(recorder.target);
       const forwarded = request(
         {
@@ -59,6 +93,13 @@ export async function startStsRecorder(): Promise<StsRecorder> {
         },
         (answer) => {
           response.writeHead(answer.statusCode ?? 502, answer.headers);
+          if (action === 'AssumeRole' || action === 'AssumeRoleWithWebIdentity') {
+            void body(answer).then((answered) => {
+              noteIssued(answered);
+              response.end(answered);
+            });
+            return;
+          }
           answer.pipe(response);
         },
       );
@@ -76,6 +117,8 @@ export async function startStsRecorder(): Promise<StsRecorder> {
       recorder.target = value;
     },
     assumed,
+    chained,
+    issued,
     async stop() {
       server.closeAllConnections();
       server.close();

@@ -73,9 +73,11 @@ const decode = (data: string | undefined): string => Buffer.from(data ?? '', 'ba
 describe('examples/', () => {
   it('has the examples the docs point to', async () => {
     assert.deepEqual(await exampleNames(), [
+      'cross-account',
       'csi-ascp',
       'injection-sidecar-injector',
       'injection-smk',
+      'migration-eso',
       'rotation-mapping',
       'sync-extract-keys',
       'sync-secret-types',
@@ -129,6 +131,40 @@ describe('examples/', () => {
         PatchStrategy.ServerSideApply,
       );
     }
+  });
+
+  it('migration-eso: smk convert prints the committed SecretSync, and the API server keeps every field of it', async () => {
+    const result = await runCommand(process.execPath, [
+      cli,
+      'convert',
+      '-f',
+      join(examplesDir, 'migration-eso', 'eso'),
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const printed = loadAllYaml(result.stdout) as KubernetesObject[];
+    const committed = (await readExample('migration-eso')).filter(
+      ({ object }) => object.kind === 'SecretSync',
+    );
+    assert.deepEqual(
+      printed,
+      committed.map(({ object }) => object),
+      'examples/migration-eso/secretsync.yaml is the output',
+    );
+    const namespace = await bed.newNamespace('example-migration-eso');
+    const client = KubernetesObjectApi.makeApiClient(bed.kubeConfig);
+    for (const object of printed) {
+      object.metadata = { ...object.metadata, namespace };
+      await client.patch(object, undefined, undefined, 'smk-examples', true, PatchStrategy.ServerSideApply);
+    }
+    const stored = (await bed.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+      group: 'smk.dev',
+      version: 'v1alpha1',
+      plural: 'secretsyncs',
+      namespace,
+      name: 'orders-db',
+    })) as { spec: unknown };
+    // Nothing pruned: every field the converter wrote is one the CRD knows.
+    assert.deepEqual(stored.spec, (printed[0] as unknown as { spec: unknown }).spec);
   });
 
   it('csi-ascp for real: the CSI provider mounts dbusername, dbpassword and foobar for its pod', async () => {

@@ -17,6 +17,7 @@ import {
   type GetParameterHistoryCommandOutput,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { SecretRecord } from './needles.ts';
 
 /** Every region a test might use (moto keeps one backend per region). */
@@ -49,6 +50,42 @@ export const scannedRegions = [
   'cn-northwest-1',
 ] as const;
 
+/**
+ * Other accounts tests keep secrets in (the role-chaining tests: moto serves AssumeRole
+ * credentials from the role's own account backend). Each is read through this role, assumed first.
+ */
+export const scannedAccountRoles = ['arn:aws:iam::222233334444:role/shared-secrets-reader'] as const;
+
+type ScanCredentials = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+
+/** The default account's keys, then each other account's through an assumed role. */
+async function accountCredentials(endpoint: string, problems: string[]): Promise<ScanCredentials[]> {
+  const own = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+  const all: ScanCredentials[] = [own];
+  const sts = new STSClient({ region: 'us-east-1', endpoint, credentials: own, maxAttempts: 5 });
+  try {
+    for (const roleArn of scannedAccountRoles) {
+      try {
+        const issued = (
+          await sts.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'leak-scan' }))
+        ).Credentials;
+        if (issued?.AccessKeyId && issued.SecretAccessKey) {
+          all.push({
+            accessKeyId: issued.AccessKeyId,
+            secretAccessKey: issued.SecretAccessKey,
+            ...(issued.SessionToken ? { sessionToken: issued.SessionToken } : {}),
+          });
+        }
+      } catch (error) {
+        problems.push(`account of ${roleArn}: ${error instanceof Error ? error.name : 'AssumeRole failed'}`);
+      }
+    }
+  } finally {
+    sts.destroy();
+  }
+  return all;
+}
+
 export interface MotoValues {
   readonly records: SecretRecord[];
   readonly secrets: number;
@@ -78,110 +115,115 @@ export interface CollectOptions {
 export async function collectMotoValues(endpoint: string, options: CollectOptions = {}): Promise<MotoValues> {
   const restoreDeleted = options.restoreDeleted ?? true;
   const prefix = options.namePrefix;
-  const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
   const records: SecretRecord[] = [];
   const problems: string[] = [];
   let secrets = 0;
   let parameters = 0;
+  const accounts = await accountCredentials(endpoint, problems);
   await Promise.all(
-    scannedRegions.map(async (region) => {
-      const sm = new SecretsManagerClient({ region, endpoint, credentials, maxAttempts: 5 });
-      const ssm = new SSMClient({ region, endpoint, credentials, maxAttempts: 5 });
-      try {
-        const arns: { arn: string; name: string; deleted: boolean }[] = [];
-        let token: string | undefined;
-        do {
-          const page = await sm.send(
-            new ListSecretsCommand({
-              IncludePlannedDeletion: restoreDeleted,
-              MaxResults: 100,
-              NextToken: token,
-              ...(prefix ? { Filters: [{ Key: 'name', Values: [prefix] }] } : {}),
-            }),
-          );
-          for (const entry of page.SecretList ?? []) {
-            if (entry.ARN && (prefix === undefined || entry.Name?.startsWith(prefix)))
-              arns.push({
-                arn: entry.ARN,
-                name: entry.Name ?? entry.ARN,
-                deleted: entry.DeletedDate !== undefined,
-              });
-          }
-          token = page.NextToken;
-        } while (token);
-        secrets += arns.length;
-        await inBatches(arns, 8, async ({ arn, name, deleted }) => {
-          try {
-            if (deleted) await sm.send(new RestoreSecretCommand({ SecretId: arn }));
-            const versions = await sm.send(
-              new ListSecretVersionIdsCommand({ SecretId: arn, IncludeDeprecated: true, MaxResults: 100 }),
+    accounts
+      .flatMap((credentials) => scannedRegions.map((region) => ({ credentials, region })))
+      .map(async ({ credentials, region }) => {
+        const sm = new SecretsManagerClient({ region, endpoint, credentials, maxAttempts: 5 });
+        const ssm = new SSMClient({ region, endpoint, credentials, maxAttempts: 5 });
+        try {
+          const arns: { arn: string; name: string; deleted: boolean }[] = [];
+          let token: string | undefined;
+          do {
+            const page = await sm.send(
+              new ListSecretsCommand({
+                IncludePlannedDeletion: restoreDeleted,
+                MaxResults: 100,
+                NextToken: token,
+                ...(prefix ? { Filters: [{ Key: 'name', Values: [prefix] }] } : {}),
+              }),
             );
-            for (const version of versions.Versions ?? []) {
-              if (!version.VersionId) continue;
-              const value = await sm.send(
-                new GetSecretValueCommand({ SecretId: arn, VersionId: version.VersionId }),
-              );
-              const source = `secret ${region} ${name} @ ${version.VersionId}`;
-              if (value.SecretString !== undefined) records.push({ source, value: value.SecretString });
-              if (value.SecretBinary !== undefined) {
-                const bytes = Buffer.from(value.SecretBinary);
-                records.push({ source: `${source} (binary, base64)`, value: bytes.toString('base64') });
-                const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
-                if (!text.includes('\uFFFD')) records.push({ source: `${source} (binary)`, value: text });
-              }
+            for (const entry of page.SecretList ?? []) {
+              if (entry.ARN && (prefix === undefined || entry.Name?.startsWith(prefix)))
+                arns.push({
+                  arn: entry.ARN,
+                  name: entry.Name ?? entry.ARN,
+                  deleted: entry.DeletedDate !== undefined,
+                });
             }
-          } catch (error) {
-            problems.push(`secret ${region} ${name}: ${error instanceof Error ? error.name : 'read failed'}`);
-          }
-        });
-
-        const names: string[] = [];
-        token = undefined;
-        do {
-          const page: DescribeParametersCommandOutput = await ssm.send(
-            new DescribeParametersCommand({ MaxResults: 50, NextToken: token }),
-          );
-          for (const entry of page.Parameters ?? []) {
-            if (entry.Name && (prefix === undefined || entry.Name.startsWith(prefix))) names.push(entry.Name);
-          }
-          token = page.NextToken;
-        } while (token);
-        parameters += names.length;
-        await inBatches(names, 8, async (name) => {
-          try {
-            let next: string | undefined;
-            do {
-              const page: GetParameterHistoryCommandOutput = await ssm.send(
-                new GetParameterHistoryCommand({
-                  Name: name,
-                  WithDecryption: true,
-                  MaxResults: 50,
-                  NextToken: next,
-                }),
+            token = page.NextToken;
+          } while (token);
+          secrets += arns.length;
+          await inBatches(arns, 8, async ({ arn, name, deleted }) => {
+            try {
+              if (deleted) await sm.send(new RestoreSecretCommand({ SecretId: arn }));
+              const versions = await sm.send(
+                new ListSecretVersionIdsCommand({ SecretId: arn, IncludeDeprecated: true, MaxResults: 100 }),
               );
-              for (const entry of page.Parameters ?? []) {
-                if (entry.Value !== undefined) {
-                  records.push({
-                    source: `parameter ${region} ${name} @ ${entry.Version ?? '?'}`,
-                    value: entry.Value,
-                  });
+              for (const version of versions.Versions ?? []) {
+                if (!version.VersionId) continue;
+                const value = await sm.send(
+                  new GetSecretValueCommand({ SecretId: arn, VersionId: version.VersionId }),
+                );
+                const source = `secret ${region} ${name} @ ${version.VersionId}`;
+                if (value.SecretString !== undefined) records.push({ source, value: value.SecretString });
+                if (value.SecretBinary !== undefined) {
+                  const bytes = Buffer.from(value.SecretBinary);
+                  records.push({ source: `${source} (binary, base64)`, value: bytes.toString('base64') });
+                  const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+                  if (!text.includes('\uFFFD')) records.push({ source: `${source} (binary)`, value: text });
                 }
               }
-              next = page.NextToken;
-            } while (next);
-          } catch (error) {
-            problems.push(
-              `parameter ${region} ${name}: ${error instanceof Error ? error.name : 'read failed'}`,
+            } catch (error) {
+              problems.push(
+                `secret ${region} ${name}: ${error instanceof Error ? error.name : 'read failed'}`,
+              );
+            }
+          });
+
+          const names: string[] = [];
+          token = undefined;
+          do {
+            const page: DescribeParametersCommandOutput = await ssm.send(
+              new DescribeParametersCommand({ MaxResults: 50, NextToken: token }),
             );
-          }
-        });
-      } catch (error) {
-        problems.push(`region ${region}: ${error instanceof Error ? error.name : 'listing failed'}`);
-      } finally {
-        sm.destroy();
-        ssm.destroy();
-      }
-    }),
+            for (const entry of page.Parameters ?? []) {
+              if (entry.Name && (prefix === undefined || entry.Name.startsWith(prefix)))
+                names.push(entry.Name);
+            }
+            token = page.NextToken;
+          } while (token);
+          parameters += names.length;
+          await inBatches(names, 8, async (name) => {
+            try {
+              let next: string | undefined;
+              do {
+                const page: GetParameterHistoryCommandOutput = await ssm.send(
+                  new GetParameterHistoryCommand({
+                    Name: name,
+                    WithDecryption: true,
+                    MaxResults: 50,
+                    NextToken: next,
+                  }),
+                );
+                for (const entry of page.Parameters ?? []) {
+                  if (entry.Value !== undefined) {
+                    records.push({
+                      source: `parameter ${region} ${name} @ ${entry.Version ?? '?'}`,
+                      value: entry.Value,
+                    });
+                  }
+                }
+                next = page.NextToken;
+              } while (next);
+            } catch (error) {
+              problems.push(
+                `parameter ${region} ${name}: ${error instanceof Error ? error.name : 'read failed'}`,
+              );
+            }
+          });
+        } catch (error) {
+          problems.push(`region ${region}: ${error instanceof Error ? error.name : 'listing failed'}`);
+        } finally {
+          sm.destroy();
+          ssm.destroy();
+        }
+      }),
   );
   return { records, secrets, parameters, problems };
 }

@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { convertEso, fieldPathOf } from './convert-eso.ts';
+import type { ConvertIssue } from './convert-output.ts';
+
+const store = (aws: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  apiVersion: 'external-secrets.io/v1',
+  kind: 'SecretStore',
+  metadata: { name: 'aws', namespace: 'shop' },
+  spec: {
+    provider: {
+      aws: { service: 'SecretsManager', auth: { jwt: { serviceAccountRef: { name: 'app' } } }, ...aws },
+    },
+    ...extra,
+  },
+});
+const externalSecret = (spec: Record<string, unknown>) => ({
+  apiVersion: 'external-secrets.io/v1',
+  kind: 'ExternalSecret',
+  metadata: { name: 'db', namespace: 'shop' },
+  spec: {
+    secretStoreRef: { name: 'aws', kind: 'SecretStore' },
+    data: [{ secretKey: 'password', remoteRef: { key: 'prod/db', property: 'password' } }],
+    ...spec,
+  },
+});
+type Sync = {
+  metadata: Record<string, unknown>;
+  spec: Record<string, unknown> & { objects: unknown[]; target: Record<string, unknown> };
+};
+
+function only(objects: unknown[]): { sync: Sync | undefined; issues: ConvertIssue[] } {
+  const result = convertEso(objects);
+  return { sync: result.objects[0] as Sync | undefined, issues: result.issues };
+}
+const unsupported = (issues: ConvertIssue[]): string[] =>
+  issues
+    .filter((issue) => issue.severity === 'unsupported')
+    .map((issue) => `${issue.field}: ${issue.message}`);
+
+describe('convert ESO: store → identity, region, role chain', () => {
+  it('auth.jwt.serviceAccountRef → serviceAccountName; region; role/externalID/sessionTags → assumeRole', () => {
+    const { sync, issues } = only([
+      store({
+        region: 'eu-west-1',
+        role: 'arn:aws:iam::444455556666:role/reader',
+        externalID: 'ext-1',
+        sessionTags: [{ key: 'team', value: 'shop' }],
+      }),
+      externalSecret({}),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.equal(sync?.spec.serviceAccountName, 'app');
+    assert.equal(sync?.spec.region, 'eu-west-1');
+    assert.deepEqual(sync?.spec.assumeRole, {
+      roleArn: 'arn:aws:iam::444455556666:role/reader',
+      externalId: 'ext-1',
+      sessionTags: { team: 'shop' },
+    });
+  });
+
+  it("a store with the operator's own identity or static keys is unsupported, named; --service-account fills the account", () => {
+    const noAuth = store({ auth: undefined });
+    assert.match(
+      unsupported(only([noAuth, externalSecret({})]).issues).join(),
+      /spec\.secretStoreRef: .*operator's own credentials.*--service-account/,
+    );
+    const withAccount = convertEso([noAuth, externalSecret({})], { serviceAccount: 'reader' });
+    assert.equal((withAccount.objects[0] as Sync).spec.serviceAccountName, 'reader');
+    const keys = store({ auth: { secretRef: { accessKeyIDSecretRef: { name: 'k', key: 'id' } } } });
+    assert.match(
+      unsupported(only([keys, externalSecret({})]).issues).join(),
+      /spec\.provider\.aws\.auth\.secretRef: smk never uses long-lived access keys/,
+    );
+  });
+
+  it('ParameterStore → ssmparameter; a store of another provider is unsupported', () => {
+    const { sync } = only([store({ service: 'ParameterStore' }), externalSecret({})]);
+    assert.equal((sync?.spec.objects[0] as { objectType?: string } | undefined)?.objectType, 'ssmparameter');
+    const vault = { ...store({}), spec: { provider: { vault: { server: 'https://vault' } } } };
+    assert.match(
+      unsupported(only([vault, externalSecret({})]).issues).join(),
+      /spec\.provider\.vault: smk reads only AWS/,
+    );
+  });
+
+  it('additionalRoles and unknown provider fields are named', () => {
+    const { issues } = only([
+      store({ additionalRoles: ['arn:aws:iam::1:role/a'], somethingNew: true }),
+      externalSecret({}),
+    ]);
+    const found = unsupported(issues).join('\n');
+    assert.match(found, /spec\.provider\.aws\.additionalRoles: smk chains one role/);
+    assert.match(found, /spec\.provider\.aws\.somethingNew: no smk equivalent/);
+  });
+
+  it('a missing store is named with the flag to give it', () => {
+    assert.match(
+      unsupported(only([externalSecret({})]).issues).join(),
+      /SecretStore aws is not among the inputs; give its manifest too \(-f\)/,
+    );
+  });
+
+  it('a ClusterSecretStore is found without a namespace; an account in another namespace is refused', () => {
+    const cluster = { ...store({}), kind: 'ClusterSecretStore', metadata: { name: 'aws' } };
+    const es = externalSecret({ secretStoreRef: { name: 'aws', kind: 'ClusterSecretStore' } });
+    assert.equal(only([cluster, es]).sync?.spec.serviceAccountName, 'app');
+    const elsewhere = store({
+      auth: { jwt: { serviceAccountRef: { name: 'eso', namespace: 'eso-system' } } },
+    });
+    const clusterElsewhere = { ...elsewhere, kind: 'ClusterSecretStore', metadata: { name: 'aws' } };
+    assert.match(
+      unsupported(only([clusterElsewhere, es]).issues).join(),
+      /ServiceAccount eso-system\/eso, another namespace/,
+    );
+  });
+});
+
+describe('convert ESO: data → objects and target keys', () => {
+  it('groups properties of one key into one object with jmesPath, whole values as objectAlias, and lists the keys', () => {
+    const { sync, issues } = only([
+      store({}),
+      externalSecret({
+        data: [
+          { secretKey: 'user', remoteRef: { key: 'prod/db', property: 'username' } },
+          { secretKey: 'pass', remoteRef: { key: 'prod/db', property: 'password' } },
+          { secretKey: 'api', remoteRef: { key: 'prod/api', version: 'AWSPREVIOUS' } },
+          { secretKey: 'pinned', remoteRef: { key: 'prod/api', version: 'uuid/0e1f' } },
+        ],
+      }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.deepEqual(sync?.spec.objects, [
+      {
+        objectName: 'prod/db',
+        objectType: 'secretsmanager',
+        jmesPath: [
+          { path: 'username', objectAlias: 'user' },
+          { path: 'password', objectAlias: 'pass' },
+        ],
+      },
+      {
+        objectName: 'prod/api',
+        objectType: 'secretsmanager',
+        objectVersionLabel: 'AWSPREVIOUS',
+        objectAlias: 'api',
+      },
+      { objectName: 'prod/api', objectType: 'secretsmanager', objectVersion: '0e1f', objectAlias: 'pinned' },
+    ]);
+    assert.deepEqual(sync?.spec.target.data, [
+      { objectName: 'user', key: 'user' },
+      { objectName: 'pass', key: 'pass' },
+      { objectName: 'api', key: 'api' },
+      { objectName: 'pinned', key: 'pinned' },
+    ]);
+  });
+
+  it('the same whole value under two keys, decoding and metadata are unsupported, by index', () => {
+    const { issues } = only([
+      store({}),
+      externalSecret({
+        data: [
+          { secretKey: 'a', remoteRef: { key: 'k' } },
+          { secretKey: 'b', remoteRef: { key: 'k' } },
+          { secretKey: 'c', remoteRef: { key: 'j', decodingStrategy: 'Base64' } },
+          { secretKey: 'd', remoteRef: { key: 'i', metadataPolicy: 'Fetch' } },
+        ],
+      }),
+    ]);
+    const found = unsupported(issues).join('\n');
+    assert.match(found, /spec\.data\[1\]\.secretKey: the whole value of k is already written as a/);
+    assert.match(found, /spec\.data\[2\]\.remoteRef\.decodingStrategy/);
+    assert.match(found, /spec\.data\[3\]\.remoteRef\.metadataPolicy/);
+  });
+
+  it('gjson properties → plain field paths; wildcards refused', () => {
+    assert.equal(fieldPathOf('db.password'), 'db.password');
+    assert.equal(fieldPathOf('hosts.0'), 'hosts[0]');
+    assert.equal(fieldPathOf('db-user'), '"db-user"');
+    assert.equal(fieldPathOf('a\\.b'), '"a.b"');
+    assert.equal(fieldPathOf('items.#.name'), undefined);
+    assert.equal(fieldPathOf('na*e'), undefined);
+  });
+});
+
+describe('convert ESO: target, refresh and dataFrom', () => {
+  it('type, labels, annotations, policies and refreshInterval carry over', () => {
+    const { sync, issues } = only([
+      store({}),
+      externalSecret({
+        refreshInterval: '15m',
+        target: {
+          name: 'db-env',
+          creationPolicy: 'Merge',
+          deletionPolicy: 'Retain',
+          template: {
+            type: 'kubernetes.io/basic-auth',
+            metadata: { labels: { app: 'x' }, annotations: { a: 'b' } },
+          },
+        },
+      }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.equal(sync?.spec.refreshInterval, '15m');
+    assert.equal(sync?.spec.creationPolicy, 'Merge');
+    assert.equal(sync?.spec.deletionPolicy, 'Retain');
+    assert.equal(sync?.spec.target.name, 'db-env');
+    assert.equal(sync?.spec.target.type, 'kubernetes.io/basic-auth');
+    assert.deepEqual(sync?.spec.target.labels, { app: 'x' });
+    assert.deepEqual(sync?.spec.target.annotations, { a: 'b' });
+  });
+
+  it('templates, immutable, CreatedOnce, refresh 0, creationPolicy None, dataFrom extract/find are each named', () => {
+    const { issues } = only([
+      store({}),
+      externalSecret({
+        refreshInterval: '0',
+        refreshPolicy: 'CreatedOnce',
+        target: { creationPolicy: 'None', immutable: true, template: { data: { dsn: '{{ .user }}' } } },
+        dataFrom: [{ extract: { key: 'prod/all' } }, { find: { name: { regexp: '^prod/' } } }],
+      }),
+    ]);
+    const fields = unsupported(issues).map((line) => line.split(':')[0]);
+    assert.deepEqual(fields.sort(), [
+      'spec.dataFrom[0].extract',
+      'spec.dataFrom[1].find',
+      'spec.refreshInterval',
+      'spec.refreshPolicy',
+      'spec.target.creationPolicy',
+      'spec.target.immutable',
+      'spec.target.template.data',
+    ]);
+  });
+
+  it('an ExternalSecret not in v1 shape is reported, not thrown; other ESO kinds are named', () => {
+    const broken = convertEso([store({}), { ...externalSecret({}), spec: { data: 'nope' } }]);
+    assert.equal(broken.objects.length, 0);
+    assert.match(unsupported(broken.issues).join(), /not a valid ESO object/);
+    const push = convertEso([
+      { apiVersion: 'external-secrets.io/v1alpha1', kind: 'PushSecret', metadata: { name: 'p' } },
+    ]);
+    assert.match(unsupported(push.issues).join(), /^kind: smk converts ExternalSecret/);
+  });
+});
