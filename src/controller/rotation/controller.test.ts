@@ -26,7 +26,7 @@ async function settled(what: string, condition: () => boolean): Promise<void> {
   assert.fail(`never: ${what}`);
 }
 
-function setup(objectsInCluster: KubernetesObject[]) {
+function setup(objectsInCluster: KubernetesObject[], argo = false) {
   let current = 'v1';
   const versions = (): SecretVersions => ({
     arn,
@@ -58,6 +58,7 @@ function setup(objectsInCluster: KubernetesObject[]) {
     defaultRegion: 'us-east-1',
     secretProviderClasses: false,
     mappings: false,
+    rolloutKinds: { Rollout: argo },
     pollIntervalMs: 3_600_000,
     debounceMs: 0,
     objects,
@@ -87,12 +88,30 @@ function setup(objectsInCluster: KubernetesObject[]) {
 
 test('asks informerFor once per kind it watches, starts them, stops them', async () => {
   const { controller, asked, informers } = setup([]);
-  assert.deepEqual(asked.sort(), ['DaemonSet', 'Deployment', 'ManagedSecret', 'SecretSync', 'StatefulSet']);
+  assert.deepEqual(asked.sort(), [
+    'CronJob',
+    'DaemonSet',
+    'Deployment',
+    'ManagedSecret',
+    'SecretSync',
+    'StatefulSet',
+  ]);
   await controller.start();
   assert.ok([...informers.values()].every((informer) => informer.started));
   assert.ok(controller.ready && controller.leading);
   await controller.stop();
   assert.ok([...informers.values()].every((informer) => !informer.started));
+});
+
+test('an optional rollout kind (Argo Rollout) is watched only when on, and from start', async () => {
+  const { controller, asked } = setup([], true);
+  assert.ok(!asked.includes('Rollout'));
+  await controller.start();
+  try {
+    assert.ok(asked.includes('Rollout'));
+  } finally {
+    await controller.stop();
+  }
 });
 
 test('an annotated Deployment is adopted, then rolled once its secret changes (detector → sinks → rollout)', async () => {

@@ -86,6 +86,11 @@ export interface RotationControllerOptions {
   /** Specs with full JMESPath expressions are read, as the sync controller does (same flag). */
   readonly allowJmesPathExpressions?: boolean;
   readonly mappings?: boolean | 'auto';
+  /**
+   * Rollout kinds whose row is `optional` (a custom resource such as Argo's Rollout) are watched
+   * when served (default 'auto'); true or false here decides instead. Built-in kinds are always on.
+   */
+  readonly rolloutKinds?: { readonly [K in RolloutKind]?: boolean | 'auto' };
   readonly leaderElection?: RotationLeaderElection;
   /**
    * Where informers come from (default: one per namespace through the API server, apiInformers).
@@ -362,6 +367,12 @@ export function createRotationController(options: RotationControllerOptions): Ro
         informers.mappings = informerFor(mappingKind);
         watchMappings(informers.mappings);
       }
+      for (const kind of rolloutKindNames.filter((name) => rolloutKinds[name].optional)) {
+        const row = rolloutKinds[kind];
+        const on = await served(options.rolloutKinds?.[kind], row.group, row.version, row.resource);
+        if (on === undefined) return;
+        if (on) informers.workloads.set(kind, informerFor(kind));
+      }
       for (const [kind, informer] of informers.workloads) watchWorkloads(kind, informer);
       watchManagedSecrets(informers.managedSecrets);
       watchSources(secretSyncKind, informers.syncs);
@@ -383,7 +394,12 @@ export function createRotationController(options: RotationControllerOptions): Ro
         startLeading();
       }
       logger.info(
-        { namespaces: options.namespaces ?? 'all', mappings: mapped, secretProviderClasses: spc },
+        {
+          namespaces: options.namespaces ?? 'all',
+          mappings: mapped,
+          secretProviderClasses: spc,
+          rolloutKinds: [...informers.workloads.keys()],
+        },
         'rotation controller started',
       );
     },

@@ -69,3 +69,28 @@ test('valueAt: missing steps are undefined', () => {
   assert.equal(valueAt({ a: null }, ['a', 'b']), undefined);
   assert.equal(valueAt(undefined, ['a']), undefined);
 });
+
+test('a CronJob restarts its Job template: the next Job it starts carries the new value', () => {
+  assert.equal(apiVersionOf('CronJob'), 'batch/v1');
+  assert.deepEqual(rolloutKinds.CronJob.restart(at), {
+    spec: {
+      jobTemplate: {
+        spec: {
+          template: { metadata: { annotations: { 'smk.dev/restartedAt': '2026-01-01T00:00:00.000Z' } } },
+        },
+      },
+    },
+  });
+});
+
+test('an Argo Rollout restarts through its own API (spec.restartAt), only where its CRD is served', () => {
+  assert.equal(apiVersionOf('Rollout'), 'argoproj.io/v1alpha1');
+  assert.deepEqual(rolloutKinds.Rollout.restart(at), { spec: { restartAt: '2026-01-01T00:00:00.000Z' } });
+  assert.equal(rolloutKinds.Rollout.optional, true);
+  assert.equal(rolloutKinds.Deployment.optional, undefined);
+  const byRef = parseWorkload('Rollout', {
+    metadata: { name: 'web', namespace: 'team-a' },
+    spec: { workloadRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' } },
+  });
+  assert.deepEqual(byRef.consumedSecrets, [], 'a Rollout by workloadRef has no template of its own');
+});

@@ -5,7 +5,7 @@
  * file spells a workload's group, version or resource.
  */
 
-export type RolloutKind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
+export type RolloutKind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob' | 'Rollout';
 
 export interface RolloutKindRow {
   /** API group ('' would be the core group). */
@@ -42,6 +42,8 @@ function templateAnnotation(path: readonly string[], at: Date): Record<string, u
 }
 
 const appsTemplate = ['spec', 'template'] as const;
+/** A CronJob's pods come from the Job template: the next Job it starts carries the new value. */
+const cronJobTemplate = ['spec', 'jobTemplate', 'spec', 'template'] as const;
 
 export const rolloutKinds: { readonly [K in RolloutKind]: RolloutKindRow } = {
   Deployment: {
@@ -67,6 +69,27 @@ export const rolloutKinds: { readonly [K in RolloutKind]: RolloutKindRow } = {
     verbs: ['get', 'list', 'watch', 'patch'],
     podTemplate: appsTemplate,
     restart: (at) => templateAnnotation(appsTemplate, at),
+  },
+  // A running Job is left to finish (restarting it could repeat its work); the next one reads anew.
+  CronJob: {
+    group: 'batch',
+    version: 'v1',
+    resource: 'cronjobs',
+    verbs: ['get', 'list', 'watch', 'patch'],
+    podTemplate: cronJobTemplate,
+    restart: (at) => templateAnnotation(cronJobTemplate, at),
+  },
+  // Argo Rollouts: restarted through its own API (`spec.restartAt`, what `kubectl argo rollouts
+  // restart` sets), so the Rollout's strategy replaces its pods; a template edit would start a
+  // new revision (canary analysis, a new ReplicaSet) for what is not a new release.
+  Rollout: {
+    group: 'argoproj.io',
+    version: 'v1alpha1',
+    resource: 'rollouts',
+    verbs: ['get', 'list', 'watch', 'patch'],
+    podTemplate: appsTemplate,
+    restart: (at) => ({ spec: { restartAt: at.toISOString() } }),
+    optional: true,
   },
 };
 
