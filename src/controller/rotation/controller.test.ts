@@ -89,10 +89,12 @@ function setup(objectsInCluster: KubernetesObject[], argo = false) {
 test('asks informerFor once per kind it watches, starts them, stops them', async () => {
   const { controller, asked, informers } = setup([]);
   assert.deepEqual(asked.sort(), [
+    'ConfigMap',
     'CronJob',
     'DaemonSet',
     'Deployment',
     'ManagedSecret',
+    'Secret',
     'SecretSync',
     'StatefulSet',
   ]);

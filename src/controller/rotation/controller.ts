@@ -30,6 +30,7 @@ import { type RolloutKind, rolloutKindNames, rolloutKinds } from './kinds.ts';
 import { mappingGroup, mappingKind, mappingPlural, mappingVersion } from './mapping.ts';
 import { createMappingStatuses } from './mapping-status.ts';
 import { createPermissions } from './permissions.ts';
+import { createReferenceTracker, type ReferenceKind, referenceAnnotations } from './references.ts';
 import { createRollouts, rollouts } from './rollout.ts';
 import { createSyncGate, forceSyncPatch, type ResyncRequest } from './sync-gate.ts';
 import type { SourceRef } from './usage.ts';
@@ -87,6 +88,13 @@ export interface RotationControllerOptions {
   readonly allowJmesPathExpressions?: boolean;
   readonly mappings?: boolean | 'auto';
   /**
+   * Also honour Stakater Reloader's `secret.reloader.stakater.com/reload` and
+   * `configmap.reloader.stakater.com/reload` (default false: with Reloader still installed, every
+   * change would restart such a workload twice). smk's own `smk.dev/reload-secrets` and
+   * `smk.dev/reload-configmaps` are always honoured.
+   */
+  readonly reloaderAnnotations?: boolean;
+  /**
    * Rollout kinds whose row is `optional` (a custom resource such as Argo's Rollout) are watched
    * when served (default 'auto'); true or false here decides instead. Built-in kinds are always on.
    */
@@ -115,10 +123,13 @@ export interface RotationController {
   readonly consumer: Consumer | undefined;
 }
 
-/** The opt-in annotations whose change alters what a workload follows. */
+/** The opt-in annotations whose change alters what a workload follows ('' when it has none). */
 function optIn(object: KubernetesObject): string {
   const annotations = object.metadata?.annotations ?? {};
-  return `${annotations['smk.dev/rollout-on'] ?? ''}|${annotations['smk.dev/rollout-on-sync'] ?? ''}`;
+  return ['smk.dev/rollout-on', 'smk.dev/rollout-on-sync', ...referenceAnnotations.map((r) => r.annotation)]
+    .map((name) => annotations[name] ?? '')
+    .join('|')
+    .replace(/^\|+$/, '');
 }
 
 export function createRotationController(options: RotationControllerOptions): RotationController {
@@ -150,7 +161,14 @@ export function createRotationController(options: RotationControllerOptions): Ro
     ),
   };
 
+  const referenced = new Map<ReferenceKind, Informer<KubernetesObject>>([
+    ['Secret', informerFor('Secret')],
+    ['ConfigMap', informerFor('ConfigMap')],
+  ]);
+  const parseOptions = { reloaderAnnotations: options.reloaderAnnotations ?? false };
+
   // ---- the pieces ----------------------------------------------------------------------------
+  const references = createReferenceTracker();
   const permissions = createPermissions({
     identities: options.identities,
     logger,
@@ -169,6 +187,8 @@ export function createRotationController(options: RotationControllerOptions): Ro
     allowJmesPathExpressions: options.allowJmesPathExpressions,
     observed: (watch) => detector.observed(watch),
     permissions,
+    references,
+    parseOptions,
   });
   const gate = createSyncGate({
     index,
@@ -206,6 +226,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
     now,
     debounceMs: options.debounceMs ?? 500,
     syncWaitMs: options.syncWaitMs ?? 120_000,
+    parseOptions,
   });
   const detector = createDetector({
     reader: options.reader,
@@ -230,7 +251,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
   function watchWorkloads(kind: RolloutKind, informer: Informer<KubernetesObject>): void {
     informer.addHandlers({
       add: (object) => {
-        if (optIn(object) !== '|') detector.refresh();
+        if (optIn(object) !== '') detector.refresh();
         rollout.seen(kind, object);
       },
       update: (object, previous) => {
@@ -283,6 +304,15 @@ export function createRotationController(options: RotationControllerOptions): Ro
     });
   }
 
+  function watchReferenced(kind: ReferenceKind, informer: Informer<KubernetesObject>): void {
+    const seen = (object: KubernetesObject) => {
+      const how = references.observe(kind, object);
+      const { namespace, name } = object.metadata ?? {};
+      if (how !== 'same' && namespace && name) rollout.referenceChanged(kind, namespace, name, how);
+    };
+    informer.addHandlers({ add: seen, update: seen, delete: (object) => references.forget(kind, object) });
+  }
+
   function watchManagedSecrets(informer: Informer<KubernetesObject>): void {
     const moved = (secret: KubernetesObject) =>
       rollout.wakeDependents(secret.metadata?.namespace, [secret.metadata?.name ?? '']);
@@ -320,6 +350,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
     detector.start();
     consumer?.start();
     if (workers.length === 0) workers = Array.from({ length: 4 }, () => work());
+    rollout.leadershipTaken();
     logger.info(
       { queue: options.queue?.queueUrl ?? 'none (polling only)' },
       'rotation leader: detecting changes',
@@ -354,6 +385,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
     ...informers.workloads.values(),
     ...(informers.spcs ? [informers.spcs] : []),
     ...(informers.mappings ? [informers.mappings] : []),
+    ...referenced.values(),
   ];
 
   return {
@@ -375,6 +407,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
       }
       for (const [kind, informer] of informers.workloads) watchWorkloads(kind, informer);
       watchManagedSecrets(informers.managedSecrets);
+      for (const [kind, informer] of referenced) watchReferenced(kind, informer);
       watchSources(secretSyncKind, informers.syncs);
       if (informers.spcs) watchSources(spcKind, informers.spcs);
       await Promise.all(allInformers().map((informer) => informer.start()));

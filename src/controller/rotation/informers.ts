@@ -28,6 +28,7 @@ import {
 } from '../jobs.ts';
 import { apiVersionOf, type RolloutKind, rolloutKindNames, rolloutKinds } from './kinds.ts';
 import { mappingGroup, mappingKind, mappingPlural, mappingVersion } from './mapping.ts';
+import { digestOnly, type ReferenceKind } from './references.ts';
 
 /** Everything rotation watches: the sync sources, the Secrets smk wrote, mappings, and each rollout kind. */
 export type WatchedKind =
@@ -36,6 +37,8 @@ export type WatchedKind =
   | typeof mappingKind
   /** Secrets labelled `app.kubernetes.io/managed-by=smk`: the ones the sync controller wrote. */
   | 'ManagedSecret'
+  /** Every Secret and ConfigMap: the ones workloads name for restarts (references.ts). */
+  | ReferenceKind
   | RolloutKind;
 
 export interface WatchedResource {
@@ -43,6 +46,8 @@ export interface WatchedResource {
   readonly kind: string;
   readonly plural: string;
   readonly labelSelector?: string;
+  /** Applied before caching: what rotation keeps of each object (a shared informer may keep more). */
+  readonly transform?: (object: KubernetesObject) => KubernetesObject;
 }
 
 export const watchedResources: { readonly [K in WatchedKind]: WatchedResource } = {
@@ -63,6 +68,9 @@ export const watchedResources: { readonly [K in WatchedKind]: WatchedResource } 
     plural: 'secrets',
     labelSelector: `${managedByLabel}=${managedByValue}`,
   },
+  // Only a digest of the data is kept: no value in rotation's memory, and little of it.
+  Secret: { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', transform: digestOnly },
+  ConfigMap: { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', transform: digestOnly },
   ...(Object.fromEntries(
     rolloutKindNames.map((kind) => [
       kind,
@@ -88,7 +96,7 @@ export interface ApiInformersOptions {
 export function apiInformers(kubeConfig: KubeConfig, options: ApiInformersOptions): InformerFor {
   const namespaces = options.namespaces && options.namespaces.length > 0 ? options.namespaces : [undefined];
   return (kind) => {
-    const { apiVersion, kind: apiKind, plural, labelSelector } = watchedResources[kind];
+    const { apiVersion, kind: apiKind, plural, labelSelector, transform } = watchedResources[kind];
     return mergeInformers(
       namespaces.map((namespace) =>
         createInformer<KubernetesObject>(
@@ -103,6 +111,7 @@ export function apiInformers(kubeConfig: KubeConfig, options: ApiInformersOption
             name: `rotation/${plural}${namespace ? `/${namespace}` : ''}`,
             logger: options.logger,
             ...(options.relistIntervalMs ? { relistIntervalMs: options.relistIntervalMs } : {}),
+            ...(transform ? { transform } : {}),
           },
         ),
       ),

@@ -22,9 +22,16 @@ import {
   type RotationMapping,
 } from './mapping.ts';
 import type { MappingStatuses } from './mapping-status.ts';
+import type { ReferenceKind } from './references.ts';
 import type { SyncGate } from './sync-gate.ts';
 import type { UsageIndex } from './usage-index.ts';
-import { parseWorkload, planRollout, type Workload, workloadKey } from './workloads.ts';
+import {
+  parseWorkload,
+  planRollout,
+  type Workload,
+  type WorkloadParseOptions,
+  workloadKey,
+} from './workloads.ts';
 
 export const rollouts = counter(
   'smk_rotation_rollouts_total',
@@ -52,6 +59,7 @@ export interface RolloutOptions {
   readonly debounceMs: number;
   /** How long a rollout waits for its synced Secrets before warning; it never rolls onto the old value. */
   readonly syncWaitMs: number;
+  readonly parseOptions?: WorkloadParseOptions;
 }
 
 export interface Rollouts {
@@ -71,6 +79,13 @@ export interface Rollouts {
    * stay driven by the change (rolloutSink, with its debounce).
    */
   wakeDependents(namespace: string | undefined, secretNames: readonly string[]): void;
+  /**
+   * A Secret or ConfigMap workloads may name changed ('changed': its readers roll after the
+   * debounce) or appeared ('new': they are adopted now, so its first change is rolled, not adopted).
+   */
+  referenceChanged(kind: ReferenceKind, namespace: string, name: string, how: 'new' | 'changed'): void;
+  /** Taking the lead: every workload naming Secrets or ConfigMaps is planned (one may have changed meanwhile). */
+  leadershipTaken(): void;
   /** On a change: each workload following the secret is queued after the debounce. */
   readonly rolloutSink: ChangeSink;
 }
@@ -90,11 +105,13 @@ export function createRollouts(options: RolloutOptions): Rollouts {
   function followsAnything(kind: RolloutKind, object: KubernetesObject): boolean {
     let workload: Workload;
     try {
-      workload = parseWorkload(kind, object);
+      workload = parseWorkload(kind, object, options.parseOptions);
     } catch {
       return true; // reconcile reports the bad annotation
     }
-    if (workload.rolloutOn.length > 0 || workload.rolloutOnSync || workload.record.size > 0) return true;
+    if (workload.rolloutOn.length > 0 || workload.rolloutOnSync || workload.references.length > 0)
+      return true;
+    if (workload.record.size > 0) return true;
     return index
       .mappings()
       .some(({ mapping }) => !(mapping instanceof InvalidInputError) && mappingMatches(mapping, workload));
@@ -150,7 +167,7 @@ export function createRollouts(options: RolloutOptions): Rollouts {
     }
     let workload: Workload;
     try {
-      workload = parseWorkload(kind, fresh);
+      workload = parseWorkload(kind, fresh, options.parseOptions);
     } catch (error) {
       void events.record(ref, 'Warning', 'InvalidRolloutAnnotation', describeError(error));
       return;
@@ -223,6 +240,18 @@ export function createRollouts(options: RolloutOptions): Rollouts {
         const { dependencies } = index.dependenciesOf(workload);
         if (planRollout(workload, dependencies, new Date(now())).action === 'adopt') enqueue(workload);
       }
+    },
+    referenceChanged(kind, namespace, name, how) {
+      if (!options.leading()) return;
+      for (const workload of index.workloads()) {
+        if (workload.namespace !== namespace) continue;
+        if (!workload.references.some((reference) => reference.kind === kind && reference.name === name))
+          continue;
+        enqueue(workload, how === 'changed' ? options.debounceMs : 0);
+      }
+    },
+    leadershipTaken() {
+      for (const workload of index.workloads()) if (workload.references.length > 0) enqueue(workload);
     },
     rolloutSink: {
       secretChanged(change) {

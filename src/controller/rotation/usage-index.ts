@@ -16,9 +16,16 @@ import type { SecretObservation, Watch } from './detector.ts';
 import type { RolloutKind } from './kinds.ts';
 import { mappingKind, mappingMatches, parseMapping, type RotationMapping } from './mapping.ts';
 import type { PermissionSubject, Permissions } from './permissions.ts';
+import type { ReferenceTracker } from './references.ts';
 import { regionOf } from './stages.ts';
 import { type SourceUsage, sourceUsage } from './usage.ts';
-import { type Dependency, parseWorkload, recordKey, type Workload } from './workloads.ts';
+import {
+  type Dependency,
+  parseWorkload,
+  recordKey,
+  type Workload,
+  type WorkloadParseOptions,
+} from './workloads.ts';
 
 /** The caches the index reads. SecretProviderClasses and mappings are there once their CRD is served. */
 export interface IndexInformers {
@@ -49,6 +56,9 @@ export interface UsageIndexOptions {
   /** Where the detector last saw a secret (its stages), if it did. */
   readonly observed: (watch: Watch) => SecretObservation | undefined;
   readonly permissions: Pick<Permissions, 'known' | 'check'>;
+  /** Data versions of the Secrets and ConfigMaps workloads name (references.ts); none without. */
+  readonly references?: Pick<ReferenceTracker, 'dataVersion'>;
+  readonly parseOptions?: WorkloadParseOptions;
 }
 
 export interface UsageIndex {
@@ -158,7 +168,7 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
           object,
           () => {
             try {
-              return parseWorkload(kind, object);
+              return parseWorkload(kind, object, options.parseOptions);
             } catch {
               return undefined; // reported when the workload itself is reconciled
             }
@@ -263,6 +273,19 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
         via: new Set<string>(),
       };
       entry.via.add(candidate.via);
+      byKey.set(key, entry);
+    }
+    // A named Secret or ConfigMap: always the workload's own namespace, so no identity to ask.
+    for (const reference of workload.references) {
+      const version = options.references?.dataVersion(reference.kind, workload.namespace, reference.name);
+      if (version === undefined) continue;
+      const key = `${reference.kind}/${reference.name}`;
+      const entry = byKey.get(key) ?? {
+        name: `${reference.kind} ${reference.name}`,
+        versionId: version,
+        via: new Set(),
+      };
+      entry.via.add(`annotation ${reference.annotation}`);
       byKey.set(key, entry);
     }
     const dependencies = [...byKey].map(([key, entry]) => ({

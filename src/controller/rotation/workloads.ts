@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { InvalidInputError } from '../../core/errors.ts';
 import { currentStage } from '../../core/source.ts';
 import { type RolloutKind, restartedAtAnnotation, rolloutKinds, valueAt } from './kinds.ts';
+import { parseReferences, type Reference } from './references.ts';
 
 export type WorkloadKind = RolloutKind;
 
@@ -41,6 +42,8 @@ export interface Workload {
   /** Secret ids from `smk.dev/rollout-on`. */
   readonly rolloutOn: readonly string[];
   readonly rolloutOnSync: boolean;
+  /** Secrets and ConfigMaps in its namespace it names for restarts (references.ts). */
+  readonly references: readonly Reference[];
   /** Kubernetes Secrets the pod template reads (env, envFrom, volumes, projected volumes). */
   readonly consumedSecrets: readonly string[];
   /** The ServiceAccount its pods run as: whose role must be able to describe a secret it follows. */
@@ -131,8 +134,17 @@ function parseIds(text: string | undefined): string[] {
     .filter((part) => part !== '');
 }
 
+export interface WorkloadParseOptions {
+  /** Honour Stakater Reloader's `secret/configmap.reloader.stakater.com/reload` too (references.ts). */
+  readonly reloaderAnnotations?: boolean;
+}
+
 /** A workload from the API → what rotation needs. Throws InvalidInputError for a bad opt-in annotation. */
-export function parseWorkload(kind: WorkloadKind, object: unknown): Workload {
+export function parseWorkload(
+  kind: WorkloadKind,
+  object: unknown,
+  options: WorkloadParseOptions = {},
+): Workload {
   const parsed = metadataSchema.safeParse(object);
   if (!parsed.success) {
     throw new InvalidInputError(`${kind}: not a workload object`, { subject: kind, field: 'metadata' });
@@ -182,6 +194,7 @@ export function parseWorkload(kind: WorkloadKind, object: unknown): Workload {
     templateLabels: template.data?.metadata?.labels ?? {},
     rolloutOn: parseIds(annotations[rotationAnnotations.rolloutOn]),
     rolloutOnSync: syncFlag === 'true',
+    references: parseReferences(label, annotations, options),
     consumedSecrets: [...consumed].sort(),
     // As the API server defaults it: the deprecated serviceAccount alias, else `default`.
     serviceAccountName: podSpec?.serviceAccountName || podSpec?.serviceAccount || 'default',
