@@ -210,3 +210,16 @@ test('only workloads that follow something are queued when seen', () => {
   rollout.seen('Deployment', workloadObject('team-a', 'web', { annotations: { 'smk.dev/rollout-on': 'x' } }));
   assert.deepEqual(queue.added, [key]);
 });
+
+test("a named Secret's data changed: the workloads naming it in that namespace are queued after the debounce", () => {
+  const object = workloadObject('team-a', 'web', { annotations: { 'smk.dev/reload-secrets': 'app-env' } });
+  const { rollout, queue } = setup({ object });
+  rollout.referenceChanged('Secret', 'team-a', 'app-env', 'changed');
+  rollout.referenceChanged('Secret', 'team-b', 'app-env', 'changed');
+  rollout.referenceChanged('ConfigMap', 'team-a', 'app-env', 'changed');
+  assert.deepEqual(queue.delayed, [{ key, ms: 500 }]);
+  rollout.referenceChanged('Secret', 'team-a', 'app-env', 'new');
+  assert.deepEqual(queue.added, [key], 'a new one: at once (adoption)');
+  rollout.leadershipTaken();
+  assert.deepEqual(queue.added, [key, key]);
+});

@@ -165,3 +165,37 @@ test('parsing is memoised per resourceVersion: an unchanged object is not parsed
     'a workload that does not parse is left out (reported when reconciled)',
   );
 });
+
+test("a named Secret is a dependency at its data version, looked up in the workload's own namespace only", () => {
+  const object = workloadObject('team-a', 'web', { annotations: { 'smk.dev/reload-secrets': 'app-env' } });
+  const asked: string[] = [];
+  const index = createUsageIndex({
+    informers: {
+      syncs: fakeInformer(),
+      managedSecrets: fakeInformer(),
+      spcs: undefined,
+      mappings: undefined,
+      workloads: new Map<RolloutKind, ReturnType<typeof fakeInformer>>([
+        ['Deployment', fakeInformer([object])],
+      ]),
+    },
+    defaultRegion: 'us-east-1',
+    observed: () => undefined,
+    permissions: fakePermissions(() => true),
+    references: {
+      dataVersion: (kind, namespace, name) => {
+        asked.push(`${kind}/${namespace}/${name}`);
+        return namespace === 'team-a' ? '42' : 'other';
+      },
+    },
+  });
+  assert.deepEqual(index.dependenciesOf(parseWorkload('Deployment', object)).dependencies, [
+    {
+      key: 'Secret/app-env',
+      name: 'Secret app-env',
+      versionId: '42',
+      via: ['annotation smk.dev/reload-secrets'],
+    },
+  ]);
+  assert.deepEqual(asked, ['Secret/team-a/app-env']);
+});
