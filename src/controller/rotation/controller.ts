@@ -6,29 +6,28 @@
  *     the caller's (e.g. the AWS cache), re-sync of every source reading the secret (sync-gate.ts),
  *     rollouts of the workloads following it (rollout.ts), mapping status (mapping-status.ts);
  *   - a workload rolls at most once per debounce window, and only once the synced Secrets it
- *     consumes carry the new version (the sync gate).
+ *     consumes carry the new version (the sync gate);
+ *   - Secrets and ConfigMaps a workload names (references.ts): a data change rolls their readers.
  * Secrets are watched with the controller's role, but a namespace is shown (or rolled for) a
  * secret only once one of its own identities may describe it (permissions.ts).
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { QueueReader } from '../../aws/index.ts';
 import { describeError } from '../../core/errors.ts';
-import type { Logger } from '../../core/log.ts';
-import { createObjects, type Objects } from '../../kube/apply.ts';
-import { apiErrorOf, type KubeConfig, retryAfterMsOf } from '../../kube/client.ts';
-import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
+import { createObjects } from '../../kube/apply.ts';
+import { apiErrorOf, retryAfterMsOf } from '../../kube/client.ts';
+import { createEventRecorder } from '../../kube/events.ts';
 import type { Informer } from '../../kube/informer.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
 import { createWorkQueue, type WorkQueue } from '../../kube/queue.ts';
 import { customResourceServed } from '../../kube/served.ts';
-import type { IdentityResolver } from '../identity.ts';
 import { secretSyncKind, spcGroup, spcKind, spcPlural, spcVersion } from '../jobs.ts';
 import { type Consumer, createConsumer } from './consumer.ts';
-import { type ChangeSink, createDetector, type Detector, type VersionReader } from './detector.ts';
-import { apiInformers, type InformerFor } from './informers.ts';
+import { createDetector, type Detector } from './detector.ts';
+import { apiInformers } from './informers.ts';
 import { type RolloutKind, rolloutKindNames, rolloutKinds } from './kinds.ts';
 import { mappingGroup, mappingKind, mappingPlural, mappingVersion } from './mapping.ts';
 import { createMappingStatuses } from './mapping-status.ts';
+import type { RotationControllerOptions } from './options.ts';
 import { createPermissions } from './permissions.ts';
 import { createReferenceTracker, type ReferenceKind, referenceAnnotations } from './references.ts';
 import { createRollouts, rollouts } from './rollout.ts';
@@ -36,81 +35,9 @@ import { createSyncGate, forceSyncPatch, type ResyncRequest } from './sync-gate.
 import type { SourceRef } from './usage.ts';
 import { createUsageIndex, type IndexInformers } from './usage-index.ts';
 
+export type { RotationControllerOptions, RotationLeaderElection } from './options.ts';
 export { rollouts } from './rollout.ts';
 export type { ResyncRequest } from './sync-gate.ts';
-
-export interface RotationLeaderElection {
-  readonly namespace: string;
-  readonly name: string;
-  readonly identity: string;
-}
-
-export interface RotationControllerOptions {
-  readonly kubeConfig: KubeConfig;
-  /** DescribeSecret / ListSecrets as the controller's own identity. */
-  readonly reader: VersionReader;
-  /**
-   * A namespace's identities (as the sync controller resolves them): what a namespace is shown
-   * of a secret, and whether its workloads roll for it, waits for their own DescribeSecret.
-   */
-  readonly identities: IdentityResolver;
-  /** How long such an answer is trusted (default 5 minutes). */
-  readonly permissionTtlMs?: number;
-  /** The rotation queue; without one, polling alone detects changes. */
-  readonly queue?: Pick<QueueReader, 'receive' | 'delete' | 'queueUrl'>;
-  readonly logger: Logger;
-  readonly defaultRegion: string | undefined;
-  /** Sinks run before re-sync and rollouts (e.g. the AWS cache's `stagesMoved`). */
-  readonly sinks?: readonly ChangeSink[];
-  /**
-   * Makes a sync source sync now. Default: bump its `smk.dev/force-sync` annotation, which the
-   * sync controller treats as "sync now" (works in the same process and across processes).
-   */
-  readonly resync?: (source: SourceRef, request: ResyncRequest) => Promise<void>;
-  /** Only these namespaces (default: all). */
-  readonly namespaces?: readonly string[];
-  readonly pollIntervalMs?: number;
-  readonly pollJitter?: number;
-  /** Changes within this window after the first make one rollout per workload (default 500 ms). */
-  readonly debounceMs?: number;
-  /** How long a rollout waits for its synced Secrets before warning (default 2 min); it never rolls onto the old value. */
-  readonly syncWaitMs?: number;
-  /**
-   * A rollout still waiting this long after asking a source to re-sync asks again (default 30 s).
-   * The sync may run in another replica, whose cache this one's change cannot invalidate: its
-   * stage cache (15 s) may answer the old version once, and that sync then succeeds with it.
-   */
-  readonly resyncRetryMs?: number;
-  readonly queueWaitSeconds?: number;
-  /** Watch SecretProviderClasses / mappings: true, false, or 'auto' (when the CRD is served; default). */
-  readonly secretProviderClasses?: boolean | 'auto';
-  /** Specs with full JMESPath expressions are read, as the sync controller does (same flag). */
-  readonly allowJmesPathExpressions?: boolean;
-  readonly mappings?: boolean | 'auto';
-  /**
-   * Also honour Stakater Reloader's `secret.reloader.stakater.com/reload` and
-   * `configmap.reloader.stakater.com/reload` (default false: with Reloader still installed, every
-   * change would restart such a workload twice). smk's own `smk.dev/reload-secrets` and
-   * `smk.dev/reload-configmaps` are always honoured.
-   */
-  readonly reloaderAnnotations?: boolean;
-  /**
-   * Rollout kinds whose row is `optional` (a custom resource such as Argo's Rollout) are watched
-   * when served (default 'auto'); true or false here decides instead. Built-in kinds are always on.
-   */
-  readonly rolloutKinds?: { readonly [K in RolloutKind]?: boolean | 'auto' };
-  readonly leaderElection?: RotationLeaderElection;
-  /**
-   * Where informers come from (default: one per namespace through the API server, apiInformers).
-   * A process-wide manager with shared informers passes its own.
-   */
-  readonly informerFor?: InformerFor;
-  readonly onLostLeadership?: () => void;
-  readonly relistIntervalMs?: number;
-  readonly events?: EventRecorder;
-  readonly objects?: Objects;
-  readonly now?: () => number;
-}
 
 export interface RotationController {
   start(): Promise<void>;
