@@ -54,16 +54,20 @@ describe('chart policies: admission policies for the controller, NetworkPolicies
   test("admission policies: on by default, each matching only this release's controller or webhook ServiceAccount", async () => {
     const { objects } = await renderChart({ release: 'smk', namespace: 'platform' });
     assert.deepEqual(names(objects, policyKinds), [
+      'ValidatingAdmissionPolicy/smk-controller-argo-rollouts',
+      'ValidatingAdmissionPolicy/smk-controller-cronjob-rollouts',
       'ValidatingAdmissionPolicy/smk-controller-rollouts',
       'ValidatingAdmissionPolicy/smk-controller-secrets',
       'ValidatingAdmissionPolicy/smk-controller-token-requests',
       'ValidatingAdmissionPolicy/smk-webhook-configuration',
+      'ValidatingAdmissionPolicyBinding/smk-controller-argo-rollouts',
+      'ValidatingAdmissionPolicyBinding/smk-controller-cronjob-rollouts',
       'ValidatingAdmissionPolicyBinding/smk-controller-rollouts',
       'ValidatingAdmissionPolicyBinding/smk-controller-secrets',
       'ValidatingAdmissionPolicyBinding/smk-controller-token-requests',
       'ValidatingAdmissionPolicyBinding/smk-webhook-configuration',
     ]);
-    for (const name of ['token-requests', 'secrets', 'rollouts']) {
+    for (const name of ['token-requests', 'secrets', 'rollouts', 'cronjob-rollouts', 'argo-rollouts']) {
       const policy = find(objects, 'ValidatingAdmissionPolicy', `smk-controller-${name}`).spec as Policy;
       assert.deepEqual(policy.matchConditions, [
         {

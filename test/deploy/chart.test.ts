@@ -17,6 +17,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
+import { rolloutKindNames, rolloutKinds } from '../../src/controller/rotation/kinds.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import {
   chartDir,
@@ -125,10 +126,14 @@ describe('Helm chart deploy/helm/smk', () => {
       'Service/smk-webhook',
       'ServiceAccount/smk-controller',
       'ServiceAccount/smk-webhook',
+      'ValidatingAdmissionPolicy/smk-controller-argo-rollouts',
+      'ValidatingAdmissionPolicy/smk-controller-cronjob-rollouts',
       'ValidatingAdmissionPolicy/smk-controller-rollouts',
       'ValidatingAdmissionPolicy/smk-controller-secrets',
       'ValidatingAdmissionPolicy/smk-controller-token-requests',
       'ValidatingAdmissionPolicy/smk-webhook-configuration',
+      'ValidatingAdmissionPolicyBinding/smk-controller-argo-rollouts',
+      'ValidatingAdmissionPolicyBinding/smk-controller-cronjob-rollouts',
       'ValidatingAdmissionPolicyBinding/smk-controller-rollouts',
       'ValidatingAdmissionPolicyBinding/smk-controller-secrets',
       'ValidatingAdmissionPolicyBinding/smk-controller-token-requests',
@@ -426,6 +431,37 @@ describe('Helm chart deploy/helm/smk', () => {
       renderChart({ release: 'smk', namespace: 'smk', setJson: { jmesPathExpressions: 'yes' } }),
       /jmesPathExpressions/,
     );
+  });
+
+  test("rotation's RBAC grants every rollout kind the verbs its row needs (kinds.ts), and none without rotation", async () => {
+    type Rule = { apiGroups?: string[]; resources?: string[]; verbs?: string[] };
+    const rulesOf = (objects: readonly RenderedObject[]): Rule[] =>
+      (find(objects, 'ClusterRole', 'smk-controller') as unknown as { rules: Rule[] }).rules ?? [];
+    const grants = (rules: readonly Rule[], group: string, resource: string, verb: string): boolean =>
+      rules.some(
+        (rule) =>
+          (rule.apiGroups ?? []).includes(group) &&
+          (rule.resources ?? []).includes(resource) &&
+          (rule.verbs ?? []).includes(verb),
+      );
+    const on = rulesOf((await renderChart({ release: 'smk', namespace: 'smk' })).objects);
+    const off = rulesOf(
+      (
+        await renderChart({
+          release: 'smk',
+          namespace: 'smk',
+          setJson: { 'controller.rotation.enabled': false },
+        })
+      ).objects,
+    );
+    for (const kind of rolloutKindNames) {
+      const row = rolloutKinds[kind];
+      for (const verb of row.verbs) {
+        assert.ok(grants(on, row.group, row.resource, verb), `${kind}: ${verb} ${row.resource}.${row.group}`);
+        assert.ok(!grants(off, row.group, row.resource, 'patch'), `${kind}: no patch without rotation`);
+      }
+    }
+    assert.ok(grants(on, '', 'configmaps', 'watch') && !grants(on, '', 'configmaps', 'patch'));
   });
 
   test('helm lint --strict passes for the default, all-on, escape-hatch and OpenShift values', async () => {

@@ -14,7 +14,9 @@ import {
   ApiException,
   AppsV1Api,
   AuthenticationV1Api,
+  BatchV1Api,
   CoreV1Api,
+  CustomObjectsApi,
   type KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
@@ -34,6 +36,7 @@ import {
   startController,
   waitFor,
 } from '../controller/harness.ts';
+import { installCrds as installCrdFiles } from '../harness/crds.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
 import { kubeConfigFromText, renderKubeConfig } from '../testbed/kubeconfig.ts';
@@ -144,7 +147,7 @@ describe("the chart's admission policies on the controller's ServiceAccount (iss
   test("the policies type-check against the API server's schemas: no expression warnings", async () => {
     const admission = bed.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
     const policies = clusterScoped.filter((object) => object.kind === 'ValidatingAdmissionPolicy');
-    assert.equal(policies.length, 3, 'token requests, Secrets, rollouts');
+    assert.equal(policies.length, 5, 'token requests, Secrets, rollouts, CronJob and Argo rollouts');
     for (const { metadata } of policies) {
       const checked = await waitFor(
         `ValidatingAdmissionPolicy ${metadata.name} type-checked`,
@@ -382,6 +385,110 @@ describe("the chart's admission policies on the controller's ServiceAccount (iss
       stored.spec?.template.metadata?.annotations?.['smk.dev/restartedAt'],
       'the rollout went through',
     );
+  });
+
+  test("a CronJob's restart changes only its Job template's smk.dev/restartedAt", async () => {
+    const name = 'nightly';
+    await bed.kubeConfig.makeApiClient(BatchV1Api).createNamespacedCronJob({
+      namespace: tenant,
+      body: {
+        metadata: { name },
+        spec: {
+          schedule: '0 3 * * *',
+          suspend: true,
+          jobTemplate: {
+            spec: {
+              template: {
+                metadata: { labels: { app: name } },
+                spec: {
+                  serviceAccountName: 'app',
+                  restartPolicy: 'Never',
+                  containers: [{ name, image: 'registry.example/job:1' }],
+                },
+              },
+            },
+          },
+        },
+      },
+    });
+    const objects = KubernetesObjectApi.makeApiClient(controller.asController);
+    const patch = (template: Record<string, unknown>) =>
+      objects.patch(
+        {
+          apiVersion: 'batch/v1',
+          kind: 'CronJob',
+          metadata: { name, namespace: tenant, annotations: { 'smk.dev/rolled-versions': '{}' } },
+          spec: { jobTemplate: { spec: { template } } },
+        },
+        undefined,
+        undefined,
+        'smk-rotation',
+        undefined,
+        PatchStrategy.MergePatch,
+      );
+    // What src/controller/rotation/kinds.ts sends for a CronJob.
+    await patch({ metadata: { annotations: { 'smk.dev/restartedAt': new Date().toISOString() } } });
+    for (const [what, template] of [
+      ['another ServiceAccount', { spec: { serviceAccountName: 'default' } }],
+      ['another image', { spec: { containers: [{ name, image: 'registry.example/attacker:1' }] } }],
+      ['another pod annotation', { metadata: { annotations: { 'smk.dev/inject': 'true' } } }],
+    ] as const) {
+      const answer = await refusal(what, patch(template));
+      assert.equal(answer.code, 403, what);
+      assert.match(answer.message, /only the Job template annotation smk\.dev\/restartedAt may change/, what);
+    }
+  });
+
+  test("an Argo Rollout's restart is spec.restartAt alone: its template stays what it was", async () => {
+    await installCrdFiles(bed.kubeConfig, [
+      new URL('../rotation/fixtures/argo-rollout-crd.yaml', import.meta.url),
+    ]);
+    const name = 'canary';
+    const resource = { group: 'argoproj.io', version: 'v1alpha1', plural: 'rollouts', namespace: tenant };
+    await bed.kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      ...resource,
+      body: {
+        apiVersion: 'argoproj.io/v1alpha1',
+        kind: 'Rollout',
+        metadata: { name },
+        spec: {
+          selector: { matchLabels: { app: name } },
+          template: {
+            metadata: { labels: { app: name } },
+            spec: { serviceAccountName: 'app', containers: [{ name, image: 'registry.example/web:1' }] },
+          },
+        },
+      },
+    });
+    const objects = KubernetesObjectApi.makeApiClient(controller.asController);
+    const patch = (spec: Record<string, unknown>) =>
+      objects.patch(
+        {
+          apiVersion: 'argoproj.io/v1alpha1',
+          kind: 'Rollout',
+          metadata: { name, namespace: tenant, annotations: { 'smk.dev/rolled-versions': '{}' } },
+          spec,
+        },
+        undefined,
+        undefined,
+        'smk-rotation',
+        undefined,
+        PatchStrategy.MergePatch,
+      );
+    // What src/controller/rotation/kinds.ts sends for a Rollout.
+    await patch({ restartAt: new Date().toISOString() });
+    for (const [what, spec] of [
+      ['another ServiceAccount', { template: { spec: { serviceAccountName: 'default' } } }],
+      [
+        'another image',
+        { template: { spec: { containers: [{ name, image: 'registry.example/attacker:1' }] } } },
+      ],
+      ['a workloadRef', { workloadRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'other' } }],
+    ] as const) {
+      const answer = await refusal(what, patch(spec));
+      assert.equal(answer.code, 403, what);
+      assert.match(answer.message, /only spec\.restartAt may change/, what);
+    }
   });
 
   test('namespaceLabels: with an opt-in label, the controller acts only in labelled namespaces', async () => {

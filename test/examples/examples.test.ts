@@ -17,6 +17,8 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import {
+  AppsV1Api,
+  BatchV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubernetesObject,
@@ -79,6 +81,7 @@ describe('examples/', () => {
       'injection-smk',
       'migration-eso',
       'rotation-mapping',
+      'rotation-targets',
       'sync-extract-keys',
       'sync-secret-types',
       'sync-secretproviderclass',
@@ -226,6 +229,7 @@ describe('examples/', () => {
         'sync-secretproviderclass',
         'sync-secretsync',
         'rotation-mapping',
+        'rotation-targets',
         'sync-extract-keys',
         'sync-template',
         'sync-secret-types',
@@ -366,6 +370,40 @@ describe('examples/', () => {
           : undefined;
       });
       assert.match(mapping.status?.secretArn ?? '', /:secret:eks-controller-test-secret-/);
+    });
+
+    it('rotation-targets for real: the CronJob and the Deployment naming a Secret and a ConfigMap are adopted', async () => {
+      await ensureSecret('us-east-1', 'prod/reports-db', 'example-reports-password');
+      const namespace = namespaces['rotation-targets'] ?? '';
+      // api-tls comes from another tool in real life; here, a stand-in.
+      await bed.kubeConfig.makeApiClient(CoreV1Api).createNamespacedSecret({
+        namespace,
+        body: {
+          metadata: { name: 'api-tls' },
+          data: { 'tls.crt': Buffer.from('stand-in').toString('base64') },
+        },
+      });
+      await applyExample(bed.kubeConfig, 'rotation-targets', namespace);
+      const deployment = await waitFor(
+        'Deployment api adopted for its Secret and ConfigMap',
+        30_000,
+        async () => {
+          const read = await bed.kubeConfig
+            .makeApiClient(AppsV1Api)
+            .readNamespacedDeployment({ namespace, name: 'api' });
+          const record = JSON.parse(
+            read.metadata?.annotations?.['smk.dev/rolled-versions'] ?? '{}',
+          ) as Record<string, string>;
+          return record['Secret/api-tls'] && record['ConfigMap/api-config'] ? record : undefined;
+        },
+      );
+      assert.deepEqual(Object.keys(deployment).sort(), ['ConfigMap/api-config', 'Secret/api-tls']);
+      await waitFor('CronJob nightly-report adopted', 30_000, async () => {
+        const cron = await bed.kubeConfig
+          .makeApiClient(BatchV1Api)
+          .readNamespacedCronJob({ namespace, name: 'nightly-report' });
+        return cron.metadata?.annotations?.['smk.dev/rolled-versions'] !== undefined;
+      });
     });
   });
 

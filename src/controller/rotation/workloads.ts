@@ -1,6 +1,6 @@
 /**
- * Workloads (Deployments, StatefulSets, DaemonSets) as rotation sees them, and the rollout
- * decision as a pure function.
+ * Workloads (every row of kinds.ts) as rotation sees them, and the rollout decision as a pure
+ * function.
  *
  * A workload opts in by annotation:
  *   smk.dev/rollout-on: "db-creds, arn:aws:secretsmanager:…:secret:api-key-AbCdEf"  (secret ids)
@@ -9,22 +9,18 @@
  * or is matched by a SecretsRotationMapping in its namespace.
  *
  * What it was last rolled for is kept in its own metadata (`smk.dev/rolled-versions`, secret →
- * version). A rollout is ONE merge patch, conditional on the resourceVersion read, that sets the
- * pod-template annotation `smk.dev/restartedAt` (as `kubectl rollout restart` does with its own)
- * and the record together: a second leader, a duplicate event or a late poll then finds the
+ * version). A rollout is ONE merge patch, conditional on the resourceVersion read, that restarts
+ * the workload the way its kind restarts (kinds.ts: the pod-template annotation `smk.dev/restartedAt`
+ * for Deployments) and sets the record together: a second leader, a duplicate event or a late poll then finds the
  * record already at the new version and does nothing.
  */
 import { z } from 'zod';
 import { InvalidInputError } from '../../core/errors.ts';
 import { currentStage } from '../../core/source.ts';
+import { type RolloutKind, restartedAtAnnotation, rolloutKinds, valueAt } from './kinds.ts';
+import { parseReferences, type Reference } from './references.ts';
 
-export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
-export const workloadKinds: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet'];
-export const workloadPlurals: Readonly<Record<WorkloadKind, string>> = {
-  Deployment: 'deployments',
-  StatefulSet: 'statefulsets',
-  DaemonSet: 'daemonsets',
-};
+export type WorkloadKind = RolloutKind;
 
 export const rotationAnnotations = {
   rolloutOn: 'smk.dev/rollout-on',
@@ -32,7 +28,7 @@ export const rotationAnnotations = {
   /** On the workload: secret (ARN, plus `@LABEL` when not AWSCURRENT) → version it was rolled for. */
   rolledVersions: 'smk.dev/rolled-versions',
   /** On the pod template: when smk last restarted it. */
-  restartedAt: 'smk.dev/restartedAt',
+  restartedAt: restartedAtAnnotation,
 } as const;
 
 export interface Workload {
@@ -46,6 +42,8 @@ export interface Workload {
   /** Secret ids from `smk.dev/rollout-on`. */
   readonly rolloutOn: readonly string[];
   readonly rolloutOnSync: boolean;
+  /** Secrets and ConfigMaps in its namespace it names for restarts (references.ts). */
+  readonly references: readonly Reference[];
   /** Kubernetes Secrets the pod template reads (env, envFrom, volumes, projected volumes). */
   readonly consumedSecrets: readonly string[];
   /** The ServiceAccount its pods run as: whose role must be able to describe a secret it follows. */
@@ -83,7 +81,7 @@ const volume = z
       .nullish(),
   })
   .loose();
-const workloadSchema = z.object({
+const metadataSchema = z.object({
   metadata: z.object({
     name: z.string(),
     namespace: z.string(),
@@ -92,28 +90,24 @@ const workloadSchema = z.object({
     labels: stringMap,
     annotations: stringMap,
   }),
-  spec: z
-    .object({
-      template: z
-        .object({
-          metadata: z.object({ labels: stringMap }).loose().nullish(),
-          spec: z
-            .object({
-              serviceAccountName: z.string().nullish(),
-              serviceAccount: z.string().nullish(),
-              containers: z.array(container).nullish(),
-              initContainers: z.array(container).nullish(),
-              volumes: z.array(volume).nullish(),
-            })
-            .loose()
-            .nullish(),
-        })
-        .loose()
-        .nullish(),
-    })
-    .loose()
-    .nullish(),
 });
+/** A pod template, wherever its kind keeps it (kinds.ts `podTemplate`). */
+const templateSchema = z
+  .object({
+    metadata: z.object({ labels: stringMap }).loose().nullish(),
+    spec: z
+      .object({
+        serviceAccountName: z.string().nullish(),
+        serviceAccount: z.string().nullish(),
+        containers: z.array(container).nullish(),
+        initContainers: z.array(container).nullish(),
+        volumes: z.array(volume).nullish(),
+      })
+      .loose()
+      .nullish(),
+  })
+  .loose()
+  .nullish();
 
 const recordSchema = z.record(z.string(), z.string());
 
@@ -140,13 +134,33 @@ function parseIds(text: string | undefined): string[] {
     .filter((part) => part !== '');
 }
 
+export interface WorkloadParseOptions {
+  /** Honour Stakater Reloader's `secret/configmap.reloader.stakater.com/reload` too (references.ts). */
+  readonly reloaderAnnotations?: boolean;
+}
+
 /** A workload from the API → what rotation needs. Throws InvalidInputError for a bad opt-in annotation. */
-export function parseWorkload(kind: WorkloadKind, object: unknown): Workload {
-  const parsed = workloadSchema.safeParse(object);
+export function parseWorkload(
+  kind: WorkloadKind,
+  object: unknown,
+  options: WorkloadParseOptions = {},
+): Workload {
+  const parsed = metadataSchema.safeParse(object);
   if (!parsed.success) {
     throw new InvalidInputError(`${kind}: not a workload object`, { subject: kind, field: 'metadata' });
   }
-  const { metadata, spec } = parsed.data;
+  const { metadata } = parsed.data;
+  const templatePath = rolloutKinds[kind].podTemplate;
+  const template = templateSchema.safeParse(valueAt(object, templatePath));
+  if (!template.success) {
+    throw new InvalidInputError(
+      `${kind} ${metadata.namespace}/${metadata.name}: ${templatePath.join('.')}: not a pod template`,
+      {
+        subject: `${kind} ${metadata.namespace}/${metadata.name}`,
+        field: templatePath.join('.'),
+      },
+    );
+  }
   const annotations = metadata.annotations ?? {};
   const label = `${kind} ${metadata.namespace}/${metadata.name}`;
   const syncFlag = annotations[rotationAnnotations.rolloutOnSync]?.trim().toLowerCase();
@@ -156,7 +170,7 @@ export function parseWorkload(kind: WorkloadKind, object: unknown): Workload {
       { subject: label, field: `metadata.annotations.${rotationAnnotations.rolloutOnSync}` },
     );
   }
-  const podSpec = spec?.template?.spec;
+  const podSpec = template.data?.spec;
   const consumed = new Set<string>();
   for (const c of [...(podSpec?.containers ?? []), ...(podSpec?.initContainers ?? [])]) {
     for (const env of c.env ?? []) {
@@ -177,9 +191,10 @@ export function parseWorkload(kind: WorkloadKind, object: unknown): Workload {
     uid: metadata.uid ?? '',
     resourceVersion: metadata.resourceVersion ?? '',
     labels: metadata.labels ?? {},
-    templateLabels: spec?.template?.metadata?.labels ?? {},
+    templateLabels: template.data?.metadata?.labels ?? {},
     rolloutOn: parseIds(annotations[rotationAnnotations.rolloutOn]),
     rolloutOnSync: syncFlag === 'true',
+    references: parseReferences(label, annotations, options),
     consumedSecrets: [...consumed].sort(),
     // As the API server defaults it: the deprecated serviceAccount alias, else `default`.
     serviceAccountName: podSpec?.serviceAccountName || podSpec?.serviceAccount || 'default',
@@ -234,11 +249,11 @@ export function planRollout(workload: Workload, dependencies: readonly Dependenc
   return {
     action: 'roll',
     changed,
-    patch: {
-      metadata,
-      spec: {
-        template: { metadata: { annotations: { [rotationAnnotations.restartedAt]: at.toISOString() } } },
-      },
-    },
+    patch: { ...rolloutKinds[workload.kind].restart(at), metadata },
   };
+}
+
+/** A workload's work-queue key: `Kind/namespace/name`. */
+export function workloadKey(kind: WorkloadKind, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`;
 }

@@ -147,8 +147,8 @@ spec:
 
 {{/* What the controller needs in the namespaces it watches. Syncing: its sources, the Secrets it
 writes, the ServiceAccounts it acts as (IRSA annotation, TokenRequest) and Events. Rotation: the
-mappings, the workloads it rolls (patch of the pod template annotation) and a re-sync request on
-SecretSyncs/SecretProviderClasses (patch). */}}
+mappings, the workloads it rolls (each rollout kind's restart patch), the ConfigMaps workloads name
+for restarts, and a re-sync request on SecretSyncs/SecretProviderClasses (patch). */}}
 {{- define "smk.controller.rules" }}
   - apiGroups: [smk.dev]
     resources: [secretsyncs]
@@ -182,8 +182,21 @@ SecretSyncs/SecretProviderClasses (patch). */}}
   - apiGroups: [awssecretsoperator.secretoperator]
     resources: [secretsrotationmappings/status]
     verbs: [get, patch, update]
+  # Every rollout kind (src/controller/rotation/kinds.ts, one row each; test/deploy/chart.test.ts
+  # compares): watched, read fresh before a rollout, patched to restart.
   - apiGroups: [apps]
     resources: [deployments, statefulsets, daemonsets]
     verbs: [get, list, watch, patch]
+  - apiGroups: [batch]
+    resources: [cronjobs]
+    verbs: [get, list, watch, patch]
+  # Argo Rollouts, used only where its CRD is served (restarted through spec.restartAt).
+  - apiGroups: [argoproj.io]
+    resources: [rollouts]
+    verbs: [get, list, watch, patch]
+  # ConfigMaps a workload names for restarts (smk.dev/reload-configmaps): watched, never written.
+  - apiGroups: [""]
+    resources: [configmaps]
+    verbs: [get, list, watch]
 {{- end }}
 {{- end }}
