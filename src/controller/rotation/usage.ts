@@ -6,7 +6,7 @@
  */
 import { jmesPathFileName, objectFileName } from '../../core/naming.ts';
 import { planRequests } from '../../core/payloads.ts';
-import { currentStage } from '../../core/source.ts';
+import { followedStage } from '../../core/source.ts';
 import { parseMountSpec, type SpecOptions } from '../../core/spec.ts';
 import { type SourceKind, type SyncJob, secretSyncJob, secretSyncKind, spcJob } from '../jobs.ts';
 import type { Watch } from './detector.ts';
@@ -51,10 +51,8 @@ export function sourceUsage(
     const uses: SecretUse[] = [];
     for (const { object: spec_object, primary } of planned) {
       if (primary.objectType !== 'secretsmanager') continue;
-      const stage =
-        primary.versionId !== undefined && primary.versionStage === undefined
-          ? undefined
-          : (primary.versionStage ?? currentStage);
+      // core/source.ts's one rule: a version id pins the object (its stage then only guards the read).
+      const stage = followedStage(primary);
       uses.push({
         watch: { region: primary.region, id: primary.id, stage },
         files: [
