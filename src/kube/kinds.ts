@@ -21,7 +21,9 @@ export interface ResourceKind<T> {
 }
 
 /** The identity of a watch: the same resource with another selector is another watch. */
-export function kindKey(kind: ResourceKind<unknown>): string {
+export function kindKey(
+  kind: Pick<ResourceKind<unknown>, 'apiVersion' | 'plural' | 'labelSelector'>,
+): string {
   return `${kind.apiVersion}/${kind.plural}${kind.labelSelector ? `?${kind.labelSelector}` : ''}`;
 }
 

@@ -11,7 +11,7 @@
 import { describeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { apiSource } from './api-source.ts';
-import type { KubeConfig } from './client.ts';
+import { type KubeConfig, withConnectionReuse } from './client.ts';
 import {
   createInformer,
   type Informer,
@@ -46,6 +46,8 @@ export interface Runnable {
   startLeading?(): void;
   /** Leadership ends (lost, or stopping): stop timers and consumers. */
   stopLeading?(): Promise<void> | void;
+  /** The process stops (every replica), after the workers drained: end its own loops. */
+  stop?(): Promise<void> | void;
   /** False while something of its own is missing (e.g. a key not loaded yet). */
   readonly ready?: boolean;
 }
@@ -85,6 +87,8 @@ export interface Manager {
   /** A pool of workers, started while this replica leads and drained on stop. */
   workers(options: Omit<WorkerPoolOptions, 'logger'>): WorkerPool;
   add(runnable: Runnable): void;
+  /** The namespaces served; undefined: all. */
+  readonly namespaces: readonly string[] | undefined;
   /** Whether `namespace` is one this manager serves. */
   inScope(namespace: string | undefined): boolean;
   /** Prepares the runnables, syncs the caches, then leads or campaigns; resolves once campaigning. */
@@ -95,6 +99,8 @@ export interface Manager {
   readonly ready: boolean;
   readonly leading: boolean;
   readonly logger: Logger;
+  /** The process's one pooled connection configuration: controllers make their clients from it. */
+  readonly kubeConfig: KubeConfig;
 }
 
 interface Entry {
@@ -104,7 +110,8 @@ interface Entry {
 }
 
 export function createManager(options: ManagerOptions): Manager {
-  const { kubeConfig, logger } = options;
+  const { logger } = options;
+  const kubeConfig = withConnectionReuse(options.kubeConfig);
   const scopes: (string | undefined)[] =
     options.namespaces && options.namespaces.length > 0 ? [...options.namespaces] : [undefined];
   const entries = new Map<string, Entry>();
@@ -194,6 +201,7 @@ export function createManager(options: ManagerOptions): Manager {
 
   const manager: Manager = {
     logger,
+    kubeConfig,
     informer<T>(kind: ResourceKind<T>): SharedInformer<T> {
       const key = kindKey(kind);
       const existing = entries.get(key);
@@ -231,6 +239,7 @@ export function createManager(options: ManagerOptions): Manager {
     add(runnable) {
       runnables.push(runnable);
     },
+    namespaces: scopes[0] === undefined ? undefined : (scopes as string[]),
     inScope(namespace) {
       return scopes[0] === undefined || (namespace !== undefined && scopes.includes(namespace));
     },
@@ -275,6 +284,7 @@ export function createManager(options: ManagerOptions): Manager {
         for (const pool of pools) pool.queue.shutDown();
         await stopLeading();
         await Promise.all(pools.map((pool) => pool.stop(graceMs)));
+        await Promise.all(runnables.map((runnable) => runnable.stop?.()));
         await leader?.stop();
         for (const informer of allInformers()) informer.stop();
       })();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { forceSyncPending } from './controller.ts';
+import { forceSyncPending } from './status.ts';
 
 const lastSync = Date.parse('2026-11-22T10:00:00Z');
 
