@@ -175,8 +175,19 @@ export function createManager(options: ManagerOptions): Manager {
     return [...entries.values()].flatMap((entry) => [...entry.scoped.values()]);
   }
 
+  /** Each informer's first list (informer.start resolves at once when called again). */
+  const listed = new Map<Informer<never>, Promise<void>>();
   async function startInformers(informers: readonly Informer<never>[]): Promise<void> {
-    await Promise.all(informers.map((informer) => informer.start()));
+    await Promise.all(
+      informers.map((informer) => {
+        let first = listed.get(informer);
+        if (!first) {
+          first = informer.start();
+          listed.set(informer, first);
+        }
+        return first;
+      }),
+    );
   }
 
   function startLeading(): void {
@@ -244,12 +255,16 @@ export function createManager(options: ManagerOptions): Manager {
       return scopes[0] === undefined || (namespace !== undefined && scopes.includes(namespace));
     },
     async start() {
+      // What was asked for up front starts listing while the runnables prepare (a CRD probe may
+      // wait on RBAC); what they ask for meanwhile starts at once.
+      informersStarted = true;
+      const upFront = startInformers(allInformers());
       for (const runnable of runnables) {
-        if (stopping.signal.aborted) return;
+        if (stopping.signal.aborted) break;
         await runnable.prepare?.();
       }
+      await upFront;
       if (stopping.signal.aborted) return;
-      informersStarted = true;
       await startInformers(allInformers());
       if (stopping.signal.aborted) return;
       synced = true;
