@@ -31,15 +31,16 @@ import {
 } from '../aws/index.ts';
 import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
 import { coalescingReader } from '../controller/coalesce.ts';
-import { createSyncController } from '../controller/controller.ts';
 import { createIdentityResolver } from '../controller/identity.ts';
 import { createRotationController } from '../controller/rotation/controller.ts';
 import { startHealthServer } from '../controller/server.ts';
-import { createWriteThroughController } from '../controller/write-through/controller.ts';
+import { addSyncController } from '../controller/sync/controller.ts';
+import { addWriteThroughController } from '../controller/write-through/controller.ts';
 import { parseDuration } from '../core/duration.ts';
 import { createExpressionEvaluator } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
+import { createManager, type LeaderElectionSettings } from '../kube/manager.ts';
 import { createServiceAccounts } from '../kube/service-accounts.ts';
 import { parseCommandArgs, usageError } from './args.ts';
 import { loadCommandKubeConfig } from './kube-config.ts';
@@ -69,7 +70,7 @@ Options:
   --rotation-debounce D     changes within D make one rollout per workload (default 500ms)
   --write-through true|false  write the values the webhook sealed into write-through Secrets (label
                             smk.dev/write-through) to Secrets Manager, delete and sweep, with the
-                            controller's own AWS identity; own Lease <lease-name>-write-through (default false)
+                            controller's own AWS identity; under the sync controller's Lease (default false)
   --write-through-prefix P  Secrets Manager names start with P<namespace>/ (default kubernetes/)
   --cluster-name NAME       this cluster's tag on written secrets; the webhook's value (default kubernetes)
   --write-through-key NAME  the Secret (private half, generated at first start) and ConfigMap (public half,
@@ -215,33 +216,53 @@ export async function run(args: readonly string[]): Promise<number> {
   const podName = env.podName ?? hostname();
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
-  const controller = createSyncController({
+  const leaseNamespace = flags['lease-namespace'] ?? env.podNamespace ?? 'default';
+  const leaderElection = (name: string): LeaderElectionSettings | undefined =>
+    flags['leader-elect'] === 'true'
+      ? { namespace: leaseNamespace, name, identity: `${podName}-${Math.random().toString(36).slice(2, 8)}` }
+      : undefined;
+  const lostLease = (what: string) => () => {
+    logger.error(`lost the ${what}; exiting so a fresh process competes again`);
+    exitCode = 1;
+    void shutdown();
+  };
+  // One manager for the process: shared informers, one Lease (sync and write-through act only
+  // while holding it), worker pools, readiness and the graceful stop.
+  const manager = createManager({
     kubeConfig,
+    logger,
+    namespaces: flags.namespaces,
+    leaderElection: leaderElection(flags['lease-name']),
+    onLostLeadership: lostLease('leader lease'),
+  });
+  addSyncController(manager, {
     identities,
     defaultRegion: env.region,
     expressions,
-    logger,
     concurrency: flags.concurrency,
     rateLimit: { perSecond: flags.rate, burst: Math.max(1, Math.round(flags.rate * 5)) },
-    namespaces: flags.namespaces,
     secretProviderClasses:
       flags['secret-provider-classes'] === 'auto' ? 'auto' : flags['secret-provider-classes'] === 'true',
-    ...(flags['leader-elect'] === 'true'
-      ? {
-          leaderElection: {
-            namespace: flags['lease-namespace'] ?? env.podNamespace ?? 'default',
-            name: flags['lease-name'],
-            identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
-          },
-        }
-      : {}),
-    onLostLeadership: () => {
-      logger.error('lost the leader lease; exiting so a fresh process competes again');
-      exitCode = 1;
-      void shutdown();
-    },
   });
+  if (flags['write-through'] === 'true') {
+    addWriteThroughController(manager, {
+      writer: createSecretWriter({ kind: 'default' }, env.region ?? 'us-east-1', { clients }),
+      settings: {
+        cluster: flags['cluster-name'],
+        prefix: flags['write-through-prefix'],
+        deletionPolicy: flags['write-through-deletion-policy'],
+        recoveryWindowDays: flags['write-through-recovery-window-days'],
+        ...(flags['write-through-kms-key'] ? { kmsKeyId: flags['write-through-kms-key'] } : {}),
+      },
+      sealingKey: { namespace: env.podNamespace ?? 'default', name: flags['write-through-key'] },
+      sweepIntervalMs: flags['write-through-sweep-interval'],
+      sweepGraceMs: flags['write-through-sweep-grace'],
+    });
+  }
+  // Rotation still runs its own informers and Lease (<lease-name>-rotation) until it moves onto
+  // the manager (manager.informer(secretSyncs) etc., see src/kube/manager.ts).
   const queueUrl = flags['rotation-queue-url'];
+  const rotationLease = leaderElection(`${flags['lease-name']}-rotation`);
   const rotation =
     flags.rotation === 'true'
       ? createRotationController({
@@ -272,61 +293,13 @@ export async function run(args: readonly string[]): Promise<number> {
               ? 'auto'
               : flags['secret-provider-classes'] === 'true',
           allowJmesPathExpressions: allowExpressions,
-          ...(flags['leader-elect'] === 'true'
-            ? {
-                leaderElection: {
-                  namespace: flags['lease-namespace'] ?? env.podNamespace ?? 'default',
-                  name: `${flags['lease-name']}-rotation`,
-                  identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
-                },
-              }
-            : {}),
-          onLostLeadership: () => {
-            logger.error('lost the rotation lease; exiting so a fresh process competes again');
-            exitCode = 1;
-            void shutdown();
-          },
-        })
-      : undefined;
-  const writeThrough =
-    flags['write-through'] === 'true'
-      ? createWriteThroughController({
-          kubeConfig,
-          writer: createSecretWriter({ kind: 'default' }, env.region ?? 'us-east-1', { clients }),
-          settings: {
-            cluster: flags['cluster-name'],
-            prefix: flags['write-through-prefix'],
-            deletionPolicy: flags['write-through-deletion-policy'],
-            recoveryWindowDays: flags['write-through-recovery-window-days'],
-            ...(flags['write-through-kms-key'] ? { kmsKeyId: flags['write-through-kms-key'] } : {}),
-          },
-          sealingKey: {
-            namespace: env.podNamespace ?? 'default',
-            name: flags['write-through-key'],
-          },
-          logger: logger.child({ component: 'write-through' }),
-          namespaces: flags.namespaces,
-          sweepIntervalMs: flags['write-through-sweep-interval'],
-          sweepGraceMs: flags['write-through-sweep-grace'],
-          ...(flags['leader-elect'] === 'true'
-            ? {
-                leaderElection: {
-                  namespace: flags['lease-namespace'] ?? env.podNamespace ?? 'default',
-                  name: `${flags['lease-name']}-write-through`,
-                  identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
-                },
-              }
-            : {}),
-          onLostLeadership: () => {
-            logger.error('lost the write-through lease; exiting so a fresh process competes again');
-            exitCode = 1;
-            void shutdown();
-          },
+          ...(rotationLease ? { leaderElection: rotationLease } : {}),
+          onLostLeadership: lostLease('rotation lease'),
         })
       : undefined;
   const health = await startHealthServer(
     flags['health-port'],
-    () => controller.ready && (rotation?.ready ?? true) && (writeThrough?.ready ?? true),
+    () => manager.ready && (rotation?.ready ?? true),
   );
   logger.info({ healthPort: health.port }, 'health server listening');
 
@@ -337,7 +310,7 @@ export async function run(args: readonly string[]): Promise<number> {
   function shutdown(): Promise<void> {
     stopping ??= (async () => {
       logger.info('shutting down');
-      await Promise.all([controller.stop(), rotation?.stop(), writeThrough?.stop()]);
+      await Promise.all([manager.stop(), rotation?.stop()]);
       await expressions?.close();
       await health.close();
       release();
@@ -350,7 +323,7 @@ export async function run(args: readonly string[]): Promise<number> {
   // Each part retries what the API server refuses (informers, CRD probes) with /readyz failing.
   // A SIGTERM meanwhile stops what started, and what has not started never starts.
   try {
-    for (const part of [controller, rotation, writeThrough]) {
+    for (const part of [manager, rotation]) {
       if (stopping) break;
       await part?.start();
     }

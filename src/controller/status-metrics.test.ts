@@ -5,7 +5,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { createLogger } from '../core/log.ts';
 import { registry } from '../core/metrics.ts';
 import { conditionGauge, forgetStatus, recordSync } from './status-metrics.ts';
-import type { SyncOutcome } from './sync.ts';
+import type { SyncOutcome } from './sync/sync.ts';
 
 /** The Ready series of one object, as `status → value`. */
 async function readySeries(kind: string, namespace: string, name: string): Promise<Record<string, number>> {

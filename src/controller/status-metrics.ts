@@ -8,7 +8,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../core/log.ts';
 import { counter, gauge } from '../core/metrics.ts';
 import type { InformerHandlers } from '../kube/informer.ts';
-import type { SyncOutcome } from './sync.ts';
+import type { SyncOutcome } from './sync/sync.ts';
 
 export type StatusKind = 'SecretSync' | 'SecretProviderClass' | 'SecretsRotationMapping';
 

@@ -264,7 +264,7 @@ describe('supervised informer', () => {
 describe('apiSource', () => {
   it('follows continue tokens until the last page', async () => {
     const { KubeConfig } = await import('@kubernetes/client-node');
-    const { apiSource } = await import('./informer.ts');
+    const { apiSource } = await import('./api-source.ts');
     const pages = new Map<string | undefined, { items: Thing[]; next?: string }>([
       [undefined, { items: [thing('a', '1'), thing('b', '1')], next: 't1' }],
       ['t1', { items: [thing('c', '1')], next: 't2' }],
@@ -296,7 +296,7 @@ describe('a refused list', () => {
     const { ApiException, KubeConfig } = await import('@kubernetes/client-node');
     const { Writable } = await import('node:stream');
     const { createLogger } = await import('../core/log.ts');
-    const { apiSource } = await import('./informer.ts');
+    const { apiSource } = await import('./api-source.ts');
     let text = '';
     const logger = createLogger({
       destination: new Writable({

@@ -21,12 +21,12 @@ import {
 import { parse } from 'yaml';
 import { AwsClients, createSecretReader, SecretCache } from '../../src/aws/index.ts';
 import { coalescingReader } from '../../src/controller/coalesce.ts';
+import { createIdentityResolver } from '../../src/controller/identity.ts';
 import {
   createSyncController,
   type SyncController,
   type SyncControllerOptions,
-} from '../../src/controller/controller.ts';
-import { createIdentityResolver } from '../../src/controller/identity.ts';
+} from '../../src/controller/sync/controller.ts';
 import { createLogger, silentLogger } from '../../src/core/log.ts';
 import { withConnectionReuse } from '../../src/kube/client.ts';
 import { createServiceAccounts } from '../../src/kube/service-accounts.ts';

@@ -32,13 +32,13 @@ import {
   SecretCache,
 } from '../../src/aws/index.ts';
 import { coalescingReader } from '../../src/controller/coalesce.ts';
-import { createSyncController, type SyncController } from '../../src/controller/controller.ts';
 import { createIdentityResolver } from '../../src/controller/identity.ts';
 import {
   createRotationController,
   type RotationController,
   type RotationControllerOptions,
 } from '../../src/controller/rotation/controller.ts';
+import { createSyncController, type SyncController } from '../../src/controller/sync/controller.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { createServiceAccounts } from '../../src/kube/service-accounts.ts';
 import { installCrds as installSharedCrds } from '../harness/crds.ts';

@@ -2,8 +2,9 @@
  * The write-through controller: watches Secrets labelled `smk.dev/write-through=true`, writes
  * the value the webhook sealed into each stored Secret to Secrets Manager, carries out the
  * deletion policy behind the finalizer, and sweeps secrets whose Secret is gone
- * (./reconcile.ts). Only the leader of its own Lease acts; every replica keeps its cache warm and
- * loads the sealing key (./sealing-key.ts). It acts as the controller's own AWS identity.
+ * (./reconcile.ts). Only the leader of the process's Lease acts (the manager's, shared with the sync
+ * controller); every replica keeps its cache warm and loads the sealing key (./sealing-key.ts). It
+ * acts as the controller's own AWS identity.
  */
 import type { V1Secret } from '@kubernetes/client-node';
 import type { SecretWriter } from '../../aws/index.ts';
@@ -11,14 +12,13 @@ import { describeError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { counter } from '../../core/metrics.ts';
 import type { SealingKeyPair } from '../../core/seal.ts';
-import { writeThroughAnnotations, writeThroughLabel, writeThroughTags } from '../../core/write-through.ts';
+import { writeThroughAnnotations, writeThroughTags } from '../../core/write-through.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
 import type { KubeConfig } from '../../kube/client.ts';
-import { apiStatus, retryAfterMsOf, withConnectionReuse } from '../../kube/client.ts';
+import { apiStatus, retryAfterMsOf } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
-import { apiSource, createInformer, type Informer, resourcePath, secretLister } from '../../kube/informer.ts';
-import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
-import { createWorkQueue, type WorkQueue } from '../../kube/queue.ts';
+import { writeThroughSecrets } from '../../kube/kinds.ts';
+import { createManager, type LeaderElectionSettings, type Manager } from '../../kube/manager.ts';
 import {
   type ReconcileSettings,
   reconcileWriteThrough,
@@ -38,8 +38,7 @@ const swept = counter(
   ['mode'],
 );
 
-export interface WriteThroughControllerOptions {
-  readonly kubeConfig: KubeConfig;
+export interface WriteThroughSettings {
   readonly writer: Pick<
     SecretWriter,
     'create' | 'putValue' | 'describe' | 'moveStage' | 'tag' | 'delete' | 'restore' | 'listByTag'
@@ -47,10 +46,6 @@ export interface WriteThroughControllerOptions {
   readonly settings: ReconcileSettings;
   /** Where the sealing key is kept (smk's own namespace). */
   readonly sealingKey: SealingKeyStore;
-  readonly logger: Logger;
-  readonly namespaces?: readonly string[];
-  readonly leaderElection?: { readonly namespace: string; readonly name: string; readonly identity: string };
-  readonly onLostLeadership?: () => void;
   /** Between sweeps (default 10 min); 0 turns the sweep off. */
   readonly sweepIntervalMs?: number;
   /** A secret must be unchanged this long before the sweep takes it (default 10 min). */
@@ -58,6 +53,14 @@ export interface WriteThroughControllerOptions {
   readonly events?: EventRecorder;
   readonly objects?: Objects;
   readonly now?: () => number;
+}
+
+export interface WriteThroughControllerOptions extends WriteThroughSettings {
+  readonly kubeConfig: KubeConfig;
+  readonly logger: Logger;
+  readonly namespaces?: readonly string[];
+  readonly leaderElection?: LeaderElectionSettings;
+  readonly onLostLeadership?: () => void;
 }
 
 export interface WriteThroughController {
@@ -69,32 +72,33 @@ export interface WriteThroughController {
   sweep(): Promise<number>;
 }
 
-export function createWriteThroughController(options: WriteThroughControllerOptions): WriteThroughController {
-  const { logger, writer, settings } = options;
-  const kubeConfig = withConnectionReuse(options.kubeConfig);
+/** Adds the write-through controller to the process's manager; `sweep` runs one sweep now (tests). */
+export function addWriteThroughController(
+  manager: Manager,
+  options: WriteThroughSettings,
+): { sweep(): Promise<number> } {
+  const { writer, settings } = options;
+  const { logger, kubeConfig } = manager;
   const objects = options.objects ?? createObjects(kubeConfig);
   const events =
     options.events ?? createEventRecorder(kubeConfig, { component: 'smk-write-through', logger });
   const now = options.now ?? Date.now;
-  const queue: WorkQueue = createWorkQueue({ backoff: { baseMs: 1_000, maxMs: 5 * 60_000, jitter: 0.2 } });
-  const scopes = options.namespaces && options.namespaces.length > 0 ? options.namespaces : [undefined];
-  const informers: Informer<V1Secret>[] = scopes.map((namespace) =>
-    createInformer<V1Secret>(
-      apiSource<V1Secret>(kubeConfig, {
-        path: resourcePath('v1', 'secrets', namespace),
-        list: secretLister(kubeConfig, namespace),
-        labelSelector: `${writeThroughLabel}=true`,
-      }),
-      { name: `write-through/${namespace ?? 'all'}`, logger },
-    ),
-  );
-  const cached = (namespace: string, name: string): V1Secret | undefined => {
-    for (const informer of informers) {
-      const secret = informer.get(namespace, name);
-      if (secret) return secret;
-    }
-    return undefined;
-  };
+  const informer = manager.informer(writeThroughSecrets);
+  const cached = (namespace: string, name: string): V1Secret | undefined => informer.get(namespace, name);
+  const pool = manager.workers({
+    name: 'write-through',
+    concurrency: 4,
+    queue: { backoff: { baseMs: 1_000, maxMs: 5 * 60_000, jitter: 0.2 } },
+    async reconcile(key) {
+      await reconcile(key);
+      pool.queue.forget(key);
+    },
+    onError(key, _error, queue) {
+      reconciles.inc({ outcome: 'failed' });
+      return queue.addRateLimited(key, retryAfterMsOf(_error));
+    },
+  });
+  const queue = pool.queue;
   /** What this process committed last per Secret (uid + resourceVersion): a relist costs no AWS call. */
   const settled = new Map<string, string>();
 
@@ -196,7 +200,7 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
       cluster: settings.cluster,
       now: now(),
       graceMs: options.sweepGraceMs ?? 10 * 60_000,
-      ...(options.namespaces ? { namespaces: options.namespaces } : {}),
+      ...(manager.namespaces ? { namespaces: manager.namespaces } : {}),
     });
     let deleted = 0;
     for (const candidate of candidates) {
@@ -240,113 +244,71 @@ export function createWriteThroughController(options: WriteThroughControllerOpti
     }
   }
 
-  let leader: LeaderElection | undefined;
-  let leading = false;
-  let running = false;
-  let workers: Promise<void>[] = [];
+  let running = true;
   let sweepTimer: NodeJS.Timeout | undefined;
-
-  async function work(): Promise<void> {
-    for (;;) {
-      const key = await queue.get();
-      if (key === undefined) return;
-      try {
-        if (leading) await reconcile(key);
-        queue.forget(key);
-      } catch (error) {
-        reconciles.inc({ outcome: 'failed' });
-        const delay = queue.addRateLimited(key, retryAfterMsOf(error));
-        logger.warn(
-          { secret: key, err: describeError(error), retryInMs: delay },
-          'write-through reconcile failed',
-        );
-      } finally {
-        queue.done(key);
-      }
+  const enqueue = (secret: V1Secret): void => {
+    if (secret.metadata?.namespace && secret.metadata.name) {
+      queue.add(`${secret.metadata.namespace}/${secret.metadata.name}`);
     }
-  }
+  };
+  informer.addHandlers({ add: enqueue, update: enqueue, delete: enqueue });
 
-  function enqueueAll(): void {
-    for (const informer of informers) {
-      for (const secret of informer.list()) {
-        if (secret.metadata?.namespace && secret.metadata.name) {
-          queue.add(`${secret.metadata.namespace}/${secret.metadata.name}`);
-        }
-      }
-    }
-  }
-
-  function startLeading(): void {
-    leading = true;
-    settled.clear();
-    if (workers.length === 0) workers = Array.from({ length: 4 }, () => work());
-    enqueueAll();
-    const interval = options.sweepIntervalMs ?? 10 * 60_000;
-    if (interval > 0) {
-      sweepTimer = setInterval(() => {
-        sweep().catch((error: unknown) =>
-          logger.warn({ err: describeError(error) }, 'write-through sweep failed'),
-        );
-      }, interval);
-      sweepTimer.unref();
-    }
-    logger.info('write-through leader: committing and finalizing');
-  }
-
-  function stopLeading(): void {
-    leading = false;
-    if (sweepTimer) clearInterval(sweepTimer);
-    sweepTimer = undefined;
-  }
-
-  return {
-    async start() {
-      running = true;
+  manager.add({
+    name: 'write-through',
+    async prepare() {
       void loadKey();
-      for (const informer of informers) {
-        const enqueue = (secret: V1Secret): void => {
-          if (secret.metadata?.namespace && secret.metadata.name) {
-            queue.add(`${secret.metadata.namespace}/${secret.metadata.name}`);
-          }
-        };
-        informer.addHandlers({ add: enqueue, update: enqueue, delete: enqueue });
-      }
-      await Promise.all(informers.map((informer) => informer.start()));
-      if (options.leaderElection) {
-        const election = options.leaderElection;
-        leader = createLeaderElection(apiLeaseStore(kubeConfig, election.namespace, election.name), {
-          identity: election.identity,
-          logger,
-          onStartedLeading: startLeading,
-          onStoppedLeading: () => {
-            stopLeading();
-            if (running) options.onLostLeadership?.();
-          },
-        });
-        leader.start();
-      } else {
-        startLeading();
-      }
-      logger.info({ namespaces: options.namespaces ?? 'all' }, 'write-through controller started');
     },
-    async stop() {
+    cachesSynced() {
+      logger.info({ namespaces: manager.namespaces ?? 'all' }, 'write-through controller started');
+    },
+    startLeading() {
+      // A new leader commits what is there: what another replica settled is checked once again.
+      settled.clear();
+      for (const secret of informer.list()) enqueue(secret);
+      const interval = options.sweepIntervalMs ?? 10 * 60_000;
+      if (interval > 0) {
+        sweepTimer = setInterval(() => {
+          sweep().catch((error: unknown) =>
+            logger.warn({ err: describeError(error) }, 'write-through sweep failed'),
+          );
+        }, interval);
+        sweepTimer.unref();
+      }
+      logger.info('write-through leader: committing and finalizing');
+    },
+    stopLeading() {
+      if (sweepTimer) clearInterval(sweepTimer);
+      sweepTimer = undefined;
+    },
+    stop() {
       running = false;
-      stopLeading();
-      queue.shutDown();
-      await Promise.race([
-        Promise.all(workers),
-        new Promise((resolve) => setTimeout(resolve, 5_000).unref()),
-      ]);
-      await leader?.stop();
-      for (const informer of informers) informer.stop();
-      workers = [];
     },
     get ready() {
-      return keyPair !== undefined && informers.every((informer) => informer.healthy);
+      return keyPair !== undefined;
+    },
+  });
+  return { sweep };
+}
+
+/** A write-through controller with a manager of its own (tests; `smk controller` shares one). */
+export function createWriteThroughController(options: WriteThroughControllerOptions): WriteThroughController {
+  const manager = createManager({
+    kubeConfig: options.kubeConfig,
+    logger: options.logger,
+    namespaces: options.namespaces,
+    leaderElection: options.leaderElection,
+    onLostLeadership: options.onLostLeadership,
+  });
+  const controller = addWriteThroughController(manager, options);
+  return {
+    start: () => manager.start(),
+    stop: () => manager.stop(5_000),
+    get ready() {
+      return manager.ready;
     },
     get leading() {
-      return leading;
+      return manager.leading;
     },
-    sweep,
+    sweep: controller.sweep,
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The webhook's view of write-through Secrets: a supervised informer over Secrets labelled
  * `smk.dev/write-through=true` (they carry no data, only references), so pod admission knows
- * which secret volumes to swap without any call on its path.
+ * which secret volumes to swap without any call on its path. The informer is a manager's
+ * (kube/manager.ts), as in the controller, without leader election: every webhook replica serves.
  */
 import type { V1Secret } from '@kubernetes/client-node';
 import { parseArn } from '../../core/arn.ts';
@@ -13,7 +14,8 @@ import {
   writeThroughLabel,
 } from '../../core/write-through.ts';
 import type { KubeConfig } from '../../kube/client.ts';
-import { apiSource, createInformer, type Informer, resourcePath, secretLister } from '../../kube/informer.ts';
+import { writeThroughSecrets } from '../../kube/kinds.ts';
+import { createManager } from '../../kube/manager.ts';
 import type { WriteThroughLookup, WriteThroughRef } from './pods.ts';
 
 export interface WriteThroughCache {
@@ -77,33 +79,20 @@ export function createWriteThroughCache(
     readonly location: WriteThroughLocation;
   },
 ): WriteThroughCache {
-  const scopes = options.namespaces && options.namespaces.length > 0 ? options.namespaces : [undefined];
-  const informers: Informer<V1Secret>[] = scopes.map((namespace) =>
-    createInformer<V1Secret>(
-      apiSource<V1Secret>(kubeConfig, {
-        path: resourcePath('v1', 'secrets', namespace),
-        list: secretLister(kubeConfig, namespace),
-        labelSelector: `${writeThroughLabel}=true`,
-      }),
-      { name: `write-through-secrets${namespace ? `/${namespace}` : ''}`, logger: options.logger },
-    ),
-  );
+  // The webhook's own manager: no Lease (every replica admits pods), no workers.
+  const manager = createManager({ kubeConfig, logger: options.logger, namespaces: options.namespaces });
+  const informer = manager.informer(writeThroughSecrets);
   return {
     lookup(namespace, name) {
-      for (const informer of informers) {
-        const secret = informer.get(namespace, name);
-        if (secret) return refOfSecret(secret, options.location);
-      }
-      return undefined;
+      const secret = informer.get(namespace, name);
+      return secret ? refOfSecret(secret, options.location) : undefined;
     },
-    async start() {
-      await Promise.all(informers.map((informer) => informer.start()));
-    },
+    start: () => manager.start(),
     stop() {
-      for (const informer of informers) informer.stop();
+      void manager.stop(0);
     },
     get synced() {
-      return informers.every((informer) => informer.synced);
+      return informer.synced;
     },
   };
 }

@@ -4,9 +4,9 @@
  * one key per produced file. Size limits are checked here with a clear error: a value over
  * 64 KiB (Secrets Manager's own limit) or a Secret over 1 MiB (etcd's object limit) is refused.
  */
-import { InvalidInputError, TooLargeError } from '../core/errors.ts';
-import type { Payload } from '../core/spec-types.ts';
-import type { SyncTarget } from './jobs.ts';
+import { InvalidInputError, TooLargeError } from '../../core/errors.ts';
+import type { Payload } from '../../core/spec-types.ts';
+import type { SyncTarget } from '../jobs.ts';
 
 export const maxValueBytes = 64 * 1024;
 /** The API server refuses objects over 1 MiB; keep room for metadata. */

@@ -7,11 +7,11 @@ import {
   NotFoundError,
   type SmkError,
   TransientError,
-} from '../core/errors.ts';
-import type { ReadResult, SecretReader, SecretRequest } from '../core/source.ts';
-import { KubeHttpError, kubeError } from '../kube/client.ts';
-import type { IdentityResolver } from './identity.ts';
-import { managedByLabel, managedByValue, secretSyncJob } from './jobs.ts';
+} from '../../core/errors.ts';
+import type { ReadResult, SecretReader, SecretRequest } from '../../core/source.ts';
+import { KubeHttpError, kubeError } from '../../kube/client.ts';
+import type { IdentityResolver } from '../identity.ts';
+import { managedByLabel, managedByValue, secretSyncJob } from '../jobs.ts';
 import { createManager } from './plan.ts';
 import { type SyncDeps, syncJob } from './sync.ts';
 

@@ -5,15 +5,15 @@
  * produced, so a failing AWS read leaves the existing Secret exactly as it was.
  */
 import type { V1Secret } from '@kubernetes/client-node';
-import { describeError, isSmkError, type SmkError, TransientError } from '../core/errors.ts';
-import type { ExpressionEvaluator } from '../core/expressions.ts';
-import { resolvePayloads } from '../core/payloads.ts';
-import { parseMountSpec } from '../core/spec.ts';
-import type { Payload } from '../core/spec-types.ts';
-import { type FileTemplate, parseTemplates } from '../core/template.ts';
-import { apiErrorOf } from '../kube/client.ts';
-import type { IdentityResolver } from './identity.ts';
-import { type SyncJob, sourceLabel } from './jobs.ts';
+import { describeError, isSmkError, type SmkError, TransientError } from '../../core/errors.ts';
+import type { ExpressionEvaluator } from '../../core/expressions.ts';
+import { resolvePayloads } from '../../core/payloads.ts';
+import { parseMountSpec } from '../../core/spec.ts';
+import type { Payload } from '../../core/spec-types.ts';
+import { type FileTemplate, parseTemplates } from '../../core/template.ts';
+import { apiErrorOf } from '../../kube/client.ts';
+import type { IdentityResolver } from '../identity.ts';
+import { type SyncJob, sourceLabel } from '../jobs.ts';
 import { ownedBy, planSecretWrite } from './plan.ts';
 import { type RenderedSecret, renderSecretData } from './render.ts';
 

@@ -7,7 +7,7 @@
  * then only the source's own keys.
  */
 import type { V1ManagedFieldsEntry, V1OwnerReference, V1Secret } from '@kubernetes/client-node';
-import { fieldManager } from '../kube/apply.ts';
+import { fieldManager } from '../../kube/apply.ts';
 import {
   annotations,
   type CreationPolicy,
@@ -19,7 +19,7 @@ import {
   type SyncTarget,
   secretSyncKind,
   spcKind,
-} from './jobs.ts';
+} from '../jobs.ts';
 
 export type RefusalReason =
   | 'SecretNotOwned'

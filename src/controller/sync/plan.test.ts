@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Secret } from '@kubernetes/client-node';
-import { InvalidInputError, TooLargeError } from '../core/errors.ts';
-import type { Payload } from '../core/spec-types.ts';
-import type { CreationPolicy, SyncSource, SyncTarget } from './jobs.ts';
+import { InvalidInputError, TooLargeError } from '../../core/errors.ts';
+import type { Payload } from '../../core/spec-types.ts';
+import type { CreationPolicy, SyncSource, SyncTarget } from '../jobs.ts';
 import {
   adoptCreatedFields,
   appliesCleanly,

@@ -1,0 +1,231 @@
+/**
+ * The sync controller: watch SecretSyncs, opted-in SecretProviderClasses and the Secrets smk
+ * manages; on a change queue the source; a worker syncs it (./secret-sync.ts, ./spc.ts), refreshes
+ * it on its interval with jitter, backs off on failure, and repairs a managed Secret someone
+ * changed or deleted. The informers, Lease, workers and stop are the process's manager's.
+ */
+import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import type { ExpressionEvaluator } from '../../core/expressions.ts';
+import type { Logger } from '../../core/log.ts';
+import { gauge, histogram } from '../../core/metrics.ts';
+import { createObjects, type Objects } from '../../kube/apply.ts';
+import type { KubeConfig } from '../../kube/client.ts';
+import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
+import {
+  createManager,
+  type LeaderElectionSettings,
+  type Manager,
+  type SharedInformer,
+} from '../../kube/manager.ts';
+import type { RateLimit } from '../../kube/queue.ts';
+import type { IdentityResolver } from '../identity.ts';
+import { annotations, type SyncJob, secretSyncKind, spcKind } from '../jobs.ts';
+import { managedSecrets, secretProviderClasses, secretProviderClassResource, secretSyncs } from '../kinds.ts';
+import { keyOf, parseKey, type SyncContext } from './context.ts';
+import { createOwnedSecrets, secretWrites } from './owned-secrets.ts';
+import { createRelease } from './release.ts';
+import { secretSyncHandling } from './secret-sync.ts';
+import { spcHandling } from './spc.ts';
+
+export type { LeaderElectionSettings } from '../../kube/manager.ts';
+
+export interface SyncSettings {
+  readonly identities: IdentityResolver;
+  /** Region for objects whose spec names none (AWS_REGION). */
+  readonly defaultRegion: string | undefined;
+  /** Full JMESPath expressions (--allow-jmespath-expressions); default plain field paths only. */
+  readonly expressions?: ExpressionEvaluator | undefined;
+  /** Syncs running at once (default 16). */
+  readonly concurrency?: number;
+  /** Syncs started per second at most (default 200/s, burst 1000). */
+  readonly rateLimit?: RateLimit;
+  /** Watch SecretProviderClasses: true, false, or 'auto' (when the CRD is installed; default). */
+  readonly secretProviderClasses?: boolean | 'auto';
+  /** Fraction of the refresh interval added or taken at random (default 0.1). */
+  readonly refreshJitter?: number;
+  readonly events?: EventRecorder;
+  readonly objects?: Objects;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+export interface SyncControllerOptions extends SyncSettings {
+  readonly kubeConfig: KubeConfig;
+  readonly logger: Logger;
+  /** Only these namespaces (default: all). */
+  readonly namespaces?: readonly string[];
+  readonly leaderElection?: LeaderElectionSettings;
+  /** Called when this replica loses the lease (the CLI exits so a fresh process competes again). */
+  readonly onLostLeadership?: () => void;
+  readonly relistIntervalMs?: number;
+  readonly silenceMs?: number;
+}
+
+export interface SyncController {
+  start(): Promise<void>;
+  /** Stops taking work, waits for running syncs (at most `graceMs`), releases the lease. */
+  stop(graceMs?: number): Promise<void>;
+  /** Informers synced and watching; this replica can serve. */
+  readonly ready: boolean;
+  readonly leading: boolean;
+  /** Keys waiting now (for tests and metrics). */
+  readonly queueDepth: number;
+}
+
+const reconcileSeconds = histogram(
+  'smk_sync_reconcile_seconds',
+  'Duration of one sync.',
+  ['kind'],
+  [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+);
+const queueDepthGauge = gauge('smk_sync_queue_depth', 'Sync keys waiting to run now.', []);
+const scheduledGauge = gauge('smk_sync_scheduled', 'Sync keys scheduled for a later refresh or retry.', []);
+
+/** Adds the sync controller to the process's manager; returns what tests read of it. */
+export function addSyncController(manager: Manager, settings: SyncSettings): { readonly queueDepth: number } {
+  const { logger, kubeConfig } = manager;
+  const objects = settings.objects ?? createObjects(kubeConfig);
+  const events =
+    settings.events ??
+    createEventRecorder(kubeConfig, {
+      component: 'smk-controller',
+      logger,
+      // Created/Updated events wait while syncs are queued (a cold start): Ready comes first.
+      yieldWhile: () => pool.queue.depth > 0,
+    });
+  const pool = manager.workers({
+    name: 'sync',
+    concurrency: settings.concurrency ?? 16,
+    queue: { rateLimit: settings.rateLimit ?? { perSecond: 200, burst: 1000 } },
+    reconcile,
+    afterEach: (queue) => {
+      queueDepthGauge.set(queue.depth);
+      scheduledGauge.set(queue.scheduled);
+    },
+  });
+  const secrets = manager.informer(managedSecrets);
+  const sources = manager.informer(secretSyncs);
+  let spcs: SharedInformer<KubernetesObject> | undefined;
+  const owned = createOwnedSecrets();
+  const context: SyncContext = {
+    logger,
+    queue: pool.queue,
+    objects,
+    events,
+    owned,
+    release: createRelease({ objects, events, owned }),
+    deps: {
+      identities: settings.identities,
+      defaultRegion: settings.defaultRegion,
+      expressions: settings.expressions,
+      ...secretWrites(objects, owned, (namespace, name) => secrets.get(namespace, name)),
+    },
+    managedSecrets: secrets,
+    tombstones: new Map<string, SyncJob | undefined>(),
+    inScope: manager.inScope,
+    now: settings.now ?? Date.now,
+    random: settings.random ?? Math.random,
+    jitter: settings.refreshJitter ?? 0.1,
+  };
+  const secretSync = secretSyncHandling(context, sources);
+  const spc = spcHandling(context, () => spcs);
+  // Adds seen before every cache listed are replayed once they all are (cachesSynced): a
+  // SecretSync's due time and an SPC's owned Secrets are judged against complete caches.
+  let primed = false;
+
+  /** A managed Secret someone else changed or deleted: its owner syncs again (repair). */
+  function onManagedSecret(secret: V1Secret, deleted: boolean): void {
+    const namespace = secret.metadata?.namespace;
+    const marker = secret.metadata?.annotations?.[annotations.owner];
+    if (!namespace || !marker || !manager.inScope(namespace)) return;
+    if (!deleted && owned.isOwnWrite(secret)) return;
+    const [kind, name] = marker.split('/');
+    if ((kind === secretSyncKind || kind === spcKind) && name) pool.queue.add(keyOf(kind, namespace, name));
+  }
+
+  async function reconcile(key: string): Promise<void> {
+    const parsed = parseKey(key);
+    if (!parsed) return;
+    const started = performance.now();
+    try {
+      if (parsed.kind === secretSyncKind) await secretSync.reconcile(key, parsed.namespace, parsed.name);
+      else await spc.reconcile(key, parsed.namespace, parsed.name);
+    } finally {
+      reconcileSeconds.observe({ kind: parsed.kind }, (performance.now() - started) / 1000);
+    }
+  }
+
+  secrets.addHandlers({
+    add: (secret) => owned.index(secret, true),
+    update: (secret) => {
+      owned.index(secret, true);
+      onManagedSecret(secret, false);
+    },
+    delete: (secret) => {
+      owned.index(secret, false);
+      onManagedSecret(secret, true);
+    },
+  });
+  sources.addHandlers({
+    add: (object) => primed && secretSync.added(object),
+    update: (object, previous) => secretSync.updated(object, previous),
+    delete: (object) => secretSync.deleted(object),
+  });
+
+  manager.add({
+    name: 'sync',
+    async prepare() {
+      const wanted = settings.secretProviderClasses ?? 'auto';
+      const installed = wanted === 'auto' ? await manager.served(secretProviderClassResource) : wanted;
+      if (!installed) {
+        if (installed === false) logger.info('SecretProviderClass CRD not installed: the drop-in is off');
+        return;
+      }
+      const informer = manager.informer(secretProviderClasses);
+      informer.addHandlers({
+        add: (object) => primed && spc.added(object),
+        update: (object, previous) => spc.updated(object, previous),
+        delete: (object) => spc.deleted(object),
+      });
+      spcs = informer;
+    },
+    cachesSynced() {
+      primed = true;
+      for (const object of sources.list()) secretSync.added(object);
+      for (const object of spcs?.list() ?? []) spc.added(object);
+      logger.info({ secretProviderClasses: spcs !== undefined }, 'sync controller started');
+    },
+  });
+  return {
+    get queueDepth() {
+      return pool.queue.depth;
+    },
+  };
+}
+
+/** A sync controller with a manager of its own (tests, benchmarks; `smk controller` shares one). */
+export function createSyncController(options: SyncControllerOptions): SyncController {
+  const manager = createManager({
+    kubeConfig: options.kubeConfig,
+    logger: options.logger,
+    namespaces: options.namespaces,
+    leaderElection: options.leaderElection,
+    onLostLeadership: options.onLostLeadership,
+    relistIntervalMs: options.relistIntervalMs,
+    silenceMs: options.silenceMs,
+  });
+  const sync = addSyncController(manager, options);
+  return {
+    start: () => manager.start(),
+    stop: (graceMs) => manager.stop(graceMs),
+    get ready() {
+      return manager.ready;
+    },
+    get leading() {
+      return manager.leading;
+    },
+    get queueDepth() {
+      return sync.queueDepth;
+    },
+  };
+}

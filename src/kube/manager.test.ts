@@ -1,0 +1,328 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { KubeConfig } from '@kubernetes/client-node';
+import { silentLogger } from '../core/log.ts';
+import type { ListResult, ListWatchSource } from './informer.ts';
+import type { ResourceKind } from './kinds.ts';
+import type { LeaseRecord, LeaseStore } from './lease.ts';
+import { createManager, type ManagerOptions } from './manager.ts';
+import type { Clock } from './queue.ts';
+
+interface Thing {
+  metadata: { name: string; namespace: string; resourceVersion: string; managedFields?: unknown[] };
+}
+
+const thing = (namespace: string, name: string): Thing => ({
+  metadata: { name, namespace, resourceVersion: '1', managedFields: [{ manager: 'kubectl' }] },
+});
+
+const trim = (object: Thing): Thing => {
+  delete object.metadata.managedFields;
+  return object;
+};
+const things: ResourceKind<Thing> = {
+  apiVersion: 'x.dev/v1',
+  kind: 'Thing',
+  plural: 'things',
+  transform: trim,
+};
+
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 10; i += 1) await new Promise((resolve) => setImmediate(resolve));
+};
+
+/** Sources whose lists the test answers when it wants; watches stay open until aborted. */
+function fakeSources(items: (namespace: string | undefined) => Thing[]) {
+  const opened: string[] = [];
+  const pending: Array<() => void> = [];
+  const log: string[] = [];
+  let holdLists = false;
+  const sourceFor = <T>(kind: ResourceKind<T>, namespace: string | undefined): ListWatchSource<T> => {
+    const name = `${kind.plural}${kind.labelSelector ? `?${kind.labelSelector}` : ''}@${namespace ?? '*'}`;
+    opened.push(name);
+    return {
+      list: () =>
+        new Promise<ListResult<T>>((resolve) => {
+          const answer = () => resolve({ items: items(namespace) as T[], resourceVersion: '1' });
+          if (holdLists) pending.push(answer);
+          else answer();
+        }),
+      watch: async () => ({ abort: () => log.push(`watch ${name} ended`) }),
+    };
+  };
+  return {
+    sourceFor,
+    opened,
+    log,
+    hold() {
+      holdLists = true;
+    },
+    answerLists() {
+      for (const answer of pending.splice(0)) answer();
+    },
+  };
+}
+
+/** One Lease in memory, compare-and-swap on its resourceVersion like the API server. */
+function memoryLease(initial?: LeaseRecord) {
+  let record = initial;
+  let version = initial ? 1 : 0;
+  const log: string[] = [];
+  const store: LeaseStore = {
+    get: async () => record,
+    async create(next) {
+      if (record) return false;
+      version += 1;
+      record = { ...next, resourceVersion: String(version) };
+      return true;
+    },
+    async update(next) {
+      if (record?.resourceVersion !== next.resourceVersion) return false;
+      if (next.holderIdentity === '') log.push('lease released');
+      version += 1;
+      record = { ...next, resourceVersion: String(version) };
+      return true;
+    },
+  };
+  return {
+    store,
+    log,
+    get holder() {
+      return record?.holderIdentity;
+    },
+  };
+}
+
+function manualClock(): Clock & { advance(ms: number): Promise<void> } {
+  let now = 1_000_000;
+  const timers: Array<{ at: number; callback: () => void; live: boolean }> = [];
+  return {
+    now: () => now,
+    schedule(callback, ms) {
+      const timer = { at: now + ms, callback, live: true };
+      timers.push(timer);
+      return () => {
+        timer.live = false;
+      };
+    },
+    async advance(ms) {
+      const until = now + ms;
+      for (;;) {
+        const next = timers.filter((t) => t.live && t.at <= until).sort((a, b) => a.at - b.at)[0];
+        if (!next) break;
+        now = next.at;
+        next.live = false;
+        next.callback();
+        await settle();
+      }
+      now = until;
+    },
+  };
+}
+
+function managerWith(extra: Partial<ManagerOptions> & Pick<ManagerOptions, 'sourceFor'>) {
+  return createManager({ kubeConfig: new KubeConfig(), logger: silentLogger(), ...extra });
+}
+
+describe('manager: shared informers', () => {
+  it('returns one informer per kind, one watch per namespace, trimmed once for every reader', async () => {
+    const sources = fakeSources((namespace) => [thing(namespace ?? 'a', 'one')]);
+    const manager = managerWith({ sourceFor: sources.sourceFor, namespaces: ['a', 'b'] });
+    const first = manager.informer(things);
+    const second = manager.informer(things);
+    assert.equal(first, second, 'the same informer for the same kind');
+    manager.informer({ ...things, labelSelector: 'tier=x' });
+    assert.deepEqual(sources.opened, ['things@a', 'things@b', 'things?tier=x@a', 'things?tier=x@b']);
+
+    const seen: string[] = [];
+    first.addHandlers({ add: (object) => seen.push(`first ${object.metadata.namespace}`) });
+    second.addHandlers({ add: (object) => seen.push(`second ${object.metadata.namespace}`) });
+    await manager.start();
+    assert.deepEqual(seen.sort(), ['first a', 'first b', 'second a', 'second b']);
+    assert.equal(first.get('b', 'one')?.metadata.namespace, 'b');
+    assert.equal(first.get('c', 'one'), undefined, 'a namespace out of scope is not looked up');
+    assert.equal(first.get('a', 'one')?.metadata.managedFields, undefined, 'trimmed');
+    assert.equal(first.list().length, 2);
+    await manager.stop(100);
+  });
+
+  it('refuses the same kind with another trim (one kind, one trim)', () => {
+    const manager = managerWith({ sourceFor: fakeSources(() => []).sourceFor });
+    manager.informer(things);
+    assert.throws(
+      () => manager.informer({ ...things, transform: (object: Thing) => object }),
+      /x\.dev\/v1\/things is already watched with another transform/,
+    );
+  });
+
+  it('asks whether a CRD is served once, and gives up the question on stop', async () => {
+    let asked = 0;
+    const manager = managerWith({
+      sourceFor: fakeSources(() => []).sourceFor,
+      served: (_resource, signal) => {
+        asked += 1;
+        return new Promise((resolve) => signal.addEventListener('abort', () => resolve(undefined)));
+      },
+    });
+    const resource = { group: 'x.dev', version: 'v1', plural: 'things' };
+    const first = manager.served(resource);
+    assert.equal(manager.served(resource), first);
+    assert.equal(asked, 1);
+    await manager.stop(100);
+    assert.equal(await first, undefined);
+  });
+});
+
+describe('manager: readiness', () => {
+  it('is ready only once every cache listed, and every runnable says so', async () => {
+    const sources = fakeSources(() => [thing('a', 'one')]);
+    sources.hold();
+    const manager = managerWith({ sourceFor: sources.sourceFor });
+    let keyLoaded = false;
+    const order: string[] = [];
+    manager.add({
+      name: 'test',
+      prepare: async () => {
+        manager.informer(things);
+        order.push('prepare');
+      },
+      cachesSynced: () => order.push(`synced with ${manager.informer(things).list().length}`),
+      get ready() {
+        return keyLoaded;
+      },
+    });
+    const started = manager.start();
+    await settle();
+    assert.equal(manager.ready, false, 'not ready before the list');
+    assert.deepEqual(order, ['prepare']);
+    sources.answerLists();
+    await started;
+    assert.deepEqual(order, ['prepare', 'synced with 1']);
+    assert.equal(manager.ready, false, 'a runnable not ready yet');
+    keyLoaded = true;
+    assert.equal(manager.ready, true);
+    await manager.stop(100);
+    assert.equal(manager.ready, false, 'not ready once stopping');
+  });
+});
+
+describe('manager: leader election', () => {
+  it('runs workers only while this replica holds the Lease; caches are warm meanwhile', async () => {
+    const clock = manualClock();
+    const lease = memoryLease({
+      holderIdentity: 'other',
+      leaseDurationSeconds: 12,
+      leaseTransitions: 0,
+      renewTime: new Date(clock.now()),
+    });
+    const manager = managerWith({
+      sourceFor: fakeSources(() => [thing('a', 'one')]).sourceFor,
+      leaderElection: { namespace: 'smk', name: 'smk-controller', identity: 'me' },
+      leaseStore: lease.store,
+      clock,
+    });
+    const reconciled: string[] = [];
+    const pool = manager.workers({
+      name: 'test',
+      concurrency: 2,
+      reconcile: async (key) => {
+        reconciled.push(key);
+      },
+    });
+    const started: string[] = [];
+    manager.add({ name: 'test', startLeading: () => started.push('leading') });
+    await manager.start();
+    pool.queue.add('a/one');
+    await settle();
+    assert.equal(manager.ready, true, 'a standby is ready: its caches are synced');
+    assert.equal(manager.leading, false);
+    assert.deepEqual(reconciled, [], 'a standby does not work');
+
+    await clock.advance(15_000);
+    assert.equal(lease.holder, 'me', 'took the Lease once the holder stopped renewing');
+    assert.equal(manager.leading, true);
+    assert.deepEqual(started, ['leading']);
+    assert.deepEqual(reconciled, ['a/one'], 'the queued key ran once leading');
+    await manager.stop(100);
+  });
+
+  it('on losing the Lease stops taking work and says so', async () => {
+    const clock = manualClock();
+    const lease = memoryLease();
+    let lost = 0;
+    const manager = managerWith({
+      sourceFor: fakeSources(() => []).sourceFor,
+      leaderElection: { namespace: 'smk', name: 'smk-controller', identity: 'me' },
+      leaseStore: lease.store,
+      clock,
+      onLostLeadership: () => {
+        lost += 1;
+      },
+    });
+    const reconciled: string[] = [];
+    const pool = manager.workers({
+      name: 'test',
+      concurrency: 1,
+      reconcile: async (key) => {
+        reconciled.push(key);
+      },
+    });
+    await manager.start();
+    await settle();
+    assert.equal(manager.leading, true);
+    // Another replica takes the Lease over (e.g. this one was partitioned away).
+    const current = await lease.store.get();
+    await lease.store.update({ ...(current as LeaseRecord), holderIdentity: 'other' });
+    await clock.advance(2_000);
+    assert.equal(manager.leading, false);
+    assert.equal(lost, 1);
+    pool.queue.add('a/late');
+    await settle();
+    assert.deepEqual(reconciled, [], 'no work after the Lease is gone');
+    await manager.stop(100);
+  });
+});
+
+describe('manager: stop', () => {
+  it('stops taking work, lets the key in flight finish, then releases the Lease, then ends the watches', async () => {
+    const clock = manualClock();
+    const lease = memoryLease();
+    const sources = fakeSources(() => []);
+    const log = sources.log;
+    const manager = managerWith({
+      sourceFor: sources.sourceFor,
+      leaderElection: { namespace: 'smk', name: 'smk-controller', identity: 'me' },
+      leaseStore: lease.store,
+      clock,
+    });
+    manager.informer(things);
+    let finish: () => void = () => {};
+    const pool = manager.workers({
+      name: 'test',
+      concurrency: 1,
+      reconcile: async (key) => {
+        log.push(`${key} started`);
+        await new Promise<void>((resolve) => {
+          finish = resolve;
+        });
+        log.push(`${key} finished`);
+      },
+    });
+    manager.add({ name: 'test', stopLeading: () => void log.push('timers stopped') });
+    await manager.start();
+    await settle();
+    pool.queue.add('a/one');
+    await settle();
+    const stopped = manager.stop(10_000);
+    pool.queue.add('a/two');
+    await settle();
+    finish();
+    await stopped;
+    const released = lease.log.length === 1 ? 'lease released' : 'lease kept';
+    assert.deepEqual(
+      [...log.slice(0, 3), released, ...log.slice(3)],
+      ['a/one started', 'timers stopped', 'a/one finished', 'lease released', 'watch things@* ended'],
+    );
+    assert.equal(lease.holder, '', 'a standby need not wait for the Lease to expire');
+  });
+});
