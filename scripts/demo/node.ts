@@ -78,9 +78,9 @@ const envOf = (
 
 const scenarios: Scenario[] = [
   {
-    title: 'seed 002: injection — the webserver prints its secret',
+    title: 'aws-secret-sidecar-injector: injection — the webserver prints its secret',
     story:
-      "Seed 002's Deployment, unchanged. The API server sends its pod to smk's webhook (a pod of the chart),\n" +
+      "The aws-secret-sidecar-injector post's Deployment, unchanged. The API server sends its pod to smk's webhook (a pod of the chart),\n" +
       'which adds an init container running the smk image: it assumes the pod’s IRSA role with the pod’s own\n' +
       'projected token (STS), fetches the secret and writes /tmp/secret on a memory volume. The webserver\n' +
       'container starts after it and prints the file.',
@@ -107,9 +107,9 @@ const scenarios: Scenario[] = [
     },
   },
   {
-    title: 'seed 001: CSI — the real driver mounts through smk’s provider',
+    title: 'ASCP drop-in: CSI — the real driver mounts through smk’s provider',
     story:
-      "Seed 001's SecretProviderClass and pod, unchanged. The kubelet asks the Secrets Store CSI driver to mount\n" +
+      "The ASCP guide's SecretProviderClass and pod, unchanged. The kubelet asks the Secrets Store CSI driver to mount\n" +
       'the volume; the driver calls smk’s provider (the chart’s DaemonSet) over its socket with the pod’s token;\n' +
       'the provider reads both secrets (eu-west-1, from their ARNs) and the files appear in the container.',
     async run(test) {
@@ -144,9 +144,9 @@ const scenarios: Scenario[] = [
     },
   },
   {
-    title: 'seed 004: sync — every replica’s SECRET_API_KEY',
+    title: 'secretObjects sync — every replica’s SECRET_API_KEY',
     story:
-      "Seed 004's class opted in to smk's sync: the controller (a pod of the chart) keeps Secret foosecret in\n" +
+      "The sync blog post's class opted in to smk's sync: the controller (a pod of the chart) keeps Secret foosecret in\n" +
       'step with CSI-driver-test-secret, acting as nginx-deployment-sa; the three nginx replicas (busybox\n' +
       'httpd standing in for nginx:1.14.2) take SECRET_API_KEY from it and mount the CSI volume.',
     async run(test) {
@@ -170,9 +170,9 @@ const scenarios: Scenario[] = [
     },
   },
   {
-    title: 'seed 003: rotation — a new value rolls the Deployment',
+    title: 'rotation operator — a new value rolls the Deployment',
     story:
-      "Seed 003's SecretsRotationMapping and labelled Deployment. The secret gets a new value; the controller\n" +
+      "The rotation operator post's SecretsRotationMapping and labelled Deployment. The secret gets a new value; the controller\n" +
       '(polling every 10 s here; SQS events on AWS) re-syncs app-secret, then restarts the labelled\n' +
       'Deployment: the new pod reads the new value.',
     async run(test) {

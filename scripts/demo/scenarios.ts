@@ -84,10 +84,10 @@ function apiMessage(error: unknown): string {
 }
 
 const fetchSeed001: Scenario = {
-  title: 'smk fetch: seed 001 objects spec',
+  title: "smk fetch: the ASCP guide's objects spec",
   needsRelease: false,
   story:
-    'Seed 001 mounts two secrets through the CSI provider: MySecret split into dbusername/dbpassword by\n' +
+    'The ASCP guide mounts two secrets through the CSI provider: MySecret split into dbusername/dbpassword by\n' +
     'JMESPath, and MySecret2 whole as "foobar". The same objects spec, given to `smk fetch`, writes the\n' +
     'same files — fetched with one BatchGetSecretValue call and swapped in atomically.',
   async run(world) {
@@ -156,10 +156,10 @@ function runContainerLocally(world: DemoWorld, container: V1Container, root: str
 const seedArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:database-password-hlRvvF';
 
 const injectSeed002: Scenario = {
-  title: 'seed 002: injector — init container writes /tmp/secret',
+  title: 'aws-secret-sidecar-injector: init container writes /tmp/secret',
   needsRelease: true,
   story:
-    "Seed 002's webserver Deployment, unchanged (annotations secrets.k8s.aws/sidecarInjectorWebhook and\n" +
+    "The aws-secret-sidecar-injector post's webserver Deployment, unchanged (annotations secrets.k8s.aws/sidecarInjectorWebhook and\n" +
     'secrets.k8s.aws/secret-arn). The API server sends its pod to smk webhook, which adds an init\n' +
     'container (smk agent init) and a memory volume at /tmp. The demo runs that init container here, with\n' +
     'exactly the env the webhook gave it, and the file appears.',
@@ -229,10 +229,10 @@ const injectSeed002: Scenario = {
 };
 
 const csiSeed001: Scenario = {
-  title: 'seed 001: CSI provider — Mount writes dbusername, dbpassword, foobar',
+  title: 'ASCP drop-in: CSI provider Mount writes dbusername, dbpassword, foobar',
   needsRelease: true,
   story:
-    "Seed 001's SecretProviderClass and pod. On a node, the Secrets Store CSI driver calls the provider's\n" +
+    "The ASCP guide's SecretProviderClass and pod. On a node, the Secrets Store CSI driver calls the provider's\n" +
     'Mount over its unix socket with the class parameters, the pod and its ServiceAccount token. The demo\n' +
     "makes that same gRPC call to smk's provider (started from the chart's DaemonSet): it assumes the pod's\n" +
     'IRSA role with the token, reads both secrets (eu-west-1, from their ARNs) and answers with the files.',
@@ -299,10 +299,10 @@ const csiSeed001: Scenario = {
 };
 
 const syncSeed004: Scenario = {
-  title: 'seed 004: sync — foosecret gets SECRET_API_KEY',
+  title: 'secretObjects sync: foosecret gets SECRET_API_KEY',
   needsRelease: true,
   story:
-    "Seed 004's SecretProviderClass with secretObjects (Secret foosecret, key SECRET_API_KEY) plus smk's\n" +
+    "The sync blog post's SecretProviderClass with secretObjects (Secret foosecret, key SECRET_API_KEY) plus smk's\n" +
     'two annotations (smk.dev/sync, smk.dev/service-account). smk controller keeps the Secret in step,\n' +
     'acting as nginx-deployment-sa (its IRSA role) — no pod has to mount the class first.',
   async run(world) {
@@ -367,10 +367,10 @@ function printReplicaSets(rows: readonly ReplicaSetRow[]): void {
 }
 
 const rotationSeed003: Scenario = {
-  title: 'seed 003: rotation — mapping rolls the Deployment',
+  title: 'rotation operator — mapping rolls the Deployment',
   needsRelease: true,
   story:
-    "Seed 003's SecretsRotationMapping (SecretID eks-controller-test-secret, Labels environment:\n" +
+    "The rotation operator post's SecretsRotationMapping (SecretID eks-controller-test-secret, Labels environment:\n" +
     'operatortest), unchanged, and its labelled Deployment, which reads the secret through a Secret that a\n' +
     'SecretSync keeps. A put-secret-value reaches the controller as an SQS event; smk confirms it with\n' +
     'DescribeSecret, re-syncs the Secret first, then restarts the Deployment once: a new ReplicaSet.',
@@ -453,7 +453,7 @@ const writeThrough: Scenario = {
   title: 'write-through (NASE): labelled Secret lands in Secrets Manager',
   needsRelease: true,
   story:
-    "Seed 000/002's NASE idea: `kubectl create secret` as usual, the value stored in Secrets Manager. A\n" +
+    "The NASE idea of the aws-secret-sidecar-injector post: `kubectl create secret` as usual, the value stored in Secrets Manager. A\n" +
     'Secret labelled smk.dev/write-through: "true" goes to the webhook\'s /mutate/secrets (the chart\'s\n' +
     'write-through, on here); only Secrets with that label are ever sent. The webhook seals the keys to\n' +
     "the controller's key, Kubernetes stores the Secret without data, and the controller writes what was\n" +
