@@ -101,7 +101,7 @@ export async function run(args: readonly string[]): Promise<number> {
   });
   const templatesText = process.env[agentEnv.templates];
   const templates =
-    templatesText === undefined ? undefined : parseTemplatesJson(templatesText, agentEnv.templates);
+    templatesText === undefined ? undefined : parseTemplatesJson(templatesText, agentEnv.templates, spec);
   const expressions = own.allowExpressions ? createExpressionEvaluator() : undefined;
   const log = createLogger({ name: `smk-agent-${mode}`, level: environment.logLevel });
   const reader = createSecretReader(

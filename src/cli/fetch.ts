@@ -113,6 +113,7 @@ export async function run(args: readonly string[]): Promise<number> {
     await templateTexts(values.template ?? []),
     (name) => `--template ${name}`,
     subject,
+    spec,
   );
   const reader = createSecretReader(
     { kind: 'default' },
