@@ -239,7 +239,7 @@ export function checkTemplateNames(
       const hint =
         dotted === undefined ? '' : `; a name with dots is written {{ [${JSON.stringify(dotted)}] }}`;
       throw new InvalidInputError(
-        `${subject}: ${template.field}: {{ ${name} }} at ${at} names no file the objects produce; they produce ${listed(produced.names)}${keys}${hint}`,
+        `${subject}: ${template.field}: ${shownVariable([name])} at ${at} names no file the objects produce; they produce ${listed(produced.names)}${keys}${hint}`,
         { subject, field: template.field },
       );
     }
@@ -311,7 +311,7 @@ export function renderTemplates(
     const missing = template.references.find(({ name }) => !byName.has(name));
     if (missing !== undefined) {
       throw new InvalidInputError(
-        `${subject}: ${template.field}: {{ ${missing.name} }} at ${missing.at} names no file the objects produce; they produce ${listed(byName.keys())}`,
+        `${subject}: ${template.field}: ${shownVariable([missing.name])} at ${missing.at} names no file the objects produce; they produce ${listed(byName.keys())}`,
         { subject, field: template.field },
       );
     }
