@@ -45,7 +45,20 @@ describe('parseTemplate', () => {
     assert.deepEqual(parsed.references[1], { name: 'password', at: 'line 1, column 24' });
   });
 
+  test('operators, unary not and filters with arguments are one expression each', () => {
+    const parsed = template(
+      'x',
+      '{% if not user and password == "x" or port >= 2 %}{{ user | append: "-" | upcase }}{% endif %}',
+    );
+    assert.deepEqual(parsed.names, ['user', 'password', 'port']);
+  });
+
   const rejected: [string, string, string][] = [
+    [
+      'an operator missing a value, in a tag',
+      '{% if user == %}x{% endif %}',
+      '"{% if user == %}" at line 1, column 1 is not one expression (two values with no operator between them, or an operator missing a value); expected one value and its filters, or values joined by ==, !=, <, >, <=, >=, contains, and, or',
+    ],
     ['unclosed output', 'a {{ user', 'output "{{ user" not closed at line 1, column 3'],
     ['unclosed tag', 'x\n{% if password %}', 'tag {% if password %} not closed at line 2, column 1'],
     [

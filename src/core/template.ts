@@ -103,8 +103,12 @@ function illFormedExpression(templates: readonly Template[]): Template['token'] 
     let depth = 0;
     for (const token of expression.postfix) {
       if (!TypeGuards.isOperatorToken(token)) depth += 1;
-      else if (token.operator !== 'not') depth -= depth >= 2 ? 1 : Number.POSITIVE_INFINITY;
-      else if (depth < 1) return false;
+      else if (token.operator === 'not') {
+        if (depth < 1) return false;
+      } else {
+        if (depth < 2) return false;
+        depth -= 1;
+      }
     }
     return depth === 1;
   };
