@@ -8,6 +8,7 @@ import {
   type FileTemplate,
   parseTemplate,
   parseTemplates,
+  renderBudgetMs,
   renderMemoryLimit,
   renderTemplates,
 } from './template.ts';
@@ -212,7 +213,7 @@ describe('renderTemplates', () => {
     );
   });
 
-  const generic = `${S}: ${field('x')}: failed to render: a tag or filter failed on a value, or the templates exceeded their render budget (100 ms, ${renderMemoryLimit} allocation units); the values are not shown`;
+  const generic = `${S}: ${field('x')}: failed to render: a tag or filter failed on a value, or the templates exceeded their render budget (${renderBudgetMs} ms, ${renderMemoryLimit} allocation units); the values are not shown`;
 
   test("a render failure gets one generic message, never liquidjs's (which quotes the value)", () => {
     // liquidjs: `undefined variable: s3cr3t…` — the value chose the name it looked up.

@@ -51,8 +51,12 @@ export interface FileTemplate {
 
 /** A template is spec text, not a value; this bounds what one spec can make smk parse. */
 export const maxTemplateBytes = 16 * 1024;
-/** All templates of one spec render within this many milliseconds (liquidjs renderLimit). */
-export const renderBudgetMs = 100;
+/**
+ * All templates of one spec render within this many milliseconds (liquidjs renderLimit). Wall
+ * time, so it has room for a loaded node and a first render's warm-up (tens of ms measured at a
+ * load average of 20 on 2 cores); a failed render is retried with the sync's backoff.
+ */
+export const renderBudgetMs = 250;
 /** …and allocate at most this many units (liquidjs memoryLimit: string lengths, array sizes). */
 export const renderMemoryLimit = 4 * 1024 * 1024;
 /** A value is text in a template; the one property of a text is its length. */
