@@ -453,7 +453,7 @@ const writeThrough: Scenario = {
   title: 'write-through (NASE): labelled Secret lands in Secrets Manager',
   needsRelease: true,
   story:
-    "The NASE idea of the aws-secret-sidecar-injector post: `kubectl create secret` as usual, the value stored in Secrets Manager. A\n" +
+    'The NASE idea of the aws-secret-sidecar-injector post: `kubectl create secret` as usual, the value stored in Secrets Manager. A\n' +
     'Secret labelled smk.dev/write-through: "true" goes to the webhook\'s /mutate/secrets (the chart\'s\n' +
     'write-through, on here); only Secrets with that label are ever sent. The webhook seals the keys to\n' +
     "the controller's key, Kubernetes stores the Secret without data, and the controller writes what was\n" +

@@ -70,7 +70,9 @@ export async function run(args: readonly string[]): Promise<number> {
     allowExpressions: own.allowExpressions,
   });
   const templates =
-    own.templatesText === undefined ? undefined : parseTemplatesJson(own.templatesText, agentEnv.templates);
+    own.templatesText === undefined
+      ? undefined
+      : parseTemplatesJson(own.templatesText, agentEnv.templates, spec);
   const expressions = own.allowExpressions ? createExpressionEvaluator() : undefined;
   const log = createLogger({ name: `smk-agent-${mode}`, level: environment.logLevel });
   // The chain starts from the pod's own credentials (the SDK's default chain: its IRSA / Pod Identity env).

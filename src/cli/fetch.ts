@@ -27,7 +27,7 @@ Options:
   --failover-region R       second region, read too (ASCP's rule: its value when the primary is down)
   --path-translation C      character replacing "/" in names (default "_"; "False" keeps sub-directories)
   --file-mode MODE          mode of files whose object sets no filePermission (default 0600: owner only)
-  --template NAME=FILE      also write file NAME rendered from the template in FILE ({{ name }} of the
+  --template NAME=FILE      also write file NAME rendered from the Liquid template in FILE ({{ name }} of the
                             files the objects produce; repeatable; docs/templates.md)
   --quiet                   print nothing on success
   --assume-role-arn ARN     read as this role, assumed (sts:AssumeRole) with your own credentials
@@ -133,6 +133,7 @@ export async function run(args: readonly string[]): Promise<number> {
     await templateTexts(values.template ?? []),
     (name) => `--template ${name}`,
     subject,
+    spec,
   );
   const roleChain = parseNamedRoleChain(
     {

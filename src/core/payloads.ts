@@ -79,8 +79,9 @@ export interface ResolveOptions {
    */
   readonly recheckStages?: boolean | undefined;
   /**
-   * Files made from several of the spec's own files (./template.ts), added after them. Parsed by
-   * the role with parseTemplate, so a template's syntax fails before anything is read.
+   * Files made from several of the spec's own files (./template.ts), added after them. Parsed and
+   * checked against the spec by the role with parseTemplates, so a template's syntax and the names
+   * it reads fail before anything is read.
    */
   readonly templates?: readonly FileTemplate[] | undefined;
 }

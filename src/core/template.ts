@@ -1,23 +1,26 @@
 /**
  * Templates: one file (or Secret key) made from several values of the same spec, e.g. a DSN
- * `postgres://{{ db_user }}:{{ db_password | urlquery }}@db:5432/app`.
+ * `postgres://{{ db_user }}:{{ db_password | url_encode }}@db:5432/app`, in Liquid (liquidjs).
  *
- * The grammar is deliberately only substitution: `{{ name }}` or `{{ name | filter }}`, where name
- * is a file the spec produces (an objectAlias, a jmesPath alias, an extracted key) and filter one
- * of base64, json (a quoted JSON string) or urlquery (percent-encoded). No conditions, loops or
- * functions, so nothing runs and nothing can look at a value's content: a template fails only on
- * its own text (checked when the spec is parsed) or on a name the spec did not produce (a
- * structural fact, like a jmesPath path selecting nothing). Neither depends on a value's bytes,
- * so a template is no value oracle; errors name the template and the name, never a value.
- * A template reads only the payloads of its own spec: resolvePayloads gives it nothing else.
+ * liquidjs is an interpreter: a template is parsed into a tree and walked; nothing is compiled
+ * or evaluated as JavaScript. smk configures it so a template cannot reach beyond its spec:
+ * - no files: the include, render and layout tags are removed (a template using them fails to
+ *   parse), and lookups would go to an empty in-memory map, never the file system;
+ * - no other data: the scope holds only the spec's own files (name → text), no globals, and
+ *   property lookups see own properties only (no `constructor`, no prototype);
+ * - bounded work: 16 KiB of text, and a render budget in time and allocations per spec, so a
+ *   tenant's template cannot stall the shared process that renders it;
+ * - strict: an unknown filter fails to parse; every name a template reads is listed by static
+ *   analysis and checked against the names the spec produces before anything is read from AWS
+ *   (checkTemplateNames), and again, for extractKeys names, before any value is rendered.
+ * A failure while rendering gets one message naming the template and never liquidjs's own (it
+ * could quote a value). Why a render outcome may depend on values at all: docs/templates.md.
  */
+import { Expression, Liquid, type Template, TypeGuards, toValueSync, Value } from 'liquidjs';
 import { InvalidInputError, TooLargeError } from './errors.ts';
 import { maxValueBytes } from './extract.ts';
-import { isExtractedKeyName } from './naming.ts';
-import type { FileMode, Payload } from './spec-types.ts';
-
-export const templateFilters = ['base64', 'json', 'urlquery'] as const;
-export type TemplateFilter = (typeof templateFilters)[number];
+import { isExtractedKeyName, jmesPathFileName, objectFileName } from './naming.ts';
+import type { FileMode, MountSpec, Payload } from './spec-types.ts';
 
 /** A template as a role takes it: the file or key it makes and its text. */
 export interface TemplateSource {
@@ -29,42 +32,119 @@ export interface TemplateSource {
   readonly mode?: FileMode;
 }
 
-type Part =
-  | { readonly kind: 'text'; readonly bytes: Uint8Array }
-  | { readonly kind: 'ref'; readonly name: string; readonly filter?: TemplateFilter };
+/** One name a template reads, where it first reads it (for messages). */
+export interface TemplateReference {
+  readonly name: string;
+  /** `line 2, column 5` */
+  readonly at: string;
+}
 
 export interface FileTemplate {
   readonly name: string;
   readonly field: string;
   readonly mode?: FileMode;
-  readonly parts: readonly Part[];
-  /** The names it reads, in order of first use. */
+  readonly parsed: readonly Template[];
+  /** The spec's names it reads, in order of first use. */
   readonly names: readonly string[];
+  readonly references: readonly TemplateReference[];
 }
 
-/** A template is spec text, not a value; this bounds what one spec can make smk build. */
+/** A template is spec text, not a value; this bounds what one spec can make smk parse. */
 export const maxTemplateBytes = 16 * 1024;
-const maxShownFragment = 40;
-const referencePattern = /^\s*([-._a-zA-Z0-9/]+)\s*(?:\|\s*([a-z0-9]+)\s*)?$/;
+/**
+ * All templates of one spec render within this many milliseconds (liquidjs renderLimit). Wall
+ * time, so it has room for a loaded node and a first render's warm-up (tens of ms measured at a
+ * load average of 20 on 2 cores); a failed render is retried with the sync's backoff.
+ */
+export const renderBudgetMs = 250;
+/** …and allocate at most this many units (liquidjs memoryLimit: string lengths, array sizes). */
+export const renderMemoryLimit = 4 * 1024 * 1024;
+/** A value is text in a template; the one property of a text is its length. */
+const valueProperties: ReadonlySet<string> = new Set(['size']);
+const maxShownFragment = 120;
+
+const engine = new Liquid({
+  strictVariables: true,
+  strictFilters: true,
+  ownPropertyOnly: true,
+  globals: {},
+  // Any template lookup goes to this empty map, never to the file system (no root, no fs).
+  templates: {},
+  cache: false,
+  parseLimit: maxTemplateBytes,
+  renderLimit: renderBudgetMs,
+  memoryLimit: renderMemoryLimit,
+});
+/** Tags that read other templates (files); without them a template is self-contained. */
+export const refusedTags = ['include', 'render', 'layout'] as const;
+for (const tag of refusedTags) Reflect.deleteProperty(engine.tags, tag);
 
 const encoder = new TextEncoder();
-/** Not fatal: a filter never fails on a value's bytes (invalid UTF-8 becomes U+FFFD). */
+/** Not fatal: a value that is not UTF-8 text renders with U+FFFD, it never fails on its bytes. */
 const lenientUtf8 = new TextDecoder('utf-8');
 
-function lineAndColumn(text: string, offset: number): string {
-  const before = text.slice(0, offset).split('\n');
-  return `line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
-}
+const fragment = (text: string): string =>
+  text.length > maxShownFragment ? `${text.slice(0, maxShownFragment)}…` : text;
 
-function shown(fragment: string): string {
-  return JSON.stringify(
-    fragment.length > maxShownFragment ? `${fragment.slice(0, maxShownFragment)}…` : fragment,
-  );
+/** liquidjs's parse message (about the template's own text, never a value), made smk-shaped. */
+function parseProblem(error: unknown): string {
+  const message = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
+  const tag = /^tag "([^"]+)" not found/.exec(message)?.[1];
+  if (tag !== undefined && (refusedTags as readonly string[]).includes(tag)) {
+    return `the ${tag} tag is not available: a template cannot read other templates or files`;
+  }
+  return fragment(message.replace(/, line:(\d+), col:(\d+)$/, ' at line $1, column $2'));
 }
 
 /**
- * Parses one template's text. Throws InvalidInputError naming `subject`, the field and the
- * position of the first problem (quoting the template's own text, which is spec, not a value).
+ * liquidjs accepts an expression with operands and no operator between them (`{{ user password }}`
+ * renders user, `{% if a b %}`): a typo that would silently drop a value. An expression is
+ * well formed when its postfix form leaves exactly one value (binary operators take two, `not`
+ * one). Returns the first ill-formed expression's token, to name where it is.
+ */
+function illFormedExpression(templates: readonly Template[]): Template['token'] | undefined {
+  const wellFormed = (expression: Expression): boolean => {
+    let depth = 0;
+    for (const token of expression.postfix) {
+      if (!TypeGuards.isOperatorToken(token)) depth += 1;
+      else if (token.operator === 'not') {
+        if (depth < 1) return false;
+      } else {
+        if (depth < 2) return false;
+        depth -= 1;
+      }
+    }
+    return depth === 1;
+  };
+  for (const template of templates) {
+    for (const argument of template.arguments?.() ?? []) {
+      const expression = argument instanceof Value ? argument.initial : argument;
+      if (expression instanceof Expression && !wellFormed(expression)) return template.token;
+    }
+    const children = template.children ? toValueSync(template.children(false, true)) : [];
+    const inner = illFormedExpression(children);
+    if (inner !== undefined) return inner;
+  }
+  return undefined;
+}
+
+/** `{{ tls.key }}`, `{{ ["db.properties"] }}`: how a variable reads in the template. */
+function shownVariable(segments: readonly unknown[]): string {
+  const path = segments
+    .map((segment, position) => {
+      if (typeof segment === 'string' && /^[a-zA-Z_][-\w]*$/.test(segment)) {
+        return position === 0 ? segment : `.${segment}`;
+      }
+      return `[${typeof segment === 'string' || typeof segment === 'number' ? JSON.stringify(segment) : String(segment)}]`;
+    })
+    .join('');
+  return `{{ ${fragment(path)} }}`;
+}
+
+/**
+ * Parses one template's text and lists the names it reads (liquidjs static analysis). Throws
+ * InvalidInputError naming `subject`, the field and the problem: its syntax, an unknown filter, a
+ * refused tag, or a property a text does not have.
  */
 export function parseTemplate(source: TemplateSource, subject: string): FileTemplate {
   const fail = (message: string): never => {
@@ -75,71 +155,133 @@ export function parseTemplate(source: TemplateSource, subject: string): FileTemp
   };
   const size = encoder.encode(source.text).byteLength;
   if (size > maxTemplateBytes) fail(`is ${size} bytes; expected at most ${maxTemplateBytes}`);
-  const parts: Part[] = [];
-  const names: string[] = [];
-  let at = 0;
-  while (at < source.text.length) {
-    const open = source.text.indexOf('{{', at);
-    if (open === -1) break;
-    if (open > at) parts.push({ kind: 'text', bytes: encoder.encode(source.text.slice(at, open)) });
-    const close = source.text.indexOf('}}', open + 2);
-    if (close === -1) fail(`"{{" at ${lineAndColumn(source.text, open)} is not closed by "}}"`);
-    const inner = source.text.slice(open + 2, close);
-    const match = referencePattern.exec(inner);
-    if (!match?.[1]) {
-      fail(
-        `${shown(`{{${inner}}}`)} at ${lineAndColumn(source.text, open)} is not a reference; expected {{ name }} or {{ name | ${templateFilters.join('|')} }}, where name is a file the objects produce`,
-      );
-    }
-    const name = match?.[1] as string;
-    const filter = match?.[2];
-    if (filter !== undefined && !(templateFilters as readonly string[]).includes(filter)) {
-      fail(
-        `filter ${JSON.stringify(filter)} at ${lineAndColumn(source.text, open)} is not one of ${templateFilters.join(', ')}`,
-      );
-    }
-    parts.push({
-      kind: 'ref',
-      name,
-      ...(filter === undefined ? {} : { filter: filter as TemplateFilter }),
-    });
-    if (!names.includes(name)) names.push(name);
-    at = close + 2;
+  let parsed: Template[] = [];
+  let globals: ReturnType<Liquid['analyzeSync']>['globals'] = {};
+  try {
+    parsed = engine.parse(source.text);
+    globals = engine.analyzeSync(parsed, { partials: false }).globals;
+  } catch (error) {
+    fail(parseProblem(error));
   }
-  if (at < source.text.length) parts.push({ kind: 'text', bytes: encoder.encode(source.text.slice(at)) });
+  const illFormed = illFormedExpression(parsed);
+  if (illFormed !== undefined) {
+    const [row, col] = illFormed.getPosition();
+    fail(
+      `${JSON.stringify(fragment(illFormed.getText()))} at line ${row}, column ${col} is not one expression (two values with no operator between them, or an operator missing a value); expected one value and its filters, or values joined by ==, !=, <, >, <=, >=, contains, and, or`,
+    );
+  }
+  const references: TemplateReference[] = [];
+  const variables = Object.values(globals)
+    .flat()
+    .toSorted((a, b) => a.location.row - b.location.row || a.location.col - b.location.col);
+  for (const variable of variables) {
+    const [root, ...path] = variable.segments;
+    const at = `line ${variable.location.row}, column ${variable.location.col}`;
+    // liquidjs lists a lookup by another value (`{{ [k] }}`) under that value's name or not at
+    // all; rendering sees only the names listed here, so such a lookup cannot reach further.
+    const name = String(root);
+    if (path.length > 0 && !(path.length === 1 && valueProperties.has(String(path[0])))) {
+      const dotted = path.every((segment) => typeof segment === 'string')
+        ? `; a name with dots is written {{ [${JSON.stringify([name, ...path].join('.'))}] }}`
+        : '';
+      fail(
+        `${shownVariable(variable.segments)} at ${at}: a file's value is text, whose only property is .size${dotted}`,
+      );
+    }
+    if (!references.some((reference) => reference.name === name)) references.push({ name, at });
+  }
   return {
     name: source.name,
     field: source.field,
     ...(source.mode === undefined ? {} : { mode: source.mode }),
-    parts,
-    names,
+    parsed,
+    names: references.map((reference) => reference.name),
+    references,
   };
 }
 
 /**
- * A role's templates (name → text) parsed: each name must be a valid Secret key and file name
- * (the same rule as extracted keys, so one template means the same in every role), each text
- * valid. `fieldOf` says where the role read a template (`smk.dev/template-dsn`).
+ * What a spec's objects will produce, known before anything is read: the whole-value files'
+ * and jmesPath aliases' names, and the prefixes of names extractKeys makes from a value's keys.
+ */
+export interface ProducedNames {
+  readonly names: ReadonlySet<string>;
+  readonly keyPrefixes: readonly string[];
+}
+
+export function producedNames(spec: MountSpec): ProducedNames {
+  const names = new Set<string>();
+  const keyPrefixes: string[] = [];
+  for (const object of spec.objects) {
+    if (object.extractKeys) keyPrefixes.push(object.extractKeys.prefix);
+    else names.add(objectFileName(object, spec.pathTranslation));
+    for (const entry of object.jmesPath) names.add(jmesPathFileName(entry, spec.pathTranslation));
+  }
+  return { names, keyPrefixes };
+}
+
+const listed = (names: Iterable<string>): string =>
+  [...names].map((name) => JSON.stringify(name)).join(', ') || 'nothing';
+
+/**
+ * Every name each template reads must be one the spec produces: checked before anything is read
+ * from AWS. A name extractKeys could make (it has an extractKeys prefix and is a valid key name)
+ * is left to renderTemplates, which checks it against the keys the values had, before rendering.
+ */
+export function checkTemplateNames(
+  templates: readonly FileTemplate[],
+  spec: MountSpec,
+  subject: string,
+): void {
+  const produced = producedNames(spec);
+  for (const template of templates) {
+    for (const { name, at } of template.references) {
+      if (produced.names.has(name)) continue;
+      if (produced.keyPrefixes.some((prefix) => name.startsWith(prefix)) && isExtractedKeyName(name))
+        continue;
+      const keys =
+        produced.keyPrefixes.length === 0
+          ? ''
+          : `, and extractKeys names starting with ${listed(new Set(produced.keyPrefixes))}`;
+      const dotted = [...produced.names].find((known) => known.startsWith(`${name}.`));
+      const hint =
+        dotted === undefined ? '' : `; a name with dots is written {{ [${JSON.stringify(dotted)}] }}`;
+      throw new InvalidInputError(
+        `${subject}: ${template.field}: ${shownVariable([name])} at ${at} names no file the objects produce; they produce ${listed(produced.names)}${keys}${hint}`,
+        { subject, field: template.field },
+      );
+    }
+  }
+}
+
+/**
+ * A role's templates (name → text) parsed and checked against `spec`: each name must be a valid
+ * Secret key and file name (the same rule as extracted keys, so one template means the same in
+ * every role), each text valid, each name it reads one the spec produces. `fieldOf` says where the
+ * role read a template (`smk.dev/template-dsn`).
  */
 export function parseTemplates(
   templates: Readonly<Record<string, string>>,
   fieldOf: (name: string) => string,
   subject: string,
+  spec: MountSpec,
 ): FileTemplate[] {
-  return Object.entries(templates).map(([name, text]) => {
+  const parsed = Object.entries(templates).map(([name, text]) => {
     const field = fieldOf(name);
     if (!isExtractedKeyName(name)) {
       throw new InvalidInputError(
-        `${subject}: ${field}: ${JSON.stringify(name.slice(0, maxShownFragment))} is not a valid name for a template's file or key; expected at most 253 of letters, digits, "-", "_", ".", not "." and not starting with ".."`,
+        `${subject}: ${field}: ${JSON.stringify(fragment(name))} is not a valid name for a template's file or key; expected at most 253 of letters, digits, "-", "_", ".", not "." and not starting with ".."`,
         { subject, field },
       );
     }
     return parseTemplate({ name, text, field }, subject);
   });
+  checkTemplateNames(parsed, spec, subject);
+  return parsed;
 }
 
 /** The agent's SMK_TEMPLATES: the templates as a JSON object, name → text (what the webhook wrote). */
-export function parseTemplatesJson(text: string, subject: string): FileTemplate[] {
+export function parseTemplatesJson(text: string, subject: string, spec: MountSpec): FileTemplate[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -156,27 +298,15 @@ export function parseTemplatesJson(text: string, subject: string): FileTemplate[
       subject,
     });
   }
-  return parseTemplates(parsed as Record<string, string>, (name) => `template ${name}`, subject);
-}
-
-function applyFilter(bytes: Uint8Array, filter: TemplateFilter | undefined): Uint8Array {
-  switch (filter) {
-    case undefined:
-      return bytes;
-    case 'base64':
-      return encoder.encode(Buffer.from(bytes).toString('base64'));
-    case 'json':
-      return encoder.encode(JSON.stringify(lenientUtf8.decode(bytes)));
-    case 'urlquery':
-      return encoder.encode(encodeURIComponent(lenientUtf8.decode(bytes)));
-  }
+  return parseTemplates(parsed as Record<string, string>, (name) => `template ${name}`, subject, spec);
 }
 
 /**
  * Renders every template from `payloads` (the spec's own files). A name the spec did not produce
  * fails, naming the template and the name and listing what the spec produces (names, never
- * values); all names of all templates are checked before any value is used. The version of a
- * template's output is the versions of what it read, so a change of any of them is a change.
+ * values); all names of all templates are checked before any is rendered. The templates share
+ * one render budget. The version of a template's output is the versions of what it read, so a
+ * change of any of them is a change.
  */
 export function renderTemplates(
   payloads: readonly Payload[],
@@ -186,20 +316,35 @@ export function renderTemplates(
 ): Payload[] {
   const byName = new Map(payloads.map((payload) => [payload.name, payload]));
   for (const template of templates) {
-    const missing = template.names.find((name) => !byName.has(name));
+    const missing = template.references.find(({ name }) => !byName.has(name));
     if (missing !== undefined) {
-      const known = [...byName.keys()].map((name) => JSON.stringify(name)).join(', ');
       throw new InvalidInputError(
-        `${subject}: ${template.field}: {{ ${missing} }} names no file the objects produce; they produce ${known || 'nothing'}`,
+        `${subject}: ${template.field}: ${shownVariable([missing.name])} at ${missing.at} names no file the objects produce; they produce ${listed(byName.keys())}`,
         { subject, field: template.field },
       );
     }
   }
+  const deadline = performance.now() + renderBudgetMs;
   return templates.map((template) => {
-    const chunks = template.parts.map((part) =>
-      part.kind === 'text' ? part.bytes : applyFilter((byName.get(part.name) as Payload).bytes, part.filter),
-    );
-    const bytes = Buffer.concat(chunks);
+    // Only the names this template reads, as text, in an object with no prototype.
+    const scope: Record<string, string> = Object.create(null);
+    for (const name of template.names) {
+      scope[name] = lenientUtf8.decode((byName.get(name) as Payload).bytes);
+    }
+    let rendered: string;
+    try {
+      rendered = engine.renderSync([...template.parsed], scope, {
+        renderLimit: Math.max(1, deadline - performance.now()),
+        memoryLimit: renderMemoryLimit,
+      });
+    } catch {
+      // liquidjs's message may quote a value (a filter's argument, an index): never passed on.
+      throw new InvalidInputError(
+        `${subject}: ${template.field}: failed to render: a tag or filter failed on a value, or the templates exceeded their render budget (${renderBudgetMs} ms, ${renderMemoryLimit} allocation units); the values are not shown`,
+        { subject, field: template.field },
+      );
+    }
+    const bytes = encoder.encode(rendered);
     if (bytes.byteLength > maxValueBytes) {
       throw new TooLargeError(
         `${subject}: ${template.field}: renders ${bytes.byteLength} bytes; expected at most ${maxValueBytes}`,
@@ -211,7 +356,7 @@ export function renderTemplates(
     ];
     return {
       name: template.name,
-      bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      bytes,
       mode: template.mode ?? defaultMode,
       objectVersion: { id: template.name, version: versions.join(',') },
     };

@@ -300,10 +300,6 @@ function buildPlan(
   for (const [name, text] of Object.entries(values)) {
     if (name.startsWith(templatePrefix)) templates[name.slice(templatePrefix.length)] = text;
   }
-  // Checked here (syntax and names) so a bad template is refused at admission, where it is seen.
-  for (const [file, text] of Object.entries(templates)) {
-    relabel(() => parseTemplates({ [file]: text }, () => 'template', `annotation ${templatePrefix}${file}`));
-  }
   const ownObjects = optional(values, annotations.objects);
   const seedArn = values[annotations.seedSecretArn];
   if (ownObjects !== undefined && seedArn !== undefined && seed) {
@@ -329,13 +325,21 @@ function buildPlan(
   } else {
     return problem(annotations.objects, `is required when ${annotations.inject} is "true"`);
   }
-  const { ignoredFields } = relabel(() =>
+  const spec = relabel(() =>
     parseMountSpec(
       { objects, ...(region === undefined ? {} : { region }) },
       `annotation ${objectsAnnotation}`,
       { allowExpressions },
     ),
   );
+  const { ignoredFields } = spec;
+  // Checked here (syntax, and the names read against the names the objects produce) so a bad
+  // template is refused at admission, where it is seen, before anything is read.
+  for (const [file, text] of Object.entries(templates)) {
+    relabel(() =>
+      parseTemplates({ [file]: text }, () => 'template', `annotation ${templatePrefix}${file}`, spec),
+    );
+  }
   // smk's own annotation, checked at admission: a typo is refused here, where the user sees it
   // at once (a SecretProviderClass is ASCP's format, and ASCP ignores unknown fields).
   if (ignoredFields.length > 0) {

@@ -156,7 +156,10 @@ describe('smk agent', () => {
       }),
     );
     assert.notEqual(await bad.exit(), 0);
-    assert.match(bad.stderr(), /template x: \{\{ pass \}\} names no file the objects produce/);
+    assert.match(
+      bad.stderr(),
+      /template x: \{\{ pass \}\} at line 1, column 4 names no file the objects produce/,
+    );
     assert.doesNotMatch(bad.stderr(), /pw-\d/);
   });
 

@@ -218,7 +218,7 @@ describe('smk fetch', () => {
     assert.notEqual(bad.code, 0);
     assert.match(
       bad.stderr,
-      /--template x: \{\{ db_password \}\} names no file the objects produce; they produce "db_user"/,
+      /--template x: \{\{ db_password \}\} at line 1, column 4 names no file the objects produce; they produce "db_user"/,
     );
     assert.ok(!bad.stderr.includes('pw-'), 'no value printed');
   });

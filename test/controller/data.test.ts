@@ -68,7 +68,7 @@ describe('SecretSync data features', () => {
       target: {
         type: 'kubernetes.io/basic-auth',
         immutable: true,
-        templates: { dsn: 'postgres://{{ username }}:{{ password | urlquery }}@db:{{ port }}/app' },
+        templates: { dsn: 'postgres://{{ username }}:{{ password | url_encode }}@db:{{ port }}/app' },
       },
     });
     await waitReason(ns, 'db', 'Synced');
@@ -107,15 +107,80 @@ describe('SecretSync data features', () => {
     await api().create(ns, 'dsn', {
       serviceAccountName: 'app',
       objects: [{ objectName: `${ns}/tls`, objectType: 'secretsmanager', extractKeys: true }],
-      target: { name: 'dsn', templates: { dsn: '{{ tls.key }}' } },
+      target: { name: 'dsn', templates: { dsn: '{{ ["tls.key"] }}' } },
     });
     const dsn = await waitReason(ns, 'dsn', 'InvalidObject');
     assert.match(
       ready(dsn)?.message ?? '',
-      /spec\.target\.templates\.dsn: \{\{ tls\.key \}\} names no file the objects produce; they produce "tls\.crt"/,
+      /spec\.target\.templates\.dsn: \{\{ \["tls\.key"\] \}\} at line 1, column 4 names no file the objects produce; they produce "tls\.crt"/,
     );
     for (const resource of [tls, dsn]) assert.doesNotMatch(JSON.stringify(resource.status), /Kp3/);
     assert.equal(await readSecret(bed.kubeConfig, ns, 'tls'), undefined);
+  });
+
+  it('a template reading a name the objects do not produce is InvalidSpec before anything is read', async () => {
+    const ns = await namespaceWithController('data-tmpl-early');
+    // The secret does not exist: had smk read before checking the names, the reason would be the
+    // read's (not found), and a spec mistake would cost an AWS call on every refresh.
+    await api().create(ns, 'early', {
+      serviceAccountName: 'app',
+      objects: [
+        {
+          objectName: `${ns}/absent`,
+          objectType: 'secretsmanager',
+          objectAlias: 'db.json',
+          jmesPath: [{ path: 'password', objectAlias: 'password' }],
+        },
+      ],
+      target: { templates: { dsn: 'postgres://app:{{ pasword }}@db/app' } },
+    });
+    const early = await waitReason(ns, 'early', 'InvalidSpec');
+    assert.match(
+      ready(early)?.message ?? '',
+      /spec\.target\.templates\.dsn: \{\{ pasword \}\} at line 1, column 19 names no file the objects produce; they produce "db\.json", "password"/,
+    );
+  });
+
+  it('a tenant template cannot read files or stall the shared controller; the next SecretSync still syncs', async () => {
+    const ns = await namespaceWithController('data-tmpl-bound');
+    const value = { username: 'app', password: 'Tn5-data-tmpl-7' };
+    await createAwsSecret(aws, `${ns}/db`, JSON.stringify(value));
+    const objects = [{ objectName: `${ns}/db`, objectType: 'secretsmanager', extractKeys: true }];
+    await api().create(ns, 'files', {
+      serviceAccountName: 'app',
+      objects,
+      target: { templates: { leak: '{% render "/etc/passwd" %}{{ password }}' } },
+    });
+    const files = await waitReason(ns, 'files', 'InvalidSpec');
+    assert.match(
+      ready(files)?.message ?? '',
+      /spec\.target\.templates\.leak: the render tag is not available: a template cannot read other templates or files/,
+    );
+    // 10^9 loop steps: without the render budget this would hold the controller's event loop for minutes.
+    const thousand = Array.from({ length: 1000 }, (_, i) => i).join(',');
+    await api().create(ns, 'stall', {
+      serviceAccountName: 'app',
+      objects,
+      target: {
+        templates: {
+          spin: `{% assign xs = "${thousand}" | split: "," %}{% for a in xs %}{% for b in xs %}{% for c in xs %}{{ password | size }}{% endfor %}{% endfor %}{% endfor %}`,
+        },
+      },
+    });
+    const stall = await waitReason(ns, 'stall', 'InvalidObject');
+    assert.match(
+      ready(stall)?.message ?? '',
+      /spec\.target\.templates\.spin: failed to render: a tag or filter failed on a value, or the templates exceeded their render budget/,
+    );
+    await api().create(ns, 'fine', {
+      serviceAccountName: 'app',
+      objects,
+      target: { templates: { dsn: '{{ username }}:{{ password | url_encode }}' } },
+    });
+    await waitReason(ns, 'fine', 'Synced');
+    assert.equal(decode((await readSecret(bed.kubeConfig, ns, 'fine'))?.data?.dsn), `app:${value.password}`);
+    for (const resource of [files, stall]) assert.doesNotMatch(JSON.stringify(resource.status), /Tn5/);
+    assert.equal(await readSecret(bed.kubeConfig, ns, 'stall'), undefined);
   });
 
   it('a synced SecretProviderClass: extractKeys feeds a kubernetes.io/tls secretObject, the same names as a SecretSync', async () => {

@@ -329,7 +329,7 @@ describe('syncJob: data features (extractKeys, templates, types, immutable, refr
     const outcome = await syncJob(
       extractJob(
         {},
-        { templates: { DSN: 'postgres://{{ username }}:{{ password | urlquery }}@db:{{ port }}/app' } },
+        { templates: { DSN: 'postgres://{{ username }}:{{ password | url_encode }}@db:{{ port }}/app' } },
       ),
       world.deps,
     );
@@ -352,7 +352,7 @@ describe('syncJob: data features (extractKeys, templates, types, immutable, refr
     assert.equal(outcome.reason, 'InvalidObject');
     assert.match(
       outcome.message,
-      /spec\.target\.templates\.DSN: \{\{ user \}\} names no file the objects produce/,
+      /spec\.target\.templates\.DSN: \{\{ user \}\} at line 1, column 4 names no file the objects produce/,
     );
     assert.doesNotMatch(outcome.message, /pw:/);
     assert.equal(world.created.length, 0);

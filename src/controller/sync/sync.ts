@@ -197,7 +197,7 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
   let templates: FileTemplate[];
   try {
     spec = parseMountSpec(job.params, label, { allowExpressions: deps.expressions !== undefined });
-    templates = parseTemplates(job.templates, (key) => `spec.target.templates.${key}`, label);
+    templates = parseTemplates(job.templates, (key) => `spec.target.templates.${key}`, label, spec);
   } catch (error) {
     return fail('InvalidSpec', error, false);
   }
