@@ -125,8 +125,8 @@ export function parseMountSpec(params: MountParams, subject: string, options: Sp
   const files: NamedFile[] = [];
   for (const object of objects) {
     const origin = objectLabel(object.index, object);
-    // An extractKeys object's names are known only once its value is read (payloads.ts checks them).
-    if (object.extractKeys === undefined) {
+    // An extractKeys or discover object's names are known only once read (payloads.ts checks them).
+    if (object.extractKeys === undefined && object.discover === undefined) {
       files.push({
         name: objectFileName(object, pathTranslation),
         origin,
