@@ -11,19 +11,28 @@ import {
   type SmkError,
   TransientError,
 } from '../core/errors.ts';
-import type { ReadResult, SecretReader, SecretRequest, SecretValue, SecretVersions } from '../core/source.ts';
+import type {
+  DiscoveredObject,
+  DiscoveryQuery,
+  ReadResult,
+  SecretReader,
+  SecretRequest,
+  SecretValue,
+  SecretVersions,
+} from '../core/source.ts';
 import { type CachedSecret, type SecretCache, slotKey } from './cache.ts';
 import type { AwsClients } from './clients.ts';
 import { type Identity, identityKey } from './identity.ts';
 import { cacheHits, cacheMisses } from './metrics.ts';
 import {
   describeSecret,
+  discoverSecrets,
   type ListSecretVersionsOptions,
   listSecretVersions,
   readSecrets,
   type SecretsManagerContext,
 } from './secrets-manager.ts';
-import { describeParameter, readParameters } from './ssm.ts';
+import { describeParameter, discoverParameters, readParameters } from './ssm.ts';
 import { type Outcome, type Target, targetFor } from './targets.ts';
 
 export interface SecretReaderDeps {
@@ -171,6 +180,12 @@ export function createSecretReader(identity: Identity, deps: SecretReaderDeps): 
 
     listSecretVersions(region: string, options?: ListSecretVersionsOptions): Promise<SecretVersions[]> {
       return listSecretVersions(context, region, options);
+    },
+
+    discover(query: DiscoveryQuery): Promise<DiscoveredObject[]> {
+      return query.objectType === 'secretsmanager'
+        ? discoverSecrets(context, query)
+        : discoverParameters(context, query);
     },
   };
 }

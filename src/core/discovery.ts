@@ -7,7 +7,8 @@
  * Bounds, so a tenant's spec cannot make a shared process list or read without end:
  * - at most `maxDiscovered` (100) matches per entry (`limit` may lower it); more is an error
  *   naming the bound, never a silent cut (which 100 would be kept would depend on AWS's order);
- * - at most `maxDiscoveryPages` (10) pages listed per entry (1,000 secrets), matches or not;
+ * - at most `maxDiscoveryListed` (1,000) objects listed per entry, matches or not (10 ListSecrets
+ *   pages of 100, or 100 GetParametersByPath pages of 10);
  * - names are matched by prefix, exact tags and a glob (`*`, `?`) checked by a matcher whose
  *   work is bounded by name length × glob length (no regular expressions: no RE2 is installed,
  *   and a backtracking RegExp written by a tenant could stall the process).
@@ -21,7 +22,7 @@ import type { DiscoveredObject, DiscoveryQuery, SecretReader } from './source.ts
 import type { Discovery, MountSpec, ObjectSpec } from './spec-types.ts';
 
 export const maxDiscovered = 100;
-export const maxDiscoveryPages = 10;
+export const maxDiscoveryListed = 1_000;
 /** Longest glob accepted; with a 512-character name the matcher takes at most ~260k steps. */
 export const maxGlobLength = 512;
 
@@ -118,7 +119,7 @@ export async function expandDiscoveries(
         ...(discovery.path === undefined ? {} : { path: discovery.path, recursive: discovery.recursive }),
         accept: (found) => discoveryAccepts(discovery, found),
         limit: discovery.limit,
-        maxPages: maxDiscoveryPages,
+        maxListed: maxDiscoveryListed,
       };
       const found = await reader.discover(query);
       if (found.length > discovery.limit) {

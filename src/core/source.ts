@@ -74,8 +74,8 @@ export interface DiscoveryQuery {
   readonly accept: (found: DiscoveredObject) => boolean;
   /** Listing stops once more than `limit` objects were accepted (the caller then refuses the set). */
   readonly limit: number;
-  /** Listing stops with a TooLargeError after this many pages, matches or not. */
-  readonly maxPages: number;
+  /** Listing stops with a TooLargeError once this many objects were listed, matches or not. */
+  readonly maxListed: number;
 }
 
 /**
