@@ -280,12 +280,17 @@ describe('resolvePayloads with discover', () => {
     );
   });
 
-  test('a failed listing throws (the caller keeps what it had), never an empty set', async () => {
+  test('a failed listing throws (the caller keeps what it had) naming the entry, never an empty set', async () => {
     const reader = new ListingReader().put('app/db', 'v');
     reader.listFailure = new TransientError('ListSecrets in eu-west-1: service unavailable');
     await assert.rejects(
-      resolvePayloads(spec([{ objectType: 'secretsmanager', discover: { namePrefix: 'app/' } }]), reader),
-      TransientError,
+      resolvePayloads(spec([{ objectType: 'secretsmanager', discover: { namePrefix: 'app/' } }]), reader, {
+        subject: S,
+      }),
+      (error: unknown) =>
+        error instanceof TransientError &&
+        error.message ===
+          `${S}: objects[0] (discover namePrefix "app/"): ListSecrets in eu-west-1: service unavailable`,
     );
   });
 

@@ -17,7 +17,7 @@
  * replaced by pathTranslation, as ASCP names objectName files), or without the prefix when
  * `stripPrefix` is set. Two names that meet fail naming both sources, as for listed objects.
  */
-import { InvalidInputError, TooLargeError } from './errors.ts';
+import { about, InvalidInputError, isSmkError, TooLargeError } from './errors.ts';
 import type { DiscoveredObject, DiscoveryQuery, SecretReader } from './source.ts';
 import type { Discovery, MountSpec, ObjectSpec } from './spec-types.ts';
 
@@ -121,7 +121,9 @@ export async function expandDiscoveries(
         limit: discovery.limit,
         maxListed: maxDiscoveryListed,
       };
-      const found = await reader.discover(query);
+      const found = await reader.discover(query).catch((error: unknown) => {
+        throw isSmkError(error) ? about(error, where, error.message) : error;
+      });
       if (found.length > discovery.limit) {
         throw new TooLargeError(
           `${where}: discover matched more than ${discovery.limit} objects (the bound is discover.limit, at most ${maxDiscovered}); narrow namePrefix, path, nameGlob or tags`,

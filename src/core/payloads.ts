@@ -10,19 +10,7 @@
  * is never hidden behind a failover. Any failure throws; no partial sets.
  */
 import { expandDiscoveries } from './discovery.ts';
-import {
-  AccessDeniedError,
-  InvalidInputError,
-  isSmkError,
-  NotFoundError,
-  NotModifiedError,
-  type SmkError,
-  type SmkErrorKind,
-  type SmkErrorOptions,
-  ThrottledError,
-  TooLargeError,
-  TransientError,
-} from './errors.ts';
+import { about, InvalidInputError, isSmkError, type SmkError, TransientError } from './errors.ts';
 import type { ExpressionEvaluator } from './expressions.ts';
 import {
   evaluateExpressions,
@@ -196,26 +184,6 @@ async function recheckStages(reader: SecretReader, requests: readonly SecretRequ
       }),
     ),
   );
-}
-
-type ErrorClass = new (message: string, options?: SmkErrorOptions) => SmkError;
-const errorClasses: Record<SmkErrorKind, ErrorClass> = {
-  NotFound: NotFoundError,
-  AccessDenied: AccessDeniedError,
-  Throttled: ThrottledError,
-  InvalidInput: InvalidInputError,
-  NotModified: NotModifiedError,
-  TooLarge: TooLargeError,
-  Transient: TransientError,
-};
-
-/** The same sentinel class, with the spec's subject and object in front of the reader's message. */
-function about(error: SmkError, where: string, message: string): SmkError {
-  return new errorClasses[error.kind](`${where}: ${message}`, {
-    subject: where,
-    ...(error.field === undefined ? {} : { field: error.field }),
-    cause: error,
-  });
 }
 
 interface Failure {
