@@ -116,6 +116,24 @@ describe('discoveryAccepts', () => {
   });
 });
 
+describe('discoveryAccepts: SSM paths', () => {
+  const discoveryOf = (recursive: boolean) => {
+    const found = spec([{ objectType: 'ssmparameter', discover: { path: '/app/prod', recursive } }])
+      .objects[0]?.discover;
+    assert.ok(found);
+    return found;
+  };
+  const at = (name: string) => ({ name, arn: name, tags: new Map<string, string>() });
+  test('a path is a hierarchy, not a string prefix', () => {
+    assert.equal(discoveryAccepts(discoveryOf(true), at('/app/prodx/db')), false);
+    assert.equal(discoveryAccepts(discoveryOf(true), at('/app/prod/db')), true);
+  });
+  test('without recursive, only direct children', () => {
+    assert.equal(discoveryAccepts(discoveryOf(false), at('/app/prod/deep/db')), false);
+    assert.equal(discoveryAccepts(discoveryOf(true), at('/app/prod/deep/db')), true);
+  });
+});
+
 describe('parse: discover', () => {
   test('a discover entry needs no objectName and plans no request', () => {
     const parsed = spec([{ objectType: 'secretsmanager', discover: { namePrefix: 'app/' } }]);

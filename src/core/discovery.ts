@@ -59,8 +59,13 @@ export function globMatches(glob: string, name: string): boolean {
 
 /** What the spec asks, checked exactly (AWS's filters match prefixes, case-insensitively). */
 export function discoveryAccepts(discovery: Discovery, found: DiscoveredObject): boolean {
-  const prefix = discovery.namePrefix ?? discovery.path;
-  if (prefix !== undefined && !found.name.startsWith(prefix)) return false;
+  if (discovery.namePrefix !== undefined && !found.name.startsWith(discovery.namePrefix)) return false;
+  if (discovery.path !== undefined) {
+    // A path is a hierarchy: /app/prod holds /app/prod/db, not /app/prodx; without recursive, one level.
+    const under = discovery.path.endsWith('/') ? discovery.path : `${discovery.path}/`;
+    if (!found.name.startsWith(under)) return false;
+    if (!discovery.recursive && found.name.slice(under.length).includes('/')) return false;
+  }
   if (discovery.nameGlob !== undefined && !globMatches(discovery.nameGlob, found.name)) return false;
   for (const [key, value] of discovery.tags) if (found.tags.get(key) !== value) return false;
   return true;
