@@ -262,7 +262,7 @@ describe('examples/', () => {
       assert.equal(decode(synced.data?.APP_port), String(value.port));
     });
 
-    it('sync-discovery for real: payments has one key per secret under the prefix, and gains a new one', async () => {
+    it('sync-discovery for real: payments has one key per secret under the prefix, none from prod/paymentsX', async () => {
       const db = await ensureSecret('us-east-1', 'prod/payments/db', 'example-payments-db-3');
       await ensureSecret('us-east-1', 'prod/payments/stripe', 'example-payments-stripe-3');
       await ensureSecret('us-east-1', 'prod/paymentsX/other', 'example-payments-other-3');
