@@ -193,6 +193,15 @@ describe('parse: discover', () => {
     });
   }
 
+  test('at most 10 discover entries per spec', () => {
+    const entry = (p: number) => ({ objectType: 'secretsmanager', discover: { namePrefix: `p${p}/` } });
+    assert.equal(spec(Array.from({ length: 10 }, (_, p) => entry(p))).objects.length, 10);
+    assert.throws(
+      () => spec(Array.from({ length: 11 }, (_, p) => entry(p))),
+      /objects has 11 discover entries; expected at most 10/,
+    );
+  });
+
   test('refused with failoverRegion', () => {
     assert.throws(
       () =>

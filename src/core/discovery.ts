@@ -8,7 +8,8 @@
  * - at most `maxDiscovered` (100) matches per entry (`limit` may lower it); more is an error
  *   naming the bound, never a silent cut (which 100 would be kept would depend on AWS's order);
  * - at most `maxDiscoveryListed` (1,000) objects listed per entry, matches or not (10 ListSecrets
- *   pages of 100, or 100 GetParametersByPath pages of 10);
+ *   pages of 100, or 100 GetParametersByPath pages of 10), and `maxDiscoverEntries` (10) entries
+ *   per spec;
  * - names are matched by prefix, exact tags and a glob (`*`, `?`) checked by a matcher whose
  *   work is bounded by name length × glob length (no regular expressions: no RE2 is installed,
  *   and a backtracking RegExp written by a tenant could stall the process).
@@ -22,6 +23,8 @@ import type { DiscoveredObject, DiscoveryQuery, SecretReader } from './source.ts
 import type { Discovery, MountSpec, ObjectSpec } from './spec-types.ts';
 
 export const maxDiscovered = 100;
+/** `discover` entries per spec at most: with maxDiscoveryListed, ≤ 10,000 objects listed per resolution. */
+export const maxDiscoverEntries = 10;
 export const maxDiscoveryListed = 1_000;
 /** Longest glob accepted; with a 512-character name the matcher takes at most ~260k steps. */
 export const maxGlobLength = 512;

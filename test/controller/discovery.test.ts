@@ -178,7 +178,7 @@ describe('SecretSync discover', () => {
     assert.deepEqual(Object.keys(await keysOf(ns, 'dbs')).sort(), ['a-db', 'b-db']);
   });
 
-  it('the CRD refuses discover beside objectName, and an ssmparameter discover without a path', async () => {
+  it('the CRD refuses discover beside objectName, an ssmparameter discover without a path, limit > 100, 11 discover entries', async () => {
     const ns = await bed.newNamespace('discover-crd');
     const refusal = (spec: Record<string, unknown>) =>
       api()
@@ -203,5 +203,10 @@ describe('SecretSync discover', () => {
       }),
       /limit/,
     );
+    const entries = Array.from({ length: 11 }, (_, p) => ({
+      objectType: 'secretsmanager',
+      discover: { namePrefix: `p${p}/` },
+    }));
+    assert.match(await refusal({ objects: entries }), /at most 10 objects may use discover/);
   });
 });
