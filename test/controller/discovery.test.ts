@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { DeleteSecretCommand, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { sessionNameFor } from '../../src/aws/identity.ts';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
@@ -176,6 +177,41 @@ describe('SecretSync discover', () => {
     });
     assert.match(ready(refused)?.message ?? '', /matched more than 2 objects .*at most 100/);
     assert.deepEqual(Object.keys(await keysOf(ns, 'dbs')).sort(), ['a-db', 'b-db']);
+  });
+
+  it('a synced SecretProviderClass with discover maps a found secret through secretObjects', async () => {
+    const { ns } = await namespaceWithController('discover-spc');
+    await createAwsSecret(aws, `${ns}/spc/db`, 'Sq6-discover-spc-db');
+    await bed.kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      group: 'secrets-store.csi.x-k8s.io',
+      version: 'v1',
+      namespace: ns,
+      plural: 'secretproviderclasses',
+      body: {
+        apiVersion: 'secrets-store.csi.x-k8s.io/v1',
+        kind: 'SecretProviderClass',
+        metadata: {
+          name: 'found',
+          namespace: ns,
+          annotations: { 'smk.dev/sync': 'true', 'smk.dev/service-account': 'app' },
+        },
+        spec: {
+          provider: 'aws',
+          secretObjects: [
+            { secretName: 'from-spc', type: 'Opaque', data: [{ key: 'DB', objectName: 'db' }] },
+          ],
+          parameters: {
+            region: 'us-east-1',
+            objects: `- {objectType: secretsmanager, discover: {namePrefix: "${ns}/spc/", stripPrefix: true}}`,
+          },
+        },
+      },
+    });
+    const data = await waitFor('Secret from-spc', 30_000, async () => {
+      const found = await keysOf(ns, 'from-spc');
+      return Object.keys(found).length > 0 ? found : undefined;
+    });
+    assert.deepEqual(data, { DB: 'Sq6-discover-spc-db' });
   });
 
   it('the CRD refuses discover beside objectName, an ssmparameter discover without a path, limit > 100, 11 discover entries', async () => {
