@@ -208,6 +208,16 @@ export const figureSpecs: Readonly<Record<string, readonly FigureSpec[]>> = {
       goal: '(reported with the rollout goal)',
     },
   ],
+  discovery: [
+    {
+      figure: 'discovery: Secrets Manager calls per hour, 1,000 matched, 1% change/h',
+      unit: 'calls/h',
+      table: /^Discovery: Secrets Manager calls per hour/,
+      smk: { row: /^smk/, column: 'calls/h' },
+      baseline: { row: /^baseline/, column: 'calls/h' },
+      goal: 'measured (issue 16)',
+    },
+  ],
   csi: [
     {
       figure: 'CSI Mount of 5 objects, unchanged versions, p99',
@@ -245,6 +255,7 @@ const quickArgs: Readonly<Record<string, readonly string[]>> = {
   sync: ['--n', '100', '--m', '20'],
   rotation: ['--secrets', '100', '--pods', '500', '--trials', '5'],
   csi: ['--rounds', '2', '--mounts', '10'],
+  discovery: ['--secrets', '100'],
 };
 
 export interface FigureRow {

@@ -3,7 +3,7 @@
  * same flows against moto and real files are in test/agent.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
@@ -15,7 +15,14 @@ import {
   TransientError,
 } from '../core/errors.ts';
 import { silentLogger } from '../core/log.ts';
-import type { ReadResult, SecretReader, SecretRequest, SecretVersions } from '../core/source.ts';
+import type {
+  DiscoveredObject,
+  DiscoveryQuery,
+  ReadResult,
+  SecretReader,
+  SecretRequest,
+  SecretVersions,
+} from '../core/source.ts';
 import { parseMountSpec } from '../core/spec.ts';
 import { runInit } from './init.ts';
 import { type CycleReport, runRefreshLoop } from './refresh.ts';
@@ -67,6 +74,14 @@ class MemoryReader implements SecretReader {
         },
       };
     });
+  }
+
+  /** Names under the query's prefix, as ListSecrets would list them; fails while `failure` is set. */
+  async discover(query: DiscoveryQuery): Promise<DiscoveredObject[]> {
+    if (this.failure) throw this.failure;
+    return [...this.secrets.keys()]
+      .map((name) => ({ name, arn: `arn:${name}`, tags: new Map<string, string>() }))
+      .filter((found) => query.accept(found));
   }
 
   async describe(request: SecretRequest): Promise<SecretVersions> {
@@ -175,6 +190,47 @@ describe('runRefreshLoop', () => {
     });
     return { reports, waits };
   }
+
+  test('discover: lists every cycle, so a new secret appears and a deleted one goes; a failed listing keeps the files', async () => {
+    const discovering = parseMountSpec(
+      {
+        objects: [{ objectType: 'secretsmanager', discover: { namePrefix: 'app/', stripPrefix: true } }],
+        region: 'us-east-1',
+      },
+      'test spec',
+    );
+    reader.put('app/a', 'A');
+    const controller = new AbortController();
+    const reports: CycleReport[] = [];
+    const files: string[][] = [];
+    await runRefreshLoop({
+      spec: discovering,
+      dir,
+      reader,
+      log: silentLogger(),
+      intervalMs: 60_000,
+      signal: controller.signal,
+      random: () => 0.5,
+      onCycle: (report) => reports.push(report),
+      wait: async () => {
+        files.push((await readdir(dir)).filter((name) => !name.startsWith('..')).sort());
+        const index = reports.length - 1;
+        if (index === 0) reader.put('app/b', 'B');
+        if (index === 1) reader.failure = new TransientError('ListSecrets in us-east-1: unavailable');
+        if (index === 2) {
+          reader.failure = undefined;
+          reader.secrets.delete('app/a');
+        }
+        if (reports.length >= 4) controller.abort();
+      },
+    });
+    assert.deepEqual(
+      reports.map((report) => report.outcome),
+      ['updated', 'updated', 'failed', 'updated'],
+    );
+    assert.deepEqual(files, [['a'], ['a', 'b'], ['a', 'b'], ['b']]);
+    assert.equal(await file('b'), 'B');
+  });
 
   test('checks versions cheaply and reads values only when a version moved', async () => {
     await runInit({ spec, dir, reader, log: silentLogger() });

@@ -2,7 +2,8 @@
  * `smk agent refresh`: the refresh sidecar. Every interval (with jitter, so pods started together
  * do not call AWS together) it asks where each object's version selector points now — a cheap
  * DescribeSecret / parameter history call, no value read — and only when one moved does it run
- * the core pipeline and swap the whole file set atomically. On failure the last good files stay;
+ * the core pipeline and swap the whole file set atomically (a spec with `discover` runs it every
+ * interval, as only a listing shows a new or deleted match). On failure the last good files stay;
  * transient failures are retried with exponential backoff (capped at the interval).
  */
 import { writePayloadsAtomically } from '../core/atomic-write.ts';
@@ -118,6 +119,7 @@ export async function runRefreshLoop(options: RefreshOptions): Promise<void> {
   const random = options.random ?? Math.random;
   const minBackoffMs = options.minBackoffMs ?? 1_000;
   const plans = planRequests(options.spec, options.defaultRegion, 'SMK_OBJECTS');
+  const discovers = options.spec.objects.some((object) => object.discover !== undefined);
   let known: VersionFingerprint | undefined;
   let failures = 0;
 
@@ -125,7 +127,9 @@ export async function runRefreshLoop(options: RefreshOptions): Promise<void> {
     let report: CycleReport;
     try {
       const versions = await currentVersions(plans, options.reader);
-      if (known !== undefined && sameVersions(known, versions)) {
+      // A discover entry's set can change without any listed object moving: list it every cycle
+      // (unchanged matches are read from the cache, and an unchanged file set is not rewritten).
+      if (known !== undefined && !discovers && sameVersions(known, versions)) {
         report = { outcome: 'unchanged' };
       } else {
         const payloads = await resolvePayloads(options.spec, options.reader, {

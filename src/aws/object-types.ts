@@ -6,9 +6,20 @@
  */
 import type { SmkError } from '../core/errors.ts';
 import { isSmkError } from '../core/errors.ts';
-import type { ObjectType, SecretRequest, SecretVersions } from '../core/source.ts';
-import { describeSecret, readSecrets, type SecretsManagerContext } from './secrets-manager.ts';
-import { describeParameter, readParameters } from './ssm.ts';
+import type {
+  DiscoveredObject,
+  DiscoveryQuery,
+  ObjectType,
+  SecretRequest,
+  SecretVersions,
+} from '../core/source.ts';
+import {
+  describeSecret,
+  discoverSecrets,
+  readSecrets,
+  type SecretsManagerContext,
+} from './secrets-manager.ts';
+import { describeParameter, discoverParameters, readParameters } from './ssm.ts';
 import {
   type Outcome,
   parameterTarget,
@@ -29,11 +40,23 @@ export interface ObjectTypeAccess {
   ) => Promise<Map<Target, Outcome>>;
   /** Versions and stages (or labels) of one target, without its value. */
   readonly describe: (context: SecretsManagerContext, target: Target) => Promise<SecretVersions>;
+  /** The objects of this type a discover entry matches (ListSecrets, GetParametersByPath). */
+  readonly discover: (context: SecretsManagerContext, query: DiscoveryQuery) => Promise<DiscoveredObject[]>;
 }
 
 export const objectTypes: Record<ObjectType, ObjectTypeAccess> = {
-  secretsmanager: { target: secretTarget, read: readSecrets, describe: describeSecret },
-  ssmparameter: { target: parameterTarget, read: readParameters, describe: describeParameter },
+  secretsmanager: {
+    target: secretTarget,
+    read: readSecrets,
+    describe: describeSecret,
+    discover: discoverSecrets,
+  },
+  ssmparameter: {
+    target: parameterTarget,
+    read: readParameters,
+    describe: describeParameter,
+    discover: discoverParameters,
+  },
 };
 
 /** What is asked of AWS for `request` and where it lives in the cache, or why it cannot be asked. */

@@ -11,7 +11,15 @@ import {
   type SmkError,
   TransientError,
 } from '../core/errors.ts';
-import type { ReadResult, SecretReader, SecretRequest, SecretValue, SecretVersions } from '../core/source.ts';
+import type {
+  DiscoveredObject,
+  DiscoveryQuery,
+  ReadResult,
+  SecretReader,
+  SecretRequest,
+  SecretValue,
+  SecretVersions,
+} from '../core/source.ts';
 import { type CachedSecret, type SecretCache, slotKey } from './cache.ts';
 import type { AwsClients } from './clients.ts';
 import { type Identity, identityKey } from './identity.ts';
@@ -164,6 +172,10 @@ export function createSecretReader(identity: Identity, deps: SecretReaderDeps): 
 
     listSecretVersions(region: string, options?: ListSecretVersionsOptions): Promise<SecretVersions[]> {
       return listSecretVersions(context, region, options);
+    },
+
+    discover(query: DiscoveryQuery): Promise<DiscoveredObject[]> {
+      return objectTypes[query.objectType].discover(context, query);
     },
   };
 }

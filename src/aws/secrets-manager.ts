@@ -6,13 +6,14 @@
 import {
   BatchGetSecretValueCommand,
   DescribeSecretCommand,
+  type FilterNameStringType,
   GetSecretValueCommand,
   ListSecretsCommand,
   type SecretValueEntry,
 } from '@aws-sdk/client-secrets-manager';
 import { parseArn } from '../core/arn.ts';
-import { AccessDeniedError, type SmkError, TransientError } from '../core/errors.ts';
-import type { SecretVersions } from '../core/source.ts';
+import { AccessDeniedError, type SmkError, TooLargeError, TransientError } from '../core/errors.ts';
+import type { DiscoveredObject, DiscoveryQuery, SecretVersions } from '../core/source.ts';
 import { currentStage } from '../core/source.ts';
 import { secretIdMatches } from './arn.ts';
 import type { SecretCache } from './cache.ts';
@@ -301,4 +302,58 @@ export async function listSecretVersions(
     }
   }
   return wanted;
+}
+
+/**
+ * A discovery's ListSecrets (100 a page; secrets scheduled for deletion left out, so a deleted
+ * secret leaves the set): AWS's filters narrow the listing, `query.accept` decides. Each match
+ * teaches the cache where its stages point, so reading an unchanged match at AWSCURRENT is a
+ * cache hit while this identity's own last read of it is fresh (cache.ts).
+ */
+export async function discoverSecrets(
+  context: SecretsManagerContext,
+  query: DiscoveryQuery,
+): Promise<DiscoveredObject[]> {
+  const { region } = query;
+  const filters: { Key: FilterNameStringType; Values: string[] }[] = [];
+  if (query.namePrefix !== undefined) filters.push({ Key: 'name', Values: [query.namePrefix] });
+  if (query.tags.size > 0) {
+    filters.push({ Key: 'tag-key', Values: [...query.tags.keys()].slice(0, filterValuesLimit) });
+    filters.push({ Key: 'tag-value', Values: [...query.tags.values()].slice(0, filterValuesLimit) });
+  }
+  const found: DiscoveredObject[] = [];
+  let listed = 0;
+  let nextToken: string | undefined;
+  do {
+    const answer = await context.clients.call({ api: 'ListSecrets', region }, (abortSignal) =>
+      context.clients.secretsManager(context.identity, region).send(
+        new ListSecretsCommand({
+          MaxResults: listPageSize,
+          ...(filters.length === 0 ? {} : { Filters: filters }),
+          ...(nextToken === undefined ? {} : { NextToken: nextToken }),
+        }),
+        { abortSignal },
+      ),
+    );
+    for (const entry of answer.SecretList ?? []) {
+      listed += 1;
+      if (!entry.ARN || !entry.Name) continue;
+      const tags = new Map((entry.Tags ?? []).map((tag) => [tag.Key ?? '', tag.Value ?? '']));
+      const candidate = { name: entry.Name, arn: entry.ARN, tags };
+      if (!query.accept(candidate)) continue;
+      found.push(candidate);
+      const versions = versionsOf({ ...entry, stages: entry.SecretVersionsToStages });
+      if (versions) learnStages(context, region, entry.Name, versions);
+    }
+    // More than the limit is all the caller needs to refuse the set.
+    if (found.length > query.limit) return found;
+    nextToken = answer.NextToken;
+    if (nextToken && listed >= query.maxListed) {
+      throw new TooLargeError(
+        `ListSecrets in ${region}: more than ${query.maxListed} secrets listed for one discover entry (the bound on a listing); narrow namePrefix or tags`,
+        { field: 'discover' },
+      );
+    }
+  } while (nextToken);
+  return found;
 }

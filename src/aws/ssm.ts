@@ -3,8 +3,8 @@
  * `name:version` / `name:label` selectors, WithDecryption) and GetParameterHistory for versions.
  */
 import type { Parameter } from '@aws-sdk/client-ssm';
-import type { SmkError } from '../core/errors.ts';
-import type { SecretVersions } from '../core/source.ts';
+import { type SmkError, TooLargeError } from '../core/errors.ts';
+import type { DiscoveredObject, DiscoveryQuery, SecretVersions } from '../core/source.ts';
 import { currentStage } from '../core/source.ts';
 import { ssmParameterMatches } from './arn.ts';
 import { ssmSdk } from './clients.ts';
@@ -149,4 +149,68 @@ export async function describeParameter(
   } while (nextToken);
   if (newest >= 0) versionsToStages.get(String(newest))?.push(currentStage);
   return { arn: target.id, name, versionsToStages };
+}
+
+/** GetParametersByPath's page maximum. */
+const pathPageSize = 10;
+
+/**
+ * A discovery's GetParametersByPath, decrypted: the listing is itself a read of the values by
+ * this identity, so each match is stored in the cache as a GetParameters answer would be, and
+ * the pipeline's read that follows is a cache hit (one call per 10 parameters, not two).
+ */
+export async function discoverParameters(
+  context: SecretsManagerContext,
+  query: DiscoveryQuery,
+): Promise<DiscoveredObject[]> {
+  const { region } = query;
+  const path = query.path ?? '/';
+  const api = 'GetParametersByPath';
+  const [{ GetParametersByPathCommand }, client] = await Promise.all([
+    ssmSdk(),
+    context.clients.ssm(context.identity, region),
+  ]);
+  const found: DiscoveredObject[] = [];
+  let listed = 0;
+  let nextToken: string | undefined;
+  do {
+    const answer = await context.clients.call({ api, subject: path, region }, (abortSignal) =>
+      client.send(
+        new GetParametersByPathCommand({
+          Path: path,
+          Recursive: query.recursive ?? false,
+          WithDecryption: true,
+          MaxResults: pathPageSize,
+          ...(nextToken === undefined ? {} : { NextToken: nextToken }),
+        }),
+        { abortSignal },
+      ),
+    );
+    for (const parameter of answer.Parameters ?? []) {
+      listed += 1;
+      if (!parameter.Name || !parameter.ARN || parameter.Version === undefined) continue;
+      const candidate = { name: parameter.Name, arn: parameter.ARN, tags: new Map<string, string>() };
+      if (!query.accept(candidate)) continue;
+      found.push(candidate);
+      const slot = {
+        identityKey: context.identityKey,
+        objectType: 'ssmparameter' as const,
+        region,
+        id: parameter.Name,
+        selector: 'latest',
+        pinned: false,
+      };
+      const outcome = toOutcome(parameter, { slot, objectType: 'ssmparameter', region, id: parameter.Name });
+      if (outcome.ok) context.cache.store(slot, outcome.secret);
+    }
+    if (found.length > query.limit) return found;
+    nextToken = answer.NextToken;
+    if (nextToken && listed >= query.maxListed) {
+      throw new TooLargeError(
+        `${api} ${path} in ${region}: more than ${query.maxListed} parameters listed for one discover entry (the bound on a listing); narrow the path`,
+        { subject: path, field: 'discover' },
+      );
+    }
+  } while (nextToken);
+  return found;
 }

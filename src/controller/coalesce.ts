@@ -61,5 +61,7 @@ export function coalescingReader(reader: SecretReader, options: CoalesceOptions 
     describe(request) {
       return reader.describe(request);
     },
+    // Listings are per discover entry and per identity: nothing to join.
+    ...(reader.discover ? { discover: reader.discover.bind(reader) } : {}),
   };
 }

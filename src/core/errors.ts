@@ -83,3 +83,23 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: unexpected error`;
   return 'unexpected error';
 }
+
+type ErrorClass = new (message: string, options?: SmkErrorOptions) => SmkError;
+const errorClasses: Record<SmkErrorKind, ErrorClass> = {
+  NotFound: NotFoundError,
+  AccessDenied: AccessDeniedError,
+  Throttled: ThrottledError,
+  InvalidInput: InvalidInputError,
+  NotModified: NotModifiedError,
+  TooLarge: TooLargeError,
+  Transient: TransientError,
+};
+
+/** The same sentinel class, with the spec's subject and object in front of the reader's message. */
+export function about(error: SmkError, where: string, message: string): SmkError {
+  return new errorClasses[error.kind](`${where}: ${message}`, {
+    subject: where,
+    ...(error.field === undefined ? {} : { field: error.field }),
+    cause: error,
+  });
+}

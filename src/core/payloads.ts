@@ -9,19 +9,8 @@
  * covered by the other's answer; the primary's value wins when both answer. An extraction error
  * is never hidden behind a failover. Any failure throws; no partial sets.
  */
-import {
-  AccessDeniedError,
-  InvalidInputError,
-  isSmkError,
-  NotFoundError,
-  NotModifiedError,
-  type SmkError,
-  type SmkErrorKind,
-  type SmkErrorOptions,
-  ThrottledError,
-  TooLargeError,
-  TransientError,
-} from './errors.ts';
+import { expandDiscoveries } from './discovery.ts';
+import { about, InvalidInputError, isSmkError, type SmkError, TransientError } from './errors.ts';
 import type { ExpressionEvaluator } from './expressions.ts';
 import {
   evaluateExpressions,
@@ -86,7 +75,10 @@ export interface ResolveOptions {
   readonly templates?: readonly FileTemplate[] | undefined;
 }
 
-const labelOf = (object: ObjectSpec): string => `objects[${object.index}] (${object.objectName})`;
+const labelOf = (object: ObjectSpec): string =>
+  object.discoveredBy === undefined
+    ? `objects[${object.index}] (${object.objectName})`
+    : `${object.discoveredBy}: found ${object.objectName}`;
 
 function request(
   object: ObjectSpec,
@@ -105,25 +97,38 @@ function request(
   };
 }
 
+function regionOf(
+  object: ObjectSpec,
+  spec: MountSpec,
+  defaultRegion: string | undefined,
+  subject: string,
+): string {
+  const region = object.arnRegion ?? spec.region ?? defaultRegion;
+  if (region === undefined) {
+    const label = labelOf(object);
+    throw new InvalidInputError(
+      `${subject}: ${label}: no region; expected region in the spec, an ARN objectName, or a default region (AWS_REGION)`,
+      { subject: `${subject}: ${label}`, field: 'region' },
+    );
+  }
+  return region;
+}
+
 /**
  * The requests a spec makes, per object: where each secret is read (region from the ARN, else
  * the spec's region, else defaultRegion) and at which version. Rotation uses this to know
- * which secrets a spec depends on.
+ * which secrets a spec depends on. A `discover` entry plans nothing: its objects are known only
+ * once listed (resolvePayloads does that on every run).
  */
 export function planRequests(
   spec: MountSpec,
   defaultRegion: string | undefined,
   subject = 'objects spec',
 ): PlannedObject[] {
-  return spec.objects.map((object) => {
+  return spec.objects.flatMap((object) => {
+    if (object.discover !== undefined) return [];
     const label = labelOf(object);
-    const region = object.arnRegion ?? spec.region ?? defaultRegion;
-    if (region === undefined) {
-      throw new InvalidInputError(
-        `${subject}: ${label}: no region; expected region in the spec, an ARN objectName, or a default region (AWS_REGION)`,
-        { subject: `${subject}: ${label}`, field: 'region' },
-      );
-    }
+    const region = regionOf(object, spec, defaultRegion, subject);
     const primary = request(
       object,
       object.objectName,
@@ -132,7 +137,7 @@ export function planRequests(
       object.objectVersionLabel,
     );
     const failoverRegion = spec.failoverRegion;
-    if (failoverRegion === undefined || failoverRegion === region) return { object, label, primary };
+    if (failoverRegion === undefined || failoverRegion === region) return [{ object, label, primary }];
     const alternate = object.failoverObject;
     const failover = request(
       object,
@@ -141,7 +146,7 @@ export function planRequests(
       alternate?.objectVersion ?? object.objectVersion,
       alternate?.objectVersionLabel ?? object.objectVersionLabel,
     );
-    return { object, label, primary, failover };
+    return [{ object, label, primary, failover }];
   });
 }
 
@@ -180,26 +185,6 @@ async function recheckStages(reader: SecretReader, requests: readonly SecretRequ
       }),
     ),
   );
-}
-
-type ErrorClass = new (message: string, options?: SmkErrorOptions) => SmkError;
-const errorClasses: Record<SmkErrorKind, ErrorClass> = {
-  NotFound: NotFoundError,
-  AccessDenied: AccessDeniedError,
-  Throttled: ThrottledError,
-  InvalidInput: InvalidInputError,
-  NotModified: NotModifiedError,
-  TooLarge: TooLargeError,
-  Transient: TransientError,
-};
-
-/** The same sentinel class, with the spec's subject and object in front of the reader's message. */
-function about(error: SmkError, where: string, message: string): SmkError {
-  return new errorClasses[error.kind](`${where}: ${message}`, {
-    subject: where,
-    ...(error.field === undefined ? {} : { field: error.field }),
-    cause: error,
-  });
 }
 
 interface Failure {
@@ -277,8 +262,13 @@ function prepare(
  * names both sources (object and field) and the name, which is a valid file name and Secret key
  * that anyone reading the output would see; never a value.
  */
-function checkExtractedNames(prepared: readonly PreparedObject[], subject: string): void {
-  if (!prepared.some((object) => object.files.some((file) => file.field === 'extractKeys'))) return;
+function checkExtractedNames(
+  prepared: readonly PreparedObject[],
+  discovered: boolean,
+  subject: string,
+): void {
+  if (!discovered && !prepared.some((object) => object.files.some((file) => file.field === 'extractKeys')))
+    return;
   const [first] = nameConflicts(prepared.flatMap((object) => object.files));
   if (first) {
     throw new InvalidInputError(`${subject}: ${first.message}`, { subject, field: first.field });
@@ -300,7 +290,11 @@ async function payloadsOf(
   const prepared = plans.map((plan) =>
     prepare(plan, values.get(plan) as SecretValue, spec, options, subject),
   );
-  checkExtractedNames(prepared, subject);
+  checkExtractedNames(
+    prepared,
+    plans.some((plan) => plan.object.discoveredBy !== undefined),
+    subject,
+  );
   const selections = await evaluateExpressions(
     prepared.map((object) => object.fields),
     options.expressions,
@@ -346,13 +340,21 @@ function eitherRegion(plan: PlannedObject, primary: ReadResult, failover: ReadRe
  * Reads every object of `spec` through `reader` and returns one payload per file: the whole
  * value (named by naming.ts) and one per jmesPath entry, in spec order. Throws the first
  * failing object's SmkError (same sentinel class as the reader's) and returns nothing then.
+ * `discover` entries are listed first (./discovery.ts), as the reader's identity; a failed
+ * listing throws like a failed read, so the caller keeps what it had.
  */
 export async function resolvePayloads(
-  spec: MountSpec,
+  given: MountSpec,
   reader: SecretReader,
   options: ResolveOptions = {},
 ): Promise<Payload[]> {
   const subject = options.subject ?? 'objects spec';
+  const spec = await expandDiscoveries(
+    given,
+    reader,
+    (object) => regionOf(object, given, options.defaultRegion, subject),
+    subject,
+  );
   const plans = planRequests(spec, options.defaultRegion, subject);
   const requests = plans.flatMap((plan) => (plan.failover ? [plan.primary, plan.failover] : [plan.primary]));
   if (options.recheckStages) await recheckStages(reader, requests);

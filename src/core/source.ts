@@ -73,6 +73,35 @@ export interface SecretVersions {
   readonly deletedDate?: Date;
 }
 
+/** One secret or parameter a discovery found: its name, ARN and tags (Secrets Manager only). */
+export interface DiscoveredObject {
+  readonly name: string;
+  readonly arn: string;
+  readonly tags: ReadonlyMap<string, string>;
+}
+
+/**
+ * A discovery asked of AWS (./discovery.ts builds it from a spec's `discover`): ListSecrets with
+ * name/tag filters, or GetParametersByPath. AWS filters are looser than the spec (prefix and
+ * case-insensitive matches, tag keys and values matched apart), so `accept` has the last word.
+ */
+export interface DiscoveryQuery {
+  readonly objectType: ObjectType;
+  readonly region: string;
+  /** Secrets Manager: the ListSecrets `name` filter. */
+  readonly namePrefix?: string;
+  /** Secrets Manager: `tag-key` / `tag-value` filters. */
+  readonly tags: ReadonlyMap<string, string>;
+  /** SSM: the GetParametersByPath path, and whether to descend. */
+  readonly path?: string;
+  readonly recursive?: boolean;
+  readonly accept: (found: DiscoveredObject) => boolean;
+  /** Listing stops once more than `limit` objects were accepted (the caller then refuses the set). */
+  readonly limit: number;
+  /** Listing stops with a TooLargeError once this many objects were listed, matches or not. */
+  readonly maxListed: number;
+}
+
 /**
  * Reads on behalf of one identity (already bound: the aws layer builds one reader per
  * identity). Results come back in request order; one failing request never fails the others.
@@ -80,4 +109,10 @@ export interface SecretVersions {
 export interface SecretReader {
   read(requests: readonly SecretRequest[]): Promise<ReadResult[]>;
   describe(request: SecretRequest): Promise<SecretVersions>;
+  /**
+   * Lists what a discovery matches, as this identity (so it finds only what the identity may
+   * list). Throws an SmkError on any failure: a discovery is never answered with a partial set.
+   * Readers that cannot list (a rehearsal, test fakes) leave it out; a spec that discovers then fails.
+   */
+  discover?(query: DiscoveryQuery): Promise<DiscoveredObject[]>;
 }

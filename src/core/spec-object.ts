@@ -5,11 +5,12 @@
  */
 import { compile } from '@jmespath-community/jmespath';
 import { type ObjectArn, parseObjectArn } from './arn.ts';
+import { describeDiscovery, maxDiscovered, maxGlobLength } from './discovery.ts';
 import { notPlainFieldPath, parseFieldPath } from './field-path.ts';
 import { awsRegionExpectation, isAwsRegion } from './regions.ts';
 import type { ObjectType } from './source.ts';
 import type { RawObject } from './spec-schema.ts';
-import type { ExtractKeys, FailoverObject, JmesPathEntry, ObjectSpec } from './spec-types.ts';
+import type { Discovery, ExtractKeys, FailoverObject, JmesPathEntry, ObjectSpec } from './spec-types.ts';
 
 /** How a role reads specs; every role that evaluates a spec parses it with the same options. */
 export interface SpecOptions {
@@ -117,11 +118,20 @@ function checkVersions(
 
 export function buildObject(
   index: number,
-  raw: RawObject,
+  rawInput: RawObject,
   top: TopLevel,
   options: SpecOptions,
   problems: Problem[],
 ): ObjectSpec | undefined {
+  if (rawInput.discover != null) return buildDiscovery(index, rawInput, top, problems);
+  if (rawInput.objectName == null) {
+    problems.push({
+      field: 'objectName',
+      message: 'objectName is required; expected a name or ARN (or discover, to list objects instead)',
+    });
+    return undefined;
+  }
+  const raw = { ...rawInput, objectName: rawInput.objectName };
   const arnGuess = raw.objectName.startsWith('arn:') ? parseObjectArn(raw.objectName) : undefined;
   const objectType = raw.objectType ?? arnGuess?.objectType;
   if (objectType === undefined) {
@@ -255,7 +265,7 @@ export function buildObject(
  * `extractKeys: true` (ESO's dataFrom.extract): one file per top-level key of the JSON value, named
  * keyPrefix + key, and no whole-value file, so objectAlias (which names that file) has no meaning.
  */
-function checkExtractKeys(raw: RawObject, problems: Problem[]): ExtractKeys | undefined {
+function checkExtractKeys(raw: Omit<RawObject, 'objectName'>, problems: Problem[]): ExtractKeys | undefined {
   if (raw.extractKeys !== true) {
     if (raw.keyPrefix != null) {
       problems.push({
@@ -280,4 +290,139 @@ function checkExtractKeys(raw: RawObject, problems: Problem[]): ExtractKeys | un
     });
   }
   return { prefix };
+}
+
+/** Tag filters at most (ListSecrets takes ten values per filter). */
+const maxDiscoverTags = 10;
+const globPattern = new RegExp(`^[A-Za-z0-9/_+=.@*?-]{1,${maxGlobLength}}$`);
+
+/**
+ * A `discover` entry: which fields it may have (the found objects are named by discovery.ts, and
+ * read at their current version in the spec's region), and what each object type can list.
+ */
+function buildDiscovery(
+  index: number,
+  raw: RawObject,
+  top: TopLevel,
+  problems: Problem[],
+): ObjectSpec | undefined {
+  const given = raw.discover;
+  if (given == null) return undefined;
+  for (const field of [
+    'objectName',
+    'objectAlias',
+    'objectVersion',
+    'objectVersionLabel',
+    'failoverObject',
+  ] as const) {
+    if (raw[field] != null) {
+      problems.push({
+        field,
+        message: `${field} cannot be set beside discover, which names its objects itself; expected one entry per listed object or discover alone`,
+      });
+    }
+  }
+  if ((raw.jmesPath ?? []).length > 0) {
+    problems.push({
+      field: 'jmesPath',
+      message:
+        'jmesPath cannot be set beside discover (its aliases would repeat for every object found); expected extractKeys for one key per JSON key',
+    });
+  }
+  if (top.failoverRegion !== undefined) {
+    problems.push({
+      field: 'discover',
+      message:
+        'discover cannot be used with failoverRegion (a listing is made in one region); expected no failoverRegion',
+    });
+  }
+  const objectType = raw.objectType;
+  if (objectType == null) {
+    problems.push({
+      field: 'objectType',
+      message: 'objectType is required beside discover; expected "secretsmanager" or "ssmparameter"',
+    });
+    return undefined;
+  }
+  const tags = new Map(Object.entries(given.tags ?? {}));
+  const discovery: Discovery = {
+    ...(given.namePrefix == null ? {} : { namePrefix: given.namePrefix }),
+    ...(given.nameGlob == null ? {} : { nameGlob: given.nameGlob }),
+    ...(given.path == null ? {} : { path: given.path }),
+    tags,
+    recursive: given.recursive ?? false,
+    limit: given.limit ?? maxDiscovered,
+    stripPrefix: given.stripPrefix ?? false,
+  };
+  if (objectType === 'secretsmanager') {
+    if (discovery.namePrefix === undefined && tags.size === 0) {
+      problems.push({
+        field: 'discover',
+        message:
+          'discover for secretsmanager needs namePrefix or tags, so AWS narrows the listing; expected at least one',
+      });
+    }
+    if (discovery.namePrefix !== undefined && !secretNamePattern.test(discovery.namePrefix)) {
+      problems.push({
+        field: 'discover.namePrefix',
+        message: 'discover.namePrefix must be 1–512 of A–Z a–z 0–9 / _ + = . @ -',
+      });
+    }
+    if (discovery.nameGlob !== undefined && !globPattern.test(discovery.nameGlob)) {
+      problems.push({
+        field: 'discover.nameGlob',
+        message: `discover.nameGlob must be 1–${maxGlobLength} of the characters of secret names, "*" and "?"`,
+      });
+    }
+    if (tags.size > maxDiscoverTags) {
+      problems.push({
+        field: 'discover.tags',
+        message: `discover.tags may hold at most ${maxDiscoverTags} tags`,
+      });
+    }
+    for (const field of ['path', 'recursive'] as const) {
+      if (given[field] != null) {
+        problems.push({
+          field: `discover.${field}`,
+          message: `discover.${field} is for ssmparameter objects; expected namePrefix, nameGlob or tags for secretsmanager`,
+        });
+      }
+    }
+  } else {
+    if (
+      discovery.path === undefined ||
+      !discovery.path.startsWith('/') ||
+      !parameterNamePattern.test(discovery.path)
+    ) {
+      problems.push({
+        field: 'discover.path',
+        message:
+          'discover.path is required for ssmparameter and must be a parameter path like "/app/prod" (/ _ . - letters and digits)',
+      });
+    }
+    for (const field of ['namePrefix', 'nameGlob', 'tags'] as const) {
+      if (given[field] != null) {
+        problems.push({
+          field: `discover.${field}`,
+          message: `discover.${field} is for secretsmanager objects; expected path (and recursive) for ssmparameter`,
+        });
+      }
+    }
+  }
+  if (discovery.stripPrefix && discovery.namePrefix === undefined && discovery.path === undefined) {
+    problems.push({
+      field: 'discover.stripPrefix',
+      message: 'discover.stripPrefix needs namePrefix (or path) to strip',
+    });
+  }
+  const extractKeys = checkExtractKeys(raw, problems);
+  return {
+    index,
+    objectName: describeDiscovery(discovery),
+    objectType,
+    ...(raw.filePermission === undefined ? {} : { filePermission: raw.filePermission }),
+    jmesPath: [],
+    ...(extractKeys ? { extractKeys } : {}),
+    discover: discovery,
+  };
 }

@@ -5,6 +5,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
+import { maxDiscovered } from './discovery.ts';
 import { InvalidInputError } from './errors.ts';
 import type { FileMode } from './spec-types.ts';
 
@@ -92,7 +93,9 @@ const objectKeys = [
   'failoverObject',
   'extractKeys',
   'keyPrefix',
+  'discover',
 ] as const;
+const discoverKeys = ['namePrefix', 'nameGlob', 'tags', 'path', 'recursive', 'limit', 'stripPrefix'] as const;
 
 const mappingError = (keys: readonly string[]) => (issue: { input: unknown }) =>
   `must be a mapping with ${keys.join(', ')}; got ${typeName(issue.input)}`;
@@ -107,9 +110,39 @@ const failoverObjectSchema = z.object(
   { error: mappingError(failoverObjectKeys) },
 );
 
+const flag = z.boolean({ error: (issue) => `must be true or false, got ${typeName(issue.input)}` });
+
+/** Strict: `discover` is smk's own field, so a misspelt key inside it is an error, not a warning. */
+const discoverSchema = z.strictObject(
+  {
+    namePrefix: text.nullish(),
+    nameGlob: text.nullish(),
+    path: text.nullish(),
+    tags: z
+      .record(z.string().min(1).max(128), z.string().max(256), {
+        error: 'must be a mapping of tag key to tag value',
+      })
+      .nullish(),
+    recursive: flag.nullish(),
+    stripPrefix: flag.nullish(),
+    limit: z
+      .int({ error: `must be a whole number from 1 to ${maxDiscovered}` })
+      .min(1, `must be a whole number from 1 to ${maxDiscovered}`)
+      .max(maxDiscovered, `must be at most ${maxDiscovered} (the bound on objects per discover entry)`)
+      .nullish(),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `has unknown field(s) ${issue.keys.join(', ')}; expected ${discoverKeys.join(', ')}`
+        : `must be a mapping with ${discoverKeys.join(', ')}; got ${typeName(issue.input)}`,
+  },
+);
+
 export const objectSchema = z.object(
   {
-    objectName: text,
+    // Required unless discover is set (./spec-object.ts says so by name).
+    objectName: text.nullish(),
     objectType: objectTypeField.nullish(),
     objectAlias: text.nullish(),
     objectVersion: version.nullish(),
@@ -121,6 +154,7 @@ export const objectSchema = z.object(
       .boolean({ error: (issue) => `must be true or false, got ${typeName(issue.input)}` })
       .nullish(),
     keyPrefix: z.string({ error: (issue) => `must be a string, got ${typeName(issue.input)}` }).nullish(),
+    discover: discoverSchema.nullish(),
   },
   { error: mappingError(objectKeys) },
 );
@@ -171,6 +205,9 @@ export function ignoredFieldsOf(index: number, raw: unknown): string[] {
 
 /** `objects[1] (db)`, for messages. */
 export function objectLabel(index: number, raw: unknown): string {
+  if (typeof raw === 'object' && raw !== null && 'discover' in raw && !('objectName' in raw)) {
+    return `objects[${index}] (discover)`;
+  }
   const name =
     typeof raw === 'object' && raw !== null && 'objectName' in raw && typeof raw.objectName === 'string'
       ? raw.objectName

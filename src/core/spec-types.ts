@@ -22,7 +22,10 @@ export interface FailoverObject {
 export interface ObjectSpec {
   /** Position in the `objects` list: errors name it as `objects[index] (objectName)`. */
   readonly index: number;
-  /** Name or ARN as written. */
+  /**
+   * Name or ARN as written. For a `discover` entry, the discovery's label until the pipeline
+   * replaces the entry with one object per secret found (./discovery.ts).
+   */
   readonly objectName: string;
   /** Given, or derived from the ARN. */
   readonly objectType: ObjectType;
@@ -36,6 +39,31 @@ export interface ObjectSpec {
   readonly failoverObject?: FailoverObject;
   /** Set by `extractKeys: true`: one file per top-level JSON key, and no whole-value file. */
   readonly extractKeys?: ExtractKeys;
+  /** Set by `discover`: the objects are the secrets or parameters it finds (./discovery.ts). */
+  readonly discover?: Discovery;
+  /** On an object a discovery produced: the label of the entry that found it, for messages. */
+  readonly discoveredBy?: string;
+}
+
+/**
+ * `discover` (ESO's dataFrom.find; ASCP's "mount everything under a path"): which secrets or
+ * parameters the entry stands for, listed again on every resolution.
+ */
+export interface Discovery {
+  /** Secrets Manager: names start with this (case-sensitive). */
+  readonly namePrefix?: string;
+  /** Secrets Manager: names match this glob (`*` any run, `?` one character; ./discovery.ts). */
+  readonly nameGlob?: string;
+  /** Secrets Manager: every tag here, with exactly this value. */
+  readonly tags: ReadonlyMap<string, string>;
+  /** SSM: parameters under this path (GetParametersByPath). */
+  readonly path?: string;
+  /** SSM: below the path's direct children too. */
+  readonly recursive: boolean;
+  /** At most this many matches (≤ maxDiscovered); more is an error, never a cut. */
+  readonly limit: number;
+  /** Name the files without namePrefix / path (and the `/` after it). */
+  readonly stripPrefix: boolean;
 }
 
 /** Every top-level key of a JSON value as its own file, named `prefix + key` (./naming.ts). */

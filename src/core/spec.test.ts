@@ -16,7 +16,7 @@ const sm = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
 const versionId = 'EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE';
 const primaryArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:Primary-AbCdEf';
 const objectKeys =
-  'objectName, objectType, objectAlias, objectVersion, objectVersionLabel, filePermission, jmesPath, failoverObject, extractKeys, keyPrefix';
+  'objectName, objectType, objectAlias, objectVersion, objectVersionLabel, filePermission, jmesPath, failoverObject, extractKeys, keyPrefix, discover';
 
 interface Row {
   readonly name: string;
@@ -94,7 +94,7 @@ const rejected: readonly Row[] = [
   {
     name: 'objectName missing',
     params: { objects: [{ objectType: 'secretsmanager' }] },
-    expected: `${S}: objects[0]: objectName is required`,
+    expected: `${S}: objects[0]: objectName is required; expected a name or ARN (or discover, to list objects instead)`,
   },
   {
     name: 'objectName a number',

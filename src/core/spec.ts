@@ -13,6 +13,7 @@
  * - filePermission may not set setuid/setgid/sticky bits; unquoted numbers are refused because
  *   YAML reads `0644` as decimal 644.
  */
+import { maxDiscoverEntries, maxDiscoveryListed } from './discovery.ts';
 import { InvalidInputError } from './errors.ts';
 import {
   jmesPathFileName,
@@ -120,13 +121,20 @@ export function parseMountSpec(params: MountParams, subject: string, options: Sp
       problems.push({ field: problem.field, message: `${label}: ${problem.message}` });
     if (object && here.length === 0) objects.push(object);
   }
+  const discovering = objects.filter((object) => object.discover !== undefined).length;
+  if (discovering > maxDiscoverEntries) {
+    problems.push({
+      field: 'objects',
+      message: `objects has ${discovering} discover entries; expected at most ${maxDiscoverEntries} (each may list up to ${maxDiscoveryListed} objects per refresh)`,
+    });
+  }
   if (problems.length > 0) fail(subject, problems);
 
   const files: NamedFile[] = [];
   for (const object of objects) {
     const origin = objectLabel(object.index, object);
-    // An extractKeys object's names are known only once its value is read (payloads.ts checks them).
-    if (object.extractKeys === undefined) {
+    // An extractKeys or discover object's names are known only once read (payloads.ts checks them).
+    if (object.extractKeys === undefined && object.discover === undefined) {
       files.push({
         name: objectFileName(object, pathTranslation),
         origin,

@@ -124,6 +124,20 @@ describe('checkTemplateNames: before anything is read', () => {
     check('{{ user }}:{{ app }}:{{ ["db.json"] }}:{{ user.size }}');
   });
 
+  test('with a discover entry, a name the listing may find is left to the render-time check', () => {
+    const discovering = parseMountSpec(
+      {
+        objects: [
+          { objectName: 'prod/app', objectType: 'secretsmanager', objectAlias: 'app' },
+          { objectType: 'secretsmanager', discover: { namePrefix: 'prod/payments/' } },
+        ],
+      },
+      S,
+    );
+    check('{{ app }}:{{ prod_payments_stripe }}', discovering);
+    assert.throws(() => check('{{ stripe }}'), invalid(/\{\{ stripe \}\} at line 1, column 4 names no file/));
+  });
+
   test('a name not produced fails, naming the template, the name and where, listing names only', () => {
     assert.throws(
       () => check('{% if user %}{{ pasword }}{% endif %}'),

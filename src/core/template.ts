@@ -207,17 +207,21 @@ export function parseTemplate(source: TemplateSource, subject: string): FileTemp
 export interface ProducedNames {
   readonly names: ReadonlySet<string>;
   readonly keyPrefixes: readonly string[];
+  /** A `discover` entry: its names are the secrets it finds, known only after the listing. */
+  readonly discovers: boolean;
 }
 
 export function producedNames(spec: MountSpec): ProducedNames {
   const names = new Set<string>();
   const keyPrefixes: string[] = [];
+  let discovers = false;
   for (const object of spec.objects) {
-    if (object.extractKeys) keyPrefixes.push(object.extractKeys.prefix);
+    if (object.discover) discovers = true;
+    else if (object.extractKeys) keyPrefixes.push(object.extractKeys.prefix);
     else names.add(objectFileName(object, spec.pathTranslation));
     for (const entry of object.jmesPath) names.add(jmesPathFileName(entry, spec.pathTranslation));
   }
-  return { names, keyPrefixes };
+  return { names, keyPrefixes, discovers };
 }
 
 const listed = (names: Iterable<string>): string =>
@@ -226,7 +230,8 @@ const listed = (names: Iterable<string>): string =>
 /**
  * Every name each template reads must be one the spec produces: checked before anything is read
  * from AWS. A name extractKeys could make (it has an extractKeys prefix and is a valid key name)
- * is left to renderTemplates, which checks it against the keys the values had, before rendering.
+ * is left to renderTemplates, which checks it against the keys the values had, before rendering;
+ * so is any valid name when the spec discovers (the names are the secrets the listing finds).
  */
 export function checkTemplateNames(
   templates: readonly FileTemplate[],
@@ -239,6 +244,8 @@ export function checkTemplateNames(
       if (produced.names.has(name)) continue;
       if (produced.keyPrefixes.some((prefix) => name.startsWith(prefix)) && isExtractedKeyName(name))
         continue;
+      // A discovered secret's name is known after the listing; renderTemplates checks it then.
+      if (produced.discovers && isExtractedKeyName(name)) continue;
       const keys =
         produced.keyPrefixes.length === 0
           ? ''

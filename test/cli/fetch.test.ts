@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { connectMoto } from '../harness/moto.ts';
 import { type CommandResult, runCommand } from '../harness/run.ts';
 
@@ -221,6 +222,56 @@ describe('smk fetch', () => {
       /--template x: \{\{ db_password \}\} at line 1, column 4 names no file the objects produce; they produce "db_user"/,
     );
     assert.ok(!bad.stderr.includes('pw-'), 'no value printed');
+  });
+
+  test('discover: every secret under a prefix and every parameter under a path, named by rule', async () => {
+    const ssm = new SSMClient({ endpoint: moto.endpoint });
+    const path = `/${prefix}/params`;
+    const parameterValues = [`pv-${randomUUID()}`, `pv-${randomUUID()}`, `pv-${randomUUID()}`];
+    await ssm.send(
+      new PutParameterCommand({ Name: `${path}/one`, Value: parameterValues[0], Type: 'String' }),
+    );
+    await ssm.send(
+      new PutParameterCommand({ Name: `${path}/deep/two`, Value: parameterValues[1], Type: 'SecureString' }),
+    );
+    await ssm.send(
+      new PutParameterCommand({ Name: `${path}x/no`, Value: parameterValues[2], Type: 'String' }),
+    );
+    ssm.destroy();
+    const spec = join(work, 'discover.yaml');
+    await writeFile(
+      spec,
+      [
+        '- objectType: secretsmanager',
+        `  discover: {namePrefix: "${prefix}/", stripPrefix: true}`,
+        '- objectType: ssmparameter',
+        `  discover: {path: "${path}", recursive: true}`,
+      ].join('\n'),
+    );
+    const dir = join(work, 'discovered');
+    const result = await smk(['fetch', '--objects', spec, '--dir', dir]);
+    assert.equal(result.code, 0, result.stderr);
+    const flat = (name: string): string => name.replaceAll('/', '_');
+    assert.deepEqual((await readdir(dir)).filter((name) => !name.startsWith('..')).sort(), [
+      flat(`${path}/deep/two`),
+      flat(`${path}/one`),
+      'db',
+    ]);
+    assert.equal(await readFile(join(dir, 'db'), 'utf8'), dbValue);
+    assert.equal(await readFile(join(dir, flat(`${path}/deep/two`)), 'utf8'), parameterValues[1]);
+    assert.ok(!parameterValues.some((value) => result.stderr.includes(value)), 'no value printed');
+
+    const tooMany = join(work, 'discover-limit.yaml');
+    await writeFile(
+      tooMany,
+      `- {objectType: ssmparameter, discover: {path: "${path}", recursive: true, limit: 1}}`,
+    );
+    const refused = await smk(['fetch', '--objects', tooMany, '--dir', join(work, 'limited')]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /discover matched more than 1 objects \(the bound is discover.limit, at most 100\)/,
+    );
   });
 
   test('bad input is refused with the field named', async () => {

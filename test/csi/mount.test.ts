@@ -124,6 +124,19 @@ describe('csi provider: Mount', () => {
     );
   });
 
+  it('discover: a Mount returns every match under the prefix (not a longer one); a secret created later is in the next Mount', async () => {
+    const base = uniqueName('smk-csi-discover');
+    await putSecret('us-east-1', `${base}/one`, 'discovered-one');
+    await putSecret('us-east-1', `${base}x/other`, 'discovered-other');
+    const objects = `- {objectType: secretsmanager, discover: {namePrefix: "${base}/", stripPrefix: true}}`;
+    const first = await world.client.mount(world.request(pod, { objects, region: 'us-east-1' }));
+    assert.deepEqual(filesAsText(first.files), { one: 'discovered-one' });
+    await putSecret('us-east-1', `${base}/two`, 'discovered-two');
+    const second = await world.client.mount(world.request(pod, { objects, region: 'us-east-1' }));
+    assert.deepEqual(filesAsText(second.files), { one: 'discovered-one', two: 'discovered-two' });
+    assert.deepEqual(second.object_version.map((version) => version.id).sort(), ['one', 'two']);
+  });
+
   it('keeps sub-directories when pathTranslation is False, and uses a custom character otherwise', async () => {
     const name = `${uniqueName('smk-csi')}/app/token`;
     await putSecret('us-east-1', name, 'tok');

@@ -82,6 +82,7 @@ describe('examples/', () => {
       'migration-eso',
       'rotation-mapping',
       'rotation-targets',
+      'sync-discovery',
       'sync-extract-keys',
       'sync-secret-types',
       'sync-secretproviderclass',
@@ -239,6 +240,7 @@ describe('examples/', () => {
         'sync-extract-keys',
         'sync-template',
         'sync-secret-types',
+        'sync-discovery',
       ]) {
         namespaces[name] = await bed.newNamespace(`example-${name}`);
       }
@@ -304,6 +306,17 @@ describe('examples/', () => {
       ]);
       assert.equal(decode(synced.data?.APP_password), value.password);
       assert.equal(decode(synced.data?.APP_port), String(value.port));
+    });
+
+    it('sync-discovery for real: payments has one key per secret under the prefix, none from prod/paymentsX', async () => {
+      const db = await ensureSecret('us-east-1', 'prod/payments/db', 'example-payments-db-3');
+      await ensureSecret('us-east-1', 'prod/payments/stripe', 'example-payments-stripe-3');
+      await ensureSecret('us-east-1', 'prod/paymentsX/other', 'example-payments-other-3');
+      const namespace = namespaces['sync-discovery'] ?? '';
+      await applyExample(bed.kubeConfig, 'sync-discovery', namespace);
+      const synced = await waitFor('Secret payments', 30_000, () => secret(namespace, 'payments'));
+      assert.deepEqual(Object.keys(synced.data ?? {}).sort(), ['db', 'stripe']);
+      assert.equal(decode(synced.data?.db), db);
     });
 
     it("sync-template for real: app-dsn holds the rendered DSN and properties; its Deployment's agent gets the same templates", async () => {
