@@ -296,7 +296,8 @@ function refIssues(ref: RemoteRef, field: string, subject: string): ConvertIssue
   const unsupported = (where: string, message: string): void => {
     issues.push({ severity: 'unsupported', subject, field: `${field}.${where}`, message });
   };
-  if (ref.metadataPolicy === 'Fetch') unsupported('metadataPolicy', 'smk does not read tags or metadata as values');
+  if (ref.metadataPolicy === 'Fetch')
+    unsupported('metadataPolicy', 'smk does not read tags or metadata as values');
   if (ref.decodingStrategy !== undefined && ref.decodingStrategy !== 'None') {
     unsupported('decodingStrategy', 'smk writes values as stored (no Base64 decoding)');
   }
@@ -324,7 +325,8 @@ function remoteObject(
     object = { objectName: name, objectType: settings.objectType };
     if (version !== undefined) {
       if (version.startsWith('uuid/')) object.objectVersion = version.slice('uuid/'.length);
-      else if (settings.objectType === 'ssmparameter' && /^\d+$/.test(version)) object.objectVersion = version;
+      else if (settings.objectType === 'ssmparameter' && /^\d+$/.test(version))
+        object.objectVersion = version;
       else object.objectVersionLabel = version;
     }
     byRemote.set(remote, object);
@@ -513,9 +515,15 @@ export function convertExternalSecret(
     } else templates[key] = converted;
   }
   if (template?.templateFrom !== undefined)
-    unsupported('spec.target.template.templateFrom', 'templates from ConfigMaps or Secrets have no smk equivalent');
+    unsupported(
+      'spec.target.template.templateFrom',
+      'templates from ConfigMaps or Secrets have no smk equivalent',
+    );
   if (template?.engineVersion === 'v1' && template.data !== undefined)
-    unsupported('spec.target.template.engineVersion', 'v1 templates (values as bytes) have no smk equivalent');
+    unsupported(
+      'spec.target.template.engineVersion',
+      'v1 templates (values as bytes) have no smk equivalent',
+    );
   // ESO's default mergePolicy (Replace) gives a Secret of only the template's keys.
   const templated = template?.data !== undefined && template.mergePolicy !== 'Merge';
   if (!templated && extracted) {
@@ -535,7 +543,10 @@ export function convertExternalSecret(
   ];
 
   if (target.immutable === true && target.creationPolicy === 'Merge')
-    unsupported('spec.target.immutable', 'smk does not make a Secret it merges into (creationPolicy Merge) immutable');
+    unsupported(
+      'spec.target.immutable',
+      'smk does not make a Secret it merges into (creationPolicy Merge) immutable',
+    );
   if (target.creationPolicy === 'None')
     unsupported('spec.target.creationPolicy', '"None" (no Secret written) has no SecretSync equivalent');
   if (target.deletionPolicy === 'Merge')
@@ -615,7 +626,7 @@ export function convertEso(
         subject: describe(object),
         field: 'kind',
         message:
-          'no cluster-scoped SecretSync in smk yet: nothing writes one Secret into each namespace matched by spec.namespaceSelectors / namespaces, re-checks them every spec.refreshTime, or reports provisioned and failed namespaces; convert spec.externalSecretSpec as one ExternalSecret per namespace, each reading as that namespace\'s ServiceAccount',
+          "no cluster-scoped SecretSync in smk yet: nothing writes one Secret into each namespace matched by spec.namespaceSelectors / namespaces, re-checks them every spec.refreshTime, or reports provisioned and failed namespaces; convert spec.externalSecretSpec as one ExternalSecret per namespace, each reading as that namespace's ServiceAccount",
       });
       continue;
     }
