@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { convertEso, fieldPathOf, smkTemplateOf } from './convert-eso.ts';
+import { convertEso, fieldPathOf, isZeroDuration, smkTemplateOf } from './convert-eso.ts';
 import type { ConvertIssue } from './convert-output.ts';
 
 const store = (aws: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -357,6 +357,8 @@ describe('convert ESO: refreshPolicy, immutable', () => {
       notes: ['spec.refreshInterval'],
     });
     assert.equal(policyOf({ refreshPolicy: 'OnChange', refreshInterval: '0' }).refreshPolicy, 'OnChange');
+    for (const zero of ['0', '0s', '0h0m0s', '0.0s']) assert.ok(isZeroDuration(zero), zero);
+    for (const some of ['10s', '1h0m0s', '0h30m']) assert.ok(!isZeroDuration(some), some);
   });
 
   it('target.immutable → target.immutable; refused with creationPolicy Merge (smk does not own that Secret)', () => {
@@ -403,6 +405,19 @@ describe('convert ESO: target.template.data → target.templates', () => {
       { objectName: 'password', key: 'password' },
       { objectName: 'dsn', key: 'dsn' },
     ]);
+  });
+
+  it('mergePolicy Merge with a template key spec.data also fills is named (ESO: the template wins)', () => {
+    const { issues } = only([
+      store({}),
+      externalSecret({
+        target: { template: { mergePolicy: 'Merge', data: { password: '{{ .password }}' } } },
+      }),
+    ]);
+    assert.deepEqual(
+      unsupported(issues).map((line) => line.split(':')[0]),
+      ['spec.target.template.data.password'],
+    );
   });
 
   it('functions, pipelines, trim markers, nested fields, engine v1 and templateFrom are named, key by key', () => {

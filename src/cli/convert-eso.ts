@@ -407,6 +407,11 @@ function objectsOf(
   return { objects: [...byRemote.values()], keys, issues };
 }
 
+/** ESO's "never refresh": a Go duration that is zero ("0", "0s", "0h0m0s"). */
+export function isZeroDuration(text: string): boolean {
+  return /^(?:0+(?:\.0*)?(?:ns|us|µs|ms|s|m|h)?)+$/.test(text);
+}
+
 const goReference = /^\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$/;
 
 /**
@@ -537,6 +542,16 @@ export function convertExternalSecret(
       );
     }
   }
+  if (!templated) {
+    for (const key of Object.keys(templates).filter((name) =>
+      data.keys.some((entry) => entry.key === name),
+    )) {
+      unsupported(
+        `spec.target.template.data.${key}`,
+        'mergePolicy Merge with a template key that spec.data also fills: ESO lets the template win, smk fails a key produced twice',
+      );
+    }
+  }
   const keys = [
     ...(templated ? [] : data.keys),
     ...Object.keys(templates).map((key) => ({ objectName: key, key })),
@@ -557,10 +572,10 @@ export function convertExternalSecret(
   const policy =
     spec.refreshPolicy === 'OnChange'
       ? 'OnChange'
-      : spec.refreshPolicy === 'CreatedOnce' || (refresh !== undefined && /^0+(s|m|h)?$/.test(refresh))
+      : spec.refreshPolicy === 'CreatedOnce' || (refresh !== undefined && isZeroDuration(refresh))
         ? 'CreatedOnce'
         : 'Periodic';
-  if (policy !== 'Periodic' && refresh !== undefined && !/^0+(s|m|h)?$/.test(refresh)) {
+  if (policy !== 'Periodic' && refresh !== undefined && !isZeroDuration(refresh)) {
     issues.push({
       severity: 'note',
       subject,

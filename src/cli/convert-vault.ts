@@ -3,7 +3,8 @@
  * workload's pod template become `smk.dev/*` ones. A Vault secret path becomes the Secrets Manager
  * name as it is (create the secret under that name, or edit the output); the file keeps its name
  * and its directory (`/vault/secrets` unless `secret-volume-path` says otherwise), so the app reads
- * the same path. The identity is the pod's ServiceAccount's IAM role, not a Vault role.
+ * the same path. The identity is the pod's ServiceAccount's IAM role, not a Vault role. A template
+ * that only inserts fields of its own secret becomes `smk.dev/template-<file>`.
  */
 import { annotations as smk, templatePrefix as smkTemplatePrefix } from '../webhook/annotations.ts';
 import { templatePaths } from '../webhook/manifests.ts';
