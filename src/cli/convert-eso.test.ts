@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { convertEso, fieldPathOf } from './convert-eso.ts';
+import { convertEso, fieldPathOf, isZeroDuration, smkTemplateOf } from './convert-eso.ts';
 import type { ConvertIssue } from './convert-output.ts';
 
 const store = (aws: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -210,28 +210,266 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     assert.deepEqual(sync?.spec.target.annotations, { a: 'b' });
   });
 
-  it('templates, immutable, CreatedOnce, refresh 0, creationPolicy None, dataFrom extract/find are each named', () => {
+  it('creationPolicy None, deletionPolicy Merge, dataFrom find/rewrite/generators are each named', () => {
     const { issues } = only([
       store({}),
       externalSecret({
-        refreshInterval: '0',
-        refreshPolicy: 'CreatedOnce',
-        target: { creationPolicy: 'None', immutable: true, template: { data: { dsn: '{{ .user }}' } } },
-        dataFrom: [{ extract: { key: 'prod/all' } }, { find: { name: { regexp: '^prod/' } } }],
+        target: { creationPolicy: 'None', deletionPolicy: 'Merge' },
+        dataFrom: [
+          { find: { name: { regexp: '^prod/' } } },
+          { extract: { key: 'prod/db' }, rewrite: [{ regexp: { source: '(.*)', target: 'x_$1' } }] },
+          { sourceRef: { generatorRef: { kind: 'Password', name: 'p' } } },
+        ],
       }),
     ]);
     const fields = unsupported(issues).map((line) => line.split(':')[0]);
     assert.deepEqual(fields.sort(), [
-      'spec.dataFrom[0].extract',
-      'spec.dataFrom[1].find',
-      'spec.refreshInterval',
-      'spec.refreshPolicy',
+      'spec.dataFrom[0].find',
+      'spec.dataFrom[1].rewrite',
+      'spec.dataFrom[2].sourceRef',
       'spec.target.creationPolicy',
-      'spec.target.immutable',
-      'spec.target.template.data',
+      'spec.target.deletionPolicy',
     ]);
   });
 
+  it('ClusterExternalSecret: says what smk lacks (the namespace fan-out), converts nothing', () => {
+    const result = convertEso([
+      store({}),
+      {
+        apiVersion: 'external-secrets.io/v1',
+        kind: 'ClusterExternalSecret',
+        metadata: { name: 'shared' },
+        spec: { namespaceSelectors: [{ matchLabels: { team: 'shop' } }], externalSecretSpec: {} },
+      },
+    ]);
+    assert.equal(result.objects.length, 0);
+    assert.match(
+      unsupported(result.issues).join(),
+      /^kind: no cluster-scoped SecretSync in smk yet: .*spec\.namespaceSelectors.*one ExternalSecret per namespace/,
+    );
+  });
+});
+
+describe('convert ESO: dataFrom extract → extractKeys', () => {
+  it('an extract becomes an object with extractKeys, its version carried; no target.data (keys come from the value)', () => {
+    const { sync, issues } = only([
+      store({}),
+      externalSecret({
+        data: [],
+        dataFrom: [{ extract: { key: 'prod/all', version: 'AWSPREVIOUS', conversionStrategy: 'Default' } }],
+      }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.deepEqual(sync?.spec.objects, [
+      {
+        objectName: 'prod/all',
+        objectType: 'secretsmanager',
+        objectVersionLabel: 'AWSPREVIOUS',
+        extractKeys: true,
+      },
+    ]);
+    assert.equal(sync?.spec.target.data, undefined);
+    assert.match(
+      issues.map((issue) => `${issue.severity} ${issue.field}: ${issue.message}`).join('\n'),
+      /^note spec\.dataFrom: extract → extractKeys: .*5432\.0 → 5432.*the later one win/m,
+    );
+  });
+
+  it('spec.data properties of the extracted key join its object; another key read only by property is refused (its whole value would be a key)', () => {
+    const joined = only([
+      store({}),
+      externalSecret({
+        data: [{ secretKey: 'pw', remoteRef: { key: 'prod/all', property: 'password' } }],
+        dataFrom: [{ extract: { key: 'prod/all' } }],
+      }),
+    ]);
+    assert.deepEqual(unsupported(joined.issues), []);
+    assert.deepEqual(joined.sync?.spec.objects, [
+      {
+        objectName: 'prod/all',
+        objectType: 'secretsmanager',
+        jmesPath: [{ path: 'password', objectAlias: 'pw' }],
+        extractKeys: true,
+      },
+    ]);
+    const apart = only([store({}), externalSecret({ dataFrom: [{ extract: { key: 'prod/all' } }] })]);
+    assert.deepEqual(unsupported(apart.issues), [
+      'spec.data: beside dataFrom extract, the Secret would also get the whole value of prod/db; extract that key too, or name its whole value',
+    ]);
+  });
+
+  it('what extractKeys cannot do is named: a nested property, decoding, Unicode conversion, a whole value of the same key', () => {
+    const { issues } = only([
+      store({}),
+      externalSecret({
+        data: [{ secretKey: 'all', remoteRef: { key: 'prod/all' } }],
+        dataFrom: [
+          { extract: { key: 'prod/nested', property: 'db' } },
+          { extract: { key: 'prod/b64', decodingStrategy: 'Base64', conversionStrategy: 'Unicode' } },
+          { extract: { key: 'prod/all' } },
+        ],
+      }),
+    ]);
+    assert.deepEqual(
+      unsupported(issues)
+        .map((line) => line.split(':')[0])
+        .sort(),
+      [
+        'spec.dataFrom[0].extract.property',
+        'spec.dataFrom[1].extract.conversionStrategy',
+        'spec.dataFrom[1].extract.decodingStrategy',
+        'spec.dataFrom[2].extract',
+      ],
+    );
+  });
+});
+
+describe('convert ESO: refreshPolicy, immutable', () => {
+  const policyOf = (spec: Record<string, unknown>) => {
+    const { sync, issues } = only([store({}), externalSecret(spec)]);
+    assert.deepEqual(unsupported(issues), []);
+    return {
+      refreshPolicy: sync?.spec.refreshPolicy,
+      refreshInterval: sync?.spec.refreshInterval,
+      notes: issues.filter((issue) => issue.severity === 'note').map((issue) => issue.field),
+    };
+  };
+
+  it('Periodic keeps the interval; OnChange and CreatedOnce map and drop it; interval 0 is CreatedOnce', () => {
+    assert.deepEqual(policyOf({ refreshPolicy: 'Periodic', refreshInterval: '10m' }), {
+      refreshPolicy: undefined,
+      refreshInterval: '10m',
+      notes: [],
+    });
+    assert.deepEqual(policyOf({ refreshPolicy: 'OnChange', refreshInterval: '10m' }), {
+      refreshPolicy: 'OnChange',
+      refreshInterval: undefined,
+      notes: ['spec.refreshInterval'],
+    });
+    assert.deepEqual(policyOf({ refreshPolicy: 'CreatedOnce' }), {
+      refreshPolicy: 'CreatedOnce',
+      refreshInterval: undefined,
+      notes: ['spec.refreshPolicy'],
+    });
+    assert.deepEqual(policyOf({ refreshInterval: '0s' }), {
+      refreshPolicy: 'CreatedOnce',
+      refreshInterval: undefined,
+      notes: ['spec.refreshInterval'],
+    });
+    assert.equal(policyOf({ refreshPolicy: 'OnChange', refreshInterval: '0' }).refreshPolicy, 'OnChange');
+    for (const zero of ['0', '0s', '0h0m0s', '0.0s']) assert.ok(isZeroDuration(zero), zero);
+    for (const some of ['10s', '1h0m0s', '0h30m']) assert.ok(!isZeroDuration(some), some);
+  });
+
+  it('target.immutable → target.immutable; refused with creationPolicy Merge (smk does not own that Secret)', () => {
+    const { sync } = only([store({}), externalSecret({ target: { immutable: true } })]);
+    assert.equal(sync?.spec.target.immutable, true);
+    const merged = only([
+      store({}),
+      externalSecret({ target: { immutable: true, creationPolicy: 'Merge' } }),
+    ]);
+    assert.deepEqual(
+      unsupported(merged.issues).map((line) => line.split(':')[0]),
+      ['spec.target.immutable'],
+    );
+  });
+});
+
+describe('convert ESO: target.template.data → target.templates', () => {
+  const dsn = 'postgres://{{ .user }}:{{.password}}@db:5432/app';
+
+  it('{{ .key }} references → {{ key }}; the Secret holds only the template keys (ESO mergePolicy Replace)', () => {
+    const { sync, issues } = only([
+      store({}),
+      externalSecret({
+        data: [
+          { secretKey: 'user', remoteRef: { key: 'prod/db', property: 'username' } },
+          { secretKey: 'password', remoteRef: { key: 'prod/db', property: 'password' } },
+        ],
+        target: { template: { engineVersion: 'v2', data: { DATABASE_URL: dsn } } },
+      }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.deepEqual(sync?.spec.target.templates, {
+      DATABASE_URL: 'postgres://{{ user }}:{{ password }}@db:5432/app',
+    });
+    assert.deepEqual(sync?.spec.target.data, [{ objectName: 'DATABASE_URL', key: 'DATABASE_URL' }]);
+  });
+
+  it('mergePolicy Merge keeps the fetched keys beside the template keys', () => {
+    const { sync } = only([
+      store({}),
+      externalSecret({ target: { template: { mergePolicy: 'Merge', data: { dsn: 'x={{ .password }}' } } } }),
+    ]);
+    assert.deepEqual(sync?.spec.target.data, [
+      { objectName: 'password', key: 'password' },
+      { objectName: 'dsn', key: 'dsn' },
+    ]);
+  });
+
+  it('mergePolicy Merge with a template key spec.data also fills is named (ESO: the template wins)', () => {
+    const { issues } = only([
+      store({}),
+      externalSecret({
+        target: { template: { mergePolicy: 'Merge', data: { password: '{{ .password }}' } } },
+      }),
+    ]);
+    assert.deepEqual(
+      unsupported(issues).map((line) => line.split(':')[0]),
+      ['spec.target.template.data.password'],
+    );
+  });
+
+  it('functions, pipelines, trim markers, nested fields, engine v1 and templateFrom are named, key by key', () => {
+    const { issues } = only([
+      store({}),
+      externalSecret({
+        target: {
+          template: {
+            engineVersion: 'v1',
+            data: {
+              ok: '{{ .password }}',
+              pipe: '{{ .password | b64enc }}',
+              fn: '{{ index . "tls.crt" }}',
+              trim: '{{- .password }}',
+              nested: '{{ .db.password }}',
+            },
+            templateFrom: [{ configMap: { name: 'c', items: [{ key: 'k' }] } }],
+          },
+        },
+      }),
+    ]);
+    assert.deepEqual(
+      unsupported(issues)
+        .map((line) => line.split(':')[0])
+        .sort(),
+      [
+        'spec.target.template.data.fn',
+        'spec.target.template.data.nested',
+        'spec.target.template.data.pipe',
+        'spec.target.template.data.trim',
+        'spec.target.template.engineVersion',
+        'spec.target.template.templateFrom',
+      ],
+    );
+  });
+
+  it('smkTemplateOf: only plain references; text smk would read as its own syntax is refused', () => {
+    assert.equal(smkTemplateOf('a {{ .b_1 }} c {{.D}}'), 'a {{ b_1 }} c {{ D }}');
+    assert.equal(smkTemplateOf('no references'), 'no references');
+    for (const text of [
+      '{{ .a',
+      '{% if %}',
+      '}} {{ .a }}',
+      '{{ $x }}',
+      '{{ .a | upper }}',
+      '{{ printf "%s" .a }}',
+    ]) {
+      assert.equal(smkTemplateOf(text), undefined, text);
+    }
+  });
+});
+describe('convert ESO: input', () => {
   it('an ExternalSecret not in v1 shape is reported, not thrown; other ESO kinds are named', () => {
     const broken = convertEso([store({}), { ...externalSecret({}), spec: { data: 'nope' } }]);
     assert.equal(broken.objects.length, 0);

@@ -60,7 +60,7 @@ const dataEntry = z.looseObject({
   sourceRef: z.unknown().optional(),
 });
 const dataFromEntry = z.object({
-  extract: z.unknown().optional(),
+  extract: remoteRef.optional(),
   find: z.unknown().optional(),
   rewrite: z.unknown().optional(),
   sourceRef: z.unknown().optional(),
@@ -284,12 +284,64 @@ interface SmkObject {
   objectAlias?: string;
   objectVersion?: string;
   objectVersionLabel?: string;
+  extractKeys?: true;
   jmesPath?: { path: string; objectAlias: string }[];
 }
 
-/** `spec.data` → ASCP objects (one per remote key and version) and the Secret keys they fill. */
+type RemoteRef = z.infer<typeof remoteRef>;
+
+/** What a remote ref asks of the value that smk does not do, as issues under `field`. */
+function refIssues(ref: RemoteRef, field: string, subject: string): ConvertIssue[] {
+  const issues: ConvertIssue[] = [];
+  const unsupported = (where: string, message: string): void => {
+    issues.push({ severity: 'unsupported', subject, field: `${field}.${where}`, message });
+  };
+  if (ref.metadataPolicy === 'Fetch')
+    unsupported('metadataPolicy', 'smk does not read tags or metadata as values');
+  if (ref.decodingStrategy !== undefined && ref.decodingStrategy !== 'None') {
+    unsupported('decodingStrategy', 'smk writes values as stored (no Base64 decoding)');
+  }
+  // Default keeps the keys as they are, as smk does; Unicode renames invalid ones, smk refuses them.
+  if (ref.conversionStrategy === 'Unicode') {
+    unsupported(
+      'conversionStrategy',
+      'no Unicode key conversion: smk fails an object whose key is not a valid Secret key',
+    );
+  }
+  return issues;
+}
+
+/** The ASCP object a remote key (and version) becomes; one per distinct pair. */
+function remoteObject(
+  byRemote: Map<string, SmkObject>,
+  ref: RemoteRef,
+  settings: { objectType: string; prefix: string },
+): SmkObject {
+  const version = ref.version;
+  const name = `${settings.prefix}${ref.key}`;
+  const remote = `${name}\0${version ?? ''}`;
+  let object = byRemote.get(remote);
+  if (object === undefined) {
+    object = { objectName: name, objectType: settings.objectType };
+    if (version !== undefined) {
+      if (version.startsWith('uuid/')) object.objectVersion = version.slice('uuid/'.length);
+      else if (settings.objectType === 'ssmparameter' && /^\d+$/.test(version))
+        object.objectVersion = version;
+      else object.objectVersionLabel = version;
+    }
+    byRemote.set(remote, object);
+  }
+  return object;
+}
+
+/**
+ * `spec.data` and `spec.dataFrom[].extract` → ASCP objects (one per remote key and version) and
+ * the Secret keys `spec.data` fills. An extract becomes `extractKeys: true` (on the same object as
+ * `spec.data` entries of that key, so no whole-value file appears beside them).
+ */
 function objectsOf(
   data: z.infer<typeof dataEntry>[],
+  extracts: { ref: RemoteRef; field: string }[],
   settings: { objectType: string; prefix: string },
   subject: string,
 ): { objects: SmkObject[]; keys: { objectName: string; key: string }[]; issues: ConvertIssue[] } {
@@ -304,36 +356,17 @@ function objectsOf(
     issues.push(
       ...unknownFields(dataEntry, entry, subject, field),
       ...unknownFields(remoteRef, entry.remoteRef, subject, `${field}.remoteRef`),
+      ...refIssues(entry.remoteRef, `${field}.remoteRef`, subject),
     );
     const ref = entry.remoteRef;
     if (entry.sourceRef !== undefined)
       unsupported('sourceRef', 'smk reads one store per object (no generators or per-key stores)');
-    if (ref.metadataPolicy === 'Fetch')
-      unsupported('remoteRef.metadataPolicy', 'smk does not read tags or metadata as values');
-    if (ref.decodingStrategy !== undefined && ref.decodingStrategy !== 'None') {
-      unsupported('remoteRef.decodingStrategy', 'smk writes values as stored (no Base64 decoding)');
-    }
-    if (ref.conversionStrategy === 'Unicode')
-      unsupported('remoteRef.conversionStrategy', 'no Unicode key conversion');
-    const version = ref.version;
-    const name = `${settings.prefix}${ref.key}`;
-    const remote = `${name}\0${version ?? ''}`;
-    let object = byRemote.get(remote);
-    if (object === undefined) {
-      object = { objectName: name, objectType: settings.objectType };
-      if (version !== undefined) {
-        if (version.startsWith('uuid/')) object.objectVersion = version.slice('uuid/'.length);
-        else if (settings.objectType === 'ssmparameter' && /^\d+$/.test(version))
-          object.objectVersion = version;
-        else object.objectVersionLabel = version;
-      }
-      byRemote.set(remote, object);
-    }
+    const object = remoteObject(byRemote, ref, settings);
     if (ref.property === undefined) {
       if (object.objectAlias !== undefined) {
         unsupported(
           'secretKey',
-          `the whole value of ${name} is already written as ${object.objectAlias}; smk writes one file per object`,
+          `the whole value of ${object.objectName} is already written as ${object.objectAlias}; smk writes one file per object`,
         );
         continue;
       }
@@ -348,7 +381,64 @@ function objectsOf(
     }
     keys.push({ objectName: entry.secretKey, key: entry.secretKey });
   }
+  for (const { ref, field } of extracts) {
+    issues.push(...unknownFields(remoteRef, ref, subject, field), ...refIssues(ref, field, subject));
+    if (ref.property !== undefined) {
+      issues.push({
+        severity: 'unsupported',
+        subject,
+        field: `${field}.property`,
+        message: 'extractKeys takes the top-level keys of the whole value, not of a nested object',
+      });
+      continue;
+    }
+    const object = remoteObject(byRemote, ref, settings);
+    if (object.objectAlias !== undefined) {
+      issues.push({
+        severity: 'unsupported',
+        subject,
+        field,
+        message: `the whole value of ${object.objectName} is also written as ${object.objectAlias}; an extractKeys object writes only its keys`,
+      });
+      continue;
+    }
+    object.extractKeys = true;
+  }
   return { objects: [...byRemote.values()], keys, issues };
+}
+
+/** ESO's "never refresh": a Go duration that is zero ("0", "0s", "0h0m0s"). */
+export function isZeroDuration(text: string): boolean {
+  return /^(?:0+(?:\.0*)?(?:ns|us|µs|ms|s|m|h)?)+$/.test(text);
+}
+
+const goReference = /^\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$/;
+
+/**
+ * An ESO (Go) template → smk's, when it only inserts keys: `{{ .name }}` → `{{ name }}`.
+ * Undefined for anything else (functions, pipelines, trim markers, `{{ .a.b }}`) and for text smk's
+ * engine would read as its own syntax (`{%`), so the output never means something else.
+ */
+export function smkTemplateOf(text: string): string | undefined {
+  if (text.includes('{%')) return undefined;
+  let result = '';
+  let at = 0;
+  while (at < text.length) {
+    const open = text.indexOf('{{', at);
+    const stray = text.indexOf('}}', at);
+    if (open === -1) {
+      if (stray !== -1) return undefined;
+      break;
+    }
+    if (stray !== -1 && stray < open) return undefined;
+    const close = text.indexOf('}}', open + 2);
+    if (close === -1) return undefined;
+    const name = goReference.exec(text.slice(open, close + 2))?.[1];
+    if (name === undefined) return undefined;
+    result += `${text.slice(at, open)}{{ ${name} }}`;
+    at = close + 2;
+  }
+  return result + text.slice(at);
 }
 
 /** One ExternalSecret → a SecretSync (or nothing, with the reasons). */
@@ -391,60 +481,116 @@ export function convertExternalSecret(
   const settings = storeSettings(store, namespace, subject, options.serviceAccount);
   issues.push(...settings.issues);
 
+  const extracts: { ref: RemoteRef; field: string }[] = [];
   for (const [index, entry] of (spec.dataFrom ?? []).entries()) {
-    const what = entry.extract !== undefined ? 'extract' : entry.find !== undefined ? 'find' : 'sourceRef';
-    unsupported(
-      `spec.dataFrom[${index}].${what}`,
-      what === 'extract'
-        ? 'every key of a JSON secret: not in smk yet; list each key in spec.data (one jmesPath each)'
-        : what === 'find'
-          ? 'discovery by name or tags: not in smk yet; list each secret'
-          : 'generators have no smk equivalent',
-    );
-    if (entry.rewrite !== undefined)
-      unsupported(`spec.dataFrom[${index}].rewrite`, 'no key rewriting in smk');
+    const field = `spec.dataFrom[${index}]`;
+    if (entry.extract !== undefined) extracts.push({ ref: entry.extract, field: `${field}.extract` });
+    else if (entry.find !== undefined)
+      unsupported(`${field}.find`, 'discovery by name or tags: not in smk yet; list each secret');
+    else unsupported(`${field}.sourceRef`, 'generators have no smk equivalent');
+    if (entry.rewrite !== undefined) unsupported(`${field}.rewrite`, 'no key rewriting in smk');
   }
-  const data = objectsOf(spec.data ?? [], settings, subject);
+  const data = objectsOf(spec.data ?? [], extracts, settings, subject);
   issues.push(...data.issues);
   if (data.objects.length === 0) {
     unsupported('spec.data', 'nothing smk can fetch is left; a SecretSync needs at least one object');
     return { issues };
   }
-
-  const target = spec.target ?? {};
-  const template = target.template;
-  if (template?.data !== undefined || template?.templateFrom !== undefined) {
-    unsupported(
-      'spec.target.template.data',
-      'templates: not in smk yet; the Secret gets the values themselves',
-    );
-  }
-  if (template?.engineVersion !== undefined || template?.mergePolicy !== undefined) {
+  const extracted = data.objects.some((object) => object.extractKeys === true);
+  if (extracted) {
     issues.push({
       severity: 'note',
       subject,
-      field: 'spec.target.template',
-      message: 'engineVersion / mergePolicy dropped (no templates)',
+      field: 'spec.dataFrom',
+      message:
+        'extract → extractKeys: a non-string JSON value is written as smk re-serialises it (5432.0 → 5432, nested objects compact), ESO copies its JSON text; a key produced twice fails the SecretSync (ESO lets the later one win)',
     });
   }
-  if (target.immutable === true)
-    unsupported('spec.target.immutable', 'smk keeps synced Secrets mutable (it updates them)');
+
+  const target = spec.target ?? {};
+  const template = target.template;
+  const templates: Record<string, string> = {};
+  for (const [key, text] of Object.entries(template?.data ?? {})) {
+    const converted = smkTemplateOf(text);
+    if (converted === undefined) {
+      unsupported(
+        `spec.target.template.data.${key}`,
+        'only {{ .key }} references convert ({{ key }} in smk); functions, pipelines and other Go template syntax have no equivalent',
+      );
+    } else templates[key] = converted;
+  }
+  if (template?.templateFrom !== undefined)
+    unsupported(
+      'spec.target.template.templateFrom',
+      'templates from ConfigMaps or Secrets have no smk equivalent',
+    );
+  if (template?.engineVersion === 'v1' && template.data !== undefined)
+    unsupported(
+      'spec.target.template.engineVersion',
+      'v1 templates (values as bytes) have no smk equivalent',
+    );
+  // ESO's default mergePolicy (Replace) gives a Secret of only the template's keys.
+  const templated = template?.data !== undefined && template.mergePolicy !== 'Merge';
+  if (!templated && extracted) {
+    // Keys of an extract are known only after the read, so no target.data: every file becomes a
+    // key, and an object with only jmesPath entries would add its whole value as one more.
+    for (const object of data.objects) {
+      if (object.extractKeys || object.objectAlias !== undefined) continue;
+      unsupported(
+        'spec.data',
+        `beside dataFrom extract, the Secret would also get the whole value of ${object.objectName}; extract that key too, or name its whole value`,
+      );
+    }
+  }
+  if (!templated) {
+    for (const key of Object.keys(templates).filter((name) =>
+      data.keys.some((entry) => entry.key === name),
+    )) {
+      unsupported(
+        `spec.target.template.data.${key}`,
+        'mergePolicy Merge with a template key that spec.data also fills: ESO lets the template win, smk fails a key produced twice',
+      );
+    }
+  }
+  const keys = [
+    ...(templated ? [] : data.keys),
+    ...Object.keys(templates).map((key) => ({ objectName: key, key })),
+  ];
+
+  if (target.immutable === true && target.creationPolicy === 'Merge')
+    unsupported(
+      'spec.target.immutable',
+      'smk does not make a Secret it merges into (creationPolicy Merge) immutable',
+    );
   if (target.creationPolicy === 'None')
     unsupported('spec.target.creationPolicy', '"None" (no Secret written) has no SecretSync equivalent');
   if (target.deletionPolicy === 'Merge')
     unsupported('spec.target.deletionPolicy', '"Merge" has no equivalent: Retain or Delete');
-  if (spec.refreshPolicy !== undefined && spec.refreshPolicy !== 'Periodic') {
-    unsupported(
-      'spec.refreshPolicy',
-      `${spec.refreshPolicy}: smk refreshes periodically (and on rotation events)`,
-    );
-  }
+
   const refresh = spec.refreshInterval;
-  if (refresh !== undefined && /^0+(s|m|h)?$/.test(refresh)) {
-    unsupported(
-      'spec.refreshInterval',
-      '"0" (never refresh) has no equivalent; smk refreshes at least every interval',
-    );
+  // ESO: interval 0 under Periodic means "create once"; OnChange ignores the interval.
+  const policy =
+    spec.refreshPolicy === 'OnChange'
+      ? 'OnChange'
+      : spec.refreshPolicy === 'CreatedOnce' || (refresh !== undefined && isZeroDuration(refresh))
+        ? 'CreatedOnce'
+        : 'Periodic';
+  if (policy !== 'Periodic' && refresh !== undefined && !isZeroDuration(refresh)) {
+    issues.push({
+      severity: 'note',
+      subject,
+      field: 'spec.refreshInterval',
+      message: `dropped: refreshPolicy ${policy} reads no value periodically`,
+    });
+  }
+  if (policy === 'CreatedOnce') {
+    issues.push({
+      severity: 'note',
+      subject,
+      field: spec.refreshPolicy === 'CreatedOnce' ? 'spec.refreshPolicy' : 'spec.refreshInterval',
+      message:
+        'CreatedOnce: smk reads until its Secret exists, then never; ESO also rewrites the Secret when someone changes it',
+    });
   }
 
   const secretSync = {
@@ -461,9 +607,12 @@ export function convertExternalSecret(
         ...(template?.metadata?.annotations === undefined
           ? {}
           : { annotations: template.metadata.annotations }),
-        data: data.keys,
+        ...(extracted && !templated ? {} : { data: keys }),
+        ...(Object.keys(templates).length === 0 ? {} : { templates }),
+        ...(target.immutable === true ? { immutable: true } : {}),
       },
-      ...(refresh === undefined || /^0+(s|m|h)?$/.test(refresh) ? {} : { refreshInterval: refresh }),
+      ...(policy === 'Periodic' ? {} : { refreshPolicy: policy }),
+      ...(policy === 'Periodic' && refresh !== undefined ? { refreshInterval: refresh } : {}),
       ...(target.creationPolicy === undefined || target.creationPolicy === 'None'
         ? {}
         : { creationPolicy: target.creationPolicy }),
@@ -486,6 +635,16 @@ export function convertEso(
     if (!isEsoObject(object)) continue;
     const kind = (object as { kind?: unknown }).kind;
     if (kind === 'SecretStore' || kind === 'ClusterSecretStore') continue;
+    if (kind === 'ClusterExternalSecret') {
+      issues.push({
+        severity: 'unsupported',
+        subject: describe(object),
+        field: 'kind',
+        message:
+          "no cluster-scoped SecretSync in smk yet: nothing writes one Secret into each namespace matched by spec.namespaceSelectors / namespaces, re-checks them every spec.refreshTime, or reports provisioned and failed namespaces; convert spec.externalSecretSpec as one ExternalSecret per namespace, each reading as that namespace's ServiceAccount",
+      });
+      continue;
+    }
     if (kind !== 'ExternalSecret') {
       issues.push({
         severity: 'unsupported',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { convertVaultAnnotations, convertVaultObject } from './convert-vault.ts';
+import { convertVaultAnnotations, convertVaultObject, smkTemplateOfVault } from './convert-vault.ts';
 
 const base = {
   'vault.hashicorp.com/agent-inject': 'true',
@@ -55,6 +55,47 @@ describe('convert Vault injector annotations', () => {
       ['vault.hashicorp.com/agent-inject-template-db.json'],
     );
     assert.doesNotMatch(unsupported[0]?.message ?? '', /Data\.data/, 'the template itself is not echoed');
+  });
+
+  it('a template of plain references to its own secret → smk.dev/template-<file>, the object read by extractKeys', () => {
+    const result = convertVaultAnnotations(
+      {
+        ...base,
+        'vault.hashicorp.com/agent-inject-file-db.json': 'db.env',
+        'vault.hashicorp.com/agent-inject-template-db.json':
+          '{{- with secret "secret/data/web/db" -}}\nDB_URL=postgres://{{ .Data.data.user }}:{{ .Data.data.password }}@db/app\n{{- end }}\n',
+      },
+      'Pod web',
+    );
+    assert.deepEqual(JSON.parse(result.annotations?.['smk.dev/objects'] ?? ''), [
+      { objectName: 'secret/data/web/db', objectType: 'secretsmanager', extractKeys: true },
+    ]);
+    assert.equal(
+      result.annotations?.['smk.dev/template-db.env'],
+      'DB_URL=postgres://{{ user }}:{{ password }}@db/app\n',
+      "the wrapper's trim markers applied as Go does",
+    );
+    assert.deepEqual(
+      result.issues.filter((issue) => issue.severity === 'unsupported'),
+      [],
+    );
+  });
+
+  it('smkTemplateOfVault: only the own path, only .Data references', () => {
+    const path = 'secret/data/web/db';
+    assert.deepEqual(smkTemplateOfVault(`{{ with secret "${path}" }}{{ .Data.user }}{{ end }}`, path), {
+      text: '{{ user }}',
+      keys: ['user'],
+    });
+    for (const text of [
+      '{{ with secret "other" }}{{ .Data.user }}{{ end }}',
+      `{{ with secret "${path}" }}{{ .Data.user | toUpper }}{{ end }}`,
+      `{{ with secret "${path}" }}{{ range $k, $v := .Data.data }}{{ $k }}{{ end }}{{ end }}`,
+      `{{ .Data.user }}`,
+      `{{ with secret "${path}" }}{% raw %}{{ end }}`,
+    ]) {
+      assert.equal(smkTemplateOfVault(text, path), undefined, text);
+    }
   });
 
   it('an unknown vault annotation is unsupported; injection off removes them with a note', () => {

@@ -3,9 +3,10 @@
  * workload's pod template become `smk.dev/*` ones. A Vault secret path becomes the Secrets Manager
  * name as it is (create the secret under that name, or edit the output); the file keeps its name
  * and its directory (`/vault/secrets` unless `secret-volume-path` says otherwise), so the app reads
- * the same path. The identity is the pod's ServiceAccount's IAM role, not a Vault role.
+ * the same path. The identity is the pod's ServiceAccount's IAM role, not a Vault role. A template
+ * that only inserts fields of its own secret becomes `smk.dev/template-<file>`.
  */
-import { annotations as smk } from '../webhook/annotations.ts';
+import { annotations as smk, templatePrefix as smkTemplatePrefix } from '../webhook/annotations.ts';
 import { templatePaths } from '../webhook/manifests.ts';
 import type { ConvertIssue } from './convert-output.ts';
 
@@ -29,6 +30,47 @@ const dropped: Readonly<Record<string, string>> = {
   [`${prefix}service`]: "no Vault address in smk; AWS is reached with the pod's region and role",
   [`${prefix}agent-init-first`]: "smk's init container always runs first",
 };
+
+const withSecret =
+  /^(\s*)\{\{(-?)\s*with\s+secret\s+"([^"]+)"\s*(-?)\}\}([\s\S]*)\{\{(-?)\s*end\s*(-?)\}\}(\s*)$/;
+const dataReference = /^\{\{\s*\.Data\.(?:data\.)?([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$/;
+
+/**
+ * A Vault agent template that only inserts keys of the file's own secret → smk's template:
+ * `{{ with secret "PATH" }}…{{ .Data.data.key }}…{{ end }}` (`.Data.key` for KV v1) → `…{{ key }}…`,
+ * with the wrapper's `{{-`/`-}}` whitespace trimming applied as Go's text/template does. Undefined
+ * for anything else: another path, functions, pipelines, ranges, trim markers inside.
+ */
+export function smkTemplateOfVault(text: string, path: string): { text: string; keys: string[] } | undefined {
+  const wrapper = withSecret.exec(text);
+  if (wrapper === null || wrapper[3] !== path) return undefined;
+  const [, before = '', trimBefore, , trimAfterWith, inner = '', trimBeforeEnd, trimAfter, after = ''] =
+    wrapper;
+  let body = inner;
+  if (trimAfterWith === '-') body = body.trimStart();
+  if (trimBeforeEnd === '-') body = body.trimEnd();
+  if (body.includes('{%')) return undefined;
+  const keys: string[] = [];
+  let result = '';
+  let at = 0;
+  while (at < body.length) {
+    const open = body.indexOf('{{', at);
+    if (open === -1) break;
+    const close = body.indexOf('}}', open + 2);
+    if (close === -1) return undefined;
+    const key = dataReference.exec(body.slice(open, close + 2))?.[1];
+    if (key === undefined) return undefined;
+    if (!keys.includes(key)) keys.push(key);
+    result += `${body.slice(at, open)}{{ ${key} }}`;
+    at = close + 2;
+  }
+  const rest = body.slice(at);
+  if (rest.includes('}}')) return undefined;
+  return {
+    text: `${trimBefore === '-' ? '' : before}${result}${rest}${trimAfter === '-' ? '' : after}`,
+    keys,
+  };
+}
 
 export interface VaultAnnotationResult {
   /** The new annotations (vault ones removed, smk ones added); undefined when the pod did not use Vault. */
@@ -60,7 +102,8 @@ export function convertVaultAnnotations(
     return { annotations: kept, issues };
   }
 
-  const objects: Record<string, string>[] = [];
+  const objects: Record<string, string | boolean>[] = [];
+  const templates: Record<string, string> = {};
   for (const name of names.filter((candidate) => candidate.startsWith(secretPrefix)).sort()) {
     const file = name.slice(secretPrefix.length);
     const path = annotations[name]?.trim() ?? '';
@@ -68,15 +111,23 @@ export function convertVaultAnnotations(
       unsupported(name, 'expected agent-inject-secret-<file>: <vault path>');
       continue;
     }
-    if (annotations[`${templatePrefix}${file}`] !== undefined) {
+    const templateText = annotations[`${templatePrefix}${file}`];
+    const template = templateText === undefined ? undefined : smkTemplateOfVault(templateText, path);
+    if (templateText !== undefined && template === undefined) {
       unsupported(
         `${templatePrefix}${file}`,
-        'templates: not in smk yet; the file gets the secret value as stored (JSON for a key/value secret)',
+        `only a {{ with secret "${path}" }} block whose body inserts fields of that secret ({{ .Data.<key> }}, for KV v2 under .Data's data) converts; functions, pipelines, ranges and other secrets have no smk template equivalent`,
       );
-    } else {
+    }
+    if (template === undefined) {
       note(
         name,
         `Vault path ${path} is used as the Secrets Manager name; Vault's default rendering (a Go map) becomes the value as stored`,
+      );
+    } else {
+      note(
+        `${templatePrefix}${file}`,
+        `→ ${smkTemplatePrefix}<file>, reading the keys of the JSON secret ${path} (extractKeys); each key is also a file in the directory, and a key name used twice fails the pod's objects (add a keyPrefix)`,
       );
     }
     const fileName = annotations[`${filePrefix}${file}`]?.trim() || file;
@@ -87,11 +138,12 @@ export function convertVaultAnnotations(
       );
       continue;
     }
-    const object: Record<string, string> = {
+    const object: Record<string, string | boolean> = {
       objectName: path,
       objectType: 'secretsmanager',
-      objectAlias: fileName,
+      ...(template === undefined ? { objectAlias: fileName } : { extractKeys: true }),
     };
+    if (template !== undefined) templates[fileName] = template.text;
     const perms = annotations[`${permsPrefix}${file}`]?.trim();
     if (perms !== undefined) {
       if (/^0?[0-7]{3}$/.test(perms)) object.filePermission = perms.padStart(4, '0');
@@ -110,6 +162,7 @@ export function convertVaultAnnotations(
     [smk.objects]: JSON.stringify(objects),
     [smk.mountPath]: annotations[`${prefix}secret-volume-path`]?.trim() || vaultSecretsDir,
   };
+  for (const [file, text] of Object.entries(templates)) result[`${smkTemplatePrefix}${file}`] = text;
   const prePopulateOnly = annotations[`${prefix}agent-pre-populate-only`]?.trim().toLowerCase() === 'true';
   if (!prePopulateOnly) result[smk.refreshInterval] = vaultRefreshInterval;
 

@@ -18,13 +18,13 @@ describe('smk convert', () => {
     const result = await smk([
       'convert',
       '-f',
-      `${fixtures}es-with-extract.yaml`,
+      `${fixtures}es-with-find.yaml`,
       '-f',
       `${fixtures}store.yaml`,
     ]);
     assert.equal(result.code, 1);
     assert.equal(result.stdout, '');
-    assert.match(result.stderr, /^unsupported ExternalSecret shop\/all spec\.dataFrom\[0\]\.extract: /m);
+    assert.match(result.stderr, /^unsupported ExternalSecret shop\/all spec\.dataFrom\[0\]\.find: /m);
   });
 
   test('--allow-partial prints what converted and exits 0', async () => {
@@ -62,6 +62,47 @@ describe('smk convert', () => {
         filePermission: '0440',
       },
     ]);
+  });
+
+  test('a Vault template of plain references converts to smk.dev/template-<file>, and smk inject accepts it', async () => {
+    const pod = [
+      'apiVersion: v1',
+      'kind: Pod',
+      'metadata:',
+      '  name: web',
+      '  namespace: shop',
+      '  annotations:',
+      '    vault.hashicorp.com/agent-inject: "true"',
+      '    vault.hashicorp.com/agent-inject-secret-db.env: shop/web/db',
+      '    vault.hashicorp.com/agent-inject-template-db.env: |',
+      '      {{- with secret "shop/web/db" -}}',
+      '      DB_URL=postgres://{{ .Data.data.user }}:{{ .Data.data.password }}@db/app',
+      '      {{- end }}',
+      'spec:',
+      '  serviceAccountName: web',
+      '  containers: [{name: web, image: "busybox:1.36"}]',
+      '',
+    ].join('\n');
+    const converted = await smk(['convert', '-f', '-'], pod);
+    assert.equal(converted.code, 0, converted.stderr);
+    const [object] = parseAllDocuments(converted.stdout).map((document) => document.toJS()) as {
+      metadata: { annotations: Record<string, string> };
+    }[];
+    assert.equal(
+      object?.metadata.annotations['smk.dev/template-db.env'],
+      'DB_URL=postgres://{{ user }}:{{ password }}@db/app\n',
+    );
+    const injected = await smk(['inject', '-f', '-'], converted.stdout);
+    assert.equal(injected.code, 0, injected.stderr);
+    const [injectedPod] = parseAllDocuments(injected.stdout).map((document) => document.toJS()) as {
+      spec: { initContainers: { name: string; env: { name: string; value?: string }[] }[] };
+    }[];
+    const env = Object.fromEntries(
+      (injectedPod?.spec.initContainers[0]?.env ?? []).map((variable) => [variable.name, variable.value]),
+    );
+    assert.deepEqual(JSON.parse(env.SMK_TEMPLATES ?? '{}'), {
+      'db.env': 'DB_URL=postgres://{{ user }}:{{ password }}@db/app\n',
+    });
   });
 
   test('input without anything to convert is refused by flag', async () => {
