@@ -36,11 +36,13 @@ import {
   type V1Secret,
   Watch,
 } from '@kubernetes/client-node';
+import { Agent as UndiciAgent, request as undiciRequest } from 'undici';
 import { loadKubeConfig } from '../src/kube/client.ts';
 import { controllerAccess, renderChart, serverSideApply } from '../test/deploy/helm.ts';
 import { startAwsProxy } from '../test/harness/aws-proxy.ts';
 import { renderKubeConfig } from '../test/testbed/kubeconfig.ts';
-import { printTable } from './table.ts';
+import { machineLoad, printPeerTable } from './peers.ts';
+import { percentile, printTable } from './table.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const group = { group: 'smk.dev', version: 'v1alpha1', plural: 'secretsyncs' };
@@ -115,6 +117,77 @@ async function baselineWorker(namespaces: readonly string[], concurrency: number
   );
 }
 
+// ---- floor worker (a child process of this file) ------------------------------------------------
+
+/**
+ * The floor of a cold start: the writes smk makes per SecretSync and nothing else (a Secret
+ * create, then a server-side apply of the Ready status) at the same concurrency, through undici on
+ * one pooled Agent as smk's transport does (src/kube/http.ts): no AWS call, no informer, no plan.
+ * What the API server costs per write bounds smk's time; the ratio says how much smk adds.
+ */
+async function floorWorker(namespaces: readonly string[], count: number, concurrency: number): Promise<void> {
+  const kubeConfig = loadKubeConfig();
+  const cluster = kubeConfig.getCurrentCluster();
+  const token = kubeConfig.getCurrentUser()?.token;
+  if (!cluster || !token) throw new Error('floor worker: the kubeconfig names no cluster or token');
+  const dispatcher = new UndiciAgent({
+    connect: { ca: Buffer.from(cluster.caData ?? '', 'base64').toString('utf8') },
+  });
+  const write = async (
+    method: 'POST' | 'PATCH',
+    path: string,
+    contentType: string,
+    body: unknown,
+  ): Promise<void> => {
+    const answer = await undiciRequest(`${cluster.server}${path}`, {
+      method,
+      dispatcher,
+      headers: { authorization: `Bearer ${token}`, 'content-type': contentType, accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await answer.body.text();
+    if (answer.statusCode >= 300)
+      throw new Error(`${method} ${path}: HTTP ${answer.statusCode} ${text.slice(0, 200)}`);
+  };
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const namespace = namespaces[i % namespaces.length] as string;
+        const name = `sync-${i}`;
+        await write('POST', `/api/v1/namespaces/${namespace}/secrets`, 'application/json', {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name, namespace },
+          data: { value: Buffer.from(`value-${i}-${'x'.repeat(64)}`).toString('base64') },
+        });
+        await write(
+          'PATCH',
+          `/apis/${group.group}/${group.version}/namespaces/${namespace}/${group.plural}/${name}/status?fieldManager=bench-floor&force=true`,
+          'application/apply-patch+yaml',
+          {
+            apiVersion: 'smk.dev/v1alpha1',
+            kind: 'SecretSync',
+            metadata: { name, namespace },
+            status: {
+              conditions: [
+                {
+                  type: 'Ready',
+                  status: 'True',
+                  reason: 'Synced',
+                  message: 'floor',
+                  lastTransitionTime: new Date().toISOString(),
+                },
+              ],
+            },
+          },
+        );
+      }
+    }),
+  );
+  await dispatcher.close();
+}
+
 // ---- the benchmark ------------------------------------------------------------------------------
 
 const { values } = parseArgs({
@@ -126,11 +199,21 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     'node-options': { type: 'string', default: '--max-old-space-size=160 --max-semi-space-size=4' },
     'baseline-worker': { type: 'string' },
+    'floor-worker': { type: 'string' },
+    'floor-count': { type: 'string' },
   },
 });
 
 if (values['baseline-worker'] !== undefined) {
   await baselineWorker(values['baseline-worker'].split(','), Number(values.concurrency));
+  process.exit(0);
+}
+if (values['floor-worker'] !== undefined) {
+  await floorWorker(
+    values['floor-worker'].split(','),
+    Number(values['floor-count']),
+    Number(values.concurrency),
+  );
   process.exit(0);
 }
 
@@ -524,6 +607,32 @@ try {
     kubeConfigDir,
   );
 
+  // The floor (same writes, nothing else) just before and just after smk: the API server's pace
+  // drifts with the machine's other load, so smk's time is put beside both.
+  const floorRun = async (label: string): Promise<RunResult> => {
+    process.stderr.write(`floor (${label}): creating ${n} SecretSyncs in ${tenants} namespaces…\n`);
+    const floorNamespaces = await createTenants(kubeConfig, label);
+    created.push(...floorNamespaces);
+    await createSecretSyncs(kubeConfig, floorNamespaces);
+    process.stderr.write(`floor (${label}): ${n} Secret creates + ${n} status applies…\n`);
+    return measure(kubeConfig, floorNamespaces, proxy, () =>
+      spawn(
+        process.execPath,
+        [
+          new URL(import.meta.url).pathname,
+          '--floor-worker',
+          floorNamespaces.join(','),
+          '--floor-count',
+          String(n),
+          '--concurrency',
+          String(concurrency),
+        ],
+        { env: { ...env, KUBECONFIG: baselineKubeConfig }, stdio: ['ignore', 'ignore', 'pipe'] },
+      ),
+    );
+  };
+  const floors = [await floorRun('floor1')];
+
   process.stderr.write(`smk: creating ${n} SecretSyncs in ${tenants} namespaces…\n`);
   const smkNamespaces = await createTenants(kubeConfig, 'smk');
   created.push(...smkNamespaces);
@@ -552,6 +661,8 @@ try {
       { env: { ...env, KUBECONFIG: smkKubeConfig }, stdio: ['ignore', 'ignore', 'pipe'] },
     ),
   );
+
+  floors.push(await floorRun('floor2'));
 
   process.stderr.write(`baseline: creating ${n} SecretSyncs in ${tenants} namespaces…\n`);
   const baseNamespaces = await createTenants(kubeConfig, 'base');
@@ -585,6 +696,14 @@ try {
     ],
     [
       ['smk controller', smk.seconds, smk.secretsManagerCalls, smk.stsCalls, smk.rssMb, smk.calls],
+      ...floors.map((floor, index) => [
+        `floor ${index === 0 ? 'before' : 'after'} smk: ${n} Secret creates + ${n} status applies`,
+        floor.seconds,
+        floor.secretsManagerCalls,
+        floor.stsCalls,
+        floor.rssMb,
+        floor.calls || '–',
+      ]),
       [
         'baseline: GetSecretValue per object (ESO)',
         baseline.seconds,
@@ -593,6 +712,26 @@ try {
         baseline.rssMb,
         baseline.calls,
       ],
+    ],
+  );
+  // As a peer table, so `npm run bench` shows it with its spread (the floor is this run's own peer).
+  const ratios = floors.map((floor) => smk.seconds / floor.seconds);
+  printPeerTable(
+    `sync; ratio = smk ÷ floor, the floor run just before and just after smk; ${await machineLoad()}`,
+    [
+      {
+        figure: `sync cold start ÷ its floor (${n} Secret creates + ${n} status applies, concurrency ${concurrency})`,
+        unit: 's',
+        smk: smk.seconds,
+        peer: percentile(
+          floors.map((floor) => floor.seconds),
+          50,
+        ),
+        peerName: 'floor: same writes only',
+        ratios,
+        goal: values.large ? '≤ 1.25× (issue 19)' : '≤ 1.25× at N=10,000 (issue 19)',
+        met: values.large ? percentile(ratios, 50) <= 1.25 : undefined,
+      },
     ],
   );
 } finally {
