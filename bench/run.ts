@@ -245,6 +245,7 @@ const quickArgs: Readonly<Record<string, readonly string[]>> = {
   sync: ['--n', '100', '--m', '20'],
   rotation: ['--secrets', '100', '--pods', '500', '--trials', '5'],
   csi: ['--rounds', '2', '--mounts', '10'],
+  'webhook-memory': ['--seconds', '20', '--flood-seconds', '10', '--peer-seconds', '10'],
 };
 
 export interface FigureRow {
@@ -506,7 +507,7 @@ async function benchNames(): Promise<string[]> {
     )
     .map((file) => file.slice(0, -'.ts'.length));
   // The issues' order first, then anything newer.
-  const order = ['fetch', 'webhook', 'sync', 'rotation', 'csi'];
+  const order = ['fetch', 'webhook', 'webhook-memory', 'sync', 'rotation', 'csi'];
   return found.sort(
     (a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99) || a.localeCompare(b),
   );

@@ -453,18 +453,27 @@ try {
       met: percentile(ratios, 50) >= 1.5,
     };
   };
+  // Throughput at saturation on a shared machine measures its other load as much as the server
+  // (and wrk, on the other core, can run short of CPU first); a core's worth of requests from the
+  // server's own CPU time per request does not, so the goal is judged on both.
+  const capacity = (smkVariant: Variant, goVariant: Variant, containers: number): PeerFigure => {
+    const ratios = perRound(smkVariant, goVariant, (m) => 1 / m.cpuMicros);
+    return {
+      figure: `webhook capacity per core (1 s ÷ CPU per request), ${containers} container${containers > 1 ? 's' : ''}`,
+      unit: 'req/s',
+      smk: 1e6 / mid(smkVariant, (m) => m.cpuMicros),
+      peer: 1e6 / mid(goVariant, (m) => m.cpuMicros),
+      peerName: 'Go injector',
+      ratios,
+      goal: '≥ 1.5× (issue 19, from CPU)',
+      met: percentile(ratios, 50) >= 1.5,
+    };
+  };
   printPeerTable(`webhook; ratio = smk ÷ peer per round, ${rounds} rounds; ${load}`, [
     throughput(variants.smk1, variants.go1, 1),
     throughput(variants.smk3, variants.go3, 3),
-    {
-      figure: 'webhook CPU per request, 3 containers, saturation',
-      unit: 'µs',
-      smk: mid(variants.smk3, (m) => m.cpuMicros),
-      peer: mid(variants.go3, (m) => m.cpuMicros),
-      peerName: 'Go injector',
-      ratios: perRound(variants.smk3, variants.go3, (m) => m.cpuMicros),
-      goal: '(lower is better)',
-    },
+    capacity(variants.smk1, variants.go1, 1),
+    capacity(variants.smk3, variants.go3, 3),
     {
       figure: 'webhook p99 at 1,000 req/s, 3 containers',
       unit: 'ms',
@@ -473,6 +482,15 @@ try {
       peerName: 'Go injector',
       ratios: perRound(variants.smk3, variants.go3, (m) => m.p99, pacedRuns),
       goal: '(neighbours decide p99; see CPU per request)',
+    },
+    {
+      figure: 'webhook CPU per request at 1,000 req/s, 3 containers',
+      unit: 'µs',
+      smk: mid(variants.smk3, (m) => m.cpuMicros, pacedRuns),
+      peer: mid(variants.go3, (m) => m.cpuMicros, pacedRuns),
+      peerName: 'Go injector',
+      ratios: perRound(variants.smk3, variants.go3, (m) => m.cpuMicros, pacedRuns),
+      goal: '(lower is better; the figure p99 stands on)',
     },
     {
       figure: 'webhook RSS after the run',
