@@ -580,6 +580,14 @@ async function main(): Promise<number> {
       '',
       markdownTable(rows),
       '',
+      ...((await readdir(resultsDir)).includes('webhook-memory.svg')
+        ? [
+            'Webhook memory over time (bench/webhook-memory.ts: RSS, its anonymous part, V8 heap and external memory; the Go injector and a bare Node server at the same rate):',
+            '',
+            '![webhook memory over time](webhook-memory.svg)',
+            '',
+          ]
+        : []),
     ].join('\n'),
   );
   process.stdout.write(

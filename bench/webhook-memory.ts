@@ -414,6 +414,7 @@ try {
         'smk webhook',
         `${rate} req/s, 2nd half`,
         soak.answered,
+        soak.answered / soakSeconds,
         soak.failed,
         soak.cpuMicros,
         percentile(smkSteady, 50),
@@ -426,6 +427,7 @@ try {
           .map(([status, count]) => `${count}× ${status === '0' ? 'closed' : status}`)
           .join(', ')})`,
         underFlood.answered,
+        underFlood.answered / floodSeconds,
         underFlood.failed,
         underFlood.cpuMicros,
         percentile(smkFlood, 50),
@@ -436,6 +438,7 @@ try {
         'Go injector',
         `${rate} req/s, 2nd half`,
         goRun.answered,
+        goRun.answered / peerSeconds,
         goRun.failed,
         goRun.cpuMicros,
         percentile(goSteady, 50),
@@ -446,6 +449,7 @@ try {
         'bare Node HTTPS "allowed" (floor of any Node webhook)',
         `${rate} req/s, 2nd half`,
         bareRun.answered,
+        bareRun.answered / peerSeconds,
         bareRun.failed,
         bareRun.cpuMicros,
         percentile(bareSteady, 50),
@@ -504,7 +508,7 @@ try {
       return value === undefined || Number.isNaN(value) ? [] : [[sample.t + offset, value]];
     });
   const svg = svgPlot(
-    `smk webhook at ${rate} req/s, then under a flood of 2.9 MB reviews (${new Date().toISOString().slice(0, 16)} UTC, ${load})`,
+    `smk webhook asked ${rate} req/s (reached ${(soak.answered / soakSeconds).toFixed(0)}), then a flood of 2.9 MB reviews (${new Date().toISOString().slice(0, 16)} UTC, ${load})`,
     [
       { name: 'smk RSS', color: '#1f77b4', points: points(smkSeries, (s) => s.rssMiB) },
       { name: 'smk RSS, anonymous', color: '#17becf', points: points(smkSeries, (s) => s.anonMiB) },

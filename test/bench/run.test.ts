@@ -80,6 +80,12 @@ test('figures against goals: the fixtures (real runs with the peers) read as pri
     sync.every((row) => row.met === undefined),
     'sync goals are judged only at N=10,000',
   );
+  // The floor (the same writes alone, before and after smk) is the sync's peer: its spread shows.
+  const floor = sync.find((row) => row.peer === 'floor: same writes only');
+  assert.deepEqual(
+    [floor?.smk, floor?.baseline, floor?.ratioMin, floor?.ratio, floor?.ratioMax],
+    [40.19, 16.87, 1.17, 1.17, 2.38],
+  );
   const rotation = figuresOf('rotation', output('rotation'));
   assert.equal(rotation[0]?.met, true);
   assert.equal(rotation[1]?.baseline, 114);
