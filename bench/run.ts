@@ -6,8 +6,9 @@
  * bench/results/latest.md; each benchmark's own output is kept beside them (bench/results/<name>.txt).
  *
  *   npm run bench                      all of them at their goals' sizes (sync at N=10,000/M=1,000):
- *                                      about 14 min on 2 cores (sync about 6, webhook 3, csi 1.5; each
- *                                      starts its own world); the first run also builds the peers
+ *                                      50 min on 2 cores under a load average of 15–31 (sync 27 min,
+ *                                      webhook-memory 14 with its 10-minute soak, webhook 3, csi 1.5;
+ *                                      each starts its own world); the first run also builds the peers
  *                                      (bench/tools/build-peers.sh: about 15 min on a busy 2-core machine)
  *   npm run bench -- csi fetch         only these (their rows replace those of the last run)
  *   npm run bench -- --quick           smaller sizes (a smoke run, figures not comparable)

@@ -731,6 +731,7 @@ try {
   );
   // As a peer table, so `npm run bench` shows it with its spread (the floor is this run's own peer).
   const ratios = floors.map((floor) => smk.seconds / floor.seconds);
+  const floorMean = floors.reduce((sum, floor) => sum + floor.seconds, 0) / floors.length;
   printPeerTable(
     `sync; ratio = smk ÷ floor, the floor run just before and just after smk; ${await machineLoad()}`,
     [
@@ -738,12 +739,13 @@ try {
         figure: `sync cold start ÷ its floor (${n} Secret creates + ${n} status applies, concurrency ${concurrency})`,
         unit: 's',
         smk: smk.seconds,
-        // The floor run whose ratio is the median one (of two runs: the slower floor, the smaller ratio).
-        peer: smk.seconds / percentile(ratios, 50),
-        peerName: 'floor: same writes only',
+        // Judged on the mean of the floor runs around smk: of two runs, a "median" would be the
+        // slower floor alone, and the floor's pace drifts with the machine's load between runs.
+        peer: floorMean,
+        peerName: 'floor: same writes only (mean)',
         ratios,
-        goal: values.large ? '≤ 1.25× (issue 19)' : '≤ 1.25× at N=10,000 (issue 19)',
-        met: values.large ? percentile(ratios, 50) <= 1.25 : undefined,
+        goal: values.large ? '≤ 1.25× of the mean floor (issue 19)' : '≤ 1.25× at N=10,000 (issue 19)',
+        met: values.large ? smk.seconds / floorMean <= 1.25 : undefined,
       },
       {
         // What smk adds per object in its own CPU time, which the machine's other load does not

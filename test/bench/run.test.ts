@@ -66,13 +66,15 @@ test('figures against goals: the fixtures (real runs with the peers) read as pri
   assert.deepEqual(
     webhook.map((row) => [row.smk, row.baseline, row.met]),
     [
-      [1442, 2255, false],
-      [1029, 1311, false],
-      [365, 382, undefined],
-      [54.48, 72.01, undefined],
-      [120, 17.01, false],
-      [54.48, 39.25, false],
-      [1029, 2518, false],
+      [239, 396, false],
+      [176, 341, false],
+      [1452, 2485, false],
+      [1754, 1964, false],
+      [227, 243, undefined],
+      [558, 542, undefined],
+      [92.41, 17.21, false],
+      [227, 309, false],
+      [176, 307, true],
     ],
   );
   const sync = figuresOf('sync', output('sync'));
