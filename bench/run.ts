@@ -6,7 +6,7 @@
  * bench/results/latest.md; each benchmark's own output is kept beside them (bench/results/<name>.txt).
  *
  *   npm run bench                      all of them at their goals' sizes (sync at N=10,000/M=1,000):
- *                                      50 min on 2 cores under a load average of 15–31 (sync 27 min,
+ *                                      50 min on 2 cores under a 1-minute load average of 9–35 (sync 27 min,
  *                                      webhook-memory 14 with its 10-minute soak, webhook 3, csi 1.5;
  *                                      each starts its own world); the first run also builds the peers
  *                                      (bench/tools/build-peers.sh: about 15 min on a busy 2-core machine)
