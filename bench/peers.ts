@@ -4,8 +4,10 @@
  * cores, reading a process's CPU and RSS, and the "Peers" table of per-round ratios that
  * `npm run bench` collects (bench/run.ts).
  */
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -146,4 +148,103 @@ export function printPeerTable(note: string, figures: readonly PeerFigure[]): vo
 export async function machineLoad(): Promise<string> {
   const loadavg = (await readFile('/proc/loadavg', 'utf8').catch(() => '')).split(' ')[0] ?? '?';
   return `load average ${loadavg} on ${cpus().length} cores`;
+}
+
+// ---- webhook servers (bench/webhook.ts, bench/webhook-memory.ts) --------------------------------
+
+/** A webhook server under test (smk, the bare baseline, the Go injector). */
+export interface Server {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly path: string;
+}
+
+/** Starts a Node server (with `nodeOptions` as NODE_OPTIONS) on the servers' core and waits for its `webhook listening` line (with the port). */
+export function startNodeServer(name: string, args: readonly string[], nodeOptions = ''): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const [command, pinned] = onServerCore(process.execPath, args);
+    const child = spawn(command, pinned, {
+      cwd: root,
+      env: { ...process.env, SMK_LOG_LEVEL: 'info', NODE_OPTIONS: nodeOptions },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let buffered = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (const line of buffered.split('\n')) {
+        const port = /"msg":"webhook listening"/.test(line) ? /"port":(\d+)/.exec(line)?.[1] : undefined;
+        if (port !== undefined) {
+          child.stderr?.removeAllListeners('data');
+          child.stderr?.resume();
+          resolve({ name, child, port: Number(port), path: '/mutate/pods' });
+          return;
+        }
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`${name} exited ${code}: ${buffered}`)));
+    setTimeout(() => reject(new Error(`${name}: not listening after 120 s: ${buffered}`)), 120_000).unref();
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** The Go injector as its chart runs it (klog to stderr, which goes nowhere here), ready on /readyz. */
+export async function startGoInjector(
+  binary: string,
+  certFile: string,
+  keyFile: string,
+  caPem: string,
+): Promise<Server> {
+  const port = await freePort();
+  const [command, pinned] = onServerCore(binary, [
+    `--tls-cert-file=${certFile}`,
+    `--tls-private-key-file=${keyFile}`,
+    `--port=${port}`,
+    '--sidecar-image=amazon/aws-secrets-manager-secret-sidecar:v0.1.4',
+  ]);
+  const child = spawn(command, pinned, { stdio: ['ignore', 'ignore', 'ignore'] });
+  for (let attempt = 0; attempt < 200; attempt += 1) {
+    if (child.exitCode !== null) throw new Error(`the Go injector exited ${child.exitCode}`);
+    const ready = await post(port, '/readyz', caPem, '', 'GET').then(
+      (answer) => answer.status === 200,
+      () => false,
+    );
+    if (ready) return { name: 'Go injector', child, port, path: '/mutating-pods' };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('the Go injector did not answer /readyz');
+}
+
+/** One HTTPS request with the bench CA; the whole answer as text. */
+export function post(
+  port: number,
+  path: string,
+  caPem: string,
+  body: string,
+  method = 'POST',
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, method, ca: caPem, headers: { 'content-type': 'application/json' } },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -6,8 +6,9 @@
  * bench/results/latest.md; each benchmark's own output is kept beside them (bench/results/<name>.txt).
  *
  *   npm run bench                      all of them at their goals' sizes (sync at N=10,000/M=1,000):
- *                                      about 14 min on 2 cores (sync about 6, webhook 3, csi 1.5; each
- *                                      starts its own world); the first run also builds the peers
+ *                                      50 min on 2 cores under a 1-minute load average of 9–35 (sync 27 min,
+ *                                      webhook-memory 14 with its 10-minute soak, webhook 3, csi 1.5;
+ *                                      each starts its own world); the first run also builds the peers
  *                                      (bench/tools/build-peers.sh: about 15 min on a busy 2-core machine)
  *   npm run bench -- csi fetch         only these (their rows replace those of the last run)
  *   npm run bench -- --quick           smaller sizes (a smoke run, figures not comparable)
@@ -256,6 +257,7 @@ const quickArgs: Readonly<Record<string, readonly string[]>> = {
   rotation: ['--secrets', '100', '--pods', '500', '--trials', '5'],
   csi: ['--rounds', '2', '--mounts', '10'],
   discovery: ['--secrets', '100'],
+  'webhook-memory': ['--seconds', '20', '--flood-seconds', '10', '--peer-seconds', '10'],
 };
 
 export interface FigureRow {
@@ -517,7 +519,7 @@ async function benchNames(): Promise<string[]> {
     )
     .map((file) => file.slice(0, -'.ts'.length));
   // The issues' order first, then anything newer.
-  const order = ['fetch', 'webhook', 'sync', 'rotation', 'csi'];
+  const order = ['fetch', 'webhook', 'webhook-memory', 'sync', 'rotation', 'csi'];
   return found.sort(
     (a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99) || a.localeCompare(b),
   );
@@ -590,6 +592,14 @@ async function main(): Promise<number> {
       '',
       markdownTable(rows),
       '',
+      ...((await readdir(resultsDir)).includes('webhook-memory.svg')
+        ? [
+            'Webhook memory over time (bench/webhook-memory.ts: RSS, its anonymous part, V8 heap and external memory; the Go injector and a bare Node server at the same rate):',
+            '',
+            '![webhook memory over time](webhook-memory.svg)',
+            '',
+          ]
+        : []),
     ].join('\n'),
   );
   process.stdout.write(

@@ -36,11 +36,13 @@ import {
   type V1Secret,
   Watch,
 } from '@kubernetes/client-node';
+import { Agent as UndiciAgent, request as undiciRequest } from 'undici';
 import { loadKubeConfig } from '../src/kube/client.ts';
 import { controllerAccess, renderChart, serverSideApply } from '../test/deploy/helm.ts';
 import { startAwsProxy } from '../test/harness/aws-proxy.ts';
 import { renderKubeConfig } from '../test/testbed/kubeconfig.ts';
-import { printTable } from './table.ts';
+import { cpuSeconds, machineLoad, printPeerTable } from './peers.ts';
+import { percentile, printTable } from './table.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const group = { group: 'smk.dev', version: 'v1alpha1', plural: 'secretsyncs' };
@@ -115,6 +117,77 @@ async function baselineWorker(namespaces: readonly string[], concurrency: number
   );
 }
 
+// ---- floor worker (a child process of this file) ------------------------------------------------
+
+/**
+ * The floor of a cold start: the writes smk makes per SecretSync and nothing else (a Secret
+ * create, then a server-side apply of the Ready status) at the same concurrency, through undici on
+ * one pooled Agent as smk's transport does (src/kube/http.ts): no AWS call, no informer, no plan.
+ * What the API server costs per write bounds smk's time; the ratio says how much smk adds.
+ */
+async function floorWorker(namespaces: readonly string[], count: number, concurrency: number): Promise<void> {
+  const kubeConfig = loadKubeConfig();
+  const cluster = kubeConfig.getCurrentCluster();
+  const token = kubeConfig.getCurrentUser()?.token;
+  if (!cluster || !token) throw new Error('floor worker: the kubeconfig names no cluster or token');
+  const dispatcher = new UndiciAgent({
+    connect: { ca: Buffer.from(cluster.caData ?? '', 'base64').toString('utf8') },
+  });
+  const write = async (
+    method: 'POST' | 'PATCH',
+    path: string,
+    contentType: string,
+    body: unknown,
+  ): Promise<void> => {
+    const answer = await undiciRequest(`${cluster.server}${path}`, {
+      method,
+      dispatcher,
+      headers: { authorization: `Bearer ${token}`, 'content-type': contentType, accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await answer.body.text();
+    if (answer.statusCode >= 300)
+      throw new Error(`${method} ${path}: HTTP ${answer.statusCode} ${text.slice(0, 200)}`);
+  };
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const namespace = namespaces[i % namespaces.length] as string;
+        const name = `sync-${i}`;
+        await write('POST', `/api/v1/namespaces/${namespace}/secrets`, 'application/json', {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name, namespace },
+          data: { value: Buffer.from(`value-${i}-${'x'.repeat(64)}`).toString('base64') },
+        });
+        await write(
+          'PATCH',
+          `/apis/${group.group}/${group.version}/namespaces/${namespace}/${group.plural}/${name}/status?fieldManager=bench-floor&force=true`,
+          'application/apply-patch+yaml',
+          {
+            apiVersion: 'smk.dev/v1alpha1',
+            kind: 'SecretSync',
+            metadata: { name, namespace },
+            status: {
+              conditions: [
+                {
+                  type: 'Ready',
+                  status: 'True',
+                  reason: 'Synced',
+                  message: 'floor',
+                  lastTransitionTime: new Date().toISOString(),
+                },
+              ],
+            },
+          },
+        );
+      }
+    }),
+  );
+  await dispatcher.close();
+}
+
 // ---- the benchmark ------------------------------------------------------------------------------
 
 const { values } = parseArgs({
@@ -126,11 +199,21 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     'node-options': { type: 'string', default: '--max-old-space-size=160 --max-semi-space-size=4' },
     'baseline-worker': { type: 'string' },
+    'floor-worker': { type: 'string' },
+    'floor-count': { type: 'string' },
   },
 });
 
 if (values['baseline-worker'] !== undefined) {
   await baselineWorker(values['baseline-worker'].split(','), Number(values.concurrency));
+  process.exit(0);
+}
+if (values['floor-worker'] !== undefined) {
+  await floorWorker(
+    values['floor-worker'].split(','),
+    Number(values['floor-count']),
+    Number(values.concurrency),
+  );
   process.exit(0);
 }
 
@@ -410,6 +493,8 @@ interface RunResult {
   readonly stsCalls: number;
   readonly calls: string;
   readonly rssMb: number;
+  /** CPU seconds (user + system) of the process until all were Ready: robust to the machine's other load. */
+  readonly cpuSeconds: number;
 }
 
 /** Starts `child`, waits until all N SecretSyncs of `namespaces` are Ready, samples its peak RSS. */
@@ -444,6 +529,7 @@ async function measure(
     }
     const seconds = (performance.now() - started) / 1000;
     rssMb = Math.max(rssMb, peakRssMb(child.pid) || 0);
+    const cpu = await cpuSeconds(child.pid);
     const byApi = proxy.countsByApi();
     return {
       seconds,
@@ -453,6 +539,7 @@ async function measure(
         .map(([api, count]) => `${count} ${api}`)
         .join(', '),
       rssMb,
+      cpuSeconds: cpu,
     };
   } finally {
     readiness.stop();
@@ -524,6 +611,32 @@ try {
     kubeConfigDir,
   );
 
+  // The floor (same writes, nothing else) just before and just after smk: the API server's pace
+  // drifts with the machine's other load, so smk's time is put beside both.
+  const floorRun = async (label: string): Promise<RunResult> => {
+    process.stderr.write(`floor (${label}): creating ${n} SecretSyncs in ${tenants} namespaces…\n`);
+    const floorNamespaces = await createTenants(kubeConfig, label);
+    created.push(...floorNamespaces);
+    await createSecretSyncs(kubeConfig, floorNamespaces);
+    process.stderr.write(`floor (${label}): ${n} Secret creates + ${n} status applies…\n`);
+    return measure(kubeConfig, floorNamespaces, proxy, () =>
+      spawn(
+        process.execPath,
+        [
+          new URL(import.meta.url).pathname,
+          '--floor-worker',
+          floorNamespaces.join(','),
+          '--floor-count',
+          String(n),
+          '--concurrency',
+          String(concurrency),
+        ],
+        { env: { ...env, KUBECONFIG: baselineKubeConfig }, stdio: ['ignore', 'ignore', 'pipe'] },
+      ),
+    );
+  };
+  const floors = [await floorRun('floor1')];
+
   process.stderr.write(`smk: creating ${n} SecretSyncs in ${tenants} namespaces…\n`);
   const smkNamespaces = await createTenants(kubeConfig, 'smk');
   created.push(...smkNamespaces);
@@ -553,6 +666,8 @@ try {
     ),
   );
 
+  floors.push(await floorRun('floor2'));
+
   process.stderr.write(`baseline: creating ${n} SecretSyncs in ${tenants} namespaces…\n`);
   const baseNamespaces = await createTenants(kubeConfig, 'base');
   created.push(...baseNamespaces);
@@ -581,18 +696,71 @@ try {
       'Secrets Manager calls',
       'STS calls',
       'peak RSS (MB)',
+      'CPU ms per SecretSync',
       'calls by API',
     ],
     [
-      ['smk controller', smk.seconds, smk.secretsManagerCalls, smk.stsCalls, smk.rssMb, smk.calls],
+      [
+        'smk controller',
+        smk.seconds,
+        smk.secretsManagerCalls,
+        smk.stsCalls,
+        smk.rssMb,
+        (smk.cpuSeconds * 1000) / n,
+        smk.calls,
+      ],
+      ...floors.map((floor, index) => [
+        `floor ${index === 0 ? 'before' : 'after'} smk: ${n} Secret creates + ${n} status applies`,
+        floor.seconds,
+        floor.secretsManagerCalls,
+        floor.stsCalls,
+        floor.rssMb,
+        (floor.cpuSeconds * 1000) / n,
+        floor.calls || '–',
+      ]),
       [
         'baseline: GetSecretValue per object (ESO)',
         baseline.seconds,
         baseline.secretsManagerCalls,
         baseline.stsCalls,
         baseline.rssMb,
+        (baseline.cpuSeconds * 1000) / n,
         baseline.calls,
       ],
+    ],
+  );
+  // As a peer table, so `npm run bench` shows it with its spread (the floor is this run's own peer).
+  const ratios = floors.map((floor) => smk.seconds / floor.seconds);
+  const floorMean = floors.reduce((sum, floor) => sum + floor.seconds, 0) / floors.length;
+  printPeerTable(
+    `sync; ratio = smk ÷ floor, the floor run just before and just after smk; ${await machineLoad()}`,
+    [
+      {
+        figure: `sync cold start ÷ its floor (${n} Secret creates + ${n} status applies, concurrency ${concurrency})`,
+        unit: 's',
+        smk: smk.seconds,
+        // Judged on the mean of the floor runs around smk: of two runs, a "median" would be the
+        // slower floor alone, and the floor's pace drifts with the machine's load between runs.
+        peer: floorMean,
+        peerName: 'floor: same writes only (mean)',
+        ratios,
+        goal: values.large ? '≤ 1.25× of the mean floor (issue 19)' : '≤ 1.25× at N=10,000 (issue 19)',
+        met: values.large ? smk.seconds / floorMean <= 1.25 : undefined,
+      },
+      {
+        // What smk adds per object in its own CPU time, which the machine's other load does not
+        // change the way it changes the wall time (the floor's client does the writes only).
+        figure: 'sync cold start: client CPU per SecretSync, smk ÷ floor',
+        unit: 'ms',
+        smk: (smk.cpuSeconds * 1000) / n,
+        peer: percentile(
+          floors.map((floor) => (floor.cpuSeconds * 1000) / n),
+          50,
+        ),
+        peerName: 'floor: same writes only',
+        ratios: floors.map((floor) => smk.cpuSeconds / floor.cpuSeconds),
+        goal: '(lower is better)',
+      },
     ],
   );
 } finally {

@@ -18,25 +18,27 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { z } from 'zod';
 import { createCertificateAuthority, issueServingCertificate } from '../src/webhook/tls/pki.ts';
+import { chartLimits } from '../test/harness/limits.ts';
 import {
   buildPeers,
   buildSmk,
   cpuSeconds,
   machineLoad,
-  onServerCore,
   type PeerFigure,
   pinSelfToLoadCore,
+  post,
   printPeerTable,
   rssMiB,
+  type Server,
+  startGoInjector,
+  startNodeServer,
 } from './peers.ts';
 import { percentile, printTable } from './table.ts';
 
@@ -95,78 +97,6 @@ const server = createServer({ cert: readFileSync(process.argv[1]), key: readFile
 server.keepAliveTimeout = 30000;
 server.listen(0, '127.0.0.1', () => process.stderr.write(JSON.stringify({ msg: 'webhook listening', port: server.address().port }) + '\\n'));
 `;
-
-interface Server {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly path: string;
-}
-
-/** Starts a Node server on the servers' core and waits for its `webhook listening` line (with the port). */
-function startNodeServer(name: string, args: readonly string[]): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const [command, pinned] = onServerCore(process.execPath, args);
-    const child = spawn(command, pinned, {
-      cwd: root,
-      env: { ...process.env, SMK_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let buffered = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      for (const line of buffered.split('\n')) {
-        const port = /"msg":"webhook listening"/.test(line) ? /"port":(\d+)/.exec(line)?.[1] : undefined;
-        if (port !== undefined) {
-          child.stderr?.removeAllListeners('data');
-          child.stderr?.resume();
-          resolve({ name, child, port: Number(port), path: '/mutate/pods' });
-          return;
-        }
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`${name} exited ${code}: ${buffered}`)));
-    setTimeout(() => reject(new Error(`${name}: not listening after 120 s: ${buffered}`)), 120_000).unref();
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-/** The Go injector as its chart runs it (klog to stderr, which goes nowhere here), ready on /readyz. */
-async function startGoInjector(
-  binary: string,
-  certFile: string,
-  keyFile: string,
-  caPem: string,
-): Promise<Server> {
-  const port = await freePort();
-  const [command, pinned] = onServerCore(binary, [
-    `--tls-cert-file=${certFile}`,
-    `--tls-private-key-file=${keyFile}`,
-    `--port=${port}`,
-    '--sidecar-image=amazon/aws-secrets-manager-secret-sidecar:v0.1.4',
-  ]);
-  const child = spawn(command, pinned, { stdio: ['ignore', 'ignore', 'ignore'] });
-  for (let attempt = 0; attempt < 200; attempt += 1) {
-    if (child.exitCode !== null) throw new Error(`the Go injector exited ${child.exitCode}`);
-    const ready = await post(port, '/readyz', caPem, '', 'GET').then(
-      (answer) => answer.status === 200,
-      () => false,
-    );
-    if (ready) return { name: 'Go injector', child, port, path: '/mutating-pods' };
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error('the Go injector did not answer /readyz');
-}
 
 const reviewAnswerSchema = z.object({
   response: z.object({
@@ -370,28 +300,32 @@ try {
   delete fixture.request.object.metadata.annotations;
   const plainReview = JSON.stringify(fixture);
 
-  const smk = await startNodeServer('smk webhook', [
-    smkBundle,
-    'webhook',
-    '--tls-cert',
-    certFile,
-    '--tls-key',
-    keyFile,
-    '--port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--shutdown-delay',
-    '0',
-  ]);
+  // Both Node servers run with the chart's NODE_OPTIONS (V8's heap sizing decides much of their RSS).
+  const { nodeOptions } = await chartLimits('webhook');
+  const smk = await startNodeServer(
+    'smk webhook',
+    [
+      smkBundle,
+      'webhook',
+      '--tls-cert',
+      certFile,
+      '--tls-key',
+      keyFile,
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--shutdown-delay',
+      '0',
+    ],
+    nodeOptions,
+  );
   children.push(smk.child);
-  const bare = await startNodeServer('bare HTTPS "allowed"', [
-    '--input-type=module',
-    '-e',
-    bareServer,
-    certFile,
-    keyFile,
-  ]);
+  const bare = await startNodeServer(
+    'bare HTTPS "allowed"',
+    ['--input-type=module', '-e', bareServer, certFile, keyFile],
+    nodeOptions,
+  );
   children.push(bare.child);
   const go = await startGoInjector(peers.injector, certFile, keyFile, ca.certPem);
   children.push(go.child);
@@ -483,7 +417,7 @@ try {
   ];
   printTable(
     `Admission webhook: AdmissionReview of a Pod with seed 002's annotations over HTTPS; median of ${rounds} interleaved ${duration} s runs ` +
-      `(servers on core 0, load on core 1; saturation: wrk, 1,000 req/s: autocannon; ${load})`,
+      `(servers on core 0, load on core 1; Node servers with the chart's NODE_OPTIONS=${nodeOptions}; saturation: wrk, 1,000 req/s: autocannon; ${load})`,
     ['server', 'load', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'RSS MiB', 'errors'],
     rows.map(([server, loadName, m]) => [
       server,
@@ -519,18 +453,27 @@ try {
       met: percentile(ratios, 50) >= 1.5,
     };
   };
+  // Throughput at saturation on a shared machine measures its other load as much as the server
+  // (and wrk, on the other core, can run short of CPU first); a core's worth of requests from the
+  // server's own CPU time per request does not, so the goal is judged on both.
+  const capacity = (smkVariant: Variant, goVariant: Variant, containers: number): PeerFigure => {
+    const ratios = perRound(smkVariant, goVariant, (m) => 1 / m.cpuMicros);
+    return {
+      figure: `webhook capacity per core (1 s ÷ CPU per request), ${containers} container${containers > 1 ? 's' : ''}`,
+      unit: 'req/s',
+      smk: 1e6 / mid(smkVariant, (m) => m.cpuMicros),
+      peer: 1e6 / mid(goVariant, (m) => m.cpuMicros),
+      peerName: 'Go injector',
+      ratios,
+      goal: '≥ 1.5× (issue 19, from CPU)',
+      met: percentile(ratios, 50) >= 1.5,
+    };
+  };
   printPeerTable(`webhook; ratio = smk ÷ peer per round, ${rounds} rounds; ${load}`, [
     throughput(variants.smk1, variants.go1, 1),
     throughput(variants.smk3, variants.go3, 3),
-    {
-      figure: 'webhook CPU per request, 3 containers, saturation',
-      unit: 'µs',
-      smk: mid(variants.smk3, (m) => m.cpuMicros),
-      peer: mid(variants.go3, (m) => m.cpuMicros),
-      peerName: 'Go injector',
-      ratios: perRound(variants.smk3, variants.go3, (m) => m.cpuMicros),
-      goal: '(lower is better)',
-    },
+    capacity(variants.smk1, variants.go1, 1),
+    capacity(variants.smk3, variants.go3, 3),
     {
       figure: 'webhook p99 at 1,000 req/s, 3 containers',
       unit: 'ms',
@@ -539,6 +482,15 @@ try {
       peerName: 'Go injector',
       ratios: perRound(variants.smk3, variants.go3, (m) => m.p99, pacedRuns),
       goal: '(neighbours decide p99; see CPU per request)',
+    },
+    {
+      figure: 'webhook CPU per request at 1,000 req/s, 3 containers',
+      unit: 'µs',
+      smk: mid(variants.smk3, (m) => m.cpuMicros, pacedRuns),
+      peer: mid(variants.go3, (m) => m.cpuMicros, pacedRuns),
+      peerName: 'Go injector',
+      ratios: perRound(variants.smk3, variants.go3, (m) => m.cpuMicros, pacedRuns),
+      goal: '(lower is better; the figure p99 stands on)',
     },
     {
       figure: 'webhook RSS after the run',
@@ -597,27 +549,4 @@ function median(runs: readonly Measurement[]): Measurement {
     cpuMicros: mid((m) => m.cpuMicros),
     rssMiB: mid((m) => m.rssMiB),
   };
-}
-
-function post(
-  port: number,
-  path: string,
-  caPem: string,
-  body: string,
-  method = 'POST',
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port, path, method, ca: caPem, headers: { 'content-type': 'application/json' } },
-      (response) => {
-        let text = '';
-        response.on('data', (chunk: Buffer) => {
-          text += chunk.toString();
-        });
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }

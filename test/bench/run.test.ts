@@ -66,19 +66,27 @@ test('figures against goals: the fixtures (real runs with the peers) read as pri
   assert.deepEqual(
     webhook.map((row) => [row.smk, row.baseline, row.met]),
     [
-      [1442, 2255, false],
-      [1029, 1311, false],
-      [365, 382, undefined],
-      [54.48, 72.01, undefined],
-      [120, 17.01, false],
-      [54.48, 39.25, false],
-      [1029, 2518, false],
+      [239, 396, false],
+      [176, 341, false],
+      [1452, 2485, false],
+      [1754, 1964, false],
+      [227, 243, undefined],
+      [558, 542, undefined],
+      [92.41, 17.21, false],
+      [227, 309, false],
+      [176, 307, true],
     ],
   );
   const sync = figuresOf('sync', output('sync'));
   assert.ok(
     sync.every((row) => row.met === undefined),
     'sync goals are judged only at N=10,000',
+  );
+  // The floor (the same writes alone, before and after smk) is the sync's peer: its spread shows.
+  const floor = sync.find((row) => row.peer === 'floor: same writes only');
+  assert.deepEqual(
+    [floor?.smk, floor?.baseline, floor?.ratioMin, floor?.ratio, floor?.ratioMax],
+    [40.19, 16.87, 1.17, 1.17, 2.38],
   );
   const rotation = figuresOf('rotation', output('rotation'));
   assert.equal(rotation[0]?.met, true);
