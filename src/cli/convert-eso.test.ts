@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { convertEso, fieldPathOf, isZeroDuration, smkTemplateOf } from './convert-eso.ts';
+import { convertEso } from './convert-eso.ts';
+import { fieldPathOf, isZeroDuration, smkTemplateOf } from './convert-eso-data.ts';
 import type { ConvertIssue } from './convert-output.ts';
 
 const store = (aws: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({

@@ -9,7 +9,8 @@
 import { parseAllDocuments } from 'yaml';
 import { InvalidInputError } from '../core/errors.ts';
 import { parseCommandArgs, usageError } from './args.ts';
-import { convertEso, isEsoObject } from './convert-eso.ts';
+import { convertEso } from './convert-eso.ts';
+import { isEsoObject } from './convert-eso-schema.ts';
 import { type ConvertIssue, printIssues, printManifests } from './convert-output.ts';
 import { convertVaultObject } from './convert-vault.ts';
 import { type ManifestSource, readManifestSources } from './input.ts';
