@@ -1,3 +1,10 @@
+/**
+ * External Secrets Operator → smk: an `ExternalSecret` (external-secrets.io/v1, also v1beta1) and
+ * the AWS `SecretStore` / `ClusterSecretStore` it names become one `SecretSync`. The schemas
+ * (convert-eso-schema.ts) are ESO v1's fields as its API reference gives them (loose: a field they
+ * do not list is kept, so it can be reported); every unknown field, and every listed one smk cannot
+ * honour, is reported by its path.
+ */
 import { isZeroDuration, objectsOf, type RemoteRef, smkTemplateOf } from './convert-eso-data.ts';
 import {
   describeObject,
