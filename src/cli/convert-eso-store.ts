@@ -1,3 +1,4 @@
+/** An ESO store (SecretStore / ClusterSecretStore) → the identity, region and role a SecretSync uses. */
 import {
   awsProvider,
   describeObject,
