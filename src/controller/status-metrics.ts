@@ -10,7 +10,11 @@ import { counter, gauge } from '../core/metrics.ts';
 import type { InformerHandlers } from '../kube/informer.ts';
 import type { SyncOutcome } from './sync/sync.ts';
 
-export type StatusKind = 'SecretSync' | 'SecretProviderClass' | 'SecretsRotationMapping' | 'ClusterSecretSync';
+export type StatusKind =
+  | 'SecretSync'
+  | 'SecretProviderClass'
+  | 'SecretsRotationMapping'
+  | 'ClusterSecretSync';
 
 export interface StatusObject {
   readonly kind: StatusKind;

@@ -85,7 +85,28 @@ async function inBatches<T>(
   }
 }
 
+/**
+ * Adds the controller when it can work: the manager serves every namespace (a ClusterSecretSync
+ * selects among all of them, and the chart grants the cluster-wide reads only with a ClusterRole)
+ * and the CRD is installed (an upgrade may not have added it yet).
+ */
 export function addClusterSyncController(manager: Manager, settings: SyncSettings): void {
+  const { logger } = manager;
+  if (manager.namespaces) {
+    logger.info('ClusterSecretSyncs are not watched: the controller serves only some namespaces');
+    return;
+  }
+  manager.add({
+    name: 'cluster-sync-probe',
+    async prepare() {
+      const served = await manager.served({ group, version, plural: clusterSecretSyncPlural });
+      if (served) wire(manager, settings);
+      else logger.info('ClusterSecretSync CRD not installed: ClusterSecretSyncs are off');
+    },
+  });
+}
+
+function wire(manager: Manager, settings: SyncSettings): void {
   const { logger, kubeConfig } = manager;
   const objects = settings.objects ?? createObjects(kubeConfig);
   const events = settings.events ?? createEventRecorder(kubeConfig, { component: 'smk-controller', logger });
