@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InvalidInputError } from '../../core/errors.ts';
+import { ownerMarker } from '../jobs.ts';
+import { expandClusterSecretSync, maxNamespaces, type NamespaceView, selectorMatches } from './expand.ts';
+
+const ns = (name: string, labels: Record<string, string> = {}, terminating = false): NamespaceView => ({
+  name,
+  labels,
+  terminating,
+});
+
+const object = (spec: Record<string, unknown>) => ({
+  apiVersion: 'smk.dev/v1alpha1',
+  kind: 'ClusterSecretSync',
+  metadata: { name: 'db', uid: 'u-1', generation: 3 },
+  spec: {
+    serviceAccountRef: { name: 'app' },
+    objects: [{ objectName: 'db', objectType: 'secretsmanager' }],
+    ...spec,
+  },
+});
+
+describe('selectorMatches', () => {
+  it('follows Kubernetes label selector semantics', () => {
+    const labels = { team: 'a', tier: 'web' };
+    assert.equal(selectorMatches({}, labels), true);
+    assert.equal(selectorMatches({ matchLabels: { team: 'a' } }, labels), true);
+    assert.equal(selectorMatches({ matchLabels: { team: 'b' } }, labels), false);
+    const expr = (operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist', key: string, values?: string[]) => ({
+      matchExpressions: [{ key, operator, ...(values ? { values } : {}) }],
+    });
+    assert.equal(selectorMatches(expr('In', 'tier', ['web', 'api']), labels), true);
+    assert.equal(selectorMatches(expr('In', 'absent', ['web']), labels), false);
+    assert.equal(selectorMatches(expr('NotIn', 'tier', ['web']), labels), false);
+    assert.equal(selectorMatches(expr('NotIn', 'absent', ['web']), labels), true);
+    assert.equal(selectorMatches(expr('Exists', 'team'), labels), true);
+    assert.equal(selectorMatches(expr('DoesNotExist', 'team'), labels), false);
+  });
+});
+
+describe('expandClusterSecretSync', () => {
+  const namespaces = [
+    ns('b', { sync: 'yes' }),
+    ns('a', { sync: 'yes' }),
+    ns('c'),
+    ns('gone', { sync: 'yes' }, true),
+  ];
+
+  it('one job per selected namespace, each reading as that namespace’s own ServiceAccount', () => {
+    const { jobs, missing, truncated } = expandClusterSecretSync(
+      object({ namespaceSelector: { matchLabels: { sync: 'yes' } } }),
+      namespaces,
+    );
+    assert.deepEqual(
+      jobs.map((job) => [job.source.namespace, job.serviceAccountName]),
+      [
+        ['a', 'app'],
+        ['b', 'app'],
+      ],
+    );
+    const job = jobs[0];
+    assert.ok(job);
+    assert.equal(job.source.kind, 'ClusterSecretSync');
+    assert.equal(job.source.uid, 'u-1');
+    assert.equal(job.creationPolicy, 'Owner');
+    assert.equal(job.targets[0]?.name, 'db');
+    // Its own owner marker: a SecretSync named db in the namespace is another owner.
+    assert.equal(ownerMarker(job.source), 'ClusterSecretSync/db');
+    assert.deepEqual(missing, []);
+    assert.equal(truncated, 0);
+  });
+
+  it('an explicit list adds namespaces whatever their labels, and reports listed ones that do not exist', () => {
+    const { jobs, missing } = expandClusterSecretSync(
+      object({ namespaces: ['c', 'nowhere', 'gone'] }),
+      namespaces,
+    );
+    assert.deepEqual(
+      jobs.map((job) => job.source.namespace),
+      ['c'],
+    );
+    assert.deepEqual(missing, ['gone', 'nowhere']);
+  });
+
+  it('selects nothing without a selector or a list (no cluster-wide default)', () => {
+    assert.throws(
+      () => expandClusterSecretSync(object({}), namespaces),
+      (error: unknown) => error instanceof InvalidInputError && error.field === 'spec',
+    );
+  });
+
+  it('refuses SecretSync fields that would change who reads or who owns', () => {
+    for (const field of ['serviceAccountName', 'creationPolicy']) {
+      assert.throws(
+        () =>
+          expandClusterSecretSync(
+            object({ namespaces: ['a'], [field]: field === 'creationPolicy' ? 'Merge' : 'controller' }),
+            namespaces,
+          ),
+        (error: unknown) => error instanceof InvalidInputError && error.field === `spec.${field}`,
+      );
+    }
+  });
+
+  it('names the ClusterSecretSync and the field in a spec error', () => {
+    assert.throws(
+      () =>
+        expandClusterSecretSync(
+          object({ namespaces: ['a'], target: { type: 'helm.sh/release.v1' } }),
+          namespaces,
+        ),
+      (error: unknown) =>
+        error instanceof InvalidInputError &&
+        /^ClusterSecretSync a\/db: spec\.target\.type/.test(error.message) &&
+        error.field === 'spec.target.type',
+    );
+  });
+
+  it('bounds the namespaces written and says how many were left out', () => {
+    const many = Array.from({ length: maxNamespaces + 3 }, (_, index) =>
+      ns(`ns-${String(index).padStart(4, '0')}`, { sync: 'yes' }),
+    );
+    const { jobs, truncated } = expandClusterSecretSync(
+      object({ namespaceSelector: { matchLabels: { sync: 'yes' } } }),
+      many,
+    );
+    assert.equal(jobs.length, maxNamespaces);
+    assert.equal(truncated, 3);
+  });
+});
