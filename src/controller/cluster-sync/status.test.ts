@@ -24,7 +24,7 @@ describe('clusterSyncStatus', () => {
     const status = clusterSyncStatus(
       {
         generation: 2,
-        outcomes: new Map([
+        outcomes: new Map<string, SyncOutcome>([
           ['c', refused],
           ['a', ok],
         ]),
