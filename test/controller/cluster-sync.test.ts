@@ -2,8 +2,10 @@
  * ClusterSecretSync (issue 16, "one spec, many namespaces") through the real API server and moto:
  * the namespaces a label selector picks get the Secret and the others do not; labelling a
  * namespace in adds it and labelling it out removes it; a tenant's own Secret of that name is never
- * overwritten; and, with each namespace's own ServiceAccount reading (mode a), a tenant with rights
- * only in its namespace cannot make smk read with another identity's access.
+ * overwritten; with each namespace's own ServiceAccount reading (mode a), a tenant with rights
+ * only in its namespace cannot make smk read with another identity's access; with one
+ * ServiceAccount the administrator names (mode b), only listed namespaces receive the values, and
+ * they cost one AWS read per refresh, not one per namespace.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -276,5 +278,102 @@ describe('ClusterSecretSync', () => {
         (await readSecret(bed.kubeConfig, namespace, 'db')) === undefined ? true : undefined,
       );
     }
+  });
+});
+
+describe('ClusterSecretSync as one ServiceAccount the administrator names (mode b)', () => {
+  const valueReads = () =>
+    proxy.count({ api: 'BatchGetSecretValue' }) + proxy.count({ api: 'GetSecretValue' });
+
+  it('writes into the listed namespaces only, with one AWS read for all of them', async () => {
+    const platform = await bed.newNamespace('css-platform');
+    await createServiceAccount(bed.kubeConfig, platform, 'reader', 'css-platform-reader');
+    // The targets have no ServiceAccount of their own: the administrator's identity reads for them.
+    const targets = [
+      await bed.newNamespace('css-x'),
+      await bed.newNamespace('css-y'),
+      await bed.newNamespace('css-z'),
+    ];
+    // Labelled like mode (a)'s namespaces, but not listed: not selected.
+    const bystander = await labelled('css-bystander');
+    const objectName = `cluster-sync/${randomBytes(4).toString('hex')}/platform`;
+    await createAwsSecret(aws, objectName, 'platform-value-M4q8');
+    proxy.resetCounts();
+
+    await createSync('css-platform', {
+      namespaces: targets,
+      serviceAccountRef: { name: 'reader', namespace: platform },
+      objects: [{ objectName, objectType: 'secretsmanager', objectAlias: 'token' }],
+      target: { name: 'platform' },
+      refreshInterval: '1h',
+    });
+    const synced = await waitFor('every listed namespace synced', 30_000, async () => {
+      const resource = await getSync('css-platform');
+      return resource.status?.readyCount === 3 ? resource : undefined;
+    });
+    assert.match(entry(synced, targets[0] ?? '')?.message ?? '', /role\/css-platform-reader/);
+    for (const namespace of targets) {
+      assert.equal(
+        decode((await readSecret(bed.kubeConfig, namespace, 'platform'))?.data?.token),
+        'platform-value-M4q8',
+      );
+    }
+    assert.equal(
+      await readSecret(bed.kubeConfig, bystander, 'platform'),
+      undefined,
+      'a labelled, unlisted namespace',
+    );
+    assert.equal(valueReads(), 1, 'one read of the object for three namespaces');
+    await custom().deleteClusterCustomObject({ ...base, name: 'css-platform' });
+  });
+
+  it('the API server refuses a label selector with the administrator’s identity', async () => {
+    await assert.rejects(
+      createSync('css-platform-selector', {
+        namespaceSelector: { matchLabels: { [selectorLabel]: 'in' } },
+        namespaces: ['default'],
+        serviceAccountRef: { name: 'reader', namespace: 'default' },
+        objects: [{ objectName: 'x', objectType: 'secretsmanager' }],
+      }),
+      (error: { code?: number; body?: string }) =>
+        error.code === 422 && /list the target namespaces in namespaces/.test(String(error.body)),
+    );
+  });
+
+  it('a namespace owner cannot create a ClusterSecretSync', async () => {
+    const nsT = await bed.newNamespace('css-owner');
+    const rbac = bed.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace: nsT,
+      body: {
+        metadata: { name: 'namespace-owner' },
+        rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: nsT,
+      body: {
+        metadata: { name: 'namespace-owner' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'namespace-owner' },
+        subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: `owner-${nsT}` }],
+      },
+    });
+    const owner = await bed.kubeConfigFor(`owner-${nsT}`);
+    await assert.rejects(
+      owner.makeApiClient(CustomObjectsApi).createClusterCustomObject({
+        ...base,
+        body: {
+          apiVersion: 'smk.dev/v1alpha1',
+          kind: 'ClusterSecretSync',
+          metadata: { name: `css-${nsT}` },
+          spec: {
+            namespaces: [nsT],
+            serviceAccountRef: { name: 'reader', namespace: 'kube-system' },
+            objects: [{ objectName: 'x', objectType: 'secretsmanager' }],
+          },
+        },
+      }),
+      (error: { code?: number }) => error.code === 403,
+    );
   });
 });

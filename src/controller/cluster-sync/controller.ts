@@ -1,7 +1,8 @@
 /**
  * The ClusterSecretSync controller on the process's manager: watches ClusterSecretSyncs,
  * Namespaces and the Secrets smk manages; a run expands the object into one SyncJob per selected
- * namespace (./expand.ts), syncs each through the one pipeline (../sync/sync.ts), releases the
+ * namespace (./expand.ts), syncs each through the one pipeline (../sync/sync.ts) as the identity
+ * the spec names (each namespace's own, or one the administrator names), releases the
  * Secrets of namespaces no longer selected (per deletionPolicy), and writes the status.
  */
 import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
@@ -131,6 +132,21 @@ function wire(manager: Manager, settings: SyncSettings): void {
     expressions: settings.expressions,
     ...secretWrites(objects, owned, (namespace, name) => secrets.get(namespace, name)),
   };
+  /**
+   * Mode (b): every job reads as the one ServiceAccount in `identityNamespace` (one identity, so
+   * the process's cache and coalescing make it one AWS read per object per refresh, not one per
+   * namespace). Mode (a): as each job's own namespace's account (the pipeline's default).
+   */
+  function readingAs(identityNamespace: string | undefined): SyncDeps {
+    if (identityNamespace === undefined) return deps;
+    return {
+      ...deps,
+      identities: {
+        resolve: (_target, serviceAccountName, roleChain) =>
+          deps.identities.resolve(identityNamespace, serviceAccountName, roleChain),
+      },
+    };
+  }
   /** The last object of a ClusterSecretSync deleted, so its Secrets can be released. */
   const tombstones = new Map<string, ClusterSecretSyncObject>();
   let primed = false;
@@ -192,8 +208,9 @@ function wire(manager: Manager, settings: SyncSettings): void {
       const expansion = expandClusterSecretSync(object, views());
       jobs = expansion.jobs;
       const outcomes = new Map<string, SyncOutcome>();
+      const runDeps = readingAs(expansion.identityNamespace);
       await inBatches(jobs, perRunConcurrency, async (job) => {
-        const outcome = await syncJob(job, deps);
+        const outcome = await syncJob(job, runDeps);
         outcomes.set(job.source.namespace, outcome);
         recordSync(job.source, outcome, logger);
       });

@@ -128,4 +128,43 @@ describe('expandClusterSecretSync', () => {
     assert.equal(jobs.length, maxNamespaces);
     assert.equal(truncated, 3);
   });
+
+  describe('mode (b): one ServiceAccount the administrator names', () => {
+    const asController = { serviceAccountRef: { name: 'reader', namespace: 'platform' } };
+
+    it('reads as that account for every listed namespace', () => {
+      const { jobs, identityNamespace } = expandClusterSecretSync(
+        object({ ...asController, namespaces: ['a', 'c'] }),
+        namespaces,
+      );
+      assert.equal(identityNamespace, 'platform');
+      assert.deepEqual(
+        jobs.map((job) => [job.source.namespace, job.serviceAccountName]),
+        [
+          ['a', 'reader'],
+          ['c', 'reader'],
+        ],
+      );
+    });
+
+    it('mode (a) has no identity namespace', () => {
+      const { identityNamespace } = expandClusterSecretSync(object({ namespaces: ['a'] }), namespaces);
+      assert.equal(identityNamespace, undefined);
+    });
+
+    it('refuses a label selector: whoever may label a namespace would receive the values', () => {
+      for (const spec of [
+        { ...asController, namespaceSelector: { matchLabels: { sync: 'yes' } } },
+        { ...asController, namespaces: ['a'], namespaceSelector: { matchLabels: { sync: 'yes' } } },
+      ]) {
+        assert.throws(
+          () => expandClusterSecretSync(object(spec), namespaces),
+          (error: unknown) =>
+            error instanceof InvalidInputError &&
+            error.field === 'spec.namespaceSelector' &&
+            /must be listed in spec\.namespaces/.test(error.message),
+        );
+      }
+    });
+  });
 });

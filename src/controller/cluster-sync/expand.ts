@@ -33,7 +33,7 @@ const clusterSecretSyncSchema = z.object({
     .object({
       namespaceSelector: selectorSchema.optional(),
       namespaces: z.array(z.string().min(1)).max(maxNamespaces).optional(),
-      serviceAccountRef: z.object({ name: z.string().min(1) }),
+      serviceAccountRef: z.object({ name: z.string().min(1), namespace: z.string().min(1).optional() }),
     })
     .passthrough(),
 });
@@ -69,6 +69,11 @@ export interface NamespaceView {
 export interface Expansion {
   /** One job per selected namespace, sorted by namespace. */
   readonly jobs: readonly SyncJob[];
+  /**
+   * Mode (b): the namespace of the ServiceAccount every job reads as (the jobs name the account);
+   * undefined in mode (a), where each job reads as its own namespace's account.
+   */
+  readonly identityNamespace: string | undefined;
   /** Listed in `spec.namespaces` but absent (or terminating): reported, not written. */
   readonly missing: readonly string[];
   /** More namespaces matched than `maxNamespaces`: the rest are left out and the status says so. */
@@ -99,6 +104,14 @@ export function expandClusterSecretSync(object: unknown, namespaces: readonly Na
     throw invalid(label, 'spec', 'expected namespaceSelector or namespaces (or both)');
   }
   const { namespaceSelector, namespaces: listed, serviceAccountRef, ...syncSpec } = spec;
+  const identityNamespace = serviceAccountRef.namespace;
+  if (identityNamespace !== undefined && (namespaceSelector || !listed)) {
+    throw invalid(
+      label,
+      namespaceSelector ? 'spec.namespaceSelector' : 'spec.namespaces',
+      'with serviceAccountRef.namespace (one identity for every namespace) the target namespaces must be listed in spec.namespaces, not selected by label: whoever may label a namespace would otherwise receive values its own roles cannot read',
+    );
+  }
   for (const field of ['serviceAccountName', 'creationPolicy'] as const) {
     if (field in syncSpec) {
       throw invalid(
@@ -130,5 +143,5 @@ export function expandClusterSecretSync(object: unknown, namespaces: readonly Na
       clusterSecretSyncKind,
     ),
   );
-  return { jobs, missing, truncated: selected.length - kept.length };
+  return { jobs, identityNamespace, missing, truncated: selected.length - kept.length };
 }
