@@ -485,14 +485,12 @@ describe('examples/', () => {
       );
       assert.equal(decode(synced.data?.['ca.crt']), value);
       const status = await waitFor('ClusterSecretSync Ready', 30_000, async () => {
-        const object = (await bed.kubeConfig
-          .makeApiClient(CustomObjectsApi)
-          .getClusterCustomObject({
-            group: 'smk.dev',
-            version: 'v1alpha1',
-            plural: 'clustersecretsyncs',
-            name: 'shared-ca',
-          })) as {
+        const object = (await bed.kubeConfig.makeApiClient(CustomObjectsApi).getClusterCustomObject({
+          group: 'smk.dev',
+          version: 'v1alpha1',
+          plural: 'clustersecretsyncs',
+          name: 'shared-ca',
+        })) as {
           status?: { namespaces?: { namespace: string; ready: boolean }[] };
         };
         return object.status?.namespaces?.some((entry) => entry.namespace === labelled && entry.ready)
