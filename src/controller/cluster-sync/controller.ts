@@ -29,8 +29,13 @@ import { createOwnedSecrets, secretWrites } from '../sync/owned-secrets.ts';
 import { createRelease } from '../sync/release.ts';
 import { forceSyncAnnotation, readyCondition } from '../sync/status.ts';
 import { type SyncDeps, type SyncOutcome, syncJob } from '../sync/sync.ts';
-import { type ClusterSecretSyncObject, expandClusterSecretSync, type NamespaceView } from './expand.ts';
-import { clusterSyncStatus, type RunResult } from './status.ts';
+import {
+  type ClusterSecretSyncObject,
+  expandClusterSecretSync,
+  type NamespaceView,
+  selectsNamespace,
+} from './expand.ts';
+import { type ClusterSyncStatus, clusterSyncStatus, type RunResult } from './status.ts';
 
 export const clusterSecretSyncs: ResourceKind<ClusterSecretSyncObject> = {
   apiVersion: `${group}/${version}`,
@@ -70,6 +75,39 @@ function sourceIn(object: ClusterSecretSyncObject, namespace: string): SyncSourc
     uid: object.metadata.uid ?? '',
     generation: object.metadata.generation ?? 0,
   };
+}
+
+/** Equal but for times: the per-namespace entries, counts and the Ready condition's words. */
+function sameStatus(next: ClusterSyncStatus, previous: Record<string, unknown> | undefined): boolean {
+  if (!previous) return false;
+  const words = (status: Record<string, unknown>) => {
+    const conditions =
+      (status.conditions as { status?: string; reason?: string; message?: string }[] | undefined) ?? [];
+    return JSON.stringify(
+      canonical([
+        status.observedGeneration,
+        status.namespaces,
+        status.namespaceCount,
+        status.readyCount,
+        status.failedCount,
+        conditions.map((condition) => [condition.status, condition.reason, condition.message]),
+      ]),
+    );
+  };
+  return words(next as unknown as Record<string, unknown>) === words(previous);
+}
+
+/** JSON with object keys sorted: the API server stores a status with its keys in its own order. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([key, item]) => [key, canonical(item)]),
+    );
+  }
+  return value;
 }
 
 function deletionPolicyOf(object: ClusterSecretSyncObject): DeletionPolicy {
@@ -177,6 +215,8 @@ function wire(manager: Manager, settings: SyncSettings): void {
   async function writeStatus(object: ClusterSecretSyncObject, result: RunResult): Promise<void> {
     const previous = readyCondition(object.status as Parameters<typeof readyCondition>[0]);
     const status = clusterSyncStatus(result, previous, now());
+    // A retry that failed exactly as shown already writes nothing (no status write per backoff step).
+    if (status.conditions[0]?.status !== 'True' && sameStatus(status, object.status)) return;
     await objects.applyStatus(
       {
         group,
@@ -243,6 +283,26 @@ function wire(manager: Manager, settings: SyncSettings): void {
     for (const object of sources.list()) queue.add(object.metadata.name);
   }
 
+  /** A Namespace changed: re-run the ClusterSecretSyncs that select it now and did not, or the reverse. */
+  function queueChanged(before: V1Namespace | undefined, after: V1Namespace | undefined): void {
+    if (!primed) return;
+    const view = (ns: V1Namespace | undefined): NamespaceView | undefined =>
+      ns?.metadata?.name && manager.inScope(ns.metadata.name)
+        ? {
+            name: ns.metadata.name,
+            labels: ns.metadata.labels ?? {},
+            terminating: Boolean(ns.metadata.deletionTimestamp),
+          }
+        : undefined;
+    const was = view(before);
+    const is = view(after);
+    for (const object of sources.list()) {
+      const selectedBefore = was !== undefined && selectsNamespace(object, was);
+      const selectedNow = is !== undefined && selectsNamespace(object, is);
+      if (selectedBefore !== selectedNow) queue.add(object.metadata.name);
+    }
+  }
+
   /** A Secret of ours someone changed or deleted: its ClusterSecretSync runs again (repair). */
   function onManagedSecret(secret: V1Secret, deleted: boolean): void {
     const marker = secret.metadata?.annotations?.[annotations.owner];
@@ -277,19 +337,11 @@ function wire(manager: Manager, settings: SyncSettings): void {
       queue.add(object.metadata.name);
     },
   });
-  // A namespace labelled in, labelled out, created or deleted may change every selection.
+  // A namespace labelled in or out, created or deleted: only the selections it changes run again.
   namespaces.addHandlers({
-    add: queueAll,
-    update: (namespace, previous) => {
-      const before = JSON.stringify(previous.metadata?.labels ?? {});
-      const after = JSON.stringify(namespace.metadata?.labels ?? {});
-      if (
-        before !== after ||
-        Boolean(namespace.metadata?.deletionTimestamp) !== Boolean(previous.metadata?.deletionTimestamp)
-      )
-        queueAll();
-    },
-    delete: queueAll,
+    add: (namespace) => queueChanged(undefined, namespace),
+    update: (namespace, previous) => queueChanged(previous, namespace),
+    delete: (namespace) => queueChanged(namespace, undefined),
   });
 
   manager.add({

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidInputError } from '../../core/errors.ts';
 import { ownerMarker } from '../jobs.ts';
-import { expandClusterSecretSync, maxNamespaces, type NamespaceView, selectorMatches } from './expand.ts';
+import {
+  expandClusterSecretSync,
+  maxNamespaces,
+  type NamespaceView,
+  selectorMatches,
+  selectsNamespace,
+} from './expand.ts';
 
 const ns = (name: string, labels: Record<string, string> = {}, terminating = false): NamespaceView => ({
   name,
@@ -166,5 +172,16 @@ describe('expandClusterSecretSync', () => {
         );
       }
     });
+  });
+});
+
+describe('selectsNamespace', () => {
+  it('says whether one namespace is selected (a Namespace event re-runs only what it changes)', () => {
+    const spec = object({ namespaceSelector: { matchLabels: { sync: 'yes' } }, namespaces: ['listed'] });
+    assert.equal(selectsNamespace(spec, ns('x', { sync: 'yes' })), true);
+    assert.equal(selectsNamespace(spec, ns('x', { sync: 'no' })), false);
+    assert.equal(selectsNamespace(spec, ns('listed')), true);
+    assert.equal(selectsNamespace(spec, ns('x', { sync: 'yes' }, true)), false, 'terminating');
+    assert.equal(selectsNamespace({ metadata: { name: 'broken' } }, ns('x', { sync: 'yes' })), false);
   });
 });

@@ -145,3 +145,15 @@ export function expandClusterSecretSync(object: unknown, namespaces: readonly Na
   );
   return { jobs, identityNamespace, missing, truncated: selected.length - kept.length };
 }
+
+/**
+ * Whether `object` selects `namespace` (a Namespace event re-runs only the ClusterSecretSyncs whose
+ * selection it changes). An unreadable spec selects nothing.
+ */
+export function selectsNamespace(object: unknown, namespace: NamespaceView): boolean {
+  const parsed = clusterSecretSyncSchema.safeParse(object);
+  if (!parsed.success || namespace.terminating) return false;
+  const { namespaceSelector, namespaces } = parsed.data.spec;
+  if (namespaces?.includes(namespace.name)) return true;
+  return namespaceSelector !== undefined && selectorMatches(namespaceSelector, namespace.labels);
+}
