@@ -30,6 +30,7 @@ import {
   SecretCache,
 } from '../aws/index.ts';
 import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } from '../config.ts';
+import { addClusterSyncController } from '../controller/cluster-sync/controller.ts';
 import { coalescingReader } from '../controller/coalesce.ts';
 import { createIdentityResolver } from '../controller/identity.ts';
 import { createRotationController } from '../controller/rotation/controller.ts';
@@ -244,6 +245,7 @@ export async function run(args: readonly string[]): Promise<number> {
     secretProviderClasses:
       flags['secret-provider-classes'] === 'auto' ? 'auto' : flags['secret-provider-classes'] === 'true',
   });
+  addClusterSyncController(manager, { identities, defaultRegion: env.region, expressions });
   if (flags['write-through'] === 'true') {
     addWriteThroughController(manager, {
       writer: createSecretWriter({ kind: 'default' }, env.region ?? 'us-east-1', { clients }),

@@ -21,6 +21,8 @@ export const group = 'smk.dev';
 export const version = 'v1alpha1';
 export const secretSyncKind = 'SecretSync';
 export const secretSyncPlural = 'secretsyncs';
+export const clusterSecretSyncKind = 'ClusterSecretSync';
+export const clusterSecretSyncPlural = 'clustersecretsyncs';
 export const spcGroup = 'secrets-store.csi.x-k8s.io';
 export const spcVersion = 'v1';
 export const spcKind = 'SecretProviderClass';
@@ -97,7 +99,7 @@ export type CreationPolicy = 'Owner' | 'Orphan' | 'Merge';
  */
 export type RefreshPolicy = 'Periodic' | 'OnChange' | 'CreatedOnce';
 export type DeletionPolicy = 'Retain' | 'Delete';
-export type SourceKind = typeof secretSyncKind | typeof spcKind;
+export type SourceKind = typeof secretSyncKind | typeof spcKind | typeof clusterSecretSyncKind;
 
 export interface SyncTarget {
   /** Secret name. */
@@ -253,8 +255,12 @@ function checkTarget(label: string, namespace: string, target: SyncTarget, field
 }
 
 /** A SecretSync as the API server stores it → a SyncJob. Throws InvalidInputError naming the field. */
-export function secretSyncJob(object: unknown): SyncJob {
-  const label = labelOf(secretSyncKind, object);
+export function secretSyncJob(
+  object: unknown,
+  kind: typeof secretSyncKind | typeof clusterSecretSyncKind = secretSyncKind,
+): SyncJob {
+  // A ClusterSecretSync expands into one SecretSync-shaped object per namespace (cluster-sync/).
+  const label = labelOf(kind, object);
   const parsed = secretSyncSchema.safeParse(object);
   if (!parsed.success) throw describeIssues(label, parsed.error);
   const { metadata, spec } = parsed.data;
@@ -282,7 +288,7 @@ export function secretSyncJob(object: unknown): SyncJob {
   }
   return {
     source: {
-      kind: secretSyncKind,
+      kind,
       apiVersion: `${group}/${version}`,
       namespace: metadata.namespace,
       name: metadata.name,

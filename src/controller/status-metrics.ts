@@ -10,7 +10,11 @@ import { counter, gauge } from '../core/metrics.ts';
 import type { InformerHandlers } from '../kube/informer.ts';
 import type { SyncOutcome } from './sync/sync.ts';
 
-export type StatusKind = 'SecretSync' | 'SecretProviderClass' | 'SecretsRotationMapping';
+export type StatusKind =
+  | 'SecretSync'
+  | 'SecretProviderClass'
+  | 'SecretsRotationMapping'
+  | 'ClusterSecretSync';
 
 export interface StatusObject {
   readonly kind: StatusKind;
@@ -47,7 +51,7 @@ export function forgetStatus(object: StatusObject): void {
   for (const status of statuses) statusCondition.remove(seriesOf(object, status));
 }
 
-type SyncKind = Extract<StatusKind, 'SecretSync' | 'SecretProviderClass'>;
+type SyncKind = Extract<StatusKind, 'SecretSync' | 'SecretProviderClass' | 'ClusterSecretSync'>;
 
 /**
  * One sync's outcome: the Ready gauge, `smk_sync_reconciles_total`, and for a failure a warning

@@ -12,6 +12,8 @@ export interface ResourceKind<T> {
   readonly kind: string;
   readonly plural: string;
   readonly labelSelector?: string;
+  /** Namespaces, ClusterSecretSyncs: one cluster-wide watch even when the manager serves a few namespaces. */
+  readonly clusterScoped?: boolean;
   /**
    * Applied to every object before it is cached or handed to a handler (e.g. dropping
    * managedFields no reader needs). Shared by every reader of the kind, so it keeps what any

@@ -146,6 +146,21 @@ describe('manager: shared informers', () => {
     await manager.stop(100);
   });
 
+  it('watches a cluster-scoped kind once, cluster-wide, even when serving some namespaces', async () => {
+    const sources = fakeSources((namespace) =>
+      namespace === undefined
+        ? [{ metadata: { name: 'cluster-one', resourceVersion: '1' } } as unknown as Thing]
+        : [],
+    );
+    const manager = managerWith({ sourceFor: sources.sourceFor, namespaces: ['a', 'b'] });
+    const clusterThings = manager.informer({ ...things, plural: 'clusterthings', clusterScoped: true });
+    assert.deepEqual(sources.opened, ['clusterthings@*']);
+    await manager.start();
+    assert.equal(clusterThings.get('', 'cluster-one')?.metadata.name, 'cluster-one');
+    assert.equal(clusterThings.list().length, 1);
+    await manager.stop(100);
+  });
+
   it('refuses the same kind with another trim (one kind, one trim)', () => {
     const manager = managerWith({ sourceFor: fakeSources(() => []).sourceFor });
     manager.informer(things);

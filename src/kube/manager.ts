@@ -139,7 +139,8 @@ export function createManager(options: ManagerOptions): Manager {
   function build<T>(kind: ResourceKind<T>): Entry {
     const scoped = new Map<string, Informer<T>>();
     const selector = kind.labelSelector ? `[${kind.labelSelector}]` : '';
-    for (const namespace of scopes) {
+    const kindScopes = kind.clusterScoped ? [undefined] : scopes;
+    for (const namespace of kindScopes) {
       const informer = createInformer<T & object>(sourceFor(kind, namespace) as ListWatchSource<T & object>, {
         name: `${kind.plural}${selector}${namespace ? `/${namespace}` : ''}`,
         logger,
@@ -156,7 +157,8 @@ export function createManager(options: ManagerOptions): Manager {
         for (const informer of all) informer.addHandlers(handlers);
       },
       get(namespace, name) {
-        return scoped.get(scopes[0] === undefined ? '' : namespace)?.get(namespace, name);
+        const scope = kindScopes[0] === undefined ? '' : namespace;
+        return scoped.get(scope)?.get(kind.clusterScoped ? undefined : namespace, name);
       },
       list() {
         return all.flatMap((informer) => informer.list());

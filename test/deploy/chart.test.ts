@@ -111,6 +111,7 @@ describe('Helm chart deploy/helm/smk', () => {
       'ClusterRole/smk-webhook',
       'ClusterRoleBinding/smk-controller',
       'ClusterRoleBinding/smk-webhook',
+      'CustomResourceDefinition/clustersecretsyncs.smk.dev',
       'CustomResourceDefinition/secretsrotationmappings.awssecretsoperator.secretoperator',
       'CustomResourceDefinition/secretsyncs.smk.dev',
       'Deployment/smk-controller',

@@ -25,11 +25,18 @@ import {
   KubernetesObjectApi,
   loadAllYaml,
   PatchStrategy,
+  setHeaderOptions,
   type V1Deployment,
 } from '@kubernetes/client-node';
+import { AwsClients, createSecretReader, SecretCache } from '../../src/aws/index.ts';
+import { addClusterSyncController } from '../../src/controller/cluster-sync/controller.ts';
+import { coalescingReader } from '../../src/controller/coalesce.ts';
+import { createIdentityResolver } from '../../src/controller/identity.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { connectProvider } from '../../src/csi/client.ts';
 import { type CsiProvider, startCsiProvider } from '../../src/csi/provider.ts';
+import { createManager, type Manager } from '../../src/kube/manager.ts';
+import { createServiceAccounts } from '../../src/kube/service-accounts.ts';
 import { find, renderChart } from '../deploy/helm.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { runCommand } from '../harness/run.ts';
@@ -75,6 +82,7 @@ const decode = (data: string | undefined): string => Buffer.from(data ?? '', 'ba
 describe('examples/', () => {
   it('has the examples the docs point to', async () => {
     assert.deepEqual(await exampleNames(), [
+      'cluster-secret-sync',
       'cross-account',
       'csi-ascp',
       'injection-sidecar-injector',
@@ -444,5 +452,73 @@ describe('examples/', () => {
     find(objects, 'DaemonSet', 'smk-csi-provider');
     find(objects, 'Deployment', 'smk-webhook');
     assert.match(await readFile(values, 'utf8'), /helm install smk deploy\/helm\/smk/);
+  });
+
+  describe('cluster-secret-sync for real', () => {
+    let manager: Manager;
+
+    before(async () => {
+      const clients = new AwsClients({ endpoint: moto.endpoint, maxAttempts: 1, callTimeoutMs: 5_000 });
+      const cache = new SecretCache();
+      manager = createManager({ kubeConfig: bed.kubeConfig, logger: silentLogger() });
+      addClusterSyncController(manager, {
+        identities: createIdentityResolver({
+          serviceAccounts: createServiceAccounts(bed.kubeConfig),
+          makeReader: (identity) => coalescingReader(createSecretReader(identity, { cache, clients })),
+        }),
+        defaultRegion: 'us-east-1',
+      });
+      await manager.start();
+    });
+
+    after(async () => {
+      await KubernetesObjectApi.makeApiClient(bed.kubeConfig)
+        .delete({
+          apiVersion: 'smk.dev/v1alpha1',
+          kind: 'ClusterSecretSync',
+          metadata: { name: 'shared-ca' },
+        })
+        .catch(() => undefined);
+      await manager?.stop(2_000);
+    });
+
+    it('shared-ca lands in the labelled namespace, not in the other one', async () => {
+      const value = await ensureSecret('us-east-1', 'shared/ca-bundle', 'example-ca-bundle');
+      const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+      const labelled = await bed.newNamespace('example-cluster-secret-sync');
+      const other = await bed.newNamespace('example-cluster-secret-sync-other');
+      await core.patchNamespace(
+        { name: labelled, body: { metadata: { labels: { 'example.com/shared-ca': 'true' } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      await applyExample(bed.kubeConfig, 'cluster-secret-sync', other);
+      await applyExample(bed.kubeConfig, 'cluster-secret-sync', labelled);
+      const synced = await waitFor('Secret shared-ca', 30_000, () =>
+        core.readNamespacedSecret({ namespace: labelled, name: 'shared-ca' }).catch(() => undefined),
+      );
+      assert.equal(decode(synced.data?.['ca.crt']), value);
+      const status = await waitFor('ClusterSecretSync Ready', 30_000, async () => {
+        const object = (await bed.kubeConfig.makeApiClient(CustomObjectsApi).getClusterCustomObject({
+          group: 'smk.dev',
+          version: 'v1alpha1',
+          plural: 'clustersecretsyncs',
+          name: 'shared-ca',
+        })) as {
+          status?: { namespaces?: { namespace: string; ready: boolean }[] };
+        };
+        return object.status?.namespaces?.some((entry) => entry.namespace === labelled && entry.ready)
+          ? object.status
+          : undefined;
+      });
+      assert.equal(
+        status.namespaces?.some((entry) => entry.namespace === other),
+        false,
+        'the unlabelled namespace is not selected',
+      );
+      assert.equal(
+        await core.readNamespacedSecret({ namespace: other, name: 'shared-ca' }).catch(() => undefined),
+        undefined,
+      );
+    });
   });
 });

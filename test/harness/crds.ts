@@ -18,6 +18,7 @@ const root = new URL('../../', import.meta.url);
 
 export const crdFiles = {
   secretSync: new URL('deploy/crds/smk.dev_secretsyncs.yaml', root),
+  clusterSecretSync: new URL('deploy/crds/smk.dev_clustersecretsyncs.yaml', root),
   secretsRotationMapping: new URL('deploy/crds/secretsrotationmapping.yaml', root),
   /** A minimal copy of the Secrets Store CSI driver's CRD: the SecretProviderClass drop-in needs it. */
   secretProviderClass: new URL('test/controller/fixtures/secretproviderclass-crd.yaml', root),

@@ -1,0 +1,159 @@
+/**
+ * A ClusterSecretSync (smk.dev/v1alpha1, cluster-scoped) as plain values: which namespaces it
+ * writes into (a label selector and/or an explicit list) and, for each, the SyncJob the one sync
+ * pipeline runs (../sync/sync.ts). Identity, mode (a): each namespace's own ServiceAccount
+ * (`spec.serviceAccountRef.name`) reads, so a namespace gets only what its own role may read.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { z } from 'zod';
+import { InvalidInputError } from '../../core/errors.ts';
+import { clusterSecretSyncKind, type SyncJob, secretSyncJob } from '../jobs.ts';
+
+/** As the CRD's maxItems: status lists one entry per namespace, and an object has a size limit. */
+export const maxNamespaces = 500;
+
+const requirement = z.object({
+  key: z.string().min(1),
+  operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+  values: z.array(z.string()).optional(),
+});
+const selectorSchema = z.object({
+  matchLabels: z.record(z.string(), z.string()).optional(),
+  matchExpressions: z.array(requirement).optional(),
+});
+export type LabelSelector = z.infer<typeof selectorSchema>;
+
+const clusterSecretSyncSchema = z.object({
+  metadata: z.object({
+    name: z.string().min(1),
+    uid: z.string().default(''),
+    generation: z.number().int().default(0),
+  }),
+  spec: z
+    .object({
+      namespaceSelector: selectorSchema.optional(),
+      namespaces: z.array(z.string().min(1)).max(maxNamespaces).optional(),
+      serviceAccountRef: z.object({ name: z.string().min(1), namespace: z.string().min(1).optional() }),
+    })
+    .passthrough(),
+});
+
+export interface ClusterSecretSyncObject extends KubernetesObject {
+  metadata: NonNullable<KubernetesObject['metadata']> & { name: string };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+}
+
+/** True when `labels` satisfy `selector` (Kubernetes' semantics; an empty selector matches all). */
+export function selectorMatches(selector: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {}))
+    if (labels[key] !== value) return false;
+  for (const { key, operator, values = [] } of selector.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, key);
+    const value = labels[key];
+    if (operator === 'Exists' && !has) return false;
+    if (operator === 'DoesNotExist' && has) return false;
+    if (operator === 'In' && !(has && value !== undefined && values.includes(value))) return false;
+    if (operator === 'NotIn' && has && value !== undefined && values.includes(value)) return false;
+  }
+  return true;
+}
+
+export interface NamespaceView {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Being deleted: nothing is written into it (the API server would refuse anyway). */
+  readonly terminating: boolean;
+}
+
+export interface Expansion {
+  /** One job per selected namespace, sorted by namespace. */
+  readonly jobs: readonly SyncJob[];
+  /**
+   * Mode (b): the namespace of the ServiceAccount every job reads as (the jobs name the account);
+   * undefined in mode (a), where each job reads as its own namespace's account.
+   */
+  readonly identityNamespace: string | undefined;
+  /** Listed in `spec.namespaces` but absent (or terminating): reported, not written. */
+  readonly missing: readonly string[];
+  /** More namespaces matched than `maxNamespaces`: the rest are left out and the status says so. */
+  readonly truncated: number;
+}
+
+function invalid(label: string, field: string, why: string): InvalidInputError {
+  return new InvalidInputError(`${label}: ${field}: ${why}`, { subject: label, field });
+}
+
+/**
+ * The namespaces a ClusterSecretSync selects among `namespaces`, each with its SyncJob. A namespace
+ * is selected when the selector matches its labels, or `spec.namespaces` names it; with neither
+ * field set nothing is selected (a cluster-wide write must be asked for, never a default).
+ * Throws InvalidInputError naming the field.
+ */
+export function expandClusterSecretSync(object: unknown, namespaces: readonly NamespaceView[]): Expansion {
+  const rawName = (object as { metadata?: { name?: unknown } } | null)?.metadata?.name;
+  const label = `${clusterSecretSyncKind} ${typeof rawName === 'string' ? rawName : '?'}`;
+  const parsed = clusterSecretSyncSchema.safeParse(object);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') ?? 'spec';
+    throw invalid(label, field, issue?.message ?? 'invalid');
+  }
+  const { metadata, spec } = parsed.data;
+  if (!spec.namespaceSelector && !spec.namespaces) {
+    throw invalid(label, 'spec', 'expected namespaceSelector or namespaces (or both)');
+  }
+  const { namespaceSelector, namespaces: listed, serviceAccountRef, ...syncSpec } = spec;
+  const identityNamespace = serviceAccountRef.namespace;
+  if (identityNamespace !== undefined && (namespaceSelector || !listed)) {
+    throw invalid(
+      label,
+      namespaceSelector ? 'spec.namespaceSelector' : 'spec.namespaces',
+      'with serviceAccountRef.namespace (one identity for every namespace) the target namespaces must be listed in spec.namespaces, not selected by label: whoever may label a namespace would otherwise receive values its own roles cannot read',
+    );
+  }
+  for (const field of ['serviceAccountName', 'creationPolicy'] as const) {
+    if (field in syncSpec) {
+      throw invalid(
+        label,
+        `spec.${field}`,
+        field === 'serviceAccountName'
+          ? 'not a ClusterSecretSync field; expected serviceAccountRef.name (the ServiceAccount in each target namespace)'
+          : 'a ClusterSecretSync always owns the Secrets it writes (creationPolicy Owner)',
+      );
+    }
+  }
+  const wanted = new Set(listed ?? []);
+  const live = namespaces.filter((ns) => !ns.terminating);
+  const selected = live
+    .filter(
+      (ns) => wanted.has(ns.name) || (namespaceSelector && selectorMatches(namespaceSelector, ns.labels)),
+    )
+    .map((ns) => ns.name)
+    .sort();
+  const present = new Set(live.map((ns) => ns.name));
+  const missing = [...wanted].filter((name) => !present.has(name)).sort();
+  const kept = selected.slice(0, maxNamespaces);
+  const jobs = kept.map((namespace) =>
+    secretSyncJob(
+      {
+        metadata: { name: metadata.name, namespace, uid: metadata.uid, generation: metadata.generation },
+        spec: { ...syncSpec, serviceAccountName: serviceAccountRef.name, creationPolicy: 'Owner' },
+      },
+      clusterSecretSyncKind,
+    ),
+  );
+  return { jobs, identityNamespace, missing, truncated: selected.length - kept.length };
+}
+
+/**
+ * Whether `object` selects `namespace` (a Namespace event re-runs only the ClusterSecretSyncs whose
+ * selection it changes). An unreadable spec selects nothing.
+ */
+export function selectsNamespace(object: unknown, namespace: NamespaceView): boolean {
+  const parsed = clusterSecretSyncSchema.safeParse(object);
+  if (!parsed.success || namespace.terminating) return false;
+  const { namespaceSelector, namespaces } = parsed.data.spec;
+  if (namespaces?.includes(namespace.name)) return true;
+  return namespaceSelector !== undefined && selectorMatches(namespaceSelector, namespace.labels);
+}
