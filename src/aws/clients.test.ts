@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { type AddressInfo, createServer } from 'node:net';
 import { describe, it, test } from 'node:test';
 import { AccessDeniedError, InvalidInputError } from '../core/errors.ts';
-import { AwsClients, commonJsExports } from './clients.ts';
+import { AwsClients } from './clients.ts';
 import type { Identity } from './identity.ts';
+import { commonJsExports } from './sdk.ts';
 
 test('commonJsExports: a namespace holding only `default` (the bundle) gives its exports', () => {
   class Client {}

@@ -20,6 +20,15 @@ import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { InvalidInputError, isSmkError, type SmkError, TransientError } from '../core/errors.ts';
 import { errorLabels } from '../core/metrics.ts';
 import { awsRegionExpectation, isAwsRegion } from '../core/regions.ts';
+import type {
+  AwsClientsOptions,
+  ClientConfig,
+  ConnectionPools,
+  HeldClient,
+  KnownIdentity,
+  ResolvedOptions,
+} from './client-options.ts';
+import { longPollTimeoutMs } from './client-options.ts';
 import { type AwsErrorContext, mapAwsError } from './errors.ts';
 import {
   type CredentialProvider,
@@ -33,100 +42,7 @@ import {
 import { WeightedLru } from './lru.ts';
 import { awsCallSeconds, awsCalls } from './metrics.ts';
 import { answerFromMemory, rehearsalAssumeRoleAnswer, rehearsalBatchAnswer } from './rehearsal.ts';
-
-/**
- * The exports of a dynamically imported CommonJS package. Node finds a CommonJS module's named
- * exports itself, but in the esbuild bundle (what the image ships) the namespace holds only
- * `default`: without this, every lazily loaded SDK class was undefined in dist/smk.mjs alone.
- */
-export function commonJsExports<T extends object>(namespace: T): T {
-  const inner = (namespace as { default?: unknown }).default;
-  const onlyDefault = Object.keys(namespace).every((key) => key === 'default' || key === '__esModule');
-  return onlyDefault && typeof inner === 'object' && inner !== null ? (inner as T) : namespace;
-}
-
-// SDK packages other than Secrets Manager load on first use, so a one-shot `smk fetch` of
-// secrets does not pay for SSM, SQS and STS at start (each adds tens of ms to a cold start).
-export const ssmSdk = async (): Promise<typeof import('@aws-sdk/client-ssm')> =>
-  commonJsExports(await import('@aws-sdk/client-ssm'));
-export const sqsSdk = async (): Promise<typeof import('@aws-sdk/client-sqs')> =>
-  commonJsExports(await import('@aws-sdk/client-sqs'));
-const stsSdk = async (): Promise<typeof import('@aws-sdk/client-sts')> =>
-  commonJsExports(await import('@aws-sdk/client-sts'));
-
-export interface AwsClientsOptions {
-  /** Endpoint for every service; default: what the SDK reads (AWS_ENDPOINT_URL, else AWS). */
-  readonly endpoint?: string;
-  /** Attempts per call including the first (default 3). */
-  readonly maxAttempts?: number;
-  /** TCP connect timeout (default 3 s). */
-  readonly connectionTimeoutMs?: number;
-  /** Socket idle timeout per attempt (default 5 s). */
-  readonly requestTimeoutMs?: number;
-  /** Deadline for one call including retries (default 15 s). */
-  readonly callTimeoutMs?: number;
-  /** Region of the STS endpoint used for AssumeRoleWithWebIdentity (the CLI passes config.ts's region; default us-east-1). */
-  readonly stsRegion?: string;
-  /** Refresh assumed credentials this long before they expire (default 10 min; at least the SDK's 5). */
-  readonly credentialRefreshMarginMs?: number;
-  /** Clients kept per service, least recently used dropped first (default 256). */
-  readonly maxClients?: number;
-  /** Identities whose credential providers are kept (default 4096). */
-  readonly maxIdentities?: number;
-  /** Connections per endpoint host, shared by every client (default 64). */
-  readonly maxSockets?: number;
-}
-
-/** Socket timeout of SQS clients: a 20 s long poll plus room for the answer. */
-export const longPollTimeoutMs = 25_000;
-
-interface ResolvedOptions {
-  readonly endpoint: string | undefined;
-  readonly maxAttempts: number;
-  readonly connectionTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-  readonly callTimeoutMs: number;
-  readonly stsRegion: string;
-  readonly credentialRefreshMarginMs: number;
-  readonly maxClients: number;
-  readonly maxIdentities: number;
-  readonly maxSockets: number;
-}
-
-/**
- * One identity's credential provider. `latest` is the token function and settings last given for
- * its key (a CSI mount brings a fresh token each time); the provider reads it when it fetches.
- */
-interface KnownIdentity {
-  readonly provider: CredentialProvider;
-  readonly holder: { latest: Identity };
-}
-
-interface HeldClient<C> {
-  readonly client: C;
-  readonly credentials: CredentialProvider;
-}
-
-/** What every client is built with (the fields are the SDK's own config names). */
-interface ClientConfig {
-  readonly region: string;
-  readonly retryMode: 'adaptive';
-  readonly maxAttempts: number;
-  readonly requestHandler: {
-    readonly connectionTimeout: number;
-    readonly requestTimeout: number;
-    readonly throwOnRequestTimeout: boolean;
-    readonly httpAgent: HttpAgent;
-    readonly httpsAgent: HttpsAgent;
-  };
-  readonly credentials?: CredentialProvider;
-  readonly endpoint?: string;
-}
-
-interface ConnectionPools {
-  readonly http: HttpAgent;
-  readonly https: HttpsAgent;
-}
+import { sqsSdk, ssmSdk, stsSdk } from './sdk.ts';
 
 /**
  * An AssumeRole failure, re-made to name the field the role came from. Errors of the source

@@ -2,7 +2,8 @@
 
 export { secretIdMatches } from './arn.ts';
 export { SecretCache, type SecretCacheOptions } from './cache.ts';
-export { AwsClients, type AwsClientsOptions } from './clients.ts';
+export type { AwsClientsOptions } from './client-options.ts';
+export { AwsClients } from './clients.ts';
 export { mapAwsError } from './errors.ts';
 export { type Credentials, chainedIdentity, type Identity, identityKey } from './identity.ts';
 export { type AwsSecretReader, createSecretReader, type SecretReaderDeps } from './reader.ts';

@@ -4,8 +4,10 @@
  * logged or put in an error here: parsing them is the caller's job, at its edge.
  */
 import { InvalidInputError } from '../core/errors.ts';
-import { type AwsClients, longPollTimeoutMs, sqsSdk } from './clients.ts';
+import { longPollTimeoutMs } from './client-options.ts';
+import type { AwsClients } from './clients.ts';
 import type { Identity } from './identity.ts';
+import { sqsSdk } from './sdk.ts';
 
 /** SQS allows at most 10 messages per receive and 10 entries per batch delete. */
 export const sqsBatchLimit = 10;

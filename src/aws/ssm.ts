@@ -7,8 +7,8 @@ import { type SmkError, TooLargeError } from '../core/errors.ts';
 import type { DiscoveredObject, DiscoveryQuery, SecretVersions } from '../core/source.ts';
 import { currentStage } from '../core/source.ts';
 import { ssmParameterMatches } from './arn.ts';
-import { ssmSdk } from './clients.ts';
 import { forSubject, mapAwsErrorCode } from './errors.ts';
+import { ssmSdk } from './sdk.ts';
 import type { SecretsManagerContext } from './secrets-manager.ts';
 import type { Outcome, Target } from './targets.ts';
 

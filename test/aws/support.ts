@@ -14,7 +14,8 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SecretCache, type SecretCacheOptions } from '../../src/aws/cache.ts';
-import { AwsClients, type AwsClientsOptions } from '../../src/aws/clients.ts';
+import type { AwsClientsOptions } from '../../src/aws/client-options.ts';
+import { AwsClients } from '../../src/aws/clients.ts';
 import type { Identity } from '../../src/aws/identity.ts';
 import { type AwsSecretReader, createSecretReader } from '../../src/aws/reader.ts';
 import type { ReadResult, SecretValue } from '../../src/core/source.ts';
