@@ -316,7 +316,11 @@ export interface TemplateJob {
 /** Which template failed, never why (liquidjs's message could quote a value). */
 export type TemplateJobResult =
   | { readonly ok: true; readonly rendered: readonly string[] }
-  | { readonly ok: false; readonly failedAt: number; readonly reason: 'failed' | 'over_budget' | 'worker_failed' };
+  | {
+      readonly ok: false;
+      readonly failedAt: number;
+      readonly reason: 'failed' | 'over_budget' | 'worker_failed';
+    };
 
 /** Renders a TemplateJob off this thread (./expressions.ts's worker pool), fairly per tenant. */
 export interface TemplateRenderer {
