@@ -14,7 +14,12 @@
  */
 import { Worker } from 'node:worker_threads';
 import { counter } from './metrics.ts';
-import { renderBudgetMs, type TemplateJob, type TemplateJobResult, type TemplateRenderer } from './template.ts';
+import {
+  renderBudgetMs,
+  type TemplateJob,
+  type TemplateJobResult,
+  type TemplateRenderer,
+} from './template.ts';
 
 export interface ExpressionBudget {
   /** CPU time of the worker thread for one object's expressions. */
@@ -28,7 +33,10 @@ export interface ExpressionBudget {
 export const defaultExpressionBudget: ExpressionBudget = { cpuMs: 100, wallMs: 2_000, heapMb: 32 };
 /** One object's templates: the same CPU time as their in-process render budget (liquidjs's own
  * wall-time renderLimit still applies inside the worker and usually stops a loop first). */
-export const defaultTemplateBudget: Omit<ExpressionBudget, 'heapMb'> = { cpuMs: renderBudgetMs, wallMs: 2_000 };
+export const defaultTemplateBudget: Omit<ExpressionBudget, 'heapMb'> = {
+  cpuMs: renderBudgetMs,
+  wallMs: 2_000,
+};
 
 /** What the worker is asked (one object's value and expressions). */
 export interface EvaluationRequest {
@@ -315,7 +323,8 @@ export function createWorkerPool(options: ExpressionEvaluatorOptions = {}): Work
     tenant: string,
     jobBudget: Job['budget'],
   ): Promise<{ outcome: RunOutcome; rendering: number | undefined }> {
-    if (closed) return Promise.resolve({ outcome: { ok: false, outcome: 'worker_failed' }, rendering: undefined });
+    if (closed)
+      return Promise.resolve({ outcome: { ok: false, outcome: 'worker_failed' }, rendering: undefined });
     return new Promise((resolve) => {
       const job: Job = {
         request,
@@ -360,7 +369,9 @@ export function createWorkerPool(options: ExpressionEvaluatorOptions = {}): Work
         : outcome.reply.kind === 'template' && 'result' in outcome.reply
           ? outcome.reply.result
           : { ok: false, failedAt: 0, reason: 'worker_failed' };
-      renders.inc(result.ok ? { outcome: 'ok' } : { outcome: 'failed', reason: renderFailureReason[result.reason] });
+      renders.inc(
+        result.ok ? { outcome: 'ok' } : { outcome: 'failed', reason: renderFailureReason[result.reason] },
+      );
       return result;
     },
     async close() {

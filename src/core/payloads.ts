@@ -94,7 +94,7 @@ export interface ResolveOptions {
    * hold the event loop that serves every namespace). Without it they render on this thread.
    */
   readonly templateRenderer?: TemplateRenderer | undefined;
-  /** Whose work this is (the namespace), for the renderer's per-tenant fairness. */
+  /** Whose work this is (the namespace), for the worker pool's turns between tenants. */
   readonly tenant?: string | undefined;
 }
 
@@ -317,6 +317,7 @@ async function payloadsOf(
     prepared.map((object) => object.fields),
     options.expressions,
     subject,
+    options.tenant,
   );
   return prepared.flatMap(({ fixed, entries }, index) => {
     const selected = selections[index] ?? [];

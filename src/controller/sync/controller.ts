@@ -7,8 +7,8 @@
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { createWorkerPool, type ExpressionEvaluator } from '../../core/expressions.ts';
 import type { Logger } from '../../core/log.ts';
-import type { TemplateRenderer } from '../../core/template.ts';
 import { gauge, histogram } from '../../core/metrics.ts';
+import type { TemplateRenderer } from '../../core/template.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
 import type { KubeConfig } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
@@ -223,7 +223,10 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     silenceMs: options.silenceMs,
   });
   const ownPool = options.templateRenderer === undefined ? createWorkerPool() : undefined;
-  const sync = addSyncController(manager, { ...options, templateRenderer: options.templateRenderer ?? ownPool });
+  const sync = addSyncController(manager, {
+    ...options,
+    templateRenderer: options.templateRenderer ?? ownPool,
+  });
   return {
     start: () => manager.start(),
     stop: async (graceMs) => {
