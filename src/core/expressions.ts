@@ -288,10 +288,13 @@ export function createWorkerPool(options: ExpressionEvaluatorOptions = {}): Work
     return false;
   }
 
-  /** The next job in round-robin order whose tenant is under its share of the workers. */
+  /**
+   * The next job in round-robin order whose tenant is under its share of the workers. The unnamed
+   * tenant ('') is a process serving one workload (the agent, `smk fetch`): it may use every worker.
+   */
   function nextJob(): Job | undefined {
     for (const [tenant, jobs] of queues) {
-      if ((running.get(tenant) ?? 0) >= perTenant) continue;
+      if (tenant !== '' && (running.get(tenant) ?? 0) >= perTenant) continue;
       const job = jobs.shift() as Job;
       // To the back of the round: the other tenants go first next time.
       queues.delete(tenant);
