@@ -1,6 +1,7 @@
 /**
  * `npm run build`: one bundled entry point for every role (dist/smk.mjs, the package's `bin`),
- * and dist/expression-worker.mjs, the thread that runs JMESPath expressions when they are enabled.
+ * and dist/expression-worker.mjs, the thread that runs JMESPath expressions (when enabled) and the
+ * controller's templates.
  * Code splitting keeps each command's start cheap: `smk fetch` loads the AWS and core chunks,
  * not the Kubernetes client or gRPC. The entry is src/cli/smk.mjs, which checks the Node version
  * before it imports the program's chunk, so an old Node gets a message instead of a SyntaxError.
@@ -15,8 +16,9 @@ export async function bundle(outdir: string): Promise<{ readonly files: number; 
   await rm(outdir, { recursive: true, force: true });
   await mkdir(outdir, { recursive: true });
   const result = await build({
-    // The JMESPath expression worker is a thread of its own (src/core/expressions.ts starts it from
-    // ./expression-worker.mjs beside the chunk that asks), so it is an entry point of its own.
+    // The worker (JMESPath expressions, the controller's templates) is a thread of its own
+    // (src/core/expressions.ts starts it from ./expression-worker.mjs beside the chunk that asks),
+    // so it is an entry point of its own.
     entryPoints: {
       smk: `${root}src/cli/smk.mjs`,
       'expression-worker': `${root}src/core/expression-worker.ts`,

@@ -38,7 +38,7 @@ import { startHealthServer } from '../controller/server.ts';
 import { addSyncController } from '../controller/sync/controller.ts';
 import { addWriteThroughController } from '../controller/write-through/controller.ts';
 import { parseDuration } from '../core/duration.ts';
-import { createExpressionEvaluator } from '../core/expressions.ts';
+import { createWorkerPool } from '../core/expressions.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
 import { createManager, type LeaderElectionSettings } from '../kube/manager.ts';
@@ -213,7 +213,10 @@ export async function run(args: readonly string[]): Promise<number> {
     podIdentity: flags['pod-identity'] === 'true' ? {} : undefined,
   });
   const allowExpressions = values['allow-jmespath-expressions'];
-  const expressions = allowExpressions ? createExpressionEvaluator() : undefined;
+  // One pool of worker threads for the process: templates always (every namespace's, in turn),
+  // full JMESPath expressions where enabled. Nothing a tenant's spec decides runs on this loop.
+  const workers = createWorkerPool();
+  const expressions = allowExpressions ? workers : undefined;
   const podName = env.podName ?? hostname();
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
@@ -240,6 +243,7 @@ export async function run(args: readonly string[]): Promise<number> {
     identities,
     defaultRegion: env.region,
     expressions,
+    templateRenderer: workers,
     concurrency: flags.concurrency,
     rateLimit: { perSecond: flags.rate, burst: Math.max(1, Math.round(flags.rate * 5)) },
     secretProviderClasses:
@@ -313,7 +317,7 @@ export async function run(args: readonly string[]): Promise<number> {
     stopping ??= (async () => {
       logger.info('shutting down');
       await Promise.all([manager.stop(), rotation?.stop()]);
-      await expressions?.close();
+      await workers.close();
       await health.close();
       release();
     })();

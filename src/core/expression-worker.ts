@@ -1,12 +1,14 @@
 /**
- * The thread that runs full JMESPath expressions (./expressions.ts starts it; the bundle builds it
- * as its own entry, dist/expression-worker.mjs). Its only job: JSON text + expressions → each
- * expression's string, or nothing. It says nothing about which expression failed or why, so
- * nothing value-dependent can cross back beyond "every expression gave a string".
+ * The thread that runs a tenant's costly spec work (./expressions.ts starts it; the bundle builds
+ * it as its own entry, dist/expression-worker.mjs): JSON text + expressions → each expression's
+ * string, or nothing; templates' texts + the values each names → each rendered text, or which
+ * template failed. It says nothing about why, so nothing value-dependent crosses back beyond
+ * "it worked" and, for templates, which one failed.
  */
 import { parentPort } from 'node:worker_threads';
 import { type JSONValue, search } from '@jmespath-community/jmespath';
-import type { EvaluationReply, EvaluationRequest } from './expressions.ts';
+import type { EvaluationRequest, WorkerReply, WorkerRequest } from './expressions.ts';
+import { renderTemplateJob } from './template.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('expression-worker runs as a worker thread only');
@@ -26,8 +28,15 @@ function evaluate(request: EvaluationRequest): readonly string[] | undefined {
   return results;
 }
 
-port.on('message', (request: EvaluationRequest) => {
-  const reply: EvaluationReply = { id: request.id, results: evaluate(request) };
-  port.postMessage(reply);
+port.on('message', (request: WorkerRequest) => {
+  const send = (reply: WorkerReply): void => port.postMessage(reply);
+  if (request.kind === 'jmespath') {
+    send({ kind: 'jmespath', id: request.id, results: evaluate(request) });
+    return;
+  }
+  const result = renderTemplateJob(request, (rendering) =>
+    send({ kind: 'template', id: request.id, rendering }),
+  );
+  send({ kind: 'template', id: request.id, result });
 });
 port.postMessage('ready');

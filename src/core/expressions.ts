@@ -1,13 +1,25 @@
 /**
- * Full JMESPath expressions, for clusters whose administrator enabled them
- * (`--allow-jmespath-expressions`). An expression's cost can grow exponentially with its length,
- * so it never runs on the event loop that serves health checks, mounts and syncs: a small pool
- * of worker threads runs one object's expressions at a time, each within a budget of CPU time
- * (measured on the worker's own thread, so a busy node does not fail a cheap expression), wall
- * time and heap. Over budget, the worker is terminated and a fresh one takes the next object.
+ * Work a tenant's spec asks for whose cost its text decides, kept off the event loop that serves
+ * health checks, mounts and syncs: full JMESPath expressions (only where the administrator enabled
+ * them, `--allow-jmespath-expressions`; cost can grow exponentially with length) and, in the shared
+ * controller, templates (a Liquid loop can spend its whole render budget). A small pool of worker
+ * threads runs one object's work at a time, within a budget of CPU time (measured on the worker's
+ * own thread, so a busy node does not fail cheap work), wall time and heap. Over budget, the
+ * worker is terminated and a fresh one takes the next object.
+ *
+ * Fairness between tenants: each request names its tenant (the namespace); waiting requests are
+ * queued per tenant and taken round-robin, and one tenant holds at most all workers but one at a
+ * time (when the pool has more than one), so a namespace's slow templates delay its own syncs,
+ * while another namespace's next request waits at most one budget.
  */
 import { Worker } from 'node:worker_threads';
 import { counter } from './metrics.ts';
+import {
+  renderBudgetMs,
+  type TemplateJob,
+  type TemplateJobResult,
+  type TemplateRenderer,
+} from './template.ts';
 
 export interface ExpressionBudget {
   /** CPU time of the worker thread for one object's expressions. */
@@ -19,9 +31,16 @@ export interface ExpressionBudget {
 }
 
 export const defaultExpressionBudget: ExpressionBudget = { cpuMs: 100, wallMs: 2_000, heapMb: 32 };
+/** One object's templates: the same CPU time as their in-process render budget (liquidjs's own
+ * wall-time renderLimit still applies inside the worker and usually stops a loop first). */
+export const defaultTemplateBudget: Omit<ExpressionBudget, 'heapMb'> = {
+  cpuMs: renderBudgetMs,
+  wallMs: 2_000,
+};
 
 /** What the worker is asked (one object's value and expressions). */
 export interface EvaluationRequest {
+  readonly kind: 'jmespath';
   readonly id: number;
   readonly json: string;
   readonly expressions: readonly string[];
@@ -31,9 +50,24 @@ export interface EvaluationRequest {
 
 /** What it answers: every expression's string, or undefined when any gave none. */
 export interface EvaluationReply {
+  readonly kind: 'jmespath';
   readonly id: number;
   readonly results: readonly string[] | undefined;
 }
+
+/** One object's templates: each one's text (re-parsed in the worker) and only the values it names. */
+export interface RenderRequest extends TemplateJob {
+  readonly kind: 'template';
+  readonly id: number;
+}
+
+/** `rendering` says which template the worker started (so an over-budget stop can name it). */
+export type RenderReply =
+  | { readonly kind: 'template'; readonly id: number; readonly rendering: number }
+  | { readonly kind: 'template'; readonly id: number; readonly result: TemplateJobResult };
+
+export type WorkerRequest = EvaluationRequest | RenderRequest;
+export type WorkerReply = EvaluationReply | RenderReply;
 
 export type EvaluationOutcome =
   | { readonly ok: true; readonly results: readonly string[] }
@@ -42,20 +76,38 @@ export type EvaluationOutcome =
 export interface ExpressionEvaluator {
   readonly budget: ExpressionBudget;
   /** Evaluates every expression on the JSON text, off the event loop and within the budget. */
-  evaluate(json: string, expressions: readonly string[], maxResultBytes: number): Promise<EvaluationOutcome>;
+  evaluate(
+    json: string,
+    expressions: readonly string[],
+    maxResultBytes: number,
+    tenant?: string,
+  ): Promise<EvaluationOutcome>;
   /** Terminates the workers; later calls fail as worker_failed. */
   close(): Promise<void>;
+}
+
+/** The pool: JMESPath expressions and templates, one set of workers, one budget rule. */
+export interface WorkerPool extends ExpressionEvaluator, TemplateRenderer {
+  readonly templateBudget: Omit<ExpressionBudget, 'heapMb'>;
 }
 
 export interface ExpressionEvaluatorOptions {
   /** Worker threads at most (default 2); each starts on first need. */
   readonly workers?: number;
+  /** Expressions' budget; `heapMb` is every worker's. */
   readonly budget?: Partial<ExpressionBudget>;
+  readonly templateBudget?: Partial<Omit<ExpressionBudget, 'heapMb'>>;
 }
 
 const evaluations = counter(
   'smk_jmespath_expressions_total',
   'Objects whose JMESPath expressions were evaluated (only with --allow-jmespath-expressions), by outcome and (for failed) reason.',
+  ['outcome', 'reason'],
+);
+
+const renders = counter(
+  'smk_template_renders_total',
+  'Objects whose templates were rendered in a worker thread (the controller), by outcome and (for failed) reason.',
   ['outcome', 'reason'],
 );
 
@@ -66,33 +118,60 @@ const failureReason = {
   worker_failed: 'WorkerFailed',
 } as const;
 
+const renderFailureReason = {
+  failed: 'RenderFailed',
+  over_budget: 'OverBudget',
+  worker_failed: 'WorkerFailed',
+} as const;
+
+/** The pool, as the roles that only evaluate expressions name it. */
+export const createExpressionEvaluator: (options?: ExpressionEvaluatorOptions) => ExpressionEvaluator =
+  createWorkerPool;
+
 /** Where the worker's code is: beside this file, as .ts from source or .mjs in the bundle. */
 function workerUrl(): URL {
   const bundled = !import.meta.url.endsWith('.ts');
   return new URL(bundled ? './expression-worker.mjs' : './expression-worker.ts', import.meta.url);
 }
 
+/** How one job ended, whatever its kind. */
+type RunOutcome =
+  | { readonly ok: true; readonly reply: WorkerReply }
+  | { readonly ok: false; readonly outcome: 'over_budget' | 'worker_failed' };
+
 interface Slot {
   readonly worker: Worker;
   readonly ready: Promise<boolean>;
   /** Settles the job this worker is running (at most one). */
-  settle?: (outcome: EvaluationOutcome) => void;
+  settle?: (outcome: RunOutcome) => void;
   expectedId?: number;
+  /** The template the worker said it started, for the job it is running. */
+  rendering?: number;
 }
 
+type Unnumbered<T> = T extends unknown ? Omit<T, 'id'> : never;
+
 interface Job {
-  readonly request: Omit<EvaluationRequest, 'id'>;
-  readonly resolve: (outcome: EvaluationOutcome) => void;
+  readonly request: Unnumbered<WorkerRequest>;
+  readonly tenant: string;
+  readonly budget: Omit<ExpressionBudget, 'heapMb'>;
+  /** Settles with the outcome and, for templates, the template the worker last started. */
+  readonly resolve: (outcome: RunOutcome, rendering: number | undefined) => void;
 }
 
 const startupTimeoutMs = 15_000;
 
-export function createExpressionEvaluator(options: ExpressionEvaluatorOptions = {}): ExpressionEvaluator {
+export function createWorkerPool(options: ExpressionEvaluatorOptions = {}): WorkerPool {
   const budget: ExpressionBudget = { ...defaultExpressionBudget, ...options.budget };
+  const templateBudget = { ...defaultTemplateBudget, ...options.templateBudget };
   const size = Math.max(1, options.workers ?? 2);
+  // With more than one worker, one is always left for the other tenants.
+  const perTenant = Math.max(1, size - 1);
   const idle: Slot[] = [];
   const all = new Set<Slot>();
-  const queue: Job[] = [];
+  /** Waiting jobs by tenant; the Map's order is the round-robin order. */
+  const queues = new Map<string, Job[]>();
+  const running = new Map<string, number>();
   let nextId = 1;
   let closed = false;
 
@@ -110,18 +189,18 @@ export function createExpressionEvaluator(options: ExpressionEvaluatorOptions = 
     const slot: Slot = { worker, ready };
     const startup = setTimeout(() => markReady(false), startupTimeoutMs);
     startup.unref();
-    worker.on('message', (message: EvaluationReply | 'ready') => {
+    worker.on('message', (message: WorkerReply | 'ready') => {
       if (message === 'ready') {
         clearTimeout(startup);
         markReady(true);
         return;
       }
       if (message.id !== slot.expectedId) return;
-      slot.settle?.(
-        message.results === undefined
-          ? { ok: false, outcome: 'no_string' }
-          : { ok: true, results: message.results },
-      );
+      if ('rendering' in message) {
+        slot.rendering = message.rendering;
+        return;
+      }
+      slot.settle?.({ ok: true, reply: message });
     });
     worker.on('error', (error: Error & { code?: string }) => {
       markReady(false);
@@ -162,8 +241,9 @@ export function createExpressionEvaluator(options: ExpressionEvaluatorOptions = 
   }
 
   async function runReferenced(slot: Slot, job: Job): Promise<boolean> {
+    const budget = job.budget;
     if (!(await slot.ready)) {
-      job.resolve({ ok: false, outcome: 'worker_failed' });
+      job.resolve({ ok: false, outcome: 'worker_failed' }, undefined);
       all.delete(slot);
       await slot.worker.terminate();
       return false;
@@ -173,8 +253,9 @@ export function createExpressionEvaluator(options: ExpressionEvaluatorOptions = 
     const cpuAtStart = await cpuMs(slot.worker);
     let timer: NodeJS.Timeout | undefined;
     let done = false;
-    const outcome = await new Promise<EvaluationOutcome>((resolve) => {
+    const outcome = await new Promise<RunOutcome>((resolve) => {
       slot.expectedId = id;
+      slot.rendering = undefined;
       slot.settle = resolve;
       // Checked when the budget could first be spent, then again for whatever was not yet used:
       // a thread starved of CPU gets its full CPU budget, up to the wall-time bound.
@@ -191,51 +272,117 @@ export function createExpressionEvaluator(options: ExpressionEvaluatorOptions = 
         timer = setTimeout(() => void check(), Math.max(5, left));
       };
       timer = setTimeout(() => void check(), budget.cpuMs);
-      slot.worker.postMessage({ id, ...job.request } satisfies EvaluationRequest);
+      slot.worker.postMessage({ id, ...job.request } as WorkerRequest);
     });
     done = true;
     clearTimeout(timer);
+    const rendering = slot.rendering;
     slot.settle = undefined;
     slot.expectedId = undefined;
-    evaluations.inc(
-      outcome.ok ? { outcome: 'ok' } : { outcome: 'failed', reason: failureReason[outcome.outcome] },
-    );
-    job.resolve(outcome);
-    if (outcome.ok || outcome.outcome === 'no_string') return true;
+    slot.rendering = undefined;
+    job.resolve(outcome, rendering);
+    if (outcome.ok) return true;
     // Over budget or broken: this worker may still be computing; it is replaced, not reused.
     all.delete(slot);
     await slot.worker.terminate();
     return false;
   }
 
+  /**
+   * The next job in round-robin order whose tenant is under its share of the workers. The unnamed
+   * tenant ('') is a process serving one workload (the agent, `smk fetch`): it may use every worker.
+   */
+  function nextJob(): Job | undefined {
+    for (const [tenant, jobs] of queues) {
+      if (tenant !== '' && (running.get(tenant) ?? 0) >= perTenant) continue;
+      const job = jobs.shift() as Job;
+      // To the back of the round: the other tenants go first next time.
+      queues.delete(tenant);
+      if (jobs.length > 0) queues.set(tenant, jobs);
+      return job;
+    }
+    return undefined;
+  }
+
   function pump(): void {
-    while (queue.length > 0 && !closed) {
-      let slot = idle.pop();
-      if (slot === undefined) {
-        if (all.size >= size) return;
-        slot = spawn();
-      }
-      const job = queue.shift() as Job;
-      const taken = slot;
-      void run(taken, job).then((reusable) => {
-        if (reusable && !closed && all.has(taken)) idle.push(taken);
+    while (queues.size > 0 && !closed) {
+      if (idle.length === 0 && all.size >= size) return;
+      const job = nextJob();
+      if (job === undefined) return;
+      const slot = idle.pop() ?? spawn();
+      running.set(job.tenant, (running.get(job.tenant) ?? 0) + 1);
+      void run(slot, job).then((reusable) => {
+        const left = (running.get(job.tenant) ?? 1) - 1;
+        if (left > 0) running.set(job.tenant, left);
+        else running.delete(job.tenant);
+        if (reusable && !closed && all.has(slot)) idle.push(slot);
         pump();
       });
     }
   }
 
+  function submit(
+    request: Job['request'],
+    tenant: string,
+    jobBudget: Job['budget'],
+  ): Promise<{ outcome: RunOutcome; rendering: number | undefined }> {
+    if (closed)
+      return Promise.resolve({ outcome: { ok: false, outcome: 'worker_failed' }, rendering: undefined });
+    return new Promise((resolve) => {
+      const job: Job = {
+        request,
+        tenant,
+        budget: jobBudget,
+        resolve: (outcome, rendering) => resolve({ outcome, rendering }),
+      };
+      const jobs = queues.get(tenant);
+      if (jobs) jobs.push(job);
+      else queues.set(tenant, [job]);
+      pump();
+    });
+  }
+
   return {
     budget,
-    evaluate(json, expressions, maxResultBytes) {
-      if (closed) return Promise.resolve({ ok: false, outcome: 'worker_failed' });
-      return new Promise((resolve) => {
-        queue.push({ request: { json, expressions: [...expressions], maxResultBytes }, resolve });
-        pump();
-      });
+    templateBudget,
+    async evaluate(json, expressions, maxResultBytes, tenant = '') {
+      const { outcome } = await submit(
+        { kind: 'jmespath', json, expressions: [...expressions], maxResultBytes },
+        tenant,
+        budget,
+      );
+      const result: EvaluationOutcome = !outcome.ok
+        ? outcome
+        : outcome.reply.kind === 'jmespath' && outcome.reply.results !== undefined
+          ? { ok: true, results: outcome.reply.results }
+          : { ok: false, outcome: 'no_string' };
+      evaluations.inc(
+        result.ok ? { outcome: 'ok' } : { outcome: 'failed', reason: failureReason[result.outcome] },
+      );
+      return result;
+    },
+    async render(job, tenant) {
+      const { outcome, rendering } = await submit(
+        { kind: 'template', texts: [...job.texts], scopes: [...job.scopes] },
+        tenant,
+        templateBudget,
+      );
+      const result: TemplateJobResult = !outcome.ok
+        ? { ok: false, failedAt: rendering ?? 0, reason: outcome.outcome }
+        : outcome.reply.kind === 'template' && 'result' in outcome.reply
+          ? outcome.reply.result
+          : { ok: false, failedAt: 0, reason: 'worker_failed' };
+      renders.inc(
+        result.ok ? { outcome: 'ok' } : { outcome: 'failed', reason: renderFailureReason[result.reason] },
+      );
+      return result;
     },
     async close() {
       closed = true;
-      for (const job of queue.splice(0)) job.resolve({ ok: false, outcome: 'worker_failed' });
+      for (const jobs of queues.values()) {
+        for (const job of jobs) job.resolve({ ok: false, outcome: 'worker_failed' }, undefined);
+      }
+      queues.clear();
       idle.length = 0;
       await Promise.all([...all].map((slot) => slot.worker.terminate()));
       all.clear();

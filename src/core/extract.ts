@@ -173,12 +173,14 @@ export async function evaluateExpressions(
   objects: readonly FieldSelections[],
   evaluator: ExpressionEvaluator | undefined,
   subject: string,
+  /** Whose work this is (a namespace), for the pool's turns between tenants. */
+  tenant = '',
 ): Promise<Uint8Array[][]> {
   const outcomes = await Promise.all(
     objects.map(async (object) => {
       if (object.pending === undefined) return { ok: true as const, results: [] };
       if (evaluator === undefined) return { ok: false as const };
-      return evaluator.evaluate(object.pending.json, object.pending.expressions, maxValueBytes);
+      return evaluator.evaluate(object.pending.json, object.pending.expressions, maxValueBytes, tenant);
     }),
   );
   if (outcomes.some((outcome) => !outcome.ok)) {

@@ -35,7 +35,12 @@ import {
   type SecretValue,
 } from './source.ts';
 import type { FileMode, MountSpec, ObjectSpec, Payload } from './spec-types.ts';
-import { type FileTemplate, renderTemplates } from './template.ts';
+import {
+  type FileTemplate,
+  renderTemplates,
+  renderTemplatesOffThread,
+  type TemplateRenderer,
+} from './template.ts';
 
 export const defaultFileMode: FileMode = 0o644;
 
@@ -73,6 +78,13 @@ export interface ResolveOptions {
    * it reads fail before anything is read.
    */
   readonly templates?: readonly FileTemplate[] | undefined;
+  /**
+   * Renders the templates in a worker thread (the shared controller: a tenant's template must not
+   * hold the event loop that serves every namespace). Without it they render on this thread.
+   */
+  readonly templateRenderer?: TemplateRenderer | undefined;
+  /** Whose work this is (the namespace), for the worker pool's turns between tenants. */
+  readonly tenant?: string | undefined;
 }
 
 const labelOf = (object: ObjectSpec): string =>
@@ -299,6 +311,7 @@ async function payloadsOf(
     prepared.map((object) => object.fields),
     options.expressions,
     subject,
+    options.tenant,
   );
   return prepared.flatMap(({ fixed, entries }, index) => {
     const selected = selections[index] ?? [];
@@ -383,5 +396,15 @@ export async function resolvePayloads(
     throw new InvalidInputError(`${subject}: ${conflict.message}`, { subject, field: conflict.field });
   }
   const mode = options.defaultFileMode ?? defaultFileMode;
-  return [...produced, ...renderTemplates(produced, templates, mode, subject)];
+  const rendered = options.templateRenderer
+    ? await renderTemplatesOffThread(
+        produced,
+        templates,
+        mode,
+        subject,
+        options.templateRenderer,
+        options.tenant ?? '',
+      )
+    : renderTemplates(produced, templates, mode, subject);
+  return [...produced, ...rendered];
 }

@@ -10,7 +10,9 @@ import {
   parseTemplates,
   renderBudgetMs,
   renderMemoryLimit,
+  renderTemplateJob,
   renderTemplates,
+  templateJob,
 } from './template.ts';
 
 const S = 'SecretSync team-a/db';
@@ -285,5 +287,29 @@ describe('renderTemplates', () => {
       (error: unknown) =>
         error instanceof TooLargeError && /renders 80000 bytes; expected at most 65536/.test(error.message),
     );
+  });
+});
+
+describe('templateJob: what a worker thread is sent', () => {
+  test('each template gets only the values it names, as text; values no template names are not sent', () => {
+    const payloads = [payload('user', 'app'), payload('password', 'Zq7-not-sent'), payload('host', 'db')];
+    const job = templateJob(
+      payloads,
+      [template('dsn', '{{ user }}@{{ host }}'), template('who', '{{ user }}')],
+      S,
+    );
+    assert.deepEqual(job, {
+      texts: ['{{ user }}@{{ host }}', '{{ user }}'],
+      scopes: [{ user: 'app', host: 'db' }, { user: 'app' }],
+    });
+    assert.doesNotMatch(JSON.stringify(job), /Zq7/);
+  });
+
+  test('renderTemplateJob re-parses the text: the same output as the in-process render', () => {
+    const payloads = [payload('user', 'app'), payload('password', 'a b')];
+    const templates = [template('dsn', '{{ user }}:{{ password | url_encode }}')];
+    const inProcess = render(payloads, ...templates);
+    const result = renderTemplateJob(templateJob(payloads, templates, S));
+    assert.deepEqual(result, { ok: true, rendered: [text(inProcess[0]?.bytes)] });
   });
 });

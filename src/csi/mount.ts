@@ -149,6 +149,8 @@ export function createMountHandler(options: MountOptions): MountHandler {
       ...(defaultRegion === undefined ? {} : { defaultRegion }),
       defaultFileMode,
       expressions: options.expressions,
+      // The node's pods take turns in the expression pool by namespace.
+      tenant: attributes.pod.namespace,
       // The driver sends the versions it holds only on a re-mount (its rotation poll): that one
       // must return the current version, not one cached for up to --stage-ttl.
       recheckStages: request.current_object_version.length > 0,

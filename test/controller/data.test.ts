@@ -3,6 +3,7 @@
  * extractKeys, templates, Secret types with their required keys, immutable, refreshPolicy.
  */
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { connectMoto } from '../harness/moto.ts';
@@ -12,13 +13,17 @@ import {
   createServiceAccount,
   decode,
   installCrds,
+  median,
   putAwsSecret,
   type RunningController,
   readSecret,
   ready,
+  type SecretSyncResource,
+  sampleLatency,
   secretSyncApi,
   secretsManager,
   startController,
+  tenant,
   waitFor,
 } from './harness.ts';
 
@@ -26,6 +31,7 @@ let bed: TestBed;
 const moto = connectMoto();
 const aws = secretsManager(moto.endpoint);
 const controllers: RunningController[] = [];
+const root = new URL('../../', import.meta.url).pathname;
 
 before(async () => {
   bed = await connectTestBed();
@@ -183,6 +189,122 @@ describe('SecretSync data features', () => {
     assert.equal(await readSecret(bed.kubeConfig, ns, 'stall'), undefined);
   });
 
+  it('a tenant’s budget-spending templates on a 1 s refresh render off the shared controller’s event loop: another namespace still syncs, /healthz answers', async (t) => {
+    const attacked = await bed.newNamespace('data-tmpl-noisy');
+    const other = await bed.newNamespace('data-tmpl-quiet');
+    for (const ns of [attacked, other]) await createServiceAccount(bed.kubeConfig, ns, 'app', `${ns}-role`);
+    const value = { username: 'app', password: 'Tn5-noisy-tmpl-3' };
+    await createAwsSecret(aws, `${attacked}/db`, JSON.stringify(value));
+    await createAwsSecret(
+      aws,
+      `${other}/db`,
+      JSON.stringify({ username: 'quiet', password: 'Tn5-quiet-tmpl-1' }),
+    );
+    // `smk controller` as a process, as deployed: one event loop serving both namespaces.
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        `${root}src/cli/main.ts`,
+        'controller',
+        '--health-port',
+        '0',
+        '--namespaces',
+        `${attacked},${other}`,
+        '--leader-elect',
+        'false',
+        '--rotation',
+        'false',
+      ],
+      { env: { ...process.env, SMK_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    t.after(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    const port = await waitFor('health port in the log', 30_000, async () => {
+      const match = /"healthPort":(\d+)/.exec(stderr);
+      return match ? Number(match[1]) : undefined;
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor('/readyz 200', 30_000, async () => (await fetch(`${base}/readyz`)).status === 200);
+
+    // The attack, with the tenant's own rights only: 8 SecretSyncs, each 10^9 loop steps (the
+    // whole render budget) every second. On the event loop that was 8 × 250 ms of every second.
+    const attacker = await tenant(bed, attacked);
+    const attackerApi = secretSyncApi(attacker);
+    const thousand = Array.from({ length: 1000 }, (_, i) => i).join(',');
+    const spin = `{% assign xs = "${thousand}" | split: "," %}{% for a in xs %}{% for b in xs %}{% for c in xs %}{{ password | size }}{% endfor %}{% endfor %}{% endfor %}`;
+    const objects = (ns: string) => [
+      { objectName: `${ns}/db`, objectType: 'secretsmanager', extractKeys: true },
+    ];
+    const stalls = Array.from({ length: 8 }, (_, i) => `spin-${i}`);
+    const sampler = sampleLatency(`${base}/healthz`);
+    let latencies: number[] = [];
+    try {
+      for (const name of stalls) {
+        await attackerApi.create(attacked, name, {
+          serviceAccountName: 'app',
+          refreshInterval: '1s',
+          objects: objects(attacked),
+          target: { templates: { spin } },
+        });
+      }
+      await waitFor('every spinning SecretSync judged', 60_000, async () => {
+        for (const name of stalls) {
+          if (ready(await attackerApi.get(attacked, name))?.reason !== 'InvalidObject') return undefined;
+        }
+        return true;
+      });
+      // Meanwhile another namespace syncs, and follows a change of its value on its 1 s refresh.
+      await api().create(other, 'quiet', {
+        serviceAccountName: 'app',
+        refreshInterval: '1s',
+        objects: objects(other),
+        target: { templates: { dsn: '{{ username }}:{{ password }}' } },
+      });
+      await waitReason(other, 'quiet', 'Synced');
+      assert.equal(
+        decode((await readSecret(bed.kubeConfig, other, 'quiet'))?.data?.dsn),
+        'quiet:Tn5-quiet-tmpl-1',
+      );
+      await putAwsSecret(
+        aws,
+        `${other}/db`,
+        JSON.stringify({ username: 'quiet', password: 'Tn5-quiet-tmpl-2' }),
+      );
+      await waitFor('the other namespace’s refresh', 30_000, async () => {
+        const dsn = decode((await readSecret(bed.kubeConfig, other, 'quiet'))?.data?.dsn);
+        return dsn === 'quiet:Tn5-quiet-tmpl-2' ? dsn : undefined;
+      });
+      // The renders ran in the pool's worker threads, round after round (on the old code they ran
+      // on the event loop, and there is no such count).
+      await waitFor(
+        'two rounds of renders stopped in the worker pool',
+        60_000,
+        async () => (await renders(base)) >= 2 * stalls.length,
+      );
+    } finally {
+      latencies = sampler.stop();
+      t.diagnostic(
+        `controller /healthz during the attack: ${latencies.length} probes, slowest ${Math.max(...latencies).toFixed(0)} ms, median ${median(latencies).toFixed(0)} ms`,
+      );
+    }
+    assert.ok(latencies.length >= 10, 'too few health probes to judge');
+    assert.equal(sampler.unanswered(), 0, 'a /healthz probe got no 200 answer');
+    for (const name of stalls) {
+      const resource = (await attackerApi.get(attacked, name)) as SecretSyncResource;
+      assert.equal(ready(resource)?.reason, 'InvalidObject');
+      assert.match(
+        ready(resource)?.message ?? '',
+        /spec\.target\.templates\.spin: failed to render: .*the values are not shown/,
+      );
+      assert.doesNotMatch(JSON.stringify(resource.status), /Tn5/);
+    }
+  });
+
   it('a synced SecretProviderClass: extractKeys feeds a kubernetes.io/tls secretObject, the same names as a SecretSync', async () => {
     const ns = await namespaceWithController('data-spc');
     const value = { 'tls.crt': 'CERT-Wd4-data-5', 'tls.key': 'KEY-Wd4-data-5' };
@@ -250,3 +372,15 @@ describe('SecretSync data features', () => {
     await refused({ target: { templates: { 'a/b': '{{ x }}' } } }, /template keys must be Secret keys/);
   });
 });
+
+/** Renders the controller stopped or failed in its worker threads (renders that did not hold its event loop). */
+async function renders(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+  let failed = 0;
+  for (const match of text.matchAll(
+    /smk_template_renders_total\{outcome="failed",reason="(?:RenderFailed|OverBudget)"\} (\d+)/g,
+  )) {
+    failed += Number(match[1]);
+  }
+  return failed;
+}

@@ -16,12 +16,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  RbacAuthorizationV1Api,
-} from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { createExpressionEvaluator } from '../../src/core/expressions.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
@@ -29,12 +24,15 @@ import {
   createAwsSecret,
   createServiceAccount,
   installCrds,
+  median,
   type RunningController,
   readSecret,
   ready,
   type SecretSyncResource,
+  sampleLatency,
   secretsManager,
   startController,
+  tenant,
   waitFor,
 } from './harness.ts';
 
@@ -69,45 +67,6 @@ const doubling = (steps: number): string => {
 function learned(message: string, guesses: readonly string[]): string | undefined {
   const entry = /jmesPath\[(\d+)\] \(starts_with/.exec(message);
   return entry ? guesses[Number(entry[1])] : undefined;
-}
-
-/**
- * A tenant: a user who may create and read SecretSyncs and SecretProviderClasses and read Events
- * in `namespace`, and nothing else (no Secrets).
- */
-async function tenant(namespace: string): Promise<KubeConfig> {
-  const user = `tenant-${namespace}`;
-  const rbac = bed.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createNamespacedRole({
-    namespace,
-    body: {
-      metadata: { name: 'secretsync-author' },
-      rules: [
-        { apiGroups: ['smk.dev'], resources: ['secretsyncs'], verbs: ['create', 'get'] },
-        {
-          apiGroups: ['secrets-store.csi.x-k8s.io'],
-          resources: ['secretproviderclasses'],
-          verbs: ['create', 'get'],
-        },
-        { apiGroups: [''], resources: ['events'], verbs: ['list'] },
-      ],
-    },
-  });
-  await rbac.createNamespacedRoleBinding({
-    namespace,
-    body: {
-      metadata: { name: 'secretsync-author' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'secretsync-author' },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-    },
-  });
-  const kubeConfig = await bed.kubeConfigFor(user);
-  // The premise: this tenant may not read the Secret, nor the value any other way.
-  await assert.rejects(
-    kubeConfig.makeApiClient(CoreV1Api).listNamespacedSecret({ namespace }),
-    (error: { code?: number }) => error.code === 403,
-  );
-  return kubeConfig;
 }
 
 const secretSyncs = { group: 'smk.dev', version: 'v1alpha1', plural: 'secretsyncs' };
@@ -170,7 +129,7 @@ describe('finding 1: no value through SecretSync status', () => {
     const ns = await namespaceWithSecret('expr-default', 'K');
     const running = await startController(bed.kubeConfig, moto.endpoint, { namespaces: [ns] });
     controllers.push(running);
-    const attacker = await tenant(ns);
+    const attacker = await tenant(bed, ns);
 
     const orders = [alphabet, [...alphabet].reverse()];
     const seen: string[] = [];
@@ -239,7 +198,7 @@ describe('finding 1: no value through SecretSync status', () => {
     t.after(() => expressions.close());
     const running = await startController(bed.kubeConfig, moto.endpoint, { namespaces: [ns], expressions });
     controllers.push(running);
-    const attacker = await tenant(ns);
+    const attacker = await tenant(bed, ns);
 
     // An honest expression works: that is what the administrator enabled.
     await attacker.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
@@ -281,37 +240,6 @@ describe('finding 1: no value through SecretSync status', () => {
     assert.equal(seen.size, 1, `the status differs with the guess:\n${[...seen].join('\n')}`);
   });
 });
-
-/**
- * Polls `url` every 100 ms until stopped, recording each answer's latency; a probe still waiting
- * at the stop counts with the time it has waited (a dead server does not hold the test up).
- */
-function sampleLatency(url: string): { stop(): number[] } {
-  const latencies: number[] = [];
-  let running = true;
-  let inFlight: number | undefined;
-  void (async () => {
-    while (running) {
-      inFlight = performance.now();
-      try {
-        await (await fetch(url, { signal: AbortSignal.timeout(30_000) })).text();
-      } catch {
-        // A refused or timed-out probe is as bad as its duration says.
-      }
-      if (!running) return;
-      latencies.push(performance.now() - inFlight);
-      inFlight = undefined;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  })();
-  return {
-    stop() {
-      running = false;
-      if (inFlight !== undefined) latencies.push(performance.now() - inFlight);
-      return latencies;
-    },
-  };
-}
 
 async function overBudget(metricsUrl: string): Promise<number> {
   const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5_000) })).text();
@@ -432,8 +360,3 @@ describe('finding 5: an expression cannot stall the controller', () => {
     await new Promise((resolve) => child.once('exit', resolve));
   });
 });
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-}

@@ -3,6 +3,7 @@
  * running in this process against the bed and (through the counting proxy) moto, secrets made in
  * moto with the SDK, ServiceAccounts with IRSA annotations, and polling with a deadline.
  */
+import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
   CreateSecretCommand,
@@ -16,6 +17,7 @@ import {
   type KubernetesObject,
   KubernetesObjectApi,
   PatchStrategy,
+  RbacAuthorizationV1Api,
   type V1Secret,
 } from '@kubernetes/client-node';
 import { parse } from 'yaml';
@@ -32,6 +34,7 @@ import { withConnectionReuse } from '../../src/kube/client.ts';
 import { createServiceAccounts } from '../../src/kube/service-accounts.ts';
 import { crdFiles, installCrds as installSharedCrds } from '../harness/crds.ts';
 import { waitFor } from '../harness/wait.ts';
+import type { TestBed } from '../testbed/index.ts';
 
 export { waitFor };
 
@@ -189,4 +192,85 @@ export function secretSyncApi(kubeConfig: KubeConfig) {
 
 export function ready(resource: SecretSyncResource | undefined) {
   return resource?.status?.conditions?.find((condition) => condition.type === 'Ready');
+}
+
+/**
+ * A tenant: a user who may create and read SecretSyncs and SecretProviderClasses and read Events
+ * in `namespace`, and nothing else (no Secrets).
+ */
+export async function tenant(bed: TestBed, namespace: string): Promise<KubeConfig> {
+  const user = `tenant-${namespace}`;
+  const rbac = bed.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+  await rbac.createNamespacedRole({
+    namespace,
+    body: {
+      metadata: { name: 'secretsync-author' },
+      rules: [
+        { apiGroups: ['smk.dev'], resources: ['secretsyncs'], verbs: ['create', 'get'] },
+        {
+          apiGroups: ['secrets-store.csi.x-k8s.io'],
+          resources: ['secretproviderclasses'],
+          verbs: ['create', 'get'],
+        },
+        { apiGroups: [''], resources: ['events'], verbs: ['list'] },
+      ],
+    },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: 'secretsync-author' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'secretsync-author' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+    },
+  });
+  const kubeConfig = await bed.kubeConfigFor(user);
+  // The premise: this tenant may not read the Secret, nor the value any other way.
+  await assert.rejects(
+    kubeConfig.makeApiClient(CoreV1Api).listNamespacedSecret({ namespace }),
+    (error: { code?: number }) => error.code === 403,
+  );
+  return kubeConfig;
+}
+
+/**
+ * Polls `url` every 100 ms until stopped, recording each answer's latency; a probe still waiting
+ * at the stop counts with the time it has waited (a dead server does not hold the test up); a probe
+ * refused, timed out (30 s) or answered with another status than 200 counts as unanswered.
+ */
+export function sampleLatency(url: string): { stop(): number[]; unanswered(): number } {
+  const latencies: number[] = [];
+  let unanswered = 0;
+  let running = true;
+  let inFlight: number | undefined;
+  void (async () => {
+    while (running) {
+      inFlight = performance.now();
+      try {
+        const answer = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+        await answer.text();
+        if (answer.status !== 200) unanswered += 1;
+      } catch {
+        // A refused or timed-out probe is as bad as its duration says, and unanswered.
+        if (running) unanswered += 1;
+      }
+      if (!running) return;
+      latencies.push(performance.now() - inFlight);
+      inFlight = undefined;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  return {
+    stop() {
+      running = false;
+      if (inFlight !== undefined) latencies.push(performance.now() - inFlight);
+      return latencies;
+    },
+    unanswered: () => unanswered,
+  };
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }

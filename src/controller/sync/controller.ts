@@ -5,9 +5,10 @@
  * changed or deleted. The informers, Lease, workers and stop are the process's manager's.
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import type { ExpressionEvaluator } from '../../core/expressions.ts';
+import { createWorkerPool, type ExpressionEvaluator } from '../../core/expressions.ts';
 import type { Logger } from '../../core/log.ts';
 import { gauge, histogram } from '../../core/metrics.ts';
+import type { TemplateRenderer } from '../../core/template.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
 import type { KubeConfig } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
@@ -35,6 +36,12 @@ export interface SyncSettings {
   readonly defaultRegion: string | undefined;
   /** Full JMESPath expressions (--allow-jmespath-expressions); default plain field paths only. */
   readonly expressions?: ExpressionEvaluator | undefined;
+  /**
+   * Renders spec.target.templates in worker threads (`smk controller` passes its one pool; a
+   * controller made by createSyncController gets its own). Without one they render on the event
+   * loop, which only a single-tenant test may accept.
+   */
+  readonly templateRenderer?: TemplateRenderer | undefined;
   /** Syncs running at once (default 16). */
   readonly concurrency?: number;
   /** Syncs started per second at most (default 200/s, burst 1000). */
@@ -118,6 +125,7 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
       identities: settings.identities,
       defaultRegion: settings.defaultRegion,
       expressions: settings.expressions,
+      templateRenderer: settings.templateRenderer,
       ...secretWrites(objects, owned, (namespace, name) => secrets.get(namespace, name)),
     },
     managedSecrets: secrets,
@@ -214,10 +222,17 @@ export function createSyncController(options: SyncControllerOptions): SyncContro
     relistIntervalMs: options.relistIntervalMs,
     silenceMs: options.silenceMs,
   });
-  const sync = addSyncController(manager, options);
+  const ownPool = options.templateRenderer === undefined ? createWorkerPool() : undefined;
+  const sync = addSyncController(manager, {
+    ...options,
+    templateRenderer: options.templateRenderer ?? ownPool,
+  });
   return {
     start: () => manager.start(),
-    stop: (graceMs) => manager.stop(graceMs),
+    stop: async (graceMs) => {
+      await manager.stop(graceMs);
+      await ownPool?.close();
+    },
     get ready() {
       return manager.ready;
     },

@@ -10,7 +10,7 @@ import type { ExpressionEvaluator } from '../../core/expressions.ts';
 import { resolvePayloads } from '../../core/payloads.ts';
 import { parseMountSpec } from '../../core/spec.ts';
 import type { Payload } from '../../core/spec-types.ts';
-import { type FileTemplate, parseTemplates } from '../../core/template.ts';
+import { type FileTemplate, parseTemplates, type TemplateRenderer } from '../../core/template.ts';
 import { apiErrorOf } from '../../kube/client.ts';
 import type { IdentityResolver } from '../identity.ts';
 import { type SyncJob, sourceLabel } from '../jobs.ts';
@@ -22,6 +22,8 @@ export interface SyncDeps {
   readonly defaultRegion: string | undefined;
   /** Full JMESPath expressions, where the administrator enabled them; else plain field paths only. */
   readonly expressions?: ExpressionEvaluator | undefined;
+  /** Renders spec.target.templates off the event loop, per namespace in turn (shared process). */
+  readonly templateRenderer?: TemplateRenderer | undefined;
   /**
    * The Secret as the informer cache holds it, or undefined when the cache does not know it:
    * absent, or not labelled as smk's (the cache only watches those), or not seen yet.
@@ -229,6 +231,8 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
       subject: label,
       expressions: deps.expressions,
       templates,
+      templateRenderer: deps.templateRenderer,
+      tenant: job.source.namespace,
     });
   } catch (error) {
     if (isSmkError(error)) return fetchFailure(error, roleArn);
