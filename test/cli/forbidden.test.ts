@@ -313,6 +313,11 @@ describe('smk controller without the RBAC it needs', () => {
           resources: ['deployments', 'statefulsets', 'daemonsets'],
           verbs: ['get', 'list', 'watch', 'patch'],
         },
+        // The optional rollout kinds and Reloader-style sources, as the chart grants them (the
+        // bed may serve Argo Rollouts: another test installs its CRD).
+        { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['get', 'list', 'watch', 'patch'] },
+        { apiGroups: ['argoproj.io'], resources: ['rollouts'], verbs: ['get', 'list', 'watch', 'patch'] },
+        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
         {
           apiGroups: ['awssecretsoperator.secretoperator'],
           resources: ['secretsrotationmappings'],
