@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { InvalidInputError } from '../core/errors.ts';
-import { needsFinalizer, secretSyncJob, spcJob, spcOptedIn } from './jobs.ts';
+import { needsFinalizer, secretSyncJob } from './jobs.ts';
+import { spcJob, spcOptedIn } from './spc-job.ts';
 
 const seedSpc = parse(
   readFileSync(new URL('../../test/controller/fixtures/seed-004-spc.yaml', import.meta.url), 'utf8'),

@@ -3,16 +3,11 @@
  *   - a `SecretSync` (smk.dev/v1alpha1), smk's own resource;
  *   - a `SecretProviderClass` (secrets-store.csi.x-k8s.io/v1) opted in with `smk.dev/sync: "true"`,
  *     whose `secretObjects` are synced without any pod mounting it (the seeds' drop-in).
- * Both are parsed here once, with zod, into plain values; errors name the object and field.
+ * Both are parsed once, with zod, into plain values (a SecretSync here, a SecretProviderClass in
+ * ./spc-job.ts, sharing this file's field rules); errors name the object and field.
  */
 import { z } from 'zod';
-import {
-  normaliseRoleChain,
-  parseRoleChain,
-  type RoleChain,
-  roleChainKeys,
-  roleChainSchema,
-} from '../aws/role-chain.ts';
+import { normaliseRoleChain, type RoleChain, roleChainSchema } from '../aws/role-chain.ts';
 import { parseDuration } from '../core/duration.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import type { MountParams } from '../core/spec.ts';
@@ -150,17 +145,17 @@ export const minRefreshIntervalMs = 1000;
 const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const secretKeyPattern = /^[-._a-zA-Z0-9]+$/;
 
-const name = z
+export const name = z
   .string()
   .max(253)
   .regex(dnsSubdomain, 'expected a DNS subdomain name (lower case, digits, "-", ".")');
-const stringMap = z.record(z.string(), z.string());
+export const stringMap = z.record(z.string(), z.string());
 const secretKey = z
   .string()
   .max(253)
   .regex(secretKeyPattern, 'expected a Secret key (letters, digits, "-", "_", ".")');
-const dataEntry = z.object({ objectName: z.string().min(1), key: secretKey });
-const duration = z.string().refine(
+export const dataEntry = z.object({ objectName: z.string().min(1), key: secretKey });
+export const duration = z.string().refine(
   (text) => {
     const ms = parseDuration(text);
     return ms !== undefined && ms >= minRefreshIntervalMs;
@@ -168,7 +163,7 @@ const duration = z.string().refine(
   `expected a duration of at least ${minRefreshIntervalMs / 1000}s like "30s", "15m" or "1h"`,
 );
 
-const metadataSchema = z.object({
+export const metadataSchema = z.object({
   name: z.string().min(1),
   namespace: z.string().min(1),
   uid: z.string().default(''),
@@ -213,7 +208,7 @@ const secretSyncSchema = z.object({
 
 export type SecretSyncObject = z.input<typeof secretSyncSchema>;
 
-function describeIssues(subject: string, error: z.ZodError): InvalidInputError {
+export function describeIssues(subject: string, error: z.ZodError): InvalidInputError {
   const issues = error.issues.slice(0, 5).map((issue) => {
     const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`));
     return `${path.join('').replace(/^\./, '') || 'object'}: ${issue.message}`;
@@ -230,7 +225,7 @@ function describeIssues(subject: string, error: z.ZodError): InvalidInputError {
  * here for both sources (a SecretProviderClass has no CEL of ours, and a CRD may be older than
  * the controller). The message names the Secret, the field and why; `field` is the target's path.
  */
-function checkTarget(label: string, namespace: string, target: SyncTarget, field: string): void {
+export function checkTarget(label: string, namespace: string, target: SyncTarget, field: string): void {
   const refuse = (where: string, why: string): never => {
     throw new InvalidInputError(
       `${label}: ${where}: ${why}; not writing Secret ${namespace}/${target.name}`,
@@ -329,128 +324,6 @@ export function defaultDeletionPolicy(creationPolicy: CreationPolicy): DeletionP
 export function needsFinalizer(job: Pick<SyncJob, 'creationPolicy' | 'deletionPolicy'>): boolean {
   if (job.creationPolicy === 'Owner') return job.deletionPolicy === 'Retain';
   return job.deletionPolicy === 'Delete';
-}
-
-const spcSchema = z.object({
-  metadata: metadataSchema,
-  spec: z.object({
-    provider: z.string().optional(),
-    parameters: z.record(z.string(), z.string()).default({}),
-    secretObjects: z
-      .array(
-        z.object({
-          secretName: name,
-          type: z.string().min(1).default('Opaque'),
-          labels: stringMap.default({}),
-          annotations: stringMap.default({}),
-          data: z.array(dataEntry).min(1, 'expected at least one data entry'),
-        }),
-      )
-      .default([]),
-  }),
-});
-
-const spcAnnotations = z.object({
-  [annotations.serviceAccount]: name,
-  [annotations.refreshInterval]: duration.optional(),
-  [annotations.creationPolicy]: z.enum(['Owner', 'Orphan', 'Merge']).default('Owner'),
-  [annotations.deletionPolicy]: z.enum(['Retain', 'Delete']).default('Delete'),
-});
-
-/** True when a SecretProviderClass asks smk to sync it. */
-export function spcOptedIn(object: { metadata?: { annotations?: Record<string, string> } }): boolean {
-  return object.metadata?.annotations?.[annotations.sync]?.trim().toLowerCase() === 'true';
-}
-
-/**
- * An opted-in SecretProviderClass → a SyncJob: its `parameters.objects` (+ region settings) are
- * the objects spec, each `secretObjects` entry one target Secret. Defaults differ from SecretSync
- * where the CSI driver's behaviour suggests: the driver deletes the Secrets it made, so does this
- * (deletionPolicy Delete) unless the annotation says Retain.
- */
-export function spcJob(object: unknown): SyncJob {
-  const label = labelOf(spcKind, object);
-  const parsed = spcSchema.safeParse(object);
-  if (!parsed.success) throw describeIssues(label, parsed.error);
-  const { metadata, spec } = parsed.data;
-  const settings = spcAnnotations.safeParse(metadata.annotations ?? {});
-  if (!settings.success) {
-    const problem = describeIssues(`${label}: annotations`, settings.error);
-    throw new InvalidInputError(problem.message, { subject: label, field: `metadata.annotations` });
-  }
-  if (spec.provider !== undefined && spec.provider !== 'aws') {
-    throw new InvalidInputError(
-      `${label}: spec.provider is "${spec.provider}"; smk syncs only provider "aws"`,
-      {
-        subject: label,
-        field: 'spec.provider',
-      },
-    );
-  }
-  const objects = spec.parameters.objects;
-  if (objects === undefined || objects.trim() === '') {
-    throw new InvalidInputError(`${label}: spec.parameters.objects is empty; expected the objects to sync`, {
-      subject: label,
-      field: 'spec.parameters.objects',
-    });
-  }
-  if (spec.secretObjects.length === 0) {
-    throw new InvalidInputError(
-      `${label}: spec.secretObjects is empty; expected at least one Secret to sync`,
-      {
-        subject: label,
-        field: 'spec.secretObjects',
-      },
-    );
-  }
-  const seen = new Set<string>();
-  for (const [index, target] of spec.secretObjects.entries()) {
-    if (seen.has(target.secretName)) {
-      throw new InvalidInputError(
-        `${label}: spec.secretObjects[${index}].secretName "${target.secretName}" is listed twice`,
-        { subject: label, field: `spec.secretObjects[${index}].secretName` },
-      );
-    }
-    seen.add(target.secretName);
-    checkTarget(
-      label,
-      metadata.namespace,
-      { name: target.secretName, ...target },
-      `spec.secretObjects[${index}]`,
-    );
-  }
-  const refresh = settings.data[annotations.refreshInterval];
-  const chain = parseRoleChain(spec.parameters, label, (key) => `spec.parameters.${roleChainKeys[key]}`);
-  return {
-    source: {
-      kind: spcKind,
-      apiVersion: `${spcGroup}/${spcVersion}`,
-      namespace: metadata.namespace,
-      name: metadata.name,
-      uid: metadata.uid,
-      generation: metadata.generation,
-    },
-    serviceAccountName: settings.data[annotations.serviceAccount],
-    ...(chain ? { roleChain: { chain, field: `spec.parameters.${roleChainKeys.roleArn}` } } : {}),
-    params: {
-      objects,
-      region: spec.parameters.region,
-      failoverRegion: spec.parameters.failoverRegion,
-      pathTranslation: spec.parameters.pathTranslation,
-    },
-    targets: spec.secretObjects.map((target) => ({
-      name: target.secretName,
-      type: target.type,
-      labels: target.labels,
-      annotations: target.annotations,
-      data: target.data,
-    })),
-    templates: {},
-    refreshPolicy: 'Periodic',
-    refreshIntervalMs: refresh ? (parseDuration(refresh) ?? 0) : defaultRefreshIntervalMs,
-    creationPolicy: settings.data[annotations.creationPolicy],
-    deletionPolicy: settings.data[annotations.deletionPolicy],
-  };
 }
 
 /** `SecretSync team-a/db` — how messages name a source object. */

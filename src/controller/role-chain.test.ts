@@ -8,7 +8,8 @@ import { InvalidInputError } from '../core/errors.ts';
 import type { SecretReader } from '../core/source.ts';
 import type { ServiceAccounts } from '../kube/service-accounts.ts';
 import { createIdentityResolver } from './identity.ts';
-import { secretSyncJob, spcJob } from './jobs.ts';
+import { secretSyncJob } from './jobs.ts';
+import { spcJob } from './spc-job.ts';
 
 const target = 'arn:aws:iam::222233334444:role/shared-secrets';
 const own = 'arn:aws:iam::111122223333:role/shop-api';

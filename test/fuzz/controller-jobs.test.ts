@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { annotations, type SyncJob, secretSyncJob, spcJob } from '../../src/controller/jobs.ts';
+import { annotations, type SyncJob, secretSyncJob } from '../../src/controller/jobs.ts';
+import { spcJob } from '../../src/controller/spc-job.ts';
 import { InvalidInputError } from '../../src/core/errors.ts';
 import { parseMountSpec } from '../../src/core/spec.ts';
 import { objectArb, objectsTextArb, validObjectArb } from './arbitraries.ts';

@@ -8,7 +8,8 @@ import { jmesPathFileName, objectFileName } from '../../core/naming.ts';
 import { planRequests } from '../../core/payloads.ts';
 import { followedStage } from '../../core/source.ts';
 import { parseMountSpec, type SpecOptions } from '../../core/spec.ts';
-import { type SourceKind, type SyncJob, secretSyncJob, secretSyncKind, spcJob } from '../jobs.ts';
+import { type SourceKind, type SyncJob, secretSyncJob, secretSyncKind } from '../jobs.ts';
+import { spcJob } from '../spc-job.ts';
 import type { Watch } from './detector.ts';
 
 export interface SourceRef {

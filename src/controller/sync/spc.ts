@@ -12,11 +12,10 @@ import {
   type SyncJob,
   type SyncSource,
   spcGroup,
-  spcJob,
   spcKind,
-  spcOptedIn,
   spcVersion,
 } from '../jobs.ts';
+import { spcJob, spcOptedIn } from '../spc-job.ts';
 import { forgetStatus, recordSync } from '../status-metrics.ts';
 import { keyOf, type SyncContext } from './context.ts';
 import { jittered, recordOutcome, schedule } from './outcome.ts';
