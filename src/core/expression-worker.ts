@@ -8,7 +8,7 @@
 import { parentPort } from 'node:worker_threads';
 import { type JSONValue, search } from '@jmespath-community/jmespath';
 import type { EvaluationRequest, WorkerReply, WorkerRequest } from './expressions.ts';
-import { renderTemplateJob } from './template.ts';
+import { renderTemplateJob } from './template-render.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('expression-worker runs as a worker thread only');

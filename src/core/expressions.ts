@@ -14,12 +14,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { counter } from './metrics.ts';
-import {
-  renderBudgetMs,
-  type TemplateJob,
-  type TemplateJobResult,
-  type TemplateRenderer,
-} from './template.ts';
+import { renderBudgetMs } from './template.ts';
+import type { TemplateJob, TemplateJobResult, TemplateRenderer } from './template-render.ts';
 
 export interface ExpressionBudget {
   /** CPU time of the worker thread for one object's expressions. */

@@ -35,12 +35,8 @@ import {
   type SecretValue,
 } from './source.ts';
 import type { FileMode, MountSpec, ObjectSpec, Payload } from './spec-types.ts';
-import {
-  type FileTemplate,
-  renderTemplates,
-  renderTemplatesOffThread,
-  type TemplateRenderer,
-} from './template.ts';
+import type { FileTemplate } from './template.ts';
+import { renderTemplates, renderTemplatesOffThread, type TemplateRenderer } from './template-render.ts';
 
 export const defaultFileMode: FileMode = 0o644;
 

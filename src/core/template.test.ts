@@ -10,10 +10,8 @@ import {
   parseTemplates,
   renderBudgetMs,
   renderMemoryLimit,
-  renderTemplateJob,
-  renderTemplates,
-  templateJob,
 } from './template.ts';
+import { renderTemplateJob, renderTemplates, templateJob } from './template-render.ts';
 
 const S = 'SecretSync team-a/db';
 const encoder = new TextEncoder();

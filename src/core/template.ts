@@ -17,10 +17,9 @@
  * could quote a value). Why a render outcome may depend on values at all: docs/templates.md.
  */
 import { Expression, Liquid, type Template, TypeGuards, toValueSync, Value } from 'liquidjs';
-import { InvalidInputError, TooLargeError } from './errors.ts';
-import { maxValueBytes } from './extract.ts';
+import { InvalidInputError } from './errors.ts';
 import { isExtractedKeyName, jmesPathFileName, objectFileName } from './naming.ts';
-import type { FileMode, MountSpec, Payload } from './spec-types.ts';
+import type { FileMode, MountSpec } from './spec-types.ts';
 
 /** A template as a role takes it: the file or key it makes and its text. */
 export interface TemplateSource {
@@ -65,7 +64,7 @@ export const renderMemoryLimit = 4 * 1024 * 1024;
 const valueProperties: ReadonlySet<string> = new Set(['size']);
 const maxShownFragment = 120;
 
-const engine = new Liquid({
+export const engine = new Liquid({
   strictVariables: true,
   strictFilters: true,
   ownPropertyOnly: true,
@@ -81,9 +80,9 @@ const engine = new Liquid({
 export const refusedTags = ['include', 'render', 'layout'] as const;
 for (const tag of refusedTags) Reflect.deleteProperty(engine.tags, tag);
 
-const encoder = new TextEncoder();
+export const encoder = new TextEncoder();
 /** Not fatal: a value that is not UTF-8 text renders with U+FFFD, it never fails on its bytes. */
-const lenientUtf8 = new TextDecoder('utf-8');
+export const lenientUtf8 = new TextDecoder('utf-8');
 
 const fragment = (text: string): string =>
   text.length > maxShownFragment ? `${text.slice(0, maxShownFragment)}…` : text;
@@ -131,7 +130,7 @@ function illFormedExpression(templates: readonly Template[]): Template['token'] 
 }
 
 /** `{{ tls.key }}`, `{{ ["db.properties"] }}`: how a variable reads in the template. */
-function shownVariable(segments: readonly unknown[]): string {
+export function shownVariable(segments: readonly unknown[]): string {
   const path = segments
     .map((segment, position) => {
       if (typeof segment === 'string' && /^[a-zA-Z_][-\w]*$/.test(segment)) {
@@ -227,7 +226,7 @@ export function producedNames(spec: MountSpec): ProducedNames {
   return { names, keyPrefixes, discovers };
 }
 
-const listed = (names: Iterable<string>): string =>
+export const listed = (names: Iterable<string>): string =>
   [...names].map((name) => JSON.stringify(name)).join(', ') || 'nothing';
 
 /**
@@ -309,171 +308,4 @@ export function parseTemplatesJson(text: string, subject: string, spec: MountSpe
     });
   }
   return parseTemplates(parsed as Record<string, string>, (name) => `template ${name}`, subject, spec);
-}
-
-/**
- * One object's templates as a render takes them, in or out of this thread: each template's text
- * and a scope holding only the names that template reads, as text.
- */
-export interface TemplateJob {
-  readonly texts: readonly string[];
-  readonly scopes: readonly Readonly<Record<string, string>>[];
-}
-
-/** Which template failed, never why (liquidjs's message could quote a value). */
-export type TemplateJobResult =
-  | { readonly ok: true; readonly rendered: readonly string[] }
-  | {
-      readonly ok: false;
-      readonly failedAt: number;
-      readonly reason: 'failed' | 'over_budget' | 'worker_failed';
-    };
-
-/** Renders a TemplateJob off this thread (./expressions.ts's worker pool), fairly per tenant. */
-export interface TemplateRenderer {
-  render(job: TemplateJob, tenant: string): Promise<TemplateJobResult>;
-}
-
-/**
- * Checks every name of every template against `payloads` (a name the spec did not produce fails,
- * naming the template and the name and listing what the spec produces, names never values) and
- * builds the job: a template receives only the values it names.
- */
-export function templateJob(
-  payloads: readonly Payload[],
-  templates: readonly FileTemplate[],
-  subject: string,
-): TemplateJob {
-  const byName = new Map(payloads.map((payload) => [payload.name, payload]));
-  for (const template of templates) {
-    const missing = template.references.find(({ name }) => !byName.has(name));
-    if (missing !== undefined) {
-      throw new InvalidInputError(
-        `${subject}: ${template.field}: ${shownVariable([missing.name])} at ${missing.at} names no file the objects produce; they produce ${listed(byName.keys())}`,
-        { subject, field: template.field },
-      );
-    }
-  }
-  return {
-    texts: templates.map((template) => template.text),
-    scopes: templates.map((template) =>
-      Object.fromEntries(
-        template.names.map((name) => [name, lenientUtf8.decode((byName.get(name) as Payload).bytes)]),
-      ),
-    ),
-  };
-}
-
-/**
- * Renders parsed templates with their scopes, sharing one render budget. `started` is told each
- * template's index before it renders (the worker passes it on, so an over-budget stop names it).
- */
-export function renderParsed(
-  parsed: readonly (readonly Template[])[],
-  scopes: TemplateJob['scopes'],
-  started: (index: number) => void = () => {},
-): TemplateJobResult {
-  const deadline = performance.now() + renderBudgetMs;
-  const rendered: string[] = [];
-  for (const [index, templates] of parsed.entries()) {
-    started(index);
-    // A prototype-less copy: own names only, nothing inherited to look up.
-    const scope: Record<string, string> = Object.assign(Object.create(null), scopes[index]);
-    try {
-      rendered.push(
-        engine.renderSync([...templates], scope, {
-          renderLimit: Math.max(1, deadline - performance.now()),
-          memoryLimit: renderMemoryLimit,
-        }),
-      );
-    } catch {
-      return { ok: false, failedAt: index, reason: 'failed' };
-    }
-  }
-  return { ok: true, rendered };
-}
-
-/** A worker's side: re-parses each text (checked by parseTemplate before it was sent), renders. */
-export function renderTemplateJob(job: TemplateJob, started?: (index: number) => void): TemplateJobResult {
-  const parsed: Template[][] = [];
-  for (const [index, text] of job.texts.entries()) {
-    try {
-      parsed.push(engine.parse(text));
-    } catch {
-      return { ok: false, failedAt: index, reason: 'failed' };
-    }
-  }
-  return renderParsed(parsed, job.scopes, started);
-}
-
-/**
- * The rendered texts as payloads (or the failure, naming the template and never a value). The
- * version of a template's output is the versions of what it read, so a change of any is a change.
- */
-export function templatePayloads(
-  result: TemplateJobResult,
-  payloads: readonly Payload[],
-  templates: readonly FileTemplate[],
-  defaultMode: FileMode,
-  subject: string,
-): Payload[] {
-  if (!result.ok) {
-    const template = templates[result.failedAt] ?? (templates[0] as FileTemplate);
-    throw new InvalidInputError(
-      `${subject}: ${template.field}: failed to render: a tag or filter failed on a value, or the templates exceeded their render budget (${renderBudgetMs} ms, ${renderMemoryLimit} allocation units); the values are not shown`,
-      { subject, field: template.field },
-    );
-  }
-  const byName = new Map(payloads.map((payload) => [payload.name, payload]));
-  return templates.map((template, index) => {
-    const bytes = encoder.encode(result.rendered[index] ?? '');
-    if (bytes.byteLength > maxValueBytes) {
-      throw new TooLargeError(
-        `${subject}: ${template.field}: renders ${bytes.byteLength} bytes; expected at most ${maxValueBytes}`,
-        { subject, field: template.field },
-      );
-    }
-    const versions = [
-      ...new Set(template.names.map((name) => (byName.get(name) as Payload).objectVersion.version)),
-    ];
-    return {
-      name: template.name,
-      bytes,
-      mode: template.mode ?? defaultMode,
-      objectVersion: { id: template.name, version: versions.join(',') },
-    };
-  });
-}
-
-/**
- * Renders every template from `payloads` (the spec's own files) on this thread: for a process
- * that serves one workload (the injected agent, `smk fetch`), where a slow template stalls only
- * that workload's own refresh. The shared controller uses a TemplateRenderer instead.
- */
-export function renderTemplates(
-  payloads: readonly Payload[],
-  templates: readonly FileTemplate[],
-  defaultMode: FileMode,
-  subject: string,
-): Payload[] {
-  const job = templateJob(payloads, templates, subject);
-  const result = renderParsed(
-    templates.map((template) => template.parsed),
-    job.scopes,
-  );
-  return templatePayloads(result, payloads, templates, defaultMode, subject);
-}
-
-/** The same, in a worker thread of `renderer`, queued as `tenant`'s. */
-export async function renderTemplatesOffThread(
-  payloads: readonly Payload[],
-  templates: readonly FileTemplate[],
-  defaultMode: FileMode,
-  subject: string,
-  renderer: TemplateRenderer,
-  tenant: string,
-): Promise<Payload[]> {
-  const job = templateJob(payloads, templates, subject);
-  const result = await renderer.render(job, tenant);
-  return templatePayloads(result, payloads, templates, defaultMode, subject);
 }

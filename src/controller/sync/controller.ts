@@ -8,7 +8,7 @@ import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { createWorkerPool, type ExpressionEvaluator } from '../../core/expressions.ts';
 import type { Logger } from '../../core/log.ts';
 import { gauge, histogram } from '../../core/metrics.ts';
-import type { TemplateRenderer } from '../../core/template.ts';
+import type { TemplateRenderer } from '../../core/template-render.ts';
 import { createObjects, type Objects } from '../../kube/apply.ts';
 import type { KubeConfig } from '../../kube/client.ts';
 import { createEventRecorder, type EventRecorder } from '../../kube/events.ts';
