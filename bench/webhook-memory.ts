@@ -263,7 +263,7 @@ export function svgPlot(
   series: readonly Series[],
   marks: readonly { readonly from: number; readonly to: number; readonly label: string }[],
 ): string {
-  const width = 900;
+  const width = 1000;
   const height = 420;
   const left = 60;
   const right = 200;
