@@ -4,9 +4,9 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { silentLogger } from '../core/log.ts';
 import type { ListResult, ListWatchSource } from './informer.ts';
 import type { ResourceKind } from './kinds.ts';
-import type { LeaseRecord, LeaseStore } from './lease.ts';
+import type { LeaseRecord } from './lease.ts';
 import { createManager, type ManagerOptions } from './manager.ts';
-import type { Clock } from './queue.ts';
+import { manualClock, memoryLease } from './test-doubles.ts';
 
 interface Thing {
   metadata: { name: string; namespace: string; resourceVersion: string; managedFields?: unknown[] };
@@ -59,63 +59,6 @@ function fakeSources(items: (namespace: string | undefined) => Thing[]) {
     },
     answerLists() {
       for (const answer of pending.splice(0)) answer();
-    },
-  };
-}
-
-/** One Lease in memory, compare-and-swap on its resourceVersion like the API server. */
-function memoryLease(initial?: LeaseRecord) {
-  let record = initial;
-  let version = initial ? 1 : 0;
-  const log: string[] = [];
-  const store: LeaseStore = {
-    get: async () => record,
-    async create(next) {
-      if (record) return false;
-      version += 1;
-      record = { ...next, resourceVersion: String(version) };
-      return true;
-    },
-    async update(next) {
-      if (record?.resourceVersion !== next.resourceVersion) return false;
-      if (next.holderIdentity === '') log.push('lease released');
-      version += 1;
-      record = { ...next, resourceVersion: String(version) };
-      return true;
-    },
-  };
-  return {
-    store,
-    log,
-    get holder() {
-      return record?.holderIdentity;
-    },
-  };
-}
-
-function manualClock(): Clock & { advance(ms: number): Promise<void> } {
-  let now = 1_000_000;
-  const timers: Array<{ at: number; callback: () => void; live: boolean }> = [];
-  return {
-    now: () => now,
-    schedule(callback, ms) {
-      const timer = { at: now + ms, callback, live: true };
-      timers.push(timer);
-      return () => {
-        timer.live = false;
-      };
-    },
-    async advance(ms) {
-      const until = now + ms;
-      for (;;) {
-        const next = timers.filter((t) => t.live && t.at <= until).sort((a, b) => a.at - b.at)[0];
-        if (!next) break;
-        now = next.at;
-        next.live = false;
-        next.callback();
-        await settle();
-      }
-      now = until;
     },
   };
 }
