@@ -89,6 +89,17 @@ describe('manager: shared informers', () => {
     await manager.stop(100);
   });
 
+  it('hands a handler added after the first list what is cached, as adds', async () => {
+    const sources = fakeSources((namespace) => [thing(namespace ?? 'a', 'one')]);
+    const manager = managerWith({ sourceFor: sources.sourceFor, namespaces: ['a', 'b'] });
+    const informer = manager.informer(things);
+    await manager.start();
+    const seen: string[] = [];
+    informer.addHandlers({ add: (object) => seen.push(object.metadata.namespace) });
+    assert.deepEqual(seen.sort(), ['a', 'b']);
+    await manager.stop(100);
+  });
+
   it('refuses the same kind with another trim (one kind, one trim)', () => {
     const manager = managerWith({ sourceFor: fakeSources(() => []).sourceFor });
     manager.informer(things);
