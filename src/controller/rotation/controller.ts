@@ -10,12 +10,13 @@
  *   - Secrets and ConfigMaps a workload names (references.ts): a data change rolls their readers.
  * Secrets are watched with the controller's role, but a namespace is shown (or rolled for) a
  * secret only once one of its own identities may describe it (permissions.ts).
+ * The informers, the Lease and the workers are the process's manager's (kube/manager.ts): every
+ * replica keeps its caches warm, only the Lease holder detects, re-syncs and rolls.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { createObjects } from '../../kube/apply.ts';
 import { apiErrorOf, retryAfterMsOf } from '../../kube/client.ts';
 import { createEventRecorder } from '../../kube/events.ts';
-import type { InformerHandlers } from '../../kube/informer.ts';
 import { createManager, type Manager, type SharedInformer } from '../../kube/manager.ts';
 import type { WorkQueue } from '../../kube/queue.ts';
 import { secretSyncKind, spcKind } from '../jobs.ts';
@@ -261,12 +262,7 @@ export function addRotationController(manager: Manager, settings: RotationSettin
       const { namespace, name } = object.metadata ?? {};
       if (how !== 'same' && namespace && name) rollout.referenceChanged(kind, namespace, name, how);
     };
-    const handlers: InformerHandlers<KubernetesObject> = {
-      add: seen,
-      update: seen,
-      delete: (object) => references.forget(kind, object),
-    };
-    informer.addHandlers(handlers);
+    informer.addHandlers({ add: seen, update: seen, delete: (object) => references.forget(kind, object) });
   }
 
   function watchManagedSecrets(informer: Watched): void {
