@@ -81,7 +81,7 @@ describe('the controller run from the rendered chart on the API server', () => {
     await bed?.stop();
   });
 
-  test('smk controller with the rendered args and RBAC: caches synced, both Leases held, nothing forbidden', async () => {
+  test('smk controller with the rendered args and RBAC: caches synced, its one Lease held (no other), nothing forbidden', async () => {
     const deployment = find(rendered, 'Deployment', `${release}-smk-controller`);
     const pod = (
       deployment.spec as { template: { spec: { serviceAccountName: string; containers: Container[] } } }
