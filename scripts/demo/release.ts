@@ -459,9 +459,7 @@ export async function installRelease(world: DemoWorld, say: Say): Promise<DemoRe
       'the controller to answer /readyz',
       async () => (await httpStatus(`http://127.0.0.1:${controllerPort}/readyz`)) === 200,
     );
-    say(
-      `  controller ready (caches synced; leader of Leases ${releaseName}-controller and ${releaseName}-controller-rotation)`,
-    );
+    say(`  controller ready (caches synced; leader of Lease ${releaseName}-controller)`);
     await untilReady(csi, 'the CSI provider socket to answer Version', async () => {
       const client = connectProvider(csiSocket);
       try {

@@ -1,15 +1,19 @@
 /**
  * `smk controller`: the sync controller (SecretSync and the SecretProviderClass drop-in →
- * Kubernetes Secrets). Works with no flags: kubeconfig from KUBECONFIG or in-cluster, region and
+ * Kubernetes Secrets), rotation and write-through, on one manager (kube/manager.ts: shared
+ * informers, one Lease). Works with no flags: kubeconfig from KUBECONFIG or in-cluster, region and
  * endpoint from the standard AWS environment.
  *
  * RBAC it needs (cluster-wide, or per namespace with --namespaces):
  *   smk.dev secretsyncs: get list watch patch; secretsyncs/status: patch
  *   secrets-store.csi.x-k8s.io secretproviderclasses: get list watch
  *   secrets: get list watch create patch delete; serviceaccounts: get; serviceaccounts/token: create
- *   events: create; coordination.k8s.io leases: get create update (its own namespace)
+ *   events: create; coordination.k8s.io leases (its own namespace): create, and get update on the
+ *   one Lease --lease-name, under which every controller of the process acts
  * and for rotation (--rotation true, the default):
- *   apps deployments, statefulsets, daemonsets: get list watch patch
+ *   apps deployments, statefulsets, daemonsets; batch cronjobs; argoproj.io rollouts (where served):
+ *   get list watch patch
+ *   configmaps: get list watch (those workloads name for restarts; Secrets are read as above)
  *   awssecretsoperator.secretoperator secretsrotationmappings: get list watch; …/status: patch
  *   smk.dev secretsyncs and secrets-store.csi.x-k8s.io secretproviderclasses: patch (re-sync request)
  * and for write-through (--write-through true): secrets: get list watch patch (finalizer, sealed
@@ -33,7 +37,7 @@ import { jmesPathExpressionsHelp, jmesPathExpressionsOption, parseEnvironment } 
 import { addClusterSyncController } from '../controller/cluster-sync/controller.ts';
 import { coalescingReader } from '../controller/coalesce.ts';
 import { createIdentityResolver } from '../controller/identity.ts';
-import { createRotationController } from '../controller/rotation/controller.ts';
+import { addRotationController } from '../controller/rotation/controller.ts';
 import { startHealthServer } from '../controller/server.ts';
 import { addSyncController } from '../controller/sync/controller.ts';
 import { addWriteThroughController } from '../controller/write-through/controller.ts';
@@ -69,9 +73,13 @@ Options:
                             without it, polling alone detects changes
   --rotation-poll-interval D  ListSecrets poll of the secrets in use (default 60s, jittered)
   --rotation-debounce D     changes within D make one rollout per workload (default 500ms)
+  --reloader-annotations true|false
+                            also roll workloads annotated with Stakater Reloader's
+                            secret.reloader.stakater.com/reload and configmap.reloader.stakater.com/reload
+                            (default false: with Reloader still installed, each change would restart twice)
   --write-through true|false  write the values the webhook sealed into write-through Secrets (label
                             smk.dev/write-through) to Secrets Manager, delete and sweep, with the
-                            controller's own AWS identity; under the sync controller's Lease (default false)
+                            controller's own AWS identity; under the process's one Lease (default false)
   --write-through-prefix P  Secrets Manager names start with P<namespace>/ (default kubernetes/)
   --cluster-name NAME       this cluster's tag on written secrets; the webhook's value (default kubernetes)
   --write-through-key NAME  the Secret (private half, generated at first start) and ConfigMap (public half,
@@ -119,6 +127,7 @@ const flagsSchema = z.object({
     .refine((url) => url === undefined || isQueueUrl(url), 'expected an SQS queue URL'),
   'rotation-poll-interval': durationFlag('60s', 10_000),
   'rotation-debounce': durationFlag('500ms', 0),
+  'reloader-annotations': z.enum(['true', 'false']).default('false'),
   'write-through': z.enum(['true', 'false']).default('false'),
   'write-through-prefix': z
     .string()
@@ -174,6 +183,7 @@ export async function run(args: readonly string[]): Promise<number> {
     'rotation-queue-url': { type: 'string' },
     'rotation-poll-interval': { type: 'string' },
     'rotation-debounce': { type: 'string' },
+    'reloader-annotations': { type: 'string' },
     'write-through': { type: 'string' },
     'write-through-prefix': { type: 'string' },
     'cluster-name': { type: 'string' },
@@ -221,23 +231,26 @@ export async function run(args: readonly string[]): Promise<number> {
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
   const leaseNamespace = flags['lease-namespace'] ?? env.podNamespace ?? 'default';
-  const leaderElection = (name: string): LeaderElectionSettings | undefined =>
+  const leaderElection: LeaderElectionSettings | undefined =
     flags['leader-elect'] === 'true'
-      ? { namespace: leaseNamespace, name, identity: `${podName}-${Math.random().toString(36).slice(2, 8)}` }
+      ? {
+          namespace: leaseNamespace,
+          name: flags['lease-name'],
+          identity: `${podName}-${Math.random().toString(36).slice(2, 8)}`,
+        }
       : undefined;
-  const lostLease = (what: string) => () => {
-    logger.error(`lost the ${what}; exiting so a fresh process competes again`);
-    exitCode = 1;
-    void shutdown();
-  };
-  // One manager for the process: shared informers, one Lease (sync and write-through act only
-  // while holding it), worker pools, readiness and the graceful stop.
+  // One manager for the process: shared informers, one Lease (sync, rotation and write-through
+  // act only while holding it), worker pools, readiness and the graceful stop.
   const manager = createManager({
     kubeConfig,
     logger,
     namespaces: flags.namespaces,
-    leaderElection: leaderElection(flags['lease-name']),
-    onLostLeadership: lostLease('leader lease'),
+    leaderElection,
+    onLostLeadership: () => {
+      logger.error('lost the leader lease; exiting so a fresh process competes again');
+      exitCode = 1;
+      void shutdown();
+    },
   });
   addSyncController(manager, {
     identities,
@@ -265,48 +278,35 @@ export async function run(args: readonly string[]): Promise<number> {
       sweepGraceMs: flags['write-through-sweep-grace'],
     });
   }
-  // Rotation still runs its own informers and Lease (<lease-name>-rotation) until it moves onto
-  // the manager (manager.informer(secretSyncs) etc., see src/kube/manager.ts).
-  const queueUrl = flags['rotation-queue-url'];
-  const rotationLease = leaderElection(`${flags['lease-name']}-rotation`);
-  const rotation =
-    flags.rotation === 'true'
-      ? createRotationController({
-          kubeConfig,
-          // Change detection (ListSecrets, DescribeSecret) acts as the controller's own role.
-          reader: createSecretReader({ kind: 'default' }, { cache, clients }),
-          // What a namespace is shown of a secret waits for its own identity's DescribeSecret.
-          identities,
-          ...(queueUrl
-            ? {
-                queue: createQueueReader(
-                  { kind: 'default' },
-                  { clients },
-                  queueUrl,
-                  queueRegion(queueUrl) ?? env.region ?? 'us-east-1',
-                ),
-              }
-            : {}),
-          logger: logger.child({ component: 'rotation' }),
-          defaultRegion: env.region,
-          // A confirmed change makes every identity's cached stage stale before the re-sync reads.
-          sinks: [{ secretChanged: (change) => cache.stagesMoved(change.secret.region, change.secret.arn) }],
-          namespaces: flags.namespaces,
-          pollIntervalMs: flags['rotation-poll-interval'],
-          debounceMs: flags['rotation-debounce'],
-          secretProviderClasses:
-            flags['secret-provider-classes'] === 'auto'
-              ? 'auto'
-              : flags['secret-provider-classes'] === 'true',
-          allowJmesPathExpressions: allowExpressions,
-          ...(rotationLease ? { leaderElection: rotationLease } : {}),
-          onLostLeadership: lostLease('rotation lease'),
-        })
-      : undefined;
-  const health = await startHealthServer(
-    flags['health-port'],
-    () => manager.ready && (rotation?.ready ?? true),
-  );
+  if (flags.rotation === 'true') {
+    const queueUrl = flags['rotation-queue-url'];
+    addRotationController(manager, {
+      // Change detection (ListSecrets, DescribeSecret) acts as the controller's own role.
+      reader: createSecretReader({ kind: 'default' }, { cache, clients }),
+      // What a namespace is shown of a secret waits for its own identity's DescribeSecret.
+      identities,
+      ...(queueUrl
+        ? {
+            queue: createQueueReader(
+              { kind: 'default' },
+              { clients },
+              queueUrl,
+              queueRegion(queueUrl) ?? env.region ?? 'us-east-1',
+            ),
+          }
+        : {}),
+      defaultRegion: env.region,
+      // A confirmed change makes every identity's cached stage stale before the re-sync reads.
+      sinks: [{ secretChanged: (change) => cache.stagesMoved(change.secret.region, change.secret.arn) }],
+      pollIntervalMs: flags['rotation-poll-interval'],
+      debounceMs: flags['rotation-debounce'],
+      secretProviderClasses:
+        flags['secret-provider-classes'] === 'auto' ? 'auto' : flags['secret-provider-classes'] === 'true',
+      allowJmesPathExpressions: allowExpressions,
+      reloaderAnnotations: flags['reloader-annotations'] === 'true',
+    });
+  }
+  const health = await startHealthServer(flags['health-port'], () => manager.ready);
   logger.info({ healthPort: health.port }, 'health server listening');
 
   let release: () => void = () => {};
@@ -316,7 +316,7 @@ export async function run(args: readonly string[]): Promise<number> {
   function shutdown(): Promise<void> {
     stopping ??= (async () => {
       logger.info('shutting down');
-      await Promise.all([manager.stop(), rotation?.stop()]);
+      await manager.stop();
       await workers.close();
       await health.close();
       release();
@@ -326,13 +326,10 @@ export async function run(args: readonly string[]): Promise<number> {
   process.once('SIGTERM', () => void shutdown());
   process.once('SIGINT', () => void shutdown());
 
-  // Each part retries what the API server refuses (informers, CRD probes) with /readyz failing.
-  // A SIGTERM meanwhile stops what started, and what has not started never starts.
+  // The manager retries what the API server refuses (informers, CRD probes) with /readyz failing;
+  // a SIGTERM meanwhile stops what started, and what has not started never starts.
   try {
-    for (const part of [manager, rotation]) {
-      if (stopping) break;
-      await part?.start();
-    }
+    await manager.start();
   } catch (error) {
     // Unexpected: shut down (health server too), so the process exits with the message.
     await shutdown();

@@ -4,9 +4,9 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { silentLogger } from '../core/log.ts';
 import type { ListResult, ListWatchSource } from './informer.ts';
 import type { ResourceKind } from './kinds.ts';
-import type { LeaseRecord, LeaseStore } from './lease.ts';
+import type { LeaseRecord } from './lease.ts';
 import { createManager, type ManagerOptions } from './manager.ts';
-import type { Clock } from './queue.ts';
+import { manualClock, memoryLease } from './test-doubles.ts';
 
 interface Thing {
   metadata: { name: string; namespace: string; resourceVersion: string; managedFields?: unknown[] };
@@ -63,63 +63,6 @@ function fakeSources(items: (namespace: string | undefined) => Thing[]) {
   };
 }
 
-/** One Lease in memory, compare-and-swap on its resourceVersion like the API server. */
-function memoryLease(initial?: LeaseRecord) {
-  let record = initial;
-  let version = initial ? 1 : 0;
-  const log: string[] = [];
-  const store: LeaseStore = {
-    get: async () => record,
-    async create(next) {
-      if (record) return false;
-      version += 1;
-      record = { ...next, resourceVersion: String(version) };
-      return true;
-    },
-    async update(next) {
-      if (record?.resourceVersion !== next.resourceVersion) return false;
-      if (next.holderIdentity === '') log.push('lease released');
-      version += 1;
-      record = { ...next, resourceVersion: String(version) };
-      return true;
-    },
-  };
-  return {
-    store,
-    log,
-    get holder() {
-      return record?.holderIdentity;
-    },
-  };
-}
-
-function manualClock(): Clock & { advance(ms: number): Promise<void> } {
-  let now = 1_000_000;
-  const timers: Array<{ at: number; callback: () => void; live: boolean }> = [];
-  return {
-    now: () => now,
-    schedule(callback, ms) {
-      const timer = { at: now + ms, callback, live: true };
-      timers.push(timer);
-      return () => {
-        timer.live = false;
-      };
-    },
-    async advance(ms) {
-      const until = now + ms;
-      for (;;) {
-        const next = timers.filter((t) => t.live && t.at <= until).sort((a, b) => a.at - b.at)[0];
-        if (!next) break;
-        now = next.at;
-        next.live = false;
-        next.callback();
-        await settle();
-      }
-      now = until;
-    },
-  };
-}
-
 function managerWith(extra: Partial<ManagerOptions> & Pick<ManagerOptions, 'sourceFor'>) {
   return createManager({ kubeConfig: new KubeConfig(), logger: silentLogger(), ...extra });
 }
@@ -158,6 +101,17 @@ describe('manager: shared informers', () => {
     await manager.start();
     assert.equal(clusterThings.get('', 'cluster-one')?.metadata.name, 'cluster-one');
     assert.equal(clusterThings.list().length, 1);
+    await manager.stop(100);
+  });
+
+  it('hands a handler added after the first list what is cached, as adds', async () => {
+    const sources = fakeSources((namespace) => [thing(namespace ?? 'a', 'one')]);
+    const manager = managerWith({ sourceFor: sources.sourceFor, namespaces: ['a', 'b'] });
+    const informer = manager.informer(things);
+    await manager.start();
+    const seen: string[] = [];
+    informer.addHandlers({ add: (object) => seen.push(object.metadata.namespace) });
+    assert.deepEqual(seen.sort(), ['a', 'b']);
     await manager.stop(100);
   });
 

@@ -27,7 +27,11 @@ import { createWorkerPool, type WorkerPool, type WorkerPoolOptions } from './wor
 
 /** One kind's cache across the manager's namespaces. */
 export interface SharedInformer<T> {
-  /** Handlers see every add/update/delete from now on (an add before the first list included). */
+  /**
+   * Handlers see every add/update/delete from now on (an add before the first list included);
+   * objects already cached are handed to `add` at once, as client-go does for a late handler (a
+   * controller whose probe answered after another's started the informer misses nothing).
+   */
   addHandlers(handlers: InformerHandlers<T>): void;
   get(namespace: string, name: string): T | undefined;
   list(): T[];
@@ -154,7 +158,10 @@ export function createManager(options: ManagerOptions): Manager {
     const all = [...scoped.values()];
     const view: SharedInformer<T> = {
       addHandlers(handlers) {
-        for (const informer of all) informer.addHandlers(handlers);
+        for (const informer of all) {
+          informer.addHandlers(handlers);
+          for (const object of informer.list()) handlers.add?.(object);
+        }
       },
       get(namespace, name) {
         const scope = kindScopes[0] === undefined ? '' : namespace;

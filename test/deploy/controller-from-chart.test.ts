@@ -81,7 +81,7 @@ describe('the controller run from the rendered chart on the API server', () => {
     await bed?.stop();
   });
 
-  test('smk controller with the rendered args and RBAC: caches synced, both Leases held, nothing forbidden', async () => {
+  test('smk controller with the rendered args and RBAC: caches synced, its one Lease held (no other), nothing forbidden', async () => {
     const deployment = find(rendered, 'Deployment', `${release}-smk-controller`);
     const pod = (
       deployment.spec as { template: { spec: { serviceAccountName: string; containers: Container[] } } }
@@ -132,7 +132,12 @@ describe('the controller run from the rendered chart on the API server', () => {
     const args = container.args.map((arg) =>
       arg.startsWith('--health-port=') ? `--health-port=${port}` : arg,
     );
-    assert.ok(args.includes('--leader-elect=true') && args.includes('--rotation=true'), 'rendered defaults');
+    assert.ok(
+      args.includes('--leader-elect=true') &&
+        args.includes('--rotation=true') &&
+        args.includes('--reloader-annotations=false'),
+      'rendered defaults',
+    );
     assert.ok(!args.some((arg) => arg.startsWith('--namespaces')), 'rendered for the whole cluster');
     args.push(`--namespaces=${namespace}`);
     child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -148,13 +153,22 @@ describe('the controller run from the rendered chart on the API server', () => {
       await eventually('/readyz 200', async () =>
         (await httpStatus(port, '/readyz')) === 200 ? true : undefined,
       );
-      for (const lease of [`${release}-smk-controller`, `${release}-smk-controller-rotation`]) {
-        const holder = await eventually(`Lease ${lease} held`, async () => {
-          const found = await coordination.readNamespacedLease({ name: lease, namespace });
-          return found.spec?.holderIdentity || undefined;
-        });
-        assert.ok(holder.startsWith(podName), `${lease} held by ${holder}`);
-      }
+      // One Lease for every controller of the process (sync, rotation): the chart grants no other.
+      const lease = `${release}-smk-controller`;
+      const holder = await eventually(`Lease ${lease} held`, async () => {
+        const found = await coordination.readNamespacedLease({ name: lease, namespace });
+        return found.spec?.holderIdentity || undefined;
+      });
+      assert.ok(holder.startsWith(podName), `${lease} held by ${holder}`);
+      await eventually('rotation started', async () =>
+        /rotation leader: detecting changes/.test(output) ? true : undefined,
+      );
+      const leases = await coordination.listNamespacedLease({ namespace });
+      assert.deepEqual(
+        leases.items.map((item) => item.metadata?.name),
+        [lease],
+        'no Lease of its own for rotation',
+      );
     } catch (error) {
       throw new Error(`${String(error)}\n--- controller output ---\n${output.slice(-4000)}`);
     }

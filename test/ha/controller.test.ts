@@ -222,12 +222,11 @@ describe('HA: two smk controller processes, one Lease', () => {
     );
     await waitFor('the Secret carries the change', 30_000, synced);
 
-    const rotationLeader = await waitFor('a rotation leader', 30_000, () =>
-      holderOf(`${leaseName}-rotation`),
-    );
+    // Rotation acts under the process's one Lease: its holder made the rollout.
+    const rotationLeader = await waitFor('a leader', 30_000, () => holderOf(leaseName));
     await rotationLeader.kill('SIGKILL');
-    const next = await waitFor('another rotation leader', 40_000, async () => {
-      const holder = await holderOf(`${leaseName}-rotation`);
+    const next = await waitFor('another leader', 40_000, async () => {
+      const holder = await holderOf(leaseName);
       return holder !== rotationLeader ? holder : undefined;
     });
     // Two polls of the new leader's change detector: time to see the same change again.

@@ -1,12 +1,14 @@
 /**
  * `smk controller` as a process, rotation wired in: a workload annotated smk.dev/rollout-on is
  * adopted, a change arriving as a CloudTrail event in the queue updates its synced Secret and rolls
- * it once, and SIGTERM stops the process cleanly.
+ * it once; with --reloader-annotations true, Reloader's own annotation rolls a ConfigMap's reader;
+ * and SIGTERM stops the process cleanly.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { type AwsProxy, startAwsProxy } from '../harness/aws-proxy.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { connectTestBed, type TestBed } from '../testbed/index.ts';
@@ -45,7 +47,7 @@ after(async () => {
   await bed?.stop();
 });
 
-test('smk controller rolls an annotated Deployment once after a queued change, then exits on SIGTERM', async () => {
+test('smk controller rolls an annotated Deployment once after a queued change, honours Reloader annotations when told, then exits on SIGTERM', async () => {
   const ns = await bed.newNamespace('rot-cli');
   const aws = awsClients(proxy.endpoint);
   const queueUrl = await createQueue(aws.sqs, `${ns}-events`);
@@ -57,6 +59,15 @@ test('smk controller rolls an annotated Deployment once after a queued change, t
     labels: { app: 'api' },
     secretName: 'api-token',
     annotations: { 'smk.dev/rollout-on': secretName },
+  });
+  const core = bed.kubeConfig.makeApiClient(CoreV1Api);
+  await core.createNamespacedConfigMap({
+    namespace: ns,
+    body: { metadata: { name: 'settings', namespace: ns }, data: { level: 'info' } },
+  });
+  await createDeployment(bed.kubeConfig, ns, 'legacy', {
+    labels: { app: 'legacy' },
+    annotations: { 'configmap.reloader.stakater.com/reload': 'settings' },
   });
   let output = '';
   const child: ChildProcess = spawn(
@@ -74,6 +85,8 @@ test('smk controller rolls an annotated Deployment once after a queued change, t
       'false',
       '--rotation-queue-url',
       queueUrl,
+      '--reloader-annotations',
+      'true',
     ],
     {
       env: {
@@ -119,6 +132,23 @@ test('smk controller rolls an annotated Deployment once after a queued change, t
     await waitFor('queue drained', 30_000, async () => (await queueDepth(aws.sqs, queueUrl)) === 0);
     await sleep(2_000);
     assert.equal(await replicaSets(bed.kubeConfig, ns, 'api'), 2, 'one rollout');
+    // Reloader's annotation (the flag reached rotation): a data change of the ConfigMap rolls its reader.
+    await waitFor('legacy adopted', 30_000, () => adopted(bed.kubeConfig, ns, 'legacy'));
+    await waitFor(
+      'legacy: first ReplicaSet',
+      30_000,
+      async () => (await replicaSets(bed.kubeConfig, ns, 'legacy')) === 1,
+    );
+    await core.replaceNamespacedConfigMap({
+      namespace: ns,
+      name: 'settings',
+      body: { metadata: { name: 'settings', namespace: ns }, data: { level: 'debug' } },
+    });
+    await waitFor(
+      'legacy rolled for its ConfigMap',
+      20_000,
+      async () => (await replicaSets(bed.kubeConfig, ns, 'legacy')) === 2,
+    );
     assert.match(output, /rotation controller started/);
     assert.match(output, /secret changed/);
     assert.doesNotMatch(output, /token-1|token-2/, 'no value in the logs');

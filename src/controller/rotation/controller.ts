@@ -10,25 +10,31 @@
  *   - Secrets and ConfigMaps a workload names (references.ts): a data change rolls their readers.
  * Secrets are watched with the controller's role, but a namespace is shown (or rolled for) a
  * secret only once one of its own identities may describe it (permissions.ts).
+ * The informers, the Lease and the workers are the process's manager's (kube/manager.ts): every
+ * replica keeps its caches warm, only the Lease holder detects, re-syncs and rolls.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { describeError } from '../../core/errors.ts';
 import { createObjects } from '../../kube/apply.ts';
 import { apiErrorOf, retryAfterMsOf } from '../../kube/client.ts';
 import { createEventRecorder } from '../../kube/events.ts';
-import type { Informer } from '../../kube/informer.ts';
-import { apiLeaseStore, createLeaderElection, type LeaderElection } from '../../kube/lease.ts';
-import { createWorkQueue, type WorkQueue } from '../../kube/queue.ts';
-import { customResourceServed } from '../../kube/served.ts';
-import { secretSyncKind, spcGroup, spcKind, spcPlural, spcVersion } from '../jobs.ts';
+import { createManager, type Manager, type SharedInformer } from '../../kube/manager.ts';
+import type { WorkQueue } from '../../kube/queue.ts';
+import { secretSyncKind, spcKind } from '../jobs.ts';
+import { managedSecrets, secretProviderClasses, secretProviderClassResource, secretSyncs } from '../kinds.ts';
 import { conditionGauge } from '../status-metrics.ts';
 import { type Consumer, createConsumer } from './consumer.ts';
 import { createDetector, type Detector } from './detector.ts';
-import { apiInformers } from './informers.ts';
+import {
+  mappingResource,
+  referencedKinds,
+  rotationMappings,
+  workloadKinds,
+  workloadResource,
+} from './informers.ts';
 import { type RolloutKind, rolloutKindNames, rolloutKinds } from './kinds.ts';
-import { mappingGroup, mappingKind, mappingPlural, mappingVersion } from './mapping.ts';
+import { mappingKind } from './mapping.ts';
 import { createMappingStatuses } from './mapping-status.ts';
-import type { RotationControllerOptions } from './options.ts';
+import type { RotationControllerOptions, RotationSettings } from './options.ts';
 import { createPermissions } from './permissions.ts';
 import { createReferenceTracker, type ReferenceKind, referenceAnnotations } from './references.ts';
 import { createRollouts, rollouts } from './rollout.ts';
@@ -36,20 +42,26 @@ import { createSyncGate, forceSyncPatch, type ResyncRequest } from './sync-gate.
 import type { SourceRef } from './usage.ts';
 import { createUsageIndex, type IndexInformers } from './usage-index.ts';
 
-export type { RotationControllerOptions, RotationLeaderElection } from './options.ts';
+export type { RotationControllerOptions, RotationSettings } from './options.ts';
 export { rollouts } from './rollout.ts';
 export type { ResyncRequest } from './sync-gate.ts';
 
-export interface RotationController {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  readonly ready: boolean;
-  readonly leading: boolean;
+/** What a caller (the CLI, tests) reads of the rotation controller on a manager. */
+export interface RotationParts {
   /** The detector (tests poll it directly). */
   readonly detector: Detector;
   /** The consumer, when a queue is configured. */
   readonly consumer: Consumer | undefined;
 }
+
+export interface RotationController extends RotationParts {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly ready: boolean;
+  readonly leading: boolean;
+}
+
+type Watched = SharedInformer<KubernetesObject>;
 
 /** The opt-in annotations whose change alters what a workload follows ('' when it has none). */
 function optIn(object: KubernetesObject): string {
@@ -60,60 +72,73 @@ function optIn(object: KubernetesObject): string {
     .replace(/^\|+$/, '');
 }
 
-export function createRotationController(options: RotationControllerOptions): RotationController {
-  const { kubeConfig, logger } = options;
-  const now = options.now ?? Date.now;
-  const objects = options.objects ?? createObjects(kubeConfig);
-  const events = options.events ?? createEventRecorder(kubeConfig, { component: 'smk-rotation', logger });
-  const queue: WorkQueue = createWorkQueue({ backoff: { baseMs: 200, maxMs: 5_000, jitter: 0.2 } });
+/**
+ * Adds the rotation controller to the process's manager: its informers are the manager's shared
+ * ones (a SecretSync is watched once per process, with the sync controller), it acts while the
+ * manager's one Lease is held, and its rollouts run on a pool of the manager's workers.
+ */
+export function addRotationController(manager: Manager, settings: RotationSettings): RotationParts {
+  const { kubeConfig } = manager;
+  const logger = manager.logger.child({ component: 'rotation' });
+  const now = settings.now ?? Date.now;
+  const objects = settings.objects ?? createObjects(kubeConfig);
+  const events = settings.events ?? createEventRecorder(kubeConfig, { component: 'smk-rotation', logger });
   const mappingReady = conditionGauge(mappingKind);
-  const informerFor =
-    options.informerFor ??
-    apiInformers(kubeConfig, {
-      namespaces: options.namespaces,
-      logger,
-      relistIntervalMs: options.relistIntervalMs,
-    });
-  let leading = false;
-  let running = false;
+  const leading = (): boolean => manager.leading;
+  const pool = manager.workers({
+    name: 'rotation',
+    concurrency: 4,
+    queue: { backoff: { baseMs: 200, maxMs: 5_000, jitter: 0.2 } },
+    async reconcile(key) {
+      await rollout.reconcile(key);
+      pool.queue.forget(key);
+    },
+    onError(key, error, queue: WorkQueue) {
+      // A conflict means the workload changed under us: plan again from a fresh read at once.
+      if (apiErrorOf(error)?.status === 409) {
+        queue.add(key);
+        return 0;
+      }
+      rollouts.inc({ kind: key.split('/')[0] ?? '', outcome: 'failed' });
+      return queue.addRateLimited(key, retryAfterMsOf(error));
+    },
+  });
 
-  // ---- what is watched (optional kinds join at start, once their CRD is known to be served) --
+  // ---- what is watched (optional kinds join in prepare, once their CRD is known to be served) --
+  const syncs: Watched = manager.informer(secretSyncs);
+  const secrets: Watched = manager.informer(managedSecrets);
+  const workloads = new Map<RolloutKind, Watched>(
+    rolloutKindNames
+      .filter((kind) => !rolloutKinds[kind].optional)
+      .map((kind) => [kind, manager.informer(workloadKinds[kind])] as const),
+  );
   const informers: IndexInformers = {
-    syncs: informerFor(secretSyncKind),
-    managedSecrets: informerFor('ManagedSecret'),
+    syncs,
+    managedSecrets: secrets,
     spcs: undefined,
     mappings: undefined,
-    workloads: new Map(
-      rolloutKindNames
-        .filter((kind) => !rolloutKinds[kind].optional)
-        .map((kind) => [kind, informerFor(kind)] as const),
-    ),
+    workloads: new Map(workloads),
   };
-
-  const referenced = new Map<ReferenceKind, Informer<KubernetesObject>>([
-    ['Secret', informerFor('Secret')],
-    ['ConfigMap', informerFor('ConfigMap')],
-  ]);
-  const parseOptions = { reloaderAnnotations: options.reloaderAnnotations ?? false };
+  const parseOptions = { reloaderAnnotations: settings.reloaderAnnotations ?? false };
 
   // ---- the pieces ----------------------------------------------------------------------------
   const references = createReferenceTracker();
   const permissions = createPermissions({
-    identities: options.identities,
+    identities: settings.identities,
     logger,
-    ...(options.permissionTtlMs !== undefined ? { ttlMs: options.permissionTtlMs } : {}),
+    ...(settings.permissionTtlMs !== undefined ? { ttlMs: settings.permissionTtlMs } : {}),
     now,
     // An answer arrived or changed: plan the namespace's workloads and mappings again.
     onChange: (subject) => {
-      if (!leading) return;
+      if (!leading()) return;
       rollout.namespaceChanged(subject.namespace);
       statuses.permissionChanged(subject);
     },
   });
   const index = createUsageIndex({
     informers,
-    defaultRegion: options.defaultRegion,
-    allowJmesPathExpressions: options.allowJmesPathExpressions,
+    defaultRegion: settings.defaultRegion,
+    allowJmesPathExpressions: settings.allowJmesPathExpressions,
     observed: (watch) => detector.observed(watch),
     permissions,
     references,
@@ -123,13 +148,13 @@ export function createRotationController(options: RotationControllerOptions): Ro
     index,
     permissions,
     resync:
-      options.resync ??
+      settings.resync ??
       (async (source: SourceRef, request: ResyncRequest) => {
         const { ref, patch } = forceSyncPatch(source, request);
         await objects.mergePatch(ref, patch);
       }),
     logger,
-    resyncRetryMs: options.resyncRetryMs ?? 30_000,
+    resyncRetryMs: settings.resyncRetryMs ?? 30_000,
     now,
   });
   const statuses = createMappingStatuses({
@@ -139,8 +164,8 @@ export function createRotationController(options: RotationControllerOptions): Ro
     objects,
     events,
     logger,
-    defaultRegion: options.defaultRegion,
-    leading: () => leading,
+    defaultRegion: settings.defaultRegion,
+    leading,
     now,
   });
   const rollout = createRollouts({
@@ -149,35 +174,35 @@ export function createRotationController(options: RotationControllerOptions): Ro
     statuses,
     objects,
     events,
-    queue,
+    queue: pool.queue,
     logger,
-    leading: () => leading,
+    leading,
     now,
-    debounceMs: options.debounceMs ?? 500,
-    syncWaitMs: options.syncWaitMs ?? 120_000,
+    debounceMs: settings.debounceMs ?? 500,
+    syncWaitMs: settings.syncWaitMs ?? 120_000,
     parseOptions,
   });
   const detector = createDetector({
-    reader: options.reader,
+    reader: settings.reader,
     watches: () => index.watches(),
     synced: (observation) => gate.syncedStages(observation),
-    sinks: [...(options.sinks ?? []), gate.resyncSink, rollout.rolloutSink, statuses.statusSink],
+    sinks: [...(settings.sinks ?? []), gate.resyncSink, rollout.rolloutSink, statuses.statusSink],
     logger,
-    ...(options.pollIntervalMs ? { intervalMs: options.pollIntervalMs } : {}),
-    ...(options.pollJitter !== undefined ? { jitter: options.pollJitter } : {}),
+    ...(settings.pollIntervalMs ? { intervalMs: settings.pollIntervalMs } : {}),
+    ...(settings.pollJitter !== undefined ? { jitter: settings.pollJitter } : {}),
     now,
   });
-  const consumer = options.queue
+  const consumer = settings.queue
     ? createConsumer({
-        queue: options.queue,
+        queue: settings.queue,
         confirm: (hint) => detector.hint(hint),
         logger,
-        ...(options.queueWaitSeconds !== undefined ? { waitSeconds: options.queueWaitSeconds } : {}),
+        ...(settings.queueWaitSeconds !== undefined ? { waitSeconds: settings.queueWaitSeconds } : {}),
       })
     : undefined;
 
   // ---- on change, do this --------------------------------------------------------------------
-  function watchWorkloads(kind: RolloutKind, informer: Informer<KubernetesObject>): void {
+  function watchWorkloads(kind: RolloutKind, informer: Watched): void {
     informer.addHandlers({
       add: (object) => {
         if (optIn(object) !== '') detector.refresh();
@@ -192,13 +217,14 @@ export function createRotationController(options: RotationControllerOptions): Ro
     });
   }
 
-  function watchMappings(informer: Informer<KubernetesObject>): void {
+  function watchMappings(informer: Watched): void {
     const changed = async (object: KubernetesObject): Promise<void> => {
       const mapping = await statuses.parse(object);
       if (!mapping) return;
       rollout.mappingChanged(mapping);
-      if (leading) await statuses.write(mapping, {});
+      if (leading()) await statuses.write(mapping, {});
     };
+    informer.addHandlers(mappingReady.handlers);
     informer.addHandlers({
       add: (object) => {
         detector.refresh();
@@ -210,10 +236,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
     });
   }
 
-  function watchSources(
-    kind: typeof secretSyncKind | typeof spcKind,
-    informer: Informer<KubernetesObject>,
-  ): void {
+  function watchSources(kind: typeof secretSyncKind | typeof spcKind, informer: Watched): void {
     // A workload's plan reads these caches: when a source moves, the workloads reading its Secrets are planned again.
     const moved = (object: KubernetesObject) =>
       rollout.wakeDependents(object.metadata?.namespace, index.usageOf(kind, object)?.targets ?? []);
@@ -233,7 +256,7 @@ export function createRotationController(options: RotationControllerOptions): Ro
     });
   }
 
-  function watchReferenced(kind: ReferenceKind, informer: Informer<KubernetesObject>): void {
+  function watchReferenced(kind: ReferenceKind, informer: Watched): void {
     const seen = (object: KubernetesObject) => {
       const how = references.observe(kind, object);
       const { namespace, name } = object.metadata ?? {};
@@ -242,153 +265,100 @@ export function createRotationController(options: RotationControllerOptions): Ro
     informer.addHandlers({ add: seen, update: seen, delete: (object) => references.forget(kind, object) });
   }
 
-  function watchManagedSecrets(informer: Informer<KubernetesObject>): void {
+  function watchManagedSecrets(informer: Watched): void {
     const moved = (secret: KubernetesObject) =>
       rollout.wakeDependents(secret.metadata?.namespace, [secret.metadata?.name ?? '']);
     informer.addHandlers({ add: moved, update: moved, delete: moved });
   }
 
-  // ---- workers, leadership -------------------------------------------------------------------
-  let leader: LeaderElection | undefined;
-  let workers: Promise<void>[] = [];
-
-  async function work(): Promise<void> {
-    for (;;) {
-      const key = await queue.get();
-      if (key === undefined) return;
-      try {
-        if (leading) await rollout.reconcile(key);
-        queue.forget(key);
-      } catch (error) {
-        // A conflict means the workload changed under us: plan again from a fresh read at once.
-        let delay = 0;
-        if (apiErrorOf(error)?.status === 409) queue.add(key);
-        else {
-          delay = queue.addRateLimited(key, retryAfterMsOf(error));
-          rollouts.inc({ kind: key.split('/')[0] ?? '', outcome: 'failed' });
-        }
-        logger.warn({ workload: key, err: describeError(error), retryInMs: delay }, 'rollout step failed');
-      } finally {
-        queue.done(key);
-      }
-    }
+  // Handlers go on before the manager starts its informers (or in prepare): they see the first adds.
+  for (const [kind, informer] of workloads) watchWorkloads(kind, informer);
+  watchManagedSecrets(secrets);
+  for (const kind of ['Secret', 'ConfigMap'] as const) {
+    watchReferenced(kind, manager.informer(referencedKinds[kind]));
   }
+  watchSources(secretSyncKind, syncs);
 
-  function startLeading(): void {
-    leading = true;
-    mappingReady.activate();
-    detector.start();
-    consumer?.start();
-    if (workers.length === 0) workers = Array.from({ length: 4 }, () => work());
-    rollout.leadershipTaken();
-    logger.info(
-      { queue: options.queue?.queueUrl ?? 'none (polling only)' },
-      'rotation leader: detecting changes',
-    );
-  }
-
-  async function stopLeading(): Promise<void> {
-    leading = false;
-    await Promise.all([detector.stop(), consumer?.stop()]);
-  }
-
-  /** Stops a start-up question that is still being retried (the CRD probes). */
-  const stopping = new AbortController();
   /** Whether a CRD is served (`auto`), or as configured; undefined when stopped before the API server could tell. */
   function served(
     setting: boolean | 'auto' | undefined,
-    group: string,
-    version: string,
-    plural: string,
+    resource: Parameters<Manager['served']>[0],
   ): Promise<boolean | undefined> {
     if (setting !== 'auto' && setting !== undefined) return Promise.resolve(setting);
-    return customResourceServed(
-      kubeConfig,
-      { group, version, plural, namespace: options.namespaces?.[0] },
-      { logger, signal: stopping.signal },
-    );
+    return manager.served(resource);
   }
 
-  const allInformers = (): Informer<KubernetesObject>[] => [
-    informers.syncs,
-    informers.managedSecrets,
-    ...informers.workloads.values(),
-    ...(informers.spcs ? [informers.spcs] : []),
-    ...(informers.mappings ? [informers.mappings] : []),
-    ...referenced.values(),
-  ];
-
-  return {
-    async start() {
-      running = true;
-      const spc = await served(options.secretProviderClasses, spcGroup, spcVersion, spcPlural);
-      if (spc) informers.spcs = informerFor(spcKind);
-      const mapped = await served(options.mappings, mappingGroup, mappingVersion, mappingPlural);
-      if (spc === undefined || mapped === undefined) return;
+  manager.add({
+    name: 'rotation',
+    async prepare() {
+      const spc = await served(settings.secretProviderClasses, secretProviderClassResource);
+      if (spc) {
+        const informer = manager.informer(secretProviderClasses);
+        informers.spcs = informer;
+        watchSources(spcKind, informer);
+      }
+      const mapped = await served(settings.mappings, mappingResource);
       if (mapped) {
-        informers.mappings = informerFor(mappingKind);
-        informers.mappings.addHandlers(mappingReady.handlers);
-        watchMappings(informers.mappings);
+        const informer = manager.informer(rotationMappings);
+        informers.mappings = informer;
+        watchMappings(informer);
       }
       for (const kind of rolloutKindNames.filter((name) => rolloutKinds[name].optional)) {
-        const row = rolloutKinds[kind];
-        const on = await served(options.rolloutKinds?.[kind], row.group, row.version, row.resource);
-        if (on === undefined) return;
-        if (on) informers.workloads.set(kind, informerFor(kind));
+        if (!(await served(settings.rolloutKinds?.[kind], workloadResource(kind)))) continue;
+        const informer = manager.informer(workloadKinds[kind]);
+        informers.workloads.set(kind, informer);
+        watchWorkloads(kind, informer);
       }
-      for (const [kind, informer] of informers.workloads) watchWorkloads(kind, informer);
-      watchManagedSecrets(informers.managedSecrets);
-      for (const [kind, informer] of referenced) watchReferenced(kind, informer);
-      watchSources(secretSyncKind, informers.syncs);
-      if (informers.spcs) watchSources(spcKind, informers.spcs);
-      await Promise.all(allInformers().map((informer) => informer.start()));
-      if (options.leaderElection) {
-        const settings = options.leaderElection;
-        leader = createLeaderElection(apiLeaseStore(kubeConfig, settings.namespace, settings.name), {
-          identity: settings.identity,
-          logger,
-          onStartedLeading: startLeading,
-          onStoppedLeading: () => {
-            void stopLeading();
-            if (running) options.onLostLeadership?.();
-          },
-        });
-        leader.start();
-      } else {
-        startLeading();
-      }
+    },
+    cachesSynced() {
       logger.info(
         {
-          namespaces: options.namespaces ?? 'all',
-          mappings: mapped,
-          secretProviderClasses: spc,
+          namespaces: manager.namespaces ?? 'all',
+          mappings: informers.mappings !== undefined,
+          secretProviderClasses: informers.spcs !== undefined,
           rolloutKinds: [...informers.workloads.keys()],
         },
         'rotation controller started',
       );
     },
-    async stop() {
-      running = false;
-      stopping.abort();
-      queue.shutDown();
-      await stopLeading();
-      await Promise.race([
-        Promise.all(workers),
-        new Promise((resolve) => setTimeout(resolve, 5_000).unref()),
-      ]);
-      await leader?.stop();
-      for (const informer of allInformers()) informer.stop();
-      workers = [];
+    startLeading() {
+      mappingReady.activate();
+      detector.start();
+      consumer?.start();
+      rollout.leadershipTaken();
+      logger.info(
+        { queue: settings.queue?.queueUrl ?? 'none (polling only)' },
+        'rotation leader: detecting changes',
+      );
     },
+    async stopLeading() {
+      await Promise.all([detector.stop(), consumer?.stop()]);
+    },
+  });
+  return { detector, consumer };
+}
+
+/** A rotation controller with a manager of its own (tests, benchmarks; `smk controller` shares one). */
+export function createRotationController(options: RotationControllerOptions): RotationController {
+  const manager = createManager({
+    kubeConfig: options.kubeConfig,
+    logger: options.logger,
+    namespaces: options.namespaces,
+    leaderElection: options.leaderElection,
+    onLostLeadership: options.onLostLeadership,
+    relistIntervalMs: options.relistIntervalMs,
+  });
+  const parts = addRotationController(manager, options);
+  return {
+    start: () => manager.start(),
+    stop: () => manager.stop(5_000),
     get ready() {
-      return allInformers().every((informer) => informer.healthy);
+      return manager.ready;
     },
     get leading() {
-      return leading;
+      return manager.leading;
     },
-    detector,
-    get consumer() {
-      return consumer;
-    },
+    detector: parts.detector,
+    consumer: parts.consumer,
   };
 }

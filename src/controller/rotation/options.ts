@@ -1,27 +1,21 @@
 /**
- * What the rotation controller is given: its clients and identities, the namespaces it serves, its
- * timings, and which optional kinds it watches. Parsed from flags by the CLI (src/cli/controller.ts).
+ * What the rotation controller is given: its clients and identities, its timings, and which
+ * optional kinds it watches (RotationSettings); the namespaces, Lease and informers are the
+ * process's manager's (kube/manager.ts). Parsed from flags by the CLI (src/cli/controller.ts).
  */
 import type { QueueReader } from '../../aws/index.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Objects } from '../../kube/apply.ts';
 import type { KubeConfig } from '../../kube/client.ts';
 import type { EventRecorder } from '../../kube/events.ts';
+import type { LeaderElectionSettings } from '../../kube/manager.ts';
 import type { IdentityResolver } from '../identity.ts';
 import type { ChangeSink, VersionReader } from './detector.ts';
-import type { InformerFor } from './informers.ts';
 import type { RolloutKind } from './kinds.ts';
 import type { ResyncRequest } from './sync-gate.ts';
 import type { SourceRef } from './usage.ts';
 
-export interface RotationLeaderElection {
-  readonly namespace: string;
-  readonly name: string;
-  readonly identity: string;
-}
-
-export interface RotationControllerOptions {
-  readonly kubeConfig: KubeConfig;
+export interface RotationSettings {
   /** DescribeSecret / ListSecrets as the controller's own identity. */
   readonly reader: VersionReader;
   /**
@@ -33,7 +27,6 @@ export interface RotationControllerOptions {
   readonly permissionTtlMs?: number;
   /** The rotation queue; without one, polling alone detects changes. */
   readonly queue?: Pick<QueueReader, 'receive' | 'delete' | 'queueUrl'>;
-  readonly logger: Logger;
   readonly defaultRegion: string | undefined;
   /** Sinks run before re-sync and rollouts (e.g. the AWS cache's `stagesMoved`). */
   readonly sinks?: readonly ChangeSink[];
@@ -42,8 +35,6 @@ export interface RotationControllerOptions {
    * sync controller treats as "sync now" (works in the same process and across processes).
    */
   readonly resync?: (source: SourceRef, request: ResyncRequest) => Promise<void>;
-  /** Only these namespaces (default: all). */
-  readonly namespaces?: readonly string[];
   readonly pollIntervalMs?: number;
   readonly pollJitter?: number;
   /** Changes within this window after the first make one rollout per workload (default 500 ms). */
@@ -74,15 +65,18 @@ export interface RotationControllerOptions {
    * when served (default 'auto'); true or false here decides instead. Built-in kinds are always on.
    */
   readonly rolloutKinds?: { readonly [K in RolloutKind]?: boolean | 'auto' };
-  readonly leaderElection?: RotationLeaderElection;
-  /**
-   * Where informers come from (default: one per namespace through the API server, apiInformers).
-   * A process-wide manager with shared informers passes its own.
-   */
-  readonly informerFor?: InformerFor;
-  readonly onLostLeadership?: () => void;
-  readonly relistIntervalMs?: number;
   readonly events?: EventRecorder;
   readonly objects?: Objects;
   readonly now?: () => number;
+}
+
+/** A rotation controller with a manager of its own (tests, benchmarks; `smk controller` shares one). */
+export interface RotationControllerOptions extends RotationSettings {
+  readonly kubeConfig: KubeConfig;
+  readonly logger: Logger;
+  /** Only these namespaces (default: all). */
+  readonly namespaces?: readonly string[];
+  readonly leaderElection?: LeaderElectionSettings;
+  readonly onLostLeadership?: () => void;
+  readonly relistIntervalMs?: number;
 }

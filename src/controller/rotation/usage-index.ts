@@ -10,7 +10,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { InvalidInputError } from '../../core/errors.ts';
 import { currentStage } from '../../core/source.ts';
-import type { Informer } from '../../kube/informer.ts';
+import type { SharedInformer } from '../../kube/manager.ts';
 import { secretSyncKind, spcKind, annotations as syncAnnotations } from '../jobs.ts';
 import { spcOptedIn } from '../spc-job.ts';
 import type { SecretObservation, Watch } from './detector.ts';
@@ -28,13 +28,16 @@ import {
   type WorkloadParseOptions,
 } from './workloads.ts';
 
+/** What the index reads of an informer: its cache. */
+export type Cache = Pick<SharedInformer<KubernetesObject>, 'get' | 'list'>;
+
 /** The caches the index reads. SecretProviderClasses and mappings are there once their CRD is served. */
 export interface IndexInformers {
-  readonly syncs: Informer<KubernetesObject>;
-  readonly managedSecrets: Informer<KubernetesObject>;
-  spcs: Informer<KubernetesObject> | undefined;
-  mappings: Informer<KubernetesObject> | undefined;
-  readonly workloads: Map<RolloutKind, Informer<KubernetesObject>>;
+  readonly syncs: Cache;
+  readonly managedSecrets: Cache;
+  spcs: Cache | undefined;
+  mappings: Cache | undefined;
+  readonly workloads: Map<RolloutKind, Cache>;
 }
 
 export interface Mapped {
