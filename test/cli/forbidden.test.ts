@@ -262,7 +262,7 @@ describe('smk webhook --write-through without RBAC to list Secrets', () => {
 });
 
 describe('smk controller without the RBAC it needs', () => {
-  it('retries each refused start-up list (sync informers, then the rotation CRD probe) with /readyz failing, and is ready once granted', async () => {
+  it("retries each refused start-up list (sync informers, then rotation's) with /readyz failing, names each, and is ready once all are granted", async () => {
     const ns = await bed.newNamespace('forbid-ctl');
     const kubeconfig = await identityWithoutRbac(ns, 'controller');
     const controller = startRole(
@@ -281,7 +281,8 @@ describe('smk controller without the RBAC it needs', () => {
       assert.equal(await health('/healthz'), 200, 'alive');
       assert.equal(await health('/readyz'), 503, 'not ready');
 
-      // What the sync needs: it starts; rotation then asks whether the mapping CRD is served.
+      // What the sync needs. The process has one manager: its controllers start once every list
+      // they asked for is granted, so rotation's refused lists are named and retried meanwhile.
       await grant(ns, 'controller', 'sync', [
         {
           apiGroups: [''],
@@ -297,12 +298,12 @@ describe('smk controller without the RBAC it needs', () => {
           verbs: ['get', 'list', 'watch', 'patch'],
         },
       ]);
-      await logLine(controller, /"msg":"sync controller started"/, 45_000);
       await logLine(
         controller,
         new RegExp(
           `"msg":"forbidden: this identity may not list secretsrotationmappings.awssecretsoperator.secretoperator in namespace ${ns};`,
         ),
+        45_000,
       );
       assert.equal(controller.child.exitCode, null, 'still running');
       assert.equal(await health('/readyz'), 503, 'not ready while rotation cannot start');
@@ -329,6 +330,7 @@ describe('smk controller without the RBAC it needs', () => {
           verbs: ['patch'],
         },
       ]);
+      await logLine(controller, /"msg":"sync controller started"/, 60_000);
       await logLine(controller, /"msg":"rotation controller started"/, 45_000);
       await waitFor('/readyz 200 once granted', 30_000, async () =>
         (await health('/readyz')) === 200 ? true : undefined,
