@@ -311,17 +311,7 @@ function wire(manager: Manager, settings: SyncSettings): void {
     queue.add(marker.slice(clusterSecretSyncKind.length + 1));
   }
 
-  secrets.addHandlers({
-    add: (secret) => owned.index(secret, true),
-    update: (secret) => {
-      owned.index(secret, true);
-      onManagedSecret(secret, false);
-    },
-    delete: (secret) => {
-      owned.index(secret, false);
-      onManagedSecret(secret, true);
-    },
-  });
+  secrets.addHandlers(owned.handlers(onManagedSecret));
   sources.addHandlers({
     add: (object) => primed && queue.add(object.metadata.name),
     update: (object, previous) => {

@@ -163,17 +163,7 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
     }
   }
 
-  secrets.addHandlers({
-    add: (secret) => owned.index(secret, true),
-    update: (secret) => {
-      owned.index(secret, true);
-      onManagedSecret(secret, false);
-    },
-    delete: (secret) => {
-      owned.index(secret, false);
-      onManagedSecret(secret, true);
-    },
-  });
+  secrets.addHandlers(owned.handlers(onManagedSecret));
   sources.addHandlers({
     add: (object) => primed && secretSync.added(object),
     update: (object, previous) => secretSync.updated(object, previous),

@@ -7,6 +7,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import { NotFoundError } from '../../core/errors.ts';
 import type { Objects } from '../../kube/apply.ts';
+import type { InformerHandlers } from '../../kube/informer.ts';
 import { annotations } from '../jobs.ts';
 import { adoptCreatedFields, createManager } from './plan.ts';
 import type { SyncDeps } from './sync.ts';
@@ -20,6 +21,11 @@ export interface OwnedSecrets {
   wrote(secret: V1Secret): V1Secret;
   /** True when `secret` is exactly what smk itself wrote last (its watch event is no news). */
   isOwnWrite(secret: V1Secret): boolean;
+  /**
+   * The managed-Secret informer's handlers: keep the index current, and tell `changed` of an
+   * update or delete (drift to repair) after indexing it.
+   */
+  handlers(changed: (secret: V1Secret, deleted: boolean) => void): InformerHandlers<V1Secret>;
 }
 
 export function createOwnedSecrets(): OwnedSecrets {
@@ -32,7 +38,7 @@ export function createOwnedSecrets(): OwnedSecrets {
   const ownerKey = (namespace: string, marker: string): string => `${namespace}/${marker}`;
   const idOf = (secret: V1Secret): string => `${secret.metadata?.namespace}/${secret.metadata?.name}`;
 
-  return {
+  const owned: OwnedSecrets = {
     index(secret, present) {
       const namespace = secret.metadata?.namespace;
       const name = secret.metadata?.name;
@@ -63,7 +69,21 @@ export function createOwnedSecrets(): OwnedSecrets {
     isOwnWrite(secret) {
       return ownWrites.get(idOf(secret)) === secret.metadata?.resourceVersion;
     },
+    handlers(changed) {
+      return {
+        add: (secret) => owned.index(secret, true),
+        update: (secret) => {
+          owned.index(secret, true);
+          changed(secret, false);
+        },
+        delete: (secret) => {
+          owned.index(secret, false);
+          changed(secret, true);
+        },
+      };
+    },
   };
+  return owned;
 }
 
 const secretRef = (namespace: string, name: string) => ({
