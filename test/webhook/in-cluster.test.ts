@@ -29,7 +29,7 @@ async function loadedSources(urls: readonly string[]): Promise<string[]> {
   for (const url of urls) {
     if (!url.startsWith('file://')) continue;
     const path = fileURLToPath(url);
-    if (!path.endsWith('.mjs')) {
+    if (!path.endsWith('.mjs') || path.includes('/node_modules/')) {
       files.push(path);
       continue;
     }
