@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseAgentEnvironment, parseEnvironment } from './config.ts';
+import { parseAgentEnvironment, parseEnvironment, parseInClusterEnvironment } from './config.ts';
 import { agentEnv } from './core/agent-contract.ts';
 
 describe('parseAgentEnvironment: the agent side of the webhook→agent contract', () => {
@@ -52,5 +52,26 @@ describe('environment input', () => {
       .filter((file) => readFileSync(join(root, file), 'utf8').includes('process.env'))
       .filter((file) => !notYetMoved.has(file));
     assert.deepEqual(readers, []);
+  });
+});
+
+describe('parseInClusterEnvironment', () => {
+  it('reads the kubernetes Service host and port the kubelet sets', () => {
+    assert.deepEqual(
+      parseInClusterEnvironment({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' }),
+      { host: '10.0.0.1', port: 443 },
+    );
+  });
+
+  it('names the variable that is missing or not a port', () => {
+    assert.throws(
+      () =>
+        parseInClusterEnvironment({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: 'https' }),
+      /KUBERNETES_SERVICE_PORT: expected the kubernetes Service's port/,
+    );
+    assert.throws(
+      () => parseInClusterEnvironment({ KUBERNETES_SERVICE_PORT: '443' }),
+      /KUBERNETES_SERVICE_HOST: expected the kubernetes Service's host/,
+    );
   });
 });

@@ -136,6 +136,37 @@ export function kubeConfigEnvironment(): KubeConfigEnvironment {
   };
 }
 
+const inClusterSchema = z.object({
+  KUBERNETES_SERVICE_HOST: nonEmpty,
+  KUBERNETES_SERVICE_PORT: z.coerce.number().int().min(1).max(65_535),
+});
+
+/** Where the kubernetes Service is, as the kubelet tells every pod (client-go reads the same two). */
+export interface InClusterEnvironment {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** KUBERNETES_SERVICE_HOST and _PORT; a bad or missing one is named. */
+export function parseInClusterEnvironment(env: NodeJS.ProcessEnv): InClusterEnvironment {
+  const parsed = inClusterSchema.safeParse(env);
+  if (!parsed.success) {
+    const name = String(parsed.error.issues[0]?.path[0] ?? 'KUBERNETES_SERVICE_HOST');
+    throw new InvalidInputError(
+      `environment variable ${name}: expected the kubernetes Service's ${name.endsWith('PORT') ? 'port (1-65535)' : 'host'}`,
+      {
+        subject: 'in-cluster configuration',
+        field: name,
+      },
+    );
+  }
+  return { host: parsed.data.KUBERNETES_SERVICE_HOST, port: parsed.data.KUBERNETES_SERVICE_PORT };
+}
+
+export function inClusterEnvironment(): InClusterEnvironment {
+  return parseInClusterEnvironment(process.env);
+}
+
 /** SMK_DEBUG=1: print the stack of an unexpected error. Read on its own, as the last resort of main. */
 export function debugRequested(): boolean {
   return process.env.SMK_DEBUG === '1';

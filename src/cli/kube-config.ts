@@ -4,31 +4,14 @@
  * which file and why, instead of the client's silent fallback to http://localhost:8080 or a bare
  * error from deep inside.
  */
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { type KubeConfigEnvironment, kubeConfigEnvironment } from '../config.ts';
+import { delimiter } from 'node:path';
+import { kubeConfigEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { type KubeConfig, loadKubeConfig } from '../kube/client.ts';
 import { systemErrorReason } from './errors.ts';
+import { inClusterTokenPath, type KubeConfigSource, kubeConfigSource } from './kube-source.ts';
 
-/** Where the in-cluster ServiceAccount token is mounted (client-node and client-go read it there). */
-export const inClusterTokenPath = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-type KubeConfigSource =
-  | { readonly kind: 'env'; readonly files: readonly string[] }
-  | { readonly kind: 'home'; readonly file: string }
-  | { readonly kind: 'in-cluster' }
-  | { readonly kind: 'none'; readonly homeFile: string };
-
-export function kubeConfigSource(env: KubeConfigEnvironment): KubeConfigSource {
-  const files = (env.kubeConfig ?? '').split(delimiter).filter((file) => file !== '');
-  if (files.length > 0) return { kind: 'env', files };
-  const homeFile = join(env.home ?? homedir(), '.kube', 'config');
-  if (existsSync(homeFile)) return { kind: 'home', file: homeFile };
-  if (existsSync(inClusterTokenPath)) return { kind: 'in-cluster' };
-  return { kind: 'none', homeFile };
-}
+export { inClusterTokenPath, kubeConfigSource };
 
 function describeSource(source: KubeConfigSource): string {
   switch (source.kind) {

@@ -85,15 +85,17 @@ export async function run(args: readonly string[]): Promise<number> {
   );
   const log = createLogger({ name: 'smk-webhook', level: environment.logLevel });
   collectProcessMetrics();
-  // The Kubernetes client (and write-through) load only when a flag needs them: the client's
-  // modules alone hold ~80 MiB of a webhook that serves certificate files and injects pods.
+  // The API server is reached only when a flag needs it, and in a pod through the in-cluster
+  // endpoint: client-node's modules alone hold ~40 MiB of a webhook whose goal is 64 MiB.
+  const kubeAccessOf = async () => (await import('./kube-access.ts')).loadCommandKubeAccess('webhook');
+  // The write-through Secret cache is an informer, which still watches through client-node.
   const kubeConfigOf = async () => (await import('./kube-config.ts')).loadCommandKubeConfig('webhook');
   // Self-managed TLS writes the certificate files before the server first reads them.
   let reloadCertificates = (): void => {};
   const tls = tlsSettings
     ? await (await import('../webhook/tls/bootstrap.ts')).startWebhookTls({
         ...tlsSettings,
-        kubeConfig: await kubeConfigOf(),
+        kubeConfig: await kubeAccessOf(),
         certFile,
         keyFile,
         log,
@@ -111,13 +113,19 @@ export async function run(args: readonly string[]): Promise<number> {
         },
       );
     }
-    const [kubeConfig, { createWriteThroughCache }, { reviewSecretAdmission }, { publishedKeySource }] =
-      await Promise.all([
-        kubeConfigOf(),
-        import('../webhook/secrets/cache.ts'),
-        import('../webhook/secrets/handler.ts'),
-        import('../webhook/secrets/sealing-key.ts'),
-      ]);
+    const [
+      kubeConfig,
+      kubeAccess,
+      { createWriteThroughCache },
+      { reviewSecretAdmission },
+      { publishedKeySource },
+    ] = await Promise.all([
+      kubeConfigOf(),
+      kubeAccessOf(),
+      import('../webhook/secrets/cache.ts'),
+      import('../webhook/secrets/handler.ts'),
+      import('../webhook/secrets/sealing-key.ts'),
+    ]);
     const cache = createWriteThroughCache(kubeConfig, {
       logger: log.child({ component: 'write-through' }),
       location: { prefix: settings.prefix, region: environment.region },
@@ -129,7 +137,7 @@ export async function run(args: readonly string[]): Promise<number> {
     });
     const deps = {
       settings,
-      publicKey: publishedKeySource(kubeConfig, {
+      publicKey: publishedKeySource(kubeAccess, {
         namespace: environment.podNamespace ?? 'default',
         name: values['write-through-key'],
       }),

@@ -7,11 +7,12 @@
  * that is 20–30 s of CPU on a machine the API server also needs, so the per-object calls go
  * through here: same KubeConfig, same pooled connection and credentials (see PooledKubeConfig),
  * JSON in and out. Resources are found by discovery, once per group/version, as client-node does.
+ * Given an in-cluster KubeEndpoint (./in-cluster.ts) instead, this module never loads client-node.
  */
-import { RequestContext } from '@kubernetes/client-node';
-import { type Dispatcher, request } from 'undici';
+import { request } from 'undici';
 import { smkVersion } from '../core/version.ts';
-import { type KubeConfig, KubeHttpError, parseApiStatus, withConnectionReuse } from './client.ts';
+import { KubeHttpError, parseApiStatus } from './api-errors.ts';
+import { type KubeAccess, type KubeConnection, KubeEndpoint } from './endpoint.ts';
 
 export type ContentType =
   | 'application/json'
@@ -108,18 +109,31 @@ interface ApiResourceList {
 const userAgent = `smk/${smkVersion}`;
 const connectionReuseMs = 1000;
 
-export function createKubeHttp(kubeConfig: KubeConfig): KubeHttp {
-  const pooled = withConnectionReuse(kubeConfig);
-  const server = (pooled.getCurrentCluster()?.server ?? '').replace(/\/+$/, '');
+/**
+ * The endpoint of `access`. A KubeConfig means client-node is loaded already; only our code that
+ * reads it (./client.ts) is imported, on first use, so a KubeEndpoint alone loads none of it.
+ */
+function endpointOf(access: KubeAccess): KubeEndpoint {
+  if (access instanceof KubeEndpoint) return access;
+  let endpoint: Promise<KubeEndpoint> | undefined;
+  return new KubeEndpoint(access.getCurrentCluster()?.server ?? '', async () => {
+    endpoint ??= import('./client.ts').then(({ kubeConfigEndpoint }) => kubeConfigEndpoint(access));
+    return (await endpoint).connection();
+  });
+}
+
+export function createKubeHttp(access: KubeAccess): KubeHttp {
+  const endpoint = endpointOf(access);
+  const server = endpoint.server.replace(/\/+$/, '');
   const discovered = new Map<string, Promise<ApiResourceList>>();
 
   // Credentials are worked out at most once a second, not per call (that was a tenth of the
   // controller's CPU at a cold start); a rotated token is still picked up within that second.
-  let connection: { readonly at: number; readonly value: Promise<Connection> } | undefined;
-  function currentConnection(): Promise<Connection> {
+  let connection: { readonly at: number; readonly value: Promise<KubeConnection> } | undefined;
+  function currentConnection(): Promise<KubeConnection> {
     const at = performance.now();
     if (!connection || at - connection.at >= connectionReuseMs) {
-      const value = connectionOf(pooled);
+      const value = endpoint.connection();
       connection = { at, value };
       value.catch(() => {
         if (connection?.value === value) connection = undefined;
@@ -223,16 +237,4 @@ export function parseBody<T>(spec: Pick<KubeRequest, 'method' | 'path'>, status:
   } catch {
     throw new KubeHttpError(spec.method, spec.path, status, { reason: 'NotJson' });
   }
-}
-
-interface Connection {
-  readonly dispatcher: Dispatcher | undefined;
-  readonly headers: Record<string, string>;
-}
-
-/** The pooled connection and per-request credentials PooledKubeConfig hands client-node's calls. */
-async function connectionOf(kubeConfig: KubeConfig): Promise<Connection> {
-  const context = new RequestContext(kubeConfig.getCurrentCluster()?.server ?? '', 'GET');
-  await kubeConfig.applySecurityAuthentication(context);
-  return { dispatcher: context.getDispatcher() as Dispatcher | undefined, headers: context.getHeaders() };
 }

@@ -7,7 +7,8 @@
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { TransientError } from '../../core/errors.ts';
 import { parseSealingPublicKey, type SealingPublicKey, sealingKeyFields } from '../../core/seal.ts';
-import { apiStatus, type KubeConfig, kubeError } from '../../kube/client.ts';
+import { apiStatus, kubeError } from '../../kube/api-errors.ts';
+import type { KubeAccess } from '../../kube/endpoint.ts';
 import { createKubeHttp, resourcePath } from '../../kube/http.ts';
 
 export interface PublishedKeyOptions {
@@ -19,7 +20,7 @@ export interface PublishedKeyOptions {
 }
 
 export function publishedKeySource(
-  kubeConfig: KubeConfig,
+  kubeConfig: KubeAccess,
   options: PublishedKeyOptions,
 ): () => Promise<SealingPublicKey> {
   const http = createKubeHttp(kubeConfig);

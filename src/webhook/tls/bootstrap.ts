@@ -18,7 +18,8 @@ import type {
 import { describeError, InvalidInputError, isSmkError, TransientError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { counter, gauge } from '../../core/metrics.ts';
-import { apiStatus, type KubeConfig, kubeError, retryAfterMsOf } from '../../kube/client.ts';
+import { apiStatus, kubeError, retryAfterMsOf } from '../../kube/api-errors.ts';
+import type { KubeAccess } from '../../kube/endpoint.ts';
 import { createKubeHttp, resourcePath } from '../../kube/http.ts';
 import { caBundle, materialFacts, readMaterial, type TlsMaterial, writeMaterial } from './material.ts';
 import { type CertificateWithKey, createCertificateAuthority, issueServingCertificate } from './pki.ts';
@@ -54,7 +55,8 @@ export interface WebhookConfigurationRefs {
 }
 
 export interface WebhookTlsOptions {
-  readonly kubeConfig: KubeConfig;
+  /** A kubeconfig, or in a pod the in-cluster endpoint (then client-node is never loaded). */
+  readonly kubeConfig: KubeAccess;
   /** Namespace of the Secret and the Service. */
   readonly namespace: string;
   readonly secretName: string;
