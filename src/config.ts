@@ -7,6 +7,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { agentEnv, agentRoleChainEnv } from './core/agent-contract.ts';
 import { InvalidInputError } from './core/errors.ts';
+import type { InClusterEnvironment } from './kube/in-cluster.ts';
 
 const nonEmpty = z.string().trim().min(1);
 
@@ -142,11 +143,6 @@ const inClusterSchema = z.object({
 });
 
 /** Where the kubernetes Service is, as the kubelet tells every pod (client-go reads the same two). */
-export interface InClusterEnvironment {
-  readonly host: string;
-  readonly port: number;
-}
-
 /** KUBERNETES_SERVICE_HOST and _PORT; a bad or missing one is named. */
 export function parseInClusterEnvironment(env: NodeJS.ProcessEnv): InClusterEnvironment {
   const parsed = inClusterSchema.safeParse(env);

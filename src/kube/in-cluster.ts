@@ -7,7 +7,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent } from 'undici';
-import type { InClusterEnvironment } from '../config.ts';
 import { InvalidInputError, TransientError } from '../core/errors.ts';
 import { KubeEndpoint } from './endpoint.ts';
 
@@ -22,6 +21,12 @@ const tokenRereadMs = 60_000;
 function fileProblem(path: string, error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return `${path}: ${typeof code === 'string' ? code : 'unreadable'}`;
+}
+
+/** Where the API server is from inside a pod: KUBERNETES_SERVICE_HOST and _PORT (read by src/config.ts). */
+export interface InClusterEnvironment {
+  readonly host: string;
+  readonly port: number;
 }
 
 /** The API server at the kubernetes Service, trusted by the mounted CA, as the pod's ServiceAccount. */
