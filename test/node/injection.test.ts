@@ -160,4 +160,78 @@ describe('injection on a real node', () => {
     assert.equal(now.metadata?.uid, pod.metadata?.uid, 'the same pod');
     assert.equal(now.status?.containerStatuses?.find((status) => status.name === 'app')?.restartCount, 0);
   });
+  it('extractKeys, discover and a Liquid template through the injected agent: the app reads the rendered DSN and every discovered secret', async () => {
+    const namespace = await test.node.bed.newNamespace('data');
+    const suffix = randomBytes(4).toString('hex');
+    const settingsName = `node-settings-${suffix}`;
+    const prefix = `node-found-${suffix}/`;
+    const settings = {
+      host: 'db.internal',
+      username: 'app',
+      password: `p@ss:${randomBytes(4).toString('hex')}`,
+    };
+    const found = {
+      alpha: `a-${randomBytes(4).toString('hex')}`,
+      beta: `b-${randomBytes(4).toString('hex')}`,
+    };
+    await upsertSecret(test.secretsManager, settingsName, JSON.stringify(settings));
+    for (const [name, value] of Object.entries(found)) {
+      await upsertSecret(test.secretsManager, `${prefix}${name}`, value);
+    }
+    await test.core.createNamespacedServiceAccount({
+      namespace,
+      body: {
+        metadata: {
+          name: 'app',
+          annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/app' },
+        },
+      },
+    });
+    await test.apps.createNamespacedDeployment({
+      namespace,
+      body: {
+        metadata: { name: 'app' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'data' } },
+          template: {
+            metadata: {
+              labels: { app: 'data' },
+              annotations: {
+                'smk.dev/inject': 'true',
+                'smk.dev/objects': [
+                  `- objectName: ${settingsName}`,
+                  '  objectType: secretsmanager',
+                  '  extractKeys: true',
+                  '  keyPrefix: db_',
+                  '- objectType: secretsmanager',
+                  '  discover:',
+                  `    namePrefix: ${prefix}`,
+                  '    stripPrefix: true',
+                  '',
+                ].join('\n'),
+                'smk.dev/template-dsn':
+                  'postgres://{{ db_username }}:{{ db_password | url_encode }}@{{ db_host }}/app',
+              },
+            },
+            spec: {
+              serviceAccountName: 'app',
+              containers: [{ name: 'app', image: 'busybox:1.28', command: ['sh', '-c', 'sleep 3600'] }],
+            },
+          },
+        },
+      },
+    });
+    const pod = await waitForReadyPod(test, namespace, 'app=data');
+    const name = pod.metadata?.name ?? '';
+    const read = (file: string): Promise<string> =>
+      execInPod(test, namespace, name, 'app', ['cat', `/var/run/secrets/smk/${file}`]);
+    assert.equal(
+      await read('dsn'),
+      `postgres://${settings.username}:${encodeURIComponent(settings.password).replaceAll('%20', '+')}@${settings.host}/app`,
+    );
+    assert.equal(await read('db_password'), settings.password);
+    assert.equal(await read('alpha'), found.alpha);
+    assert.equal(await read('beta'), found.beta);
+  });
 });
