@@ -160,8 +160,9 @@ export function expandClusterSecretSync(object: unknown, namespaces: readonly Na
 }
 
 /** A ClusterSecretSync's deletionPolicy (Delete unless it says Retain), even when its spec is invalid. */
-export function deletionPolicyOf(object: { spec?: { deletionPolicy?: unknown } }): DeletionPolicy {
-  return object.spec?.deletionPolicy === 'Retain' ? 'Retain' : 'Delete';
+export function deletionPolicyOf(object: { spec?: unknown }): DeletionPolicy {
+  const spec = object.spec as { deletionPolicy?: unknown } | undefined;
+  return spec?.deletionPolicy === 'Retain' ? 'Retain' : 'Delete';
 }
 
 /**
