@@ -371,6 +371,29 @@ describe('ClusterSecretSync deletionPolicy Retain, with the garbage collector ru
       const secret = await readSecret(bed.kubeConfig, namespace, 'kept');
       assert.equal(secret?.metadata?.ownerReferences?.[0]?.kind, 'ClusterSecretSync', 'Delete: owned');
     }
+    // The second namespace's sync fails from now on (no identity): its reference must go all the
+    // same. Runs are forced until one reports the failure (the identity may be cached briefly).
+    const second = namespaces[1] ?? '';
+    await core().deleteNamespacedServiceAccount({ namespace: second, name: 'app' });
+    let force = 0;
+    await waitFor(
+      'a run that fails in the second namespace',
+      30_000,
+      async () => {
+        if (entry(await getSync('css-switch'), second)?.ready === false) return true;
+        force += 1;
+        await custom().patchClusterCustomObject(
+          {
+            ...base,
+            name: 'css-switch',
+            body: { metadata: { annotations: { 'smk.dev/force-sync': String(force) } } },
+          },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+        return undefined;
+      },
+      500,
+    );
     await custom().patchClusterCustomObject(
       { ...base, name: 'css-switch', body: { spec: { deletionPolicy: 'Retain' } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),

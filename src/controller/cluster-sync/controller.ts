@@ -256,7 +256,13 @@ function wire(manager: Manager, settings: SyncSettings): void {
         recordSync(job.source, outcome, logger);
       });
       result = { generation, outcomes, missing: expansion.missing, truncated: expansion.truncated };
-      await releaseOutside(object, new Set(jobs.map((job) => job.source.namespace)));
+      // Retain: a namespace whose sync failed this run was not rewritten, so an owner reference
+      // from an earlier Delete would stay there; release drops it (and only it) now.
+      const retain = deletionPolicyOf(object) === 'Retain';
+      const keep = jobs
+        .map((job) => job.source.namespace)
+        .filter((namespace) => !retain || outcomes.get(namespace)?.ok);
+      await releaseOutside(object, new Set(keep));
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
       result = {
