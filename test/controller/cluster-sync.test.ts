@@ -5,7 +5,8 @@
  * overwritten; with each namespace's own ServiceAccount reading (mode a), a tenant with rights
  * only in its namespace cannot make smk read with another identity's access; with one
  * ServiceAccount the administrator names (mode b), only listed namespaces receive the values, and
- * they cost one AWS read per refresh, not one per namespace.
+ * they cost one AWS read per refresh, not one per namespace. With deletionPolicy Retain, deleting
+ * the object (foreground, the bed's garbage collector running) leaves its Secrets everywhere.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
