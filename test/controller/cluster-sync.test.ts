@@ -5,7 +5,8 @@
  * overwritten; with each namespace's own ServiceAccount reading (mode a), a tenant with rights
  * only in its namespace cannot make smk read with another identity's access; with one
  * ServiceAccount the administrator names (mode b), only listed namespaces receive the values, and
- * they cost one AWS read per refresh, not one per namespace.
+ * they cost one AWS read per refresh, not one per namespace. With deletionPolicy Retain, deleting
+ * the object (foreground, the bed's garbage collector running) leaves its Secrets everywhere.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -278,6 +279,135 @@ describe('ClusterSecretSync', () => {
         (await readSecret(bed.kubeConfig, namespace, 'db')) === undefined ? true : undefined,
       );
     }
+  });
+});
+
+describe('ClusterSecretSync deletionPolicy Retain, with the garbage collector running', () => {
+  const core = () => bed.kubeConfig.makeApiClient(CoreV1Api);
+  const listed = (namespaces: string[], deletionPolicy: string) => ({
+    serviceAccountRef: { name: 'app' },
+    namespaces,
+    objects: [{ objectName: awsName, objectType: 'secretsmanager', objectAlias: 'password' }],
+    target: { name: 'kept' },
+    refreshInterval: '1h',
+    deletionPolicy,
+  });
+
+  async function namespacesWithAccount(prefix: string): Promise<string[]> {
+    const names = [await bed.newNamespace(`${prefix}-1`), await bed.newNamespace(`${prefix}-2`)];
+    for (const namespace of names) await createServiceAccount(bed.kubeConfig, namespace, 'app', 'css-team');
+    return names;
+  }
+
+  /**
+   * Deletes the ClusterSecretSync in the foreground (the garbage collector removes every dependent
+   * before the object goes), with a ConfigMap it owns in each namespace as a witness: once the
+   * object and the witnesses are gone, the collector has acted on every dependent it saw.
+   */
+  async function deleteWithCollector(name: string, namespaces: string[]): Promise<void> {
+    const uid = (await getSync(name)) as { metadata?: { uid?: string } };
+    for (const namespace of namespaces) {
+      await core().createNamespacedConfigMap({
+        namespace,
+        body: {
+          metadata: {
+            name: 'gc-witness',
+            ownerReferences: [
+              {
+                apiVersion: 'smk.dev/v1alpha1',
+                kind: 'ClusterSecretSync',
+                name,
+                uid: uid.metadata?.uid ?? '',
+              },
+            ],
+          },
+        },
+      });
+    }
+    await custom().deleteClusterCustomObject({ ...base, name, propagationPolicy: 'Foreground' });
+    await waitFor(`${name} and its witnesses collected`, 60_000, async () => {
+      const object = await getSync(name).catch(() => undefined);
+      if (object) return undefined;
+      for (const namespace of namespaces) {
+        const witness = await core()
+          .readNamespacedConfigMap({ namespace, name: 'gc-witness' })
+          .catch(() => undefined);
+        if (witness) return undefined;
+      }
+      return true;
+    });
+  }
+
+  /** As a SecretSync with Retain leaves it: the value, smk's owner marker, no owner reference. */
+  async function assertRetained(namespaces: string[], name: string): Promise<void> {
+    for (const namespace of namespaces) {
+      const secret = await readSecret(bed.kubeConfig, namespace, 'kept');
+      assert.equal(decode(secret?.data?.password), value, `${namespace}/kept survived the deletion`);
+      assert.deepEqual(
+        secret?.metadata?.ownerReferences ?? [],
+        [],
+        `${namespace}/kept has no owner reference`,
+      );
+      assert.equal(secret?.metadata?.annotations?.['smk.dev/owner'], `ClusterSecretSync/${name}`);
+    }
+  }
+
+  it('deleting it (foreground, collector running) leaves its Secrets in every namespace', async () => {
+    const namespaces = await namespacesWithAccount('css-keep');
+    await createSync('css-keep', listed(namespaces, 'Retain'));
+    await waitFor('both namespaces synced', 30_000, async () =>
+      (await getSync('css-keep')).status?.readyCount === 2 ? true : undefined,
+    );
+    await deleteWithCollector('css-keep', namespaces);
+    await assertRetained(namespaces, 'css-keep');
+  });
+
+  it('a switch from Delete to Retain on a live object drops the owner references, so a later deletion keeps them', async () => {
+    const namespaces = await namespacesWithAccount('css-switch');
+    await createSync('css-switch', listed(namespaces, 'Delete'));
+    await waitFor('both namespaces synced', 30_000, async () =>
+      (await getSync('css-switch')).status?.readyCount === 2 ? true : undefined,
+    );
+    for (const namespace of namespaces) {
+      const secret = await readSecret(bed.kubeConfig, namespace, 'kept');
+      assert.equal(secret?.metadata?.ownerReferences?.[0]?.kind, 'ClusterSecretSync', 'Delete: owned');
+    }
+    // The second namespace's sync fails from now on (no identity): its reference must go all the
+    // same. Runs are forced until one reports the failure (the identity may be cached briefly).
+    const second = namespaces[1] ?? '';
+    await core().deleteNamespacedServiceAccount({ namespace: second, name: 'app' });
+    let force = 0;
+    await waitFor(
+      'a run that fails in the second namespace',
+      30_000,
+      async () => {
+        if (entry(await getSync('css-switch'), second)?.ready === false) return true;
+        force += 1;
+        await custom().patchClusterCustomObject(
+          {
+            ...base,
+            name: 'css-switch',
+            body: { metadata: { annotations: { 'smk.dev/force-sync': String(force) } } },
+          },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+        return undefined;
+      },
+      500,
+    );
+    await custom().patchClusterCustomObject(
+      { ...base, name: 'css-switch', body: { spec: { deletionPolicy: 'Retain' } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await waitFor('owner references dropped after the switch', 30_000, async () => {
+      for (const namespace of namespaces) {
+        const secret = await readSecret(bed.kubeConfig, namespace, 'kept');
+        if (!secret || (secret.metadata?.ownerReferences ?? []).length > 0) return undefined;
+      }
+      return true;
+    });
+    await deleteWithCollector('css-switch', namespaces);
+    await assertRetained(namespaces, 'css-switch');
   });
 });
 

@@ -15,7 +15,6 @@ import {
   annotations,
   clusterSecretSyncKind,
   clusterSecretSyncPlural,
-  type DeletionPolicy,
   group,
   type SyncJob,
   type SyncSource,
@@ -31,6 +30,7 @@ import { forceSyncAnnotation, readyCondition } from '../sync/status.ts';
 import { type SyncDeps, type SyncOutcome, syncJob } from '../sync/sync.ts';
 import {
   type ClusterSecretSyncObject,
+  deletionPolicyOf,
   expandClusterSecretSync,
   type NamespaceView,
   selectsNamespace,
@@ -108,10 +108,6 @@ function canonical(value: unknown): unknown {
     );
   }
   return value;
-}
-
-function deletionPolicyOf(object: ClusterSecretSyncObject): DeletionPolicy {
-  return object.spec?.deletionPolicy === 'Retain' ? 'Retain' : 'Delete';
 }
 
 async function inBatches<T>(
@@ -233,14 +229,19 @@ function wire(manager: Manager, settings: SyncSettings): void {
   async function reconcile(name: string): Promise<void> {
     const object = sources.get('', name);
     if (!object) {
-      // Owner references let the garbage collector delete the Secrets; done here too, so they
-      // do not outlive the object where no collector runs (Retain: only the references go).
+      // Delete: owner references let the garbage collector delete the Secrets; done here too, so
+      // they do not outlive the object where no collector runs. Retain: they were written without
+      // an owner reference (creationPolicyFor), so no collector takes them; any reference left
+      // from an earlier Delete goes now.
       const last = tombstones.get(name);
       tombstones.delete(name);
       queue.remove(name);
       if (last) await releaseOutside(last, new Set());
       return;
     }
+    // Being deleted (a foreground deletion, or someone else's finalizer): write nothing more; the
+    // garbage collector or the branch above carries out deletionPolicy once it is gone.
+    if (object.metadata.deletionTimestamp) return;
     const generation = object.metadata.generation ?? 0;
     let jobs: readonly SyncJob[] = [];
     let result: RunResult;
@@ -255,7 +256,13 @@ function wire(manager: Manager, settings: SyncSettings): void {
         recordSync(job.source, outcome, logger);
       });
       result = { generation, outcomes, missing: expansion.missing, truncated: expansion.truncated };
-      await releaseOutside(object, new Set(jobs.map((job) => job.source.namespace)));
+      // Retain: a namespace whose sync failed this run was not rewritten, so an owner reference
+      // from an earlier Delete would stay there; release drops it (and only it) now.
+      const retain = deletionPolicyOf(object) === 'Retain';
+      const keep = jobs
+        .map((job) => job.source.namespace)
+        .filter((namespace) => !retain || outcomes.get(namespace)?.ok);
+      await releaseOutside(object, new Set(keep));
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
       result = {

@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import { InvalidInputError } from '../../core/errors.ts';
 import { ownerMarker } from '../jobs.ts';
 import {
+  creationPolicyFor,
+  deletionPolicyOf,
   expandClusterSecretSync,
   maxNamespaces,
   type NamespaceView,
@@ -107,6 +109,26 @@ describe('expandClusterSecretSync', () => {
         (error: unknown) => error instanceof InvalidInputError && error.field === `spec.${field}`,
       );
     }
+  });
+
+  it('Retain writes without an owner reference (Orphan) so no deletion cascades to the Secrets; Delete (the default) with one', () => {
+    assert.equal(creationPolicyFor('Retain'), 'Orphan');
+    assert.equal(creationPolicyFor('Delete'), 'Owner');
+    assert.equal(deletionPolicyOf({ spec: {} }), 'Delete');
+    assert.equal(deletionPolicyOf({}), 'Delete', 'an object with no spec');
+    assert.equal(deletionPolicyOf({ spec: { deletionPolicy: 'Retain' } }), 'Retain');
+    const policies = (spec: Record<string, unknown>) =>
+      expandClusterSecretSync(object({ namespaces: ['a'], ...spec }), namespaces).jobs.map((job) => [
+        job.creationPolicy,
+        job.deletionPolicy,
+      ]);
+    assert.deepEqual(policies({ deletionPolicy: 'Retain' }), [['Orphan', 'Retain']]);
+    assert.deepEqual(policies({ deletionPolicy: 'Delete' }), [['Owner', 'Delete']]);
+    assert.deepEqual(policies({}), [['Owner', 'Delete']]);
+    assert.throws(
+      () => policies({ deletionPolicy: 'Keep' }),
+      (error: unknown) => error instanceof InvalidInputError && error.field === 'spec.deletionPolicy',
+    );
   });
 
   it('names the ClusterSecretSync and the field in a spec error', () => {

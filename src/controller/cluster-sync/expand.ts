@@ -7,7 +7,13 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { InvalidInputError } from '../../core/errors.ts';
-import { clusterSecretSyncKind, type SyncJob, secretSyncJob } from '../jobs.ts';
+import {
+  type CreationPolicy,
+  clusterSecretSyncKind,
+  type DeletionPolicy,
+  type SyncJob,
+  secretSyncJob,
+} from '../jobs.ts';
 
 /** As the CRD's maxItems: status lists one entry per namespace, and an object has a size limit. */
 export const maxNamespaces = 500;
@@ -119,7 +125,7 @@ export function expandClusterSecretSync(object: unknown, namespaces: readonly Na
         `spec.${field}`,
         field === 'serviceAccountName'
           ? 'not a ClusterSecretSync field; expected serviceAccountRef.name (the ServiceAccount in each target namespace)'
-          : 'a ClusterSecretSync always owns the Secrets it writes (creationPolicy Owner)',
+          : 'not a ClusterSecretSync field; deletionPolicy decides it (Delete: the Secrets carry an owner reference; Retain: none)',
       );
     }
   }
@@ -134,16 +140,41 @@ export function expandClusterSecretSync(object: unknown, namespaces: readonly Na
   const present = new Set(live.map((ns) => ns.name));
   const missing = [...wanted].filter((name) => !present.has(name)).sort();
   const kept = selected.slice(0, maxNamespaces);
+  const deletionPolicy = deletionPolicyOf(parsed.data);
   const jobs = kept.map((namespace) =>
     secretSyncJob(
       {
         metadata: { name: metadata.name, namespace, uid: metadata.uid, generation: metadata.generation },
-        spec: { ...syncSpec, serviceAccountName: serviceAccountRef.name, creationPolicy: 'Owner' },
+        spec: {
+          ...syncSpec,
+          serviceAccountName: serviceAccountRef.name,
+          // An unknown value stays as written, for the job's schema to refuse naming the field.
+          deletionPolicy: syncSpec.deletionPolicy ?? deletionPolicy,
+          creationPolicy: creationPolicyFor(deletionPolicy),
+        },
       },
       clusterSecretSyncKind,
     ),
   );
   return { jobs, identityNamespace, missing, truncated: selected.length - kept.length };
+}
+
+/** A ClusterSecretSync's deletionPolicy (Delete unless it says Retain), even when its spec is invalid. */
+export function deletionPolicyOf(object: { spec?: unknown }): DeletionPolicy {
+  const spec = object.spec as { deletionPolicy?: unknown } | undefined;
+  return spec?.deletionPolicy === 'Retain' ? 'Retain' : 'Delete';
+}
+
+/**
+ * How a ClusterSecretSync writes its Secrets, from its deletionPolicy. Delete: with an owner
+ * reference, so the garbage collector removes them even while the controller is down. Retain:
+ * with none (Orphan), so no deletion of the ClusterSecretSync (background, foreground, controller
+ * down or uninstalled) can take them; the owner marker still says whose they are. No finalizer, so
+ * a ClusterSecretSync can always be deleted. A switch Delete → Retain drops the references at the
+ * next run (a deletion before the controller has seen the switch still cascades).
+ */
+export function creationPolicyFor(deletionPolicy: DeletionPolicy): CreationPolicy {
+  return deletionPolicy === 'Retain' ? 'Orphan' : 'Owner';
 }
 
 /**
