@@ -540,8 +540,13 @@ describe('per-namespace identity', () => {
     );
     assert.equal(decode((await readSecret(bed.kubeConfig, nsA, 's'))?.data?.S), 'only-for-a');
 
+    // moto is shared by every test file running at once: only this test's sessions count.
+    const sessions = [sessionNameFor(nsA, 'app'), sessionNameFor(nsB, 'app')];
     const assumed = (await moto.recorder.download())
       .filter((call) => call.body.includes('AssumeRoleWithWebIdentity'))
+      .filter((call) =>
+        sessions.includes(decodeURIComponent(/RoleSessionName=([^&]+)/.exec(call.body)?.[1] ?? '')),
+      )
       .map((call) => decodeURIComponent(/RoleArn=([^&]+)/.exec(call.body)?.[1] ?? ''));
     await moto.recorder.stop();
     assert.ok(assumed.includes(roleArn('tenant-a-role')), 'tenant A assumed its role');
