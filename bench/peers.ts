@@ -248,3 +248,24 @@ export function post(
     req.end(body);
   });
 }
+
+/**
+ * The bare baseline of the webhook benchmarks (run with `node --input-type=module -e`): read the
+ * body, parse it, answer allowed. What any Node HTTPS webhook costs before doing anything.
+ */
+export const bareServer = `
+import { createServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+const server = createServer({ cert: readFileSync(process.argv[1]), key: readFileSync(process.argv[2]) }, (req, res) => {
+  const chunks = [];
+  req.on('data', (chunk) => chunks.push(chunk));
+  req.on('end', () => {
+    const review = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request.uid, allowed: true } });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+});
+server.keepAliveTimeout = 30000;
+server.listen(0, '127.0.0.1', () => process.stderr.write(JSON.stringify({ msg: 'webhook listening', port: server.address().port }) + '\\n'));
+`;

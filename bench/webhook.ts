@@ -27,6 +27,7 @@ import { z } from 'zod';
 import { createCertificateAuthority, issueServingCertificate } from '../src/webhook/tls/pki.ts';
 import { chartLimits } from '../test/harness/limits.ts';
 import {
+  bareServer,
   buildPeers,
   buildSmk,
   cpuSeconds,
@@ -79,24 +80,6 @@ const wrkSchema = z.object({
   p50_us: z.number(),
   p99_us: z.number(),
 });
-
-/** The bare baseline: read the body, parse it, answer allowed. */
-const bareServer = `
-import { createServer } from 'node:https';
-import { readFileSync } from 'node:fs';
-const server = createServer({ cert: readFileSync(process.argv[1]), key: readFileSync(process.argv[2]) }, (req, res) => {
-  const chunks = [];
-  req.on('data', (chunk) => chunks.push(chunk));
-  req.on('end', () => {
-    const review = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request.uid, allowed: true } });
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-  });
-});
-server.keepAliveTimeout = 30000;
-server.listen(0, '127.0.0.1', () => process.stderr.write(JSON.stringify({ msg: 'webhook listening', port: server.address().port }) + '\\n'));
-`;
 
 const reviewAnswerSchema = z.object({
   response: z.object({
