@@ -18,9 +18,9 @@
  */
 import { spawn } from 'node:child_process';
 import { globSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({
@@ -123,6 +123,9 @@ function phases(): Phase[] {
   ];
 }
 
+/** Each phase's failed tests, one line each (test/harness/failures-reporter.ts). */
+const failures: string[] = [];
+
 async function runPhase(phase: Phase): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (values['fuzz-long']) env.SMK_FUZZ_LONG = '1';
@@ -164,10 +167,15 @@ async function runPhase(phase: Phase): Promise<number> {
     }
     process.stderr.write(`\n== ${phase.title}: ${phase.files.join(' ')}\n`);
     const started = performance.now();
+    const failuresFile = join(await mkdtemp(join(tmpdir(), 'smk-failures-')), 'failed.txt');
     exitCode = await run(
       process.execPath,
       [
         '--test',
+        '--test-reporter=spec',
+        '--test-reporter-destination=stdout',
+        `--test-reporter=${root}test/harness/failures-reporter.ts`,
+        `--test-reporter-destination=${failuresFile}`,
         '--experimental-test-coverage',
         '--test-coverage-include=src/**',
         '--test-coverage-exclude=**/*.test.ts',
@@ -181,6 +189,9 @@ async function runPhase(phase: Phase): Promise<number> {
     if (exitCode !== 0 && worldLogs) {
       process.stderr.write(`\n== tests failed: the local world's logs (last lines)\n${worldLogs()}\n`);
     }
+    const failed = await readFile(failuresFile, 'utf8').catch(() => '');
+    await rm(dirname(failuresFile), { recursive: true, force: true });
+    if (failed) failures.push(`${phase.title}:\n${failed}`);
     if (leakScan && env.AWS_ENDPOINT_URL) {
       process.stderr.write('\n== secret-leak scan\n');
       const added = await collectForLeakScan?.(leakScan.captureDir);
@@ -220,4 +231,6 @@ for (const phase of phases()) {
 if (values['no-node'] && positionals.length === 0 && !values.unit && !values['fuzz-long']) {
   process.stderr.write('\nnode tests (test/node) NOT run: --no-node\n');
 }
+// Repeated last: a CI log is often read from its tail, after the world's logs and later phases.
+if (failures.length > 0) process.stderr.write(`\n== failed tests\n${failures.join('\n')}`);
 process.exit(exitCode);
