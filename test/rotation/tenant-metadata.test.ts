@@ -136,9 +136,13 @@ describe('rotation shows a namespace only what its own identities may describe',
       await createMapping(tenant, ns, 'own', ownArn, { own: 'yes' });
       await createDeployment(tenant, ns, 'own', { labels: { own: 'yes' }, serviceAccountName: 'reader' });
 
-      const own = await waitFor('the control mapping Watching', 30_000, async () => {
+      // Under load the first permission check may fail for a passing reason; it is asked again
+      // within seconds by itself (permissions.ts), so the deadline leaves room for a few re-asks.
+      const own = await waitFor('the control mapping Watching', 60_000, async () => {
         const status = (await readMapping(tenant, ns, 'own')).status;
-        return status?.conditions?.[0]?.reason === 'Watching' ? status : undefined;
+        if (status?.conditions?.[0]?.reason === 'Watching') return status;
+        // Thrown, so a timeout names what was seen last.
+        throw new Error(`conditions: ${JSON.stringify(status?.conditions ?? [])}`);
       });
       assert.equal(own.secretArn, ownArn);
       await waitFor('the control Deployment adopted', 30_000, async () =>

@@ -332,6 +332,7 @@ export function addRotationController(manager: Manager, settings: RotationSettin
       );
     },
     async stopLeading() {
+      permissions.stop();
       await Promise.all([detector.stop(), consumer?.stop()]);
     },
   });

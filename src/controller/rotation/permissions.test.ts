@@ -31,6 +31,29 @@ function identities(answers: Record<string, 'ok' | SmkError>) {
   return { resolver, asked };
 }
 
+/** Timers run by hand: `runAll()` runs the pending ones (not those cleared). */
+function manualTimers() {
+  const pending: Array<{ run: () => void; ms: number; cleared: boolean }> = [];
+  const delays: number[] = [];
+  return {
+    set(run: () => void, ms: number) {
+      const timer = { run, ms, cleared: false };
+      pending.push(timer);
+      delays.push(ms);
+      return { clear: () => (timer.cleared = true) };
+    },
+    /** Every delay asked for, in order. */
+    delays: () => [...delays],
+    runAll() {
+      const due = pending.splice(0).filter((timer) => !timer.cleared);
+      for (const timer of due) timer.run();
+      return due.length;
+    },
+  };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
 const subject = (namespace: string, serviceAccountName = 'app'): PermissionSubject => ({
   namespace,
   serviceAccountName,
@@ -90,6 +113,7 @@ describe('what a namespace may know of a secret', () => {
       ttlMs: 1000,
       retryMs: 100,
       now: () => clock,
+      setTimer: manualTimers().set,
       onChange: (_, allowed) => changes.push(allowed),
     });
     assert.equal(await permissions.check(subject('team-a')), true);
@@ -112,13 +136,64 @@ describe('what a namespace may know of a secret', () => {
       identities: resolver,
       logger: silentLogger(),
       retryMs: 100,
+      firstRetryMs: 100,
       now: () => clock,
+      setTimer: manualTimers().set,
     });
     assert.equal(await permissions.check(subject('team-a')), false);
     answers['team-a/app'] = 'ok';
     assert.equal(await permissions.check(subject('team-a')), false, 'not before retryMs');
     clock = 100;
     assert.equal(await permissions.check(subject('team-a')), true);
+  });
+
+  it('asks again by itself after a passing failure, 1 s then doubling up to retryMs; the answer is a change', async () => {
+    let clock = 0;
+    const timers = manualTimers();
+    const changes: boolean[] = [];
+    const answers: Record<string, 'ok' | SmkError> = { 'team-a/app': new ThrottledError('slow down') };
+    const { resolver, asked } = identities(answers);
+    const permissions = createPermissions({
+      identities: resolver,
+      logger: silentLogger(),
+      retryMs: 5_000,
+      now: () => clock,
+      setTimer: timers.set,
+      onChange: (_, allowed) => changes.push(allowed),
+    });
+    assert.equal(await permissions.check(subject('team-a')), false);
+    for (let round = 0; round < 4; round++) {
+      clock += 10_000;
+      assert.equal(timers.runAll(), 1, 'one re-ask scheduled');
+      await settle();
+    }
+    assert.deepEqual(timers.delays(), [1_000, 2_000, 4_000, 5_000, 5_000], 'doubling, capped');
+    assert.equal(asked.length, 5, 'nobody looked: the re-asks asked by themselves');
+    assert.deepEqual(changes, [], 'a passing failure is no answer');
+    answers['team-a/app'] = 'ok';
+    timers.runAll();
+    await settle();
+    assert.deepEqual(
+      changes,
+      [true],
+      'the answer, once it comes, is a change: what depends on it is planned again',
+    );
+    assert.equal(permissions.known(subject('team-a')), true);
+    assert.equal(timers.runAll(), 0, 'no re-ask after an answer');
+  });
+
+  it('stop() cancels the scheduled re-asks', async () => {
+    const timers = manualTimers();
+    const { resolver, asked } = identities({ 'team-a/app': new ThrottledError('slow down') });
+    const permissions = createPermissions({
+      identities: resolver,
+      logger: silentLogger(),
+      setTimer: timers.set,
+    });
+    await permissions.check(subject('team-a'));
+    permissions.stop();
+    assert.equal(timers.runAll(), 0);
+    assert.equal(asked.length, 1);
   });
 
   it('keeps at most maxEntries answers', async () => {

@@ -6,7 +6,9 @@
  * ServiceAccount of the namespace, resolved as the sync controller resolves it (identity.ts), and
  * the answer is that identity's own DescribeSecret call. Answers are kept for a while (revoking a
  * grant takes effect within `ttlMs`) in a bounded map; a failure that may pass (throttling, an
- * outage) is never remembered as a refusal.
+ * outage) is never remembered as a refusal, and is asked again by itself, sooner at first (1 s,
+ * doubling up to `retryMs`): nothing else may look again for a long while (a mapping's status is
+ * planned on events), so a passing fault at the first check must not leave a namespace unshown.
  */
 import { describeError, isSmkError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
@@ -25,6 +27,8 @@ export interface Permissions {
   known(subject: PermissionSubject): boolean | undefined;
   /** The answer, asking AWS first when none is known or it is older than the TTL. */
   check(subject: PermissionSubject): Promise<boolean>;
+  /** Cancels the scheduled re-asks (a later look schedules them again). */
+  stop(): void;
 }
 
 export interface PermissionsOptions {
@@ -36,15 +40,25 @@ export interface PermissionsOptions {
   readonly ttlMs?: number;
   /** After a check that failed for a passing reason, ask again no sooner than this (default 30 s). */
   readonly retryMs?: number;
+  /** The first re-ask after a passing failure (default 1 s); each further failure doubles it, up to retryMs. */
+  readonly firstRetryMs?: number;
   /** Answers kept at most (default 10,000; the least recently asked go first). */
   readonly maxEntries?: number;
   readonly now?: () => number;
+  /** Schedules a re-ask (tests pass their own clock's). */
+  readonly setTimer?: (run: () => void, ms: number) => { clear(): void };
 }
 
 interface Answer {
   readonly allowed: boolean;
   readonly at: number;
 }
+
+const realTimer = (run: () => void, ms: number): { clear(): void } => {
+  const timer = setTimeout(run, ms);
+  timer.unref();
+  return { clear: () => clearTimeout(timer) };
+};
 
 const keyOf = (subject: PermissionSubject): string =>
   [subject.namespace, subject.serviceAccountName, subject.region, subject.id].join('\0');
@@ -53,9 +67,14 @@ export function createPermissions(options: PermissionsOptions): Permissions {
   const now = options.now ?? Date.now;
   const ttlMs = options.ttlMs ?? 5 * 60_000;
   const retryMs = Math.min(options.retryMs ?? 30_000, ttlMs);
+  const firstRetryMs = Math.min(options.firstRetryMs ?? 1_000, retryMs);
   const maxEntries = options.maxEntries ?? 10_000;
+  const setTimer = options.setTimer ?? realTimer;
   const answers = new Map<string, Answer>();
   const inFlight = new Map<string, Promise<boolean>>();
+  /** Passing failures in a row, per question (the re-ask delay doubles with each). */
+  const failures = new Map<string, number>();
+  const retries = new Map<string, { clear(): void }>();
 
   function remember(key: string, answer: Answer): void {
     answers.delete(key);
@@ -83,6 +102,7 @@ export function createPermissions(options: PermissionsOptions): Permissions {
     const previous = answers.get(key);
     const asked = ask(subject)
       .then((allowed) => {
+        failures.delete(key);
         remember(key, { allowed, at: now() });
         if (previous?.allowed !== allowed) options.onChange?.(subject, allowed);
         return allowed;
@@ -96,9 +116,22 @@ export function createPermissions(options: PermissionsOptions): Permissions {
           },
           'could not check whether the namespace may describe the secret; asking again later',
         );
-        // Keep what was known (with nothing known: no) and ask again after retryMs, not at every look.
+        // Keep what was known (with nothing known: no); ask again after the delay, not at every look.
+        const failed = (failures.get(key) ?? 0) + 1;
+        failures.set(key, failed);
+        if (failures.size > maxEntries) failures.delete(failures.keys().next().value ?? '');
+        const delay = Math.min(retryMs, firstRetryMs * 2 ** (failed - 1));
         const allowed = previous?.allowed ?? false;
-        remember(key, { allowed, at: now() - ttlMs + retryMs });
+        remember(key, { allowed, at: now() - ttlMs + delay });
+        // Unasked for, no look may come before a relist: ask again by ourselves.
+        retries.get(key)?.clear();
+        retries.set(
+          key,
+          setTimer(() => {
+            retries.delete(key);
+            void refresh(subject);
+          }, delay),
+        );
         return allowed;
       })
       .finally(() => inFlight.delete(key));
@@ -116,6 +149,10 @@ export function createPermissions(options: PermissionsOptions): Permissions {
       const answer = answers.get(keyOf(subject));
       if (answer && now() - answer.at < ttlMs) return answer.allowed;
       return refresh(subject);
+    },
+    stop() {
+      for (const retry of retries.values()) retry.clear();
+      retries.clear();
     },
   };
 }

@@ -120,6 +120,7 @@ export function fakePermissions(allowed: (subject: PermissionSubject) => boolean
   return {
     known: (subject) => allowed(subject),
     check: async (subject) => allowed(subject),
+    stop: () => {},
   };
 }
 
