@@ -200,3 +200,55 @@ describe('rotation shows a namespace only what its own identities may describe',
     }
   });
 });
+
+describe('a passing fault at the first permission check', () => {
+  it('does not leave the namespace unshown: the check is asked again by itself and the mapping watches', async () => {
+    const ns = await bed.newNamespace('rot-tenant-fault');
+    const ownName = `${ns}/own`;
+    const ownArn = await createSecret(aws.secrets, ownName, 'own-value-7k2P');
+    await bed.kubeConfig.makeApiClient(CoreV1Api).createNamespacedServiceAccount({
+      namespace: ns,
+      body: {
+        metadata: { name: 'reader', annotations: { 'eks.amazonaws.com/role-arn': roleArn('tenant-reader') } },
+      },
+    });
+    const stack: Stack = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns] });
+    try {
+      // The reader's own session (the one the controller's cache holds): its first DescribeSecret,
+      // every SDK attempt of it, answers 503.
+      const reader = await stack.clients.credentials({
+        kind: 'webIdentity',
+        roleArn: roleArn('tenant-reader'),
+        subject: `${ns}/reader`,
+        sessionName: sessionNameFor(ns, 'reader'),
+        token: () => bed.serviceAccountToken(ns, 'reader', 'sts.amazonaws.com'),
+      })();
+      proxy.addFault({
+        fault: { kind: 'status', status: 503 },
+        api: 'DescribeSecret',
+        accessKeyId: reader.accessKeyId,
+        times: 3,
+      });
+      const tenant = await tenantIn(ns);
+      await createMapping(tenant, ns, 'own', ownArn, { own: 'yes' });
+      await createDeployment(tenant, ns, 'own', { labels: { own: 'yes' }, serviceAccountName: 'reader' });
+      // Nothing changes in the namespace after this: only the re-ask can bring the answer.
+      const own = await waitFor('the mapping Watching after the fault passed', 30_000, async () => {
+        const status = (await readMapping(tenant, ns, 'own')).status;
+        if (status?.conditions?.[0]?.reason === 'Watching') return status;
+        throw new Error(`conditions: ${JSON.stringify(status?.conditions ?? [])}`);
+      });
+      assert.equal(own.secretArn, ownArn);
+      const failed = proxy
+        .calls()
+        .filter((call) => call.accessKeyId === reader.accessKeyId && call.api === 'DescribeSecret');
+      assert.ok(
+        failed.filter((call) => call.outcome === 503).length >= 3,
+        `the fault was met: ${JSON.stringify(failed.map((call) => call.outcome))}`,
+      );
+    } finally {
+      proxy.clearFaults();
+      await stack.stop();
+    }
+  });
+});
