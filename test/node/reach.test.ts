@@ -108,7 +108,7 @@ async function withPods(namespace: string, error: unknown, extra = ''): Promise<
 }
 
 describe('reach on a real node', () => {
-  it('ClusterSecretSync: each labelled namespace gets the Secret and its pod reads the value; an unlabelled one gets nothing', async () => {
+  it('ClusterSecretSync: each labelled namespace gets the Secret and its pod reads the value; an unlabelled one gets nothing until labelled in', async () => {
     const run = hex(4);
     const selectorLabel = `reach.smk.dev/run-${run}`;
     const awsName = `node-reach/cluster-${run}`;
@@ -119,12 +119,12 @@ describe('reach on a real node', () => {
     // Every namespace has the ServiceAccount the object reads as: only the label differs.
     for (const namespace of [...labelled, unlabelled])
       await createIrsaServiceAccount(test, namespace, 'app', appRole);
-    for (const namespace of labelled) {
-      await test.core.patchNamespace(
+    const label = (namespace: string) =>
+      test.core.patchNamespace(
         { name: namespace, body: { metadata: { labels: { [selectorLabel]: 'in' } } } },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
-    }
+    for (const namespace of labelled) await label(namespace);
     const name = `node-reach-${run}`;
     const started = performance.now();
     await custom().createClusterCustomObject({
@@ -196,6 +196,11 @@ describe('reach on a real node', () => {
         (error: unknown) => isNotFound(error),
         'the unlabelled namespace has no Secret shared',
       );
+      // Only the label kept it out: labelled in, the same namespace gets the Secret.
+      const labelledIn = performance.now();
+      await label(unlabelled);
+      await waitForSecret(unlabelled, 'shared');
+      recordTiming('ClusterSecretSync namespace labelled in → Secret', secondsSince(labelledIn));
     } finally {
       await custom().deleteClusterCustomObject({ ...smkGroup, plural: 'clustersecretsyncs', name });
     }
