@@ -257,6 +257,44 @@ export async function waitForReadyPod(
   }
 }
 
+/** The pods matching the selector that are Ready and not being deleted. */
+export async function readyPods(
+  test: NodeTestWorld,
+  namespace: string,
+  labelSelector: string,
+): Promise<V1Pod[]> {
+  const pods = await test.core.listNamespacedPod({ namespace, labelSelector });
+  return pods.items.filter((pod) => isReady(pod) && pod.metadata?.deletionTimestamp === undefined);
+}
+
+/** A ServiceAccount whose pods get `roleArn` by IRSA (the bed's pod identity webhook reads the annotation). */
+export async function createIrsaServiceAccount(
+  test: NodeTestWorld,
+  namespace: string,
+  name: string,
+  roleArn: string,
+): Promise<void> {
+  await test.core.createNamespacedServiceAccount({
+    namespace,
+    body: { metadata: { name, annotations: { 'eks.amazonaws.com/role-arn': roleArn } } },
+  });
+}
+
+/** What a running container's processes see in env variable `name`, through a shell of its (busybox) image. */
+export function podEnv(
+  test: NodeTestWorld,
+  namespace: string,
+  pod: V1Pod,
+  container: string,
+  name: string,
+): Promise<string> {
+  return execInPod(test, namespace, pod.metadata?.name ?? '', container, [
+    'sh',
+    '-c',
+    `printf %s "$${name}"`,
+  ]);
+}
+
 /** A container's log, through the API server and the kubelet (as `kubectl logs`). */
 export async function podLog(
   test: NodeTestWorld,

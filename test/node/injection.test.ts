@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { applyExample } from '../examples/examples.ts';
 import {
+  createIrsaServiceAccount,
   execInPod,
   installSmk,
   type NodeTestWorld,
@@ -106,15 +107,7 @@ describe('injection on a real node', () => {
     const first = `first-${randomBytes(6).toString('hex')}`;
     const second = `second-${randomBytes(6).toString('hex')}`;
     await upsertSecret(test.secretsManager, secretName, JSON.stringify({ password: first }));
-    await test.core.createNamespacedServiceAccount({
-      namespace,
-      body: {
-        metadata: {
-          name: 'app',
-          annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/app' },
-        },
-      },
-    });
+    await createIrsaServiceAccount(test, namespace, 'app', 'arn:aws:iam::123456789012:role/app');
     const started = performance.now();
     await test.apps.createNamespacedDeployment({
       namespace,
@@ -178,15 +171,7 @@ describe('injection on a real node', () => {
     for (const [name, value] of Object.entries(found)) {
       await upsertSecret(test.secretsManager, `${prefix}${name}`, value);
     }
-    await test.core.createNamespacedServiceAccount({
-      namespace,
-      body: {
-        metadata: {
-          name: 'app',
-          annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/app' },
-        },
-      },
-    });
+    await createIrsaServiceAccount(test, namespace, 'app', 'arn:aws:iam::123456789012:role/app');
     await test.apps.createNamespacedDeployment({
       namespace,
       body: {

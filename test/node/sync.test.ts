@@ -6,15 +6,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { V1Pod } from '@kubernetes/client-node';
 import { applyExample } from '../examples/examples.ts';
 import {
   describePods,
-  execInPod,
   installSmk,
-  isReady,
   type NodeTestWorld,
   nodeTestWorld,
+  podEnv,
+  readyPods,
   recordTiming,
   secondsSince,
   upsertSecret,
@@ -32,15 +31,6 @@ after(async () => {
   await test.finish();
 });
 
-async function readyPods(namespace: string, labelSelector: string): Promise<V1Pod[]> {
-  const pods = await test.core.listNamespacedPod({ namespace, labelSelector });
-  return pods.items.filter((pod) => isReady(pod) && pod.metadata?.deletionTimestamp === undefined);
-}
-
-/** What the container's processes see in `name`, through a shell of the (busybox) image. */
-const envOf = (namespace: string, pod: V1Pod, container: string, name: string): Promise<string> =>
-  execInPod(test, namespace, pod.metadata?.name ?? '', container, ['sh', '-c', `printf %s "$${name}"`]);
-
 describe('sync and rotation on a real node', () => {
   it('seed 004: every replica sees SECRET_API_KEY from the Secret smk synced', async () => {
     const namespace = await test.node.bed.newNamespace('seed-004');
@@ -52,7 +42,7 @@ describe('sync and rotation on a real node', () => {
       '3 Ready replicas',
       240_000,
       async () => {
-        const ready = await readyPods(namespace, 'app=nginx');
+        const ready = await readyPods(test, namespace, 'app=nginx');
         return ready.length === 3 ? ready : undefined;
       },
       500,
@@ -61,7 +51,8 @@ describe('sync and rotation on a real node', () => {
       throw error;
     });
     recordTiming('seed 004 sync env (Deployment, 3 replicas) apply→Ready', secondsSince(started));
-    for (const pod of pods) assert.equal(await envOf(namespace, pod, 'nginx', 'SECRET_API_KEY'), value);
+    for (const pod of pods)
+      assert.equal(await podEnv(test, namespace, pod, 'nginx', 'SECRET_API_KEY'), value);
   });
 
   it('seed 003: a new value rolls the labelled Deployment and the new pods see it', async () => {
@@ -89,12 +80,12 @@ describe('sync and rotation on a real node', () => {
           deployment.status?.replicas === 1 &&
           deployment.status?.availableReplicas === 1;
         if (!settled) return undefined;
-        const ready = await readyPods(namespace, 'app=operatortest');
+        const ready = await readyPods(test, namespace, 'app=operatortest');
         return ready.length === 1 ? ready[0] : undefined;
       },
       500,
     );
-    assert.equal(await envOf(namespace, before, 'nginx', 'VALUE'), first);
+    assert.equal(await podEnv(test, namespace, before, 'nginx', 'VALUE'), first);
 
     const rotated = performance.now();
     await upsertSecret(test.secretsManager, secretName, second);
@@ -102,7 +93,7 @@ describe('sync and rotation on a real node', () => {
       'a new Ready pod of the rolled Deployment',
       240_000,
       async () => {
-        const ready = await readyPods(namespace, 'app=operatortest');
+        const ready = await readyPods(test, namespace, 'app=operatortest');
         return ready.find((pod) => pod.metadata?.uid !== before.metadata?.uid);
       },
       500,
@@ -122,7 +113,11 @@ ${await describePods(test, namespace)}`,
       );
     });
     recordTiming('seed 003 put-secret-value → new pod Ready', secondsSince(rotated));
-    assert.equal(await envOf(namespace, after, 'nginx', 'VALUE'), second, 'the new pod has the new value');
+    assert.equal(
+      await podEnv(test, namespace, after, 'nginx', 'VALUE'),
+      second,
+      'the new pod has the new value',
+    );
     await waitFor(
       'the old pod to be gone',
       120_000,

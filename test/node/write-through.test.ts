@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiException, type V1Secret, Watch } from '@kubernetes/client-node';
 import { applyExample } from '../examples/examples.ts';
 import {
+  createIrsaServiceAccount,
   execInPod,
   installSmk,
   type NodeTestWorld,
@@ -56,15 +57,7 @@ async function watchSecrets(namespace: string): Promise<{ seen: V1Secret[]; stop
 describe('write-through on a real node', () => {
   it('a pod mounting the labelled Secret reads its value; etcd holds none; env use is refused', async () => {
     const namespace = await test.node.bed.newNamespace('write-through');
-    await test.core.createNamespacedServiceAccount({
-      namespace,
-      body: {
-        metadata: {
-          name: 'payments',
-          annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/payments' },
-        },
-      },
-    });
+    await createIrsaServiceAccount(test, namespace, 'payments', 'arn:aws:iam::123456789012:role/payments');
     const watch = await watchSecrets(namespace);
     try {
       await applyExample(test.kubeConfig, 'write-through', namespace);
