@@ -149,10 +149,10 @@ describe('manager: readiness', () => {
     const manager = managerWith({ sourceFor: sources.sourceFor });
     let keyLoaded = false;
     const order: string[] = [];
-    manager.add({
-      name: 'test',
+    const controller = manager.controller('test');
+    controller.run({
       prepare: async () => {
-        manager.informer(things);
+        controller.informer(things);
         order.push('prepare');
       },
       cachesSynced: () => order.push(`synced with ${manager.informer(things).list().length}`),
@@ -191,7 +191,8 @@ describe('manager: leader election', () => {
       clock,
     });
     const reconciled: string[] = [];
-    const pool = manager.workers({
+    const controller = manager.controller('test');
+    const pool = controller.workers({
       name: 'test',
       concurrency: 2,
       reconcile: async (key) => {
@@ -199,7 +200,7 @@ describe('manager: leader election', () => {
       },
     });
     const started: string[] = [];
-    manager.add({ name: 'test', startLeading: () => started.push('leading') });
+    controller.run({ startLeading: () => started.push('leading') });
     await manager.start();
     pool.queue.add('a/one');
     await settle();
@@ -229,7 +230,8 @@ describe('manager: leader election', () => {
       },
     });
     const reconciled: string[] = [];
-    const pool = manager.workers({
+    const controller = manager.controller('test');
+    const pool = controller.workers({
       name: 'test',
       concurrency: 1,
       reconcile: async (key) => {
@@ -266,7 +268,8 @@ describe('manager: stop', () => {
     });
     manager.informer(things);
     let finish: () => void = () => {};
-    const pool = manager.workers({
+    const controller = manager.controller('test');
+    const pool = controller.workers({
       name: 'test',
       concurrency: 1,
       reconcile: async (key) => {
@@ -277,7 +280,7 @@ describe('manager: stop', () => {
         log.push(`${key} finished`);
       },
     });
-    manager.add({ name: 'test', stopLeading: () => void log.push('timers stopped') });
+    controller.run({ stopLeading: () => void log.push('timers stopped') });
     await manager.start();
     await settle();
     pool.queue.add('a/one');
