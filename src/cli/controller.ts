@@ -306,7 +306,8 @@ export async function run(args: readonly string[]): Promise<number> {
       reloaderAnnotations: flags['reloader-annotations'] === 'true',
     });
   }
-  const health = await startHealthServer(flags['health-port'], () => manager.ready);
+  // /readyz: one line per controller; the process is ready once every enabled controller runs.
+  const health = await startHealthServer(flags['health-port'], () => manager.readiness());
   logger.info({ healthPort: health.port }, 'health server listening');
 
   let release: () => void = () => {};

@@ -22,7 +22,7 @@ export interface CacheState {
   readonly synced: boolean;
   /** Listed, and no restart pending. */
   readonly healthy: boolean;
-  /** Its last list or watch failure (read only while it is not healthy). */
+  /** Its last list or watch failure since its last good list (read only while it is not healthy). */
   readonly problem: string | undefined;
 }
 
@@ -56,23 +56,26 @@ export function mayStart(state: Pick<ControllerState, 'phase' | 'caches'>): bool
 
 /** What one controller waits for, or `ok`. */
 export function controllerCheck(state: ControllerState): ReadinessCheck {
-  const fail = (detail: string): ReadinessCheck => ({ name: state.name, ok: false, detail });
+  const waits: string[] = [];
   if (state.phase === 'preparing') {
-    if (state.probes.length === 0) return fail('preparing');
-    return fail(
-      `waiting to learn whether ${state.probes
-        .map((probe) => (probe.problem ? `${probe.resource} is served: ${probe.problem}` : `${probe.resource} is served`))
-        .join('; ')}`,
+    const probes = state.probes.map((probe) =>
+      probe.problem ? `${probe.resource} is served: ${probe.problem}` : `${probe.resource} is served`,
     );
+    waits.push(probes.length > 0 ? `waiting to learn whether ${probes.join('; ')}` : 'preparing');
   }
-  const pending = state.caches.filter((cache) => (state.phase === 'waiting' ? !cache.synced : !cache.healthy));
+  // Before it runs, a cache holds it until the first list; once it runs, while it restarts.
+  const pending = state.caches.filter((cache) =>
+    state.phase === 'running' ? !cache.healthy : !cache.synced,
+  );
   if (pending.length > 0) {
     const what = pending.map((cache) => cache.problem ?? `${cache.resource} (listing)`).join('; ');
-    return fail(state.phase === 'waiting' ? `waiting for its caches: ${what}` : `a cache is restarting: ${what}`);
+    waits.push(`${state.phase === 'running' ? 'a cache is restarting' : 'waiting for its caches'}: ${what}`);
   }
-  if (state.phase === 'waiting') return fail('starting');
-  if (!state.selfReady) return fail('running, not ready by its own check');
-  return { name: state.name, ok: true, detail: 'ok' };
+  if (waits.length === 0 && state.phase === 'waiting') waits.push('starting');
+  if (waits.length === 0 && !state.selfReady) waits.push('running, not ready by its own check');
+  return waits.length === 0
+    ? { name: state.name, ok: true, detail: 'ok' }
+    : { name: state.name, ok: false, detail: waits.join('; ') };
 }
 
 /**
@@ -81,7 +84,9 @@ export function controllerCheck(state: ControllerState): ReadinessCheck {
  */
 export function readinessReport(checks: readonly ReadinessCheck[]): { ready: boolean; text: string } {
   const ready = checks.every((check) => check.ok);
-  const lines = checks.map((check) => (check.ok ? `[+]${check.name} ok` : `[-]${check.name} ${check.detail}`));
+  const lines = checks.map((check) =>
+    check.ok ? `[+]${check.name} ok` : `[-]${check.name} ${check.detail}`,
+  );
   lines.push(ready ? 'ok' : 'not ready');
   return { ready, text: `${lines.join('\n')}\n` };
 }

@@ -19,13 +19,6 @@ import type { Logger } from '../core/log.ts';
 import { apiSource } from './api-source.ts';
 import { type KubeConfig, withConnectionReuse } from './client.ts';
 import {
-  createInformer,
-  type Informer,
-  type InformerHandlers,
-  type ListWatchSource,
-  resourcePath,
-} from './informer.ts';
-import {
   type CacheState,
   type ControllerPhase,
   controllerCheck,
@@ -34,6 +27,13 @@ import {
   type ReadinessCheck,
   readinessReport,
 } from './gate.ts';
+import {
+  createInformer,
+  type Informer,
+  type InformerHandlers,
+  type ListWatchSource,
+  resourcePath,
+} from './informer.ts';
 import { kindKey, type ResourceKind } from './kinds.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection, type LeaseStore } from './lease.ts';
 import type { Clock } from './queue.ts';
@@ -159,7 +159,7 @@ export interface Manager {
 interface Watched {
   readonly informer: Informer<never>;
   readonly resource: string;
-  /** Its last list or watch failure (shown while it is not healthy). */
+  /** Its last list or watch failure since its last good list (shown while it is not healthy). */
   problem: string | undefined;
 }
 
@@ -183,17 +183,19 @@ interface ControllerEntry {
   leading: boolean;
 }
 
-/** Tells `record` each failure of a source, for /readyz (the informer logs and retries it). */
+/** Tells `record` each failure of a source, and each good list, for /readyz (the informer logs and retries). */
 function observed<T>(
   source: ListWatchSource<T>,
   resource: string,
-  record: (problem: string) => void,
+  record: (problem: string | undefined) => void,
 ): ListWatchSource<T> {
   return {
     ...(source.resource ? { resource: source.resource } : {}),
     async list() {
       try {
-        return await source.list();
+        const listed = await source.list();
+        record(undefined);
+        return listed;
       } catch (error) {
         record(failureText('list', resource, error));
         throw error;
@@ -266,7 +268,10 @@ export function createManager(options: ManagerOptions): Manager {
           ...(kind.transform ? { transform: kind.transform as (object: T & object) => T & object } : {}),
         },
       );
-      scoped.set(namespace ?? '', Object.assign(watched, { informer: informer as unknown as Informer<never> }));
+      scoped.set(
+        namespace ?? '',
+        Object.assign(watched, { informer: informer as unknown as Informer<never> }),
+      );
     }
     const all = [...scoped.values()].map((watched) => watched.informer as unknown as Informer<T>);
     const view: SharedInformer<T> = {
@@ -342,7 +347,8 @@ export function createManager(options: ManagerOptions): Manager {
   function advance(): void {
     if (stopping.signal.aborted) return;
     for (const controller of controllers.values()) {
-      if (!controller.phase || !mayStart({ phase: controller.phase, caches: cacheStates(controller) })) continue;
+      if (!controller.phase || !mayStart({ phase: controller.phase, caches: cacheStates(controller) }))
+        continue;
       controller.phase = 'running';
       controller.hooks?.cachesSynced?.();
       if (leading) lead(controller);
@@ -358,7 +364,10 @@ export function createManager(options: ManagerOptions): Manager {
     try {
       await controller.hooks?.prepare?.();
     } catch (error) {
-      logger.error({ controller: controller.name, err: describeError(error) }, 'controller could not prepare');
+      logger.error(
+        { controller: controller.name, err: describeError(error) },
+        'controller could not prepare',
+      );
       startFailed?.(error);
       return;
     }
@@ -466,13 +475,18 @@ export function createManager(options: ManagerOptions): Manager {
           name: controller.name,
           phase: controller.phase ?? 'preparing',
           caches: cacheStates(controller),
-          probes: [...controller.probes].map(([key, resource]) => ({ resource, problem: probeProblems.get(key) })),
+          probes: [...controller.probes].map(([key, resource]) => ({
+            resource,
+            problem: probeProblems.get(key),
+          })),
           selfReady: controller.hooks?.ready !== false,
         }),
       );
     // Caches no controller asked for (the webhook's): the process needs them too.
     const claimed = new Set([...controllers.values()].flatMap((controller) => [...controller.kinds]));
-    const unclaimed = [...entries].filter(([key]) => !claimed.has(key)).flatMap(([, entry]) => [...entry.scoped.values()]);
+    const unclaimed = [...entries]
+      .filter(([key]) => !claimed.has(key))
+      .flatMap(([, entry]) => [...entry.scoped.values()]);
     if (unclaimed.length > 0) {
       checks.push(
         controllerCheck({

@@ -8,8 +8,8 @@
 import { describeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { apiStatus, type KubeConfig, retryAfterMsOf } from './client.ts';
-import { createKubeHttp, resourcePath } from './http.ts';
 import { failureText } from './gate.ts';
+import { createKubeHttp, resourcePath } from './http.ts';
 import { describeResource, refusalMessage } from './informer.ts';
 import { type BackoffOptions, backoffDelay, type Clock, systemClock } from './queue.ts';
 
