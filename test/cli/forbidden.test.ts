@@ -295,7 +295,7 @@ describe('smk controller without the RBAC it needs', () => {
       assert.equal(await health('/readyz'), 503, 'not ready');
       assert.match(
         await readyz(),
-        /\[-\]sync waiting for its caches: forbidden: this identity may not list secrets/,
+        /^\[-\]sync waiting .*forbidden: this identity may not list secrets in namespace/m,
       );
 
       // What the sync needs, and nothing of rotation's (a platform team that left rotation's
