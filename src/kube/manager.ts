@@ -19,40 +19,21 @@ import type { Logger } from '../core/log.ts';
 import { apiSource } from './api-source.ts';
 import { type KubeConfig, withConnectionReuse } from './client.ts';
 import {
-  type CacheState,
   type ControllerPhase,
   controllerCheck,
-  failureText,
   mayStart,
   type ReadinessCheck,
   readinessReport,
 } from './gate.ts';
-import {
-  createInformer,
-  type Informer,
-  type InformerHandlers,
-  type ListWatchSource,
-  resourcePath,
-} from './informer.ts';
+import { type ListWatchSource, resourcePath } from './informer.ts';
 import { kindKey, type ResourceKind } from './kinds.ts';
 import { apiLeaseStore, createLeaderElection, type LeaderElection, type LeaseStore } from './lease.ts';
 import type { Clock } from './queue.ts';
 import { type CustomResource, customResourceServed } from './served.ts';
+import { createSharedInformers, type SharedInformer } from './shared-informers.ts';
 import { createWorkerPool, type WorkerPool, type WorkerPoolOptions } from './workers.ts';
 
-/** One kind's cache across the manager's namespaces. */
-export interface SharedInformer<T> {
-  /**
-   * Handlers see every add/update/delete from now on (an add before the first list included);
-   * objects already cached are handed to `add` at once, as client-go does for a late handler (a
-   * controller whose probe answered after another's started the informer misses nothing).
-   */
-  addHandlers(handlers: InformerHandlers<T>): void;
-  get(namespace: string, name: string): T | undefined;
-  list(): T[];
-  readonly synced: boolean;
-  readonly healthy: boolean;
-}
+export type { SharedInformer } from './shared-informers.ts';
 
 export interface Runnable {
   /** Names it in logs and in /readyz. */
@@ -156,25 +137,12 @@ export interface Manager {
   readonly kubeConfig: KubeConfig;
 }
 
-interface Watched {
-  readonly informer: Informer<never>;
-  readonly resource: string;
-  /** Its last list or watch failure since its last good list (shown while it is not healthy). */
-  problem: string | undefined;
-}
-
-interface Entry {
-  readonly kind: ResourceKind<never>;
-  readonly scoped: Map<string, Watched>;
-  readonly view: SharedInformer<never>;
-}
-
 interface ControllerEntry {
   readonly name: string;
   hooks: ControllerHooks | undefined;
   /** Before launch: undefined. */
   phase: ControllerPhase | undefined;
-  /** Kind keys it asked for before it ran: its gate. */
+  /** Kind keys it asked for: before it runs, its gate; once it runs, its health. */
   readonly kinds: Set<string>;
   /** Probes it awaits that have not answered: probe key → `plural.group`. */
   readonly probes: Map<string, string>;
@@ -183,47 +151,11 @@ interface ControllerEntry {
   leading: boolean;
 }
 
-/** Tells `record` each failure of a source, and each good list, for /readyz (the informer logs and retries). */
-function observed<T>(
-  source: ListWatchSource<T>,
-  resource: string,
-  record: (problem: string | undefined) => void,
-): ListWatchSource<T> {
-  return {
-    ...(source.resource ? { resource: source.resource } : {}),
-    async list() {
-      try {
-        const listed = await source.list();
-        record(undefined);
-        return listed;
-      } catch (error) {
-        record(failureText('list', resource, error));
-        throw error;
-      }
-    },
-    async watch(resourceVersion, onEvent, onDone) {
-      try {
-        return await source.watch(resourceVersion, onEvent, (error) => {
-          // A server-side close or the idle timeout is no failure: the informer carries on.
-          if (error && (error as { name?: string }).name !== 'TimeoutError') {
-            record(failureText('watch', resource, error));
-          }
-          onDone(error);
-        });
-      } catch (error) {
-        record(failureText('watch', resource, error));
-        throw error;
-      }
-    },
-  };
-}
-
 export function createManager(options: ManagerOptions): Manager {
   const { logger } = options;
   const kubeConfig = withConnectionReuse(options.kubeConfig);
   const scopes: (string | undefined)[] =
     options.namespaces && options.namespaces.length > 0 ? [...options.namespaces] : [undefined];
-  const entries = new Map<string, Entry>();
   const probes = new Map<string, Promise<boolean | undefined>>();
   /** Each probe's last failure while it has not answered. */
   const probeProblems = new Map<string, string | undefined>();
@@ -247,107 +179,23 @@ export function createManager(options: ManagerOptions): Manager {
         ...(kind.labelSelector ? { labelSelector: kind.labelSelector } : {}),
       }));
 
-  function build<T>(kind: ResourceKind<T>): Entry {
-    const scoped = new Map<string, Watched>();
-    const selector = kind.labelSelector ? `[${kind.labelSelector}]` : '';
-    const kindScopes = kind.clusterScoped ? [undefined] : scopes;
-    for (const namespace of kindScopes) {
-      const name = `${kind.plural}${selector}${namespace ? `/${namespace}` : ''}`;
-      const source = sourceFor(kind, namespace) as ListWatchSource<T & object>;
-      const watched = { resource: source.resource ?? name, problem: undefined as string | undefined };
-      const informer = createInformer<T & object>(
-        observed(source, watched.resource, (problem) => {
-          watched.problem = problem;
-        }),
-        {
-          name,
-          logger,
-          ...(options.relistIntervalMs ? { relistIntervalMs: options.relistIntervalMs } : {}),
-          ...(options.silenceMs ? { silenceMs: options.silenceMs } : {}),
-          ...(options.clock ? { clock: options.clock } : {}),
-          ...(kind.transform ? { transform: kind.transform as (object: T & object) => T & object } : {}),
-        },
-      );
-      scoped.set(
-        namespace ?? '',
-        Object.assign(watched, { informer: informer as unknown as Informer<never> }),
-      );
-    }
-    const all = [...scoped.values()].map((watched) => watched.informer as unknown as Informer<T>);
-    const view: SharedInformer<T> = {
-      addHandlers(handlers) {
-        for (const informer of all) {
-          informer.addHandlers(handlers);
-          for (const object of informer.list()) handlers.add?.(object);
-        }
-      },
-      get(namespace, name) {
-        const scope = kindScopes[0] === undefined ? '' : namespace;
-        return (scoped.get(scope)?.informer as unknown as Informer<T> | undefined)?.get(
-          kind.clusterScoped ? undefined : namespace,
-          name,
-        );
-      },
-      list() {
-        return all.flatMap((informer) => informer.list());
-      },
-      get synced() {
-        return all.every((informer) => informer.synced);
-      },
-      get healthy() {
-        return all.every((informer) => informer.healthy);
-      },
-    };
-    return { kind, scoped, view } as unknown as Entry;
-  }
-
-  function entryOf<T>(kind: ResourceKind<T>): Entry {
-    const key = kindKey(kind);
-    const existing = entries.get(key);
-    if (existing) {
-      // A second trim would be applied to objects the first reader already holds: one kind, one trim.
-      if (existing.kind.transform !== kind.transform) {
-        throw new Error(`${key} is already watched with another transform: declare the kind once`);
-      }
-      return existing;
-    }
-    const entry = build(kind);
-    entries.set(key, entry);
-    // Asked for after start (a CRD found served, a controller added late): it starts listing now.
-    if (started && !stopping.signal.aborted) startInformers([...entry.scoped.values()]);
-    return entry;
-  }
-
-  function allWatched(): Watched[] {
-    return [...entries.values()].flatMap((entry) => [...entry.scoped.values()]);
-  }
-
-  /** Starts each informer once; each first list lets the controllers waiting for it start. */
-  const listing = new Set<Informer<never>>();
-  function startInformers(watched: readonly Watched[]): void {
-    for (const { informer } of watched) {
-      if (listing.has(informer)) continue;
-      listing.add(informer);
-      void informer.start().then(advance);
-    }
-  }
-
-  function cacheStates(controller: ControllerEntry): CacheState[] {
-    return [...controller.kinds].flatMap((key) =>
-      [...(entries.get(key)?.scoped.values() ?? [])].map((watched) => ({
-        resource: watched.resource,
-        synced: watched.informer.synced,
-        healthy: watched.informer.healthy,
-        problem: watched.problem,
-      })),
-    );
-  }
+  const informers = createSharedInformers({
+    logger,
+    scopes,
+    sourceFor,
+    relistIntervalMs: options.relistIntervalMs,
+    silenceMs: options.silenceMs,
+    clock: options.clock,
+  });
 
   /** Starts every controller whose own caches have listed (./gate.ts decides). */
   function advance(): void {
     if (stopping.signal.aborted) return;
     for (const controller of controllers.values()) {
-      if (!controller.phase || !mayStart({ phase: controller.phase, caches: cacheStates(controller) }))
+      if (
+        !controller.phase ||
+        !mayStart({ phase: controller.phase, caches: informers.states(controller.kinds) })
+      )
         continue;
       controller.phase = 'running';
       controller.hooks?.cachesSynced?.();
@@ -356,7 +204,7 @@ export function createManager(options: ManagerOptions): Manager {
     const everyoneRuns = [...controllers.values()].every(
       (controller) => controller.phase === 'running' || controller.phase === undefined,
     );
-    if (everyoneRuns && allWatched().every((watched) => watched.informer.synced)) allStarted?.();
+    if (everyoneRuns && informers.synced) allStarted?.();
   }
 
   async function launch(controller: ControllerEntry): Promise<void> {
@@ -435,9 +283,9 @@ export function createManager(options: ManagerOptions): Manager {
     return {
       name,
       informer<T>(kind: ResourceKind<T>): SharedInformer<T> {
-        const entry = entryOf(kind);
+        const informer = informers.get(kind);
         controller.kinds.add(kindKey(kind));
-        return entry.view as unknown as SharedInformer<T>;
+        return informer;
       },
       async served(resource) {
         const key = `${resource.group}/${resource.version}/${resource.plural}`;
@@ -474,7 +322,7 @@ export function createManager(options: ManagerOptions): Manager {
         controllerCheck({
           name: controller.name,
           phase: controller.phase ?? 'preparing',
-          caches: cacheStates(controller),
+          caches: informers.states(controller.kinds),
           probes: [...controller.probes].map(([key, resource]) => ({
             resource,
             problem: probeProblems.get(key),
@@ -483,21 +331,14 @@ export function createManager(options: ManagerOptions): Manager {
         }),
       );
     // Caches no controller asked for (the webhook's): the process needs them too.
-    const claimed = new Set([...controllers.values()].flatMap((controller) => [...controller.kinds]));
-    const unclaimed = [...entries]
-      .filter(([key]) => !claimed.has(key))
-      .flatMap(([, entry]) => [...entry.scoped.values()]);
+    const claimed = [...controllers.values()].flatMap((controller) => [...controller.kinds]);
+    const unclaimed = informers.states(claimed, true);
     if (unclaimed.length > 0) {
       checks.push(
         controllerCheck({
           name: 'caches',
           phase: 'running',
-          caches: unclaimed.map((watched) => ({
-            resource: watched.resource,
-            synced: watched.informer.synced,
-            healthy: watched.informer.healthy,
-            problem: watched.problem,
-          })),
+          caches: unclaimed,
           probes: [],
           selfReady: true,
         }),
@@ -509,9 +350,7 @@ export function createManager(options: ManagerOptions): Manager {
   const manager: Manager = {
     logger,
     kubeConfig,
-    informer<T>(kind: ResourceKind<T>): SharedInformer<T> {
-      return entryOf(kind).view as unknown as SharedInformer<T>;
-    },
+    informer: (kind) => informers.get(kind),
     served,
     controller: scope,
     add(runnable) {
@@ -531,7 +370,7 @@ export function createManager(options: ManagerOptions): Manager {
       });
       // What was asked for up front starts listing while the controllers prepare (a CRD probe may
       // wait on RBAC); what they ask for meanwhile starts at once.
-      startInformers(allWatched());
+      informers.start(advance);
       for (const controller of controllers.values()) void launch(controller);
       advance();
       // Campaigning does not wait for every cache: a controller whose list is refused must not keep
@@ -568,7 +407,7 @@ export function createManager(options: ManagerOptions): Manager {
         await Promise.all(pools().map((pool) => pool.stop(graceMs)));
         await Promise.all([...controllers.values()].map((controller) => controller.hooks?.stop?.()));
         await leader?.stop();
-        for (const { informer } of allWatched()) informer.stop();
+        informers.stop();
       })();
       return stopped;
     },
