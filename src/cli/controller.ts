@@ -65,7 +65,8 @@ Options:
   --leader-elect true|false run only while holding the Lease (default true)
   --lease-namespace NS      namespace of the Lease (default POD_NAMESPACE, else default)
   --lease-name NAME         (default smk-controller)
-  --health-port PORT        /healthz, /readyz and /metrics (default 8081; 0 picks a free port)
+  --health-port PORT        /healthz, /readyz (a line per controller; /readyz/NAME for one) and /metrics
+                            (default 8081; 0 picks a free port)
   --pod-identity true|false accounts without eks.amazonaws.com/role-arn use EKS Pod Identity (the node's
                             agent, AWS_CONTAINER_CREDENTIALS_FULL_URI) instead of failing (default false)
   --rotation true|false     detect secret changes, re-sync and roll workloads (default true)
@@ -240,7 +241,8 @@ export async function run(args: readonly string[]): Promise<number> {
         }
       : undefined;
   // One manager for the process: shared informers, one Lease (sync, rotation and write-through
-  // act only while holding it), worker pools, readiness and the graceful stop.
+  // act only while holding it), worker pools, readiness and the graceful stop. Each controller
+  // starts on its own caches: a list refused to rotation leaves sync syncing.
   const manager = createManager({
     kubeConfig,
     logger,
@@ -306,7 +308,8 @@ export async function run(args: readonly string[]): Promise<number> {
       reloaderAnnotations: flags['reloader-annotations'] === 'true',
     });
   }
-  const health = await startHealthServer(flags['health-port'], () => manager.ready);
+  // /readyz: one line per controller; the process is ready once every enabled controller runs.
+  const health = await startHealthServer(flags['health-port'], () => manager.readiness());
   logger.info({ healthPort: health.port }, 'health server listening');
 
   let release: () => void = () => {};

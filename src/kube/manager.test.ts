@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { silentLogger } from '../core/log.ts';
+import { KubeHttpError } from './api-errors.ts';
 import type { ListResult, ListWatchSource } from './informer.ts';
 import type { ResourceKind } from './kinds.ts';
 import type { LeaseRecord } from './lease.ts';
@@ -26,6 +27,7 @@ const things: ResourceKind<Thing> = {
   plural: 'things',
   transform: trim,
 };
+const widgets: ResourceKind<Thing> = { apiVersion: 'x.dev/v1', kind: 'Widget', plural: 'widgets' };
 
 const settle = async (): Promise<void> => {
   for (let i = 0; i < 10; i += 1) await new Promise((resolve) => setImmediate(resolve));
@@ -37,12 +39,17 @@ function fakeSources(items: (namespace: string | undefined) => Thing[]) {
   const pending: Array<() => void> = [];
   const log: string[] = [];
   let holdLists = false;
+  const refused = new Set<string>();
   const sourceFor = <T>(kind: ResourceKind<T>, namespace: string | undefined): ListWatchSource<T> => {
     const name = `${kind.plural}${kind.labelSelector ? `?${kind.labelSelector}` : ''}@${namespace ?? '*'}`;
     opened.push(name);
     return {
       list: () =>
-        new Promise<ListResult<T>>((resolve) => {
+        new Promise<ListResult<T>>((resolve, reject) => {
+          if (refused.has(kind.plural)) {
+            reject(new KubeHttpError('GET', `/${kind.plural}`, 403, { reason: 'Forbidden' }));
+            return;
+          }
           const answer = () => resolve({ items: items(namespace) as T[], resourceVersion: '1' });
           if (holdLists) pending.push(answer);
           else answer();
@@ -56,6 +63,13 @@ function fakeSources(items: (namespace: string | undefined) => Thing[]) {
     log,
     hold() {
       holdLists = true;
+    },
+    /** Lists of `plural` are refused (403) until granted. */
+    refuse(plural: string) {
+      refused.add(plural);
+    },
+    grant(plural: string) {
+      refused.delete(plural);
     },
     answerLists() {
       for (const answer of pending.splice(0)) answer();
@@ -149,10 +163,10 @@ describe('manager: readiness', () => {
     const manager = managerWith({ sourceFor: sources.sourceFor });
     let keyLoaded = false;
     const order: string[] = [];
-    manager.add({
-      name: 'test',
+    const controller = manager.controller('test');
+    controller.run({
       prepare: async () => {
-        manager.informer(things);
+        controller.informer(things);
         order.push('prepare');
       },
       cachesSynced: () => order.push(`synced with ${manager.informer(things).list().length}`),
@@ -175,6 +189,165 @@ describe('manager: readiness', () => {
   });
 });
 
+/** A controller on `manager` reading `kinds`, recording its hooks and the keys its workers ran. */
+function recordingController(
+  manager: ReturnType<typeof managerWith>,
+  name: string,
+  kinds: readonly ResourceKind<Thing>[],
+  log: string[],
+) {
+  const controller = manager.controller(name);
+  for (const kind of kinds) controller.informer(kind);
+  const pool = controller.workers({
+    name,
+    concurrency: 1,
+    reconcile: async (key) => {
+      log.push(`${name} reconciled ${key}`);
+    },
+  });
+  controller.run({
+    cachesSynced: () => log.push(`${name} synced`),
+    startLeading: () => log.push(`${name} leading`),
+  });
+  return { controller, pool };
+}
+
+describe('manager: each controller waits for its own caches', () => {
+  it('a list refused to one controller holds only it; the others run; it starts once granted', async () => {
+    const clock = manualClock();
+    const sources = fakeSources(() => [thing('a', 'one')]);
+    sources.refuse('widgets');
+    const manager = managerWith({ sourceFor: sources.sourceFor, clock });
+    const log: string[] = [];
+    const sync = recordingController(manager, 'sync', [things], log);
+    const rotation = recordingController(manager, 'rotation', [things, widgets], log);
+    let started = false;
+    const starting = manager.start().then(() => {
+      started = true;
+    });
+    await settle();
+    sync.pool.queue.add('a/one');
+    rotation.pool.queue.add('a/one');
+    await settle();
+    assert.deepEqual(log, ['sync synced', 'sync leading', 'sync reconciled a/one'], 'rotation is held');
+    assert.equal(sync.controller.leading, true);
+    assert.equal(rotation.controller.leading, false, 'rotation may not act before its caches listed');
+    assert.equal(manager.ready, false);
+    assert.equal(started, false, 'start resolves once every controller runs');
+    assert.deepEqual(manager.readiness(), [
+      { name: 'sync', ok: true, detail: 'ok' },
+      {
+        name: 'rotation',
+        ok: false,
+        detail:
+          'waiting for its caches: forbidden: this identity may not list widgets; it needs RBAC list and watch there (retrying)',
+      },
+    ]);
+
+    sources.grant('widgets');
+    await clock.advance(60_000);
+    await starting;
+    assert.deepEqual(log.slice(3), ['rotation synced', 'rotation leading', 'rotation reconciled a/one']);
+    assert.equal(manager.ready, true);
+    await manager.stop(100);
+  });
+
+  it('a kind two controllers read holds both while it is refused', async () => {
+    const clock = manualClock();
+    const sources = fakeSources(() => []);
+    sources.refuse('things');
+    const manager = managerWith({ sourceFor: sources.sourceFor, clock });
+    const log: string[] = [];
+    recordingController(manager, 'sync', [things], log);
+    recordingController(manager, 'rotation', [things, widgets], log);
+    recordingController(manager, 'write-through', [widgets], log);
+    void manager.start();
+    await settle();
+    assert.deepEqual(log, ['write-through synced', 'write-through leading']);
+    assert.deepEqual(
+      manager.readiness().map((check) => `${check.name} ${check.ok}`),
+      ['sync false', 'rotation false', 'write-through true'],
+    );
+    sources.grant('things');
+    await clock.advance(60_000);
+    assert.deepEqual(log.slice(2).sort(), [
+      'rotation leading',
+      'rotation synced',
+      'sync leading',
+      'sync synced',
+    ]);
+    await manager.stop(100);
+  });
+
+  it('names a CRD probe a controller waits for; a controller added once the CRD is served is gated on its own caches', async () => {
+    const sources = fakeSources(() => [thing('a', 'one')]);
+    sources.hold();
+    let answer: (served: boolean) => void = () => {};
+    const manager = managerWith({
+      sourceFor: sources.sourceFor,
+      served: (_resource, _signal, onProblem) => {
+        onProblem(
+          'forbidden: this identity may not list widgets.x.dev in namespace a; it needs RBAC list and watch there (retrying)',
+        );
+        return new Promise((resolve) => {
+          answer = resolve;
+        });
+      },
+    });
+    const log: string[] = [];
+    const probe = manager.controller('widgets-probe');
+    probe.run({
+      async prepare() {
+        if (!(await probe.served({ group: 'x.dev', version: 'v1', plural: 'widgets' }))) return;
+        // As the ClusterSecretSync controller does: its own controller, added while the manager starts.
+        recordingController(manager, 'widgets', [widgets], log);
+      },
+    });
+    void manager.start();
+    await settle();
+    assert.deepEqual(manager.readiness(), [
+      {
+        name: 'widgets-probe',
+        ok: false,
+        detail:
+          'waiting to learn whether widgets.x.dev is served: forbidden: this identity may not list widgets.x.dev in namespace a; it needs RBAC list and watch there (retrying)',
+      },
+    ]);
+    answer(true);
+    await settle();
+    assert.deepEqual(log, [], 'not before its list');
+    assert.equal(manager.readiness()[1]?.detail, 'waiting for its caches: widgets (listing)');
+    sources.answerLists();
+    await settle();
+    assert.deepEqual(log, ['widgets synced', 'widgets leading']);
+    assert.equal(manager.ready, true);
+    await manager.stop(100);
+  });
+
+  it('with a Lease: a controller leads only once it runs, after its cachesSynced', async () => {
+    const clock = manualClock();
+    const sources = fakeSources(() => []);
+    sources.refuse('widgets');
+    const manager = managerWith({
+      sourceFor: sources.sourceFor,
+      leaderElection: { namespace: 'smk', name: 'smk-controller', identity: 'me' },
+      leaseStore: memoryLease().store,
+      clock,
+    });
+    const log: string[] = [];
+    recordingController(manager, 'sync', [things], log);
+    recordingController(manager, 'rotation', [widgets], log);
+    void manager.start();
+    await settle();
+    assert.equal(manager.leading, true, 'campaigning does not wait for every cache');
+    assert.deepEqual(log, ['sync synced', 'sync leading']);
+    sources.grant('widgets');
+    await clock.advance(60_000);
+    assert.deepEqual(log, ['sync synced', 'sync leading', 'rotation synced', 'rotation leading']);
+    await manager.stop(100);
+  });
+});
+
 describe('manager: leader election', () => {
   it('runs workers only while this replica holds the Lease; caches are warm meanwhile', async () => {
     const clock = manualClock();
@@ -191,7 +364,8 @@ describe('manager: leader election', () => {
       clock,
     });
     const reconciled: string[] = [];
-    const pool = manager.workers({
+    const controller = manager.controller('test');
+    const pool = controller.workers({
       name: 'test',
       concurrency: 2,
       reconcile: async (key) => {
@@ -199,7 +373,7 @@ describe('manager: leader election', () => {
       },
     });
     const started: string[] = [];
-    manager.add({ name: 'test', startLeading: () => started.push('leading') });
+    controller.run({ startLeading: () => started.push('leading') });
     await manager.start();
     pool.queue.add('a/one');
     await settle();
@@ -229,7 +403,8 @@ describe('manager: leader election', () => {
       },
     });
     const reconciled: string[] = [];
-    const pool = manager.workers({
+    const controller = manager.controller('test');
+    const pool = controller.workers({
       name: 'test',
       concurrency: 1,
       reconcile: async (key) => {
@@ -266,7 +441,8 @@ describe('manager: stop', () => {
     });
     manager.informer(things);
     let finish: () => void = () => {};
-    const pool = manager.workers({
+    const controller = manager.controller('test');
+    const pool = controller.workers({
       name: 'test',
       concurrency: 1,
       reconcile: async (key) => {
@@ -277,7 +453,7 @@ describe('manager: stop', () => {
         log.push(`${key} finished`);
       },
     });
-    manager.add({ name: 'test', stopLeading: () => void log.push('timers stopped') });
+    controller.run({ stopLeading: () => void log.push('timers stopped') });
     await manager.start();
     await settle();
     pool.queue.add('a/one');

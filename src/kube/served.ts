@@ -8,6 +8,7 @@
 import { describeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { apiStatus, type KubeConfig, retryAfterMsOf } from './client.ts';
+import { failureText } from './gate.ts';
 import { createKubeHttp, resourcePath } from './http.ts';
 import { describeResource, refusalMessage } from './informer.ts';
 import { type BackoffOptions, backoffDelay, type Clock, systemClock } from './queue.ts';
@@ -26,6 +27,8 @@ export interface ServedOptions {
   readonly signal?: AbortSignal;
   readonly backoff?: BackoffOptions;
   readonly clock?: Clock;
+  /** Told each failure as a person reads it (a refusal names the verb and the resource), for /readyz. */
+  readonly onProblem?: (problem: string) => void;
   /** The one-item list that answers (default: the API server through kubeConfig). */
   readonly list?: () => Promise<unknown>;
 }
@@ -53,6 +56,7 @@ export async function customResourceServed(
       if (status === 404) return false;
       // A throttled or overloaded server's Retry-After is a floor under the backoff.
       const retryInMs = Math.max(backoffDelay(failures, backoff, Math.random), retryAfterMsOf(error) ?? 0);
+      options.onProblem?.(failureText('list', what, error));
       if (status === 401 || status === 403) {
         logger.error({ resource: what, retryInMs }, refusalMessage(status, 'list', what));
       } else {

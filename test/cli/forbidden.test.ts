@@ -3,9 +3,12 @@
  * is an informer is supervised like any other informer failure — the process keeps running with
  * /readyz failing, says what it may not do (verb, resource, scope), retries with backoff, and
  * becomes ready once the permission is granted. It never dies of an unsettled start-up wait.
+ * The controller gates each of its controllers on its own caches: a list refused to rotation
+ * holds rotation only, while sync syncs.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -13,6 +16,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
 import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/tls/pki.ts';
+import {
+  createAwsSecret,
+  createServiceAccount,
+  decode,
+  readSecret,
+  ready,
+  secretSyncApi,
+  secretsManager,
+} from '../controller/harness.ts';
 import { installCrds } from '../harness/crds.ts';
 import { connectMoto } from '../harness/moto.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -24,6 +36,7 @@ const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 let bed: TestBed;
 let work: string;
 const moto = connectMoto();
+const aws = secretsManager(moto.endpoint);
 const clusterObjects: { kind: 'ClusterRole' | 'ClusterRoleBinding'; name: string }[] = [];
 
 before(async () => {
@@ -262,7 +275,7 @@ describe('smk webhook --write-through without RBAC to list Secrets', () => {
 });
 
 describe('smk controller without the RBAC it needs', () => {
-  it("retries each refused start-up list (sync informers, then rotation's) with /readyz failing, names each, and is ready once all are granted", async () => {
+  it("syncs a SecretSync while rotation waits for its refused lists, /readyz naming what rotation waits for; ready once rotation's RBAC is granted too", async () => {
     const ns = await bed.newNamespace('forbid-ctl');
     const kubeconfig = await identityWithoutRbac(ns, 'controller');
     const controller = startRole(
@@ -272,6 +285,7 @@ describe('smk controller without the RBAC it needs', () => {
     try {
       const port = Number(/"healthPort":(\d+)/.exec(await logLine(controller, /"healthPort"/))?.[1]);
       const health = (path: string) => fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.status);
+      const readyz = () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.text());
       await logLine(
         controller,
         new RegExp(
@@ -280,15 +294,21 @@ describe('smk controller without the RBAC it needs', () => {
       );
       assert.equal(await health('/healthz'), 200, 'alive');
       assert.equal(await health('/readyz'), 503, 'not ready');
+      assert.match(
+        await readyz(),
+        /^\[-\]sync waiting .*forbidden: this identity may not list secrets in namespace/m,
+      );
 
-      // What the sync needs. The process has one manager: its controllers start once every list
-      // they asked for is granted, so rotation's refused lists are named and retried meanwhile.
+      // What the sync needs, and nothing of rotation's (a platform team that left rotation's
+      // ClusterRole out): the sync controller starts on its own caches and syncs.
       await grant(ns, 'controller', 'sync', [
         {
           apiGroups: [''],
           resources: ['secrets'],
           verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'],
         },
+        { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get'] },
+        { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'] },
         { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
         { apiGroups: ['smk.dev'], resources: ['secretsyncs'], verbs: ['get', 'list', 'watch', 'patch'] },
         { apiGroups: ['smk.dev'], resources: ['secretsyncs/status'], verbs: ['patch'] },
@@ -298,15 +318,41 @@ describe('smk controller without the RBAC it needs', () => {
           verbs: ['get', 'list', 'watch', 'patch'],
         },
       ]);
-      await logLine(
-        controller,
-        new RegExp(
-          `"msg":"forbidden: this identity may not list secretsrotationmappings.awssecretsoperator.secretoperator in namespace ${ns};`,
-        ),
-        45_000,
+      await logLine(controller, /"msg":"sync controller started"/, 45_000);
+      await createServiceAccount(bed.kubeConfig, ns, 'app', 'forbid-ctl-role');
+      // Letters and digits: the leak scan registers it and looks for it in every log.
+      const value = `synced-${randomUUID()}`;
+      await createAwsSecret(aws, `${ns}/db`, value);
+      await secretSyncApi(bed.kubeConfig).create(ns, 'db', {
+        serviceAccountName: 'app',
+        objects: [{ objectName: `${ns}/db`, objectType: 'secretsmanager', objectAlias: 'V' }],
+      });
+      await waitFor(`SecretSync ${ns}/db Ready while rotation waits`, 45_000, async () =>
+        ready(await secretSyncApi(bed.kubeConfig).get(ns, 'db'))?.status === 'True' ? true : undefined,
       );
-      assert.equal(controller.child.exitCode, null, 'still running');
+      assert.equal(decode((await readSecret(bed.kubeConfig, ns, 'db'))?.data?.V), value);
+
+      // Rotation waits: /readyz fails, names rotation, the resource and the verb it is refused.
+      const report = await waitFor('/readyz to name the list rotation is refused', 30_000, async () => {
+        const text = await readyz();
+        return /\[-\]rotation .*forbidden: this identity may not list/.test(text) ? text : undefined;
+      });
+      assert.match(report, /^\[\+\]sync ok$/m, report);
+      assert.match(
+        report,
+        new RegExp(
+          `^\\[-\\]rotation waiting .*forbidden: this identity may not list (secretsrotationmappings\\.awssecretsoperator\\.secretoperator|deployments\\.apps|statefulsets\\.apps|daemonsets\\.apps|configmaps) in namespace ${ns}`,
+          'm',
+        ),
+        report,
+      );
+      assert.match(report, /^not ready$/m);
       assert.equal(await health('/readyz'), 503, 'not ready while rotation cannot start');
+      assert.equal(await health('/readyz/sync'), 200, 'the sync controller alone is ready');
+      assert.equal(await health('/readyz/rotation'), 503);
+      assert.equal(await health('/readyz/nothing'), 404);
+      assert.doesNotMatch(controller.output(), /"msg":"rotation controller started"/);
+      assert.equal(controller.child.exitCode, null, 'still running');
 
       await grant(ns, 'controller', 'rotation', [
         {
@@ -330,13 +376,14 @@ describe('smk controller without the RBAC it needs', () => {
           verbs: ['patch'],
         },
       ]);
-      await logLine(controller, /"msg":"sync controller started"/, 60_000);
-      await logLine(controller, /"msg":"rotation controller started"/, 45_000);
+      await logLine(controller, /"msg":"rotation controller started"/, 60_000);
       await waitFor('/readyz 200 once granted', 30_000, async () =>
         (await health('/readyz')) === 200 ? true : undefined,
       );
+      assert.match(await readyz(), /^\[\+\]rotation ok$/m);
       assert.equal(await controller.stop(), 0, controller.output().slice(-2000));
       assert.doesNotMatch(controller.output(), /unsettled top-level await|unexpected error/);
+      assert.doesNotMatch(controller.output(), new RegExp(value), 'no secret value in any log line');
     } finally {
       controller.child.kill('SIGKILL');
     }

@@ -143,21 +143,22 @@ export function addClusterSyncController(manager: Manager, settings: SyncSetting
 
 function wire(manager: Manager, settings: SyncSettings): void {
   const { logger, kubeConfig } = manager;
+  const controller = manager.controller('cluster-sync');
   const objects = settings.objects ?? createObjects(kubeConfig);
   const events = settings.events ?? createEventRecorder(kubeConfig, { component: 'smk-controller', logger });
   const now = settings.now ?? Date.now;
   const random = settings.random ?? Math.random;
   const jitter = settings.refreshJitter ?? 0.1;
-  const pool = manager.workers({
+  const pool = controller.workers({
     name: 'cluster-sync',
     concurrency: 2,
     queue: { rateLimit: settings.rateLimit ?? { perSecond: 50, burst: 100 } },
     reconcile,
   });
   const queue = pool.queue;
-  const sources = manager.informer(clusterSecretSyncs);
-  const namespaces = manager.informer(namespaceKind);
-  const secrets = manager.informer(managedSecrets);
+  const sources = controller.informer(clusterSecretSyncs);
+  const namespaces = controller.informer(namespaceKind);
+  const secrets = controller.informer(managedSecrets);
   const owned = createOwnedSecrets();
   const release = createRelease({ objects, events, owned });
   const deps: SyncDeps = {
@@ -341,8 +342,7 @@ function wire(manager: Manager, settings: SyncSettings): void {
     delete: (namespace) => queueChanged(namespace, undefined),
   });
 
-  manager.add({
-    name: 'cluster-sync',
+  controller.run({
     cachesSynced() {
       primed = true;
       queueAll();

@@ -80,12 +80,14 @@ function optIn(object: KubernetesObject): string {
 export function addRotationController(manager: Manager, settings: RotationSettings): RotationParts {
   const { kubeConfig } = manager;
   const logger = manager.logger.child({ component: 'rotation' });
+  // Its informers, probes and workers gate only rotation: a refused list of its own leaves sync running.
+  const controller = manager.controller('rotation');
   const now = settings.now ?? Date.now;
   const objects = settings.objects ?? createObjects(kubeConfig);
   const events = settings.events ?? createEventRecorder(kubeConfig, { component: 'smk-rotation', logger });
   const mappingReady = conditionGauge(mappingKind);
-  const leading = (): boolean => manager.leading;
-  const pool = manager.workers({
+  const leading = (): boolean => controller.leading;
+  const pool = controller.workers({
     name: 'rotation',
     concurrency: 4,
     queue: { backoff: { baseMs: 200, maxMs: 5_000, jitter: 0.2 } },
@@ -105,12 +107,12 @@ export function addRotationController(manager: Manager, settings: RotationSettin
   });
 
   // ---- what is watched (optional kinds join in prepare, once their CRD is known to be served) --
-  const syncs: Watched = manager.informer(secretSyncs);
-  const secrets: Watched = manager.informer(managedSecrets);
+  const syncs: Watched = controller.informer(secretSyncs);
+  const secrets: Watched = controller.informer(managedSecrets);
   const workloads = new Map<RolloutKind, Watched>(
     rolloutKindNames
       .filter((kind) => !rolloutKinds[kind].optional)
-      .map((kind) => [kind, manager.informer(workloadKinds[kind])] as const),
+      .map((kind) => [kind, controller.informer(workloadKinds[kind])] as const),
   );
   const informers: IndexInformers = {
     syncs,
@@ -275,7 +277,7 @@ export function addRotationController(manager: Manager, settings: RotationSettin
   for (const [kind, informer] of workloads) watchWorkloads(kind, informer);
   watchManagedSecrets(secrets);
   for (const kind of ['Secret', 'ConfigMap'] as const) {
-    watchReferenced(kind, manager.informer(referencedKinds[kind]));
+    watchReferenced(kind, controller.informer(referencedKinds[kind]));
   }
   watchSources(secretSyncKind, syncs);
 
@@ -285,27 +287,26 @@ export function addRotationController(manager: Manager, settings: RotationSettin
     resource: Parameters<Manager['served']>[0],
   ): Promise<boolean | undefined> {
     if (setting !== 'auto' && setting !== undefined) return Promise.resolve(setting);
-    return manager.served(resource);
+    return controller.served(resource);
   }
 
-  manager.add({
-    name: 'rotation',
+  controller.run({
     async prepare() {
       const spc = await served(settings.secretProviderClasses, secretProviderClassResource);
       if (spc) {
-        const informer = manager.informer(secretProviderClasses);
+        const informer = controller.informer(secretProviderClasses);
         informers.spcs = informer;
         watchSources(spcKind, informer);
       }
       const mapped = await served(settings.mappings, mappingResource);
       if (mapped) {
-        const informer = manager.informer(rotationMappings);
+        const informer = controller.informer(rotationMappings);
         informers.mappings = informer;
         watchMappings(informer);
       }
       for (const kind of rolloutKindNames.filter((name) => rolloutKinds[name].optional)) {
         if (!(await served(settings.rolloutKinds?.[kind], workloadResource(kind)))) continue;
-        const informer = manager.informer(workloadKinds[kind]);
+        const informer = controller.informer(workloadKinds[kind]);
         informers.workloads.set(kind, informer);
         watchWorkloads(kind, informer);
       }

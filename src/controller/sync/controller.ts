@@ -91,6 +91,7 @@ const scheduledGauge = gauge('smk_sync_scheduled', 'Sync keys scheduled for a la
 /** Adds the sync controller to the process's manager; returns what tests read of it. */
 export function addSyncController(manager: Manager, settings: SyncSettings): { readonly queueDepth: number } {
   const { logger, kubeConfig } = manager;
+  const controller = manager.controller('sync');
   const objects = settings.objects ?? createObjects(kubeConfig);
   const events =
     settings.events ??
@@ -100,7 +101,7 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
       // Created/Updated events wait while syncs are queued (a cold start): Ready comes first.
       yieldWhile: () => pool.queue.depth > 0,
     });
-  const pool = manager.workers({
+  const pool = controller.workers({
     name: 'sync',
     concurrency: settings.concurrency ?? 16,
     queue: { rateLimit: settings.rateLimit ?? { perSecond: 200, burst: 1000 } },
@@ -110,8 +111,8 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
       scheduledGauge.set(queue.scheduled);
     },
   });
-  const secrets = manager.informer(managedSecrets);
-  const sources = manager.informer(secretSyncs);
+  const secrets = controller.informer(managedSecrets);
+  const sources = controller.informer(secretSyncs);
   let spcs: SharedInformer<KubernetesObject> | undefined;
   const owned = createOwnedSecrets();
   const context: SyncContext = {
@@ -170,16 +171,15 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
     delete: (object) => secretSync.deleted(object),
   });
 
-  manager.add({
-    name: 'sync',
+  controller.run({
     async prepare() {
       const wanted = settings.secretProviderClasses ?? 'auto';
-      const installed = wanted === 'auto' ? await manager.served(secretProviderClassResource) : wanted;
+      const installed = wanted === 'auto' ? await controller.served(secretProviderClassResource) : wanted;
       if (!installed) {
         if (installed === false) logger.info('SecretProviderClass CRD not installed: the drop-in is off');
         return;
       }
-      const informer = manager.informer(secretProviderClasses);
+      const informer = controller.informer(secretProviderClasses);
       informer.addHandlers({
         add: (object) => primed && spc.added(object),
         update: (object, previous) => spc.updated(object, previous),

@@ -83,9 +83,10 @@ export function addWriteThroughController(
   const events =
     options.events ?? createEventRecorder(kubeConfig, { component: 'smk-write-through', logger });
   const now = options.now ?? Date.now;
-  const informer = manager.informer(writeThroughSecrets);
+  const controller = manager.controller('write-through');
+  const informer = controller.informer(writeThroughSecrets);
   const cached = (namespace: string, name: string): V1Secret | undefined => informer.get(namespace, name);
-  const pool = manager.workers({
+  const pool = controller.workers({
     name: 'write-through',
     concurrency: 4,
     queue: { backoff: { baseMs: 1_000, maxMs: 5 * 60_000, jitter: 0.2 } },
@@ -253,8 +254,7 @@ export function addWriteThroughController(
   };
   informer.addHandlers({ add: enqueue, update: enqueue, delete: enqueue });
 
-  manager.add({
-    name: 'write-through',
+  controller.run({
     async prepare() {
       void loadKey();
     },
