@@ -161,6 +161,9 @@ describe('createWorkerPool: templates', () => {
 test('fairness: one namespace’s queue of slow templates does not hold another namespace’s render', async () => {
   const pool = createWorkerPool({ workers: 2, templateBudget: { cpuMs: 50 } });
   try {
+    // Both workers started first: a worker's start (slow on a loaded machine) is not what is compared.
+    const warm = { texts: ['{{ user }}'], scopes: [{ user: 'app' }] };
+    await Promise.all([pool.render(warm, 'warm-a'), pool.render(warm, 'warm-b')]);
     const spin = `{% for a in (1..1000000) %}{% for b in (1..1000) %}{{ b }}{% endfor %}{% endfor %}`;
     const finished: string[] = [];
     const slow = Array.from({ length: 4 }, (_, i) =>
