@@ -1,7 +1,8 @@
 /**
  * The rotation controller: watch these, on change do this.
- *   - sync sources, managed Secrets, mappings and workloads (informers.ts) feed the usage index
- *     (usage-index.ts): what uses which secret;
+ *   - sync sources (SecretSyncs, synced SecretProviderClasses, ClusterSecretSyncs), managed
+ *     Secrets, mappings and workloads (informers.ts) feed the usage index (usage-index.ts): what
+ *     uses which secret;
  *   - the change detector and the SQS consumer run in the leader; on a change, sinks in order:
  *     the caller's (e.g. the AWS cache), re-sync of every source reading the secret (sync-gate.ts),
  *     rollouts of the workloads following it (rollout.ts), mapping status (mapping-status.ts);
@@ -19,7 +20,14 @@ import { apiErrorOf, retryAfterMsOf } from '../../kube/client.ts';
 import { createEventRecorder } from '../../kube/events.ts';
 import { createManager, type Manager, type SharedInformer } from '../../kube/manager.ts';
 import type { WorkQueue } from '../../kube/queue.ts';
-import { secretSyncKind, spcKind } from '../jobs.ts';
+import { clusterSecretSyncs } from '../cluster-sync/controller.ts';
+import {
+  clusterSecretSyncPlural,
+  secretSyncKind,
+  spcKind,
+  group as syncGroup,
+  version as syncVersion,
+} from '../jobs.ts';
 import { managedSecrets, secretProviderClasses, secretProviderClassResource, secretSyncs } from '../kinds.ts';
 import { conditionGauge } from '../status-metrics.ts';
 import { type Consumer, createConsumer } from './consumer.ts';
@@ -40,7 +48,7 @@ import { createReferenceTracker, type ReferenceKind, referenceAnnotations } from
 import { createRollouts, rollouts } from './rollout.ts';
 import { createSyncGate, forceSyncPatch, type ResyncRequest } from './sync-gate.ts';
 import type { SourceRef } from './usage.ts';
-import { createUsageIndex, type IndexInformers } from './usage-index.ts';
+import { createUsageIndex, type IndexInformers, statusNamespaces } from './usage-index.ts';
 
 export type { RotationControllerOptions, RotationSettings } from './options.ts';
 export { rollouts } from './rollout.ts';
@@ -116,6 +124,7 @@ export function addRotationController(manager: Manager, settings: RotationSettin
     syncs,
     managedSecrets: secrets,
     spcs: undefined,
+    clusterSyncs: undefined,
     mappings: undefined,
     workloads: new Map(workloads),
   };
@@ -256,6 +265,43 @@ export function addRotationController(manager: Manager, settings: RotationSettin
     });
   }
 
+  function watchClusterSyncs(informer: Watched): void {
+    // A namespace's entry moved (its Secret now holds a new version, or it was selected or let go):
+    // the workloads reading that Secret there are planned again; other namespaces are left alone.
+    const entries = (object: KubernetesObject | undefined): Map<string, string> => {
+      const list = (object as { status?: { namespaces?: unknown } } | undefined)?.status?.namespaces;
+      const byNamespace = new Map<string, string>();
+      for (const entry of Array.isArray(list) ? list : []) {
+        const namespace = (entry as { namespace?: unknown } | null)?.namespace;
+        if (typeof namespace === 'string') byNamespace.set(namespace, JSON.stringify(entry));
+      }
+      return byNamespace;
+    };
+    const moved = (object: KubernetesObject | undefined, previous: KubernetesObject | undefined): void => {
+      const before = entries(previous);
+      const after = entries(object);
+      const now = object ? index.clusterUsagesOf(object) : new Map();
+      const then = previous ? index.clusterUsagesOf(previous) : new Map();
+      for (const namespace of new Set([...before.keys(), ...after.keys()])) {
+        if (before.get(namespace) === after.get(namespace)) continue;
+        const targets = [...(now.get(namespace)?.targets ?? []), ...(then.get(namespace)?.targets ?? [])];
+        rollout.wakeDependents(namespace, targets);
+      }
+    };
+    informer.addHandlers({
+      add: (object) => {
+        detector.refresh();
+        moved(object, undefined);
+      },
+      update: (object, previous) => {
+        const spread = statusNamespaces(object).join(' ') !== statusNamespaces(previous).join(' ');
+        if (object.metadata?.generation !== previous.metadata?.generation || spread) detector.refresh();
+        moved(object, previous);
+      },
+      delete: (object) => moved(undefined, object),
+    });
+  }
+
   function watchReferenced(kind: ReferenceKind, informer: Watched): void {
     const seen = (object: KubernetesObject) => {
       const how = references.observe(kind, object);
@@ -297,6 +343,22 @@ export function addRotationController(manager: Manager, settings: RotationSettin
         informers.spcs = informer;
         watchSources(spcKind, informer);
       }
+      // Like the ClusterSecretSync controller: only where the manager serves every namespace
+      // (the chart grants cluster-scoped reads only then), unless configured.
+      const clusterWide =
+        settings.clusterSecretSyncs === undefined || settings.clusterSecretSyncs === 'auto'
+          ? manager.namespaces === undefined &&
+            (await manager.served({
+              group: syncGroup,
+              version: syncVersion,
+              plural: clusterSecretSyncPlural,
+            }))
+          : settings.clusterSecretSyncs;
+      if (clusterWide) {
+        const informer = manager.informer(clusterSecretSyncs);
+        informers.clusterSyncs = informer;
+        watchClusterSyncs(informer);
+      }
       const mapped = await served(settings.mappings, mappingResource);
       if (mapped) {
         const informer = manager.informer(rotationMappings);
@@ -316,6 +378,7 @@ export function addRotationController(manager: Manager, settings: RotationSettin
           namespaces: manager.namespaces ?? 'all',
           mappings: informers.mappings !== undefined,
           secretProviderClasses: informers.spcs !== undefined,
+          clusterSecretSyncs: informers.clusterSyncs !== undefined,
           rolloutKinds: [...informers.workloads.keys()],
         },
         'rotation controller started',
