@@ -22,12 +22,7 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import { sessionNameFor } from '../../src/aws/identity.ts';
-import {
-  AwsClients,
-  createQueueReader,
-  createSecretReader,
-  SecretCache,
-} from '../../src/aws/index.ts';
+import { AwsClients, createQueueReader, createSecretReader, SecretCache } from '../../src/aws/index.ts';
 import { addClusterSyncController } from '../../src/controller/cluster-sync/controller.ts';
 import { coalescingReader } from '../../src/controller/coalesce.ts';
 import { createIdentityResolver } from '../../src/controller/identity.ts';
