@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { convertEso } from './convert-eso.ts';
-import { fieldPathOf, isZeroDuration, smkTemplateOf } from './convert-eso-data.ts';
+import { fieldPathOf, isZeroDuration } from './convert-eso-data.ts';
 import type { ConvertIssue } from './convert-output.ts';
 
 const store = (aws: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -211,7 +211,7 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     assert.deepEqual(sync?.spec.target.annotations, { a: 'b' });
   });
 
-  it('creationPolicy None, deletionPolicy Merge, dataFrom find/rewrite/generators are each named', () => {
+  it('creationPolicy None, deletionPolicy Merge, dataFrom rewrite/generators are each named', () => {
     const { issues } = only([
       store({}),
       externalSecret({
@@ -225,7 +225,6 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     ]);
     const fields = unsupported(issues).map((line) => line.split(':')[0]);
     assert.deepEqual(fields.sort(), [
-      'spec.dataFrom[0].find',
       'spec.dataFrom[1].rewrite',
       'spec.dataFrom[2].sourceRef',
       'spec.target.creationPolicy',
@@ -295,7 +294,7 @@ describe('convert ESO: dataFrom extract → extractKeys', () => {
     ]);
     const apart = only([store({}), externalSecret({ dataFrom: [{ extract: { key: 'prod/all' } }] })]);
     assert.deepEqual(unsupported(apart.issues), [
-      'spec.data: beside dataFrom extract, the Secret would also get the whole value of prod/db; extract that key too, or name its whole value',
+      'spec.data: beside dataFrom extract or find, the Secret would also get the whole value of prod/db; extract that key too, or name its whole value',
     ]);
   });
 
@@ -430,8 +429,8 @@ describe('convert ESO: target.template.data → target.templates', () => {
             engineVersion: 'v1',
             data: {
               ok: '{{ .password }}',
-              pipe: '{{ .password | b64enc }}',
-              fn: '{{ index . "tls.crt" }}',
+              pipe: '{{ .password | upper }}',
+              fn: '{{ printf "%s" .password }}',
               trim: '{{- .password }}',
               nested: '{{ .db.password }}',
             },
@@ -453,21 +452,6 @@ describe('convert ESO: target.template.data → target.templates', () => {
         'spec.target.template.templateFrom',
       ],
     );
-  });
-
-  it('smkTemplateOf: only plain references; text smk would read as its own syntax is refused', () => {
-    assert.equal(smkTemplateOf('a {{ .b_1 }} c {{.D}}'), 'a {{ b_1 }} c {{ D }}');
-    assert.equal(smkTemplateOf('no references'), 'no references');
-    for (const text of [
-      '{{ .a',
-      '{% if %}',
-      '}} {{ .a }}',
-      '{{ $x }}',
-      '{{ .a | upper }}',
-      '{{ printf "%s" .a }}',
-    ]) {
-      assert.equal(smkTemplateOf(text), undefined, text);
-    }
   });
 });
 describe('convert ESO: input', () => {
