@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { secretSyncJob } from '../controller/jobs.ts';
+import { parseMountSpec } from '../core/spec.ts';
 import { convertEso } from './convert-eso.ts';
 import { fieldPathOf, isZeroDuration } from './convert-eso-data.ts';
 import type { ConvertIssue } from './convert-output.ts';
@@ -246,6 +248,90 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     assert.match(
       unsupported(result.issues).join(),
       /^kind: no cluster-scoped SecretSync in smk yet: .*spec\.namespaceSelectors.*one ExternalSecret per namespace/,
+    );
+  });
+});
+
+describe('convert ESO: dataFrom find → discover', () => {
+  it('each find becomes a discover object the SecretSync parser accepts; no target.data (keys come from the listing)', () => {
+    const { sync, issues } = only([
+      store({}),
+      externalSecret({
+        data: [],
+        dataFrom: [
+          { find: { name: { regexp: '^prod/payments/.*-db$' } } },
+          { find: { path: 'shared/', tags: { team: 'payments' } } },
+        ],
+      }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.deepEqual(sync?.spec.objects, [
+      {
+        objectType: 'secretsmanager',
+        discover: { namePrefix: 'prod/payments/', nameGlob: 'prod/payments/*-db' },
+      },
+      { objectType: 'secretsmanager', discover: { namePrefix: 'shared/', tags: { team: 'payments' } } },
+    ]);
+    assert.equal(sync?.spec.target.data, undefined);
+    const job = secretSyncJob(sync);
+    const spec = parseMountSpec(job.params, 'converted');
+    assert.deepEqual(
+      spec.objects.map((object) => object.discover?.namePrefix),
+      ['prod/payments/', 'shared/'],
+    );
+  });
+
+  it("a Parameter Store store's find becomes an SSM path discovery", () => {
+    const { sync, issues } = only([
+      store({ service: 'ParameterStore' }),
+      externalSecret({ data: [], dataFrom: [{ find: { path: '/prod/app', name: { regexp: '.*' } } }] }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.deepEqual(sync?.spec.objects, [
+      { objectType: 'ssmparameter', discover: { path: '/prod/app', recursive: true } },
+    ]);
+    parseMountSpec(secretSyncJob(sync).params, 'converted');
+  });
+
+  it('what does not map is named by field: a store prefix, a rewrite, more than 10 finds, a regexp with no glob', () => {
+    const finds = Array.from({ length: 11 }, (_, index) => ({ find: { name: { regexp: `^p${index}/` } } }));
+    const { issues } = only([
+      store({ prefix: 'team/' }),
+      externalSecret({
+        data: [],
+        dataFrom: [
+          ...finds,
+          { find: { name: { regexp: '^(a|b)/' } }, rewrite: [{ regexp: { source: '^p/', target: '' } }] },
+        ],
+      }),
+    ]);
+    const lines = unsupported(issues);
+    assert.ok(
+      lines.some((line) => /^spec\.dataFrom\[0\]\.find: the store's prefix "team\/"/.test(line)),
+      lines.join('\n'),
+    );
+    assert.ok(lines.some((line) => line.startsWith('spec.dataFrom[10].find: more than 10 find entries')));
+    assert.ok(
+      lines.some((line) =>
+        line.startsWith('spec.dataFrom[11].find.name.regexp: "^(a|b)/": no glob equivalent'),
+      ),
+    );
+    assert.ok(lines.some((line) => /^spec\.dataFrom\[11\]\.rewrite: .*stripPrefix/.test(line)));
+  });
+
+  it('a template beside find converts, its notes carried by field', () => {
+    const { sync, issues } = only([
+      store({}),
+      externalSecret({
+        data: [],
+        dataFrom: [{ find: { name: { regexp: '^prod/app/.*' } } }],
+        target: { template: { data: { cert: '{{ index . "prod_app_tls" | b64enc }}' } } },
+      }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.deepEqual(sync?.spec.target.templates, { cert: '{{ ["prod_app_tls"] | base64_encode }}' });
+    assert.ok(
+      issues.some((issue) => issue.severity === 'note' && issue.field === 'spec.target.template.data.cert'),
     );
   });
 });
