@@ -234,7 +234,7 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     ]);
   });
 
-  it('ClusterExternalSecret: says what smk lacks (the namespace fan-out), converts nothing', () => {
+  it('ClusterExternalSecret: names its counterpart (a ClusterSecretSync written by hand), converts nothing', () => {
     const result = convertEso([
       store({}),
       {
@@ -247,7 +247,7 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     assert.equal(result.objects.length, 0);
     assert.match(
       unsupported(result.issues).join(),
-      /^kind: no cluster-scoped SecretSync in smk yet: .*spec\.namespaceSelectors.*one ExternalSecret per namespace/,
+      /^kind: not converted: smk's counterpart is a ClusterSecretSync .*namespaceSelectors → namespaceSelector.*by name only/,
     );
   });
 });

@@ -247,7 +247,7 @@ export function convertEso(
         subject: describeObject(object),
         field: 'kind',
         message:
-          "no cluster-scoped SecretSync in smk yet: nothing writes one Secret into each namespace matched by spec.namespaceSelectors / namespaces, re-checks them every spec.refreshTime, or reports provisioned and failed namespaces; convert spec.externalSecretSpec as one ExternalSecret per namespace, each reading as that namespace's ServiceAccount",
+          "not converted: smk's counterpart is a ClusterSecretSync (docs/cluster-secret-sync.md), written by hand: with serviceAccountRef.name each selected namespace reads as its own ServiceAccount and may be picked by label (namespaceSelectors → namespaceSelector); one identity for every namespace (ESO's ClusterSecretStore) is serviceAccountRef.namespace and takes the namespaces by name only (spec.namespaces), never by label; refreshTime has no equivalent (namespaces are watched)",
       });
       continue;
     }
