@@ -147,7 +147,8 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
   } {
     const name = object.metadata?.name ?? '';
     const namespaces = statusNamespaces(object);
-    const key = `${object.metadata?.generation ?? 0} ${namespaces.join(' ')}`;
+    // uid: an object deleted and made again under the same name starts at generation 1 again.
+    const key = `${object.metadata?.uid ?? ''} ${object.metadata?.generation ?? 0} ${namespaces.join(' ')}`;
     const known = clusterMemo.get(name);
     if (known?.key === key) return known;
     const specOptions = { allowExpressions: options.allowJmesPathExpressions };
