@@ -8,7 +8,8 @@
  * its reader is never adopted or rolled for the secret. The ClusterSecretSync controller runs on a
  * manager serving every namespace (as in `smk controller`; this run's label selects its own
  * namespaces only); rotation is scoped to this test's namespaces, so other files' workloads are
- * never touched.
+ * never touched. With one identity the administrator names (mode b), a listed namespace's reader
+ * rolls as that identity may describe the secret: the administrator gave the namespace its values.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -299,6 +300,66 @@ describe('rotation: the Secrets a ClusterSecretSync writes', () => {
       );
       assert.equal(await restartedAt(nsT, 'reader'), undefined, "the tenant's reader is never rolled");
       proxy.allowAccessKey(refused.accessKeyId);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  it('one identity the administrator names (mode b): a listed namespace with no account of its own rolls, as that identity may describe the secret', async () => {
+    const platform = await bed.newNamespace('rot-css-p');
+    const target = await bed.newNamespace('rot-css-x');
+    const syncName = `rot-css-${randomBytes(4).toString('hex')}`;
+    const awsName = `${syncName}/db`;
+    await createSecret(aws.secrets, awsName, 'css-named-value-1Qx7');
+    await bed.kubeConfig.makeApiClient(CoreV1Api).createNamespacedServiceAccount({
+      namespace: platform,
+      body: {
+        metadata: {
+          name: 'reader',
+          annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/rot-css-platform' },
+        },
+      },
+    });
+    const queueUrl = await createQueue(aws.sqs, `${target}-events`);
+    const running = await start([target], queueUrl);
+    try {
+      await bed.kubeConfig.makeApiClient(CustomObjectsApi).createClusterCustomObject({
+        group: 'smk.dev',
+        version: 'v1alpha1',
+        plural: 'clustersecretsyncs',
+        body: {
+          apiVersion: 'smk.dev/v1alpha1',
+          kind: 'ClusterSecretSync',
+          metadata: { name: syncName },
+          spec: {
+            namespaces: [target],
+            serviceAccountRef: { name: 'reader', namespace: platform },
+            objects: [{ objectName: awsName, objectType: 'secretsmanager', objectAlias: 'VALUE' }],
+            target: { name: 'named-env' },
+            refreshInterval: '1h',
+          },
+        },
+      });
+      await waitFor(
+        'Secret named-env synced',
+        30_000,
+        async () => (await secretValue(bed.kubeConfig, target, 'named-env')) === 'css-named-value-1Qx7',
+      );
+      // The workload runs as an account the namespace does not even have: only the named identity counts.
+      await createDeployment(bed.kubeConfig, target, 'reader', {
+        labels: { app: 'reader' },
+        secretName: 'named-env',
+        annotations: { 'smk.dev/rollout-on-sync': 'true' },
+      });
+      await waitFor('reader adopted', 30_000, () => adopted(bed.kubeConfig, target, 'reader'));
+      await putSecret(aws.secrets, awsName, 'css-named-value-2Qx7');
+      await running.rotation.detector.poll();
+      await waitFor(
+        'reader rolled',
+        20_000,
+        async () => (await replicaSets(bed.kubeConfig, target, 'reader')) === 2,
+      );
+      assert.equal(await secretValue(bed.kubeConfig, target, 'named-env'), 'css-named-value-2Qx7');
     } finally {
       await running.stop();
     }
