@@ -219,7 +219,7 @@ describe('clusterSecretSyncJob', () => {
     assert.equal(job.source.namespace, 'unlabelled');
     assert.equal(job.source.kind, 'ClusterSecretSync');
     assert.equal(job.serviceAccountName, 'app');
-    assert.equal(identityNamespace, 'unlabelled', "mode (a): the namespace's own account");
+    assert.equal(identityNamespace, undefined, "mode (a): each namespace's own account");
     const named = clusterSecretSyncJob(
       object({ namespaces: ['team-a'], serviceAccountRef: { name: 'reader', namespace: 'platform' } }),
       'team-a',

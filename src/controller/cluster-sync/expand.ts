@@ -154,16 +154,16 @@ function jobIn({ parsed }: CheckedClusterSync, namespace: string): SyncJob {
 
 /**
  * The job a ClusterSecretSync runs in one namespace, whether or not it selects it now (rotation
- * reads what a namespace's Secret came from), and the namespace of the ServiceAccount that reads
- * for it: `namespace` itself in mode (a), the one the administrator named in mode (b).
+ * reads what a namespace's Secret came from), and, as in an Expansion, the namespace of the one
+ * ServiceAccount that reads for every namespace in mode (b) (undefined in mode (a): each its own).
  * Throws InvalidInputError naming the field.
  */
 export function clusterSecretSyncJob(
   object: unknown,
   namespace: string,
-): { readonly job: SyncJob; readonly identityNamespace: string } {
+): { readonly job: SyncJob; readonly identityNamespace: string | undefined } {
   const checked = checkClusterSecretSync(object);
-  return { job: jobIn(checked, namespace), identityNamespace: checked.identityNamespace ?? namespace };
+  return { job: jobIn(checked, namespace), identityNamespace: checked.identityNamespace };
 }
 
 /**

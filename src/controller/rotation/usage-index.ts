@@ -21,7 +21,7 @@ import { mappingKind, mappingMatches, parseMapping, type RotationMapping } from 
 import type { PermissionSubject, Permissions } from './permissions.ts';
 import type { ReferenceTracker } from './references.ts';
 import { regionOf } from './stages.ts';
-import { clusterSyncUsage, type SourceUsage, sourceUsage } from './usage.ts';
+import { clusterSyncUsages, type SourceUsage, sourceUsage } from './usage.ts';
 import {
   type Dependency,
   parseWorkload,
@@ -152,13 +152,12 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
     const known = clusterMemo.get(name);
     if (known?.key === key) return known;
     const specOptions = { allowExpressions: options.allowJmesPathExpressions };
-    const byNamespace = new Map<string, SourceUsage>();
-    for (const namespace of namespaces) {
-      const usage = clusterSyncUsage(object, namespace, defaultRegion, specOptions);
-      if (usage) byNamespace.set(namespace, usage);
-    }
+    const byNamespace = clusterSyncUsages(object, namespaces, defaultRegion, specOptions);
     const first = byNamespace.values().next().value;
-    const uses = first?.uses ?? clusterSyncUsage(object, 'default', defaultRegion, specOptions)?.uses ?? [];
+    const uses =
+      first?.uses ??
+      clusterSyncUsages(object, ['default'], defaultRegion, specOptions).values().next().value?.uses ??
+      [];
     const entry = { key, byNamespace, uses };
     if (clusterMemo.size > 1_000) clusterMemo.clear(); // deleted objects' entries, eventually
     clusterMemo.set(name, entry);

@@ -57,21 +57,36 @@ export function sourceUsage(
 }
 
 /**
- * A ClusterSecretSync's run in `namespace` → what it reads there, as whom; undefined when it does
- * not parse (the cluster sync controller reports that).
+ * A ClusterSecretSync's runs in `namespaces` → what each reads there, as whom; empty when it does
+ * not parse (the cluster sync controller reports that). The objects spec is the same in every
+ * namespace, so it is parsed once (500 namespaces: one parse, not 500).
  */
-export function clusterSyncUsage(
+export function clusterSyncUsages(
   object: unknown,
-  namespace: string,
+  namespaces: readonly string[],
   defaultRegion: string | undefined,
   specOptions: SpecOptions = {},
-): SourceUsage | undefined {
+): Map<string, SourceUsage> {
+  const byNamespace = new Map<string, SourceUsage>();
+  const [first] = namespaces;
+  if (first === undefined) return byNamespace;
+  let base: SourceUsage;
+  let named: string | undefined;
   try {
-    const { job, identityNamespace } = clusterSecretSyncJob(object, namespace);
-    return jobUsage(job, identityNamespace, defaultRegion, specOptions);
+    const { job, identityNamespace } = clusterSecretSyncJob(object, first);
+    named = identityNamespace;
+    base = jobUsage(job, identityNamespace ?? first, defaultRegion, specOptions);
   } catch {
-    return undefined;
+    return byNamespace;
   }
+  for (const namespace of namespaces) {
+    byNamespace.set(namespace, {
+      ...base,
+      source: { ...base.source, namespace },
+      identityNamespace: named ?? namespace,
+    });
+  }
+  return byNamespace;
 }
 
 /** Throws when the job's objects spec does not parse. */
