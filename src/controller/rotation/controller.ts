@@ -21,6 +21,7 @@ import { createEventRecorder } from '../../kube/events.ts';
 import { createManager, type Manager, type SharedInformer } from '../../kube/manager.ts';
 import type { WorkQueue } from '../../kube/queue.ts';
 import { clusterSecretSyncs } from '../cluster-sync/controller.ts';
+import { namespaceStatuses } from '../cluster-sync/status.ts';
 import {
   clusterSecretSyncPlural,
   secretSyncKind,
@@ -48,7 +49,7 @@ import { createReferenceTracker, type ReferenceKind, referenceAnnotations } from
 import { createRollouts, rollouts } from './rollout.ts';
 import { createSyncGate, forceSyncPatch, type ResyncRequest } from './sync-gate.ts';
 import type { SourceRef } from './usage.ts';
-import { createUsageIndex, type IndexInformers, statusNamespaces } from './usage-index.ts';
+import { createUsageIndex, type IndexInformers } from './usage-index.ts';
 
 export type { RotationControllerOptions, RotationSettings } from './options.ts';
 export { rollouts } from './rollout.ts';
@@ -268,23 +269,21 @@ export function addRotationController(manager: Manager, settings: RotationSettin
   function watchClusterSyncs(informer: Watched): void {
     // A namespace's entry moved (its Secret now holds a new version, or it was selected or let go):
     // the workloads reading that Secret there are planned again; other namespaces are left alone.
-    const entries = (object: KubernetesObject | undefined): Map<string, string> => {
-      const list = (object as { status?: { namespaces?: unknown } } | undefined)?.status?.namespaces;
-      const byNamespace = new Map<string, string>();
-      for (const entry of Array.isArray(list) ? list : []) {
-        const namespace = (entry as { namespace?: unknown } | null)?.namespace;
-        if (typeof namespace === 'string') byNamespace.set(namespace, JSON.stringify(entry));
-      }
-      return byNamespace;
-    };
+    const entries = (object: KubernetesObject | undefined): Map<string, string> =>
+      new Map(
+        [...namespaceStatuses(object)].map(([namespace, { entry }]) => [namespace, JSON.stringify(entry)]),
+      );
     const moved = (object: KubernetesObject | undefined, previous: KubernetesObject | undefined): void => {
       const before = entries(previous);
       const after = entries(object);
-      const now = object ? index.clusterUsagesOf(object) : new Map();
-      const then = previous ? index.clusterUsagesOf(previous) : new Map();
+      const current = object ? index.clusterUsagesOf(object) : new Map();
+      const earlier = previous ? index.clusterUsagesOf(previous) : new Map();
       for (const namespace of new Set([...before.keys(), ...after.keys()])) {
         if (before.get(namespace) === after.get(namespace)) continue;
-        const targets = [...(now.get(namespace)?.targets ?? []), ...(then.get(namespace)?.targets ?? [])];
+        const targets = [
+          ...(current.get(namespace)?.targets ?? []),
+          ...(earlier.get(namespace)?.targets ?? []),
+        ];
         rollout.wakeDependents(namespace, targets);
       }
     };
@@ -294,7 +293,7 @@ export function addRotationController(manager: Manager, settings: RotationSettin
         moved(object, undefined);
       },
       update: (object, previous) => {
-        const spread = statusNamespaces(object).join(' ') !== statusNamespaces(previous).join(' ');
+        const spread = [...entries(object).keys()].join(' ') !== [...entries(previous).keys()].join(' ');
         if (object.metadata?.generation !== previous.metadata?.generation || spread) detector.refresh();
         moved(object, previous);
       },

@@ -5,7 +5,7 @@ import { silentLogger } from '../../core/log.ts';
 import type { SecretChange, SecretObservation } from './detector.ts';
 import type { RolloutKind } from './kinds.ts';
 import type { PermissionSubject } from './permissions.ts';
-import { clusterSyncedVersions, createSyncGate, forceSyncPatch, type ResyncRequest } from './sync-gate.ts';
+import { createSyncGate, forceSyncPatch, type ResyncRequest } from './sync-gate.ts';
 import {
   clusterSecretSyncObject,
   fakeInformer,
@@ -242,29 +242,6 @@ test("a ClusterSecretSync's Secret in a namespace is behind until that namespace
     failed.gate.unsyncedSources(readerIn('team-a'), dependency('v2')).length,
     1,
     'an entry without versions (its sync failed) is behind, never "rewritten since"',
-  );
-});
-
-test("clusterSyncedVersions reads one namespace's entry; nothing for an absent or malformed one", () => {
-  const object = clusterSecretSyncObject('shared', 'team-a/db', 'db-env', {
-    'team-a': 'v1',
-    'team-b': undefined,
-  });
-  assert.deepEqual([...clusterSyncedVersions(object, 'team-a')], [['VALUE', 'v1']]);
-  assert.deepEqual([...clusterSyncedVersions(object, 'team-b')], []);
-  assert.deepEqual([...clusterSyncedVersions(object, 'team-c')], []);
-  assert.deepEqual([...clusterSyncedVersions(undefined, 'team-a')], []);
-  assert.deepEqual(
-    [
-      ...clusterSyncedVersions(
-        {
-          metadata: {},
-          status: { namespaces: [{ namespace: 'team-a', syncedVersions: [{ objectName: 1 }] }] },
-        } as KubernetesObject,
-        'team-a',
-      ),
-    ],
-    [],
   );
 });
 

@@ -14,6 +14,7 @@ import { secretIdMatches } from '../../aws/index.ts';
 import { describeError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import type { ObjectRef } from '../../kube/apply.ts';
+import { namespaceStatuses } from '../cluster-sync/status.ts';
 import {
   clusterSecretSyncKind,
   secretSyncKind,
@@ -134,7 +135,8 @@ export function createSyncGate(options: SyncGateOptions): SyncGate {
   function syncedVersions(owner: SourceUsage, secretName: string): Map<string, string> {
     const { source } = owner;
     if (source.kind === clusterSecretSyncKind) {
-      return clusterSyncedVersions(index.clusterSyncObject(source.name), source.namespace);
+      const entry = namespaceStatuses(index.clusterSyncObject(source.name)).get(source.namespace);
+      return new Map(entry?.versions ?? []);
     }
     if (source.kind !== secretSyncKind) {
       return annotatedVersions(index.managedSecret(source.namespace, secretName));
@@ -237,23 +239,4 @@ export function createSyncGate(options: SyncGateOptions): SyncGate {
       },
     },
   };
-}
-
-/** What a ClusterSecretSync's status says `namespace`'s Secret holds (file → version); empty when it has not synced there. */
-export function clusterSyncedVersions(
-  object: KubernetesObject | undefined,
-  namespace: string,
-): Map<string, string> {
-  const entries = (object as { status?: { namespaces?: unknown } } | undefined)?.status?.namespaces;
-  if (!Array.isArray(entries)) return new Map();
-  const entry = entries.find(
-    (item: unknown) => (item as { namespace?: unknown } | null)?.namespace === namespace,
-  ) as { syncedVersions?: unknown } | undefined;
-  if (!Array.isArray(entry?.syncedVersions)) return new Map();
-  return new Map(
-    entry.syncedVersions.flatMap((item: unknown) => {
-      const { objectName, versionId } = (item ?? {}) as { objectName?: unknown; versionId?: unknown };
-      return typeof objectName === 'string' && typeof versionId === 'string' ? [[objectName, versionId]] : [];
-    }),
-  );
 }

@@ -13,6 +13,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { InvalidInputError } from '../../core/errors.ts';
 import { currentStage } from '../../core/source.ts';
 import type { SharedInformer } from '../../kube/manager.ts';
+import { namespaceStatuses } from '../cluster-sync/status.ts';
 import { clusterSecretSyncKind, secretSyncKind, spcKind, annotations as syncAnnotations } from '../jobs.ts';
 import { spcOptedIn } from '../spc-job.ts';
 import type { SecretObservation, Watch } from './detector.ts';
@@ -146,7 +147,7 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
     uses: SourceUsage['uses'];
   } {
     const name = object.metadata?.name ?? '';
-    const namespaces = statusNamespaces(object);
+    const namespaces = [...namespaceStatuses(object).keys()];
     // uid: an object deleted and made again under the same name starts at generation 1 again.
     const key = `${object.metadata?.uid ?? ''} ${object.metadata?.generation ?? 0} ${namespaces.join(' ')}`;
     const known = clusterMemo.get(name);
@@ -372,14 +373,4 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
     clusterSyncObject: (name) => informers.clusterSyncs?.get('', name),
     mappingObject: (namespace, name) => informers.mappings?.get(namespace, name),
   };
-}
-
-/** The namespaces a ClusterSecretSync's status lists (it ran for them), in its order. */
-export function statusNamespaces(object: KubernetesObject): string[] {
-  const entries = (object as { status?: { namespaces?: unknown } }).status?.namespaces;
-  if (!Array.isArray(entries)) return [];
-  return entries.flatMap((entry: unknown) => {
-    const namespace = (entry as { namespace?: unknown } | null)?.namespace;
-    return typeof namespace === 'string' && namespace !== '' ? [namespace] : [];
-  });
 }
