@@ -1,6 +1,6 @@
 /**
  * An ExternalSecret's data → smk's objects: remote refs become ASCP objects (with field paths for
- * ESO's properties), refresh durations and plain Go templates their smk equivalents.
+ * ESO's properties), refresh durations their smk equivalents.
  */
 import type { z } from 'zod';
 import { dataEntry, remoteRef } from './convert-eso-schema.ts';
@@ -157,33 +157,4 @@ export function objectsOf(
 /** ESO's "never refresh": a Go duration that is zero ("0", "0s", "0h0m0s"). */
 export function isZeroDuration(text: string): boolean {
   return /^(?:0+(?:\.0*)?(?:ns|us|µs|ms|s|m|h)?)+$/.test(text);
-}
-
-const goReference = /^\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$/;
-
-/**
- * An ESO (Go) template → smk's, when it only inserts keys: `{{ .name }}` → `{{ name }}`.
- * Undefined for anything else (functions, pipelines, trim markers, `{{ .a.b }}`) and for text smk's
- * engine would read as its own syntax (`{%`), so the output never means something else.
- */
-export function smkTemplateOf(text: string): string | undefined {
-  if (text.includes('{%')) return undefined;
-  let result = '';
-  let at = 0;
-  while (at < text.length) {
-    const open = text.indexOf('{{', at);
-    const stray = text.indexOf('}}', at);
-    if (open === -1) {
-      if (stray !== -1) return undefined;
-      break;
-    }
-    if (stray !== -1 && stray < open) return undefined;
-    const close = text.indexOf('}}', open + 2);
-    if (close === -1) return undefined;
-    const name = goReference.exec(text.slice(open, close + 2))?.[1];
-    if (name === undefined) return undefined;
-    result += `${text.slice(at, open)}{{ ${name} }}`;
-    at = close + 2;
-  }
-  return result + text.slice(at);
 }

@@ -58,9 +58,17 @@ export const dataEntry = z.looseObject({
   remoteRef,
   sourceRef: z.unknown().optional(),
 });
+/** ESO's ExternalSecretFind: `name.regexp` (Go), `path`, `tags`, and how keys and values are treated. */
+export const findSchema = z.looseObject({
+  path: z.string().optional(),
+  name: z.looseObject({ regexp: z.string() }).optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+  conversionStrategy: z.enum(['Default', 'Unicode']).optional(),
+  decodingStrategy: z.enum(['None', 'Base64', 'Base64URL', 'Auto']).optional(),
+});
 export const dataFromEntry = z.object({
   extract: remoteRef.optional(),
-  find: z.unknown().optional(),
+  find: findSchema.optional(),
   rewrite: z.unknown().optional(),
   sourceRef: z.unknown().optional(),
 });

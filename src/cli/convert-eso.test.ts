@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { secretSyncJob } from '../controller/jobs.ts';
+import { parseMountSpec } from '../core/spec.ts';
 import { convertEso } from './convert-eso.ts';
-import { fieldPathOf, isZeroDuration, smkTemplateOf } from './convert-eso-data.ts';
+import { fieldPathOf, isZeroDuration } from './convert-eso-data.ts';
 import type { ConvertIssue } from './convert-output.ts';
 
 const store = (aws: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -211,7 +213,7 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     assert.deepEqual(sync?.spec.target.annotations, { a: 'b' });
   });
 
-  it('creationPolicy None, deletionPolicy Merge, dataFrom find/rewrite/generators are each named', () => {
+  it('creationPolicy None, deletionPolicy Merge, dataFrom rewrite/generators are each named', () => {
     const { issues } = only([
       store({}),
       externalSecret({
@@ -225,7 +227,6 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     ]);
     const fields = unsupported(issues).map((line) => line.split(':')[0]);
     assert.deepEqual(fields.sort(), [
-      'spec.dataFrom[0].find',
       'spec.dataFrom[1].rewrite',
       'spec.dataFrom[2].sourceRef',
       'spec.target.creationPolicy',
@@ -233,7 +234,7 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     ]);
   });
 
-  it('ClusterExternalSecret: says what smk lacks (the namespace fan-out), converts nothing', () => {
+  it('ClusterExternalSecret: names its counterpart (a ClusterSecretSync written by hand), converts nothing', () => {
     const result = convertEso([
       store({}),
       {
@@ -246,7 +247,91 @@ describe('convert ESO: target, refresh and dataFrom', () => {
     assert.equal(result.objects.length, 0);
     assert.match(
       unsupported(result.issues).join(),
-      /^kind: no cluster-scoped SecretSync in smk yet: .*spec\.namespaceSelectors.*one ExternalSecret per namespace/,
+      /^kind: not converted: smk's counterpart is a ClusterSecretSync .*namespaceSelectors → namespaceSelector.*by name only/,
+    );
+  });
+});
+
+describe('convert ESO: dataFrom find → discover', () => {
+  it('each find becomes a discover object the SecretSync parser accepts; no target.data (keys come from the listing)', () => {
+    const { sync, issues } = only([
+      store({}),
+      externalSecret({
+        data: [],
+        dataFrom: [
+          { find: { name: { regexp: '^prod/payments/.*-db$' } } },
+          { find: { path: 'shared/', tags: { team: 'payments' } } },
+        ],
+      }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.deepEqual(sync?.spec.objects, [
+      {
+        objectType: 'secretsmanager',
+        discover: { namePrefix: 'prod/payments/', nameGlob: 'prod/payments/*-db' },
+      },
+      { objectType: 'secretsmanager', discover: { namePrefix: 'shared/', tags: { team: 'payments' } } },
+    ]);
+    assert.equal(sync?.spec.target.data, undefined);
+    const job = secretSyncJob(sync);
+    const spec = parseMountSpec(job.params, 'converted');
+    assert.deepEqual(
+      spec.objects.map((object) => object.discover?.namePrefix),
+      ['prod/payments/', 'shared/'],
+    );
+  });
+
+  it("a Parameter Store store's find becomes an SSM path discovery", () => {
+    const { sync, issues } = only([
+      store({ service: 'ParameterStore' }),
+      externalSecret({ data: [], dataFrom: [{ find: { path: '/prod/app', name: { regexp: '.*' } } }] }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.deepEqual(sync?.spec.objects, [
+      { objectType: 'ssmparameter', discover: { path: '/prod/app', recursive: true } },
+    ]);
+    parseMountSpec(secretSyncJob(sync).params, 'converted');
+  });
+
+  it('what does not map is named by field: a store prefix, a rewrite, more than 10 finds, a regexp with no glob', () => {
+    const finds = Array.from({ length: 11 }, (_, index) => ({ find: { name: { regexp: `^p${index}/` } } }));
+    const { issues } = only([
+      store({ prefix: 'team/' }),
+      externalSecret({
+        data: [],
+        dataFrom: [
+          ...finds,
+          { find: { name: { regexp: '^(a|b)/' } }, rewrite: [{ regexp: { source: '^p/', target: '' } }] },
+        ],
+      }),
+    ]);
+    const lines = unsupported(issues);
+    assert.ok(
+      lines.some((line) => /^spec\.dataFrom\[0\]\.find: the store's prefix "team\/"/.test(line)),
+      lines.join('\n'),
+    );
+    assert.ok(lines.some((line) => line.startsWith('spec.dataFrom[10].find: more than 10 find entries')));
+    assert.ok(
+      lines.some((line) =>
+        line.startsWith('spec.dataFrom[11].find.name.regexp: "^(a|b)/": no glob equivalent'),
+      ),
+    );
+    assert.ok(lines.some((line) => /^spec\.dataFrom\[11\]\.rewrite: .*stripPrefix/.test(line)));
+  });
+
+  it('a template beside find converts, its notes carried by field', () => {
+    const { sync, issues } = only([
+      store({}),
+      externalSecret({
+        data: [],
+        dataFrom: [{ find: { name: { regexp: '^prod/app/.*' } } }],
+        target: { template: { data: { cert: '{{ index . "prod_app_tls" | b64enc }}' } } },
+      }),
+    ]);
+    assert.deepEqual(unsupported(issues), []);
+    assert.deepEqual(sync?.spec.target.templates, { cert: '{{ ["prod_app_tls"] | base64_encode }}' });
+    assert.ok(
+      issues.some((issue) => issue.severity === 'note' && issue.field === 'spec.target.template.data.cert'),
     );
   });
 });
@@ -295,7 +380,7 @@ describe('convert ESO: dataFrom extract → extractKeys', () => {
     ]);
     const apart = only([store({}), externalSecret({ dataFrom: [{ extract: { key: 'prod/all' } }] })]);
     assert.deepEqual(unsupported(apart.issues), [
-      'spec.data: beside dataFrom extract, the Secret would also get the whole value of prod/db; extract that key too, or name its whole value',
+      'spec.data: beside dataFrom extract or find, the Secret would also get the whole value of prod/db; extract that key too, or name its whole value',
     ]);
   });
 
@@ -430,8 +515,8 @@ describe('convert ESO: target.template.data → target.templates', () => {
             engineVersion: 'v1',
             data: {
               ok: '{{ .password }}',
-              pipe: '{{ .password | b64enc }}',
-              fn: '{{ index . "tls.crt" }}',
+              pipe: '{{ .password | upper }}',
+              fn: '{{ printf "%s" .password }}',
               trim: '{{- .password }}',
               nested: '{{ .db.password }}',
             },
@@ -453,21 +538,6 @@ describe('convert ESO: target.template.data → target.templates', () => {
         'spec.target.template.templateFrom',
       ],
     );
-  });
-
-  it('smkTemplateOf: only plain references; text smk would read as its own syntax is refused', () => {
-    assert.equal(smkTemplateOf('a {{ .b_1 }} c {{.D}}'), 'a {{ b_1 }} c {{ D }}');
-    assert.equal(smkTemplateOf('no references'), 'no references');
-    for (const text of [
-      '{{ .a',
-      '{% if %}',
-      '}} {{ .a }}',
-      '{{ $x }}',
-      '{{ .a | upper }}',
-      '{{ printf "%s" .a }}',
-    ]) {
-      assert.equal(smkTemplateOf(text), undefined, text);
-    }
   });
 });
 describe('convert ESO: input', () => {

@@ -5,18 +5,22 @@
  * do not list is kept, so it can be reported); every unknown field, and every listed one smk cannot
  * honour, is reported by its path.
  */
-import { isZeroDuration, objectsOf, type RemoteRef, smkTemplateOf } from './convert-eso-data.ts';
+import { maxDiscoverEntries } from '../core/discovery.ts';
+import { isZeroDuration, objectsOf, type RemoteRef } from './convert-eso-data.ts';
+import { type DiscoverObject, discoverOfFind } from './convert-eso-find.ts';
 import {
   describeObject,
   type EsoStore,
   externalSecretSchema,
   externalSecretSpec,
+  findSchema,
   isEsoObject,
   targetSchema,
   templateSchema,
   zodIssue,
 } from './convert-eso-schema.ts';
 import { collectStores, storeSettings } from './convert-eso-store.ts';
+import { liquidOfGoTemplate } from './convert-eso-template.ts';
 import { type ConvertIssue, unknownFields } from './convert-output.ts';
 
 /** One ExternalSecret → a SecretSync (or nothing, with the reasons). */
@@ -60,22 +64,45 @@ export function convertExternalSecret(
   issues.push(...settings.issues);
 
   const extracts: { ref: RemoteRef; field: string }[] = [];
+  const discovered: DiscoverObject[] = [];
   for (const [index, entry] of (spec.dataFrom ?? []).entries()) {
     const field = `spec.dataFrom[${index}]`;
     if (entry.extract !== undefined) extracts.push({ ref: entry.extract, field: `${field}.extract` });
-    else if (entry.find !== undefined)
-      unsupported(`${field}.find`, 'discovery by name or tags: not in smk yet; list each secret');
-    else unsupported(`${field}.sourceRef`, 'generators have no smk equivalent');
-    if (entry.rewrite !== undefined) unsupported(`${field}.rewrite`, 'no key rewriting in smk');
+    else if (entry.find !== undefined) {
+      issues.push(...unknownFields(findSchema, entry.find, subject, `${field}.find`));
+      const found = discoverOfFind(entry.find, settings.objectType, `${field}.find`, subject);
+      issues.push(...found.issues);
+      if (found.object && discovered.length >= maxDiscoverEntries) {
+        unsupported(
+          `${field}.find`,
+          `more than ${maxDiscoverEntries} find entries: a spec holds at most ${maxDiscoverEntries} discover entries`,
+        );
+      } else if (found.object) {
+        discovered.push(found.object);
+        if (settings.prefix !== '')
+          unsupported(
+            `${field}.find`,
+            `the store's prefix ${JSON.stringify(settings.prefix)}: discover matches full secret names and adds no prefix; put it in find.path or the regexp`,
+          );
+      }
+    } else unsupported(`${field}.sourceRef`, 'generators have no smk equivalent');
+    if (entry.rewrite !== undefined)
+      unsupported(
+        `${field}.rewrite`,
+        entry.find !== undefined
+          ? 'no key rewriting in smk (discover.stripPrefix: true names matches without their namePrefix, if that is what the rewrite does)'
+          : 'no key rewriting in smk',
+      );
   }
   const data = objectsOf(spec.data ?? [], extracts, settings, subject);
   issues.push(...data.issues);
-  if (data.objects.length === 0) {
+  if (data.objects.length === 0 && discovered.length === 0) {
     unsupported('spec.data', 'nothing smk can fetch is left; a SecretSync needs at least one object');
     return { issues };
   }
-  const extracted = data.objects.some((object) => object.extractKeys === true);
-  if (extracted) {
+  // Keys known only after the read: every produced file becomes a key (no target.data).
+  const extracted = data.objects.some((object) => object.extractKeys === true) || discovered.length > 0;
+  if (extracted && data.objects.some((object) => object.extractKeys === true)) {
     issues.push({
       severity: 'note',
       subject,
@@ -89,13 +116,14 @@ export function convertExternalSecret(
   const template = target.template;
   const templates: Record<string, string> = {};
   for (const [key, text] of Object.entries(template?.data ?? {})) {
-    const converted = smkTemplateOf(text);
-    if (converted === undefined) {
-      unsupported(
-        `spec.target.template.data.${key}`,
-        'only {{ .key }} references convert ({{ key }} in smk); functions, pipelines and other Go template syntax have no equivalent',
-      );
-    } else templates[key] = converted;
+    const field = `spec.target.template.data.${key}`;
+    const converted = liquidOfGoTemplate(text);
+    if (converted.template === undefined) {
+      unsupported(field, `no Liquid equivalent for ${converted.problems.join('; ')}`);
+      continue;
+    }
+    templates[key] = converted.template;
+    for (const message of converted.notes) issues.push({ severity: 'note', subject, field, message });
   }
   if (template?.templateFrom !== undefined)
     unsupported(
@@ -116,7 +144,7 @@ export function convertExternalSecret(
       if (object.extractKeys || object.objectAlias !== undefined) continue;
       unsupported(
         'spec.data',
-        `beside dataFrom extract, the Secret would also get the whole value of ${object.objectName}; extract that key too, or name its whole value`,
+        `beside dataFrom extract or find, the Secret would also get the whole value of ${object.objectName}; extract that key too, or name its whole value`,
       );
     }
   }
@@ -177,7 +205,7 @@ export function convertExternalSecret(
     metadata: { name: metadata.name, ...(metadata.namespace === undefined ? {} : { namespace }) },
     spec: {
       ...settings.spec,
-      objects: data.objects,
+      objects: [...data.objects, ...discovered],
       target: {
         name: target.name ?? metadata.name,
         ...(template?.type === undefined ? {} : { type: template.type }),
@@ -219,7 +247,7 @@ export function convertEso(
         subject: describeObject(object),
         field: 'kind',
         message:
-          "no cluster-scoped SecretSync in smk yet: nothing writes one Secret into each namespace matched by spec.namespaceSelectors / namespaces, re-checks them every spec.refreshTime, or reports provisioned and failed namespaces; convert spec.externalSecretSpec as one ExternalSecret per namespace, each reading as that namespace's ServiceAccount",
+          "not converted: smk's counterpart is a ClusterSecretSync (docs/cluster-secret-sync.md), written by hand: with serviceAccountRef.name each selected namespace reads as its own ServiceAccount and may be picked by label (namespaceSelectors → namespaceSelector); one identity for every namespace (ESO's ClusterSecretStore) is serviceAccountRef.namespace and takes the namespaces by name only (spec.namespaces), never by label; refreshTime has no equivalent (namespaces are watched)",
       });
       continue;
     }

@@ -24,7 +24,10 @@ describe('smk convert', () => {
     ]);
     assert.equal(result.code, 1);
     assert.equal(result.stdout, '');
-    assert.match(result.stderr, /^unsupported ExternalSecret shop\/all spec\.dataFrom\[0\]\.find: /m);
+    assert.match(
+      result.stderr,
+      /^unsupported ExternalSecret shop\/all spec\.dataFrom\[0\]\.find\.name\.regexp: "\^prod\/\(db\|cache\)\$": no glob equivalent/m,
+    );
   });
 
   test('--allow-partial prints what converted and exits 0', async () => {

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { InvalidInputError } from '../../core/errors.ts';
 import { ownerMarker } from '../jobs.ts';
 import {
+  clusterSecretSyncJob,
   creationPolicyFor,
   deletionPolicyOf,
   expandClusterSecretSync,
@@ -205,5 +206,41 @@ describe('selectsNamespace', () => {
     assert.equal(selectsNamespace(spec, ns('listed')), true);
     assert.equal(selectsNamespace(spec, ns('x', { sync: 'yes' }, true)), false, 'terminating');
     assert.equal(selectsNamespace({ metadata: { name: 'broken' } }, ns('x', { sync: 'yes' })), false);
+  });
+});
+
+describe('clusterSecretSyncJob', () => {
+  it("builds one namespace's job whether or not the selector picks it, with who reads for it", () => {
+    const selected = object({
+      namespaceSelector: { matchLabels: { team: 'a' } },
+      target: { name: 'db-env' },
+    });
+    const { job, identityNamespace } = clusterSecretSyncJob(selected, 'unlabelled');
+    assert.equal(job.source.namespace, 'unlabelled');
+    assert.equal(job.source.kind, 'ClusterSecretSync');
+    assert.equal(job.serviceAccountName, 'app');
+    assert.equal(identityNamespace, undefined, "mode (a): each namespace's own account");
+    const named = clusterSecretSyncJob(
+      object({ namespaces: ['team-a'], serviceAccountRef: { name: 'reader', namespace: 'platform' } }),
+      'team-a',
+    );
+    assert.equal(named.identityNamespace, 'platform', 'mode (b): the namespace the administrator named');
+    assert.equal(named.job.serviceAccountName, 'reader');
+  });
+
+  it('refuses what expandClusterSecretSync refuses, naming the field', () => {
+    assert.throws(
+      () => clusterSecretSyncJob(object({ namespaces: ['a'], serviceAccountName: 'x' }), 'a'),
+      (error: unknown) =>
+        error instanceof InvalidInputError && /spec\.serviceAccountName/.test(error.message),
+    );
+    assert.throws(
+      () =>
+        clusterSecretSyncJob(
+          object({ namespaceSelector: {}, serviceAccountRef: { name: 'r', namespace: 'platform' } }),
+          'a',
+        ),
+      (error: unknown) => error instanceof InvalidInputError && /spec\.namespaceSelector/.test(error.message),
+    );
   });
 });

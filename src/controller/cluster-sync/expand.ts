@@ -90,13 +90,14 @@ function invalid(label: string, field: string, why: string): InvalidInputError {
   return new InvalidInputError(`${label}: ${field}: ${why}`, { subject: label, field });
 }
 
-/**
- * The namespaces a ClusterSecretSync selects among `namespaces`, each with its SyncJob. A namespace
- * is selected when the selector matches its labels, or `spec.namespaces` names it; with neither
- * field set nothing is selected (a cluster-wide write must be asked for, never a default).
- * Throws InvalidInputError naming the field.
- */
-export function expandClusterSecretSync(object: unknown, namespaces: readonly NamespaceView[]): Expansion {
+/** A ClusterSecretSync read and checked once: what every namespace's job is built from. */
+interface CheckedClusterSync {
+  readonly parsed: z.infer<typeof clusterSecretSyncSchema>;
+  readonly identityNamespace: string | undefined;
+}
+
+/** Parses and checks the fields a ClusterSecretSync adds to a SecretSync's. Throws InvalidInputError naming the field. */
+function checkClusterSecretSync(object: unknown): CheckedClusterSync {
   const rawName = (object as { metadata?: { name?: unknown } } | null)?.metadata?.name;
   const label = `${clusterSecretSyncKind} ${typeof rawName === 'string' ? rawName : '?'}`;
   const parsed = clusterSecretSyncSchema.safeParse(object);
@@ -105,21 +106,20 @@ export function expandClusterSecretSync(object: unknown, namespaces: readonly Na
     const field = issue?.path.join('.') ?? 'spec';
     throw invalid(label, field, issue?.message ?? 'invalid');
   }
-  const { metadata, spec } = parsed.data;
+  const { spec } = parsed.data;
   if (!spec.namespaceSelector && !spec.namespaces) {
     throw invalid(label, 'spec', 'expected namespaceSelector or namespaces (or both)');
   }
-  const { namespaceSelector, namespaces: listed, serviceAccountRef, ...syncSpec } = spec;
-  const identityNamespace = serviceAccountRef.namespace;
-  if (identityNamespace !== undefined && (namespaceSelector || !listed)) {
+  const identityNamespace = spec.serviceAccountRef.namespace;
+  if (identityNamespace !== undefined && (spec.namespaceSelector || !spec.namespaces)) {
     throw invalid(
       label,
-      namespaceSelector ? 'spec.namespaceSelector' : 'spec.namespaces',
+      spec.namespaceSelector ? 'spec.namespaceSelector' : 'spec.namespaces',
       'with serviceAccountRef.namespace (one identity for every namespace) the target namespaces must be listed in spec.namespaces, not selected by label: whoever may label a namespace would otherwise receive values its own roles cannot read',
     );
   }
   for (const field of ['serviceAccountName', 'creationPolicy'] as const) {
-    if (field in syncSpec) {
+    if (field in spec) {
       throw invalid(
         label,
         `spec.${field}`,
@@ -129,6 +129,52 @@ export function expandClusterSecretSync(object: unknown, namespaces: readonly Na
       );
     }
   }
+  return { parsed: parsed.data, identityNamespace };
+}
+
+/** The SecretSync-shaped job a checked ClusterSecretSync runs in `namespace`. */
+function jobIn({ parsed }: CheckedClusterSync, namespace: string): SyncJob {
+  const { metadata, spec } = parsed;
+  const { namespaceSelector: _selector, namespaces: _listed, serviceAccountRef, ...syncSpec } = spec;
+  const deletionPolicy = deletionPolicyOf(parsed);
+  return secretSyncJob(
+    {
+      metadata: { name: metadata.name, namespace, uid: metadata.uid, generation: metadata.generation },
+      spec: {
+        ...syncSpec,
+        serviceAccountName: serviceAccountRef.name,
+        // An unknown value stays as written, for the job's schema to refuse naming the field.
+        deletionPolicy: syncSpec.deletionPolicy ?? deletionPolicy,
+        creationPolicy: creationPolicyFor(deletionPolicy),
+      },
+    },
+    clusterSecretSyncKind,
+  );
+}
+
+/**
+ * The job a ClusterSecretSync runs in one namespace, whether or not it selects it now (rotation
+ * reads what a namespace's Secret came from), and, as in an Expansion, the namespace of the one
+ * ServiceAccount that reads for every namespace in mode (b) (undefined in mode (a): each its own).
+ * Throws InvalidInputError naming the field.
+ */
+export function clusterSecretSyncJob(
+  object: unknown,
+  namespace: string,
+): { readonly job: SyncJob; readonly identityNamespace: string | undefined } {
+  const checked = checkClusterSecretSync(object);
+  return { job: jobIn(checked, namespace), identityNamespace: checked.identityNamespace };
+}
+
+/**
+ * The namespaces a ClusterSecretSync selects among `namespaces`, each with its SyncJob. A namespace
+ * is selected when the selector matches its labels, or `spec.namespaces` names it; with neither
+ * field set nothing is selected (a cluster-wide write must be asked for, never a default).
+ * Throws InvalidInputError naming the field.
+ */
+export function expandClusterSecretSync(object: unknown, namespaces: readonly NamespaceView[]): Expansion {
+  const checked = checkClusterSecretSync(object);
+  const { namespaceSelector, namespaces: listed } = checked.parsed.spec;
   const wanted = new Set(listed ?? []);
   const live = namespaces.filter((ns) => !ns.terminating);
   const selected = live
@@ -140,23 +186,13 @@ export function expandClusterSecretSync(object: unknown, namespaces: readonly Na
   const present = new Set(live.map((ns) => ns.name));
   const missing = [...wanted].filter((name) => !present.has(name)).sort();
   const kept = selected.slice(0, maxNamespaces);
-  const deletionPolicy = deletionPolicyOf(parsed.data);
-  const jobs = kept.map((namespace) =>
-    secretSyncJob(
-      {
-        metadata: { name: metadata.name, namespace, uid: metadata.uid, generation: metadata.generation },
-        spec: {
-          ...syncSpec,
-          serviceAccountName: serviceAccountRef.name,
-          // An unknown value stays as written, for the job's schema to refuse naming the field.
-          deletionPolicy: syncSpec.deletionPolicy ?? deletionPolicy,
-          creationPolicy: creationPolicyFor(deletionPolicy),
-        },
-      },
-      clusterSecretSyncKind,
-    ),
-  );
-  return { jobs, identityNamespace, missing, truncated: selected.length - kept.length };
+  const jobs = kept.map((namespace) => jobIn(checked, namespace));
+  return {
+    jobs,
+    identityNamespace: checked.identityNamespace,
+    missing,
+    truncated: selected.length - kept.length,
+  };
 }
 
 /** A ClusterSecretSync's deletionPolicy (Delete unless it says Retain), even when its spec is invalid. */

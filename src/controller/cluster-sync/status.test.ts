@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SyncOutcome } from '../sync/sync.ts';
-import { clusterSyncStatus } from './status.ts';
+import { clusterSyncStatus, namespaceStatuses } from './status.ts';
 
 const ok: SyncOutcome = {
   ok: true,
@@ -86,5 +86,41 @@ describe('clusterSyncStatus', () => {
       now,
     );
     assert.equal(truncated.conditions[0]?.reason, 'TooManyNamespaces');
+  });
+});
+
+describe('namespaceStatuses', () => {
+  it('reads back what clusterSyncStatus wrote: each namespace, in order, with the versions its Secret holds', () => {
+    const status = clusterSyncStatus(
+      {
+        generation: 1,
+        outcomes: new Map<string, SyncOutcome>([
+          ['team-b', ok],
+          ['team-a', refused],
+        ]),
+        missing: [],
+        truncated: 0,
+      },
+      undefined,
+      0,
+    );
+    const read = namespaceStatuses({ status });
+    assert.deepEqual([...read.keys()], ['team-a', 'team-b']);
+    assert.deepEqual([...(read.get('team-b')?.versions ?? [])], [['db', 'v1']]);
+    assert.deepEqual(
+      [...(read.get('team-a')?.versions ?? [])],
+      [],
+      'a namespace that did not sync holds no version',
+    );
+  });
+
+  it('nothing for an object without a status, or with one this code did not write', () => {
+    assert.equal(namespaceStatuses(undefined).size, 0);
+    assert.equal(namespaceStatuses({ metadata: {} }).size, 0);
+    assert.equal(
+      namespaceStatuses({ status: { namespaces: [{ namespace: 'a', syncedVersions: [{ objectName: 1 }] }] } })
+        .size,
+      0,
+    );
   });
 });

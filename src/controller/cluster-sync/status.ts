@@ -2,7 +2,9 @@
  * What a ClusterSecretSync shows of its last run, as a pure function: one bounded entry per
  * namespace (Ready, reason, message, syncedVersions), counts, and one Ready condition that is True
  * only when every selected namespace is. Messages come from the sync pipeline: value-free.
+ * Read back by rotation (namespaceStatuses): which namespaces it ran for, what each holds.
  */
+import { z } from 'zod';
 import type { Condition } from '../kinds.ts';
 import type { SyncedVersion, SyncOutcome } from '../sync/sync.ts';
 import { maxNamespaces } from './expand.ts';
@@ -105,4 +107,32 @@ export function clusterSyncStatus(
     namespaces: entries.slice(0, maxNamespaces),
     conditions: [{ ...condition, observedGeneration: result.generation, lastTransitionTime }],
   };
+}
+
+const statusEntries = z.object({
+  status: z.object({
+    namespaces: z.array(
+      z.looseObject({
+        namespace: z.string().min(1),
+        syncedVersions: z.array(z.object({ objectName: z.string(), versionId: z.string() })).optional(),
+      }),
+    ),
+  }),
+});
+
+/**
+ * A ClusterSecretSync's status as written here, read back: each namespace it last ran for (in the
+ * status's order) → its entry, and the versions its Secret holds (file → version; empty when that
+ * namespace did not sync). Empty for an object without a status, or one this code did not write.
+ */
+export function namespaceStatuses(
+  object: unknown,
+): Map<string, { readonly entry: object; readonly versions: ReadonlyMap<string, string> }> {
+  const parsed = statusEntries.safeParse(object);
+  const byNamespace = new Map<string, { entry: object; versions: ReadonlyMap<string, string> }>();
+  for (const entry of parsed.success ? parsed.data.status.namespaces : []) {
+    const versions = new Map((entry.syncedVersions ?? []).map((item) => [item.objectName, item.versionId]));
+    byNamespace.set(entry.namespace, { entry, versions });
+  }
+  return byNamespace;
 }

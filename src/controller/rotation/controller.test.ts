@@ -197,3 +197,23 @@ test('a standby keeps its caches but rolls nothing; once it holds the Lease it a
     await manager.stop(100);
   }
 });
+
+test('ClusterSecretSyncs are followed (auto) when their CRD is served and the manager serves every namespace', async () => {
+  const served = async (resource: CustomResource) => resource.plural === 'clustersecretsyncs';
+  const everywhere = setup([], { served });
+  await everywhere.manager.start();
+  try {
+    assert.ok(everywhere.opened.includes('smk.dev/v1alpha1/clustersecretsyncs'));
+  } finally {
+    await everywhere.manager.stop(100);
+  }
+  // Limited to some namespaces the chart grants no cluster-scoped reads, and no ClusterSecretSync
+  // controller runs there: not watched.
+  const limited = setup([], { served, namespaces: ['team-a'] });
+  await limited.manager.start();
+  try {
+    assert.ok(!limited.opened.some((watch) => watch.includes('clustersecretsyncs')));
+  } finally {
+    await limited.manager.stop(100);
+  }
+});

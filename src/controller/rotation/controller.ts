@@ -1,7 +1,8 @@
 /**
  * The rotation controller: watch these, on change do this.
- *   - sync sources, managed Secrets, mappings and workloads (informers.ts) feed the usage index
- *     (usage-index.ts): what uses which secret;
+ *   - sync sources (SecretSyncs, synced SecretProviderClasses, ClusterSecretSyncs), managed
+ *     Secrets, mappings and workloads (informers.ts) feed the usage index (usage-index.ts): what
+ *     uses which secret;
  *   - the change detector and the SQS consumer run in the leader; on a change, sinks in order:
  *     the caller's (e.g. the AWS cache), re-sync of every source reading the secret (sync-gate.ts),
  *     rollouts of the workloads following it (rollout.ts), mapping status (mapping-status.ts);
@@ -19,7 +20,15 @@ import { apiErrorOf, retryAfterMsOf } from '../../kube/client.ts';
 import { createEventRecorder } from '../../kube/events.ts';
 import { createManager, type Manager, type SharedInformer } from '../../kube/manager.ts';
 import type { WorkQueue } from '../../kube/queue.ts';
-import { secretSyncKind, spcKind } from '../jobs.ts';
+import { clusterSecretSyncs } from '../cluster-sync/controller.ts';
+import { namespaceStatuses } from '../cluster-sync/status.ts';
+import {
+  clusterSecretSyncPlural,
+  secretSyncKind,
+  spcKind,
+  group as syncGroup,
+  version as syncVersion,
+} from '../jobs.ts';
 import { managedSecrets, secretProviderClasses, secretProviderClassResource, secretSyncs } from '../kinds.ts';
 import { conditionGauge } from '../status-metrics.ts';
 import { type Consumer, createConsumer } from './consumer.ts';
@@ -118,6 +127,7 @@ export function addRotationController(manager: Manager, settings: RotationSettin
     syncs,
     managedSecrets: secrets,
     spcs: undefined,
+    clusterSyncs: undefined,
     mappings: undefined,
     workloads: new Map(workloads),
   };
@@ -258,6 +268,41 @@ export function addRotationController(manager: Manager, settings: RotationSettin
     });
   }
 
+  function watchClusterSyncs(informer: Watched): void {
+    // A namespace's entry moved (its Secret now holds a new version, or it was selected or let go):
+    // the workloads reading that Secret there are planned again; other namespaces are left alone.
+    const entries = (object: KubernetesObject | undefined): Map<string, string> =>
+      new Map(
+        [...namespaceStatuses(object)].map(([namespace, { entry }]) => [namespace, JSON.stringify(entry)]),
+      );
+    const moved = (object: KubernetesObject | undefined, previous: KubernetesObject | undefined): void => {
+      const before = entries(previous);
+      const after = entries(object);
+      const current = object ? index.clusterUsagesOf(object) : new Map();
+      const earlier = previous ? index.clusterUsagesOf(previous) : new Map();
+      for (const namespace of new Set([...before.keys(), ...after.keys()])) {
+        if (before.get(namespace) === after.get(namespace)) continue;
+        const targets = [
+          ...(current.get(namespace)?.targets ?? []),
+          ...(earlier.get(namespace)?.targets ?? []),
+        ];
+        rollout.wakeDependents(namespace, targets);
+      }
+    };
+    informer.addHandlers({
+      add: (object) => {
+        detector.refresh();
+        moved(object, undefined);
+      },
+      update: (object, previous) => {
+        const spread = [...entries(object).keys()].join(' ') !== [...entries(previous).keys()].join(' ');
+        if (object.metadata?.generation !== previous.metadata?.generation || spread) detector.refresh();
+        moved(object, previous);
+      },
+      delete: (object) => moved(undefined, object),
+    });
+  }
+
   function watchReferenced(kind: ReferenceKind, informer: Watched): void {
     const seen = (object: KubernetesObject) => {
       const how = references.observe(kind, object);
@@ -298,6 +343,22 @@ export function addRotationController(manager: Manager, settings: RotationSettin
         informers.spcs = informer;
         watchSources(spcKind, informer);
       }
+      // Like the ClusterSecretSync controller: only where the manager serves every namespace
+      // (the chart grants cluster-scoped reads only then), unless configured.
+      const clusterWide =
+        settings.clusterSecretSyncs === undefined || settings.clusterSecretSyncs === 'auto'
+          ? manager.namespaces === undefined &&
+            (await manager.served({
+              group: syncGroup,
+              version: syncVersion,
+              plural: clusterSecretSyncPlural,
+            }))
+          : settings.clusterSecretSyncs;
+      if (clusterWide) {
+        const informer = manager.informer(clusterSecretSyncs);
+        informers.clusterSyncs = informer;
+        watchClusterSyncs(informer);
+      }
       const mapped = await served(settings.mappings, mappingResource);
       if (mapped) {
         const informer = controller.informer(rotationMappings);
@@ -317,6 +378,7 @@ export function addRotationController(manager: Manager, settings: RotationSettin
           namespaces: manager.namespaces ?? 'all',
           mappings: informers.mappings !== undefined,
           secretProviderClasses: informers.spcs !== undefined,
+          clusterSecretSyncs: informers.clusterSyncs !== undefined,
           rolloutKinds: [...informers.workloads.keys()],
         },
         'rotation controller started',

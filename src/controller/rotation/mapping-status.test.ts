@@ -42,6 +42,7 @@ function setup(options: {
       syncs: fakeInformer(),
       managedSecrets: fakeInformer(),
       spcs: undefined,
+      clusterSyncs: undefined,
       mappings: fakeInformer([options.mapping]),
       workloads: new Map<RolloutKind, ReturnType<typeof fakeInformer>>([
         ['Deployment', fakeInformer([workloadObject('team-a', 'web', { labels: { app: 'web' } })])],

@@ -54,6 +54,11 @@ export interface RotationSettings {
   readonly allowJmesPathExpressions?: boolean;
   readonly mappings?: boolean | 'auto';
   /**
+   * Follow the Secrets ClusterSecretSyncs write: true, false, or 'auto' (default: when the CRD is
+   * served and the manager serves every namespace, as the ClusterSecretSync controller runs).
+   */
+  readonly clusterSecretSyncs?: boolean | 'auto';
+  /**
    * Also honour Stakater Reloader's `secret.reloader.stakater.com/reload` and
    * `configmap.reloader.stakater.com/reload` (default false: with Reloader still installed, every
    * change would restart such a workload twice). smk's own `smk.dev/reload-secrets` and

@@ -49,6 +49,7 @@ function setup(options: {
       syncs: fakeInformer(),
       managedSecrets: fakeInformer(),
       spcs: undefined,
+      clusterSyncs: undefined,
       mappings: undefined,
       workloads: new Map<RolloutKind, ReturnType<typeof fakeInformer>>([['Deployment', workloads]]),
     },
@@ -61,6 +62,7 @@ function setup(options: {
     uses: [],
     targets: ['db-env'],
     serviceAccountName: 'app',
+    identityNamespace: 'team-a',
   };
   const rollout = createRollouts({
     index,

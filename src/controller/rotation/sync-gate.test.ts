@@ -4,8 +4,10 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { silentLogger } from '../../core/log.ts';
 import type { SecretChange, SecretObservation } from './detector.ts';
 import type { RolloutKind } from './kinds.ts';
+import type { PermissionSubject } from './permissions.ts';
 import { createSyncGate, forceSyncPatch, type ResyncRequest } from './sync-gate.ts';
 import {
+  clusterSecretSyncObject,
   fakeInformer,
   fakePermissions,
   managedSecretObject,
@@ -52,19 +54,25 @@ function spcObject(namespace: string, name: string, target: string): KubernetesO
 }
 
 function setup(
-  options: { syncs?: KubernetesObject[]; spcs?: KubernetesObject[]; secrets?: KubernetesObject[] },
-  allowed = true,
+  options: {
+    syncs?: KubernetesObject[];
+    spcs?: KubernetesObject[];
+    clusterSyncs?: KubernetesObject[];
+    secrets?: KubernetesObject[];
+  },
+  allowed: boolean | ((subject: PermissionSubject) => boolean) = true,
 ) {
   let clock = 1_000_000;
   const asked: { source: SourceRef; request: ResyncRequest }[] = [];
   const secrets = fakeInformer(options.secrets);
   const syncs = fakeInformer(options.syncs);
-  const permissions = fakePermissions(() => allowed);
+  const permissions = fakePermissions(typeof allowed === 'function' ? allowed : () => allowed);
   const index = createUsageIndex({
     informers: {
       syncs,
       managedSecrets: secrets,
       spcs: fakeInformer(options.spcs),
+      clusterSyncs: fakeInformer(options.clusterSyncs),
       mappings: undefined,
       workloads: new Map<RolloutKind, ReturnType<typeof fakeInformer>>(),
     },
@@ -200,4 +208,125 @@ test('the default re-sync stamps smk.dev/force-sync with the time and version on
   assert.deepEqual(patch, {
     metadata: { annotations: { 'smk.dev/force-sync': '2026-01-01T00:00:00.000Z v2' } },
   });
+});
+
+test("a ClusterSecretSync's Secret in a namespace is behind until that namespace's status entry records the new version", () => {
+  const secrets = ['team-a', 'team-b', 'left'].map((namespace) =>
+    managedSecretObject(namespace, 'db-env', 'ClusterSecretSync/shared'),
+  );
+  const { gate } = setup({
+    clusterSyncs: [
+      clusterSecretSyncObject('shared', 'team-a/db', 'db-env', { 'team-a': 'v1', 'team-b': 'v2' }),
+    ],
+    secrets,
+  });
+  const readerIn = (namespace: string) =>
+    parseWorkload('Deployment', workloadObject(namespace, 'web', { secretNames: ['db-env'] }));
+  assert.deepEqual(
+    gate.unsyncedSources(readerIn('team-a'), dependency('v2')).map(({ source }) => source),
+    [{ kind: 'ClusterSecretSync', namespace: 'team-a', name: 'shared' }],
+    "team-b's entry does not count for team-a",
+  );
+  assert.deepEqual(gate.unsyncedSources(readerIn('team-b'), dependency('v2')), []);
+  assert.deepEqual(
+    gate.unsyncedSources(readerIn('left'), dependency('v2')),
+    [],
+    'a Secret left in a namespace the status no longer lists is not synced any more: nothing to wait for',
+  );
+
+  const failed = setup({
+    clusterSyncs: [clusterSecretSyncObject('shared', 'team-a/db', 'db-env', { 'team-a': undefined })],
+    secrets,
+  });
+  assert.equal(
+    failed.gate.unsyncedSources(readerIn('team-a'), dependency('v2')).length,
+    1,
+    'an entry without versions (its sync failed) is behind, never "rewritten since"',
+  );
+});
+
+test("on a change: a ClusterSecretSync is asked once, as the cluster-scoped object, when one namespace's identity may describe the secret", async () => {
+  const change: SecretChange = {
+    secret: observation('v2'),
+    previous: observation('v1'),
+    source: 'event',
+    reason: 'PutSecretValue',
+    detectedAt: 0,
+    changedAfter: undefined,
+  };
+  const object = clusterSecretSyncObject('shared', 'team-a/db', 'db-env', {
+    'team-a': 'v1',
+    'team-b': 'v1',
+    'team-c': 'v1',
+  });
+  const questions: string[] = [];
+  const onlyB = setup({ clusterSyncs: [object] }, (subject) => {
+    questions.push(`${subject.namespace}/${subject.serviceAccountName}`);
+    return subject.namespace === 'team-b';
+  });
+  await onlyB.gate.resyncSink.secretChanged(change);
+  assert.deepEqual(
+    onlyB.asked.map(({ source }) => source),
+    [{ kind: 'ClusterSecretSync', namespace: '', name: 'shared' }],
+  );
+  assert.deepEqual(
+    questions,
+    ['team-a/reader', 'team-b/reader'],
+    'each namespace as its own account, until one may',
+  );
+
+  const none = setup({ clusterSyncs: [object] }, false);
+  await none.gate.resyncSink.secretChanged(change);
+  assert.deepEqual(none.asked, [], 'no namespace may describe it: no stamp naming the version');
+
+  const named: string[] = [];
+  const modeB = setup(
+    {
+      clusterSyncs: [
+        clusterSecretSyncObject(
+          'shared',
+          'team-a/db',
+          'db-env',
+          { 'team-a': 'v1', 'team-b': 'v1' },
+          'platform',
+        ),
+      ],
+    },
+    (subject) => {
+      named.push(`${subject.namespace}/${subject.serviceAccountName}`);
+      return subject.namespace === 'platform';
+    },
+  );
+  await modeB.gate.resyncSink.secretChanged(change);
+  assert.equal(modeB.asked.length, 1);
+  assert.deepEqual(named, ['platform/reader'], 'mode (b): the identity the administrator named is asked');
+});
+
+test("a ClusterSecretSync run's re-sync goes to the cluster-scoped object, once per version for all its namespaces", async () => {
+  const { gate, asked } = setup({});
+  await gate.askResync({ kind: 'ClusterSecretSync', namespace: 'team-a', name: 'shared' }, 'v2');
+  await gate.askResync({ kind: 'ClusterSecretSync', namespace: 'team-b', name: 'shared' }, 'v2');
+  assert.deepEqual(
+    asked.map(({ source }) => source),
+    [{ kind: 'ClusterSecretSync', namespace: '', name: 'shared' }],
+  );
+  const { ref } = forceSyncPatch(
+    { kind: 'ClusterSecretSync', namespace: 'team-a', name: 'shared' },
+    { versionId: 'v2', at: 0 },
+  );
+  assert.deepEqual(ref, {
+    apiVersion: 'smk.dev/v1alpha1',
+    kind: 'ClusterSecretSync',
+    namespace: '',
+    name: 'shared',
+  });
+});
+
+test('syncedStages reads each namespace of a ClusterSecretSync: one behind wins', () => {
+  const { gate } = setup({
+    clusterSyncs: [
+      clusterSecretSyncObject('shared', 'team-a/db', 'db-env', { 'team-a': 'v2', 'team-b': 'v1' }),
+    ],
+  });
+  assert.deepEqual([...gate.syncedStages(observation('v2'))], [['AWSCURRENT', 'v1']]);
 });

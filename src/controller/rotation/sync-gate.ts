@@ -4,17 +4,22 @@
  * until then the gate names the sources still behind and asks them to re-sync (once per version
  * per `resyncRetryMs`). On a change, every source that reads the secret is asked to re-sync.
  *
- * A SecretSync says which version each file holds in `status.syncedVersions`; a drop-in
- * SecretProviderClass has no status of ours, so its Secret carries the `smk.dev/versions` annotation.
+ * A SecretSync says which version each file holds in `status.syncedVersions`, a ClusterSecretSync
+ * in each namespace's entry of `status.namespaces`; a drop-in SecretProviderClass has no status of
+ * ours, so its Secret carries the `smk.dev/versions` annotation. A ClusterSecretSync is one object
+ * for all its namespaces: it is asked to re-sync once, and re-syncs them all.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { secretIdMatches } from '../../aws/index.ts';
 import { describeError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import type { ObjectRef } from '../../kube/apply.ts';
+import { namespaceStatuses } from '../cluster-sync/status.ts';
 import {
+  clusterSecretSyncKind,
   secretSyncKind,
   spcGroup,
+  spcKind,
   spcVersion,
   annotations as syncAnnotations,
   group as syncGroup,
@@ -35,7 +40,10 @@ export interface ResyncRequest {
 export type Resync = (source: SourceRef, request: ResyncRequest) => Promise<void>;
 
 export interface SyncGateOptions {
-  readonly index: Pick<UsageIndex, 'usages' | 'ownerOf' | 'managedSecret' | 'syncObject'>;
+  readonly index: Pick<
+    UsageIndex,
+    'usages' | 'ownerOf' | 'managedSecret' | 'syncObject' | 'clusterSyncObject'
+  >;
   readonly permissions: Pick<Permissions, 'check'>;
   readonly resync: Resync;
   readonly logger: Logger;
@@ -47,7 +55,7 @@ export interface SyncGateOptions {
 export interface SyncGate {
   /** The sources of synced Secrets the workload consumes that do not carry `dependency`'s version yet. */
   unsyncedSources(workload: Workload, dependency: Dependency): SourceUsage[];
-  /** Asks a source to re-sync for `versionId`, at most once per resyncRetryMs. */
+  /** Asks a source to re-sync for `versionId`, at most once per resyncRetryMs (a ClusterSecretSync once for all its namespaces). */
   askResync(source: SourceRef, versionId: string): Promise<void>;
   /**
    * The versions the sources using a secret last synced, per followed stage. Where sources
@@ -55,22 +63,30 @@ export interface SyncGate {
    * now, not at the next refresh (the detector's `synced`).
    */
   syncedStages(observation: SecretObservation): Map<string, string>;
-  /** On a change: every source that reads the secret, and whose identity may describe it, re-syncs. */
+  /**
+   * On a change: every source that reads the secret, and whose identity may describe it, re-syncs
+   * (a ClusterSecretSync when the identity of one of its namespaces may).
+   */
   readonly resyncSink: ChangeSink;
 }
 
-/** Default resync: bump `smk.dev/force-sync`, which the sync controller treats as "sync now" (any process). */
+/** Default resync: bump `smk.dev/force-sync`, which the sync controllers treat as "sync now" (any process). */
 export function forceSyncPatch(
   source: SourceRef,
   request: ResyncRequest,
 ): { ref: ObjectRef; patch: Record<string, unknown> } {
-  const apiVersion =
-    source.kind === secretSyncKind ? `${syncGroup}/${syncVersion}` : `${spcGroup}/${spcVersion}`;
+  const apiVersion = source.kind === spcKind ? `${spcGroup}/${spcVersion}` : `${syncGroup}/${syncVersion}`;
   const stamp = `${new Date(request.at).toISOString()} ${request.versionId}`;
+  const { kind, namespace, name } = resyncTarget(source);
   return {
-    ref: { apiVersion, kind: source.kind, namespace: source.namespace, name: source.name },
+    ref: { apiVersion, kind, namespace, name },
     patch: { metadata: { annotations: { 'smk.dev/force-sync': stamp } } },
   };
+}
+
+/** The object a re-sync request goes to: a ClusterSecretSync's run in a namespace is the cluster-scoped object. */
+export function resyncTarget(source: SourceRef): SourceRef {
+  return source.kind === clusterSecretSyncKind ? { ...source, namespace: '' } : source;
 }
 
 /** `smk.dev/versions` (JSON, file → version) on a SecretProviderClass's Secret; empty when absent or broken. */
@@ -118,6 +134,10 @@ export function createSyncGate(options: SyncGateOptions): SyncGate {
 
   function syncedVersions(owner: SourceUsage, secretName: string): Map<string, string> {
     const { source } = owner;
+    if (source.kind === clusterSecretSyncKind) {
+      const entry = namespaceStatuses(index.clusterSyncObject(source.name)).get(source.namespace);
+      return new Map(entry?.versions ?? []);
+    }
     if (source.kind !== secretSyncKind) {
       return annotatedVersions(index.managedSecret(source.namespace, secretName));
     }
@@ -128,7 +148,8 @@ export function createSyncGate(options: SyncGateOptions): SyncGate {
     return new Map(entries.map((entry) => [entry.objectName ?? '', entry.versionId ?? '']));
   }
 
-  async function askResync(source: SourceRef, versionId: string): Promise<void> {
+  async function askResync(requested: SourceRef, versionId: string): Promise<void> {
+    const source = resyncTarget(requested);
     const key = `${source.kind}/${source.namespace}/${source.name}@${versionId}`;
     const asked = resyncAsked.get(key);
     if (asked !== undefined && now() - asked < options.resyncRetryMs) return;
@@ -160,8 +181,10 @@ export function createSyncGate(options: SyncGateOptions): SyncGate {
         if (uses.length === 0) continue;
         const files = new Set(uses.flatMap((use) => use.files));
         const versions = syncedVersions(owner, secretName);
+        // Only a drop-in SecretProviderClass may record nothing; a ClusterSecretSync namespace
+        // without versions has not synced (its entry says why), so it is behind.
         const carried =
-          versions.size > 0
+          versions.size > 0 || owner.source.kind === clusterSecretSyncKind
             ? [...files].every((file) => versions.get(file) === versionId)
             : rewrittenSince(workload.namespace, secretName, versionId ?? '');
         if (!carried) pending.push(owner);
@@ -192,7 +215,10 @@ export function createSyncGate(options: SyncGateOptions): SyncGate {
       async secretChanged(change) {
         if (!change.previous) return;
         const version = [...change.secret.stages.values()].join(',') || 'deleted';
+        const clusterSyncsAsked = new Set<string>();
         for (const usage of index.usages()) {
+          const cluster = usage.source.kind === clusterSecretSyncKind;
+          if (cluster && clusterSyncsAsked.has(usage.source.name)) continue;
           const uses = usage.uses.filter(
             (use) =>
               use.watch.region === change.secret.region &&
@@ -204,7 +230,8 @@ export function createSyncGate(options: SyncGateOptions): SyncGate {
             uses.map((use) => options.permissions.check(usageSubject(usage, use.watch))),
           );
           if (!allowed.some(Boolean)) continue;
-          if (usage.source.kind !== secretSyncKind) {
+          if (cluster) clusterSyncsAsked.add(usage.source.name);
+          if (usage.source.kind === spcKind) {
             for (const target of usage.targets) rememberBaseline(usage.source.namespace, target, version);
           }
           await askResync(usage.source, version);

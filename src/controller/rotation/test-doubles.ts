@@ -220,3 +220,43 @@ export function managedSecretObject(
     metadata: { name, namespace, resourceVersion, annotations: { 'smk.dev/owner': owner, ...annotations } },
   } as KubernetesObject;
 }
+
+/**
+ * A ClusterSecretSync of one secret to Secret `target` (file VALUE) in the namespaces `synced`
+ * names, each with the version its status entry records (undefined: the entry says it failed).
+ * With `identityNamespace`, one ServiceAccount there reads for all (mode b).
+ */
+export function clusterSecretSyncObject(
+  name: string,
+  secretId: string,
+  target: string,
+  synced: Readonly<Record<string, string | undefined>>,
+  identityNamespace?: string,
+): KubernetesObject {
+  const namespaces = Object.keys(synced);
+  return {
+    apiVersion: 'smk.dev/v1alpha1',
+    kind: 'ClusterSecretSync',
+    metadata: { name, resourceVersion: JSON.stringify(synced), generation: 1 },
+    spec: {
+      ...(identityNamespace ? {} : { namespaceSelector: { matchLabels: { shared: 'yes' } } }),
+      namespaces,
+      serviceAccountRef: { name: 'reader', ...(identityNamespace ? { namespace: identityNamespace } : {}) },
+      objects: [{ objectName: secretId, objectType: 'secretsmanager', objectAlias: 'VALUE' }],
+      target: { name: target },
+    },
+    status: {
+      namespaces: Object.entries(synced).map(([namespace, version]) =>
+        version
+          ? {
+              namespace,
+              ready: true,
+              reason: 'Synced',
+              message: '',
+              syncedVersions: [{ objectName: 'VALUE', versionId: version }],
+            }
+          : { namespace, ready: false, reason: 'AccessDenied', message: '' },
+      ),
+    },
+  } as KubernetesObject;
+}

@@ -5,6 +5,7 @@ import type { SecretObservation, Watch } from './detector.ts';
 import type { RolloutKind } from './kinds.ts';
 import type { PermissionSubject } from './permissions.ts';
 import {
+  clusterSecretSyncObject,
   fakeInformer,
   fakePermissions,
   managedSecretObject,
@@ -35,6 +36,7 @@ function mappingObject(namespace: string, name: string, labels: Record<string, s
 function setup(options: {
   workloads?: KubernetesObject[];
   syncs?: KubernetesObject[];
+  clusterSyncs?: KubernetesObject[];
   secrets?: KubernetesObject[];
   mappings?: KubernetesObject[];
   allowed?: (subject: PermissionSubject) => boolean;
@@ -47,6 +49,7 @@ function setup(options: {
       syncs: fakeInformer(options.syncs),
       managedSecrets: fakeInformer(options.secrets),
       spcs: undefined,
+      clusterSyncs: options.clusterSyncs ? fakeInformer(options.clusterSyncs) : undefined,
       mappings: options.mappings ? fakeInformer(options.mappings) : undefined,
       workloads: new Map<RolloutKind, ReturnType<typeof fakeInformer>>([
         ['Deployment', fakeInformer(options.workloads)],
@@ -174,6 +177,7 @@ test("a named Secret is a dependency at its data version, looked up in the workl
       syncs: fakeInformer(),
       managedSecrets: fakeInformer(),
       spcs: undefined,
+      clusterSyncs: undefined,
       mappings: undefined,
       workloads: new Map<RolloutKind, ReturnType<typeof fakeInformer>>([
         ['Deployment', fakeInformer([object])],
@@ -198,4 +202,79 @@ test("a named Secret is a dependency at its data version, looked up in the workl
     },
   ]);
   assert.deepEqual(asked, ['Secret/team-a/app-env']);
+});
+
+test('a ClusterSecretSync: its secrets watched once, whatever the namespaces; each namespace it ran for owns its Secret', () => {
+  const object = clusterSecretSyncObject('shared', 'team-a/db', 'db-env', { 'team-a': 'v1', 'team-b': 'v1' });
+  const { index } = setup({
+    clusterSyncs: [object],
+    secrets: [
+      managedSecretObject('team-a', 'db-env', 'ClusterSecretSync/shared'),
+      managedSecretObject('gone', 'db-env', 'ClusterSecretSync/shared'),
+    ],
+  });
+  assert.deepEqual(
+    index.watches().map((watch) => watch.id),
+    ['team-a/db'],
+  );
+  assert.deepEqual(
+    index.usages().map(({ source }) => `${source.kind} ${source.namespace}/${source.name}`),
+    ['ClusterSecretSync team-a/shared', 'ClusterSecretSync team-b/shared'],
+  );
+  assert.equal(index.ownerOf('team-a', 'db-env')?.identityNamespace, 'team-a');
+  assert.equal(index.ownerOf('gone', 'db-env'), undefined, 'a namespace its status does not list');
+
+  const before = clusterSecretSyncObject('fresh', 'team-a/other', 'x', {});
+  assert.deepEqual(
+    setup({ clusterSyncs: [before] })
+      .index.watches()
+      .map((watch) => watch.id),
+    ['team-a/other'],
+    'watched before its first status: a change right after it first synced is not missed',
+  );
+});
+
+test("rollout-on-sync of a ClusterSecretSync's Secret asks as the identity that reads for that namespace", () => {
+  const reader = workloadObject('team-a', 'web', {
+    secretNames: ['db-env'],
+    annotations: { 'smk.dev/rollout-on-sync': 'true' },
+  });
+  const secrets = [managedSecretObject('team-a', 'db-env', 'ClusterSecretSync/shared')];
+  const own = setup({
+    workloads: [reader],
+    clusterSyncs: [clusterSecretSyncObject('shared', 'team-a/db', 'db-env', { 'team-a': 'v1' })],
+    secrets,
+  });
+  const workload = parseWorkload('Deployment', reader);
+  assert.deepEqual(
+    own.index.candidatesOf(workload).map(({ subject, via }) => ({ ...subject, via })),
+    [
+      {
+        namespace: 'team-a',
+        serviceAccountName: 'reader',
+        region: 'us-east-1',
+        id: 'team-a/db',
+        via: 'Secret db-env',
+      },
+    ],
+    "mode (a): the namespace's own ServiceAccount",
+  );
+  const named = setup({
+    workloads: [reader],
+    clusterSyncs: [clusterSecretSyncObject('shared', 'team-a/db', 'db-env', { 'team-a': 'v1' }, 'platform')],
+    secrets,
+  });
+  assert.equal(
+    named.index.candidatesOf(workload)[0]?.subject.namespace,
+    'platform',
+    'mode (b): the ServiceAccount the administrator named, which put the value there',
+  );
+  const refused = setup({
+    workloads: [reader],
+    clusterSyncs: [clusterSecretSyncObject('shared', 'team-a/db', 'db-env', { 'team-a': 'v1' })],
+    secrets,
+    allowed: () => false,
+  });
+  assert.deepEqual(refused.index.dependenciesOf(workload).dependencies, [], 'no answer yes: not followed');
+  assert.equal(own.index.dependenciesOf(workload).dependencies[0]?.via[0], 'Secret db-env');
 });

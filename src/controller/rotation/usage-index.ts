@@ -1,17 +1,20 @@
 /**
- * What uses which secret, read from the informers' caches: the sync sources (SecretSyncs and
- * opted-in SecretProviderClasses) and what they read, mappings, workloads and what they follow.
+ * What uses which secret, read from the informers' caches: the sync sources (SecretSyncs,
+ * opted-in SecretProviderClasses, and each namespace a ClusterSecretSync writes into) and what they
+ * read, mappings, workloads and what they follow.
  * Parsing is memoised per object version: polls, hints and rollouts ask for these often.
  *
  * A workload follows a secret only once the identity that must be able to describe it (permissions.ts)
  * is known to be allowed: a mapping's or `rollout-on`'s secret as the workload's own ServiceAccount,
- * a synced Secret's secrets as the source that reads them.
+ * a synced Secret's secrets as the source that reads them (for a ClusterSecretSync, the identity
+ * that reads for that namespace: its own ServiceAccount, or the one the administrator named).
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { InvalidInputError } from '../../core/errors.ts';
 import { currentStage } from '../../core/source.ts';
 import type { SharedInformer } from '../../kube/manager.ts';
-import { secretSyncKind, spcKind, annotations as syncAnnotations } from '../jobs.ts';
+import { namespaceStatuses } from '../cluster-sync/status.ts';
+import { clusterSecretSyncKind, secretSyncKind, spcKind, annotations as syncAnnotations } from '../jobs.ts';
 import { spcOptedIn } from '../spc-job.ts';
 import type { SecretObservation, Watch } from './detector.ts';
 import type { RolloutKind } from './kinds.ts';
@@ -19,7 +22,7 @@ import { mappingKind, mappingMatches, parseMapping, type RotationMapping } from 
 import type { PermissionSubject, Permissions } from './permissions.ts';
 import type { ReferenceTracker } from './references.ts';
 import { regionOf } from './stages.ts';
-import { type SourceUsage, sourceUsage } from './usage.ts';
+import { clusterSyncUsages, type SourceUsage, sourceUsage } from './usage.ts';
 import {
   type Dependency,
   parseWorkload,
@@ -31,11 +34,12 @@ import {
 /** What the index reads of an informer: its cache. */
 export type Cache = Pick<SharedInformer<KubernetesObject>, 'get' | 'list'>;
 
-/** The caches the index reads. SecretProviderClasses and mappings are there once their CRD is served. */
+/** The caches the index reads. SecretProviderClasses, ClusterSecretSyncs and mappings are there once their CRD is served. */
 export interface IndexInformers {
   readonly syncs: Cache;
   readonly managedSecrets: Cache;
   spcs: Cache | undefined;
+  clusterSyncs: Cache | undefined;
   mappings: Cache | undefined;
   readonly workloads: Map<RolloutKind, Cache>;
 }
@@ -67,7 +71,9 @@ export interface UsageIndexOptions {
 
 export interface UsageIndex {
   usageOf(kind: typeof secretSyncKind | typeof spcKind, object: KubernetesObject): SourceUsage | undefined;
-  /** Every sync source that parses, with what it reads. */
+  /** A ClusterSecretSync's run in each namespace its status lists (none when it does not parse). */
+  clusterUsagesOf(object: KubernetesObject): ReadonlyMap<string, SourceUsage>;
+  /** Every sync source that parses, with what it reads (a ClusterSecretSync once per namespace). */
   usages(): SourceUsage[];
   mappings(): Mapped[];
   workloads(): Workload[];
@@ -84,6 +90,7 @@ export interface UsageIndex {
   settlePermissions(workload: Workload): Promise<void>;
   managedSecret(namespace: string, name: string): KubernetesObject | undefined;
   syncObject(namespace: string, name: string): KubernetesObject | undefined;
+  clusterSyncObject(name: string): KubernetesObject | undefined;
   mappingObject(namespace: string, name: string): KubernetesObject | undefined;
 }
 
@@ -97,10 +104,10 @@ export function workloadSubject(workload: Workload, watch: Watch): PermissionSub
   };
 }
 
-/** A synced Secret's secrets are asked about as the source that reads them. */
+/** A synced Secret's secrets are asked about as the identity the source reads as. */
 export function usageSubject(usage: SourceUsage, watch: Watch): PermissionSubject {
   return {
-    namespace: usage.source.namespace,
+    namespace: usage.identityNamespace,
     serviceAccountName: usage.serviceAccountName,
     region: watch.region,
     id: watch.id,
@@ -126,6 +133,38 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
     return usage;
   }
 
+  /**
+   * Per ClusterSecretSync: its runs in the namespaces its status lists, kept until its spec or that
+   * list changes (a status write per refresh changes neither), and the secrets it reads even before
+   * its first status (the objects spec is the same in every namespace, so any name builds the job).
+   */
+  const clusterMemo = new Map<
+    string,
+    { key: string; byNamespace: ReadonlyMap<string, SourceUsage>; uses: SourceUsage['uses'] }
+  >();
+  function clusterEntry(object: KubernetesObject): {
+    byNamespace: ReadonlyMap<string, SourceUsage>;
+    uses: SourceUsage['uses'];
+  } {
+    const name = object.metadata?.name ?? '';
+    const namespaces = [...namespaceStatuses(object).keys()];
+    // uid: an object deleted and made again under the same name starts at generation 1 again.
+    const key = `${object.metadata?.uid ?? ''} ${object.metadata?.generation ?? 0} ${namespaces.join(' ')}`;
+    const known = clusterMemo.get(name);
+    if (known?.key === key) return known;
+    const specOptions = { allowExpressions: options.allowJmesPathExpressions };
+    const byNamespace = clusterSyncUsages(object, namespaces, defaultRegion, specOptions);
+    const first = byNamespace.values().next().value;
+    const uses =
+      first?.uses ??
+      clusterSyncUsages(object, ['default'], defaultRegion, specOptions).values().next().value?.uses ??
+      [];
+    const entry = { key, byNamespace, uses };
+    if (clusterMemo.size > 1_000) clusterMemo.clear(); // deleted objects' entries, eventually
+    clusterMemo.set(name, entry);
+    return entry;
+  }
+
   const parsed = new Map<string, { version: string; value: unknown }>();
   function memo<T>(key: string, object: KubernetesObject, parse: () => T): T {
     const version = object.metadata?.resourceVersion ?? '';
@@ -147,6 +186,9 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
       if (!spcOptedIn(object)) continue;
       const usage = usageOf(spcKind, object);
       if (usage) found.push(usage);
+    }
+    for (const object of informers.clusterSyncs?.list() ?? []) {
+      found.push(...clusterEntry(object).byNamespace.values());
     }
     return found;
   }
@@ -195,7 +237,13 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
 
   function watches(): Watch[] {
     const list: Watch[] = [];
-    for (const usage of usages()) for (const use of usage.uses) list.push(use.watch);
+    for (const usage of usages()) {
+      if (usage.source.kind !== clusterSecretSyncKind) for (const use of usage.uses) list.push(use.watch);
+    }
+    // Once per ClusterSecretSync, not once per namespace: each namespace reads the same secrets.
+    for (const object of informers.clusterSyncs?.list() ?? []) {
+      for (const use of clusterEntry(object).uses) list.push(use.watch);
+    }
     for (const mapping of validMappings()) {
       const watch = watchFor(mapping.secretId);
       if (watch) list.push(watch);
@@ -222,6 +270,11 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
     if (kind === spcKind) {
       const object = informers.spcs?.get(namespace, name);
       return object && spcOptedIn(object) ? usageOf(spcKind, object) : undefined;
+    }
+    if (kind === clusterSecretSyncKind) {
+      // Only a namespace its status lists: a Secret left behind (Retain, labelled out) is no longer synced.
+      const object = informers.clusterSyncs?.get('', name);
+      return object ? clusterEntry(object).byNamespace.get(namespace) : undefined;
     }
     return undefined;
   }
@@ -303,6 +356,7 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
 
   return {
     usageOf,
+    clusterUsagesOf: (object) => clusterEntry(object).byNamespace,
     usages,
     mappings,
     workloads,
@@ -316,6 +370,7 @@ export function createUsageIndex(options: UsageIndexOptions): UsageIndex {
     },
     managedSecret: (namespace, name) => informers.managedSecrets.get(namespace, name),
     syncObject: (namespace, name) => informers.syncs.get(namespace, name),
+    clusterSyncObject: (name) => informers.clusterSyncs?.get('', name),
     mappingObject: (namespace, name) => informers.mappings?.get(namespace, name),
   };
 }
