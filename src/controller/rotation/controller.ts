@@ -348,14 +348,14 @@ export function addRotationController(manager: Manager, settings: RotationSettin
       const clusterWide =
         settings.clusterSecretSyncs === undefined || settings.clusterSecretSyncs === 'auto'
           ? manager.namespaces === undefined &&
-            (await manager.served({
+            (await controller.served({
               group: syncGroup,
               version: syncVersion,
               plural: clusterSecretSyncPlural,
             }))
           : settings.clusterSecretSyncs;
       if (clusterWide) {
-        const informer = manager.informer(clusterSecretSyncs);
+        const informer = controller.informer(clusterSecretSyncs);
         informers.clusterSyncs = informer;
         watchClusterSyncs(informer);
       }
