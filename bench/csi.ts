@@ -13,7 +13,9 @@
  * serviceaccounts, pods, nodes: its chart's rights) and the bed's CA.
  * Goals: issue 7 (re-mount p99 ≤ 20 ms, 0 value reads after the first mount), issue 19 (first
  * Mount after the provider starts ≤ ASCP's).
- *   node bench/csi.ts [--rounds N] [--mounts N]
+ *   node bench/csi.ts [--rounds N] [--mounts N] [--profile DIR]
+ * --profile DIR: smk runs with --cpu-prof into DIR and logs at info to DIR/smk-<round>.log
+ * (its start's steps with their times), to see where a start and a first mount go.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -40,8 +42,14 @@ import {
 import { percentile, printTable } from './table.ts';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, mounts: { type: 'string', default: '40' } },
+  options: {
+    rounds: { type: 'string', default: '5' },
+    mounts: { type: 'string', default: '40' },
+    profile: { type: 'string' },
+  },
 });
+const profileDir = values.profile;
+if (profileDir !== undefined) await mkdir(profileDir, { recursive: true });
 const rounds = Number(values.rounds);
 const mounts = Number(values.mounts);
 const region = 'us-east-1';
@@ -58,9 +66,14 @@ const closers: Array<() => Promise<void> | void> = [];
 
 interface Provider {
   readonly child: ChildProcess;
+  /** Everything the provider wrote to stderr (its log), kept only with --profile. */
+  readonly fullLog: () => string;
   readonly client: ProviderClient;
   /** From spawn to the socket answering Version: what a readiness probe waits for. */
   readonly startMs: number;
+  /** Wall-clock times (epoch ms) of the spawn and of the socket's first answer, for --profile's log. */
+  readonly spawnedAt: number;
+  readonly answeredAt: number;
   /** The last lines the provider logged (for a failure report). */
   log(): string;
 }
@@ -74,23 +87,39 @@ async function startProvider(
   socketPath: string,
 ): Promise<Provider> {
   const started = performance.now();
+  const spawnedAt = Date.now();
   let log = '';
+  let fullLog = '';
   const child = spawn(command, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr?.on('data', (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-4000);
+    if (profileDir !== undefined) fullLog += chunk.toString();
   });
-  const client = connectProvider(socketPath);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}: ${log}`);
     if (performance.now() - started > 60_000) throw new Error(`${name}: no answer on ${socketPath}: ${log}`);
+    // A fresh client each try: one client whose first connect failed waits out gRPC's reconnect
+    // backoff (1 s and more), which would be measured as the provider's start.
+    const client = connectProvider(socketPath);
     const answered = await client.version().then(
       () => true,
       () => false,
     );
-    if (answered) return { child, client, startMs: performance.now() - started, log: () => log };
+    if (answered) {
+      return {
+        child,
+        client,
+        startMs: performance.now() - started,
+        spawnedAt,
+        answeredAt: Date.now(),
+        log: () => log,
+        fullLog: () => fullLog,
+      };
+    }
+    client.close();
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
@@ -192,7 +221,9 @@ try {
   await mkdir(ascpVolume);
   const providers = {
     smk: (): Promise<Provider> => {
+      const profiling = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
       const [command, args] = onServerCore(process.execPath, [
+        ...profiling,
         smkBundle,
         'csi-provider',
         '--provider-volume',
@@ -204,7 +235,11 @@ try {
         'smk csi-provider',
         command,
         args,
-        { ...awsEnv, KUBECONFIG: bed.kubeConfigPath, SMK_LOG_LEVEL: 'warn' },
+        {
+          ...awsEnv,
+          KUBECONFIG: bed.kubeConfigPath,
+          SMK_LOG_LEVEL: profileDir === undefined ? 'warn' : 'debug',
+        },
         join(smkVolume, 'aws.sock'),
       );
     },
@@ -250,6 +285,8 @@ try {
   interface Round {
     readonly startMs: number;
     readonly firstMs: number;
+    /** Wall-clock times (epoch ms) the first mount was sent and answered, for --profile's log. */
+    readonly firstAt: { readonly sent: number; readonly answered: number };
     /** The first mount in three parts (ms, from when the counting proxy saw AWS answer). */
     readonly timeline: { readonly toSts: number; readonly stsToLastAws: number; readonly afterAws: number };
     readonly firstCalls: Record<string, number>;
@@ -295,6 +332,7 @@ try {
     return {
       startMs: provider.startMs,
       firstMs,
+      firstAt: { sent: startedAt, answered: answeredAt },
       timeline,
       firstCalls,
       remounts,
@@ -315,6 +353,14 @@ try {
         );
       } finally {
         await stopProvider(provider);
+        const firstAt = results[name][round]?.firstAt;
+        if (profileDir !== undefined && name === 'smk') {
+          const bench = { spawnedAt: provider.spawnedAt, socketAnsweredAt: provider.answeredAt, firstAt };
+          await writeFile(
+            join(profileDir, `smk-${round}.log`),
+            `${provider.fullLog()}${JSON.stringify({ bench })}\n`,
+          );
+        }
       }
     }
   }
