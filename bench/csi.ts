@@ -18,7 +18,7 @@
  * (its start's steps with their times), to see where a start and a first mount go.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -121,6 +121,28 @@ async function startProvider(
     }
     client.close();
     await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/**
+ * CPU time a process's threads have run so far, in ms (Linux schedstat, ns precision; NaN
+ * elsewhere): what one mount costs the provider itself, whatever moto and the load do meanwhile.
+ */
+async function threadsCpuMs(pid: number | undefined): Promise<number> {
+  try {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const runs = await Promise.all(
+      tasks.map((task) =>
+        readFile(`/proc/${pid}/task/${task}/schedstat`, 'utf8').then(
+          (text) => Number(text.split(' ')[0]),
+          // A thread that ended between the listing and the read ran nothing more.
+          () => 0,
+        ),
+      ),
+    );
+    return runs.reduce((sum, ns) => sum + ns, 0) / 1e6;
+  } catch {
+    return Number.NaN;
   }
 }
 
@@ -285,6 +307,8 @@ try {
   interface Round {
     readonly startMs: number;
     readonly firstMs: number;
+    /** The provider's own CPU time (all threads) during the first mount. */
+    readonly firstCpuMs: number;
     /** Wall-clock times (epoch ms) the first mount was sent and answered, for --profile's log. */
     readonly firstAt: { readonly sent: number; readonly answered: number };
     /** The first mount in three parts (ms, from when the counting proxy saw AWS answer). */
@@ -302,10 +326,12 @@ try {
   /** The first mount of a fresh provider, then re-mounts with the versions it gave back. */
   async function measureRound(name: Name, provider: Provider): Promise<Round> {
     proxy.resetCounts();
+    const cpuBefore = await threadsCpuMs(provider.child.pid);
     const startedAt = Date.now();
     const started = performance.now();
     const first = await provider.client.mount(request);
     const firstMs = performance.now() - started;
+    const firstCpuMs = (await threadsCpuMs(provider.child.pid)) - cpuBefore;
     const answeredAt = Date.now();
     const calls = proxy.calls();
     const stsAt = calls.find((call) => call.api === 'AssumeRoleWithWebIdentity')?.at ?? startedAt;
@@ -332,6 +358,7 @@ try {
     return {
       startMs: provider.startMs,
       firstMs,
+      firstCpuMs,
       firstAt: { sent: startedAt, answered: answeredAt },
       timeline,
       firstCalls,
@@ -415,7 +442,14 @@ try {
 
   printTable(
     'CSI first Mount after a start, where the time goes (median ms over rounds)',
-    ['provider', 'request → STS answered', 'STS → last AWS answer', 'last AWS answer → reply', 'whole mount'],
+    [
+      'provider',
+      'request → STS answered',
+      'STS → last AWS answer',
+      'last AWS answer → reply',
+      'whole mount',
+      'provider CPU in it',
+    ],
     names.map((name) => [
       name,
       percentile(
@@ -432,6 +466,10 @@ try {
       ),
       percentile(
         results[name].map((run) => run.firstMs),
+        50,
+      ),
+      percentile(
+        results[name].map((run) => run.firstCpuMs),
         50,
       ),
     ]),
@@ -454,6 +492,15 @@ try {
       ratios: firstRatios,
       goal: '≤ 1× (issue 19)',
       met: spreadOf(firstRatios).median <= 1,
+    },
+    {
+      figure: "CSI first Mount: the provider's own CPU time in it",
+      unit: 'ms',
+      smk: median('smk', (run) => run.firstCpuMs),
+      peer: median('ASCP', (run) => run.firstCpuMs),
+      peerName: 'ASCP',
+      ratios: perRound((run) => run.firstCpuMs),
+      goal: '(lower is better; load-independent)',
     },
     {
       figure: 'CSI provider start until its socket answers',
