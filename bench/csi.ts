@@ -13,7 +13,9 @@
  * serviceaccounts, pods, nodes: its chart's rights) and the bed's CA.
  * Goals: issue 7 (re-mount p99 ≤ 20 ms, 0 value reads after the first mount), issue 19 (first
  * Mount after the provider starts ≤ ASCP's).
- *   node bench/csi.ts [--rounds N] [--mounts N] [--profile DIR]
+ *   node bench/csi.ts [--rounds N] [--mounts N] [--profile DIR] [--bundle FILE]
+ * --bundle FILE: run that build of smk (e.g. a copy of another commit's dist/smk.mjs) instead of
+ * bundling this tree, to compare two builds on the same machine.
  * --profile DIR: smk runs with --cpu-prof into DIR and logs at info to DIR/smk-<round>.log
  * (its start's steps with their times), to see where a start and a first mount go.
  */
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     mounts: { type: 'string', default: '40' },
     profile: { type: 'string' },
+    bundle: { type: 'string' },
   },
 });
 const profileDir = values.profile;
@@ -56,7 +59,7 @@ const region = 'us-east-1';
 const objectCount = 5;
 const fileCount = objectCount + 4;
 
-const [peers, smkBundle] = await Promise.all([buildPeers(), buildSmk()]);
+const [peers, smkBundle] = await Promise.all([buildPeers(), values.bundle ?? buildSmk()]);
 process.stderr.write('starting moto and the Kubernetes test bed…\n');
 const world = await startWorld();
 Object.assign(process.env, world.env);
