@@ -503,7 +503,7 @@ try {
       peer: median('ASCP', (run) => run.firstCpuMs),
       peerName: 'ASCP',
       ratios: perRound((run) => run.firstCpuMs),
-      goal: '(lower is better; load-independent)',
+      goal: '(lower is better; less moved by load)',
     },
     {
       figure: 'CSI provider start until its socket answers',
