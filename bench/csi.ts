@@ -13,10 +13,14 @@
  * serviceaccounts, pods, nodes: its chart's rights) and the bed's CA.
  * Goals: issue 7 (re-mount p99 ≤ 20 ms, 0 value reads after the first mount), issue 19 (first
  * Mount after the provider starts ≤ ASCP's).
- *   node bench/csi.ts [--rounds N] [--mounts N]
+ *   node bench/csi.ts [--rounds N] [--mounts N] [--profile DIR] [--bundle FILE]
+ * --bundle FILE: run that build of smk (e.g. a copy of another commit's dist/smk.mjs) instead of
+ * bundling this tree, to compare two builds on the same machine.
+ * --profile DIR: smk runs with --cpu-prof into DIR and logs at info to DIR/smk-<round>.log
+ * (its start's steps with their times), to see where a start and a first mount go.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,15 +44,22 @@ import {
 import { percentile, printTable } from './table.ts';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, mounts: { type: 'string', default: '40' } },
+  options: {
+    rounds: { type: 'string', default: '5' },
+    mounts: { type: 'string', default: '40' },
+    profile: { type: 'string' },
+    bundle: { type: 'string' },
+  },
 });
+const profileDir = values.profile;
+if (profileDir !== undefined) await mkdir(profileDir, { recursive: true });
 const rounds = Number(values.rounds);
 const mounts = Number(values.mounts);
 const region = 'us-east-1';
 const objectCount = 5;
 const fileCount = objectCount + 4;
 
-const [peers, smkBundle] = await Promise.all([buildPeers(), buildSmk()]);
+const [peers, smkBundle] = await Promise.all([buildPeers(), values.bundle ?? buildSmk()]);
 process.stderr.write('starting moto and the Kubernetes test bed…\n');
 const world = await startWorld();
 Object.assign(process.env, world.env);
@@ -58,9 +69,14 @@ const closers: Array<() => Promise<void> | void> = [];
 
 interface Provider {
   readonly child: ChildProcess;
+  /** Everything the provider wrote to stderr (its log), kept only with --profile. */
+  readonly fullLog: () => string;
   readonly client: ProviderClient;
   /** From spawn to the socket answering Version: what a readiness probe waits for. */
   readonly startMs: number;
+  /** Wall-clock times (epoch ms) of the spawn and of the socket's first answer, for --profile's log. */
+  readonly spawnedAt: number;
+  readonly answeredAt: number;
   /** The last lines the provider logged (for a failure report). */
   log(): string;
 }
@@ -74,24 +90,62 @@ async function startProvider(
   socketPath: string,
 ): Promise<Provider> {
   const started = performance.now();
+  const spawnedAt = Date.now();
   let log = '';
+  let fullLog = '';
   const child = spawn(command, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr?.on('data', (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-4000);
+    if (profileDir !== undefined) fullLog += chunk.toString();
   });
-  const client = connectProvider(socketPath);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}: ${log}`);
     if (performance.now() - started > 60_000) throw new Error(`${name}: no answer on ${socketPath}: ${log}`);
+    // A fresh client each try: one client whose first connect failed waits out gRPC's reconnect
+    // backoff (1 s and more), which would be measured as the provider's start.
+    const client = connectProvider(socketPath);
     const answered = await client.version().then(
       () => true,
       () => false,
     );
-    if (answered) return { child, client, startMs: performance.now() - started, log: () => log };
+    if (answered) {
+      return {
+        child,
+        client,
+        startMs: performance.now() - started,
+        spawnedAt,
+        answeredAt: Date.now(),
+        log: () => log,
+        fullLog: () => fullLog,
+      };
+    }
+    client.close();
     await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/**
+ * CPU time a process's threads have run so far, in ms (Linux schedstat, ns precision; NaN
+ * elsewhere): what one mount costs the provider itself, whatever moto and the load do meanwhile.
+ */
+async function threadsCpuMs(pid: number | undefined): Promise<number> {
+  try {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const runs = await Promise.all(
+      tasks.map((task) =>
+        readFile(`/proc/${pid}/task/${task}/schedstat`, 'utf8').then(
+          (text) => Number(text.split(' ')[0]),
+          // A thread that ended between the listing and the read ran nothing more.
+          () => 0,
+        ),
+      ),
+    );
+    return runs.reduce((sum, ns) => sum + ns, 0) / 1e6;
+  } catch {
+    return Number.NaN;
   }
 }
 
@@ -192,7 +246,9 @@ try {
   await mkdir(ascpVolume);
   const providers = {
     smk: (): Promise<Provider> => {
+      const profiling = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
       const [command, args] = onServerCore(process.execPath, [
+        ...profiling,
         smkBundle,
         'csi-provider',
         '--provider-volume',
@@ -204,7 +260,11 @@ try {
         'smk csi-provider',
         command,
         args,
-        { ...awsEnv, KUBECONFIG: bed.kubeConfigPath, SMK_LOG_LEVEL: 'warn' },
+        {
+          ...awsEnv,
+          KUBECONFIG: bed.kubeConfigPath,
+          SMK_LOG_LEVEL: profileDir === undefined ? 'warn' : 'debug',
+        },
         join(smkVolume, 'aws.sock'),
       );
     },
@@ -250,6 +310,10 @@ try {
   interface Round {
     readonly startMs: number;
     readonly firstMs: number;
+    /** The provider's own CPU time (all threads) during the first mount. */
+    readonly firstCpuMs: number;
+    /** Wall-clock times (epoch ms) the first mount was sent and answered, for --profile's log. */
+    readonly firstAt: { readonly sent: number; readonly answered: number };
     /** The first mount in three parts (ms, from when the counting proxy saw AWS answer). */
     readonly timeline: { readonly toSts: number; readonly stsToLastAws: number; readonly afterAws: number };
     readonly firstCalls: Record<string, number>;
@@ -265,10 +329,12 @@ try {
   /** The first mount of a fresh provider, then re-mounts with the versions it gave back. */
   async function measureRound(name: Name, provider: Provider): Promise<Round> {
     proxy.resetCounts();
+    const cpuBefore = await threadsCpuMs(provider.child.pid);
     const startedAt = Date.now();
     const started = performance.now();
     const first = await provider.client.mount(request);
     const firstMs = performance.now() - started;
+    const firstCpuMs = (await threadsCpuMs(provider.child.pid)) - cpuBefore;
     const answeredAt = Date.now();
     const calls = proxy.calls();
     const stsAt = calls.find((call) => call.api === 'AssumeRoleWithWebIdentity')?.at ?? startedAt;
@@ -295,6 +361,8 @@ try {
     return {
       startMs: provider.startMs,
       firstMs,
+      firstCpuMs,
+      firstAt: { sent: startedAt, answered: answeredAt },
       timeline,
       firstCalls,
       remounts,
@@ -315,6 +383,14 @@ try {
         );
       } finally {
         await stopProvider(provider);
+        const firstAt = results[name][round]?.firstAt;
+        if (profileDir !== undefined && name === 'smk') {
+          const bench = { spawnedAt: provider.spawnedAt, socketAnsweredAt: provider.answeredAt, firstAt };
+          await writeFile(
+            join(profileDir, `smk-${round}.log`),
+            `${provider.fullLog()}${JSON.stringify({ bench })}\n`,
+          );
+        }
       }
     }
   }
@@ -369,7 +445,14 @@ try {
 
   printTable(
     'CSI first Mount after a start, where the time goes (median ms over rounds)',
-    ['provider', 'request → STS answered', 'STS → last AWS answer', 'last AWS answer → reply', 'whole mount'],
+    [
+      'provider',
+      'request → STS answered',
+      'STS → last AWS answer',
+      'last AWS answer → reply',
+      'whole mount',
+      'provider CPU in it',
+    ],
     names.map((name) => [
       name,
       percentile(
@@ -386,6 +469,10 @@ try {
       ),
       percentile(
         results[name].map((run) => run.firstMs),
+        50,
+      ),
+      percentile(
+        results[name].map((run) => run.firstCpuMs),
         50,
       ),
     ]),
@@ -408,6 +495,15 @@ try {
       ratios: firstRatios,
       goal: '≤ 1× (issue 19)',
       met: spreadOf(firstRatios).median <= 1,
+    },
+    {
+      figure: "CSI first Mount: the provider's own CPU time in it",
+      unit: 'ms',
+      smk: median('smk', (run) => run.firstCpuMs),
+      peer: median('ASCP', (run) => run.firstCpuMs),
+      peerName: 'ASCP',
+      ratios: perRound((run) => run.firstCpuMs),
+      goal: '(lower is better; less moved by load)',
     },
     {
       figure: 'CSI provider start until its socket answers',

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type AddressInfo, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { describe, it, test } from 'node:test';
 import { AccessDeniedError, InvalidInputError } from '../core/errors.ts';
 import { AwsClients } from './clients.ts';
@@ -18,24 +18,6 @@ test("commonJsExports: Node's own namespace (named exports found) is used as it 
   assert.equal(typeof commonJsExports(sts).STSClient, 'function');
   const esm = { Client: 1, default: { Client: 2 } };
   assert.equal(commonJsExports(esm), esm);
-});
-
-test('preload: rehearses an STS and a Secrets Manager call without a byte to the endpoint', async () => {
-  let connections = 0;
-  const endpoint = createServer((socket) => {
-    connections += 1;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
-  const { port } = endpoint.address() as AddressInfo;
-  const clients = new AwsClients({ endpoint: `http://127.0.0.1:${port}`, maxAttempts: 1 });
-  try {
-    await clients.preload('eu-west-1');
-    assert.equal(connections, 0);
-  } finally {
-    clients.destroy();
-    endpoint.close();
-  }
 });
 
 describe('AwsClients: nothing grows with what tenants choose', () => {

@@ -12,7 +12,7 @@
 
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { BatchGetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { AssumeRoleCommandOutput, STSClient } from '@aws-sdk/client-sts';
@@ -41,7 +41,6 @@ import {
 } from './identity.ts';
 import { WeightedLru } from './lru.ts';
 import { awsCallSeconds, awsCalls } from './metrics.ts';
-import { answerFromMemory, rehearsalAssumeRoleAnswer, rehearsalBatchAnswer } from './rehearsal.ts';
 import { sqsSdk, ssmSdk, stsSdk } from './sdk.ts';
 
 /**
@@ -178,46 +177,6 @@ export class AwsClients {
       stop();
       awsCalls.inc({ api: context.api, ...errorLabels(failure) });
     }
-  }
-
-  /**
-   * Loads the SDK packages that otherwise load on first use (STS, SSM) and sends one
-   * AssumeRoleWithWebIdentity and one BatchGetSecretValue through clients whose handler answers
-   * from memory (nothing leaves the process; the clients are dropped). A long-running role calls
-   * this before it reports ready, so its first real request does not pay for module loading and the
-   * SDK's one-time work on a first call (middleware, endpoint rules, signing, (de)serialisers).
-   */
-  async preload(region = this.options.stsRegion): Promise<void> {
-    const [{ STSClient, AssumeRoleWithWebIdentityCommand }] = await Promise.all([stsSdk(), ssmSdk()]);
-    const unsigned = (): Promise<never> => Promise.reject(new Error('a rehearsal is not signed'));
-    const sts = new STSClient({
-      ...this.#config(this.options.stsRegion, unsigned),
-      requestHandler: answerFromMemory('text/xml', rehearsalAssumeRoleAnswer),
-    });
-    const secretsManager = new SecretsManagerClient({
-      ...this.#config(region, () =>
-        Promise.resolve({
-          accessKeyId: 'rehearsal',
-          secretAccessKey: 'rehearsal',
-          sessionToken: 'rehearsal',
-        }),
-      ),
-      requestHandler: answerFromMemory('application/x-amz-json-1.1', rehearsalBatchAnswer(region)),
-    });
-    try {
-      await sts.send(
-        new AssumeRoleWithWebIdentityCommand({
-          RoleArn: 'arn:aws:iam::000000000000:role/rehearsal',
-          RoleSessionName: 'rehearsal',
-          WebIdentityToken: 'rehearsal',
-        }),
-      );
-      await secretsManager.send(new BatchGetSecretValueCommand({ SecretIdList: ['rehearsal'] }));
-    } finally {
-      sts.destroy();
-      secretsManager.destroy();
-    }
-    await this.#stsClient();
   }
 
   /** Close every connection (process shutdown, tests). Clients made later get fresh pools. */

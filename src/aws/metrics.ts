@@ -27,3 +27,11 @@ export const cacheMisses = counter(
 );
 
 export const cacheBytes = gauge('smk_aws_cache_bytes', 'Bytes of secret values held by the cache.', []);
+
+/**
+ * Sets the aws layer's counts back to zero. A role that rehearses reads before it reports ready
+ * calls it after: those calls went to a loopback stand-in, not to AWS, and must not be counted.
+ */
+export function resetAwsCounts(): void {
+  for (const metric of [awsCalls, awsCallSeconds, cacheHits, cacheMisses, cacheBytes]) metric.reset();
+}

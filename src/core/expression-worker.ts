@@ -8,6 +8,7 @@
 import { parentPort } from 'node:worker_threads';
 import { type JSONValue, search } from '@jmespath-community/jmespath';
 import type { EvaluationRequest, WorkerReply, WorkerRequest } from './expressions.ts';
+import { templateEngine } from './template.ts';
 import { renderTemplateJob } from './template-render.ts';
 
 const port = parentPort;
@@ -39,4 +40,6 @@ port.on('message', (request: WorkerRequest) => {
   );
   send({ kind: 'template', id: request.id, result });
 });
+// Built before 'ready': a render's CPU budget must not pay for making the engine (tens of ms).
+templateEngine();
 port.postMessage('ready');

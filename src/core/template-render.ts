@@ -9,13 +9,13 @@ import { maxValueBytes } from './extract.ts';
 import type { FileMode, Payload } from './spec-types.ts';
 import {
   encoder,
-  engine,
   type FileTemplate,
   lenientUtf8,
   listed,
   renderBudgetMs,
   renderMemoryLimit,
   shownVariable,
+  templateEngine,
 } from './template.ts';
 
 /**
@@ -88,7 +88,7 @@ export function renderParsed(
     const scope: Record<string, string> = Object.assign(Object.create(null), scopes[index]);
     try {
       rendered.push(
-        engine.renderSync([...templates], scope, {
+        templateEngine().renderSync([...templates], scope, {
           renderLimit: Math.max(1, deadline - performance.now()),
           memoryLimit: renderMemoryLimit,
         }),
@@ -105,7 +105,7 @@ export function renderTemplateJob(job: TemplateJob, started?: (index: number) =>
   const parsed: Template[][] = [];
   for (const [index, text] of job.texts.entries()) {
     try {
-      parsed.push(engine.parse(text));
+      parsed.push(templateEngine().parse(text));
     } catch {
       return { ok: false, failedAt: index, reason: 'failed' };
     }

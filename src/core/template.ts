@@ -64,21 +64,31 @@ export const renderMemoryLimit = 4 * 1024 * 1024;
 const valueProperties: ReadonlySet<string> = new Set(['size']);
 const maxShownFragment = 120;
 
-export const engine = new Liquid({
-  strictVariables: true,
-  strictFilters: true,
-  ownPropertyOnly: true,
-  globals: {},
-  // Any template lookup goes to this empty map, never to the file system (no root, no fs).
-  templates: {},
-  cache: false,
-  parseLimit: maxTemplateBytes,
-  renderLimit: renderBudgetMs,
-  memoryLimit: renderMemoryLimit,
-});
 /** Tags that read other templates (files); without them a template is self-contained. */
 export const refusedTags = ['include', 'render', 'layout'] as const;
-for (const tag of refusedTags) Reflect.deleteProperty(engine.tags, tag);
+
+let engine: Liquid | undefined;
+/**
+ * The one engine, made on first use: building it costs tens of ms at a start, which roles that
+ * never see a template (the CSI provider, the webhook without templates) should not pay.
+ */
+export function templateEngine(): Liquid {
+  if (engine) return engine;
+  engine = new Liquid({
+    strictVariables: true,
+    strictFilters: true,
+    ownPropertyOnly: true,
+    globals: {},
+    // Any template lookup goes to this empty map, never to the file system (no root, no fs).
+    templates: {},
+    cache: false,
+    parseLimit: maxTemplateBytes,
+    renderLimit: renderBudgetMs,
+    memoryLimit: renderMemoryLimit,
+  });
+  for (const tag of refusedTags) Reflect.deleteProperty(engine.tags, tag);
+  return engine;
+}
 
 export const encoder = new TextEncoder();
 /** Not fatal: a value that is not UTF-8 text renders with U+FFFD, it never fails on its bytes. */
@@ -159,8 +169,8 @@ export function parseTemplate(source: TemplateSource, subject: string): FileTemp
   let parsed: Template[] = [];
   let globals: ReturnType<Liquid['analyzeSync']>['globals'] = {};
   try {
-    parsed = engine.parse(source.text);
-    globals = engine.analyzeSync(parsed, { partials: false }).globals;
+    parsed = templateEngine().parse(source.text);
+    globals = templateEngine().analyzeSync(parsed, { partials: false }).globals;
   } catch (error) {
     fail(parseProblem(error));
   }

@@ -138,4 +138,26 @@ describe('createMountHandler', () => {
     );
     assert.equal(identities.length, 0);
   });
+
+  it('reads the ServiceAccount while the spec is parsed, yet reports a bad spec before a failed lookup', async () => {
+    let lookups = 0;
+    const { mount } = handler({
+      identities: {
+        roleArn: () => {
+          lookups += 1;
+          return Promise.reject(new NotFoundError('ServiceAccount default/app: not found', { subject: 'x' }));
+        },
+      },
+    });
+    await assert.rejects(mount(request({ objects: '- {objectType: secretsmanager}' })), (error: unknown) => {
+      assert.ok(error instanceof InvalidInputError);
+      assert.equal(error.field, 'objectName');
+      return true;
+    });
+    assert.equal(lookups, 1, 'the lookup started before the spec was parsed');
+    await assert.rejects(
+      mount(request({ objects: '- {objectName: db, objectType: secretsmanager}' })),
+      NotFoundError,
+    );
+  });
 });

@@ -133,6 +133,10 @@ export function createMountHandler(options: MountOptions): MountHandler {
         { subject, field: 'objects' },
       );
     }
+    // The ServiceAccount read waits on the API server; the spec is parsed meanwhile. It is awaited
+    // after the spec and region checks, so their errors still come first (its own is then dropped).
+    const identityLookup = identityFor(attributes, options.identities);
+    identityLookup.catch(() => undefined);
     const spec = parseMountSpec({ objects, region, failoverRegion, pathTranslation }, subject, {
       allowExpressions: options.expressions !== undefined,
     });
@@ -144,7 +148,7 @@ export function createMountHandler(options: MountOptions): MountHandler {
         { subject, field: 'failoverRegion' },
       );
     }
-    const identity = await identityFor(attributes, options.identities);
+    const identity = await identityLookup;
     const payloads = await resolvePayloads(spec, options.readerFor(identity), {
       ...(defaultRegion === undefined ? {} : { defaultRegion }),
       defaultFileMode,

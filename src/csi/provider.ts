@@ -94,7 +94,7 @@ export async function startCsiProvider(config: CsiProviderConfig): Promise<CsiPr
     logger: config.logger,
   });
   // Before the socket exists, so the driver's first Mount does not pay for one-time work.
-  await warmUp({ clients, serviceAccounts, logger: config.logger });
+  await warmUp({ serviceAccounts, stsRegion: config.environmentRegion, logger: config.logger });
   const socketPath = socketPathFor(config.providerVolume, config.providerName);
   const server = await startProviderServer({
     socketPath,
