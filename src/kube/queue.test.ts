@@ -206,6 +206,37 @@ describe('work queue', () => {
     queue.shutDown();
   });
 
+  it("with lanes, one namespace's backlog waits its turn: another's key is next after one of the backlog", async () => {
+    const queue = createWorkQueue({ laneOf: (key) => key.split('/')[0] ?? '' });
+    for (let i = 0; i < 1000; i++) queue.add(`noisy/${i}`);
+    queue.add('quiet/a');
+    queue.add('other/a');
+    queue.add('quiet/b');
+    const order = await takeReady(queue);
+    assert.equal(order.length, 1003);
+    assert.deepEqual(order.slice(0, 6), ['noisy/0', 'quiet/a', 'other/a', 'noisy/1', 'quiet/b', 'noisy/2']);
+    assert.deepEqual(
+      order.filter((key) => key.startsWith('noisy/')),
+      Array.from({ length: 1000 }, (_, i) => `noisy/${i}`),
+      'each lane keeps its own order',
+    );
+    queue.shutDown();
+  });
+
+  it('with lanes, a removed key is skipped and a re-added one is handed out once', async () => {
+    const queue = createWorkQueue({ laneOf: (key) => key.split('/')[0] ?? '' });
+    queue.add('a/1');
+    queue.add('a/2');
+    queue.add('b/1');
+    queue.remove('a/2');
+    queue.remove('a/1');
+    queue.add('a/1');
+    assert.equal(queue.depth, 2);
+    const taken = await takeReady(queue);
+    assert.deepEqual(taken.sort(), ['a/1', 'b/1'], 'a/2 skipped, a/1 once');
+    queue.shutDown();
+  });
+
   it('shutDown releases waiting workers', async () => {
     const queue = createWorkQueue();
     const waiting = queue.get();

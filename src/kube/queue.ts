@@ -3,6 +3,9 @@
  * once, never processed by two workers at once (a key added while it is processed runs again
  * after), failures back off per key (exponential with jitter), a token bucket caps how fast keys
  * start, and `addAfter` schedules a key later (refresh) without holding a timer per key.
+ * With `laneOf` (a key's namespace), queued keys wait in one lane per namespace and the lanes take
+ * turns: one tenant's backlog of thousands of keys delays another tenant's next key by one turn,
+ * not by the backlog (the shared controller serves every namespace; see docs/security.md).
  */
 
 export interface Clock {
@@ -48,6 +51,8 @@ export interface WorkQueueOptions {
   readonly rateLimit?: RateLimit;
   readonly clock?: Clock;
   readonly random?: () => number;
+  /** The lane a key waits in (e.g. its namespace); lanes are served in turn. Default: one lane. */
+  readonly laneOf?: (key: string) => string;
 }
 
 export interface WorkQueue {
@@ -85,8 +90,7 @@ export function createWorkQueue(options: WorkQueueOptions = {}): WorkQueue {
   const random = options.random ?? Math.random;
   const rate = options.rateLimit;
 
-  const queue: string[] = [];
-  let head = 0;
+  const lanes = new Lanes(options.laneOf ?? (() => ''));
   const queued = new Set<string>();
   const processing = new Set<string>();
   const dirty = new Set<string>();
@@ -113,7 +117,7 @@ export function createWorkQueue(options: WorkQueueOptions = {}): WorkQueue {
     }
     if (queued.has(key)) return;
     queued.add(key);
-    queue.push(key);
+    lanes.push(key);
     dispatch();
   }
 
@@ -136,18 +140,8 @@ export function createWorkQueue(options: WorkQueueOptions = {}): WorkQueue {
     return false;
   }
 
-  function pop(): string | undefined {
-    while (head < queue.length) {
-      const key = queue[head];
-      head += 1;
-      if (head > 1024 && head * 2 > queue.length) {
-        queue.splice(0, head);
-        head = 0;
-      }
-      if (key !== undefined && queued.delete(key)) return key;
-    }
-    return undefined;
-  }
+  /** The next queued key; entries of keys removed meanwhile are dropped on the way. */
+  const pop = (): string | undefined => lanes.shift((key) => queued.delete(key));
 
   function dispatch(): void {
     while (waiters.length > 0 && queued.size > 0) {
@@ -252,6 +246,54 @@ export function createWorkQueue(options: WorkQueueOptions = {}): WorkQueue {
       for (const waiter of waiters.splice(0)) waiter.resolve(undefined);
     },
   };
+}
+
+interface Lane {
+  readonly items: string[];
+  head: number;
+}
+
+/** FIFO lanes served in turn: each shift takes from the lane at the front of the round, which then goes to the back. */
+class Lanes {
+  /** Insertion order is the round: a lane served goes to the back; an empty one is dropped. */
+  private readonly lanes = new Map<string, Lane>();
+
+  private readonly laneOf: (key: string) => string;
+
+  constructor(laneOf: (key: string) => string) {
+    this.laneOf = laneOf;
+  }
+
+  push(key: string): void {
+    const name = this.laneOf(key);
+    let lane = this.lanes.get(name);
+    if (!lane) {
+      lane = { items: [], head: 0 };
+      this.lanes.set(name, lane);
+    }
+    lane.items.push(key);
+  }
+
+  /** The first entry, in turn, that `take` accepts (entries it refuses are stale and dropped). */
+  shift(take: (key: string) => boolean): string | undefined {
+    for (const [name, lane] of this.lanes) {
+      this.lanes.delete(name);
+      while (lane.head < lane.items.length) {
+        const key = lane.items[lane.head];
+        lane.head += 1;
+        if (key === undefined || !take(key)) continue;
+        if (lane.head < lane.items.length) {
+          if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
+            lane.items.splice(0, lane.head);
+            lane.head = 0;
+          }
+          this.lanes.set(name, lane);
+        }
+        return key;
+      }
+    }
+    return undefined;
+  }
 }
 
 interface DueEntry {

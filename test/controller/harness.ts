@@ -161,6 +161,8 @@ export function secretSyncApi(kubeConfig: KubeConfig) {
       }) as Promise<SecretSyncResource>,
     get: (namespace: string, name: string) =>
       custom.getNamespacedCustomObject({ ...base, namespace, name }) as Promise<SecretSyncResource>,
+    list: (namespace: string) =>
+      custom.listNamespacedCustomObject({ ...base, namespace }) as Promise<{ items: SecretSyncResource[] }>,
     delete: (namespace: string, name: string) =>
       custom.deleteNamespacedCustomObject({ ...base, namespace, name }),
     /** Sets `spec` fields (a JSON merge patch: arrays are replaced whole). */

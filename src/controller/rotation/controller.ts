@@ -99,7 +99,8 @@ export function addRotationController(manager: Manager, settings: RotationSettin
   const pool = controller.workers({
     name: 'rotation',
     concurrency: 4,
-    queue: { backoff: { baseMs: 200, maxMs: 5_000, jitter: 0.2 } },
+    // Keys are kind/namespace/name (workloadKey); one lane per namespace (kube/queue.ts).
+    queue: { backoff: { baseMs: 200, maxMs: 5_000, jitter: 0.2 }, laneOf: (key) => key.split('/')[1] ?? '' },
     async reconcile(key) {
       await rollout.reconcile(key);
       pool.queue.forget(key);

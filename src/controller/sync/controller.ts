@@ -104,7 +104,11 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
   const pool = controller.workers({
     name: 'sync',
     concurrency: settings.concurrency ?? 16,
-    queue: { rateLimit: settings.rateLimit ?? { perSecond: 200, burst: 1000 } },
+    // One lane per namespace: a tenant's thousands of syncs wait their turn behind others' next one.
+    queue: {
+      rateLimit: settings.rateLimit ?? { perSecond: 200, burst: 1000 },
+      laneOf: (key) => parseKey(key)?.namespace ?? '',
+    },
     reconcile,
     afterEach: (queue) => {
       queueDepthGauge.set(queue.depth);

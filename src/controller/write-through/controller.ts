@@ -89,7 +89,11 @@ export function addWriteThroughController(
   const pool = controller.workers({
     name: 'write-through',
     concurrency: 4,
-    queue: { backoff: { baseMs: 1_000, maxMs: 5 * 60_000, jitter: 0.2 } },
+    // Keys are namespace/name; one lane per namespace (kube/queue.ts).
+    queue: {
+      backoff: { baseMs: 1_000, maxMs: 5 * 60_000, jitter: 0.2 },
+      laneOf: (key) => key.split('/')[0] ?? '',
+    },
     async reconcile(key) {
       await reconcile(key);
       pool.queue.forget(key);
