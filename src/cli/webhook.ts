@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { processEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
