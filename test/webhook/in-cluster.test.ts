@@ -225,6 +225,21 @@ describe('smk webhook in a pod', () => {
         'client-node loaded',
       );
       assert.ok(modules.some((file) => file.endsWith('/src/kube/in-cluster.ts')));
+      if (program === 'bundle') {
+        // What the image's code splitting must keep out of the webhook (issue 19): zod's other
+        // locales (a named `{ z }` import keeps all of zod), and the AWS SDK's client code beside
+        // the partition data that region names are checked against (scripts/build.ts).
+        assert.deepEqual(
+          modules.filter((file) => /\/zod\/v4\/locales\/(?!en\.js)/.test(file)),
+          [],
+          'zod loaded whole',
+        );
+        assert.deepEqual(
+          modules.filter((file) => file.includes('/@smithy/')),
+          [],
+          'AWS SDK client code loaded',
+        );
+      }
       assert.ok(
         modules.some((file) => file.endsWith('/src/kube/api-source.ts')),
         'the Secret cache ran',
