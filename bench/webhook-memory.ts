@@ -391,7 +391,17 @@ try {
 
   printTable(
     `Webhook memory: ${rate} req/s of the 3-container Pod review (autocannon) for ${soakSeconds} s, then with a flood of 2.9 MB reviews (${floodSenders} senders) for ${floodSeconds} s; peers ${peerSeconds} s at the same rate; NODE_OPTIONS=${nodeOptions}; ${load}`,
-    ['server', 'phase', 'answered', 'failed', 'CPU µs/req', 'RSS median MiB', 'RSS max MiB', 'anon max MiB'],
+    [
+      'server',
+      'phase',
+      'answered',
+      'req/s reached',
+      'failed',
+      'CPU µs/req',
+      'RSS median MiB',
+      'RSS max MiB',
+      'anon max MiB',
+    ],
     [
       [
         'smk webhook',

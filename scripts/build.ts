@@ -7,9 +7,29 @@
  * before it imports the program's chunk, so an old Node gets a message instead of a SyntaxError.
  */
 import { chmod, cp, mkdir, rm } from 'node:fs/promises';
-import { build } from 'esbuild';
+import { dirname, join } from 'node:path';
+import { build, type Plugin } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
+
+/**
+ * core/regions.ts asks the AWS SDK only for partition() (is this name a region?), but its module
+ * is re-exported by @aws-sdk/core/client with all the SDK's client middleware: bundled as is, any
+ * role checking a region name (the webhook, at admission) evaluates ~400 KB of SDK code and its
+ * @smithy dependencies (~1.5 MiB of heap). regions.ts gets partition()'s own module instead: the
+ * same module the SDK's clients use (one copy of the partition data), without the rest.
+ */
+const sdkPartitionOnly: Plugin = {
+  name: 'sdk-partition-only',
+  setup(build) {
+    build.onResolve({ filter: /^@aws-sdk\/core\/client$/ }, async (args) => {
+      if (!args.importer.endsWith('/src/core/regions.ts')) return undefined;
+      const client = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir });
+      if (client.errors.length > 0) return { errors: client.errors };
+      return { path: join(dirname(client.path), 'util-endpoints/lib/aws/partition.js') };
+    });
+  },
+};
 
 /** Bundles every role into `outdir` (emptied first); returns the bundle's size in bytes. Tests bundle into a temp dir. */
 export async function bundle(outdir: string): Promise<{ readonly files: number; readonly bytes: number }> {
@@ -39,6 +59,7 @@ export async function bundle(outdir: string): Promise<{ readonly files: number; 
     metafile: true,
     logLevel: 'warning',
     // Some CommonJS dependencies call require() for Node built-ins; give the ESM bundle one.
+    plugins: [sdkPartitionOnly],
     banner: {
       js: "import { createRequire as __smkCreateRequire } from 'node:module'; const require = __smkCreateRequire(import.meta.url);",
     },

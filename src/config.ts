@@ -4,7 +4,7 @@
  * src/cli.
  */
 import { isAbsolute } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { agentEnv, agentRoleChainEnv } from './core/agent-contract.ts';
 import { InvalidInputError } from './core/errors.ts';
 import type { InClusterEnvironment } from './kube/in-cluster.ts';

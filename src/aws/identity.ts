@@ -3,7 +3,7 @@
  * and a credential provider that caches credentials until shortly before they expire.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AccessDeniedError, TransientError } from '../core/errors.ts';
 import { type RoleChain, roleChainKey } from './role-chain.ts';
 

@@ -8,7 +8,7 @@
  * role ARN; an external id is not echoed (it is not a secret in AWS's model, but it is not ours to show).
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from '../core/errors.ts';
 
 export interface RoleChain {

@@ -23,7 +23,7 @@
  *   TagResource, RestoreSecret, DeleteSecret on the write-through prefix, ListSecrets
  */
 import { hostname } from 'node:os';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   AwsClients,
   createQueueReader,

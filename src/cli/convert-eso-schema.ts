@@ -3,7 +3,7 @@
  * ClusterSecretStore fields as its API reference gives them. Loose: a field they do not list is
  * kept, so it can be reported by its path.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ConvertIssue } from './convert-output.ts';
 
 export const esoGroup = 'external-secrets.io';

@@ -11,7 +11,7 @@
  * - `--node-name=$(NODE_NAME)` from the downward API when SecretProviderClasses name no region.
  */
 import { createServer, type Server } from 'node:http';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   jmesPathExpressionsHelp,
   jmesPathExpressionsOption,

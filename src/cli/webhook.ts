@@ -9,11 +9,12 @@ import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { processEnvironment } from '../config.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { collectProcessMetrics } from '../core/metrics.ts';
+import type { KubeAccess } from '../kube/endpoint.ts';
 import { startWebhookServer, type WriteThroughRoutes } from '../webhook/server.ts';
 import { tlsFlagOptions, tlsFlagsHelp, tlsSettingsFromFlags } from '../webhook/tls/flags.ts';
 import { checkFlags, parseCommandArgs, usageError } from './args.ts';
@@ -44,6 +45,11 @@ ${injectorFlagsHelp}
   --write-through-key NAME  ConfigMap in POD_NAMESPACE where the controller publishes its sealing
                             key (default smk-write-through-key)
 ${tlsFlagsHelp}`;
+
+/** In a pod the in-cluster endpoint (no client-node); elsewhere a kubeconfig (client-node reads it). */
+async function loadKubeAccess(): Promise<KubeAccess> {
+  return (await import('./kube-access.ts')).loadCommandKubeAccess('webhook');
+}
 
 const flagsSchema = z.object({
   port: z.coerce.number().int().min(0).max(65_535),
@@ -86,10 +92,13 @@ export async function run(args: readonly string[]): Promise<number> {
   const log = createLogger({ name: 'smk-webhook', level: environment.logLevel });
   collectProcessMetrics();
   // The API server is reached only when a flag needs it, and in a pod through the in-cluster
-  // endpoint: client-node's modules alone hold ~40 MiB of a webhook whose goal is 64 MiB.
-  const kubeAccessOf = async () => (await import('./kube-access.ts')).loadCommandKubeAccess('webhook');
-  // The write-through Secret cache is an informer, which still watches through client-node.
-  const kubeConfigOf = async () => (await import('./kube-config.ts')).loadCommandKubeConfig('webhook');
+  // endpoint (TLS bootstrap, sealing key, the write-through Secret cache's list and watch):
+  // client-node's modules alone hold ~40 MiB of a webhook whose goal is 64 MiB.
+  let kubeAccess: Promise<KubeAccess> | undefined;
+  const kubeAccessOf = (): Promise<KubeAccess> => {
+    kubeAccess ??= loadKubeAccess();
+    return kubeAccess;
+  };
   // Self-managed TLS writes the certificate files before the server first reads them.
   let reloadCertificates = (): void => {};
   const tls = tlsSettings
@@ -113,20 +122,14 @@ export async function run(args: readonly string[]): Promise<number> {
         },
       );
     }
-    const [
-      kubeConfig,
-      kubeAccess,
-      { createWriteThroughCache },
-      { reviewSecretAdmission },
-      { publishedKeySource },
-    ] = await Promise.all([
-      kubeConfigOf(),
-      kubeAccessOf(),
-      import('../webhook/secrets/cache.ts'),
-      import('../webhook/secrets/handler.ts'),
-      import('../webhook/secrets/sealing-key.ts'),
-    ]);
-    const cache = createWriteThroughCache(kubeConfig, {
+    const [access, { createWriteThroughCache }, { reviewSecretAdmission }, { publishedKeySource }] =
+      await Promise.all([
+        kubeAccessOf(),
+        import('../webhook/secrets/cache.ts'),
+        import('../webhook/secrets/handler.ts'),
+        import('../webhook/secrets/sealing-key.ts'),
+      ]);
+    const cache = createWriteThroughCache(access, {
       logger: log.child({ component: 'write-through' }),
       location: { prefix: settings.prefix, region: environment.region },
     });
@@ -137,7 +140,7 @@ export async function run(args: readonly string[]): Promise<number> {
     });
     const deps = {
       settings,
-      publicKey: publishedKeySource(kubeAccess, {
+      publicKey: publishedKeySource(access, {
         namespace: environment.podNamespace ?? 'default',
         name: values['write-through-key'],
       }),

@@ -6,7 +6,7 @@
  * Both are parsed once, with zod, into plain values (a SecretSync here, a SecretProviderClass in
  * ./spc-job.ts, sharing this file's field rules); errors name the object and field.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { normaliseRoleChain, type RoleChain, roleChainSchema } from '../aws/role-chain.ts';
 import { parseDuration } from '../core/duration.ts';
 import { InvalidInputError } from '../core/errors.ts';

@@ -2,7 +2,7 @@
  * The SecretProviderClass drop-in's side of ./jobs.ts: an opted-in SecretProviderClass
  * (`smk.dev/sync: "true"`) parsed once, with zod, into the same SyncJob a SecretSync gives.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseRoleChain, roleChainKeys } from '../aws/role-chain.ts';
 import { parseDuration } from '../core/duration.ts';
 import { InvalidInputError } from '../core/errors.ts';

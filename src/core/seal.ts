@@ -26,7 +26,7 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from './errors.ts';
 
 /** Whose a sealed value is: it opens only for this cluster, namespace and name. */

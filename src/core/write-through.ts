@@ -12,7 +12,7 @@
  * "/"), and it is only present when some value needed it. Example:
  *   {"password":"…","username":"app","smk.dev/base64":["keystore.p12"],"keystore.p12":"MIIK…"}
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError, TooLargeError } from './errors.ts';
 
 export const writeThroughLabel = 'smk.dev/write-through';

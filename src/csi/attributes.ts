@@ -3,7 +3,7 @@
  * merged with the pod's volume context, a JSON object of strings) and `permission` (the
  * driver's default file mode). Messages never echo input: the attributes carry pod tokens.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from '../core/errors.ts';
 
 export const podNamespaceKey = 'csi.storage.k8s.io/pod.namespace';

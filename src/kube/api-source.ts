@@ -1,17 +1,13 @@
 /**
  * Where a supervised informer (./informer.ts) gets its objects from the API server: a paged LIST
- * and a WATCH with bookmarks, with the lister chosen from the resource (custom resource, Secret,
- * any other typed kind).
+ * and a WATCH with bookmarks, both through the project's undici transport (./http.ts). Given an
+ * in-cluster KubeEndpoint this never loads client-node, so the webhook's write-through Secret
+ * cache costs the webhook no client-node modules; given a KubeConfig it uses that config's pooled
+ * connection and credentials. Objects stay plain JSON, in the list as in watch events.
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubernetesObject,
-  KubernetesObjectApi,
-  type V1Secret,
-  Watch,
-} from '@kubernetes/client-node';
-import type { KubeConfig } from './client.ts';
+import { KubeHttpError } from './api-errors.ts';
+import type { KubeAccess } from './endpoint.ts';
+import { createKubeHttp, type KubeHttp, listPage } from './http.ts';
 import { describeResource, type ListWatchSource, type WatchEventType } from './informer.ts';
 
 /** One page of a LIST, as the API server sends it. */
@@ -29,68 +25,35 @@ export interface PageRequest {
 
 export type Lister<T> = (request: PageRequest) => Promise<ListPage<T>>;
 
-interface ApiSourceCommon {
-  /** Watch URL path, e.g. `/apis/smk.dev/v1alpha1/secretsyncs`, `/api/v1/namespaces/a/secrets`. */
+export interface ApiSourceOptions<T> {
+  /**
+   * The collection (from resourcePath), listed and watched: `/apis/smk.dev/v1alpha1/secretsyncs`,
+   * `/api/v1/namespaces/a/secrets`. A LIST and a WATCH of one collection have the same path.
+   */
   readonly path: string;
   readonly labelSelector?: string;
   /** Objects per list page. */
   readonly pageSize?: number;
+  /** Lists instead of a GET of `path` (unit tests script pages with it). */
+  readonly list?: Lister<T>;
 }
 
-export type ApiSourceOptions<T> = ApiSourceCommon &
-  (
-    | {
-        /** Lists the same objects as `path` watches (see customObjectLister, secretLister). */
-        readonly list: Lister<T>;
-      }
-    | {
-        /** e.g. `smk.dev/v1alpha1`, `v1`: the lister is chosen from it (custom resource, Secret, typed kind). */
-        readonly apiVersion: string;
-        readonly kind: string;
-        readonly namespace?: string;
-      }
-  );
-
-function listerFor<T>(kubeConfig: KubeConfig, options: ApiSourceOptions<T>): Lister<T> {
-  if ('list' in options) return options.list;
-  const { apiVersion, kind, namespace } = options;
-  if (apiVersion.includes('/')) {
-    const [group = '', version = ''] = apiVersion.split('/');
-    const plural = options.path.split('/').pop() ?? '';
-    return customObjectLister<T>(kubeConfig, { group, version, plural, namespace });
-  }
-  if (kind === 'Secret') return secretLister(kubeConfig, namespace) as unknown as Lister<T>;
-  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
-  return async (request) => {
-    const page = await objects.list<KubernetesObject>(
-      apiVersion,
-      kind,
-      namespace,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      request.labelSelector,
-      request.limit,
-      request.continueToken,
-    );
-    const metadata = page.metadata as { resourceVersion?: string; _continue?: string } | undefined;
-    return {
-      items: page.items as unknown as T[],
-      resourceVersion: metadata?.resourceVersion ?? '',
-      continueToken: metadata?._continue || undefined,
-    };
-  };
-}
+const watchEventTypes: ReadonlySet<string> = new Set<WatchEventType>([
+  'ADDED',
+  'MODIFIED',
+  'DELETED',
+  'BOOKMARK',
+  'ERROR',
+]);
 
 /**
  * A ListWatchSource over the API server: paged LIST, WATCH with bookmarks and a server-side
  * timeout, so a stream is renewed every few minutes even when all is quiet.
  */
-export function apiSource<T>(kubeConfig: KubeConfig, options: ApiSourceOptions<T>): ListWatchSource<T> {
-  const watcher = new Watch(kubeConfig);
+export function apiSource<T>(access: KubeAccess, options: ApiSourceOptions<T>): ListWatchSource<T> {
+  const http = createKubeHttp(access);
   const pageSize = options.pageSize ?? 500;
-  const lister = listerFor(kubeConfig, options);
+  const lister: Lister<T> = options.list ?? ((page) => listPage<T>(http, options.path, page));
   return {
     resource: describeResource(options.path, options.labelSelector),
     async list() {
@@ -109,76 +72,92 @@ export function apiSource<T>(kubeConfig: KubeConfig, options: ApiSourceOptions<T
       } while (continueToken);
       return { items, resourceVersion };
     },
-    async watch(resourceVersion, onEvent, onDone) {
-      const controller = await watcher.watch(
+    watch(resourceVersion, onEvent, onDone) {
+      return watchStream(
+        http,
         options.path,
         {
+          watch: 'true',
           resourceVersion,
-          allowWatchBookmarks: true,
-          timeoutSeconds: 240 + Math.floor(Math.random() * 120),
-          ...(options.labelSelector ? { labelSelector: options.labelSelector } : {}),
+          allowWatchBookmarks: 'true',
+          timeoutSeconds: String(240 + Math.floor(Math.random() * 120)),
+          labelSelector: options.labelSelector,
         },
-        (type: string, object: unknown) => onEvent(type as WatchEventType, object as T),
+        (type, object) => onEvent(type, object as T),
         onDone,
       );
-      return { abort: () => controller.abort() };
     },
   };
 }
 
-interface PlainList<T> {
-  readonly items?: T[];
-  readonly metadata?: { readonly resourceVersion?: string; readonly continue?: string };
-}
-
 /**
- * Lists a custom resource (all namespaces, or one). The answer stays plain JSON, like watch
- * events. (KubernetesObjectApi.list drops the `continue` token of custom resources, so a list
- * longer than a page would silently end after the first.)
+ * One WATCH: newline-delimited JSON events ({type, object}) handed to `onEvent` as they arrive.
+ * An error status is thrown (a KubeHttpError with the server's reason, never its text); once the
+ * stream runs, its end is reported once to `onDone`: no error for a close by the server, by
+ * `abort`, or after the stream stayed silent past the server's own timeout; else the error.
  */
-export function customObjectLister<T>(
-  kubeConfig: KubeConfig,
-  resource: { group: string; version: string; plural: string; namespace?: string | undefined },
-): Lister<T> {
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-  return async (request) => {
-    const common = {
-      group: resource.group,
-      version: resource.version,
-      plural: resource.plural,
-      limit: request.limit,
-      ...(request.continueToken ? { _continue: request.continueToken } : {}),
-      ...(request.labelSelector ? { labelSelector: request.labelSelector } : {}),
-    };
-    const page = (
-      resource.namespace
-        ? await custom.listNamespacedCustomObject({ ...common, namespace: resource.namespace })
-        : await custom.listClusterCustomObject(common)
-    ) as PlainList<T>;
-    return {
-      items: page.items ?? [],
-      resourceVersion: page.metadata?.resourceVersion ?? '',
-      continueToken: page.metadata?.continue || undefined,
-    };
+export async function watchStream(
+  http: Pick<KubeHttp, 'stream'>,
+  path: string,
+  query: Readonly<Record<string, string | undefined>> & { readonly timeoutSeconds: string },
+  onEvent: (type: WatchEventType, object: unknown) => void,
+  onDone: (error: unknown) => void,
+): Promise<{ abort(): void }> {
+  const aborter = new AbortController();
+  // Bookmarks and events keep a stream busy; silence well past the server's own timeout is a dead peer.
+  const body = await http.stream({
+    path,
+    query,
+    signal: aborter.signal,
+    bodyTimeoutMs: (Number(query.timeoutSeconds) + 30) * 1000,
+  });
+  let ended = false;
+  const end = (error: unknown): void => {
+    if (ended) return;
+    ended = true;
+    onDone(error);
   };
-}
-
-/** Lists Secrets (all namespaces, or one). */
-export function secretLister(kubeConfig: KubeConfig, namespace?: string): Lister<V1Secret> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  return async (request) => {
-    const common = {
-      limit: request.limit,
-      ...(request.continueToken ? { _continue: request.continueToken } : {}),
-      ...(request.labelSelector ? { labelSelector: request.labelSelector } : {}),
-    };
-    const page = namespace
-      ? await core.listNamespacedSecret({ ...common, namespace })
-      : await core.listSecretForAllNamespaces(common);
-    return {
-      items: page.items,
-      resourceVersion: page.metadata?.resourceVersion ?? '',
-      continueToken: page.metadata?._continue || undefined,
-    };
+  const event = (line: string): void => {
+    if (line.trim() === '') return;
+    let parsed: { type?: unknown; object?: unknown };
+    try {
+      parsed = JSON.parse(line) as { type?: unknown; object?: unknown };
+    } catch {
+      // Never JSON.parse's message: it quotes the text, which may be a Secret's data.
+      throw new KubeHttpError('GET', path, 200, { reason: 'NotJson' });
+    }
+    if (typeof parsed.type !== 'string' || !watchEventTypes.has(parsed.type)) {
+      throw new KubeHttpError('GET', path, 200, { reason: 'UnknownWatchEvent' });
+    }
+    onEvent(parsed.type as WatchEventType, parsed.object);
+  };
+  void (async () => {
+    let pending = '';
+    try {
+      body.setEncoding('utf8');
+      for await (const chunk of body as AsyncIterable<string>) {
+        if (ended) break;
+        pending += chunk;
+        let newline = pending.indexOf('\n');
+        while (newline >= 0 && !ended) {
+          event(pending.slice(0, newline));
+          pending = pending.slice(newline + 1);
+          newline = pending.indexOf('\n');
+        }
+      }
+      if (!ended) event(pending);
+      end(undefined);
+    } catch (error) {
+      const timedOut = (error as { name?: string } | null)?.name === 'BodyTimeoutError';
+      end(aborter.signal.aborted || timedOut ? undefined : error);
+    } finally {
+      body.destroy();
+    }
+  })();
+  return {
+    abort() {
+      end(undefined);
+      aborter.abort();
+    },
   };
 }

@@ -9,6 +9,7 @@
  * JSON in and out. Resources are found by discovery, once per group/version, as client-node does.
  * Given an in-cluster KubeEndpoint (./in-cluster.ts) instead, this module never loads client-node.
  */
+import type { Readable } from 'node:stream';
 import { request } from 'undici';
 import { smkVersion } from '../core/version.ts';
 import { KubeHttpError, parseApiStatus } from './api-errors.ts';
@@ -44,6 +45,18 @@ export interface KubeHttp {
   send<T>(request: KubeRequest): Promise<T>;
   /** The resource for `apiVersion` + `kind` (discovery, cached per group/version). */
   resource(apiVersion: string, kind: string): Promise<ResourceInfo>;
+  /**
+   * A GET whose body is read as it arrives (a WATCH); an error status is thrown as send()'s are.
+   * The body ends when the server closes it, `signal` aborts, or it stays silent `bodyTimeoutMs`.
+   */
+  stream(spec: StreamRequest): Promise<Readable>;
+}
+
+export interface StreamRequest {
+  readonly path: string;
+  readonly query?: KubeRequest['query'];
+  readonly signal: AbortSignal;
+  readonly bodyTimeoutMs: number;
 }
 
 /** `/api/v1` for the core group, `/apis/<group>/<version>` for the others. */
@@ -168,6 +181,28 @@ export function createKubeHttp(access: KubeAccess): KubeHttp {
     return parseBody<T>(spec, response.statusCode, text);
   }
 
+  async function stream(spec: StreamRequest): Promise<Readable> {
+    const { dispatcher, headers } = await currentConnection();
+    const response = await request(`${server}${spec.path}${queryString(spec.query)}`, {
+      method: 'GET',
+      dispatcher,
+      headers: { ...headers, accept: 'application/json', 'user-agent': userAgent },
+      signal: spec.signal,
+      bodyTimeout: spec.bodyTimeoutMs,
+    });
+    if (response.statusCode >= 300) {
+      const text = await response.body.text().catch(() => '');
+      const retryAfter = response.headers['retry-after'];
+      throw new KubeHttpError(
+        'GET',
+        spec.path,
+        response.statusCode,
+        parseApiStatus(text, typeof retryAfter === 'string' ? retryAfter : undefined),
+      );
+    }
+    return response.body;
+  }
+
   async function resource(apiVersion: string, kind: string): Promise<ResourceInfo> {
     const base = apiBase(apiVersion);
     let listing = discovered.get(base);
@@ -185,7 +220,7 @@ export function createKubeHttp(access: KubeAccess): KubeHttp {
     return { apiVersion, plural: found.name, namespaced: found.namespaced };
   }
 
-  return { send, resource };
+  return { send, resource, stream };
 }
 
 /** One page of a list, as an informer consumes it. */

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { KubeHttpError } from './api-errors.ts';
+import { KubeEndpoint } from './endpoint.ts';
 import { createInformer, type ListResult, type ListWatchSource, type WatchEventType } from './informer.ts';
 import type { Clock } from './queue.ts';
 
@@ -261,9 +263,11 @@ describe('supervised informer', () => {
   });
 });
 
+/** An API server never called: the lister is scripted. */
+const unreachable = new KubeEndpoint('https://127.0.0.1:1', () => Promise.reject(new Error('not called')));
+
 describe('apiSource', () => {
   it('follows continue tokens until the last page', async () => {
-    const { KubeConfig } = await import('@kubernetes/client-node');
     const { apiSource } = await import('./api-source.ts');
     const pages = new Map<string | undefined, { items: Thing[]; next?: string }>([
       [undefined, { items: [thing('a', '1'), thing('b', '1')], next: 't1' }],
@@ -271,7 +275,7 @@ describe('apiSource', () => {
       ['t2', { items: [thing('d', '1')] }],
     ]);
     const asked: Array<string | undefined> = [];
-    const source = apiSource<Thing>(new KubeConfig(), {
+    const source = apiSource<Thing>(unreachable, {
       path: '/apis/x/v1/things',
       labelSelector: 'app=x',
       list: async (request) => {
@@ -293,7 +297,6 @@ describe('apiSource', () => {
 
 describe('a refused list', () => {
   it('names the verb and the resource (with scope and selector), and keeps retrying', async () => {
-    const { ApiException, KubeConfig } = await import('@kubernetes/client-node');
     const { Writable } = await import('node:stream');
     const { createLogger } = await import('../core/log.ts');
     const { apiSource } = await import('./api-source.ts');
@@ -307,12 +310,12 @@ describe('a refused list', () => {
       }),
     });
     let calls = 0;
-    const source = apiSource<Thing>(new KubeConfig(), {
+    const source = apiSource<Thing>(unreachable, {
       path: '/api/v1/secrets',
       labelSelector: 'smk.dev/write-through=true',
       list: async () => {
         calls += 1;
-        throw new ApiException(403, 'Forbidden', '{"reason":"Forbidden"}', {});
+        throw new KubeHttpError('GET', '/api/v1/secrets', 403, { reason: 'Forbidden' });
       },
     });
     const clock = manualClock();

@@ -2,7 +2,7 @@
  * A supervised informer: list, then watch from the list's resourceVersion, keeping a cache and
  * calling handlers on add / update / delete. client-node's ListWatch stops for good after some
  * errors and cannot be told to relist or report liveness (client-node issues 596, 958), so this
- * one is built on its Watch with a supervisor around it:
+ * one watches through ./api-source.ts with a supervisor around it:
  *   - restart with backoff after any list or watch error (410 Gone relists at once);
  *   - a periodic full relist that repairs any missed event (diffed against the cache);
  *   - a watchdog that restarts when the stream shows no sign of life (event, bookmark, reconnect)
@@ -12,11 +12,8 @@ import { describeError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { silentLogger } from '../core/log.ts';
 import { counter } from '../core/metrics.ts';
-import { apiStatus } from './client.ts';
+import { apiStatus } from './api-errors.ts';
 import { type BackoffOptions, backoffDelay, type Clock, systemClock } from './queue.ts';
-
-// The rotation controller (being moved onto ./manager.ts) still takes its sources from here.
-export { apiSource } from './api-source.ts';
 
 export interface KubeObject {
   readonly metadata?: {

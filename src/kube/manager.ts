@@ -172,10 +172,7 @@ export function createManager(options: ManagerOptions): Manager {
     options.sourceFor ??
     (<T>(kind: ResourceKind<T>, namespace: string | undefined): ListWatchSource<T> =>
       apiSource<T>(kubeConfig, {
-        apiVersion: kind.apiVersion,
-        kind: kind.kind,
         path: resourcePath(kind.apiVersion, kind.plural, namespace),
-        ...(namespace ? { namespace } : {}),
         ...(kind.labelSelector ? { labelSelector: kind.labelSelector } : {}),
       }));
 

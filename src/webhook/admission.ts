@@ -5,7 +5,7 @@
  * clean 400 for the caller to report, never an exception escaping to the server.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { isInjectionAnnotation, mentionsInjection } from './annotations.ts';
 import { type InjectorConfig, mutatePod } from './mutate.ts';
 import { describeSchemaError, podMetadataSchema, rawAnnotations } from './pod.ts';

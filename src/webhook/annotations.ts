@@ -5,7 +5,7 @@
  * values of the annotations are references (ARNs, names), never secret material.
  */
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseNamedRoleChain, type RoleChain } from '../aws/role-chain.ts';
 import { parseDuration } from '../core/duration.ts';
 import { isSmkError } from '../core/errors.ts';

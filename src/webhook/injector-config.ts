@@ -2,7 +2,7 @@
  * The injector's settings from flags (`smk webhook`, `smk inject`), validated once; anything not
  * given keeps the default (the agent image is this release's image).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from '../core/errors.ts';
 import { defaultInjectorConfig, type InjectorConfig } from './mutate.ts';
 

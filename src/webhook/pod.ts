@@ -3,7 +3,7 @@
  * every other field untouched (loose objects), so a mutated pod differs from its input only
  * where the injector meant it to.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const name = z.string().min(1);
 

@@ -234,6 +234,49 @@ describe('webhook server memory budget', () => {
     });
   });
 
+  test('an oversize body is refused 413 before it is read whole: declared at once, chunked at the first byte too many', async () => {
+    /** Sends `head` (and `chunk`, if any) and never the rest; resolves with the first answer line. */
+    const firstLine = async (head: string, chunk?: string): Promise<string> => {
+      const socket = connect({
+        host: '127.0.0.1',
+        port: server.port,
+        ca: ca.certPem,
+        servername: 'localhost',
+      });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('secureConnect', resolve);
+          socket.once('error', reject);
+        });
+        socket.write(head);
+        if (chunk !== undefined) socket.write(chunk);
+        let text = '';
+        return await new Promise<string>((resolve) => {
+          socket.on('data', (data: Buffer) => {
+            text += data.toString('utf8');
+            if (text.includes('\r\n')) resolve(text.slice(0, text.indexOf('\r\n')));
+          });
+          socket.on('close', () => resolve(text));
+        });
+      } finally {
+        socket.destroy();
+      }
+    };
+    // 64 KiB is this server's limit; neither client ever sends its body's end, so a server that
+    // read bodies whole would answer nothing here but the 408 of its request timeout.
+    const declared = await firstLine(
+      'POST /mutate/pods HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n',
+    );
+    assert.equal(declared, 'HTTP/1.1 413 Payload Too Large');
+    const over = 64 * 1024 + 1;
+    const chunked = await firstLine(
+      'POST /mutate/pods HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n',
+      `${over.toString(16)}\r\n${' '.repeat(over)}\r\n`,
+    );
+    assert.equal(chunked, 'HTTP/1.1 413 Payload Too Large');
+    assert.equal((await call('/healthz')).status, 200);
+  });
+
   test('reviews in progress are capped too', async () => {
     await withServer({ maxInFlightReviews: 1 }, async () => {
       const holding = await stalledPost(server.port, 1_000, 10);

@@ -1,9 +1,10 @@
 /**
- * `smk webhook --tls-secret` in a pod's shape (KUBERNETES_SERVICE_HOST/PORT, the ServiceAccount's
- * token and CA at the in-cluster paths, no kubeconfig) against the real API server: the TLS
- * bootstrap fills the Secret and patches the caBundle as the ServiceAccount, and the process never
- * loads @kubernetes/client-node (its modules are ~40 MiB of the webhook's RSS). The in-cluster
- * paths are given in a private mount namespace (unshare), as a pod's are.
+ * `smk webhook --tls-secret --write-through` in a pod's shape (KUBERNETES_SERVICE_HOST/PORT, the
+ * ServiceAccount's token and CA at the in-cluster paths, no kubeconfig) against the real API
+ * server: the TLS bootstrap fills the Secret and patches the caBundle as the ServiceAccount, the
+ * write-through Secret cache lists and watches, and the process never loads
+ * @kubernetes/client-node (its modules are ~40 MiB of the webhook's RSS). The in-cluster paths
+ * are given in a private mount namespace (unshare), as a pod's are.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -52,7 +53,7 @@ describe('smk webhook in a pod', () => {
   });
 
   for (const program of ['sources', 'bundle'] as const) {
-    test(`--tls-secret bootstraps TLS as the in-cluster ServiceAccount and never loads client-node (${program})`, async () => {
+    test(`--tls-secret bootstraps TLS as the in-cluster ServiceAccount, --write-through lists its Secrets, and never loads client-node (${program})`, async () => {
       const cli = program === 'sources' ? sources : await bundledSmk();
       const namespace = await bed.newNamespace(`webhook-in-cluster-${program}`);
       const admission = bed.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
@@ -115,6 +116,23 @@ describe('smk webhook in a pod', () => {
         },
       });
       cleanups.push(() => rbac.deleteClusterRoleBinding({ name: configuration }));
+      // --write-through: the labelled Secrets' list and watch (all namespaces), as the chart grants.
+      const secretsReader = `${configuration}-secrets`;
+      await rbac.createClusterRole({
+        body: {
+          metadata: { name: secretsReader },
+          rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }],
+        },
+      });
+      cleanups.push(() => rbac.deleteClusterRole({ name: secretsReader }));
+      await rbac.createClusterRoleBinding({
+        body: {
+          metadata: { name: secretsReader },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: secretsReader },
+          subjects,
+        },
+      });
+      cleanups.push(() => rbac.deleteClusterRoleBinding({ name: secretsReader }));
 
       // /run (where /var/run points) as the pod sees it: the ServiceAccount's token and the cluster CA.
       const work = await mkdtemp(join(tmpdir(), 'smk-in-cluster-'));
@@ -149,6 +167,7 @@ describe('smk webhook in a pod', () => {
           '--port=0',
           '--host=127.0.0.1',
           '--shutdown-delay=0',
+          '--write-through',
         ],
         {
           env: {
@@ -158,17 +177,20 @@ describe('smk webhook in a pod', () => {
             KUBERNETES_SERVICE_HOST: server.hostname,
             KUBERNETES_SERVICE_PORT: server.port,
             SMK_TEST_MODULE_LOG: moduleLog,
+            AWS_REGION: 'us-east-1',
           },
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       );
       let output = '';
       // Resolves once the server is up (it starts after the bootstrap wrote the files and patched the
-      // caBundle), or when the process ends first.
+      // caBundle) and the write-through Secrets are listed, or when the process ends first.
       const ready = new Promise<boolean>((resolve) => {
         const collect = (chunk: Buffer): void => {
           output += chunk.toString();
-          if (output.includes('injector ready')) resolve(true);
+          if (output.includes('injector ready') && output.includes('write-through Secrets listed')) {
+            resolve(true);
+          }
         };
         child.stdout.on('data', collect);
         child.stderr.on('data', collect);
@@ -203,6 +225,25 @@ describe('smk webhook in a pod', () => {
         'client-node loaded',
       );
       assert.ok(modules.some((file) => file.endsWith('/src/kube/in-cluster.ts')));
+      if (program === 'bundle') {
+        // What the image's code splitting must keep out of the webhook (issue 19): zod's other
+        // locales (a named `{ z }` import keeps all of zod), and the AWS SDK's client code beside
+        // the partition data that region names are checked against (scripts/build.ts).
+        assert.deepEqual(
+          modules.filter((file) => /\/zod\/v4\/locales\/(?!en\.js)/.test(file)),
+          [],
+          'zod loaded whole',
+        );
+        assert.deepEqual(
+          modules.filter((file) => file.includes('/@smithy/')),
+          [],
+          'AWS SDK client code loaded',
+        );
+      }
+      assert.ok(
+        modules.some((file) => file.endsWith('/src/kube/api-source.ts')),
+        'the Secret cache ran',
+      );
     });
   }
 });

@@ -5,7 +5,7 @@
  * (`spec.serviceAccountRef.name`) reads, so a namespace gets only what its own role may read.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from '../../core/errors.ts';
 import {
   type CreationPolicy,

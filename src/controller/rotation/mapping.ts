@@ -4,7 +4,7 @@
  * a mapping only ever matches workloads in its own namespace, and empty Labels match nothing
  * (the seed would have restarted every Deployment in the cluster).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from '../../core/errors.ts';
 
 export const mappingGroup = 'awssecretsoperator.secretoperator';

@@ -6,7 +6,7 @@
  * hint that a secret may have changed: the detector confirms with DescribeSecret.
  * Reasons never echo the body: a queue may carry anything, including values.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The secret a message points at. `secretId` is a name, an ARN or a partial ARN. */
 export interface ChangeHint {

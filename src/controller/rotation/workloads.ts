@@ -14,7 +14,7 @@
  * for Deployments) and sets the record together: a second leader, a duplicate event or a late poll then finds the
  * record already at the new version and does nothing.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from '../../core/errors.ts';
 import { currentStage } from '../../core/source.ts';
 import { type RolloutKind, restartedAtAnnotation, rolloutKinds, valueAt } from './kinds.ts';

@@ -1,8 +1,9 @@
 /**
  * The webhook's view of write-through Secrets: a supervised informer over Secrets labelled
  * `smk.dev/write-through=true` (they carry no data, only references), so pod admission knows
- * which secret volumes to swap without any call on its path. The informer is a manager's
- * (kube/manager.ts), as in the controller, without leader election: every webhook replica serves.
+ * which secret volumes to swap without any call on its path. Every webhook replica serves, so
+ * there is no leader election and no manager (kube/manager.ts and its Lease load client-node):
+ * one informer per namespace scope, listing and watching through the undici transport.
  */
 import type { V1Secret } from '@kubernetes/client-node';
 import { parseArn } from '../../core/arn.ts';
@@ -13,9 +14,10 @@ import {
   writeThroughAnnotations,
   writeThroughLabel,
 } from '../../core/write-through.ts';
-import type { KubeConfig } from '../../kube/client.ts';
+import { apiSource } from '../../kube/api-source.ts';
+import type { KubeAccess } from '../../kube/endpoint.ts';
+import { createInformer, type Informer, resourcePath } from '../../kube/informer.ts';
 import { writeThroughSecrets } from '../../kube/kinds.ts';
-import { createManager } from '../../kube/manager.ts';
 import type { WriteThroughLookup, WriteThroughRef } from './pods.ts';
 
 export interface WriteThroughCache {
@@ -72,27 +74,47 @@ export function refOfSecret(secret: V1Secret, location: WriteThroughLocation): W
 }
 
 export function createWriteThroughCache(
-  kubeConfig: KubeConfig,
+  access: KubeAccess,
   options: {
     readonly namespaces?: readonly string[];
     readonly logger: Logger;
     readonly location: WriteThroughLocation;
   },
 ): WriteThroughCache {
-  // The webhook's own manager: no Lease (every replica admits pods), no workers.
-  const manager = createManager({ kubeConfig, logger: options.logger, namespaces: options.namespaces });
-  const informer = manager.informer(writeThroughSecrets);
+  const kind = writeThroughSecrets;
+  const scopes = options.namespaces && options.namespaces.length > 0 ? options.namespaces : [undefined];
+  const informers = new Map<string, Informer<V1Secret>>();
+  for (const namespace of scopes) {
+    const source = apiSource<V1Secret>(access, {
+      path: resourcePath(kind.apiVersion, kind.plural, namespace),
+      ...(kind.labelSelector ? { labelSelector: kind.labelSelector } : {}),
+    });
+    informers.set(
+      namespace ?? '',
+      createInformer(source, {
+        name: `${kind.plural}[${kind.labelSelector}]${namespace ? `/${namespace}` : ''}`,
+        logger: options.logger,
+        ...(kind.transform ? { transform: kind.transform } : {}),
+      }),
+    );
+  }
+  const all = [...informers.values()];
+  // One namespace's informer answers for its namespace; a cluster-wide one for every namespace.
+  const informerOf = (namespace: string): Informer<V1Secret> | undefined =>
+    informers.get(namespace) ?? informers.get('');
   return {
     lookup(namespace, name) {
-      const secret = informer.get(namespace, name);
+      const secret = informerOf(namespace)?.get(namespace, name);
       return secret ? refOfSecret(secret, options.location) : undefined;
     },
-    start: () => manager.start(),
+    start: async () => {
+      await Promise.all(all.map((informer) => informer.start()));
+    },
     stop() {
-      void manager.stop(0);
+      for (const informer of all) informer.stop();
     },
     get synced() {
-      return informer.synced;
+      return all.every((informer) => informer.synced);
     },
   };
 }

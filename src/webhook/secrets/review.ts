@@ -12,7 +12,7 @@
  * Everything that can refuse a request is checked here: label, name, type, keys, size,
  * annotations, tenancy, immutability, and who may set the sealed annotation (only this webhook).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { isSmkError } from '../../core/errors.ts';
 import type { SealBinding } from '../../core/seal.ts';
 import {

@@ -2,7 +2,7 @@
  * The `--tls-*` flags of `smk webhook` that turn on the self-managed TLS bootstrap, validated once.
  * Kept here so the command only spreads them in: flag names, help text and parsing stay together.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseDuration } from '../../core/duration.ts';
 import { InvalidInputError } from '../../core/errors.ts';
 import type { RotationPolicy } from './plan.ts';
