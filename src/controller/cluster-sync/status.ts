@@ -4,7 +4,7 @@
  * only when every selected namespace is. Messages come from the sync pipeline: value-free.
  * Read back by rotation (namespaceStatuses): which namespaces it ran for, what each holds.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Condition } from '../kinds.ts';
 import type { SyncedVersion, SyncOutcome } from '../sync/sync.ts';
 import { maxNamespaces } from './expand.ts';
