@@ -2,7 +2,7 @@
  * An ExternalSecret's data → smk's objects: remote refs become ASCP objects (with field paths for
  * ESO's properties), refresh durations their smk equivalents.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { dataEntry, remoteRef } from './convert-eso-schema.ts';
 import { type ConvertIssue, unknownFields } from './convert-output.ts';
 

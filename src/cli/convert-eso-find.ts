@@ -9,7 +9,7 @@
  * Keys: ESO names a match by its full name with every character that is not a letter, digit,
  * `-`, `.` or `_` made `_` (conversionStrategy Default); smk by its full name with `/` made `_`.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { maxDiscovered, maxGlobLength } from '../core/discovery.ts';
 import type { findSchema } from './convert-eso-schema.ts';
 import type { ConvertIssue } from './convert-output.ts';

@@ -3,7 +3,7 @@
  * field), and how results are printed — manifests as YAML on stdout, the report on stderr.
  */
 import { stringify } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 /**
  * One field of the input and what became of it. `unsupported`: smk has no equivalent, the output
