@@ -15,6 +15,7 @@ export {
   roleChainSchema,
 } from './role-chain.ts';
 export type { ListSecretVersionsOptions } from './secrets-manager.ts';
+export { batchLimit } from './secrets-manager.ts';
 export {
   createQueueReader,
   parseQueueUrl,

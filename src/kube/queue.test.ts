@@ -223,6 +223,29 @@ describe('work queue', () => {
     queue.shutDown();
   });
 
+  it('with laneTurn, a lane hands out that many keys in a row, then the others take their turn', async () => {
+    const queue = createWorkQueue({ laneOf: (key) => key.split('/')[0] ?? '', laneTurn: 3 });
+    for (let i = 0; i < 7; i++) queue.add(`noisy/${i}`);
+    queue.add('quiet/a');
+    queue.add('quiet/b');
+    queue.add('other/a');
+    const order = await takeReady(queue);
+    assert.deepEqual(order, [
+      'noisy/0',
+      'noisy/1',
+      'noisy/2',
+      'quiet/a',
+      'quiet/b',
+      'other/a',
+      'noisy/3',
+      'noisy/4',
+      'noisy/5',
+      'noisy/6',
+    ]);
+    assert.throws(() => createWorkQueue({ laneTurn: 0 }), /laneTurn must be a whole number ≥ 1, got 0/);
+    queue.shutDown();
+  });
+
   it('with lanes, a removed key is skipped and a re-added one is handed out once', async () => {
     const queue = createWorkQueue({ laneOf: (key) => key.split('/')[0] ?? '' });
     queue.add('a/1');

@@ -6,6 +6,9 @@
  * With `laneOf` (a key's namespace), queued keys wait in one lane per namespace and the lanes take
  * turns: one tenant's backlog of thousands of keys delays another tenant's next key by one turn,
  * not by the backlog (the shared controller serves every namespace; see docs/security.md).
+ * A turn may hand out several keys of one lane (`laneTurn`): the sync controller's reads of one
+ * namespace are batched only when its reconciles run side by side, so one key per turn cost it
+ * the batching (10,000 syncs: 207 batch calls + 4,577 single reads instead of ~230 + ~140).
  */
 
 export interface Clock {
@@ -53,6 +56,11 @@ export interface WorkQueueOptions {
   readonly random?: () => number;
   /** The lane a key waits in (e.g. its namespace); lanes are served in turn. Default: one lane. */
   readonly laneOf?: (key: string) => string;
+  /**
+   * Keys a lane hands out in a row before the next lane's turn (default 1). Another lane's key
+   * waits at most (lanes - 1) × laneTurn hand-outs.
+   */
+  readonly laneTurn?: number;
 }
 
 export interface WorkQueue {
@@ -90,7 +98,7 @@ export function createWorkQueue(options: WorkQueueOptions = {}): WorkQueue {
   const random = options.random ?? Math.random;
   const rate = options.rateLimit;
 
-  const lanes = new Lanes(options.laneOf ?? (() => ''));
+  const lanes = new Lanes(options.laneOf ?? (() => ''), options.laneTurn ?? 1);
   const queued = new Set<string>();
   const processing = new Set<string>();
   const dirty = new Set<string>();
@@ -255,13 +263,24 @@ interface Lane {
 
 /** FIFO lanes served in turn: each shift takes from the lane at the front of the round, which then goes to the back. */
 class Lanes {
-  /** Insertion order is the round: a lane served goes to the back; an empty one is dropped. */
+  /**
+   * Insertion order is the round: the first lane has the turn; a lane whose turn ends goes to the
+   * back, an empty one is dropped.
+   */
   private readonly lanes = new Map<string, Lane>();
 
   private readonly laneOf: (key: string) => string;
 
-  constructor(laneOf: (key: string) => string) {
+  private readonly turn: number;
+
+  /** Keys the lane in turn has handed out in this turn. */
+  private servedInTurn = 0;
+
+  constructor(laneOf: (key: string) => string, turn: number) {
+    if (!Number.isInteger(turn) || turn < 1)
+      throw new RangeError(`laneTurn must be a whole number ≥ 1, got ${turn}`);
     this.laneOf = laneOf;
+    this.turn = turn;
   }
 
   push(key: string): void {
@@ -277,22 +296,33 @@ class Lanes {
   /** The first entry, in turn, that `take` accepts (entries it refuses are stale and dropped). */
   shift(take: (key: string) => boolean): string | undefined {
     for (const [name, lane] of this.lanes) {
-      this.lanes.delete(name);
       while (lane.head < lane.items.length) {
         const key = lane.items[lane.head];
         lane.head += 1;
         if (key === undefined || !take(key)) continue;
-        if (lane.head < lane.items.length) {
+        this.servedInTurn += 1;
+        if (lane.head >= lane.items.length) {
+          this.endTurn(name);
+        } else {
           if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
             lane.items.splice(0, lane.head);
             lane.head = 0;
           }
-          this.lanes.set(name, lane);
+          if (this.servedInTurn >= this.turn) {
+            this.endTurn(name);
+            this.lanes.set(name, lane);
+          }
         }
         return key;
       }
+      this.endTurn(name);
     }
     return undefined;
+  }
+
+  private endTurn(name: string): void {
+    this.lanes.delete(name);
+    this.servedInTurn = 0;
   }
 }
 

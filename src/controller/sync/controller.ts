@@ -5,6 +5,7 @@
  * changed or deleted. The informers, Lease, workers and stop are the process's manager's.
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import { batchLimit } from '../../aws/index.ts';
 import { createWorkerPool, type ExpressionEvaluator } from '../../core/expressions.ts';
 import type { Logger } from '../../core/log.ts';
 import { gauge, histogram } from '../../core/metrics.ts';
@@ -105,9 +106,11 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
     name: 'sync',
     concurrency: settings.concurrency ?? 16,
     // One lane per namespace: a tenant's thousands of syncs wait their turn behind others' next one.
+    // A turn is one read batch long, so a namespace's reads still go out as batch calls.
     queue: {
       rateLimit: settings.rateLimit ?? { perSecond: 200, burst: 1000 },
       laneOf: (key) => parseKey(key)?.namespace ?? '',
+      laneTurn: batchLimit,
     },
     reconcile,
     afterEach: (queue) => {
