@@ -34,6 +34,7 @@ import {
   startGoInjector,
   startNodeServer,
 } from './peers.ts';
+import { autocannonPodRequests } from './pod-reviews.ts';
 import { percentile, printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -151,6 +152,8 @@ async function paced(server: Server, caPem: string, body: string, seconds: numbe
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body,
+    // Each request a pod of its own, as in a rollout (bench/pod-reviews.ts).
+    requests: autocannonPodRequests(body),
     connections: 10,
     overallRate: rate,
     duration: seconds,

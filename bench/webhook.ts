@@ -5,7 +5,8 @@
  * bench/tools/build-peers.sh) answering the same AdmissionReviews: a Deployment's Pod with 1 or 3
  * containers and seed 002's annotations, so every answer carries a patch. Also a bare Node HTTPS
  * server that parses the review and answers "allowed" (what any webhook must at least do) and
- * smk's fast path (a Pod without annotations).
+ * smk's fast path (a Pod without annotations). Each request is the review of a pod of its own
+ * (its token volume's name differs, as the API server sends a rollout's pods; bench/pod-reviews.ts).
  *
  * Servers run on core 0, the load on core 1 (taskset); rounds interleave the servers so load from
  * other processes hits all alike; ratios are smk ÷ peer per round, shown as min/median/max.
@@ -41,6 +42,7 @@ import {
   startGoInjector,
   startNodeServer,
 } from './peers.ts';
+import { autocannonPodRequests, wrkPodRequestsLua } from './pod-reviews.ts';
 import { percentile, printTable } from './table.ts';
 
 const { values } = parseArgs({
@@ -207,6 +209,8 @@ async function atRate(
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body,
+    // Each request a pod of its own, as in a rollout (bench/pod-reviews.ts).
+    requests: autocannonPodRequests(body),
     connections: 10,
     overallRate: rate,
     duration: seconds,
@@ -252,7 +256,7 @@ function done(summary, latency, requests)
     summary.requests, summary.duration, g, b, e.connect + e.read + e.write + e.status + e.timeout,
     latency:percentile(50), latency:percentile(99)))
 end
-`;
+${wrkPodRequestsLua}`;
 
 const work = await mkdtemp(join(tmpdir(), 'smk-bench-webhook-'));
 const children: ChildProcess[] = [];

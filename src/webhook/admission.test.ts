@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import { type AdmissionResult, reviewAdmission } from './admission.ts';
+import { type AdmissionResult, answerKey, reviewAdmission } from './admission.ts';
 import { defaultInjectorConfig, type InjectorConfig, mutatePod } from './mutate.ts';
 
 const config: InjectorConfig = { ...defaultInjectorConfig, agentImage: 'registry.example/smk:test' };
@@ -68,6 +68,76 @@ describe('reviewAdmission', () => {
     // Another injector configuration never sees this one's answers.
     const other = patchOf(reviewAdmission(first, { ...config, agentImage: 'registry.example/smk:other' }));
     assert.notDeepEqual(other, a);
+  });
+
+  /** The fixture with its token volume (and the mounts of it) renamed, as for another pod of the same ReplicaSet. */
+  function withTokenVolume(name: string): ReturnType<typeof fixture> {
+    const review = fixture();
+    review.request.object = JSON.parse(
+      JSON.stringify(review.request.object).replaceAll('kube-api-access-x7k2p', name),
+    );
+    return review;
+  }
+
+  test('pods of one ReplicaSet share an answer although each has its own token volume name', () => {
+    const first = withTokenVolume('kube-api-access-b4z9q');
+    const second = withTokenVolume('kube-api-access-m7h2w');
+    const annotationsOf = (review: ReturnType<typeof fixture>) =>
+      (review.request.object.metadata as { annotations: Record<string, string> }).annotations;
+    const keyOf = (review: ReturnType<typeof fixture>) =>
+      answerKey(annotationsOf(review), review.request.object.spec);
+    assert.equal(keyOf(first).digest, keyOf(second).digest);
+    assert.deepEqual(keyOf(second).perPodNames, ['kube-api-access-m7h2w']);
+    // Any other difference is another key: a volume of another name, or another suffix length.
+    assert.notEqual(keyOf(withTokenVolume('kube-api-access-m7h2wx')).digest, keyOf(first).digest);
+    assert.notEqual(keyOf(withTokenVolume('own-api-access-m7h2w')).digest, keyOf(first).digest);
+    // The shared answer is what the second pod's own mutation gives.
+    patchOf(reviewAdmission(first, config));
+    const shared = reviewAdmission(second, config);
+    const patched = fastJsonPatch.applyPatch(
+      structuredClone(second.request.object),
+      patchOf(shared),
+    ).newDocument;
+    const expected = mutatePod(second.request.object, config);
+    assert.ok('pod' in expected);
+    assert.deepEqual(patched, expected.pod);
+  });
+
+  test('an answer that names the token volume is not shared with a pod whose volume has another name', () => {
+    // The app mounts its IRSA token from a volume named like the generated one: the agents copy
+    // that mount, so the answer names the pod's own volume.
+    const irsa = (name: string): ReturnType<typeof fixture> => {
+      const review = withTokenVolume('kube-api-access-x7k2p');
+      const spec = review.request.object.spec as {
+        containers: Array<{ env?: unknown[]; volumeMounts: unknown[] }>;
+        volumes: unknown[];
+      };
+      spec.volumes.push({
+        name,
+        projected: { sources: [{ serviceAccountToken: { path: 'token', audience: 'sts.amazonaws.com' } }] },
+      });
+      const app = spec.containers[0];
+      assert.ok(app);
+      app.env = [
+        ...(app.env ?? []),
+        { name: 'AWS_ROLE_ARN', value: 'arn:aws:iam::123456789012:role/app' },
+        {
+          name: 'AWS_WEB_IDENTITY_TOKEN_FILE',
+          value: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token',
+        },
+      ];
+      app.volumeMounts.push({
+        name,
+        mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount',
+        readOnly: true,
+      });
+      return review;
+    };
+    const first = patchOf(reviewAdmission(irsa('kube-api-access-aaaaa'), config));
+    assert.match(JSON.stringify(first), /kube-api-access-aaaaa/);
+    const second = patchOf(reviewAdmission(irsa('kube-api-access-bbbbb'), config));
+    assert.match(JSON.stringify(second), /kube-api-access-bbbbb/);
+    assert.doesNotMatch(JSON.stringify(second), /kube-api-access-aaaaa/);
   });
 
   test('a denial for a malformed pod is not remembered for a valid pod with the same spec', () => {

@@ -4,7 +4,7 @@
  * patch state shared between requests. Input is validated once here; anything malformed is a
  * clean 400 for the caller to report, never an exception escaping to the server.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import * as z from 'zod';
 import { isInjectionAnnotation, mentionsInjection } from './annotations.ts';
 import { type InjectorConfig, mutatePod } from './mutate.ts';
@@ -101,23 +101,42 @@ const answerCacheSize = 256;
 const answerCaches = new WeakMap<InjectorConfig, Map<string, Answer>>();
 
 /**
- * Equal keys mean equal injection annotations (types included) and an equal spec. A digest, not
- * the text: a spec can be megabytes, and 256 of them kept as keys would outgrow the webhook's memory.
+ * The ServiceAccount admission plugin, which runs before any webhook, gives each pod's token
+ * volume a name of its own (`kube-api-access-` and 5 random characters; the containers' mounts
+ * name it too). Nothing else differs between the pods of one ReplicaSet, so the key puts a
+ * placeholder there, else no two pods would ever share an answer.
  */
-function answerKey(annotations: Readonly<Record<string, unknown>>, spec: unknown): string {
+const podTokenVolumeName = /"kube-api-access-[a-z0-9]{5}"/g;
+
+export interface AnswerKey {
+  readonly digest: string;
+  /** The token volume names the key stands in for: an answer that names one is not shared. */
+  readonly perPodNames: readonly string[];
+}
+
+/**
+ * Equal digests mean equal injection annotations (types included) and specs equal but for the
+ * token volume's name. A digest, not the text: a spec can be megabytes, and 256 of them kept as
+ * keys would outgrow the webhook's memory.
+ */
+export function answerKey(annotations: Readonly<Record<string, unknown>>, spec: unknown): AnswerKey {
   const relevant: unknown[] = [];
   for (const name of Object.keys(annotations)) {
     if (isInjectionAnnotation(name)) relevant.push(name, annotations[name]);
   }
-  return createHash('sha256')
-    .update(JSON.stringify([relevant, spec]))
-    .digest('base64');
+  const perPodNames = new Set<string>();
+  const text = JSON.stringify([relevant, spec]).replace(podTokenVolumeName, (quoted) => {
+    perPodNames.add(quoted.slice(1, -1));
+    return '"kube-api-access-*"';
+  });
+  return { digest: hash('sha256', text, 'base64'), perPodNames: [...perPodNames] };
 }
 
 /**
  * The answer for one pod. The mutation reads only the injection annotations and the spec (it
- * adds the status annotation and edits the spec), and the pods of one ReplicaSet share both, so
- * answers for valid pods are remembered by those two: a rollout of N pods runs the mutation once.
+ * adds the status annotation and edits the spec), and the pods of one ReplicaSet share both (but
+ * for their token volume's name, see answerKey), so answers for valid pods are remembered by
+ * those two: a rollout of N pods runs the mutation once.
  * A hit's spec equals one that was validated; its metadata is still checked, so a malformed pod
  * is denied whatever came before it.
  */
@@ -126,7 +145,7 @@ function answerFor(object: unknown, config: InjectorConfig): Answer {
   if (raw === undefined || !mentionsInjection(raw)) return { outcome: 'unchanged' };
   const key = answerKey(raw, (object as { spec?: unknown }).spec);
   let cache = answerCaches.get(config);
-  const cached = cache?.get(key);
+  const cached = cache?.get(key.digest);
   if (
     cached !== undefined &&
     podMetadataSchema.safeParse((object as { metadata?: unknown }).metadata).success
@@ -135,20 +154,24 @@ function answerFor(object: unknown, config: InjectorConfig): Answer {
   }
 
   const result = mutatePod(object, config);
-  // Only a pod of valid shape is remembered (mutatePod checked it; a malformed one is denied).
-  const cacheable = !('denied' in result) || !result.malformed;
+  const patchText = 'denied' in result || !result.changed ? undefined : JSON.stringify(result.patch);
   const answer: Answer =
     'denied' in result
       ? { outcome: 'denied', message: result.denied }
-      : result.changed
-        ? { outcome: 'mutated', patch: Buffer.from(JSON.stringify(result.patch)).toString('base64') }
+      : patchText !== undefined
+        ? { outcome: 'mutated', patch: Buffer.from(patchText).toString('base64') }
         : { outcome: 'unchanged' };
+  // Only a pod of valid shape is remembered (mutatePod checked it; a malformed one is denied),
+  // and only an answer that holds none of this pod's own names (a sibling's would differ there).
+  const answerText = patchText ?? ('denied' in result ? result.denied : '');
+  const cacheable =
+    !('denied' in result && result.malformed) && !key.perPodNames.some((name) => answerText.includes(name));
   if (cacheable) {
     if (cache === undefined) {
       cache = new Map();
       answerCaches.set(config, cache);
     }
-    cache.set(key, answer);
+    cache.set(key.digest, answer);
     if (cache.size > answerCacheSize) {
       const oldest = cache.keys().next().value;
       if (oldest !== undefined) cache.delete(oldest);
