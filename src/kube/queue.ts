@@ -261,7 +261,7 @@ interface Lane {
   head: number;
 }
 
-/** FIFO lanes served in turn: each shift takes from the lane at the front of the round, which then goes to the back. */
+/** FIFO lanes served in turn: each shift takes from the lane at the front of the round, which goes to the back when its turn ends. */
 class Lanes {
   /**
    * Insertion order is the round: the first lane has the turn; a lane whose turn ends goes to the
