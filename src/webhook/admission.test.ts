@@ -16,6 +16,17 @@ function patchOf(result: AdmissionResult): Operation[] {
   return JSON.parse(Buffer.from(result.body.response.patch ?? '', 'base64').toString('utf8'));
 }
 
+/** The answer's patch applied to the review's pod gives exactly what mutatePod makes of that pod. */
+function assertPatchIsMutation(review: ReturnType<typeof fixture>, result: AdmissionResult): void {
+  const patched = fastJsonPatch.applyPatch(
+    structuredClone(review.request.object),
+    patchOf(result),
+  ).newDocument;
+  const expected = mutatePod(review.request.object, config);
+  assert.ok('pod' in expected);
+  assert.deepEqual(patched, expected.pod);
+}
+
 describe('reviewAdmission', () => {
   test('the patch turns the stored pod into the mutated pod', () => {
     const review = fixture();
@@ -23,13 +34,7 @@ describe('reviewAdmission', () => {
     assert.equal(result.outcome, 'mutated');
     assert.ok(result.status === 200 && result.body.response.allowed);
     assert.equal(result.status === 200 && result.body.response.uid, review.request.uid);
-    const patched = fastJsonPatch.applyPatch(
-      structuredClone(review.request.object),
-      patchOf(result),
-    ).newDocument;
-    const expected = mutatePod(review.request.object, config);
-    assert.ok('pod' in expected);
-    assert.deepEqual(patched, expected.pod);
+    assertPatchIsMutation(review, result);
   });
 
   test('each request gets its own patch (no state shared between requests)', () => {
@@ -58,13 +63,7 @@ describe('reviewAdmission', () => {
     assert.deepEqual(patchOf(reviewAdmission(sibling, config)), a);
     const b = reviewAdmission(different, config);
     assert.notDeepEqual(patchOf(b), a);
-    const patched = fastJsonPatch.applyPatch(
-      structuredClone(different.request.object),
-      patchOf(b),
-    ).newDocument;
-    const expected = mutatePod(different.request.object, config);
-    assert.ok('pod' in expected);
-    assert.deepEqual(patched, expected.pod);
+    assertPatchIsMutation(different, b);
     // Another injector configuration never sees this one's answers.
     const other = patchOf(reviewAdmission(first, { ...config, agentImage: 'registry.example/smk:other' }));
     assert.notDeepEqual(other, a);
@@ -94,13 +93,7 @@ describe('reviewAdmission', () => {
     // The shared answer is what the second pod's own mutation gives.
     patchOf(reviewAdmission(first, config));
     const shared = reviewAdmission(second, config);
-    const patched = fastJsonPatch.applyPatch(
-      structuredClone(second.request.object),
-      patchOf(shared),
-    ).newDocument;
-    const expected = mutatePod(second.request.object, config);
-    assert.ok('pod' in expected);
-    assert.deepEqual(patched, expected.pod);
+    assertPatchIsMutation(second, shared);
   });
 
   test('an answer that names the token volume is not shared with a pod whose volume has another name', () => {
@@ -138,6 +131,28 @@ describe('reviewAdmission', () => {
     const second = patchOf(reviewAdmission(irsa('kube-api-access-bbbbb'), config));
     assert.match(JSON.stringify(second), /kube-api-access-bbbbb/);
     assert.doesNotMatch(JSON.stringify(second), /kube-api-access-aaaaa/);
+  });
+
+  test('only the token volume and its mounts are stood in for: containers and annotations named alike are not', () => {
+    // Two containers named like generated volumes; each pod mounts its secrets into another one.
+    const targeting = (target: string): ReturnType<typeof fixture> => {
+      const review = fixture();
+      const object = review.request.object as {
+        metadata: { annotations: Record<string, string> };
+        spec: { containers: Array<{ name: string }> };
+      };
+      const [first, second] = object.spec.containers;
+      assert.ok(first && second);
+      first.name = 'kube-api-access-aaaaa';
+      second.name = 'kube-api-access-bbbbb';
+      object.metadata.annotations['smk.dev/containers'] = target;
+      return review;
+    };
+    const intoFirst = targeting('kube-api-access-aaaaa');
+    const intoSecond = targeting('kube-api-access-bbbbb');
+    patchOf(reviewAdmission(intoFirst, config));
+    const answer = reviewAdmission(intoSecond, config);
+    assertPatchIsMutation(intoSecond, answer);
   });
 
   test('a denial for a malformed pod is not remembered for a valid pod with the same spec', () => {

@@ -102,16 +102,58 @@ const answerCaches = new WeakMap<InjectorConfig, Map<string, Answer>>();
 
 /**
  * The ServiceAccount admission plugin, which runs before any webhook, gives each pod's token
- * volume a name of its own (`kube-api-access-` and 5 random characters; the containers' mounts
- * name it too). Nothing else differs between the pods of one ReplicaSet, so the key puts a
- * placeholder there, else no two pods would ever share an answer.
+ * volume (a projected volume) a name of its own: `kube-api-access-` and 5 random characters, named
+ * again by the containers' mounts of it. Nothing else differs between the pods of one ReplicaSet,
+ * so the key puts a placeholder in those places, and only there (a container or an annotation
+ * value spelled the same way is the pod's own choice), else no two pods would share an answer.
  */
-const podTokenVolumeName = /"kube-api-access-[a-z0-9]{5}"/g;
+const generatedTokenVolumeName = /^kube-api-access-[a-z0-9]{5}$/;
+const tokenVolumePlaceholder = 'kube-api-access-*';
 
 export interface AnswerKey {
   readonly digest: string;
   /** The token volume names the key stands in for: an answer that names one is not shared. */
   readonly perPodNames: readonly string[];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The spec (not yet validated) with its generated token volume's name and mounts stood in for. */
+function withTokenVolumePlaceholder(spec: unknown): {
+  readonly spec: unknown;
+  readonly perPodNames: string[];
+} {
+  if (!isRecord(spec) || !Array.isArray(spec.volumes)) return { spec, perPodNames: [] };
+  const names = new Set<string>();
+  for (const volume of spec.volumes) {
+    if (isRecord(volume) && typeof volume.name === 'string' && isRecord(volume.projected)) {
+      if (generatedTokenVolumeName.test(volume.name)) names.add(volume.name);
+    }
+  }
+  if (names.size === 0) return { spec, perPodNames: [] };
+  const rename = (entry: unknown): unknown =>
+    isRecord(entry) && typeof entry.name === 'string' && names.has(entry.name)
+      ? { ...entry, name: tokenVolumePlaceholder }
+      : entry;
+  const withMounts = (containers: unknown): unknown =>
+    Array.isArray(containers)
+      ? containers.map((container) =>
+          isRecord(container) && Array.isArray(container.volumeMounts)
+            ? { ...container, volumeMounts: container.volumeMounts.map(rename) }
+            : container,
+        )
+      : containers;
+  return {
+    spec: {
+      ...spec,
+      volumes: spec.volumes.map(rename),
+      ...('containers' in spec ? { containers: withMounts(spec.containers) } : {}),
+      ...('initContainers' in spec ? { initContainers: withMounts(spec.initContainers) } : {}),
+    },
+    perPodNames: [...names],
+  };
 }
 
 /**
@@ -124,12 +166,11 @@ export function answerKey(annotations: Readonly<Record<string, unknown>>, spec: 
   for (const name of Object.keys(annotations)) {
     if (isInjectionAnnotation(name)) relevant.push(name, annotations[name]);
   }
-  const perPodNames = new Set<string>();
-  const text = JSON.stringify([relevant, spec]).replace(podTokenVolumeName, (quoted) => {
-    perPodNames.add(quoted.slice(1, -1));
-    return '"kube-api-access-*"';
-  });
-  return { digest: hash('sha256', text, 'base64'), perPodNames: [...perPodNames] };
+  const keyed = withTokenVolumePlaceholder(spec);
+  return {
+    digest: hash('sha256', JSON.stringify([relevant, keyed.spec]), 'base64'),
+    perPodNames: keyed.perPodNames,
+  };
 }
 
 /**
