@@ -24,12 +24,6 @@ export function tokenVolumeOfPod(n: number): string {
   return `kube-api-access-${suffix}`;
 }
 
-/** `review` (text) as the review of pod number `n`. */
-export function reviewOfPod(review: string, n: number): string {
-  if (!review.includes(fixtureTokenVolume)) throw new Error(`the review has no ${fixtureTokenVolume} volume`);
-  return review.replaceAll(fixtureTokenVolume, tokenVolumeOfPod(n));
-}
-
 /**
  * Autocannon's `requests` option: each request the review of the next pod. `review` must hold the
  * fixture's token volume.
