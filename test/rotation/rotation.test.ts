@@ -648,7 +648,7 @@ describe('rotation: a SecretProviderClass Secret changed while no controller ran
   it('its Secret records the synced versions, so a new version put while down rolls the reader once at start', async () => {
     const ns = await bed.newNamespace('rot-spc-down');
     const secretName = `${ns}/csi-secret`;
-    await createSecret(aws.secrets, secretName, 'spc-down-1');
+    await createSecret(aws.secrets, secretName, 'SpcDownValue-1');
     await createServiceAccount(bed.kubeConfig, ns, 'rot-spc-down');
     const first = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns], spc: true });
     let second: Stack | undefined;
@@ -657,7 +657,7 @@ describe('rotation: a SecretProviderClass Secret changed while no controller ran
       await waitFor(
         'Secret spc-env synced',
         30_000,
-        async () => (await secretValue(bed.kubeConfig, ns, 'spc-env')) === 'spc-down-1',
+        async () => (await secretValue(bed.kubeConfig, ns, 'spc-env')) === 'SpcDownValue-1',
       );
       await createDeployment(bed.kubeConfig, ns, 'web', {
         labels: { app: 'web' },
@@ -673,7 +673,7 @@ describe('rotation: a SecretProviderClass Secret changed while no controller ran
       await first.stop();
       // A new version (a rotation that kept the value): only the versions recorded on the Secret
       // tell a fresh process that what was synced is older than what AWS now calls AWSCURRENT.
-      const version = await putSecret(aws.secrets, secretName, 'spc-down-1');
+      const version = await putSecret(aws.secrets, secretName, 'SpcDownValue-1');
       second = await startStack(bed.kubeConfig, proxy.endpoint, { namespaces: [ns], spc: true });
       await waitFor('the Secret records the new version', 15_000, async () => {
         const secret = await bed.kubeConfig
