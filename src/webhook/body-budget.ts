@@ -65,50 +65,64 @@ export class AdmissionBudget {
   }
 }
 
+/** Stops reading a body: no more data is taken, and the read fails with `error`. */
+function stopReading(request: IncomingMessage, reject: (error: Error) => void, error: Error): void {
+  request.removeAllListeners('data');
+  request.pause();
+  reject(error);
+}
+
 /**
- * Reads a body of at most `limit` bytes, reserving them in `budget` as it goes (all of a declared
- * length up front). Stops reading at the first byte too many: RequestTooLarge, or OverBudget when
- * the budget has no room. `reserved()` says how much to give back once the answer is sent.
+ * A body being read of at most `limit` bytes, reserving them in `budget` as it goes (all of a
+ * declared length up front). Stops reading at the first byte too many: RequestTooLarge, or
+ * OverBudget when the budget has no room. `reserved()` says how much to give back once the
+ * answer is sent. (A class, not closures: this runs for every admission request.)
  */
+class BodyReading {
+  readonly body: Promise<Buffer>;
+  #reserved = 0;
+
+  constructor(request: IncomingMessage, limit: number, budget: AdmissionBudget) {
+    this.body = new Promise<Buffer>((resolve, reject) => {
+      const header = request.headers['content-length'];
+      const declared = header === undefined ? undefined : Number(header);
+      if (declared !== undefined && (!Number.isSafeInteger(declared) || declared > limit)) {
+        reject(new RequestTooLarge());
+        return;
+      }
+      if (declared !== undefined) {
+        if (!budget.reserve(declared)) {
+          reject(new OverBudget());
+          return;
+        }
+        this.#reserved = declared;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      request.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > limit) return stopReading(request, reject, new RequestTooLarge());
+        if (size > this.#reserved) {
+          if (declared !== undefined) return stopReading(request, reject, new RequestTooLarge());
+          if (!budget.reserve(size - this.#reserved)) return stopReading(request, reject, new OverBudget());
+          this.#reserved = size;
+        }
+        chunks.push(chunk);
+      });
+      request.on('end', () => resolve(Buffer.concat(chunks, size)));
+      request.on('error', reject);
+    });
+  }
+
+  reserved(): number {
+    return this.#reserved;
+  }
+}
+
 export function readBody(
   request: IncomingMessage,
   limit: number,
   budget: AdmissionBudget,
-): { readonly body: Promise<Buffer>; readonly reserved: () => number } {
-  let reserved = 0;
-  const body = new Promise<Buffer>((resolve, reject) => {
-    const header = request.headers['content-length'];
-    const declared = header === undefined ? undefined : Number(header);
-    if (declared !== undefined && (!Number.isSafeInteger(declared) || declared > limit)) {
-      reject(new RequestTooLarge());
-      return;
-    }
-    if (declared !== undefined) {
-      if (!budget.reserve(declared)) {
-        reject(new OverBudget());
-        return;
-      }
-      reserved = declared;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const stop = (error: Error): void => {
-      request.removeAllListeners('data');
-      request.pause();
-      reject(error);
-    };
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) return stop(new RequestTooLarge());
-      if (size > reserved) {
-        if (declared !== undefined) return stop(new RequestTooLarge());
-        if (!budget.reserve(size - reserved)) return stop(new OverBudget());
-        reserved = size;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks, size)));
-    request.on('error', reject);
-  });
-  return { body, reserved: () => reserved };
+): { readonly body: Promise<Buffer>; reserved(): number } {
+  return new BodyReading(request, limit, budget);
 }

@@ -219,6 +219,8 @@ describe('webhook server memory budget', () => {
         assert.equal((await call('/healthz')).status, 200, 'health is outside the budget');
         const [first] = holding;
         const closed = new Promise((resolve) => first?.once('close', resolve));
+        // Read the answer: a socket nobody reads never sees the server close it.
+        first?.resume();
         first?.end(Buffer.alloc(60_000 - 10, 0x20));
         await closed;
         const later = await call('/mutate/pods', { method: 'POST', body: Buffer.alloc(20_000, 0x20) });

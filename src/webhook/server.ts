@@ -142,6 +142,24 @@ function oneTurnEach(): <T>(work: () => T) => Promise<T> {
   };
 }
 
+/**
+ * A body this small is parsed and reviewed as soon as it is read: well under a millisecond, so it
+ * holds nothing up, and a turn of its own would cost more than the review (an extra event loop
+ * iteration per request: about a tenth of a cached answer's CPU). Larger ones take turns.
+ */
+const maxBodyInOneGo = 64 * 1024;
+
+/** The review of a body's JSON; undefined when it is not JSON. */
+function parseAndReview<R>(text: string, review: (body: unknown) => R): { readonly result: R } | undefined {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return { result: review(body) };
+}
+
 /** An answer that stops the connection: the rest of the body is never read. */
 function refuse(response: ServerResponse, status: 413 | 429, text: string): void {
   response.setHeader('connection', 'close');
@@ -195,15 +213,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
         send(response, 400, 'text/plain', 'request body could not be read\n');
         return;
       }
-      const reviewed = await inTurn(() => {
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          return undefined;
-        }
-        return { result: review(body) };
-      });
+      const reviewed =
+        text.length <= maxBodyInOneGo
+          ? parseAndReview(text, review)
+          : await inTurn(() => parseAndReview(text, review));
       if (reviewed === undefined) {
         send(response, 400, 'text/plain', 'request body is not JSON\n');
         return;
