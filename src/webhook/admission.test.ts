@@ -36,6 +36,13 @@ describe('reviewAdmission', () => {
     assert.ok(result.status === 200 && result.body.response.allowed);
     assert.equal(result.status === 200 && result.body.response.uid, review.request.uid);
     assertPatchIsMutation(review, result);
+    // The answer's text, made ahead, is the body's JSON; also for a remembered answer and a uid
+    // that needs escaping.
+    assert.equal(result.status === 200 && result.text, JSON.stringify(result.status === 200 && result.body));
+    review.request.uid = 'quote " and \\ backslash';
+    const again = reviewAdmission(review, config);
+    assert.ok(again.status === 200 && again.text !== undefined);
+    assert.equal(again.text, JSON.stringify(again.body));
   });
 
   test('each request gets its own patch (no state shared between requests)', () => {

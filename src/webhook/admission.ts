@@ -32,6 +32,8 @@ export type AdmissionResult =
       readonly status: 200;
       readonly outcome: AdmissionOutcome;
       readonly body: AdmissionReviewResponse;
+      /** `body` as JSON, when it was made ahead (a remembered answer's patch is serialized once). */
+      readonly text?: string;
       /** The denial message (value-free), for the log line. */
       readonly message?: string;
     }
@@ -89,13 +91,25 @@ export function reviewAdmission(body: unknown, config: InjectorConfig): Admissio
     status: 200,
     outcome: 'mutated',
     body: respond(request.uid, true, { patchType: 'JSONPatch', patch: answer.patch }),
+    // What JSON.stringify(body) gives, without serializing the patch again for each pod.
+    text: `${responseHead}${JSON.stringify(request.uid)}${answer.responseTail}`,
   };
 }
 
+const responseHead = '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":';
+
 type Answer =
-  | { readonly outcome: 'mutated'; readonly patch: string }
+  | { readonly outcome: 'mutated'; readonly patch: string; readonly responseTail: string }
   | { readonly outcome: 'unchanged' }
   | { readonly outcome: 'denied'; readonly message: string };
+
+function mutatedAnswer(patch: string): Answer {
+  return {
+    outcome: 'mutated',
+    patch,
+    responseTail: `,"allowed":true,"patchType":"JSONPatch","patch":${JSON.stringify(patch)}}}`,
+  };
+}
 
 const answerCaches = new WeakMap<InjectorConfig, AnswerCache<Answer>>();
 
@@ -137,7 +151,7 @@ function answerFor(object: unknown, config: InjectorConfig): Answer {
     'denied' in result
       ? { outcome: 'denied', message: result.denied }
       : patchText !== undefined
-        ? { outcome: 'mutated', patch: Buffer.from(patchText).toString('base64') }
+        ? mutatedAnswer(Buffer.from(patchText).toString('base64'))
         : { outcome: 'unchanged' };
   // Only a pod of valid shape is remembered (mutatePod checked it; a malformed one is denied),
   // and only an answer that holds none of this pod's own names (a sibling's would differ there).

@@ -239,7 +239,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       } else if (log.isLevelEnabled('debug')) {
         log.debug({ outcome, uid: result.body.response.uid }, 'admission reviewed');
       }
-      send(response, 200, 'application/json', JSON.stringify(result.body));
+      send(response, 200, 'application/json', result.text ?? JSON.stringify(result.body));
     } catch (error) {
       outcome = 'failed';
       reason = 'Internal';
