@@ -54,6 +54,39 @@ describe('coalescing reader', () => {
     );
   });
 
+  it('waits while reads keep coming, each less than the window after the last, up to the longest wait', async () => {
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const { reader, calls } = countingReader();
+    const coalesced = coalescingReader(reader, { windowMs: 100, maxWaitMs: 5_000 });
+    // Eight reads 25 ms apart: 175 ms from the first to the last, more than the window.
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const reads: Promise<ReadResult[]>[] = [];
+    for (const id of ids) {
+      reads.push(coalesced.read([request(id)]));
+      await pause(25);
+    }
+    await Promise.all(reads);
+    assert.deepEqual(
+      calls.map((call) => call.map((r) => r.id)),
+      [ids],
+    );
+
+    // A steady trickle is still cut into rounds: the longest wait ends a round.
+    const { reader: trickled, calls: trickleCalls } = countingReader();
+    const capped = coalescingReader(trickled, { windowMs: 100, maxWaitMs: 100 });
+    const trickle: Promise<ReadResult[]>[] = [];
+    for (let i = 0; i < 12; i += 1) {
+      trickle.push(capped.read([request(`r${i}`)]));
+      await pause(25);
+    }
+    await Promise.all(trickle);
+    assert.ok(trickleCalls.length >= 2, 'the trickle went out in more than one round');
+    assert.deepEqual(
+      trickleCalls.flat().map((r) => r.id),
+      trickle.map((_, i) => `r${i}`),
+    );
+  });
+
   it('sends a full round at once', async () => {
     const { reader, calls } = countingReader();
     const coalesced = coalescingReader(reader, { windowMs: 10_000, maxRequests: 2 });
