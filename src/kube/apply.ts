@@ -157,6 +157,7 @@ export function createObjects(kubeConfig: KubeConfig): Objects {
           }),
           query: { fieldManager, force: true },
           contentType: 'application/apply-patch+yaml',
+          discardAnswer: true,
           body: {
             apiVersion: `${ref.group}/${ref.version}`,
             kind: ref.kind,

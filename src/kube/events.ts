@@ -82,6 +82,7 @@ export function createEventRecorder(kubeConfig: KubeConfig, options: EventRecord
       method: 'POST',
       path: resourcePath('v1', 'events', namespace),
       body,
+      discardAnswer: true,
     });
   }, options);
 }

@@ -1,8 +1,20 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { ApiException } from '@kubernetes/client-node';
 import { apiErrorOf, apiStatus, KubeHttpError, kubeError, parseApiStatus } from './client.ts';
-import { apiBase, type KubeRequest, listPage, parseBody, pathOf, queryString, resourcePath } from './http.ts';
+import { KubeEndpoint } from './endpoint.ts';
+import {
+  apiBase,
+  createKubeHttp,
+  type KubeRequest,
+  listPage,
+  parseBody,
+  pathOf,
+  queryString,
+  resourcePath,
+} from './http.ts';
 
 describe('API paths', () => {
   it('puts the core group under /api and the others under /apis', () => {
@@ -187,5 +199,28 @@ describe('listPage', () => {
       resourceVersion: '7',
       continueToken: undefined,
     });
+  });
+});
+
+describe('send over the undici transport', () => {
+  it('parses a successful answer, and only reads one whose caller discards it', async () => {
+    // Not JSON: parsing it fails, so a call that parsed it would reject.
+    const server = createServer((_request, response) => response.end('<html>a proxy page</html>'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const http = createKubeHttp(
+        new KubeEndpoint(`http://127.0.0.1:${port}`, async () => ({ dispatcher: undefined, headers: {} })),
+      );
+      const status = {
+        method: 'PATCH',
+        path: '/apis/smk.dev/v1alpha1/namespaces/a/secretsyncs/b/status',
+      } as const;
+      await assert.rejects(http.send(status), (error: Error) => error instanceof KubeHttpError);
+      assert.equal(await http.send({ ...status, discardAnswer: true }), undefined);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

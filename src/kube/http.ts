@@ -30,6 +30,12 @@ export interface KubeRequest {
   /** Serialised as JSON (apply patches too: JSON is YAML). */
   readonly body?: unknown;
   readonly contentType?: ContentType;
+  /**
+   * The caller uses nothing of a successful answer (a status write, an event): its body is read,
+   * so the stream is freed, but not parsed. A status apply answers with the whole object, and
+   * parsing it cost a tenth of the sync controller's CPU at a cold start.
+   */
+  readonly discardAnswer?: boolean;
 }
 
 /** What identifies a kind's REST resource; found by discovery. */
@@ -178,7 +184,7 @@ export function createKubeHttp(access: KubeAccess): KubeHttp {
         parseApiStatus(text, typeof retryAfter === 'string' ? retryAfter : undefined),
       );
     }
-    return parseBody<T>(spec, response.statusCode, text);
+    return spec.discardAnswer ? (undefined as T) : parseBody<T>(spec, response.statusCode, text);
   }
 
   async function stream(spec: StreamRequest): Promise<Readable> {
