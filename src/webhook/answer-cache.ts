@@ -87,41 +87,34 @@ function sameName(pair: Pair, a: unknown, b: unknown): boolean {
   return aStandsIn || bStandsIn ? aStandsIn && bStandsIn : a === b;
 }
 
-/** Lists of volumes or of volume mounts: equal but for names that stand for each other. */
-function sameNamedList(pair: Pair, a: unknown, b: unknown): boolean {
+/** Two lists of records, entry by entry, each pair of fields compared by `sameField`. */
+function sameRecords(
+  a: unknown,
+  b: unknown,
+  sameField: (key: string, a: unknown, b: unknown) => boolean,
+): boolean {
   if (!Array.isArray(a) || !Array.isArray(b)) return sameJson(a, b);
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i += 1) {
     const entry: unknown = a[i];
     const other: unknown = b[i];
-    if (!isRecord(entry) || !isRecord(other)) {
-      if (!sameJson(entry, other)) return false;
-      continue;
-    }
-    const same = sameFields(entry, other, (key, x, y) =>
-      key === 'name' ? sameName(pair, x, y) : sameJson(x, y),
-    );
+    const same =
+      isRecord(entry) && isRecord(other) ? sameFields(entry, other, sameField) : sameJson(entry, other);
     if (!same) return false;
   }
   return true;
 }
 
+/** Lists of volumes or of volume mounts: equal but for names that stand for each other. */
+function sameNamedList(pair: Pair, a: unknown, b: unknown): boolean {
+  return sameRecords(a, b, (key, x, y) => (key === 'name' ? sameName(pair, x, y) : sameJson(x, y)));
+}
+
+/** Lists of containers: equal but for their mounts' names that stand for each other. */
 function sameContainers(pair: Pair, a: unknown, b: unknown): boolean {
-  if (!Array.isArray(a) || !Array.isArray(b)) return sameJson(a, b);
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i += 1) {
-    const container: unknown = a[i];
-    const other: unknown = b[i];
-    if (!isRecord(container) || !isRecord(other)) {
-      if (!sameJson(container, other)) return false;
-      continue;
-    }
-    const same = sameFields(container, other, (key, x, y) =>
-      key === 'volumeMounts' ? sameNamedList(pair, x, y) : sameJson(x, y),
-    );
-    if (!same) return false;
-  }
-  return true;
+  return sameRecords(a, b, (key, x, y) =>
+    key === 'volumeMounts' ? sameNamedList(pair, x, y) : sameJson(x, y),
+  );
 }
 
 /**
