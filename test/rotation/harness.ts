@@ -33,13 +33,12 @@ import {
 } from '../../src/aws/index.ts';
 import { coalescingReader } from '../../src/controller/coalesce.ts';
 import { createIdentityResolver } from '../../src/controller/identity.ts';
-import {
-  createRotationController,
-  type RotationController,
-  type RotationControllerOptions,
-} from '../../src/controller/rotation/controller.ts';
-import { createSyncController, type SyncController } from '../../src/controller/sync/controller.ts';
+import { addRotationController, type RotationParts } from '../../src/controller/rotation/controller.ts';
+import type { RotationSettings } from '../../src/controller/rotation/options.ts';
+import { addSyncController } from '../../src/controller/sync/controller.ts';
+import { createWorkerPool } from '../../src/core/expressions.ts';
 import { silentLogger } from '../../src/core/log.ts';
+import { createManager, type LeaderElectionSettings } from '../../src/kube/manager.ts';
 import { createServiceAccounts } from '../../src/kube/service-accounts.ts';
 import { installCrds as installSharedCrds } from '../harness/crds.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -374,15 +373,17 @@ export async function adopted(kubeConfig: KubeConfig, namespace: string, name: s
 }
 
 export interface Stack {
-  readonly sync: SyncController;
-  readonly rotation: RotationController;
+  /** The process's controllers: `leading` is the one Lease both act under, as in `smk controller`. */
+  readonly rotation: RotationParts & { readonly leading: boolean };
   readonly clients: AwsClients;
   stop(): Promise<void>;
 }
 
-export interface StackOptions extends Partial<Omit<RotationControllerOptions, 'queue'>> {
+export interface StackOptions extends Partial<RotationSettings> {
   readonly namespaces: readonly string[];
   readonly queueUrl?: string;
+  /** One Lease for sync and rotation together, as `smk controller` campaigns (default: none, act at once). */
+  readonly leaderElection?: LeaderElectionSettings;
   /** Start the sync controller too (default true; a second replica in a leader test may skip it). */
   readonly withSync?: boolean;
   /** Sync and follow opted-in SecretProviderClasses (default false). */
@@ -394,7 +395,10 @@ export interface StackOptions extends Partial<Omit<RotationControllerOptions, 'q
   readonly separateSyncCache?: boolean;
 }
 
-/** Sync controller + rotation controller in this process, sharing one AWS cache, AWS through `endpoint`. */
+/**
+ * Sync controller + rotation controller in one manager, as `smk controller` runs them: one Lease
+ * (so two stacks in a leader test never sync at once), one AWS cache, AWS through `endpoint`.
+ */
 export async function startStack(
   kubeConfig: KubeConfig,
   endpoint: string,
@@ -416,22 +420,31 @@ export async function startStack(
         roleTtlMs: 500,
       })
     : identities;
-  const sync = createSyncController({
-    kubeConfig,
-    identities: syncIdentities,
-    defaultRegion: 'us-east-1',
-    logger: silentLogger(),
-    concurrency: 4,
-    namespaces: options.namespaces,
-    secretProviderClasses: options.spc ?? false,
-  });
-  const { queueUrl, withSync = true, spc = false, separateSyncCache: _separate, ...rest } = options;
-  const rotation = createRotationController({
-    kubeConfig,
+  const {
+    namespaces,
+    leaderElection,
+    queueUrl,
+    withSync = true,
+    spc = false,
+    separateSyncCache: _separate,
+    ...rest
+  } = options;
+  const logger = silentLogger();
+  const manager = createManager({ kubeConfig, logger, namespaces, leaderElection });
+  const templates = createWorkerPool();
+  if (withSync) {
+    addSyncController(manager, {
+      identities: syncIdentities,
+      defaultRegion: 'us-east-1',
+      concurrency: 4,
+      templateRenderer: templates,
+      secretProviderClasses: spc,
+    });
+  }
+  const parts = addRotationController(manager, {
     reader: createSecretReader(staticIdentity, { cache, clients }),
     identities,
     ...(queueUrl ? { queue: createQueueReader(staticIdentity, { clients }, queueUrl, 'us-east-1') } : {}),
-    logger: silentLogger(),
     defaultRegion: 'us-east-1',
     sinks: [{ secretChanged: (change) => cache.stagesMoved(change.secret.region, change.secret.arn) }],
     secretProviderClasses: spc,
@@ -440,16 +453,23 @@ export async function startStack(
     queueWaitSeconds: 1,
     ...rest,
   });
-  if (withSync) await sync.start();
-  await rotation.start();
+  await manager.start();
+  let stopped: Promise<void> | undefined;
   return {
-    sync,
-    rotation,
+    rotation: {
+      ...parts,
+      get leading() {
+        return manager.leading;
+      },
+    },
     clients,
-    async stop() {
-      await rotation.stop();
-      if (withSync) await sync.stop(2_000);
-      clients.destroy();
+    stop() {
+      stopped ??= (async () => {
+        await manager.stop(5_000);
+        await templates.close();
+        clients.destroy();
+      })();
+      return stopped;
     },
   };
 }

@@ -396,7 +396,7 @@ describe('rotation: detection without events, and across a leader change', () =>
   it('the leader stops between detecting a change and rolling: the next leader rolls once', async () => {
     const ns = await bed.newNamespace('rot-leader');
     const queueUrl = await createQueue(aws.sqs, `${ns}-events`);
-    const leaderElection = (identity: string) => ({ namespace: ns, name: 'smk-rotation', identity });
+    const leaderElection = (identity: string) => ({ namespace: ns, name: 'smk-controller', identity });
     const first = await startStack(bed.kubeConfig, proxy.endpoint, {
       namespaces: [ns],
       queueUrl,
