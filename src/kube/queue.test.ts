@@ -260,6 +260,21 @@ describe('work queue', () => {
     queue.shutDown();
   });
 
+  it('peek shows the keys a lane will hand out next, in order, without taking them', async () => {
+    const queue = createWorkQueue({ laneOf: (key) => key.split('/')[0] ?? '', clock: manualClock() });
+    for (const key of ['a/1', 'b/1', 'a/2', 'a/3', 'a/4']) queue.add(key);
+    queue.remove('a/3');
+    queue.addAfter('a/5', 1_000);
+    assert.deepEqual(queue.peek('a', 10), ['a/1', 'a/2', 'a/4'], 'removed and delayed keys are not shown');
+    assert.deepEqual(queue.peek('a', 2), ['a/1', 'a/2']);
+    assert.deepEqual(queue.peek('none', 5), []);
+    assert.equal(queue.depth, 4, 'nothing taken');
+    const first = await queue.get();
+    assert.equal(first, 'a/1');
+    assert.deepEqual(queue.peek('a', 10), ['a/2', 'a/4'], 'a key being processed is not shown');
+    queue.shutDown();
+  });
+
   it('shutDown releases waiting workers', async () => {
     const queue = createWorkQueue();
     const waiting = queue.get();

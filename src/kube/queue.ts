@@ -81,6 +81,11 @@ export interface WorkQueue {
   get(): Promise<string | undefined>;
   /** Must be called when processing of a key from get() ends. */
   done(key: string): void;
+  /**
+   * The next keys `lane` will hand out, in order (queued now: not delayed, not processing), at
+   * most `limit`; a look, not a take (the sync's read-ahead batches their reads with this one's).
+   */
+  peek(lane: string, limit: number): string[];
   /** Keys queued now (not delayed, not processing). */
   readonly depth: number;
   /** Keys scheduled for later. */
@@ -240,6 +245,9 @@ export function createWorkQueue(options: WorkQueueOptions = {}): WorkQueue {
       if (dirty.delete(key)) enqueue(key);
       else dispatch();
     },
+    peek(lane, limit) {
+      return lanes.peek(lane, limit, (key) => queued.has(key));
+    },
     get depth() {
       return queued.size;
     },
@@ -291,6 +299,18 @@ class Lanes {
       this.lanes.set(name, lane);
     }
     lane.items.push(key);
+  }
+
+  /** Up to `limit` entries of lane `name` from its head that `live` accepts, without taking them. */
+  peek(name: string, limit: number, live: (key: string) => boolean): string[] {
+    const lane = this.lanes.get(name);
+    const keys: string[] = [];
+    if (!lane) return keys;
+    for (let at = lane.head; at < lane.items.length && keys.length < limit; at += 1) {
+      const key = lane.items[at];
+      if (key !== undefined && live(key)) keys.push(key);
+    }
+    return keys;
   }
 
   /** The first entry, in turn, that `take` accepts (entries it refuses are stale and dropped). */

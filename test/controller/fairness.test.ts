@@ -5,6 +5,9 @@
  * keeps one lane per namespace and serves them in turn (kube/queue.ts), so the other namespace's
  * sync waits for one turn (one read batch, 20 syncs), not for the backlog. The test compares orders, not times: how much of
  * the tenant's backlog was done when the other namespace's SecretSync became Ready.
+ * Each of the tenant's SecretSyncs acts as a ServiceAccount of its own, so each really reads
+ * alone: the read-ahead (controller/sync/read-ahead.ts) joins only reads of one identity, and
+ * would otherwise make the backlog fast rather than fair.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -43,13 +46,15 @@ describe('the sync queue serves namespaces in turn', () => {
     const aws = secretsManager(proxy.endpoint);
     const noisy = await bed.newNamespace('fair-noisy');
     const quiet = await bed.newNamespace('fair-quiet');
-    await createServiceAccount(bed.kubeConfig, noisy, 'app', 'fair-noisy-role');
+    for (let i = 0; i < backlog; i++) {
+      await createServiceAccount(bed.kubeConfig, noisy, `app-${i}`, 'fair-noisy-role');
+    }
     await createServiceAccount(bed.kubeConfig, quiet, 'app', 'fair-quiet-role');
     for (let i = 0; i < backlog; i++) await createAwsSecret(aws, `${noisy}/s${i}`, `noisy-value-${i}-Fq8`);
     await createAwsSecret(aws, `${quiet}/db`, 'quiet-value-Fq8');
     for (let i = 0; i < backlog; i++) {
       await api.create(noisy, `s${i}`, {
-        serviceAccountName: 'app',
+        serviceAccountName: `app-${i}`,
         objects: [{ objectName: `${noisy}/s${i}`, objectType: 'secretsmanager' }],
       });
     }

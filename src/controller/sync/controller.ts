@@ -21,10 +21,18 @@ import {
 } from '../../kube/manager.ts';
 import type { RateLimit } from '../../kube/queue.ts';
 import type { IdentityResolver } from '../identity.ts';
-import { annotations, type SyncJob, secretSyncKind, spcKind } from '../jobs.ts';
-import { managedSecrets, secretProviderClasses, secretProviderClassResource, secretSyncs } from '../kinds.ts';
+import { annotations, type SyncJob, secretSyncJob, secretSyncKind, spcKind } from '../jobs.ts';
+import {
+  managedSecrets,
+  type SecretSyncObject,
+  secretProviderClasses,
+  secretProviderClassResource,
+  secretSyncs,
+} from '../kinds.ts';
+import { spcJob, spcOptedIn } from '../spc-job.ts';
 import { keyOf, parseKey, type SyncContext } from './context.ts';
 import { createOwnedSecrets, secretWrites } from './owned-secrets.ts';
+import { createReadAhead } from './read-ahead.ts';
 import { createRelease } from './release.ts';
 import { secretSyncHandling } from './secret-sync.ts';
 import { spcHandling } from './spc.ts';
@@ -134,6 +142,11 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
       defaultRegion: settings.defaultRegion,
       expressions: settings.expressions,
       templateRenderer: settings.templateRenderer,
+      readAhead: createReadAhead({
+        queued: (namespace, limit) => pool.queue.peek(namespace, limit),
+        jobOf: queuedJob,
+        defaultRegion: settings.defaultRegion,
+      }),
       ...secretWrites(objects, owned, (namespace, name) => secrets.get(namespace, name)),
     },
     managedSecrets: secrets,
@@ -157,6 +170,20 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
     if (!deleted && owned.isOwnWrite(secret)) return;
     const [kind, name] = marker.split('/');
     if ((kind === secretSyncKind || kind === spcKind) && name) pool.queue.add(keyOf(kind, namespace, name));
+  }
+
+  /** The job a queued key would run, for the read-ahead (nothing while deleting or not opted in). */
+  function queuedJob(key: string): { object: object; job: () => SyncJob } | undefined {
+    const parsed = parseKey(key);
+    if (!parsed) return undefined;
+    if (parsed.kind === secretSyncKind) {
+      const object: SecretSyncObject | undefined = sources.get(parsed.namespace, parsed.name);
+      if (!object || object.metadata.deletionTimestamp) return undefined;
+      return { object, job: () => secretSyncJob(object) };
+    }
+    const object = spcs?.get(parsed.namespace, parsed.name);
+    if (!object || object.metadata?.deletionTimestamp || !spcOptedIn(object)) return undefined;
+    return { object, job: () => spcJob(object) };
   }
 
   async function reconcile(key: string): Promise<void> {

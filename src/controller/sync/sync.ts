@@ -7,15 +7,17 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import { describeError, isSmkError, type SmkError, TransientError } from '../../core/errors.ts';
 import type { ExpressionEvaluator } from '../../core/expressions.ts';
-import { resolvePayloads } from '../../core/payloads.ts';
+import { planRequests, resolvePayloads } from '../../core/payloads.ts';
+import type { SecretReader, SecretRequest } from '../../core/source.ts';
 import { parseMountSpec } from '../../core/spec.ts';
-import type { Payload } from '../../core/spec-types.ts';
+import type { MountSpec, Payload } from '../../core/spec-types.ts';
 import { type FileTemplate, parseTemplates } from '../../core/template.ts';
 import type { TemplateRenderer } from '../../core/template-render.ts';
 import { apiErrorOf } from '../../kube/client.ts';
 import type { IdentityResolver } from '../identity.ts';
 import { type SyncJob, sourceLabel } from '../jobs.ts';
 import { ownedBy, planSecretWrite } from './plan.ts';
+import type { ReadAhead } from './read-ahead.ts';
 import { type RenderedSecret, renderSecretData } from './render.ts';
 
 export interface SyncDeps {
@@ -45,6 +47,8 @@ export interface SyncDeps {
     manager: string,
   ): Promise<string>;
   applySecret(body: V1Secret, options: { force: boolean; manager: string }): Promise<unknown>;
+  /** Requests of the syncs queued next under the same identity, read with this one's (read-ahead.ts). */
+  readonly readAhead?: ReadAhead | undefined;
 }
 
 export type TargetAction = 'created' | 'updated' | 'unchanged';
@@ -194,6 +198,23 @@ async function createdSecrets(job: SyncJob, deps: SyncDeps): Promise<V1Secret[] 
   return secrets;
 }
 
+/**
+ * Starts the read of what the next queued syncs of this identity need, so it joins this sync's
+ * read in one batch call (the reader coalesces reads that start together); its outcome is theirs
+ * to see, when they read the same requests from the cache.
+ */
+function readAheadFor(job: SyncJob, spec: MountSpec, reader: SecretReader, deps: SyncDeps): void {
+  if (!deps.readAhead) return;
+  let own: SecretRequest[];
+  try {
+    own = planRequests(spec, deps.defaultRegion).map((object) => object.primary);
+  } catch {
+    return; // resolvePayloads reports the same problem for this sync
+  }
+  const ahead = deps.readAhead(job, own);
+  if (ahead.length > 0) reader.read(ahead).catch(() => undefined);
+}
+
 export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome> {
   const label = sourceLabel(job.source);
   let spec: ReturnType<typeof parseMountSpec>;
@@ -224,6 +245,7 @@ export async function syncJob(job: SyncJob, deps: SyncDeps): Promise<SyncOutcome
     return identityFailure(error);
   }
   const roleArn = identity.roleArn;
+  readAheadFor(job, spec, identity.reader, deps);
 
   let payloads: Payload[];
   try {
