@@ -159,6 +159,12 @@ export function createSecretReader(identity: Identity, deps: SecretReaderDeps): 
       return results;
     },
 
+    held(request: SecretRequest): boolean {
+      const target = targetFor(key, request);
+      if (isSmkError(target)) return true;
+      return cache.get(target.slot) !== undefined || cache.inFlight(slotKey(target.slot));
+    },
+
     async describe(request: SecretRequest): Promise<SecretVersions> {
       const target = targetFor(key, request);
       if (isSmkError(target)) throw target;

@@ -78,5 +78,6 @@ export function coalescingReader(reader: SecretReader, options: CoalesceOptions 
     },
     // Listings are per discover entry and per identity: nothing to join.
     ...(reader.discover ? { discover: reader.discover.bind(reader) } : {}),
+    ...(reader.held ? { held: reader.held.bind(reader) } : {}),
   };
 }

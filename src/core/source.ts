@@ -115,4 +115,10 @@ export interface SecretReader {
    * Readers that cannot list (a rehearsal, test fakes) leave it out; a spec that discovers then fails.
    */
   discover?(query: DiscoveryQuery): Promise<DiscoveredObject[]>;
+  /**
+   * True when a read of `request` now would make no call of its own: this identity's cache holds
+   * it fresh, a call for it is running, or it cannot be read at all. Readers without a cache
+   * leave it out (the sync's read-ahead then does nothing).
+   */
+  held?(request: SecretRequest): boolean;
 }

@@ -60,6 +60,26 @@ test('concurrent reads of the same secret by one identity share one call', async
   assert.equal(proxy.count({ api: 'GetSecretValue' }), 1);
 });
 
+test('held: true while a call for the request runs and while the cache holds it for this identity only', async (t) => {
+  const { reader, proxy } = await wire(t);
+  const name = uniquePrefix('held');
+  await createSecret(name, 'held value');
+  proxy.addFault({ fault: { kind: 'latency', ms: 100 } });
+  const mine = reader(staticIdentity('AKIDHELD'));
+  const other = reader(staticIdentity('AKIDHELDOTHER'));
+  assert.equal(mine.held?.(sm(name)), false, 'nothing read yet');
+  const reading = mine.read([sm(name)]);
+  assert.equal(mine.held?.(sm(name)), true, 'in flight');
+  expectValue((await reading)[0]);
+  assert.equal(mine.held?.(sm(name)), true, 'cached');
+  assert.equal(other.held?.(sm(name)), false, 'another identity would ask AWS itself');
+  assert.equal(
+    mine.held?.(sm(name, { versionStage: 'AWSPREVIOUS' })),
+    false,
+    'another stage is another read',
+  );
+});
+
 test('a cached value is not handed to an identity AWS refuses', async (t) => {
   const { reader, proxy } = await wire(t);
   const name = uniquePrefix('refused');

@@ -61,6 +61,13 @@ const request = (id: string, region = 'us-east-1'): SecretRequest => ({
 
 const ids = (requests: readonly SecretRequest[]): string[] => requests.map((r) => r.id);
 
+/** What the identity's cache holds (or has in flight), by id. */
+const holding =
+  (...held: string[]) =>
+  (r: SecretRequest): boolean =>
+    held.includes(r.id);
+const nothingHeld = holding();
+
 function runningJob(namespace: string, spec: Spec): SyncJob {
   return secretSyncJob(secretSync(namespace, 'running', spec));
 }
@@ -75,7 +82,7 @@ describe('read-ahead', () => {
     }
     const { readAhead } = world(objects);
     const job = runningJob('team-a', { objects: [{ objectName: 'db-0' }] });
-    const ahead = readAhead(job, [request('db-0')]);
+    const ahead = readAhead(job, [request('db-0')], nothingHeld);
     assert.deepEqual(
       ids(ahead),
       Array.from({ length: 19 }, (_, i) => `db-${i + 1}`),
@@ -86,10 +93,11 @@ describe('read-ahead', () => {
       readAhead(
         job,
         Array.from({ length: 20 }, (_, i) => request(`own-${i}`)),
+        nothingHeld,
       ),
       [],
     );
-    assert.deepEqual(readAhead(job, []), [], 'a sync that reads nothing carries nothing');
+    assert.deepEqual(readAhead(job, [], nothingHeld), [], 'a sync that reads nothing carries nothing');
   });
 
   it("never carries another ServiceAccount's, another role chain's or another namespace's secrets (tenant rule)", () => {
@@ -106,12 +114,12 @@ describe('read-ahead', () => {
       'SecretSync/team-a/mine': secretSync('team-a', 'mine', { objects: [{ objectName: 'a-db' }] }),
     });
     const job = runningJob('team-a', { objects: [{ objectName: 'first' }] });
-    assert.deepEqual(ids(readAhead(job, [request('first')])), ['a-db']);
+    assert.deepEqual(ids(readAhead(job, [request('first')], nothingHeld)), ['a-db']);
     const chained = runningJob('team-a', {
       assumeRole: { roleArn: 'arn:aws:iam::111122223333:role/cross' },
       objects: [{ objectName: 'first' }],
     });
-    assert.deepEqual(ids(readAhead(chained, [request('first')])), ['cross-account']);
+    assert.deepEqual(ids(readAhead(chained, [request('first')], nothingHeld)), ['cross-account']);
   });
 
   it('only requests that join the same call: same object type and region', () => {
@@ -126,7 +134,7 @@ describe('read-ahead', () => {
       'SecretSync/team-a/east': secretSync('team-a', 'east', { objects: [{ objectName: 'east-db' }] }),
     });
     const job = runningJob('team-a', { objects: [{ objectName: 'first' }] });
-    assert.deepEqual(ids(readAhead(job, [request('first')])), ['east-db']);
+    assert.deepEqual(ids(readAhead(job, [request('first')], nothingHeld)), ['east-db']);
   });
 
   it('leaves out CreatedOnce and invalid specs, and plans each object once', () => {
@@ -139,8 +147,8 @@ describe('read-ahead', () => {
       'SecretSync/team-a/fine': secretSync('team-a', 'fine', { objects: [{ objectName: 'fine-db' }] }),
     });
     const job = runningJob('team-a', { objects: [{ objectName: 'first' }] });
-    assert.deepEqual(ids(readAhead(job, [request('first')])), ['fine-db']);
-    assert.deepEqual(ids(readAhead(job, [request('second')])), [], 'read ahead just now');
+    assert.deepEqual(ids(readAhead(job, [request('first')], nothingHeld)), ['fine-db']);
+    assert.deepEqual(ids(readAhead(job, [request('second')], nothingHeld)), [], 'chosen just now');
     assert.deepEqual(Object.fromEntries(jobCalls), {
       'SecretSync/team-a/once': 1,
       'SecretSync/team-a/broken': 1,
@@ -148,7 +156,7 @@ describe('read-ahead', () => {
     });
   });
 
-  it('syncs running side by side carry the secrets after the last one read ahead; after 5 s they are read again', () => {
+  it('syncs running side by side carry the secrets after the last one chose; what the cache holds is never read ahead', () => {
     const objects: Record<string, object> = {};
     for (let i = 0; i < 60; i++) {
       objects[`SecretSync/team-a/s${i}`] = secretSync('team-a', `s${i}`, {
@@ -158,8 +166,8 @@ describe('read-ahead', () => {
     let clock = 0;
     const { readAhead } = world(objects, () => clock);
     const job = runningJob('team-a', { objects: [{ objectName: 'own' }] });
-    const first = ids(readAhead(job, [request('own')]));
-    const second = ids(readAhead(job, [request('own-2')]));
+    const first = ids(readAhead(job, [request('own')], nothingHeld));
+    const second = ids(readAhead(job, [request('own-2')], nothingHeld));
     assert.deepEqual(
       first,
       Array.from({ length: 19 }, (_, i) => `db-${i}`),
@@ -167,14 +175,37 @@ describe('read-ahead', () => {
     assert.deepEqual(
       second,
       Array.from({ length: 19 }, (_, i) => `db-${i + 19}`),
+      'not yet in flight: chosen within 1 s',
     );
-    clock = 4_999;
-    assert.deepEqual(ids(readAhead(job, [request('own-3')])).slice(0, 1), ['db-38']);
-    clock = 10_000;
+    clock = 999;
+    assert.deepEqual(ids(readAhead(job, [request('own-3')], nothingHeld)).slice(0, 1), ['db-38']);
+    clock = 2_000;
+    const cached = Array.from({ length: 41 }, (_, i) => `db-${i}`);
     assert.deepEqual(
-      ids(readAhead(job, [request('own-4')])).slice(0, 1),
-      ['db-0'],
-      'the cache may have dropped them',
+      ids(readAhead(job, [request('own-4')], holding(...cached))),
+      Array.from({ length: 19 }, (_, i) => `db-${i + 41}`),
+      'after 1 s only what the cache holds is left out',
     );
+  });
+
+  it('a sync whose own secrets the cache holds makes no call: nothing rides along and no queue is looked at', () => {
+    let looked = 0;
+    const readAhead = createReadAhead({
+      queued: () => {
+        looked += 1;
+        return ['SecretSync/team-a/next'];
+      },
+      jobOf: () => {
+        const object = secretSync('team-a', 'next', { objects: [{ objectName: 'next-db' }] });
+        return { object, job: () => secretSyncJob(object) };
+      },
+      defaultRegion: 'us-east-1',
+      now: () => 0,
+    });
+    const job = runningJob('team-a', { objects: [{ objectName: 'first' }] });
+    assert.deepEqual(readAhead(job, [request('first')], holding('first')), []);
+    assert.equal(looked, 0);
+    assert.deepEqual(ids(readAhead(job, [request('first')], nothingHeld)), ['next-db']);
+    assert.equal(looked, 1);
   });
 });

@@ -22,11 +22,20 @@ import type { SecretRequest } from '../../core/source.ts';
 import { parseMountSpec } from '../../core/spec.ts';
 import type { SyncJob } from '../jobs.ts';
 
+/** One request of a queued job, with the keys the read-ahead compares it by. */
+interface PlannedRead {
+  readonly request: SecretRequest;
+  /** The request itself: equal keys, equal reads. */
+  readonly key: string;
+  /** Object type and region: requests of one batch call. */
+  readonly batch: string;
+}
+
 /** What a queued job would read, worked out once per object version. */
 interface PlannedReads {
   /** Namespace, ServiceAccount and role chain: requests ride along only within one identity. */
   readonly identity: string;
-  readonly requests: readonly SecretRequest[];
+  readonly reads: readonly PlannedRead[];
 }
 
 export interface ReadAheadOptions {
@@ -41,9 +50,9 @@ export interface ReadAheadOptions {
   /** Queued keys looked at per sync (default 4 batches' worth). */
   readonly lookahead?: number;
   /**
-   * A request read ahead this recently is not read ahead again (default 5 s, well inside the
-   * cache's 15 s stage TTL): the syncs running beside this one peek at the same queue, and each
-   * should carry the secrets after the last one's, not a few stragglers in a call of their own.
+   * A request chosen this recently is not chosen again (default 1 s): a read waits a few
+   * milliseconds to be joined with others before the cache sees it in flight, and the syncs
+   * running beside this one should carry the secrets after its batch, not the same ones again.
    */
   readonly recentMs?: number;
   readonly now?: () => number;
@@ -52,9 +61,18 @@ export interface ReadAheadOptions {
 /** Bound on the requests remembered as read ahead (a burst of syncs older than recentMs frees them). */
 const maxRecent = 10_000;
 
-export type ReadAhead = (job: SyncJob, own: readonly SecretRequest[]) => SecretRequest[];
+/**
+ * The requests to read with `own`: none when the cache holds all of `own` (the sync makes no
+ * call, so nothing could ride along; only about one sync in 20 looks at the queue), else up to
+ * one batch of queued syncs' requests that `held` says would make a call.
+ */
+export type ReadAhead = (
+  job: SyncJob,
+  own: readonly SecretRequest[],
+  held: (request: SecretRequest) => boolean,
+) => SecretRequest[];
 
-const requestKey = (request: SecretRequest): string =>
+const keyOf = (request: SecretRequest): string =>
   JSON.stringify([
     request.objectType,
     request.id,
@@ -66,6 +84,12 @@ const requestKey = (request: SecretRequest): string =>
 /** Where requests are batched together: one call per object type and region. */
 const batchOf = (request: SecretRequest): string => `${request.objectType} ${request.region}`;
 
+const plannedRead = (request: SecretRequest): PlannedRead => ({
+  request,
+  key: keyOf(request),
+  batch: batchOf(request),
+});
+
 export function identityOf(job: SyncJob): string {
   const chain = job.roleChain ? roleChainKey(job.roleChain.chain) : '';
   return JSON.stringify([job.source.namespace, job.serviceAccountName, chain]);
@@ -73,11 +97,21 @@ export function identityOf(job: SyncJob): string {
 
 export function createReadAhead(options: ReadAheadOptions): ReadAhead {
   const lookahead = options.lookahead ?? 4 * batchLimit;
-  const recentMs = options.recentMs ?? 5_000;
+  const recentMs = options.recentMs ?? 1_000;
   const now = options.now ?? Date.now;
   const planned = new WeakMap<object, PlannedReads | null>();
-  /** Identity and request → when it was read ahead; insertion order is age order. */
+  /** Identity and request → when it was chosen; insertion order is age order. */
   const recent = new Map<string, number>();
+
+  const chosenRecently = (key: string, at: number): boolean => {
+    const readAt = recent.get(key);
+    return readAt !== undefined && at - readAt < recentMs;
+  };
+
+  function markChosen(key: string, at: number): void {
+    recent.delete(key);
+    recent.set(key, at);
+  }
 
   function forgetOld(at: number): void {
     for (const [key, readAt] of recent) {
@@ -98,8 +132,8 @@ export function createReadAhead(options: ReadAheadOptions): ReadAhead {
       if (job.refreshPolicy !== 'CreatedOnce') {
         // Expressions are no business of a plan: the requests are the same with or without them.
         const spec = parseMountSpec(job.params, key, { allowExpressions: true });
-        const requests = planRequests(spec, options.defaultRegion, key).map((object) => object.primary);
-        reads = { identity: identityOf(job), requests };
+        const requests = planRequests(spec, options.defaultRegion, key);
+        reads = { identity: identityOf(job), reads: requests.map((object) => plannedRead(object.primary)) };
       }
     } catch {
       // An invalid spec reads nothing; its own sync reports it.
@@ -108,27 +142,23 @@ export function createReadAhead(options: ReadAheadOptions): ReadAhead {
     return reads ?? undefined;
   }
 
-  return (job, own) => {
-    if (own.length === 0 || own.length >= batchLimit) return [];
+  return (job, own, held) => {
+    if (own.length === 0 || own.length >= batchLimit || own.every(held)) return [];
     const identity = identityOf(job);
     const at = now();
     forgetOld(at);
     const batches = new Set(own.map(batchOf));
-    const seen = new Set(own.map(requestKey));
+    const mine = new Set(own.map(keyOf));
     const ahead: SecretRequest[] = [];
     for (const key of options.queued(job.source.namespace, lookahead)) {
-      const reads = plan(key);
-      if (!reads || reads.identity !== identity) continue;
-      for (const request of reads.requests) {
-        const requestId = requestKey(request);
-        if (!batches.has(batchOf(request)) || seen.has(requestId)) continue;
-        seen.add(requestId);
-        const recentKey = `${identity} ${requestId}`;
-        const readAt = recent.get(recentKey);
-        if (readAt !== undefined && at - readAt < recentMs) continue;
-        recent.delete(recentKey);
-        recent.set(recentKey, at);
-        ahead.push(request);
+      const planned = plan(key);
+      if (!planned || planned.identity !== identity) continue;
+      for (const read of planned.reads) {
+        const recentKey = `${identity} ${read.key}`;
+        if (!batches.has(read.batch) || mine.has(read.key) || chosenRecently(recentKey, at)) continue;
+        if (held(read.request)) continue;
+        markChosen(recentKey, at);
+        ahead.push(read.request);
         if (own.length + ahead.length >= batchLimit) return ahead;
       }
     }

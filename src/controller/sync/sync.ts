@@ -204,14 +204,15 @@ async function createdSecrets(job: SyncJob, deps: SyncDeps): Promise<V1Secret[] 
  * to see, when they read the same requests from the cache.
  */
 function readAheadFor(job: SyncJob, spec: MountSpec, reader: SecretReader, deps: SyncDeps): void {
-  if (!deps.readAhead) return;
+  const held = reader.held?.bind(reader);
+  if (!deps.readAhead || !held) return;
   let own: SecretRequest[];
   try {
     own = planRequests(spec, deps.defaultRegion).map((object) => object.primary);
   } catch {
     return; // resolvePayloads reports the same problem for this sync
   }
-  const ahead = deps.readAhead(job, own);
+  const ahead = deps.readAhead(job, own, held);
   if (ahead.length > 0) reader.read(ahead).catch(() => undefined);
 }
 
