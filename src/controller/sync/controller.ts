@@ -146,6 +146,7 @@ export function addSyncController(manager: Manager, settings: SyncSettings): { r
         queued: (namespace, limit) => pool.queue.peek(namespace, limit),
         jobOf: queuedJob,
         defaultRegion: settings.defaultRegion,
+        allowExpressions: settings.expressions !== undefined,
       }),
       ...secretWrites(objects, owned, (namespace, name) => secrets.get(namespace, name)),
     },

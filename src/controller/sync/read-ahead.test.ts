@@ -6,7 +6,11 @@ import { createReadAhead } from './read-ahead.ts';
 
 interface Spec {
   readonly serviceAccountName?: string;
-  readonly objects: readonly { objectName: string; objectType?: string }[];
+  readonly objects: readonly {
+    objectName: string;
+    objectType?: string;
+    jmesPath?: { path: string; objectAlias: string }[];
+  }[];
   readonly region?: string;
   readonly refreshPolicy?: string;
   readonly assumeRole?: { roleArn: string };
@@ -48,6 +52,7 @@ function world(objects: Record<string, object>, now: () => number = () => 0) {
       };
     },
     defaultRegion: 'us-east-1',
+    allowExpressions: false,
   });
   return { readAhead, jobCalls };
 }
@@ -137,13 +142,17 @@ describe('read-ahead', () => {
     assert.deepEqual(ids(readAhead(job, [request('first')], nothingHeld)), ['east-db']);
   });
 
-  it('leaves out CreatedOnce and invalid specs, and plans each object once', () => {
+  it('leaves out CreatedOnce specs and those the sync refuses, and plans each object once', () => {
     const { readAhead, jobCalls } = world({
       'SecretSync/team-a/once': secretSync('team-a', 'once', {
         refreshPolicy: 'CreatedOnce',
         objects: [{ objectName: 'created-once' }],
       }),
       'SecretSync/team-a/broken': secretSync('team-a', 'broken', { objects: [{ objectName: '' }] }),
+      // The administrator did not enable expressions: this sync will be refused, so reads nothing.
+      'SecretSync/team-a/expression': secretSync('team-a', 'expression', {
+        objects: [{ objectName: 'expression-db', jmesPath: [{ path: 'to_string(a)', objectAlias: 'a' }] }],
+      }),
       'SecretSync/team-a/fine': secretSync('team-a', 'fine', { objects: [{ objectName: 'fine-db' }] }),
     });
     const job = runningJob('team-a', { objects: [{ objectName: 'first' }] });
@@ -152,6 +161,7 @@ describe('read-ahead', () => {
     assert.deepEqual(Object.fromEntries(jobCalls), {
       'SecretSync/team-a/once': 1,
       'SecretSync/team-a/broken': 1,
+      'SecretSync/team-a/expression': 1,
       'SecretSync/team-a/fine': 1,
     });
   });
@@ -200,6 +210,7 @@ describe('read-ahead', () => {
         return { object, job: () => secretSyncJob(object) };
       },
       defaultRegion: 'us-east-1',
+      allowExpressions: false,
       now: () => 0,
     });
     const job = runningJob('team-a', { objects: [{ objectName: 'first' }] });
