@@ -502,6 +502,42 @@ describe('restart', () => {
     assert.equal(decode((await readSecret(bed.kubeConfig, ns, 's59'))?.data?.V), 'read-ahead-value-59-Ra7');
   });
 
+  it('the read-ahead never mixes identities: two accounts of one namespace, queued side by side, each read only its own secrets', async (t) => {
+    const ns = await bed.newNamespace('read-ahead-two');
+    await createServiceAccount(bed.kubeConfig, ns, 'one', 'team-read-ahead-one');
+    await createServiceAccount(bed.kubeConfig, ns, 'two', 'team-read-ahead-two');
+    const count = 30;
+    for (let i = 0; i < count; i++) {
+      for (const account of ['one', 'two']) {
+        await createAwsSecret(aws, `${ns}/${account}-${i}`, `read-ahead-${account}-${i}-Rb8`);
+        await api().create(ns, `${account}-${i}`, {
+          serviceAccountName: account,
+          objects: [{ objectName: `${ns}/${account}-${i}`, objectType: 'secretsmanager', objectAlias: 'V' }],
+        });
+      }
+    }
+    proxy.resetCounts();
+    const running = await startController(bed.kubeConfig, proxy.endpoint, { namespaces: [ns] });
+    controllers.push(running);
+    await waitFor('every SecretSync Ready', 60_000, async () => {
+      const items = (await api().list(ns)).items;
+      return items.filter((item) => ready(item)?.status === 'True').length === 2 * count;
+    });
+    const reads = proxy
+      .calls()
+      .filter((call) => call.api === 'BatchGetSecretValue' || call.api === 'GetSecretValue');
+    const accountsByKey = new Map<string, Set<string>>();
+    for (const call of reads) {
+      const accounts = accountsByKey.get(call.accessKeyId ?? '') ?? new Set<string>();
+      for (const id of call.ids) accounts.add(id.slice(ns.length + 1).split('-')[0] ?? '');
+      accountsByKey.set(call.accessKeyId ?? '', accounts);
+    }
+    t.diagnostic(`${reads.length} value calls by ${accountsByKey.size} identities`);
+    assert.equal(accountsByKey.size, 2, 'each account read as its own role');
+    for (const accounts of accountsByKey.values()) assert.equal(accounts.size, 1, [...accounts].join(', '));
+    assert.ok(reads.length <= 6, `${reads.length} value calls for two accounts' 30 secrets each`);
+  });
+
   it('a force-sync set while no controller ran is honoured at the next start', async () => {
     const ns = await namespaceWithController('restart-force');
     await createServiceAccount(bed.kubeConfig, ns, 'app', 'team-force');
