@@ -158,7 +158,8 @@ export function planRequests(
   });
 }
 
-const requestKey = (r: SecretRequest): string =>
+/** A request's identity: equal keys, equal reads (what a batch merges, what a sync's read-ahead skips). */
+export const requestKey = (r: SecretRequest): string =>
   JSON.stringify([r.objectType, r.id, r.region, r.versionId ?? null, r.versionStage ?? null]);
 
 /** One read() for all requests, identical ones merged; results in request order. */

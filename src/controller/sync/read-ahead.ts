@@ -18,7 +18,7 @@
 
 import { batchLimit } from '../../aws/index.ts';
 import { roleChainKey } from '../../aws/role-chain.ts';
-import { planRequests } from '../../core/payloads.ts';
+import { planRequests, requestKey } from '../../core/payloads.ts';
 import type { SecretRequest } from '../../core/source.ts';
 import { parseMountSpec } from '../../core/spec.ts';
 import type { SyncJob } from '../jobs.ts';
@@ -75,25 +75,16 @@ export type ReadAhead = (
   held: (request: SecretRequest) => boolean,
 ) => SecretRequest[];
 
-const keyOf = (request: SecretRequest): string =>
-  JSON.stringify([
-    request.objectType,
-    request.id,
-    request.region,
-    request.versionId ?? null,
-    request.versionStage ?? null,
-  ]);
-
 /** Where requests are batched together: one call per object type and region. */
 const batchOf = (request: SecretRequest): string => `${request.objectType} ${request.region}`;
 
 const plannedRead = (request: SecretRequest): PlannedRead => ({
   request,
-  key: keyOf(request),
+  key: requestKey(request),
   batch: batchOf(request),
 });
 
-export function identityOf(job: SyncJob): string {
+function identityOf(job: SyncJob): string {
   const chain = job.roleChain ? roleChainKey(job.roleChain.chain) : '';
   return JSON.stringify([job.source.namespace, job.serviceAccountName, chain]);
 }
@@ -150,7 +141,7 @@ export function createReadAhead(options: ReadAheadOptions): ReadAhead {
     const at = now();
     forgetOld(at);
     const batches = new Set(own.map(batchOf));
-    const mine = new Set(own.map(keyOf));
+    const mine = new Set(own.map(requestKey));
     const ahead: SecretRequest[] = [];
     for (const key of options.queued(job.source.namespace, lookahead)) {
       const planned = plan(key);
