@@ -141,10 +141,14 @@ test('fuzz: Secret reviews never throw, never echo a value, never allow a labell
         return;
       }
       assert.equal(stored.data, undefined, 'a labelled Secret is stored without data');
-      const text = JSON.stringify(stored);
-      assert.ok(!/Vq9/.test(text) && !text.includes('VnE5'), 'no value in clear in the stored form');
       const metadata = stored.metadata as { name: string; annotations: Record<string, string> };
       const sealed = metadata.annotations['smk.dev/sealed'] ?? '';
+      // The sealed annotation is random-looking ciphertext that may hold the marker's letters by
+      // chance (about once in 7,000 cases); that it is ciphertext is proven below by opening it
+      // only with the controller's key and only for this Secret. Everything else is scanned.
+      const { 'smk.dev/sealed': _sealed, ...otherAnnotations } = metadata.annotations;
+      const text = JSON.stringify({ ...stored, metadata: { ...metadata, annotations: otherAnnotations } });
+      assert.ok(!/Vq9/.test(text) && !text.includes('VnE5'), 'no value in clear in the stored form');
       const owner = { cluster: 'fuzz', namespace: 'team-a', name: metadata.name };
       const opened = new TextDecoder().decode(openSealed(keyPair, owner, sealed, 'fuzz'));
       const data = decodeSecretDocument(opened, 'fuzz');
