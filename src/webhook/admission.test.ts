@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import { type AdmissionResult, reviewAdmission } from './admission.ts';
+import {
+  type AdmissionResult,
+  admissionReviewSchema,
+  plainReviewRequest,
+  reviewAdmission,
+} from './admission.ts';
 import { sameSpecBesidesTokenVolumes, tokenVolumeNames } from './answer-cache.ts';
 import { defaultInjectorConfig, type InjectorConfig, mutatePod } from './mutate.ts';
 
@@ -239,4 +245,69 @@ describe('reviewAdmission', () => {
     assert.equal(result.outcome, 'denied');
     assert.match(result.status === 200 ? (result.message ?? '') : '', /^pod spec\.containers: /);
   });
+});
+
+test('plainReviewRequest accepts only what the schema accepts, and reads the same fields', () => {
+  const odd = fc.oneof(fc.constant(null), fc.integer(), fc.constant([]), fc.constant({}));
+  /** Mostly the valid value, so the plain path is taken often; sometimes anything else. */
+  const text = (valid: string) => fc.oneof({ weight: 8, arbitrary: fc.constant(valid) }, fc.string(), odd);
+  const optionalText = fc.oneof(
+    { weight: 2, arbitrary: fc.constant(undefined) },
+    { weight: 2, arbitrary: fc.string({ maxLength: 6 }) },
+    { weight: 1, arbitrary: odd },
+  );
+  const gvk = fc.oneof(
+    fc.constant(undefined),
+    odd,
+    fc.record({ group: optionalText, version: optionalText, kind: optionalText }),
+    fc.record({ group: optionalText, version: optionalText, kind: optionalText }, { requiredKeys: [] }),
+  );
+  const requestFields = {
+    uid: fc.oneof({ weight: 4, arbitrary: fc.string({ minLength: 1, maxLength: 3 }) }, fc.constant(''), odd),
+    kind: gvk,
+    operation: optionalText,
+    namespace: optionalText,
+    name: optionalText,
+    object: fc.jsonValue(),
+    dryRun: fc.boolean(),
+  };
+  const review = fc
+    .record(
+      {
+        apiVersion: text('admission.k8s.io/v1'),
+        kind: text('AdmissionReview'),
+        request: fc.oneof(
+          { weight: 4, arbitrary: fc.record(requestFields) },
+          fc.record(requestFields, { requiredKeys: [] }),
+          odd,
+        ),
+      },
+      { requiredKeys: [] },
+    )
+    .map((value) => JSON.parse(JSON.stringify(value)) as unknown);
+  let accepted = 0;
+  fc.assert(
+    fc.property(fc.oneof({ weight: 9, arbitrary: review }, fc.anything()), (body) => {
+      const plain = plainReviewRequest(body);
+      if (plain === undefined) return;
+      accepted += 1;
+      const parsed = admissionReviewSchema.safeParse(body);
+      assert.ok(parsed.success, JSON.stringify(body));
+      const { uid, kind, operation, namespace, name, object } = parsed.data.request;
+      assert.deepEqual(
+        {
+          uid: plain.uid,
+          kind: plain.kind,
+          operation: plain.operation,
+          namespace: plain.namespace,
+          name: plain.name,
+        },
+        { uid, kind, operation, namespace, name },
+      );
+      assert.equal(plain.object, object);
+    }),
+    { numRuns: 3000, seed: 20_261_207 },
+  );
+  assert.ok(accepted > 40, `only ${accepted} accepted: the generator proves little`);
+  assert.ok(plainReviewRequest(fixture()) !== undefined, "the API server's review takes the plain path");
 });

@@ -54,6 +54,18 @@ describe('sameSpecBesidesTokenVolumes', () => {
     assert.ok(!same({ ...base, priority: 1 }, { ...base, priority: '1' }));
   });
 
+  test('a field moved to another level, or a field more or fewer, is another spec', () => {
+    const base = { ...spec('kube-api-access-aaaaa'), x: { a: 1, b: 2 } };
+    const { x: _x, ...rest } = base;
+    assert.ok(!same(base, { ...rest, x: { a: 1 }, b: 2 }), 'the same parts in the same order, one level up');
+    assert.ok(!same({ ...rest, x: { a: 1 }, b: 2 }, base));
+    assert.ok(!same(base, { ...rest, x: { a: 1 } }));
+    assert.ok(!same(base, { ...rest, x: { a: 1, b: 2, c: 3 } }));
+    assert.ok(!same(base, { ...base, y: 1 }));
+    assert.ok(!same({ ...base, y: 1 }, base));
+    assert.ok(same(base, { ...spec('kube-api-access-bbbbb'), x: { a: 1, b: 2 } }));
+  });
+
   test('key order counts, as it did for the JSON digest before', () => {
     const { volumes, containers } = spec('kube-api-access-aaaaa');
     assert.ok(!same({ volumes, containers }, { containers, volumes }));
