@@ -8,7 +8,14 @@ import * as z from 'zod';
 import { isInjectionAnnotation, mentionsInjection } from './annotations.ts';
 import { AnswerCache, tokenVolumeNames } from './answer-cache.ts';
 import { type InjectorConfig, mutatePod } from './mutate.ts';
-import { describeSchemaError, isPlainPodMetadata, podMetadataSchema, rawAnnotations } from './pod.ts';
+import {
+  absentOrString,
+  describeSchemaError,
+  isPlainPodMetadata,
+  isRecord,
+  podMetadataSchema,
+  rawAnnotations,
+} from './pod.ts';
 
 const groupVersionKind = z.object({ group: z.string(), version: z.string(), kind: z.string() });
 
@@ -26,12 +33,6 @@ export const admissionReviewSchema = z.object({
 });
 
 type ReviewRequest = z.infer<typeof admissionReviewSchema>['request'];
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-const absentOrString = (value: unknown): boolean => value === undefined || typeof value === 'string';
 
 /**
  * The request of a review in the plain shape the API server sends, found without zod's general

@@ -16,6 +16,7 @@
  * makes nothing: walking two object trees side by side cost ~9 µs a pod, most of it property
  * lookups on objects of many shapes.
  */
+import { isRecord } from './pod.ts';
 
 const generatedTokenVolumeName = /^kube-api-access-[a-z0-9]{5}$/;
 
@@ -26,10 +27,6 @@ const maxRememberedBytes = 2 * 1024 * 1024;
 const maxSpecBytes = 64 * 1024;
 /** Answers remembered for one set of annotations (Deployments can share annotations). */
 const maxPerAnnotations = 8;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** The spec's generated token volume names (projected volumes named like the plugin names them). */
 export function tokenVolumeNames(spec: unknown): ReadonlySet<string> {

@@ -5,6 +5,7 @@
  */
 import { type Document, isDocument, parseAllDocuments, stringify } from 'yaml';
 import { type InjectorConfig, mutatePod } from './mutate.ts';
+import { isRecord } from './pod.ts';
 
 /** Where each kind keeps its pod template. */
 export const templatePaths: Readonly<Record<string, readonly string[]>> = {
@@ -35,10 +36,6 @@ export type InjectManifestsResult =
   | { readonly ok: false; readonly errors: readonly string[] };
 
 type ObjectResult = { readonly object: unknown; readonly changed: boolean } | { readonly error: string };
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function identify(object: unknown): { kind: string; name: string | undefined } {
   if (!isRecord(object)) return { kind: 'not an object', name: undefined };

@@ -49,11 +49,13 @@ export const podMetadataSchema = z.looseObject({
   annotations: z.record(z.string(), z.string()).optional(),
 });
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+/** A JSON object (not an array, not null). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-const absentOrString = (value: unknown): boolean => value === undefined || typeof value === 'string';
+/** An optional string field as JSON gives it. */
+export const absentOrString = (value: unknown): boolean => value === undefined || typeof value === 'string';
 
 /**
  * True only where `podMetadataSchema` accepts `value`, answered without zod for the plain shape
