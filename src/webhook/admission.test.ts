@@ -245,6 +245,19 @@ describe('reviewAdmission', () => {
     assert.equal(result.outcome, 'denied');
     assert.match(result.status === 200 ? (result.message ?? '') : '', /^pod spec\.containers: /);
   });
+
+  test('a pod with a field nested thousands of levels deep is mutated, not crashed on', () => {
+    // Only a forged review can nest like this; the answer cache used to exhaust the stack copying it.
+    const deep = (depth: number): unknown => JSON.parse('['.repeat(depth) + ']'.repeat(depth));
+    const plain = patchOf(reviewAdmission(fixture(), config));
+    for (const depth of [5_000, 5_001]) {
+      const review = fixture();
+      (review.request.object.spec as Record<string, unknown>).deep = deep(depth);
+      const result = reviewAdmission(review, config);
+      assert.equal(result.outcome, 'mutated');
+      assert.deepEqual(patchOf(result), plain, 'the same injection as without the deep field');
+    }
+  });
 });
 
 test('plainReviewRequest accepts only what the schema accepts, and reads the same fields', () => {

@@ -130,7 +130,7 @@ describe('AnswerCache', () => {
     assert.equal(cache.get('a', sibling, tokenVolumeNames(sibling)), 'answer');
   });
 
-  test('is bounded: 256 answers, 8 specs per annotations, no spec over 64 KiB', () => {
+  test('is bounded: 256 answers, 8 specs per annotations, no spec over 64 KiB or 64 levels deep', () => {
     const cache = new AnswerCache<number>();
     for (let i = 0; i < 300; i += 1) {
       const made = spec('kube-api-access-aaaaa', [`app-${i}`]);
@@ -158,5 +158,14 @@ describe('AnswerCache', () => {
     shared.set('large', large, tokenVolumeNames(large), 1);
     assert.equal(shared.get('large', large, tokenVolumeNames(large)), undefined);
     assert.equal(shared.size, 8);
+
+    // Nor one nested past 64 levels (a walk of thousands would exhaust the stack).
+    const nested = (depth: number): unknown => (depth === 0 ? 'leaf' : [nested(depth - 1)]);
+    const deep = { ...spec('kube-api-access-aaaaa'), deep: nested(65) };
+    shared.set('deep', deep, tokenVolumeNames(deep), 1);
+    assert.equal(shared.get('deep', deep, tokenVolumeNames(deep)), undefined);
+    const fine = { ...spec('kube-api-access-aaaaa'), deep: nested(60) };
+    shared.set('deep', fine, tokenVolumeNames(fine), 2);
+    assert.equal(shared.get('deep', fine, tokenVolumeNames(fine)), 2);
   });
 });

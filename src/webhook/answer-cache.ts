@@ -27,6 +27,12 @@ const maxRememberedBytes = 2 * 1024 * 1024;
 const maxSpecBytes = 64 * 1024;
 /** Answers remembered for one set of annotations (Deployments can share annotations). */
 const maxPerAnnotations = 8;
+/**
+ * A spec nested deeper than this is not remembered either. A pod spec from the API server is a
+ * dozen levels deep at most; only a forged review nests further, and walking thousands of levels
+ * would exhaust the stack (a 5,000-deep array in a valid pod made the answer a 500).
+ */
+const maxSpecDepth = 64;
 
 /** The spec's generated token volume names (projected volumes named like the plugin names them). */
 export function tokenVolumeNames(spec: unknown): ReadonlySet<string> {
@@ -97,7 +103,7 @@ const standInMark = Object.freeze({ mark: 'generated token volume name' });
  */
 export type Flattened = readonly unknown[];
 
-/** Flattens a spec, counting about how many bytes its JSON has, and stops past `limit`. */
+/** Flattens a spec, counting about how many bytes its JSON has; stops past `limit` or `maxSpecDepth` levels. */
 class Flattener {
   readonly out: unknown[] = [];
   readonly names: ReadonlySet<string>;
@@ -110,8 +116,8 @@ class Flattener {
   }
 
   /** False when the spec is larger than the limit (what was flattened so far is then of no use). */
-  add(value: unknown, place: Place): boolean {
-    if (this.bytes > this.limit) return false;
+  add(value: unknown, place: Place, depth = 0): boolean {
+    if (this.bytes > this.limit || depth > maxSpecDepth) return false;
     if (place === nameField && typeof value === 'string' && this.names.has(value)) {
       this.out.push(standInMark);
       this.bytes += value.length + 3;
@@ -122,7 +128,7 @@ class Flattener {
       this.out.push(arrayMark, value.length);
       this.bytes += 2;
       const entry = entryPlace(place);
-      for (const item of value) if (!this.add(item, entry)) return false;
+      for (const item of value) if (!this.add(item, entry, depth + 1)) return false;
     } else {
       const keys = Object.keys(value);
       this.out.push(objectMark, keys.length);
@@ -130,7 +136,8 @@ class Flattener {
       for (const key of keys) {
         this.out.push(key);
         this.bytes += key.length + 4;
-        if (!this.add((value as Record<string, unknown>)[key], fieldPlace(place, key))) return false;
+        if (!this.add((value as Record<string, unknown>)[key], fieldPlace(place, key), depth + 1))
+          return false;
       }
     }
     return this.bytes <= this.limit;
@@ -139,7 +146,8 @@ class Flattener {
 
 /**
  * The spec to remember, with `names` (its own generated token volume names) marked where they
- * stand in, and about how many bytes its JSON has; undefined when that is over `limit`.
+ * stand in, and about how many bytes its JSON has; undefined when that is over `limit` or the spec
+ * nests deeper than `maxSpecDepth`.
  */
 export function flattenSpec(
   spec: unknown,
